@@ -1,0 +1,259 @@
+/**
+ * Reads a YAML or JSON config file, validates it against its JSON Schema and resolves what the
+ * schema cannot check (secrets in files, cross-field rules). Either a typed config or a ConfigError
+ * naming the file, the field path (with line and column) and what was expected. Pure of side effects
+ * beyond reading files: nothing is started or changed.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, extname, isAbsolute, resolve } from 'node:path';
+import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { ConfigError, jsonPointerToPath, pointerSegments, type ConfigIssue } from './errors.js';
+import { validatorFor, type ErrorObject } from './schema-registry.js';
+import type { AgentConfig, AnyConfig, ConfigKind, ControllerConfig, KamailioRpcConfig } from './types.js';
+
+const KINDS: readonly ConfigKind[] = ['controller', 'agent'];
+
+interface Parsed {
+  readonly data: unknown;
+  readonly locate: (pointer: string) => { line: number; column: number } | undefined;
+}
+
+function parseText(file: string, text: string): Parsed {
+  // JSON is a subset of YAML 1.2, but a .json file gets JSON's stricter parser and messages.
+  if (extname(file).toLowerCase() === '.json') {
+    try {
+      return { data: JSON.parse(text) as unknown, locate: () => undefined };
+    } catch (e) {
+      throw new ConfigError(file, [{ path: '', message: `malformed JSON: ${(e as Error).message}` }]);
+    }
+  }
+  const lineCounter = new LineCounter();
+  const doc: Document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((err) => {
+        const pos = lineCounter.linePos(err.pos[0]);
+        return { path: '', message: `malformed YAML: ${err.message.split('\n')[0]}`, line: pos.line, column: pos.col };
+      }),
+    );
+  }
+  const locate = (pointer: string) => {
+    // Walk up to the nearest node that exists, so a missing field points at its parent.
+    const segs = pointerSegments(pointer);
+    for (let n = segs.length; n >= 0; n--) {
+      const node = doc.getIn(segs.slice(0, n), true);
+      if (isNode(node) && node.range) {
+        const pos = lineCounter.linePos(node.range[0]);
+        return { line: pos.line, column: pos.col };
+      }
+    }
+    return undefined;
+  };
+  return { data: doc.toJS() as unknown, locate };
+}
+
+const FORMAT_NAMES: Record<string, string> = { ipv4: 'an IPv4 address (e.g. 127.0.0.10)', uri: 'a URL (e.g. http://127.0.0.10:5071/RPC)' };
+
+function describe(err: ErrorObject): { pointer: string; message: string } {
+  const p = err.params as Record<string, unknown>;
+  switch (err.keyword) {
+    case 'additionalProperties':
+      return {
+        pointer: `${err.instancePath}/${String(p.additionalProperty)}`,
+        message: 'unknown field (not in the schema; check the spelling)',
+      };
+    case 'required':
+      return {
+        pointer: `${err.instancePath}/${String(p.missingProperty)}`,
+        message: 'required field is missing',
+      };
+    case 'const':
+      return { pointer: err.instancePath, message: `must be ${JSON.stringify(p.allowedValue)}` };
+    case 'enum':
+      return {
+        pointer: err.instancePath,
+        message: `must be one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`,
+      };
+    case 'pattern': {
+      const d = (err.parentSchema as { description?: string } | undefined)?.description;
+      return { pointer: err.instancePath, message: d ? `must be ${d}` : `must match ${String(p.pattern)}` };
+    }
+    case 'format':
+      return { pointer: err.instancePath, message: `must be ${FORMAT_NAMES[String(p.format)] ?? `a valid ${String(p.format)}`}` };
+    default:
+      return { pointer: err.instancePath, message: err.message ?? err.keyword };
+  }
+}
+
+function schemaIssues(errors: readonly ErrorObject[], locate: Parsed['locate']): ConfigIssue[] {
+  const seen = new Set<string>();
+  const issues: ConfigIssue[] = [];
+  for (const err of errors) {
+    // allErrors reports every failed branch; one line per field and message is enough.
+    if (err.keyword === 'if') continue;
+    const { pointer, message } = describe(err);
+    const key = `${pointer} ${message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const pos = locate(pointer);
+    issues.push({ path: jsonPointerToPath(pointer), message, ...(pos ?? {}) });
+  }
+  return issues;
+}
+
+/** Reads a secret that is given inline or in a file (exactly one of the two). */
+function secret(
+  obj: Record<string, unknown>,
+  inlineKey: string,
+  fileKey: string,
+  at: string,
+  baseDir: string,
+  issues: ConfigIssue[],
+  required: boolean,
+): string | undefined {
+  const inline = obj[inlineKey];
+  const file = obj[fileKey];
+  const prefix = at ? `${at}.` : '';
+  if (inline !== undefined && file !== undefined) {
+    issues.push({ path: `${prefix}${fileKey}`, message: `give either ${inlineKey} or ${fileKey}, not both` });
+    return undefined;
+  }
+  if (typeof file === 'string') {
+    const path = isAbsolute(file) ? file : resolve(baseDir, file);
+    try {
+      const value = readFileSync(path, 'utf8').trim();
+      if (!value) issues.push({ path: `${prefix}${fileKey}`, message: `file ${path} is empty` });
+      return value;
+    } catch (e) {
+      issues.push({ path: `${prefix}${fileKey}`, message: `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? e}` });
+      return undefined;
+    }
+  }
+  if (typeof inline === 'string') return inline;
+  if (required) issues.push({ path: `${prefix}${inlineKey}`, message: `required: give ${inlineKey} or ${fileKey}` });
+  return undefined;
+}
+
+const HEX_KEY = /^([0-9a-fA-F]{2}){32,64}$/;
+
+function hexKey(value: string | undefined, path: string, issues: ConfigIssue[]): Buffer | undefined {
+  if (value === undefined) return undefined;
+  if (!HEX_KEY.test(value)) {
+    issues.push({ path, message: 'must be 64 to 128 hex digits (a 32 to 64 byte key)' });
+    return undefined;
+  }
+  return Buffer.from(value, 'hex');
+}
+
+function rpc(raw: Record<string, unknown>, at: string, baseDir: string, issues: ConfigIssue[]): KamailioRpcConfig {
+  const password = secret(raw, 'password', 'password_file', at, baseDir, issues, false);
+  if (password !== undefined && raw.username === undefined) {
+    issues.push({ path: `${at}.username`, message: 'required when a password is given' });
+  }
+  const { password: _p, password_file: _f, ...rest } = raw;
+  return { ...(rest as unknown as KamailioRpcConfig), ...(password !== undefined ? { password } : {}) };
+}
+
+function resolveController(raw: Record<string, any>, baseDir: string, issues: ConfigIssue[]): ControllerConfig {
+  const hb = raw.heartbeat as Record<string, unknown>;
+  const current = hexKey(
+    secret(hb, 'master_key', 'master_key_file', 'heartbeat', baseDir, issues, true),
+    'heartbeat.master_key',
+    issues,
+  );
+  const previous = hexKey(
+    secret(hb, 'previous_master_key', 'previous_master_key_file', 'heartbeat', baseDir, issues, false),
+    'heartbeat.previous_master_key',
+    issues,
+  );
+  const { master_key: _a, master_key_file: _b, previous_master_key: _c, previous_master_key_file: _d, ...hbRest } = hb;
+
+  const setIds = new Set<number>();
+  const backendIds = new Map<string, string>();
+  (raw.sets as any[]).forEach((set, i) => {
+    if (setIds.has(set.id)) issues.push({ path: `sets[${i}].id`, message: `duplicate set id ${set.id}` });
+    setIds.add(set.id);
+    (set.backends as any[]).forEach((b, j) => {
+      const at = `sets[${i}].backends[${j}]`;
+      const prior = backendIds.get(b.id);
+      if (prior) issues.push({ path: `${at}.id`, message: `duplicate backend id ${b.id} (also at ${prior})` });
+      backendIds.set(b.id, at);
+      if (!b.agent && !b.ssh) issues.push({ path: at, message: 'needs an agent or an ssh section to be measured' });
+    });
+  });
+  const lbNames = new Set<string>();
+  const lbNodes = (raw.lb_nodes as any[]).map((lb, i) => {
+    if (lbNames.has(lb.name)) issues.push({ path: `lb_nodes[${i}].name`, message: `duplicate LB node ${lb.name}` });
+    lbNames.add(lb.name);
+    return { name: lb.name, rpc: rpc(lb.rpc, `lb_nodes[${i}].rpc`, baseDir, issues) };
+  });
+  return {
+    ...(raw as ControllerConfig),
+    heartbeat: {
+      ...(hbRest as unknown as ControllerConfig['heartbeat']),
+      master_keys: [current, previous].filter((k): k is Buffer => k !== undefined),
+    },
+    lb_nodes: lbNodes,
+  };
+}
+
+function resolveAgent(raw: Record<string, any>, baseDir: string, issues: ConfigIssue[]): AgentConfig {
+  const key = hexKey(secret(raw, 'key', 'key_file', '', baseDir, issues, true), 'key', issues);
+  const { key: _k, key_file: _f, kamailio_rpc, ...rest } = raw;
+  return {
+    ...(rest as AgentConfig),
+    key: key ?? Buffer.alloc(0),
+    ...(kamailio_rpc ? { kamailio_rpc: rpc(kamailio_rpc, 'kamailio_rpc', baseDir, issues) } : {}),
+  };
+}
+
+/** Validates already-parsed data; `file` is used for messages and to resolve relative secret paths. */
+export function configFromData(file: string, data: unknown, locate: Parsed['locate'] = () => undefined, expected?: ConfigKind): AnyConfig {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw new ConfigError(file, [{ path: '', message: 'must be a mapping (key: value pairs)' }]);
+  }
+  const kind = (data as { kind?: unknown }).kind;
+  if (!KINDS.includes(kind as ConfigKind)) {
+    throw new ConfigError(file, [
+      {
+        path: 'kind',
+        message: kind === undefined ? `required field is missing: say controller or agent` : `must be "controller" or "agent"`,
+        ...(locate('/kind') ?? {}),
+      },
+    ]);
+  }
+  if (expected && kind !== expected) {
+    throw new ConfigError(file, [{ path: 'kind', message: `this command needs a ${expected} config, not a ${String(kind)} config`, ...(locate('/kind') ?? {}) }]);
+  }
+  const validate = validatorFor(`${String(kind)}-config`);
+  if (!validate(data)) throw new ConfigError(file, schemaIssues(validate.errors ?? [], locate));
+
+  const issues: ConfigIssue[] = [];
+  const baseDir = dirname(resolve(file));
+  const config =
+    kind === 'controller'
+      ? resolveController(data as Record<string, any>, baseDir, issues)
+      : resolveAgent(data as Record<string, any>, baseDir, issues);
+  if (issues.length > 0) throw new ConfigError(file, issues);
+  return config;
+}
+
+export function loadConfig(file: string, expected?: ConfigKind): AnyConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(file, [{ path: '', message: `cannot read the file: ${(e as NodeJS.ErrnoException).code ?? e}` }]);
+  }
+  const { data, locate } = parseText(file, text);
+  return configFromData(file, data, locate, expected);
+}
+
+export function loadControllerConfig(file: string): ControllerConfig {
+  return loadConfig(file, 'controller') as ControllerConfig;
+}
+
+export function loadAgentConfig(file: string): AgentConfig {
+  return loadConfig(file, 'agent') as AgentConfig;
+}

@@ -1,0 +1,82 @@
+/**
+ * Config files as the code sees them after validation (defaults applied, secrets read from files).
+ * Shapes mirror schemas/*-config.schema.json; the schema is the source of truth for what is accepted.
+ */
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+export interface UdpEndpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
+export interface KamailioRpcConfig {
+  readonly url: string;
+  readonly username?: string;
+  /** Resolved from `password` or `password_file`. */
+  readonly password?: string;
+  readonly timeout_ms: number;
+}
+
+export interface SshConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly username: string;
+  readonly private_key_file: string;
+  readonly host_fingerprint: string;
+  readonly interval_ms: number;
+  readonly kamcmd: boolean;
+  readonly sip_port: number;
+}
+
+export interface BackendConfig {
+  readonly id: string;
+  readonly sip_uri: string;
+  readonly capacity: number;
+  readonly agent?: UdpEndpoint;
+  readonly ssh?: SshConfig;
+}
+
+export interface SetConfig {
+  readonly id: number;
+  readonly name?: string;
+  readonly self_registration: boolean;
+  readonly backends: readonly BackendConfig[];
+}
+
+export interface LbNodeConfig {
+  readonly name: string;
+  readonly rpc: KamailioRpcConfig;
+}
+
+export interface ControllerConfig {
+  readonly kind: 'controller';
+  readonly heartbeat: {
+    readonly listen: UdpEndpoint;
+    /** Resolved master keys: the current one first, then the previous one during a rotation. */
+    readonly master_keys: readonly Buffer[];
+    readonly probe_interval_ms: number;
+  };
+  readonly lb_nodes: readonly LbNodeConfig[];
+  readonly sets: readonly SetConfig[];
+  readonly schedules: { readonly reconcile: string };
+  readonly logging: { readonly level: LogLevel };
+}
+
+export interface AgentConfig {
+  readonly kind: 'agent';
+  readonly backend_id: string;
+  readonly set: number;
+  readonly listen: UdpEndpoint;
+  readonly controller: UdpEndpoint;
+  /** Resolved from `key` or `key_file`: this backend's derived heartbeat key. */
+  readonly key: Buffer;
+  readonly capacity: number;
+  readonly draining: boolean;
+  readonly sip: UdpEndpoint;
+  readonly kamailio_rpc?: KamailioRpcConfig;
+  readonly collect_interval_ms: number;
+  readonly logging: { readonly level: LogLevel };
+}
+
+export type AnyConfig = ControllerConfig | AgentConfig;
+export type ConfigKind = AnyConfig['kind'];

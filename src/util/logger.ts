@@ -1,0 +1,37 @@
+/**
+ * Structured JSON logs (pino). Secrets never reach a log line: the paths that can hold them are
+ * redacted here, once, for every logger the program makes.
+ */
+import { pino, type Logger } from 'pino';
+import type { LogLevel } from '../config/types.js';
+
+export type { Logger };
+
+export const REDACTED_PATHS = [
+  'password',
+  '*.password',
+  '*.*.password',
+  'key',
+  '*.key',
+  'master_key',
+  '*.master_key',
+  'master_keys',
+  '*.master_keys',
+  'previous_master_key',
+  '*.previous_master_key',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  'token',
+  '*.token',
+];
+
+export function createLogger(name: string, level: LogLevel = 'info', destination?: NodeJS.WritableStream): Logger {
+  const options = {
+    name,
+    level: process.env.SIPWEIGH_LOG_LEVEL ?? level,
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    base: { pid: process.pid },
+  };
+  return destination ? pino(options, destination as pino.DestinationStream) : pino(options, pino.destination(2));
+}

@@ -1,0 +1,21 @@
+/**
+ * The installed package's root (where schemas/ and kamailio/ live), found from this file's location,
+ * so the same code works from src/ under tsx and from dist/src/ after the build.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+function findRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'schemas'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('sipweigh: cannot find the package root (package.json + schemas/)');
+    dir = parent;
+  }
+}
+
+export const PACKAGE_ROOT = findRoot();
+export const SCHEMA_DIR = join(PACKAGE_ROOT, 'schemas');
+export const KAMAILIO_CFG_DIR = join(PACKAGE_ROOT, 'kamailio');
