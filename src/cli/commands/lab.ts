@@ -1,0 +1,93 @@
+import { Command, Option } from 'commander';
+import { DEFAULT_LAB_DIR, labStatus, startLab, stopLab } from '../../lab/lab.js';
+import { LAB_LIMITS } from '../../lab/topology.js';
+import { CliError, EXIT } from '../exit-codes.js';
+
+function parseCount(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new CliError(`not a whole number: ${value}`, EXIT.usage);
+  return n;
+}
+
+function parseCapacities(value: string): number[] {
+  const caps = value.split(',').map((v) => Number(v.trim()));
+  if (caps.some((c) => !(c > 0))) throw new CliError(`--capacity takes calls/s > 0, comma-separated: ${value}`, EXIT.usage);
+  return caps;
+}
+
+const dirOption = () => new Option('--dir <dir>', 'lab state and run directory').default(DEFAULT_LAB_DIR);
+
+export function labCommand(): Command {
+  const lab = new Command('lab').description('a local lab on loopback: Kamailio LB, backends and sipp UAS');
+
+  lab
+    .command('up')
+    .description('start the lab and leave it running (stop it with `lab down`)')
+    .option('--backends <n>', `number of backends (${LAB_LIMITS.minBackends}-${LAB_LIMITS.maxBackends})`, parseCount, 2)
+    .option('--capacity <cps>', 'emulated capacity in calls/s: one value for all backends, or one per backend (e.g. 50,100,200)', parseCapacities)
+    .option('--workers <n>', 'UDP workers of an emulated backend', parseCount, 4)
+    .option('--uas-scenario <file>', 'sipp scenario run behind every backend instead of the answering UAS')
+    .addOption(dirOption())
+    .option('--json', 'print every address and port as one JSON object')
+    .action(async (opts: { backends: number; capacity?: number[]; workers: number; uasScenario?: string; dir: string; json?: boolean }) => {
+      const running = await startLab({
+        backends: opts.backends,
+        ...(opts.capacity ? { capacities: opts.capacity } : {}),
+        workers: opts.workers,
+        ...(opts.uasScenario ? { uasScenario: opts.uasScenario } : {}),
+        dir: opts.dir,
+        detach: true,
+      });
+      const s = running.state;
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(s)}\n`);
+        return;
+      }
+      const lines = [
+        `lab up (${s.dir})`,
+        `  LB         sip:${s.plan.lb.sip.address}:${s.plan.lb.sip.port} (udp, tcp)   JSON-RPC ${s.lb_rpc_url} (user ${s.plan.lb.rpc.username})`,
+        ...s.plan.backends.map(
+          (b) =>
+            `  ${b.id.padEnd(10)} sip:${b.sip.address}:${b.sip.port}   JSON-RPC http://${b.sip.address}:${b.rpcPort}/RPC   UAS ${b.uas.address}:${b.uas.port}` +
+            (b.emulation ? `   emulated ${b.emulation.callsPerSecond} calls/s (${b.emulation.workers} workers × ${b.emulation.delayUs / 1000} ms)` : ''),
+        ),
+        `  send calls from ${s.plan.client.address} to sip:${s.plan.lb.sip.address}:${s.plan.lb.sip.port}; stop with: sipweigh lab down`,
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+    });
+
+  lab
+    .command('status')
+    .description('show whether each lab process is running and bound')
+    .addOption(dirOption())
+    .option('--json', 'print the state as JSON')
+    .action(async (opts: { dir: string; json?: boolean }) => {
+      const status = await labStatus(opts.dir);
+      if (!status) {
+        if (opts.json) process.stdout.write(`${JSON.stringify({ running: false, dir: opts.dir })}\n`);
+        throw new CliError(`no lab in ${opts.dir}`, EXIT.absent);
+      }
+      const healthy = status.members.every((m) => m.running && m.bound);
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ running: healthy, ...status.state, members: status.members })}\n`);
+      } else {
+        for (const m of status.members) {
+          const what = m.running ? (m.bound ? 'up' : 'running, not bound') : 'DOWN';
+          process.stdout.write(`${m.name.padEnd(14)} pid ${String(m.pid).padEnd(8)} ${what}\n`);
+        }
+      }
+      if (!healthy) process.exitCode = EXIT.failure;
+    });
+
+  lab
+    .command('down')
+    .description('stop every lab process by PID')
+    .addOption(dirOption())
+    .action(async (opts: { dir: string }) => {
+      const stuck = await stopLab(opts.dir);
+      if (stuck.length > 0) throw new CliError(`could not stop: ${stuck.map((m) => `${m.name} (pid ${m.pid})`).join(', ')}`);
+      process.stdout.write('lab down\n');
+    });
+
+  return lab;
+}

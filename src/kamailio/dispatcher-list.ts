@@ -1,0 +1,39 @@
+/**
+ * Kamailio dispatcher list files (`ds_list_file`): one destination per line,
+ * `setid destination flags priority attrs`. Pure formatting; writing the file atomically is the
+ * caller's job (temp name + rename), so a reload never reads half a list.
+ */
+export type DestinationState = 'active' | 'inactive' | 'disabled';
+
+/** Flag bits as dispatcher reads them from the file: 1 inactive, 4 disabled (see KAMAILIO-NOTES). */
+const STATE_FLAGS: Record<DestinationState, number> = { active: 0, inactive: 1, disabled: 4 };
+
+export interface Destination {
+  readonly setId: number;
+  readonly uri: string;
+  readonly state: DestinationState;
+  /** Relative weight for algorithm 11, 1..100; 0 is expressed as state inactive instead. */
+  readonly rweight: number;
+  readonly priority?: number;
+  /** Dispatcher's destination unique id: lets `set_duid_state` and the controller name it. */
+  readonly duid: string;
+}
+
+function checkDestination(d: Destination): void {
+  if (!Number.isInteger(d.setId) || d.setId < 0) throw new Error(`bad set id ${d.setId}`);
+  if (!/^sips?:[^\s]+$/.test(d.uri)) throw new Error(`bad destination URI ${JSON.stringify(d.uri)}`);
+  if (!Number.isInteger(d.rweight) || d.rweight < 1 || d.rweight > 100) {
+    throw new Error(`rweight of ${d.uri} must be an integer 1..100, got ${d.rweight}`);
+  }
+  if (!/^[A-Za-z0-9._-]+$/.test(d.duid)) throw new Error(`bad duid ${JSON.stringify(d.duid)}`);
+}
+
+export function formatDispatcherList(destinations: readonly Destination[]): string {
+  const lines = ['# written by sipweigh: changes here are overwritten (the controller repairs drift)'];
+  for (const d of destinations) {
+    checkDestination(d);
+    const attrs = `duid=${d.duid};rweight=${d.rweight}`;
+    lines.push(`${d.setId} ${d.uri} ${STATE_FLAGS[d.state]} ${d.priority ?? 0} ${attrs}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,203 @@
+/**
+ * The local lab: a Kamailio LB, N Kamailio backends and a sipp UAS behind each, on loopback, from the
+ * project's own kamailio/ configs. `up` leaves the processes running (their PIDs in a state file),
+ * `down` stops them by PID, `status` checks them. Also used in-process by tests, the demo and the
+ * benchmarks (`startLab` returns a handle whose `stop()` ends everything).
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KAMAILIO_CFG_DIR, PACKAGE_ROOT } from '../util/package-root.js';
+import { formatDispatcherList, type Destination } from '../kamailio/dispatcher-list.js';
+import { backendDefines, lbDefines } from './defines.js';
+import { startKamailio, type KamailioInstance } from './kamailio.js';
+import { pidAlive, ProcessGroup, stopPid, type ManagedProcess } from './processes.js';
+import { startSipp } from './sipp.js';
+import { isBound, type Endpoint } from './sockets.js';
+import { planLab, type LabOptions, type LabPlan } from './topology.js';
+
+export const DEFAULT_LAB_DIR = process.env.SIPWEIGH_LAB_DIR ?? '/tmp/sipweigh-lab';
+export const LAB_CONFIGS = {
+  lb: join(KAMAILIO_CFG_DIR, 'lb.cfg'),
+  backend: join(KAMAILIO_CFG_DIR, 'backend.cfg'),
+};
+export const LAB_SCENARIOS = {
+  uas: join(PACKAGE_ROOT, 'scripts', 'sipp', 'uas.xml'),
+  uac: join(PACKAGE_ROOT, 'scripts', 'sipp', 'uac.xml'),
+};
+
+export interface LabMember {
+  readonly name: string;
+  readonly role: 'lb' | 'backend' | 'uas' | 'agent' | 'controller';
+  readonly pid: number;
+  readonly log: string;
+  readonly endpoints: readonly Endpoint[];
+}
+
+/** What `lab up --json` prints and what `lab status`/`down` read back. */
+export interface LabState {
+  readonly version: 1;
+  readonly dir: string;
+  readonly started_at: string;
+  readonly plan: LabPlan;
+  readonly dispatcher_list: string;
+  readonly lb_rpc_url: string;
+  readonly members: readonly LabMember[];
+}
+
+export interface RunningLab {
+  readonly state: LabState;
+  readonly group: ProcessGroup;
+  /** Stops every process of the lab by PID. */
+  stop(): Promise<void>;
+}
+
+const stateFile = (dir: string) => join(dir, 'state.json');
+
+export function readLabState(dir = DEFAULT_LAB_DIR): LabState | undefined {
+  const file = stateFile(dir);
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(readFileSync(file, 'utf8')) as LabState;
+}
+
+function writeAtomically(file: string, text: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
+
+/** Equal relative weights, or proportional to the emulated capacities (the operator's static guess). */
+export function initialDestinations(plan: LabPlan): Destination[] {
+  const caps = plan.backends.map((b) => b.emulation?.callsPerSecond ?? 1);
+  const max = Math.max(...caps);
+  return plan.backends.map((b, i) => ({
+    setId: plan.lb.dispatcherSet,
+    uri: `sip:${b.sip.address}:${b.sip.port}`,
+    state: 'active',
+    rweight: Math.max(1, Math.round((100 * (caps[i] ?? 1)) / max)),
+    duid: b.id,
+  }));
+}
+
+function member(role: LabMember['role'], p: ManagedProcess, endpoints: readonly Endpoint[]): LabMember {
+  return { name: p.name, role, pid: p.pid, log: p.logFile, endpoints };
+}
+
+export interface StartLabOptions extends LabOptions {
+  readonly dir?: string;
+  /** Keep the processes running after this Node process exits (`lab up`). */
+  readonly detach?: boolean;
+  readonly shmMb?: number;
+}
+
+export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
+  const dir = opts.dir ?? DEFAULT_LAB_DIR;
+  const previous = readLabState(dir);
+  if (previous && previous.members.some((m) => pidAlive(m.pid))) {
+    throw new Error(`a lab is already running from ${dir}: run \`sipweigh lab down\` first`);
+  }
+  const plan = planLab(opts);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const group = new ProcessGroup(dir);
+  const members: LabMember[] = [];
+  const uasScenario = opts.uasScenario ?? LAB_SCENARIOS.uas;
+  if (!existsSync(uasScenario)) throw new Error(`UAS scenario not found: ${uasScenario}`);
+
+  const dispatcherList = join(dir, 'dispatcher.list');
+  writeAtomically(dispatcherList, formatDispatcherList(initialDestinations(plan)));
+
+  try {
+    // Servers first (UAS, backends), then the LB that sends them traffic.
+    for (const be of plan.backends) {
+      const uas = await startSipp(group, {
+        name: `uas-${be.id}`,
+        scenario: uasScenario,
+        localIp: be.uas.address,
+        localPort: be.uas.port,
+        // A UAS lives as long as the lab; this bound only stops a forgotten lab (24 h).
+        timeoutS: 86400,
+      });
+      members.push(member('uas', uas.process, [{ transport: 'udp', ...be.uas }]));
+    }
+    const backends: KamailioInstance[] = await Promise.all(
+      plan.backends.map((be) =>
+        startKamailio(group, {
+          name: `backend-${be.id}`,
+          cfg: LAB_CONFIGS.backend,
+          defines: backendDefines(plan, be),
+          shmMb: opts.shmMb ?? 128,
+          waitFor: [
+            { transport: 'udp', ...be.sip },
+            { transport: 'tcp', address: be.sip.address, port: be.rpcPort },
+          ],
+        }),
+      ),
+    );
+    backends.forEach((k) => members.push(member('backend', k.process, k.endpoints)));
+    const lb = await startKamailio(group, {
+      name: 'lb',
+      cfg: LAB_CONFIGS.lb,
+      defines: lbDefines(plan, dispatcherList),
+      shmMb: opts.shmMb ?? 128,
+      waitFor: [
+        { transport: 'udp', ...plan.lb.sip },
+        { transport: 'tcp', ...plan.lb.sip },
+        { transport: 'tcp', address: plan.lb.rpc.address, port: plan.lb.rpc.port },
+      ],
+    });
+    members.push(member('lb', lb.process, lb.endpoints));
+  } catch (e) {
+    await group.stopAll();
+    throw e;
+  }
+
+  const state: LabState = {
+    version: 1,
+    dir,
+    started_at: new Date().toISOString(),
+    plan,
+    dispatcher_list: dispatcherList,
+    lb_rpc_url: `http://${plan.lb.rpc.address}:${plan.lb.rpc.port}/RPC`,
+    members,
+  };
+  writeAtomically(stateFile(dir), `${JSON.stringify(state, null, 2)}\n`);
+  if (opts.detach) group.processes.forEach((p) => group.release(p));
+  return {
+    state,
+    group,
+    stop: async () => {
+      await group.stopAll();
+      rmSync(stateFile(dir), { force: true });
+    },
+  };
+}
+
+export interface MemberStatus extends LabMember {
+  readonly running: boolean;
+  readonly bound: boolean;
+}
+
+export async function labStatus(dir = DEFAULT_LAB_DIR): Promise<{ state: LabState; members: MemberStatus[] } | undefined> {
+  const state = readLabState(dir);
+  if (!state) return undefined;
+  const members = await Promise.all(
+    state.members.map(async (m) => {
+      const running = pidAlive(m.pid);
+      const bound = running && (await Promise.all(m.endpoints.map(isBound))).every(Boolean);
+      return { ...m, running, bound };
+    }),
+  );
+  return { state, members };
+}
+
+/** Stops every member by PID (reverse start order). Returns the members that would not stop. */
+export async function stopLab(dir = DEFAULT_LAB_DIR): Promise<LabMember[]> {
+  const state = readLabState(dir);
+  if (!state) return [];
+  const stuck: LabMember[] = [];
+  for (const m of [...state.members].reverse()) {
+    if (!(await stopPid(m.pid))) stuck.push(m);
+  }
+  if (stuck.length === 0) rmSync(stateFile(dir), { force: true });
+  return stuck;
+}
