@@ -1,0 +1,87 @@
+/**
+ * The local Kamailio's in-flight work and rates over JSON-RPC: `tm.stats`, `dlg.stats_active` and
+ * `stats.fetchn`, called in parallel. Each call fails alone: a backend without the dialog module
+ * still reports transactions and rates (and dialogs fall back to `dialog.active_dialogs` when only
+ * the RPC is missing).
+ */
+import type { RpcParam } from '../kamailio/rpc.js';
+import type { Collector } from './collector.js';
+import type { Cadence } from './host-collectors.js';
+import { FETCHN_GROUPS, kamailioCounters, parseDialogsActive, parseFetchn, parseTmCurrent } from './kamailio-stats.js';
+import { KamailioRateTracker } from './kamailio-rate-tracker.js';
+import type { PartialMeasurements } from './types.js';
+
+/** What the collector needs of an RPC client (KamailioRpcClient fits). */
+export interface RpcCaller {
+  call(method: string, params?: readonly RpcParam[], options?: { deadlineMs?: number; signal?: AbortSignal }): Promise<unknown>;
+}
+
+/** The three replies, each either a value or the reason it is missing. */
+export interface KamailioReplies {
+  readonly tmStats: PromiseSettledResult<unknown>;
+  readonly dlgStats: PromiseSettledResult<unknown>;
+  readonly fetchn: PromiseSettledResult<unknown>;
+}
+
+function reason(r: PromiseRejectedResult): string {
+  return r.reason instanceof Error ? r.reason.message : String(r.reason);
+}
+
+/**
+ * Pure step shared by the RPC and kamcmd (SSH) paths: replies → measurements, with the rate tracker
+ * advanced (or reset when the counters could not be read, so no rate spans an unseen gap).
+ */
+export function kamailioMeasurements(replies: KamailioReplies, rates: KamailioRateTracker, atMs: number): {
+  values: PartialMeasurements;
+  problems: string[];
+} {
+  const values: PartialMeasurements = {};
+  const problems: string[] = [];
+  const attempt = <T>(label: string, settled: PromiseSettledResult<unknown>, parse: (v: unknown) => T): T | undefined => {
+    if (settled.status === 'rejected') {
+      problems.push(`${label}: ${reason(settled)}`);
+      return undefined;
+    }
+    try {
+      return parse(settled.value);
+    } catch (e) {
+      problems.push(e instanceof Error ? e.message : String(e));
+      return undefined;
+    }
+  };
+  const tm = attempt('tm.stats', replies.tmStats, parseTmCurrent);
+  if (tm !== undefined) values.tm_current = tm;
+  const counters = attempt('stats.fetchn', replies.fetchn, (v) => kamailioCounters(parseFetchn(v)));
+  if (counters) {
+    const r = rates.update(counters, atMs);
+    if (r.req_rate !== null) values.req_rate = r.req_rate;
+    if (r.err5xx_rate !== null) values.err5xx_rate = r.err5xx_rate;
+    if (r.req_rate === null && r.err5xx_rate === null) problems.push('rates: first counter reading (a rate needs two)');
+  } else {
+    rates.reset();
+  }
+  const dialogs = attempt('dlg.stats_active', replies.dlgStats, parseDialogsActive) ?? counters?.activeDialogs;
+  if (dialogs !== undefined) values.dialogs_active = dialogs;
+  return { values, problems };
+}
+
+export function kamailioRpcCollector(rpc: RpcCaller, cadence: Cadence): Collector {
+  const rates = new KamailioRateTracker();
+  return {
+    name: 'kamailio-rpc',
+    fields: ['tm_current', 'dialogs_active', 'req_rate', 'err5xx_rate'],
+    ...cadence,
+    async collect(signal) {
+      const options = { deadlineMs: cadence.timeoutMs, signal };
+      const [tmStats, dlgStats, fetchn] = await Promise.allSettled([
+        rpc.call('tm.stats', [], options),
+        rpc.call('dlg.stats_active', [], options),
+        rpc.call('stats.fetchn', [...FETCHN_GROUPS], options),
+      ]);
+      // Read the clock after the replies: the counters are as of now, not as of the request.
+      const { values, problems } = kamailioMeasurements({ tmStats, dlgStats, fetchn }, rates, performance.now());
+      if (Object.keys(values).length === 0 && problems.length > 0) throw new Error(problems.join('; '));
+      return { values, problems };
+    },
+  };
+}
