@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what sipweigh needs to run its lab, demo and tests, and nothing more; quick and quiet when
+# everything is already there. Debian/Ubuntu: system packages through apt-get (sudo when not root),
+# npm packages through `npm ci`, then the TypeScript build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------------------------
+# kamailio: the LB and backends; sip-tester: sipp; openssh-server: the agentless collector's tests.
+declare -A need=([kamailio]=kamailio [sipp]=sip-tester [sshd]=openssh-server)
+missing=()
+for cmd in "${!need[@]}"; do
+  if ! command -v "$cmd" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$cmd" ]; then missing+=("${need[$cmd]}"); fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "missing ${missing[*]} and no apt-get here: install them with your package manager"; exit 1
+  fi
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  say "installing ${missing[*]} (apt-get)"
+  $SUDO apt-get update -qq
+  # policy-rc.d 101: the packages' post-install scripts must not start system services (a default
+  # Kamailio on every interface, sshd); our processes are started by the lab and the tests.
+  $SUDO sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d.sipweigh' || true
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    $SUDO cp /usr/sbin/policy-rc.d.sipweigh /usr/sbin/policy-rc.d && $SUDO chmod +x /usr/sbin/policy-rc.d && remove_policy=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO -E apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "${remove_policy:-0}" = 1 ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
+  $SUDO rm -f /usr/sbin/policy-rc.d.sipweigh
+  # On a systemd host the package enables a default kamailio.service bound to every interface.
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now kamailio >/dev/null 2>&1 || true
+  fi
+fi
+
+# --- npm packages ------------------------------------------------------------------------------
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+fi
+
+# --- build ---------------------------------------------------------------------------------------
+stamp=dist/.build-stamp
+if [ ! -f "$stamp" ] || [ -n "$(find src scripts schemas tsconfig.json package-lock.json -newer "$stamp" -print -quit 2>/dev/null)" ]; then
+  say "building (tsc)"
+  node node_modules/typescript/bin/tsc -p tsconfig.json
+  touch "$stamp"
+fi

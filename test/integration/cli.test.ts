@@ -1,0 +1,75 @@
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../support/harness.js';
+
+/** Runs the CLI as an operator would (a separate process), from the TypeScript sources. */
+function sipweigh(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli/main.ts'), ...args], {
+    encoding: 'utf8',
+    cwd: REPO_ROOT,
+    timeout: 60000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('sipweigh CLI', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sipweigh-cli-'));
+  const write = (name: string, text: string) => {
+    const f = join(dir, name);
+    writeFileSync(f, text);
+    return f;
+  };
+
+  it('prints --help for every subcommand', () => {
+    for (const cmd of [[], ['controller'], ['agent'], ['validate'], ['lab'], ['lab', 'up'], ['lab', 'status'], ['lab', 'down'], ['status'], ['drain'], ['undrain']]) {
+      const r = sipweigh(...cmd, '--help');
+      expect(r.code, `${cmd.join(' ')} --help: ${r.err}`).to.equal(0);
+      expect(r.out).to.match(/^Usage: sipweigh/);
+    }
+  });
+
+  it('validate: accepts the shipped examples', () => {
+    for (const f of ['examples/controller.yaml', 'examples/agent.yaml']) {
+      const r = sipweigh('validate', f);
+      expect(r.code, r.err).to.equal(0);
+      expect(r.out).to.contain(`${f}: ok`);
+    }
+  });
+
+  const cases: [string, string, RegExp][] = [
+    ['malformed YAML', 'kind: agent\nbackend_id: [be1\n', /malformed YAML/],
+    ['a wrong type', 'kind: agent\nbackend_id: be1\nset: one\n', /:3:\d+: set: must be integer/],
+    ['a missing required field', 'kind: agent\nbackend_id: be1\n', /capacity: required field is missing/],
+    ['an unknown field', 'kind: agent\nbackend_id: be1\ncolour: blue\n', /colour: unknown field/],
+  ];
+  for (const [what, text, message] of cases) {
+    it(`validate: refuses ${what}, naming the file and field, exit non-zero`, () => {
+      const f = write(`${what.replace(/\W+/g, '-')}.yaml`, text);
+      const r = sipweigh('validate', f);
+      expect(r.code).to.equal(3);
+      expect(r.err).to.contain(f);
+      expect(r.err).to.match(message);
+      expect(r.err).to.match(/nothing was started or changed/);
+      expect(r.out).to.equal('');
+    });
+  }
+
+  it('agent and controller refuse a bad config before starting anything', () => {
+    const f = write('bad-agent.yaml', 'kind: agent\nbackend_id: be1\n');
+    const r = sipweigh('agent', '--config', f);
+    expect(r.code).to.equal(3);
+    expect(r.err).to.match(/required field is missing/);
+    const c = sipweigh('controller', '--config', 'examples/agent.yaml');
+    expect(c.code).to.equal(3);
+    expect(c.err).to.match(/needs a controller config/);
+  });
+
+  it('reports an unknown subcommand as a usage error', () => {
+    const r = sipweigh('bogus');
+    expect(r.code).to.equal(2);
+    expect(r.err).to.match(/unknown command/);
+  });
+});

@@ -1,0 +1,151 @@
+import { expect } from 'chai';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, jsonPointerToPath } from '../../src/config/errors.js';
+import { loadConfig } from '../../src/config/load.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sipweigh-config-'));
+let n = 0;
+function file(text: string, ext = 'yaml'): string {
+  const f = join(dir, `c${n++}.${ext}`);
+  writeFileSync(f, text);
+  return f;
+}
+
+function refusal(f: string): ConfigError {
+  try {
+    loadConfig(f);
+  } catch (e) {
+    expect(e).to.be.instanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error(`${f} was accepted`);
+}
+
+const KEY = 'ab'.repeat(32);
+const agent = (extra = '') => `kind: agent
+backend_id: be1
+set: 1
+listen: { address: 127.0.0.11, port: 7951 }
+controller: { address: 127.0.0.10, port: 7950 }
+key: ${KEY}
+capacity: 100
+sip: { address: 127.0.0.11, port: 5060 }
+${extra}`;
+
+describe('config loading', () => {
+  it('accepts the shipped examples and applies schema defaults', () => {
+    const c = loadConfig('examples/controller.yaml');
+    expect(c.kind).to.equal('controller');
+    if (c.kind !== 'controller') return;
+    expect(c.heartbeat.master_keys).to.have.length(1);
+    expect(c.heartbeat.master_keys[0]).to.have.length(32);
+    expect(c.sets[0]?.backends.map((b) => b.id)).to.deep.equal(['be1', 'be2']);
+    const a = loadConfig('examples/agent.yaml');
+    expect(a.kind).to.equal('agent');
+    if (a.kind !== 'agent') return;
+    expect(a.collect_interval_ms).to.equal(250);
+    expect(a.key).to.have.length(32);
+  });
+
+  it('accepts the same config as JSON', () => {
+    const f = file(
+      JSON.stringify({
+        kind: 'agent', backend_id: 'be1', set: 1, listen: { address: '127.0.0.11', port: 7951 },
+        controller: { address: '127.0.0.10', port: 7950 }, key: KEY, capacity: 100, sip: { address: '127.0.0.11', port: 5060 },
+      }),
+      'json',
+    );
+    const a = loadConfig(f);
+    expect(a.kind).to.equal('agent');
+  });
+
+  it('refuses malformed YAML with its line', () => {
+    const e = refusal(file('kind: agent\nbackend_id: [be1\nset: 1\n'));
+    expect(e.issues[0]?.message).to.match(/malformed YAML/);
+    expect(e.issues[0]?.line).to.be.a('number');
+    expect(e.message).to.contain(e.file);
+  });
+
+  it('refuses malformed JSON', () => {
+    const e = refusal(file('{"kind": "agent",', 'json'));
+    expect(e.issues[0]?.message).to.match(/malformed JSON/);
+  });
+
+  it('names the field of a wrong type, with line and column', () => {
+    const e = refusal(file(agent().replace('capacity: 100', 'capacity: lots')));
+    const issue = e.issues.find((i) => i.path === 'capacity');
+    expect(issue, e.message).to.exist;
+    expect(issue?.message).to.match(/must be number/);
+    expect(issue?.line).to.equal(7);
+  });
+
+  it('names a missing required field', () => {
+    const e = refusal(file(agent().replace('capacity: 100\n', '')));
+    expect(e.issues.map((i) => i.path)).to.include('capacity');
+    expect(e.message).to.match(/capacity: required field is missing/);
+  });
+
+  it('names an unknown field with its full path', () => {
+    const e = refusal(file(agent().replace('sip: { address: 127.0.0.11, port: 5060 }', 'sip: { address: 127.0.0.11, port: 5060, prot: 5 }')));
+    expect(e.issues.map((i) => i.path)).to.deep.equal(['sip.prot']);
+    expect(e.issues[0]?.message).to.match(/unknown field/);
+  });
+
+  it('names nested array paths in controller configs', () => {
+    const text = `kind: controller
+heartbeat:
+  listen: { address: 127.0.0.10, port: 7950 }
+  master_key: ${KEY}
+lb_nodes:
+  - name: lb1
+    rpc: { url: "http://127.0.0.10:5071/RPC" }
+sets:
+  - id: 1
+    backends:
+      - { id: be1, sip_uri: "sip:127.0.0.11", capacity: 10, agent: { address: 127.0.0.11, port: 7951 } }
+      - { id: be2, sip_uri: "sip:127.0.0.12", capacity: -1, agent: { address: 127.0.0.12, port: 7951 } }
+`;
+    const e = refusal(file(text));
+    expect(e.issues.map((i) => i.path)).to.deep.equal(['sets[0].backends[1].capacity']);
+  });
+
+  it('refuses a missing or unknown kind', () => {
+    expect(refusal(file('backend_id: be1\n')).issues[0]?.path).to.equal('kind');
+    expect(refusal(file('kind: lb\n')).issues[0]?.message).to.match(/controller.*agent/);
+  });
+
+  it('checks cross-field rules the schema cannot: duplicates, secrets, a way to measure', () => {
+    const text = `kind: controller
+heartbeat:
+  listen: { address: 127.0.0.10, port: 7950 }
+  master_key_file: /nonexistent/master.key
+lb_nodes:
+  - { name: lb1, rpc: { url: "http://127.0.0.10:5071/RPC", password: x } }
+sets:
+  - id: 1
+    backends:
+      - { id: be1, sip_uri: "sip:127.0.0.11", capacity: 10 }
+      - { id: be1, sip_uri: "sip:127.0.0.12", capacity: 10, agent: { address: 127.0.0.12, port: 7951 } }
+`;
+    const paths = refusal(file(text)).issues.map((i) => i.path);
+    expect(paths).to.include.members([
+      'heartbeat.master_key_file',
+      'lb_nodes[0].rpc.username',
+      'sets[0].backends[0]',
+      'sets[0].backends[1].id',
+    ]);
+  });
+
+  it('reads secrets from files relative to the config', () => {
+    writeFileSync(join(dir, 'agent.key'), `${KEY}\n`);
+    const a = loadConfig(file(agent().replace(`key: ${KEY}`, 'key_file: agent.key')));
+    expect(a.kind === 'agent' && a.key.toString('hex')).to.equal(KEY);
+  });
+
+  it('formats JSON pointers as operator paths', () => {
+    expect(jsonPointerToPath('/sets/0/backends/12/ssh/host')).to.equal('sets[0].backends[12].ssh.host');
+    expect(jsonPointerToPath('')).to.equal('');
+  });
+});
