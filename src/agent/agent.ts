@@ -1,0 +1,346 @@
+/**
+ * The agent process: one per backend host, beside its Kamailio.
+ *
+ * - Answers each authentic, fresh probe at once with a signed report built from the sampler's latest
+ *   snapshot (a probe never waits for a collector).
+ * - Announces itself with `hello` to the configured controller, repeated with backoff until a
+ *   `hello_ack` echoes one of its hellos; announces again if probes stop coming (the controller
+ *   restarted and forgot a self-registered backend).
+ * - On stop (SIGTERM/SIGINT when `signals` is on) sends `bye` so the controller drains it at once.
+ * - Draining: from the config, then SIGUSR1 (drain) / SIGUSR2 (undrain) or `setDraining()`; reports
+ *   carry the flag from the next probe on.
+ * - Everything it receives that is not an authentic, fresh controller message is dropped and counted
+ *   by reason; nothing received can throw out of the datagram handler.
+ */
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import { decodeDatagram, EncodeError, encodeMessage, typeMask, type KeyLookup } from '../heartbeat/codec.js';
+import { heartbeatKey, type HeartbeatKey } from '../heartbeat/keys.js';
+import { CONTROLLER_SENDS, type HeartbeatMessage, type HelloAckMessage, type ProbeMessage } from '../heartbeat/messages.js';
+import type { FreshnessLimits } from '../heartbeat/replay.js';
+import type { AgentConfig } from '../config/types.js';
+import type { Collector } from '../metrics/collector.js';
+import { silentLogger, type Logger } from '../metrics/logger.js';
+import { Sampler, type CollectorStatus } from '../metrics/sampler.js';
+import type { Measurements } from '../metrics/types.js';
+import { agentCollectors } from './collectors.js';
+import { ControllerReplay } from './controller-replay.js';
+import { DropCounters, type DropCounts } from './drop-counters.js';
+import { backoffDelayMs, HELLO_BACKOFF, type BackoffPolicy } from './hello-backoff.js';
+import { toReportMetrics } from './report-metrics.js';
+
+export const AGENT_SOFTWARE = 'sipweigh-agent/0.1';
+const ACCEPT_MASK = typeMask(CONTROLLER_SENDS);
+/** Copies of `bye` sent (distinct sequence numbers), since one UDP datagram can be lost. */
+const BYE_COPIES = 3;
+const BYE_SPACING_MS = 20;
+/** A drop summary is logged at most this often, and only when something was dropped. */
+const DROP_LOG_INTERVAL_MS = 10_000;
+
+export interface AgentOptions {
+  /** Install SIGTERM/SIGINT (bye, stop) and SIGUSR1/SIGUSR2 (drain/undrain) handlers. Default true. */
+  readonly signals?: boolean;
+  /** Replace the collectors built from the config (tests). */
+  readonly collectors?: readonly Collector[];
+  readonly freshness?: FreshnessLimits;
+  readonly helloBackoff?: BackoffPolicy;
+  /** Announce again after this long without an authentic probe (default: 20 probe intervals, at least 5 s). */
+  readonly silenceBeforeHelloMs?: number;
+}
+
+export interface AgentCounters {
+  readonly probesAnswered: number;
+  readonly hellosSent: number;
+  readonly byesSent: number;
+  readonly drops: DropCounts;
+  readonly dropsTotal: number;
+}
+
+export interface AgentHandle {
+  readonly bootId: string;
+  /** Where probes are answered (the bound address, with the real port if the config said 0). */
+  readonly address: { readonly address: string; readonly port: number };
+  readonly acknowledged: boolean;
+  readonly draining: boolean;
+  setDraining(draining: boolean): void;
+  /** The figures the next report would carry. */
+  measurements(): Measurements;
+  collectors(): CollectorStatus[];
+  counters(): AgentCounters;
+  /** Sends bye (unless `sendBye` is false), stops collectors, closes the socket. Idempotent. */
+  stop(reason?: string, sendBye?: boolean): Promise<void>;
+  /** Resolves once the agent has stopped. */
+  readonly closed: Promise<void>;
+}
+
+class Agent implements AgentHandle {
+  readonly bootId = randomBytes(12).toString('base64url');
+  readonly closed: Promise<void>;
+  private readonly key: HeartbeatKey;
+  private readonly keys: readonly HeartbeatKey[];
+  private readonly lookup: KeyLookup;
+  private readonly replay: ControllerReplay;
+  private readonly drops = new DropCounters();
+  private readonly sampler: Sampler;
+  private readonly socket: dgram.Socket;
+  private seq = 0;
+  private isDraining: boolean;
+  private helloSeqs = new Set<number>();
+  private helloAttempt = 0;
+  private helloTimer: NodeJS.Timeout | undefined;
+  private isAcknowledged = false;
+  private silenceMs: number;
+  private lastProbeAt = 0;
+  private watchTimer: NodeJS.Timeout | undefined;
+  private lastDropLog = -Infinity;
+  private probesAnswered = 0;
+  private hellosSent = 0;
+  private byesSent = 0;
+  private stopping: Promise<void> | undefined;
+  private resolveClosed!: () => void;
+  private readonly removeSignalHandlers: () => void;
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly logger: Logger,
+    private readonly options: AgentOptions,
+  ) {
+    this.key = heartbeatKey(config.key);
+    this.keys = [this.key];
+    this.lookup = (backendId) => (backendId === config.backend_id ? this.keys : undefined);
+    this.replay = new ControllerReplay(options.freshness);
+    this.isDraining = config.draining;
+    this.silenceMs = options.silenceBeforeHelloMs ?? 5000;
+    this.sampler = new Sampler(options.collectors ?? agentCollectors(config), logger);
+    this.socket = dgram.createSocket('udp4');
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.removeSignalHandlers = options.signals === false ? () => undefined : this.installSignalHandlers();
+  }
+
+  get address() {
+    const a = this.socket.address();
+    return { address: a.address, port: a.port };
+  }
+
+  get acknowledged(): boolean {
+    return this.isAcknowledged;
+  }
+
+  get draining(): boolean {
+    return this.isDraining;
+  }
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.socket.once('error', reject);
+      this.socket.bind(this.config.listen.port, this.config.listen.address, () => {
+        this.socket.off('error', reject);
+        resolve();
+      });
+    });
+    // After bind, socket errors (ICMP unreachable for a report, a full send buffer) are logged, never fatal.
+    this.socket.on('error', (e) => this.logger.warn({ err: e.message }, 'heartbeat socket error'));
+    this.socket.on('message', (buf, rinfo) => this.onDatagram(buf, rinfo));
+    this.sampler.start();
+    this.sendHello();
+    this.watchTimer = setInterval(() => this.watch(), 1000);
+    this.logger.info(
+      { backend: this.config.backend_id, listen: this.address, controller: this.config.controller, boot: this.bootId },
+      'agent started',
+    );
+  }
+
+  setDraining(draining: boolean): void {
+    if (draining === this.isDraining) return;
+    this.isDraining = draining;
+    this.logger.info({ draining }, draining ? 'draining: asking for no new calls' : 'no longer draining');
+  }
+
+  measurements(): Measurements {
+    return this.sampler.snapshot();
+  }
+
+  collectors(): CollectorStatus[] {
+    return this.sampler.status();
+  }
+
+  counters(): AgentCounters {
+    return {
+      probesAnswered: this.probesAnswered,
+      hellosSent: this.hellosSent,
+      byesSent: this.byesSent,
+      drops: this.drops.snapshot(),
+      dropsTotal: this.drops.total(),
+    };
+  }
+
+  stop(reason = 'shutdown', sendBye = true): Promise<void> {
+    this.stopping ??= this.shutdown(reason, sendBye);
+    return this.stopping;
+  }
+
+  private async shutdown(reason: string, sendBye: boolean): Promise<void> {
+    clearTimeout(this.helloTimer);
+    clearInterval(this.watchTimer);
+    this.removeSignalHandlers();
+    if (sendBye) {
+      for (let i = 0; i < BYE_COPIES; i++) {
+        if (i > 0) await new Promise((r) => setTimeout(r, BYE_SPACING_MS));
+        await this.send({ type: 'bye', ...this.envelope(), reason }, this.config.controller);
+        this.byesSent++;
+      }
+      this.logger.info({ reason, controller: this.config.controller }, 'bye sent');
+    }
+    await this.sampler.stop();
+    await new Promise<void>((resolve) => {
+      try {
+        this.socket.close(() => resolve());
+      } catch {
+        resolve(); // never bound, or already closed
+      }
+    });
+    this.logger.info({ counters: this.counters() }, 'agent stopped');
+    this.resolveClosed();
+  }
+
+  private envelope() {
+    return { backendId: this.config.backend_id, seq: ++this.seq, ts: Date.now(), boot: this.bootId };
+  }
+
+  private onDatagram(buf: Buffer, rinfo: dgram.RemoteInfo): void {
+    try {
+      const decoded = decodeDatagram(buf, this.lookup, ACCEPT_MASK);
+      if (!decoded.ok) {
+        this.drops.count(decoded.reason);
+        return;
+      }
+      const msg = decoded.msg;
+      const verdict = this.replay.admit(msg.boot, msg.seq, msg.ts, Date.now());
+      if (verdict !== null) {
+        this.drops.count(verdict);
+        return;
+      }
+      if (msg.type === 'probe') this.answerProbe(msg, rinfo);
+      else if (msg.type === 'hello_ack') this.onHelloAck(msg);
+      else this.drops.count('unexpected_type');
+    } catch (e) {
+      // The codec never throws; this guards the agent against its own bugs, not against input.
+      this.drops.count('malformed');
+      this.logger.error({ err: e instanceof Error ? e.message : String(e) }, 'datagram handler failed');
+    }
+  }
+
+  private answerProbe(probe: ProbeMessage, rinfo: dgram.RemoteInfo): void {
+    this.lastProbeAt = performance.now();
+    const metrics = toReportMetrics(this.sampler.snapshot(), this.config.capacity, this.isDraining);
+    // Authentic and fresh, so answering its source cannot be abused for reflection.
+    void this.send(
+      { type: 'report', ...this.envelope(), echoSeq: probe.seq, echoTs: probe.ts, metrics },
+      { address: rinfo.address, port: rinfo.port },
+    );
+    this.probesAnswered++;
+  }
+
+  private onHelloAck(ack: HelloAckMessage): void {
+    if (!this.helloSeqs.has(ack.echoSeq)) {
+      // Authentic but not an answer to any hello of this boot: an ack meant for our previous run.
+      this.drops.count('replayed');
+      return;
+    }
+    this.silenceMs = this.options.silenceBeforeHelloMs ?? Math.max(5000, 20 * ack.intervalMs);
+    this.lastProbeAt = performance.now();
+    if (this.isAcknowledged) return;
+    this.isAcknowledged = true;
+    clearTimeout(this.helloTimer);
+    this.helloTimer = undefined;
+    this.logger.info({ intervalMs: ack.intervalMs, hellos: this.helloAttempt }, 'hello acknowledged');
+  }
+
+  private sendHello(): void {
+    if (this.stopping || this.isAcknowledged) return;
+    const envelope = this.envelope();
+    // Bounded: only the hellos of this round of announcing can be acknowledged.
+    if (this.helloSeqs.size >= 64) this.helloSeqs = new Set([...this.helloSeqs].slice(-32));
+    this.helloSeqs.add(envelope.seq);
+    void this.send(
+      {
+        type: 'hello',
+        ...envelope,
+        set: this.config.set,
+        uri: `sip:${this.config.sip.address}:${this.config.sip.port}`,
+        capacity: this.config.capacity,
+        agent: AGENT_SOFTWARE,
+      },
+      this.config.controller,
+    );
+    this.hellosSent++;
+    const delay = backoffDelayMs(this.options.helloBackoff ?? HELLO_BACKOFF, this.helloAttempt++, Math.random());
+    this.helloTimer = setTimeout(() => this.sendHello(), delay);
+  }
+
+  /** Once a second: announce again when an acknowledged agent has heard no probe for a long time. */
+  private watch(): void {
+    const dropped = this.drops.takeRecent();
+    if (dropped > 0 && performance.now() - this.lastDropLog >= DROP_LOG_INTERVAL_MS) {
+      this.lastDropLog = performance.now();
+      this.logger.warn({ dropped, drops: this.drops.snapshot() }, 'datagrams dropped');
+    }
+    if (this.isAcknowledged && performance.now() - this.lastProbeAt > this.silenceMs) {
+      this.logger.warn({ silenceMs: this.silenceMs }, 'no probes from the controller: announcing again');
+      this.isAcknowledged = false;
+      this.helloAttempt = 0;
+      this.sendHello();
+    }
+  }
+
+  private send(msg: HeartbeatMessage, to: { address: string; port: number }): Promise<void> {
+    let datagram: Buffer;
+    try {
+      datagram = encodeMessage(msg, this.key);
+    } catch (e) {
+      const err = e instanceof EncodeError ? e.message : String(e);
+      this.logger.error({ type: msg.type, err }, 'could not encode heartbeat message');
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.socket.send(datagram, to.port, to.address, (err) => {
+        if (err) this.logger.warn({ type: msg.type, to, err: err.message }, 'heartbeat send failed');
+        resolve();
+      });
+    });
+  }
+
+  private installSignalHandlers(): () => void {
+    const onStop = (signal: NodeJS.Signals) => {
+      this.logger.info({ signal }, 'stopping');
+      void this.stop(`signal ${signal}`);
+    };
+    const onDrain = () => this.setDraining(true);
+    const onUndrain = () => this.setDraining(false);
+    process.on('SIGTERM', onStop);
+    process.on('SIGINT', onStop);
+    process.on('SIGUSR1', onDrain);
+    process.on('SIGUSR2', onUndrain);
+    return () => {
+      process.off('SIGTERM', onStop);
+      process.off('SIGINT', onStop);
+      process.off('SIGUSR1', onDrain);
+      process.off('SIGUSR2', onUndrain);
+    };
+  }
+}
+
+/**
+ * Starts an agent and resolves once its socket is bound and its first hello is on the way.
+ * Rejects (with nothing left running) if the socket cannot be bound or the key is unusable.
+ */
+export async function runAgent(config: AgentConfig, logger: Logger = silentLogger, options: AgentOptions = {}): Promise<AgentHandle> {
+  const agent = new Agent(config, logger, options);
+  try {
+    await agent.start();
+  } catch (e) {
+    await agent.stop('start failed', false).catch(() => undefined);
+    throw e;
+  }
+  return agent;
+}
