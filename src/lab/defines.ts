@@ -17,8 +17,9 @@ export function lbDefines(plan: LabPlan, dispatcherList: string): Defines {
     SW_RPC_PORT: plan.lb.rpc.port,
     SW_RPC_USER: q(plan.lb.rpc.username),
     SW_RPC_PASSWORD: q(plan.lb.rpc.password),
-    // The controller runs beside the LB in the lab; tools and tests reach it from there too.
-    SW_RPC_ALLOW: q(plan.lb.rpc.address),
+    // The controller runs beside the LB in the lab; local tools connect from 127.0.0.1 (the kernel's
+    // default source on lo). Any other loopback address is refused (403).
+    SW_RPC_ALLOW: q(`127.0.0.1/32,${plan.lb.rpc.address}/32`),
     SW_DS_LIST: q(dispatcherList),
     SW_DS_SET: plan.lb.dispatcherSet,
   };

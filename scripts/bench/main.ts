@@ -1,0 +1,34 @@
+/**
+ * `npm run bench -- NAME [--quick] [options]`: one entry point for every benchmark. Each benchmark
+ * prints its table for people and, as its last line, one JSON object for machines.
+ */
+const BENCHES: Record<string, { what: string; load: () => Promise<(args: string[]) => Promise<void>> }> = {
+  dataplane: {
+    what: 'LB CPU per call and calls/s: transparent (no Via) against stateful t_relay',
+    load: async () => (await import('./dataplane.js')).runDataplaneBench,
+  },
+  heartbeat: {
+    what: 'controller heartbeat endpoint: reports/s, CPU per 1k reports, memory per backend',
+    load: async () => (await import('./heartbeat.js')).runHeartbeatBench,
+  },
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const bench = name ? BENCHES[name] : undefined;
+  if (!bench) {
+    const list = Object.entries(BENCHES).map(([n, b]) => `  ${n.padEnd(10)} ${b.what}`);
+    process.stderr.write(`usage: npm run bench -- NAME [--quick]\n${list.join('\n')}\n`);
+    return name ? 2 : 0;
+  }
+  await (await bench.load())(rest);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`bench failed: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  },
+);
