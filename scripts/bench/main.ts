@@ -2,14 +2,24 @@
  * `npm run bench -- NAME [--quick] [options]`: one entry point for every benchmark. Each benchmark
  * prints its table for people and, as its last line, one JSON object for machines.
  */
-const BENCHES: Record<string, { what: string; load: () => Promise<(args: string[]) => Promise<void>> }> = {
+type Bench = (args: string[]) => Promise<void>;
+
+/** Each benchmark module exports one runner; loaded on demand so one bench's imports never slow another. */
+async function load(file: string, exportName: string): Promise<Bench> {
+  const mod = (await import(new URL(file, import.meta.url).href)) as Record<string, unknown>;
+  const fn = mod[exportName];
+  if (typeof fn !== 'function') throw new Error(`${file} does not export ${exportName}`);
+  return fn as Bench;
+}
+
+const BENCHES: Record<string, { what: string; load: () => Promise<Bench> }> = {
   dataplane: {
     what: 'LB CPU per call and calls/s: transparent (no Via) against stateful t_relay',
-    load: async () => (await import('./dataplane.js')).runDataplaneBench,
+    load: () => load('./dataplane.js', 'runDataplaneBench'),
   },
   heartbeat: {
     what: 'controller heartbeat endpoint: reports/s, CPU per 1k reports, memory per backend',
-    load: async () => (await import('./heartbeat.js')).runHeartbeatBench,
+    load: () => load('./heartbeat.js', 'runHeartbeatBench'),
   },
 };
 
