@@ -155,8 +155,15 @@ function rpc(raw: Record<string, unknown>, at: string, baseDir: string, issues: 
   return { ...(rest as unknown as KamailioRpcConfig), ...(password !== undefined ? { password } : {}) };
 }
 
-function resolveController(raw: Record<string, any>, baseDir: string, issues: ConfigIssue[]): ControllerConfig {
-  const hb = raw.heartbeat as Record<string, unknown>;
+/** Schema-valid controller data before secrets are read (the schema guarantees these shapes). */
+interface RawController {
+  heartbeat: Record<string, unknown>;
+  lb_nodes: { name: string; rpc: Record<string, unknown> }[];
+  sets: { id: number; backends: { id: string; agent?: unknown; ssh?: unknown }[] }[];
+}
+
+function resolveController(raw: RawController, baseDir: string, issues: ConfigIssue[]): ControllerConfig {
+  const hb = raw.heartbeat;
   const current = hexKey(
     secret(hb, 'master_key', 'master_key_file', 'heartbeat', baseDir, issues, true),
     'heartbeat.master_key',
@@ -171,10 +178,10 @@ function resolveController(raw: Record<string, any>, baseDir: string, issues: Co
 
   const setIds = new Set<number>();
   const backendIds = new Map<string, string>();
-  (raw.sets as any[]).forEach((set, i) => {
+  raw.sets.forEach((set, i) => {
     if (setIds.has(set.id)) issues.push({ path: `sets[${i}].id`, message: `duplicate set id ${set.id}` });
     setIds.add(set.id);
-    (set.backends as any[]).forEach((b, j) => {
+    set.backends.forEach((b, j) => {
       const at = `sets[${i}].backends[${j}]`;
       const prior = backendIds.get(b.id);
       if (prior) issues.push({ path: `${at}.id`, message: `duplicate backend id ${b.id} (also at ${prior})` });
@@ -183,13 +190,13 @@ function resolveController(raw: Record<string, any>, baseDir: string, issues: Co
     });
   });
   const lbNames = new Set<string>();
-  const lbNodes = (raw.lb_nodes as any[]).map((lb, i) => {
+  const lbNodes = raw.lb_nodes.map((lb, i) => {
     if (lbNames.has(lb.name)) issues.push({ path: `lb_nodes[${i}].name`, message: `duplicate LB node ${lb.name}` });
     lbNames.add(lb.name);
     return { name: lb.name, rpc: rpc(lb.rpc, `lb_nodes[${i}].rpc`, baseDir, issues) };
   });
   return {
-    ...(raw as ControllerConfig),
+    ...(raw as unknown as ControllerConfig),
     heartbeat: {
       ...(hbRest as unknown as ControllerConfig['heartbeat']),
       master_keys: [current, previous].filter((k): k is Buffer => k !== undefined),
@@ -198,11 +205,11 @@ function resolveController(raw: Record<string, any>, baseDir: string, issues: Co
   };
 }
 
-function resolveAgent(raw: Record<string, any>, baseDir: string, issues: ConfigIssue[]): AgentConfig {
+function resolveAgent(raw: Record<string, unknown>, baseDir: string, issues: ConfigIssue[]): AgentConfig {
   const key = hexKey(secret(raw, 'key', 'key_file', '', baseDir, issues, true), 'key', issues);
-  const { key: _k, key_file: _f, kamailio_rpc, ...rest } = raw;
+  const { key: _k, key_file: _f, kamailio_rpc, ...rest } = raw as Record<string, unknown> & { kamailio_rpc?: Record<string, unknown> };
   return {
-    ...(rest as AgentConfig),
+    ...(rest as unknown as AgentConfig),
     key: key ?? Buffer.alloc(0),
     ...(kamailio_rpc ? { kamailio_rpc: rpc(kamailio_rpc, 'kamailio_rpc', baseDir, issues) } : {}),
   };
@@ -233,8 +240,8 @@ export function configFromData(file: string, data: unknown, locate: Parsed['loca
   const baseDir = dirname(resolve(file));
   const config =
     kind === 'controller'
-      ? resolveController(data as Record<string, any>, baseDir, issues)
-      : resolveAgent(data as Record<string, any>, baseDir, issues);
+      ? resolveController(data as RawController, baseDir, issues)
+      : resolveAgent(data as Record<string, unknown>, baseDir, issues);
   if (issues.length > 0) throw new ConfigError(file, issues);
   return config;
 }
