@@ -22,15 +22,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   say "installing ${missing[*]} (apt-get)"
   $SUDO apt-get update -qq
-  # policy-rc.d 101: the packages' post-install scripts must not start system services (a default
-  # Kamailio on every interface, sshd); our processes are started by the lab and the tests.
-  $SUDO sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d.sipweigh' || true
+  # A policy-rc.d that answers 101 keeps the packages' post-install scripts from starting system
+  # services (a default Kamailio on every interface, a system sshd); the lab and the tests start
+  # their own. Only when the host has none of its own, and removed afterwards.
+  own_policy=0
   if [ ! -e /usr/sbin/policy-rc.d ]; then
-    $SUDO cp /usr/sbin/policy-rc.d.sipweigh /usr/sbin/policy-rc.d && $SUDO chmod +x /usr/sbin/policy-rc.d && remove_policy=1
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
   fi
-  DEBIAN_FRONTEND=noninteractive $SUDO -E apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  if [ "${remove_policy:-0}" = 1 ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
-  $SUDO rm -f /usr/sbin/policy-rc.d.sipweigh
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "$own_policy" = 1 ]; then $SUDO rm -f /usr/sbin/policy-rc.d; fi
   # On a systemd host the package enables a default kamailio.service bound to every interface.
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     $SUDO systemctl disable --now kamailio >/dev/null 2>&1 || true
