@@ -1,4 +1,7 @@
 import { Command } from 'commander';
+import { runAgent } from '../../agent/index.js';
+import type { AgentConfig } from '../../config/types.js';
+import { createLogger } from '../../util/logger.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { loadOrExplain } from './validate.js';
 
@@ -16,9 +19,21 @@ export function agentCommand(): Command {
   return new Command('agent')
     .description('run the agent on a backend host: answer heartbeat probes with load reports')
     .requiredOption('-c, --config <file>', 'agent config (YAML or JSON)')
-    .action((opts: { config: string }) => {
-      loadOrExplain(opts.config, 'agent');
-      throw new CliError('the agent is not part of this version yet (config is valid)', EXIT.failure);
+    .addHelpText(
+      'after',
+      '\nSignals: SIGTERM/SIGINT send bye (the controller drains this backend at once) and stop;\n' +
+        'SIGUSR1 drains (no new calls, dialogs continue), SIGUSR2 undrains.',
+    )
+    .action(async (opts: { config: string }) => {
+      const config = loadOrExplain(opts.config, 'agent') as AgentConfig;
+      const logger = createLogger('sipweigh-agent', config.logging.level);
+      let agent;
+      try {
+        agent = await runAgent(config, logger);
+      } catch (e) {
+        throw new CliError(`agent could not start: ${(e as Error).message}`, EXIT.failure);
+      }
+      await agent.closed;
     });
 }
 
