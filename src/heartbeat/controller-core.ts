@@ -1,0 +1,508 @@
+/**
+ * The controller's side of the heartbeat, without sockets or timers: it is handed datagrams and
+ * clock ticks and hands back datagrams to send (through `send`) and events. controller-endpoint.ts
+ * binds it to a UDP socket and a timer; tests can drive it directly.
+ *
+ * What it does per backend: schedule probes (with jitter), match reports to probes (RTT, misses),
+ * run the health state machine, keep the latest metrics, answer hellos, register self-announcing
+ * backends where their set allows it, and drain on bye.
+ *
+ * What it refuses to do for input: remember anything about a backend id it does not know (unknown
+ * ids are dropped after a constant amount of work and never stored), or do more than a few HMACs
+ * per datagram. Every dropped datagram is counted by reason.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  openDatagram,
+  readHeader,
+  typeMask,
+  encodeMessage,
+  DROP_REASONS,
+  type DropReason,
+  type DatagramHeader,
+} from './codec.js';
+import { backendKeys, deriveBackendKey, heartbeatKey, type HeartbeatKey } from './keys.js';
+import {
+  AGENT_SENDS,
+  type ByeMessage,
+  type HelloMessage,
+  type ReportMessage,
+  type ReportMetrics,
+} from './messages.js';
+import { DEFAULT_FRESHNESS, PeerReplayState, type FreshnessLimits } from './replay.js';
+import { DueHeap, type DueItem } from './due-heap.js';
+import { ProbeTracker } from '../health/probe-tracker.js';
+import {
+  DEFAULT_HEALTH_PARAMS,
+  initialHealth,
+  transition,
+  type BackendHealth,
+  type HealthEvent,
+  type HealthParams,
+  type HealthState,
+} from '../health/state-machine.js';
+
+export interface UdpAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+/** Where a backend came from; config and dispatcher entries are never replaced by a hello. */
+export type BackendSource = 'config' | 'dispatcher' | 'hello';
+
+export interface BackendSpec {
+  readonly id: string;
+  readonly set: number;
+  readonly uri: string;
+  readonly capacity: number;
+  /** The agent's heartbeat address; without one the backend is not probed until its hello arrives. */
+  readonly agent?: UdpAddress;
+  readonly source: BackendSource;
+}
+
+export interface HeartbeatTiming {
+  /** Probe interval while up/down/returning/draining. */
+  readonly probeIntervalMs: number;
+  /** A probe unanswered this long is a miss. Must leave room for the agent's answer. */
+  readonly probeTimeoutMs: number;
+  /** Each interval is multiplied by a uniform factor in [1 - jitter, 1 + jitter]. */
+  readonly jitter: number;
+  /** While suspect, probe this many times faster (confirm or clear the suspicion sooner). */
+  readonly suspectSpeedup: number;
+}
+
+export const DEFAULT_TIMING: HeartbeatTiming = {
+  probeIntervalMs: 200,
+  probeTimeoutMs: 150,
+  jitter: 0.1,
+  suspectSpeedup: 2,
+};
+
+export interface ControllerCoreOptions {
+  /** Master keys, current first (a second one during rotation). */
+  readonly masterKeys: readonly Buffer[];
+  readonly timing?: Partial<HeartbeatTiming>;
+  readonly health?: Partial<HealthParams>;
+  readonly freshness?: FreshnessLimits;
+  /** Sets into which a backend may register itself with a signed hello. */
+  readonly selfRegistrationSets?: ReadonlySet<number>;
+  /** Cap on self-registered backends (bounds memory against a leaked key being used to register many ids). */
+  readonly maxSelfRegistered?: number;
+  /** The controller's boot id (random by default). */
+  readonly bootId?: string;
+  /** Monotonic ms (probe deadlines, RTT) and wall-clock ms (timestamps on the wire). */
+  readonly clock?: { mono(): number; wall(): number };
+  /** Uniform [0,1) source for jitter (tests pass a seeded one). */
+  readonly random?: () => number;
+}
+
+/** What the controller loop gets told. All optional; called synchronously from receive()/tick(). */
+export interface ControllerEvents {
+  onReport?(b: BackendView, metrics: ReportMetrics, rttMs: number | null): void;
+  onHealthChange?(b: BackendView, from: HealthState, to: HealthState): void;
+  onRegistered?(b: BackendView): void;
+}
+
+/** Read-only view of one backend for the controller loop, status API and tests. */
+export interface BackendView {
+  readonly id: string;
+  readonly set: number;
+  readonly uri: string;
+  readonly capacity: number;
+  readonly source: BackendSource;
+  readonly agent: UdpAddress | null;
+  readonly health: HealthState;
+  readonly flapPenalty: number;
+  readonly srttMs: number;
+  readonly lastRttMs: number;
+  readonly metrics: ReportMetrics | null;
+  /** Monotonic ms of the last accepted report, NaN if none. */
+  readonly lastReportAt: number;
+  readonly agentBoot: string | null;
+}
+
+export interface ControllerCounters {
+  received: number;
+  accepted: { report: number; hello: number; bye: number };
+  dropped: Record<DropReason, number>;
+  probesSent: number;
+  helloAcksSent: number;
+  sendErrors: number;
+  misses: number;
+  lateReports: number;
+  /** Authentic reports echoing no probe we remember (duplicates or very late). */
+  unmatchedReports: number;
+  registered: number;
+}
+
+class Backend implements DueItem, BackendView {
+  due = Infinity;
+  heapIndex = -1;
+  readonly keys: HeartbeatKey[];
+  /** Index in `keys` of the key the agent last signed with; probes are signed with the same one. */
+  signKey = 0;
+  replay: PeerReplayState;
+  readonly tracker = new ProbeTracker();
+  healthRec: BackendHealth;
+  agent: UdpAddress | null;
+  probeSeq = 0;
+  nextProbeAt = Infinity;
+  lastProbeAt = -Infinity;
+  metrics: ReportMetrics | null = null;
+  lastReportAt = NaN;
+  reportedDraining = false;
+
+  constructor(
+    public spec: BackendSpec,
+    keys: HeartbeatKey[],
+    now: number,
+    replay = new PeerReplayState(),
+  ) {
+    this.keys = keys;
+    this.replay = replay;
+    this.agent = spec.agent ?? null;
+    this.healthRec = initialHealth(now);
+  }
+  get id() {
+    return this.spec.id;
+  }
+  get set() {
+    return this.spec.set;
+  }
+  get uri() {
+    return this.spec.uri;
+  }
+  get capacity() {
+    return this.spec.capacity;
+  }
+  get source() {
+    return this.spec.source;
+  }
+  get health() {
+    return this.healthRec.state;
+  }
+  get flapPenalty() {
+    return this.healthRec.penalty;
+  }
+  get srttMs() {
+    return this.tracker.srttMs;
+  }
+  get lastRttMs() {
+    return this.tracker.lastRttMs;
+  }
+  get agentBoot() {
+    return this.replay.currentBoot;
+  }
+}
+
+const ACCEPT = typeMask(AGENT_SENDS);
+
+export class ControllerCore {
+  readonly bootId: string;
+  readonly counters: ControllerCounters;
+  private readonly backends = new Map<string, Backend>();
+  private readonly heap = new DueHeap<Backend>();
+  private readonly timing: HeartbeatTiming;
+  private readonly healthParams: HealthParams;
+  private readonly freshness: FreshnessLimits;
+  private readonly masters: readonly Buffer[];
+  private readonly selfRegSets: ReadonlySet<number>;
+  private readonly maxSelfRegistered: number;
+  private selfRegistered = 0;
+  private readonly mono: () => number;
+  private readonly wall: () => number;
+  private readonly random: () => number;
+
+  constructor(
+    opts: ControllerCoreOptions,
+    /** Sends one datagram; must not throw (count failures itself or via `sendFailed`). */
+    private readonly send: (buf: Buffer, to: UdpAddress) => void,
+    private readonly events: ControllerEvents = {},
+  ) {
+    if (opts.masterKeys.length < 1 || opts.masterKeys.length > 2) throw new RangeError('one or two master keys');
+    this.masters = opts.masterKeys;
+    this.timing = { ...DEFAULT_TIMING, ...opts.timing };
+    if (!(this.timing.probeTimeoutMs > 0 && this.timing.probeIntervalMs > 0)) throw new RangeError('probe interval and timeout must be > 0');
+    if (!(this.timing.jitter >= 0 && this.timing.jitter < 1)) throw new RangeError('jitter must be in [0, 1)');
+    this.healthParams = { ...DEFAULT_HEALTH_PARAMS, ...opts.health };
+    this.freshness = opts.freshness ?? DEFAULT_FRESHNESS;
+    this.selfRegSets = opts.selfRegistrationSets ?? new Set();
+    this.maxSelfRegistered = opts.maxSelfRegistered ?? 10_000;
+    this.bootId = opts.bootId ?? randomBytes(12).toString('base64url');
+    this.mono = opts.clock?.mono ?? (() => performance.now());
+    this.wall = opts.clock?.wall ?? (() => Date.now());
+    this.random = opts.random ?? Math.random;
+    this.counters = {
+      received: 0,
+      accepted: { report: 0, hello: 0, bye: 0 },
+      dropped: Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>,
+      probesSent: 0,
+      helloAcksSent: 0,
+      sendErrors: 0,
+      misses: 0,
+      lateReports: 0,
+      unmatchedReports: 0,
+      registered: 0,
+    };
+  }
+
+  // ---- registry -------------------------------------------------------------------------------
+
+  get size(): number {
+    return this.backends.size;
+  }
+
+  get(id: string): BackendView | undefined {
+    return this.backends.get(id);
+  }
+
+  list(): BackendView[] {
+    return [...this.backends.values()];
+  }
+
+  /** Adds (or updates the address/capacity of) a backend from config or an LB's list. */
+  upsert(spec: BackendSpec): BackendView {
+    const now = this.mono();
+    const old = this.backends.get(spec.id);
+    if (old) {
+      // A hello-registered backend that later appears in config/dispatcher is adopted by them.
+      const merged: BackendSpec = { ...spec, agent: spec.agent ?? old.agent ?? undefined };
+      if (old.source === 'hello' && spec.source !== 'hello') this.selfRegistered--;
+      old.spec = merged;
+      if (spec.agent) this.setAgent(old, spec.agent, now);
+      return old;
+    }
+    const b = new Backend(spec, backendKeys(spec.id, this.masters), now);
+    this.backends.set(spec.id, b);
+    if (b.agent) this.startProbing(b, now);
+    return b;
+  }
+
+  remove(id: string): boolean {
+    const b = this.backends.get(id);
+    if (!b) return false;
+    this.heap.remove(b);
+    this.backends.delete(id);
+    if (b.source === 'hello') this.selfRegistered--;
+    return true;
+  }
+
+  /** Operator drain / undrain. */
+  drain(id: string, on: boolean): boolean {
+    const b = this.backends.get(id);
+    if (!b) return false;
+    this.apply(b, on ? { type: 'drain', at: this.mono() } : { type: 'undrain', at: this.mono() });
+    return true;
+  }
+
+  // ---- receive ---------------------------------------------------------------------------------
+
+  /** Handles one datagram from `from`. Never throws on any input. */
+  receive(buf: Buffer, from: UdpAddress): void {
+    this.counters.received++;
+    const h = readHeader(buf, ACCEPT);
+    if (!h.ok) return this.dropped(h.reason);
+    const hdr = h.header;
+    const b = this.backends.get(hdr.backendId);
+    if (b === undefined) return this.receiveUnknown(buf, hdr, from);
+
+    const d = openDatagram(buf, hdr, b.keys);
+    if (!d.ok) return this.dropped(d.reason);
+    const msg = d.msg;
+    const bootBefore = b.replay.currentBoot;
+    const r = b.replay.admit(msg.boot, msg.seq, msg.ts, this.wall(), this.freshness);
+    if (r !== null) return this.dropped(r);
+    // Answer in the key the agent uses: during a rotation agents move over one by one.
+    if (b.keys[b.signKey]!.id !== d.keyId) b.signKey = Math.max(0, b.keys.findIndex((k) => k.id === d.keyId));
+    const now = this.mono();
+    switch (msg.type) {
+      case 'report':
+        return this.onReport(b, msg, now);
+      case 'hello':
+        return this.onHello(b, msg, from, now, bootBefore !== null && bootBefore !== msg.boot);
+      case 'bye':
+        return this.onBye(b, msg, now);
+      default:
+        // Unreachable: readHeader admitted agent types only.
+        return this.dropped('unexpected_type');
+    }
+  }
+
+  /**
+   * A datagram for a backend we do not know. Only a hello can make it known, and only into a set
+   * that allows self-registration; everything else is dropped without storing anything.
+   */
+  private receiveUnknown(buf: Buffer, hdr: DatagramHeader, from: UdpAddress): void {
+    if (hdr.type !== 'hello' || this.selfRegSets.size === 0) return this.dropped('unknown_backend');
+    // At most one derivation per master whose key id matches: bounded work, nothing stored.
+    const keys: HeartbeatKey[] = [];
+    for (const m of this.masters) {
+      const k = heartbeatKey(deriveBackendKey(m, hdr.backendId));
+      if (k.id === hdr.keyId) keys.push(k);
+    }
+    if (keys.length === 0) return this.dropped('unknown_key');
+    const d = openDatagram(buf, hdr, keys);
+    if (!d.ok) return this.dropped(d.reason);
+    const hello = d.msg as HelloMessage;
+    if (!this.selfRegSets.has(hello.set) || this.selfRegistered >= this.maxSelfRegistered) {
+      return this.dropped('not_allowed');
+    }
+    const replay = new PeerReplayState();
+    const r = replay.admit(hello.boot, hello.seq, hello.ts, this.wall(), this.freshness);
+    if (r !== null) return this.dropped(r);
+    const now = this.mono();
+    const b = new Backend(
+      // No `agent` in the spec: a self-registered backend's address is whatever its latest hello came from.
+      { id: hello.backendId, set: hello.set, uri: hello.uri, capacity: hello.capacity, source: 'hello' },
+      backendKeys(hello.backendId, this.masters),
+      now,
+      replay,
+    );
+    b.signKey = Math.max(0, b.keys.findIndex((k) => k.id === d.keyId));
+    this.backends.set(b.id, b);
+    this.selfRegistered++;
+    this.counters.registered++;
+    this.events.onRegistered?.(b);
+    this.onHello(b, hello, from, now, false);
+  }
+
+  private onReport(b: Backend, msg: ReportMessage, now: number): void {
+    this.counters.accepted.report++;
+    const a = b.tracker.answer(msg.echoSeq, now);
+    if (a.kind === 'unmatched') {
+      this.counters.unmatchedReports++;
+      return;
+    }
+    b.metrics = msg.metrics;
+    b.lastReportAt = now;
+    if (a.kind === 'late') this.counters.lateReports++;
+    else this.apply(b, { type: 'probe_ok', at: now });
+    if (msg.metrics.draining !== b.reportedDraining) {
+      b.reportedDraining = msg.metrics.draining;
+      this.apply(b, { type: 'report_draining', at: now, draining: msg.metrics.draining });
+    }
+    this.events.onReport?.(b, msg.metrics, a.rttMs);
+  }
+
+  private onHello(b: Backend, msg: HelloMessage, from: UdpAddress, now: number, newBoot: boolean): void {
+    this.counters.accepted.hello++;
+    // A configured agent address wins; otherwise the hello's source is where probes go.
+    if (!b.spec.agent) this.setAgent(b, from, now);
+    this.apply(b, { type: 'hello', at: now, newBoot });
+    const ack = encodeMessage(
+      {
+        type: 'hello_ack',
+        backendId: b.id,
+        seq: b.probeSeq++,
+        ts: this.wall(),
+        boot: this.bootId,
+        echoSeq: msg.seq,
+        echoTs: msg.ts,
+        intervalMs: Math.round(this.timing.probeIntervalMs),
+      },
+      b.keys[b.signKey]!,
+      { validate: false },
+    );
+    this.counters.helloAcksSent++;
+    this.send(ack, from);
+  }
+
+  private onBye(b: Backend, _msg: ByeMessage, now: number): void {
+    this.counters.accepted.bye++;
+    this.apply(b, { type: 'bye', at: now });
+  }
+
+  private dropped(reason: DropReason): void {
+    this.counters.dropped[reason]++;
+  }
+
+  /** For the socket shell: a send failed (counted, never thrown). */
+  sendFailed(): void {
+    this.counters.sendErrors++;
+  }
+
+  // ---- probing ---------------------------------------------------------------------------------
+
+  private setAgent(b: Backend, to: UdpAddress, now: number): void {
+    const changed = !b.agent || b.agent.address !== to.address || b.agent.port !== to.port;
+    b.agent = { address: to.address, port: to.port };
+    if (changed || b.heapIndex < 0) this.startProbing(b, now);
+  }
+
+  private startProbing(b: Backend, now: number): void {
+    // A random phase spreads thousands of backends evenly over the interval.
+    b.nextProbeAt = now + this.random() * this.timing.probeIntervalMs;
+    this.reschedule(b);
+  }
+
+  private intervalFor(b: Backend): number {
+    const base =
+      b.health.kind === 'suspect' ? this.timing.probeIntervalMs / this.timing.suspectSpeedup : this.timing.probeIntervalMs;
+    return base * (1 - this.timing.jitter + 2 * this.timing.jitter * this.random());
+  }
+
+  private reschedule(b: Backend): void {
+    b.due = Math.min(b.nextProbeAt, b.tracker.nextDeadline);
+    if (b.heapIndex < 0) this.heap.push(b);
+    else this.heap.update(b);
+  }
+
+  /** When tick() next has work (monotonic ms), Infinity if nothing is scheduled. */
+  get nextDue(): number {
+    return this.heap.peek()?.due ?? Infinity;
+  }
+
+  /** Expires deadlines and sends due probes. Returns the next due time. */
+  tick(now = this.mono()): number {
+    for (;;) {
+      const b = this.heap.peek();
+      if (b === undefined || b.due > now) break;
+      const missed = b.tracker.expire(now);
+      for (let i = 0; i < missed; i++) this.missed(b, now);
+      if (b.nextProbeAt <= now) this.probe(b, now);
+      this.reschedule(b);
+    }
+    return this.nextDue;
+  }
+
+  private missed(b: Backend, now: number): void {
+    this.counters.misses++;
+    // During a key rotation an agent may hold either key and cannot tell us which until it can
+    // verify a probe: after each miss, sign the next probe with the other key. Once the agent
+    // answers, receive() pins the key it used. Costs at most one miss per backend per rotation.
+    if (b.keys.length > 1) b.signKey = (b.signKey + 1) % b.keys.length;
+    this.apply(b, { type: 'probe_missed', at: now });
+  }
+
+  private probe(b: Backend, now: number): void {
+    const seq = b.probeSeq++;
+    const buf = encodeMessage(
+      { type: 'probe', backendId: b.id, seq, ts: Math.floor(this.wall()), boot: this.bootId },
+      b.keys[b.signKey]!,
+      { validate: false },
+    );
+    const evicted = b.tracker.sent(seq, now, this.timing.probeTimeoutMs);
+    for (let i = 0; i < evicted; i++) this.missed(b, now);
+    b.lastProbeAt = now;
+    b.nextProbeAt = now + this.intervalFor(b);
+    this.counters.probesSent++;
+    this.send(buf, b.agent!);
+  }
+
+  private apply(b: Backend, ev: HealthEvent): void {
+    const before = b.healthRec.state;
+    b.healthRec = transition(b.healthRec, ev, this.healthParams);
+    const after = b.healthRec.state;
+    if (after.kind === before.kind) return;
+    if (after.kind === 'suspect' && b.heapIndex >= 0) {
+      // Confirm or clear the suspicion sooner: pull the next probe in.
+      const sooner = b.lastProbeAt + this.timing.probeIntervalMs / this.timing.suspectSpeedup;
+      if (sooner < b.nextProbeAt) {
+        b.nextProbeAt = sooner;
+        this.reschedule(b);
+      }
+    }
+    this.events.onHealthChange?.(b, before, after);
+  }
+}
+

@@ -1,0 +1,103 @@
+/**
+ * The controller's heartbeat endpoint: ControllerCore bound to one UDP socket and one timer.
+ * Everything that decides is in the core; this file only moves bytes and wakes the core up.
+ */
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { ControllerCore, type ControllerCoreOptions, type ControllerEvents, type UdpAddress } from './controller-core.js';
+
+export interface ControllerEndpointOptions extends ControllerCoreOptions {
+  readonly listen: UdpAddress;
+  /** Requested SO_RCVBUF/SO_SNDBUF (the kernel may cap it at net.core.rmem_max). */
+  readonly socketBufferBytes?: number;
+}
+
+export class ControllerEndpoint {
+  readonly core: ControllerCore;
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private closed = false;
+
+  private constructor(
+    private readonly socket: Socket,
+    opts: ControllerEndpointOptions,
+    events: ControllerEvents,
+  ) {
+    const onSent = (err: Error | null) => {
+      if (err) this.core.sendFailed();
+    };
+    this.core = new ControllerCore(
+      opts,
+      (buf, to) => {
+        try {
+          this.socket.send(buf, to.port, to.address, onSent);
+        } catch {
+          this.core.sendFailed();
+        }
+      },
+      events,
+    );
+    socket.on('message', (buf: Buffer, rinfo: RemoteInfo) => {
+      this.core.receive(buf, rinfo);
+      this.arm();
+    });
+    // A UDP socket reports ICMP errors etc. as 'error'; never let that kill the controller.
+    socket.on('error', () => this.core.sendFailed());
+  }
+
+  static async start(opts: ControllerEndpointOptions, events: ControllerEvents = {}): Promise<ControllerEndpoint> {
+    const socket = createSocket({ type: 'udp4', reuseAddr: false });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(opts.listen.port, opts.listen.address, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    const want = opts.socketBufferBytes ?? 4 * 1024 * 1024;
+    try {
+      socket.setRecvBufferSize(want);
+      socket.setSendBufferSize(want);
+    } catch {
+      // Capped or refused by the kernel: the default still works, at lower burst tolerance.
+    }
+    const ep = new ControllerEndpoint(socket, opts, events);
+    ep.arm();
+    return ep;
+  }
+
+  get address(): UdpAddress {
+    const a = this.socket.address();
+    return { address: a.address, port: a.port };
+  }
+
+  get recvBufferBytes(): number {
+    return this.socket.getRecvBufferSize();
+  }
+
+  /** Call after adding backends or draining, so the timer covers the new schedule. */
+  arm(): void {
+    if (this.closed) return;
+    const due = this.core.nextDue;
+    if (due === Infinity) return;
+    if (this.timer !== null && this.timerAt <= due) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timerAt = due;
+    const delay = Math.max(0, due - performance.now());
+    this.timer = setTimeout(this.fire, delay);
+  }
+
+  private readonly fire = (): void => {
+    this.timer = null;
+    this.timerAt = Infinity;
+    if (this.closed) return;
+    this.core.tick();
+    this.arm();
+  };
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    await new Promise<void>((resolve) => this.socket.close(() => resolve()));
+  }
+}
