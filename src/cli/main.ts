@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { PACKAGE_ROOT } from '../util/package-root.js';
 import { agentCommand, apiCommands, controllerCommand } from './commands/daemons.js';
+import { keysCommand } from './commands/keys.js';
 import { labCommand } from './commands/lab.js';
 import { validateCommand } from './commands/validate.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -20,7 +21,7 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .showHelpAfterError()
     .exitOverride();
-  for (const cmd of [controllerCommand(), agentCommand(), validateCommand(), labCommand(), ...apiCommands()]) {
+  for (const cmd of [controllerCommand(), agentCommand(), validateCommand(), keysCommand(), labCommand(), ...apiCommands()]) {
     program.addCommand(cmd.exitOverride());
   }
   for (const sub of program.commands) for (const c of sub.commands) c.exitOverride();

@@ -135,12 +135,14 @@ function secret(
   return undefined;
 }
 
-const HEX_KEY = /^([0-9a-fA-F]{2}){32,64}$/;
+const MASTER_KEY = { pattern: /^([0-9a-fA-F]{2}){32,64}$/, expected: '64 to 128 hex digits (a 32 to 64 byte key)' };
+const DERIVED_KEY = { pattern: /^[0-9a-fA-F]{64}$/, expected: '64 hex digits (a 32 byte derived key, from `sipweigh keys derive`)' };
 
-function hexKey(value: string | undefined, path: string, issues: ConfigIssue[]): Buffer | undefined {
+/** Keys read from files are checked here; inline ones were already checked by the schema. */
+function hexKey(value: string | undefined, path: string, issues: ConfigIssue[], form = MASTER_KEY): Buffer | undefined {
   if (value === undefined) return undefined;
-  if (!HEX_KEY.test(value)) {
-    issues.push({ path, message: 'must be 64 to 128 hex digits (a 32 to 64 byte key)' });
+  if (!form.pattern.test(value)) {
+    issues.push({ path, message: `must be ${form.expected}` });
     return undefined;
   }
   return Buffer.from(value, 'hex');
@@ -206,7 +208,7 @@ function resolveController(raw: RawController, baseDir: string, issues: ConfigIs
 }
 
 function resolveAgent(raw: Record<string, unknown>, baseDir: string, issues: ConfigIssue[]): AgentConfig {
-  const key = hexKey(secret(raw, 'key', 'key_file', '', baseDir, issues, true), 'key', issues);
+  const key = hexKey(secret(raw, 'key', 'key_file', '', baseDir, issues, true), 'key', issues, DERIVED_KEY);
   const { key: _k, key_file: _f, kamailio_rpc, ...rest } = raw as Record<string, unknown> & { kamailio_rpc?: Record<string, unknown> };
   return {
     ...(rest as unknown as AgentConfig),

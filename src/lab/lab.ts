@@ -11,6 +11,8 @@ import { formatDispatcherList, type Destination } from '../kamailio/dispatcher-l
 import { backendDefines, lbDefines } from './defines.js';
 import { startKamailio, type KamailioInstance } from './kamailio.js';
 import { pidAlive, ProcessGroup, stopPid, type ManagedProcess } from './processes.js';
+import { writeLabConfigs, type LabConfigFiles } from './lab-configs.js';
+import { sipweighCommand } from './self-command.js';
 import { startSipp } from './sipp.js';
 import { isBound, type Endpoint } from './sockets.js';
 import { planLab, type LabOptions, type LabPlan } from './topology.js';
@@ -41,6 +43,8 @@ export interface LabState {
   readonly plan: LabPlan;
   readonly dispatcher_list: string;
   readonly lb_rpc_url: string;
+  /** The sipweigh configs generated for this lab (master key, controller, one agent per backend). */
+  readonly configs: LabConfigFiles;
   readonly members: readonly LabMember[];
 }
 
@@ -82,10 +86,23 @@ function member(role: LabMember['role'], p: ManagedProcess, endpoints: readonly 
   return { name: p.name, role, pid: p.pid, log: p.logFile, endpoints };
 }
 
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function waitBound(p: ManagedProcess, ep: Endpoint, timeoutMs = 20000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await isBound(ep))) {
+    if (!p.isRunning()) throw new Error(`${p.name} exited during start-up:\n${p.tail(20)}`);
+    if (Date.now() > deadline) throw new Error(`${p.name} did not bind ${ep.address}:${ep.port} in time:\n${p.tail(20)}`);
+    await sleep(50);
+  }
+}
+
 export interface StartLabOptions extends LabOptions {
   readonly dir?: string;
   /** Keep the processes running after this Node process exits (`lab up`). */
   readonly detach?: boolean;
+  /** Start a sipweigh agent beside each backend (default true). */
+  readonly agents?: boolean;
   readonly shmMb?: number;
 }
 
@@ -105,6 +122,7 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
 
   const dispatcherList = join(dir, 'dispatcher.list');
   writeAtomically(dispatcherList, formatDispatcherList(initialDestinations(plan)));
+  const configs = writeLabConfigs(dir, plan);
 
   try {
     // Servers first (UAS, backends), then the LB that sends them traffic.
@@ -146,6 +164,17 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
       ],
     });
     members.push(member('lb', lb.process, lb.endpoints));
+    if (opts.agents ?? true) {
+      const self = sipweighCommand();
+      for (const be of plan.backends) {
+        const agentFile = configs.agents[be.id];
+        if (!agentFile) continue;
+        const p = group.spawn(`agent-${be.id}`, self.cmd, [...self.args, 'agent', '--config', agentFile]);
+        const ep: Endpoint = { transport: 'udp', ...be.agent };
+        await waitBound(p, ep);
+        members.push(member('agent', p, [ep]));
+      }
+    }
   } catch (e) {
     await group.stopAll();
     throw e;
@@ -158,6 +187,7 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
     plan,
     dispatcher_list: dispatcherList,
     lb_rpc_url: `http://${plan.lb.rpc.address}:${plan.lb.rpc.port}/RPC`,
+    configs,
     members,
   };
   writeAtomically(stateFile(dir), `${JSON.stringify(state, null, 2)}\n`);

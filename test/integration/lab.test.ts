@@ -41,8 +41,15 @@ describe('sipweigh lab (real Kamailio and sipp)', function () {
     state = JSON.parse(r.out) as LabState;
     expect(state.plan.lb.sip).to.deep.equal({ address: '127.0.0.10', port: 5060 });
     expect(state.plan.backends.map((b) => b.sip.address)).to.deep.equal(['127.0.0.11', '127.0.0.12']);
-    expect(state.members.map((m) => m.role).sort()).to.deep.equal(['backend', 'backend', 'lb', 'uas', 'uas']);
+    expect(state.members.map((m) => m.role).sort()).to.deep.equal(['agent', 'agent', 'backend', 'backend', 'lb', 'uas', 'uas']);
     for (const m of state.members) expect(pidAlive(m.pid), m.name).to.equal(true);
+  });
+
+  it('writes sipweigh configs for the lab that validate', () => {
+    for (const f of [state!.configs.controller, ...Object.values(state!.configs.agents)]) {
+      const r = sipweigh('validate', f);
+      expect(r.code, r.err).to.equal(0);
+    }
   });
 
   it('lab status --json reports every member up', () => {

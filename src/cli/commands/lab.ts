@@ -27,13 +27,15 @@ export function labCommand(): Command {
     .option('--capacity <cps>', 'emulated capacity in calls/s: one value for all backends, or one per backend (e.g. 50,100,200)', parseCapacities)
     .option('--workers <n>', 'UDP workers of an emulated backend', parseCount, 4)
     .option('--uas-scenario <file>', 'sipp scenario run behind every backend instead of the answering UAS')
+    .option('--no-agents', 'do not start a sipweigh agent beside each backend')
     .addOption(dirOption())
     .option('--json', 'print every address and port as one JSON object')
-    .action(async (opts: { backends: number; capacity?: number[]; workers: number; uasScenario?: string; dir: string; json?: boolean }) => {
+    .action(async (opts: { backends: number; capacity?: number[]; workers: number; uasScenario?: string; agents: boolean; dir: string; json?: boolean }) => {
       const running = await startLab({
         backends: opts.backends,
         ...(opts.capacity ? { capacities: opts.capacity } : {}),
         workers: opts.workers,
+        agents: opts.agents,
         ...(opts.uasScenario ? { uasScenario: opts.uasScenario } : {}),
         dir: opts.dir,
         detach: true,
@@ -49,8 +51,10 @@ export function labCommand(): Command {
         ...s.plan.backends.map(
           (b) =>
             `  ${b.id.padEnd(10)} sip:${b.sip.address}:${b.sip.port}   JSON-RPC http://${b.sip.address}:${b.rpcPort}/RPC   UAS ${b.uas.address}:${b.uas.port}` +
+            (opts.agents ? `   agent udp:${b.agent.address}:${b.agent.port}` : '') +
             (b.emulation ? `   emulated ${b.emulation.callsPerSecond} calls/s (${b.emulation.workers} workers × ${b.emulation.delayUs / 1000} ms)` : ''),
         ),
+        `  configs    ${s.configs.controller} and agent-<id>.yaml beside it`,
         `  send calls from ${s.plan.client.address} to sip:${s.plan.lb.sip.address}:${s.plan.lb.sip.port}; stop with: sipweigh lab down`,
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
