@@ -4,7 +4,7 @@
  * still reports transactions and rates (and dialogs fall back to `dialog.active_dialogs` when only
  * the RPC is missing).
  */
-import type { RpcParam } from '../kamailio/rpc.js';
+import { RpcMethodError, type RpcParam } from '../kamailio/rpc.js';
 import type { Collector } from './collector.js';
 import type { Cadence } from './host-collectors.js';
 import { FETCHN_GROUPS, kamailioCounters, parseDialogsActive, parseFetchn, parseTmCurrent } from './kamailio-stats.js';
@@ -65,18 +65,40 @@ export function kamailioMeasurements(replies: KamailioReplies, rates: KamailioRa
   return { values, problems };
 }
 
+/** A method the backend lacks is tried again after this long (a restart may have loaded its module). */
+export const UNSUPPORTED_RETRY_MS = 60_000;
+
+function isMethodNotFound(e: unknown): boolean {
+  return e instanceof RpcMethodError && /not found/i.test(e.rpcMessage);
+}
+
 export function kamailioRpcCollector(rpc: RpcCaller, cadence: Cadence): Collector {
   const rates = new KamailioRateTracker();
+  /** method → performance.now() before which it is not called again. */
+  const unsupported = new Map<string, number>();
+  const callUnlessUnsupported = async (method: string, params: readonly RpcParam[], signal: AbortSignal): Promise<unknown> => {
+    const until = unsupported.get(method);
+    if (until !== undefined && performance.now() < until) {
+      throw new Error(`${method} not available on this Kamailio (Method Not Found); retried every ${UNSUPPORTED_RETRY_MS / 1000} s`);
+    }
+    try {
+      return await rpc.call(method, params, { deadlineMs: cadence.timeoutMs, signal });
+    } catch (e) {
+      // Kamailio answers an unknown method with HTTP 500, and its sl module counts every HTTP reply
+      // like a SIP one: calling a missing method each interval would show up as a 5xx rate.
+      if (isMethodNotFound(e)) unsupported.set(method, performance.now() + UNSUPPORTED_RETRY_MS);
+      throw e;
+    }
+  };
   return {
     name: 'kamailio-rpc',
     fields: ['tm_current', 'dialogs_active', 'req_rate', 'err5xx_rate'],
     ...cadence,
     async collect(signal) {
-      const options = { deadlineMs: cadence.timeoutMs, signal };
       const [tmStats, dlgStats, fetchn] = await Promise.allSettled([
-        rpc.call('tm.stats', [], options),
-        rpc.call('dlg.stats_active', [], options),
-        rpc.call('stats.fetchn', [...FETCHN_GROUPS], options),
+        callUnlessUnsupported('tm.stats', [], signal),
+        callUnlessUnsupported('dlg.stats_active', [], signal),
+        callUnlessUnsupported('stats.fetchn', FETCHN_GROUPS, signal),
       ]);
       // Read the clock after the replies: the counters are as of now, not as of the request.
       const { values, problems } = kamailioMeasurements({ tmStats, dlgStats, fetchn }, rates, performance.now());

@@ -9,6 +9,9 @@
  *   `core.rcv_requests_<method>` instead (a method Kamailio has no counter for is not seen).
  * - sl counts a stateless 500 in `sl.500_replies` and not in `sl.5xx_replies` (the other 5xx);
  *   replies sent by tm are in `tmx.5xx_transactions`. The 5xx figure is the sum of the three.
+ * - sl also counts xhttp's HTTP replies by status code, so a JSON-RPC error (HTTP 500) is a
+ *   "500 reply" too; the RPC collector therefore stops calling methods the backend lacks
+ *   (kamailio-collector.ts). Other HTTP clients' RPC errors on a backend would still count.
  */
 import { MetricsParseError } from './parse-error.js';
 

@@ -1,0 +1,93 @@
+/** The agent's pure parts: wire-safe metrics, hello backoff, replay across controller boots, drop counts. */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { toReportMetrics } from '../../src/agent/report-metrics.js';
+import { backoffDelayMs, HELLO_BACKOFF } from '../../src/agent/hello-backoff.js';
+import { ControllerReplay, REMEMBERED_CONTROLLER_BOOTS } from '../../src/agent/controller-replay.js';
+import { DropCounters } from '../../src/agent/drop-counters.js';
+import { payloadValidators } from '../../src/heartbeat/schema.js';
+import { emptyMeasurements, MEASURED_FIELDS, type Measurements } from '../../src/metrics/types.js';
+
+const NOW = 1_800_000_000_000;
+
+describe('agent: report metrics', function () {
+  it('whatever collectors produce, the report passes the heartbeat schema', function () {
+    const anyNumber = fc.oneof(fc.double(), fc.constant(Number.NaN), fc.constant(Infinity), fc.constant(-Infinity), fc.integer(), fc.constant(null));
+    fc.assert(
+      fc.property(fc.tuple(...MEASURED_FIELDS.map(() => anyNumber)), fc.double({ min: 0.001, max: 1e6, noNaN: true }), fc.boolean(), (values, capacity, draining) => {
+        const m = emptyMeasurements();
+        MEASURED_FIELDS.forEach((f, i) => (m[f] = values[i] ?? null));
+        const metrics = toReportMetrics(m, capacity, draining);
+        const payload = { seq: 1, ts: NOW, boot: 'bootbootboot', echo_seq: 1, echo_ts: NOW, metrics };
+        expect(payloadValidators.report(payload), JSON.stringify(payloadValidators.report.errors)).to.equal(true);
+      }),
+    );
+  });
+
+  it('keeps measured values, nulls and the configured capacity and draining flag', function () {
+    const m: Measurements = { ...emptyMeasurements(), cpu_util: 0.25, tm_current: 12, options_rtt_ms: 0.4 };
+    expect(toReportMetrics(m, 200, true)).to.include({ cpu_util: 0.25, tm_current: 12, options_rtt_ms: 0.4, load1: null, capacity: 200, draining: true });
+    expect(toReportMetrics({ ...m, cpu_util: 1.2, udp_rx_queue_bytes: 10.6 }, 1, false)).to.include({ cpu_util: 1, udp_rx_queue_bytes: 11 });
+  });
+});
+
+describe('agent: hello backoff', function () {
+  it('doubles from 250 ms up to 30 s, within ±20 % jitter', function () {
+    expect(backoffDelayMs(HELLO_BACKOFF, 0, 0.5)).to.equal(250);
+    expect(backoffDelayMs(HELLO_BACKOFF, 1, 0.5)).to.equal(500);
+    expect(backoffDelayMs(HELLO_BACKOFF, 3, 0.5)).to.equal(2000);
+    expect(backoffDelayMs(HELLO_BACKOFF, 20, 0.5)).to.equal(30_000);
+    expect(backoffDelayMs(HELLO_BACKOFF, 0, 0)).to.equal(200);
+    expect(backoffDelayMs(HELLO_BACKOFF, 0, 0.999999)).to.equal(300);
+    fc.assert(
+      fc.property(fc.nat(1000), fc.double({ min: 0, max: 0.9999999, noNaN: true }), (attempt, r) => {
+        const d = backoffDelayMs(HELLO_BACKOFF, attempt, r);
+        expect(d).to.be.at.least(200).and.at.most(36_000);
+      }),
+    );
+  });
+});
+
+describe('agent: replay protection across controller boots', function () {
+  it('accepts each (boot, seq) once', function () {
+    const r = new ControllerReplay();
+    expect(r.admit('bootAAAA', 1, NOW, NOW)).to.equal(null);
+    expect(r.admit('bootAAAA', 1, NOW, NOW)).to.equal('replayed');
+    expect(r.admit('bootAAAA', 2, NOW, NOW)).to.equal(null);
+  });
+
+  it('two live controllers interleaving do not drop each other', function () {
+    const r = new ControllerReplay();
+    for (let seq = 1; seq <= 50; seq++) {
+      expect(r.admit('bootAAAA', seq, NOW, NOW)).to.equal(null);
+      expect(r.admit('bootBBBB', seq, NOW, NOW)).to.equal(null);
+    }
+    expect(r.admit('bootAAAA', 50, NOW, NOW)).to.equal('replayed');
+  });
+
+  it('refuses stale and future-dated messages', function () {
+    const r = new ControllerReplay({ maxAgeMs: 5000, maxFutureMs: 1000 });
+    expect(r.admit('bootAAAA', 1, NOW - 6000, NOW)).to.equal('stale');
+    expect(r.admit('bootAAAA', 2, NOW + 2000, NOW)).to.equal('future_dated');
+  });
+
+  it('remembers a bounded number of boots', function () {
+    const r = new ControllerReplay();
+    for (let i = 0; i < REMEMBERED_CONTROLLER_BOOTS * 10; i++) expect(r.admit(`boot${String(i).padStart(6, '0')}`, 1, NOW, NOW)).to.equal(null);
+    const last = `boot${String(REMEMBERED_CONTROLLER_BOOTS * 10 - 1).padStart(6, '0')}`;
+    expect(r.admit(last, 1, NOW, NOW)).to.equal('replayed');
+  });
+});
+
+describe('agent: drop counters', function () {
+  it('counts by reason and reports recent drops once', function () {
+    const d = new DropCounters();
+    d.count('bad_mac');
+    d.count('bad_mac');
+    d.count('oversized');
+    expect(d.snapshot()).to.include({ bad_mac: 2, oversized: 1, replayed: 0 });
+    expect(d.total()).to.equal(3);
+    expect(d.takeRecent()).to.equal(3);
+    expect(d.takeRecent()).to.equal(0);
+  });
+});
