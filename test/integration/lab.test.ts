@@ -116,3 +116,46 @@ describe('sipweigh lab (real Kamailio and sipp)', function () {
     expect(s.code).to.equal(4);
   });
 });
+
+describe('sipweigh lab --uas-scenario (an operator\'s own call flow)', function () {
+  this.timeout(180000);
+  const dir = mkdtempSync(join(tmpdir(), 'sipweigh-lab-busy-'));
+  const client = new ProcessGroup(mkdtempSync(join(tmpdir(), 'sipweigh-lab-busy-client-')));
+  let state: LabState | undefined;
+
+  after(async function () {
+    await client.stopAll();
+    sipweigh('lab', 'down', '--dir', dir);
+    for (const m of state?.members ?? []) if (pidAlive(m.pid)) process.kill(-m.pid, 'SIGKILL');
+  });
+
+  it('runs the given scenario behind every backend: calls get its 486', async () => {
+    const r = sipweigh('lab', 'up', '--backends', '2', '--no-agents', '--uas-scenario', join(REPO_ROOT, 'scripts/sipp/uas-busy.xml'), '--dir', dir, '--json');
+    expect(r.code, r.err).to.equal(0);
+    state = JSON.parse(r.out) as LabState;
+    expect(state.members.some((m) => m.role === 'agent')).to.equal(false);
+    const plan = state.plan;
+    const calls = 30;
+    const uac = await runSippClient(client, {
+      name: 'uac-busy',
+      scenario: join(REPO_ROOT, 'test/scenarios/uac-expect-busy.xml'),
+      localIp: plan.client.address,
+      localPort: 5060,
+      remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
+      rate: 20,
+      maxCalls: calls,
+      timeoutS: 60,
+    });
+    expect(uac.stats.successful, `sipp exit ${uac.exit.code}`).to.equal(calls);
+    expect(uac.stats.failed).to.equal(0);
+    const down = sipweigh('lab', 'down', '--dir', dir);
+    expect(down.code, down.err).to.equal(0);
+    for (const m of state.members) expect(pidAlive(m.pid), m.name).to.equal(false);
+  });
+
+  it('refuses a scenario file that does not exist, starting nothing', () => {
+    const r = sipweigh('lab', 'up', '--uas-scenario', '/nonexistent.xml', '--dir', dir);
+    expect(r.code).to.equal(1);
+    expect(r.err).to.match(/UAS scenario not found/);
+  });
+});

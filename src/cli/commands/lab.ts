@@ -39,6 +39,10 @@ export function labCommand(): Command {
         ...(opts.uasScenario ? { uasScenario: opts.uasScenario } : {}),
         dir: opts.dir,
         detach: true,
+      }).catch((e: unknown) => {
+        // Start-up problems (a port in use, a config Kamailio refuses) are the operator's to fix:
+        // the message carries the process's own last log lines; a stack trace would add nothing.
+        throw new CliError(`lab up failed: ${(e as Error).message}`, EXIT.failure);
       });
       const s = running.state;
       if (opts.json) {
