@@ -1,0 +1,120 @@
+import { expect } from 'chai';
+import { ControllerCore, type UdpAddress } from '../../src/heartbeat/controller-core.js';
+import { DROP_REASONS, decodeDatagram, encodeMessage, type DropReason } from '../../src/heartbeat/codec.js';
+import { deriveBackendKey, heartbeatKey } from '../../src/heartbeat/keys.js';
+import { AGENT_SENDS, type ProbeMessage } from '../../src/heartbeat/messages.js';
+import { EXPECTED_REASONS, fuzzDatagrams, FUZZ_KINDS, type FuzzKind } from '../support/fuzz-datagrams.js';
+import { IDLE_METRICS } from '../support/fake-agent.js';
+
+const MASTER = Buffer.alloc(32, 0x44);
+const AGENT: UdpAddress = { address: '127.0.3.50', port: 4000 };
+
+/** A core on a manual clock, recording what it sends. */
+function makeCore(opts: Partial<ConstructorParameters<typeof ControllerCore>[0]> = {}) {
+  let mono = 1000;
+  const wall0 = 1_700_000_000_000;
+  const sent: { buf: Buffer; to: UdpAddress }[] = [];
+  const core = new ControllerCore(
+    { masterKeys: [MASTER], clock: { mono: () => mono, wall: () => wall0 + mono }, random: () => 0.5, ...opts },
+    (buf, to) => sent.push({ buf, to }),
+  );
+  return {
+    core,
+    sent,
+    wall: () => wall0 + mono,
+    advance(ms: number) {
+      const end = mono + ms;
+      while (core.nextDue <= end) {
+        mono = Math.max(mono, core.nextDue);
+        core.tick(mono);
+      }
+      mono = end;
+    },
+  };
+}
+
+function lastProbe(sent: { buf: Buffer }[], id: string): ProbeMessage {
+  const k = heartbeatKey(deriveBackendKey(MASTER, id));
+  const d = decodeDatagram(sent[sent.length - 1]!.buf, () => [k]);
+  if (!d.ok || d.msg.type !== 'probe') throw new Error('no probe');
+  return d.msg;
+}
+
+describe('controller core (no sockets, manual clock)', function () {
+  it('drops every fuzz datagram, each with a reason its kind allows', function () {
+    const { core, wall } = makeCore({ selfRegistrationSets: new Set([2]) });
+    core.upsert({ id: 'fz-target', set: 1, uri: 'sip:x', capacity: 1, source: 'config' });
+    const key = heartbeatKey(deriveBackendKey(MASTER, 'fz-target'));
+    const replayable = [0, 1, 2].map((i) =>
+      encodeMessage({ type: 'report', backendId: 'fz-target', seq: i, ts: wall(), boot: 'primeboot1', echoSeq: 77, echoTs: 1, metrics: IDLE_METRICS }, key),
+    );
+    for (const b of replayable) core.receive(b, AGENT);
+    expect(core.counters.accepted.report).to.equal(3);
+    const seen: Record<FuzzKind, Set<DropReason>> = Object.fromEntries(FUZZ_KINDS.map((k) => [k, new Set()])) as never;
+    const before = { ...core.counters.dropped };
+    for (const { kind, buf } of fuzzDatagrams({ target: { backendId: 'fz-target', key: deriveBackendKey(MASTER, 'fz-target'), accepts: AGENT_SENDS }, count: 30_000, seed: 7, replayable, now: wall })) {
+      const snapshot = { ...core.counters.dropped };
+      core.receive(buf, AGENT);
+      const changed = DROP_REASONS.filter((r) => core.counters.dropped[r] !== snapshot[r]);
+      expect(changed, `${kind} must be dropped exactly once`).to.have.length(1);
+      const reason = changed[0]!;
+      expect(EXPECTED_REASONS[kind], `${kind} dropped as ${reason}`).to.include(reason);
+      seen[kind].add(reason);
+    }
+    expect(core.counters.accepted.report).to.equal(3);
+    expect(core.size).to.equal(1);
+    for (const k of FUZZ_KINDS) expect(seen[k].size, k).to.be.greaterThan(0);
+    expect(DROP_REASONS.reduce((s, r) => s + core.counters.dropped[r] - before[r], 0)).to.equal(30_000);
+  });
+
+  it('probes each backend about once per interval, with jitter spread, and never an unknown one', function () {
+    const { core, sent, advance } = makeCore({ random: Math.random });
+    for (let i = 0; i < 50; i++) core.upsert({ id: `b${i}`, set: 1, uri: 'sip:x', capacity: 1, agent: { address: '127.0.3.60', port: 5000 + i }, source: 'config' });
+    advance(10_000);
+    // 50 backends × 10 s / 200 ms = 2,500 probes in a normal cadence; no answers means suspect
+    // mode (faster) only briefly before down, so the count stays near that.
+    expect(sent.length).to.be.within(2400, 2800);
+    const perPort = new Map<number, number>();
+    for (const s of sent) perPort.set(s.to.port, (perPort.get(s.to.port) ?? 0) + 1);
+    expect(perPort.size).to.equal(50);
+  });
+
+  it('a report answering a probe gives an RTT and, after returnAfterOks, up', function () {
+    const { core, sent, advance, wall } = makeCore();
+    core.upsert({ id: 'r1', set: 1, uri: 'sip:x', capacity: 1, agent: AGENT, source: 'config' });
+    const key = heartbeatKey(deriveBackendKey(MASTER, 'r1'));
+    for (let i = 0; i < 5; i++) {
+      const n = sent.length;
+      while (sent.length === n) advance(1);
+      const p = lastProbe(sent, 'r1');
+      advance(3);
+      core.receive(encodeMessage({ type: 'report', backendId: 'r1', seq: i, ts: wall(), boot: 'agentboot1', echoSeq: p.seq, echoTs: p.ts, metrics: IDLE_METRICS }, key), AGENT);
+    }
+    const v = core.get('r1')!;
+    expect(v.health.kind).to.equal('up');
+    expect(v.lastRttMs).to.equal(3);
+    expect(core.counters.misses).to.equal(0);
+  });
+
+  it('a hello for a set without self-registration is not_allowed and not stored', function () {
+    const { core, sent, wall } = makeCore({ selfRegistrationSets: new Set([5]) });
+    const key = heartbeatKey(deriveBackendKey(MASTER, 'new-1'));
+    core.receive(encodeMessage({ type: 'hello', backendId: 'new-1', seq: 1, ts: wall(), boot: 'agentboot1', set: 4, uri: 'sip:a', capacity: 1 }, key), AGENT);
+    expect(core.counters.dropped.not_allowed).to.equal(1);
+    expect(core.get('new-1')).to.equal(undefined);
+    expect(sent).to.have.length(0);
+    core.receive(encodeMessage({ type: 'hello', backendId: 'new-1', seq: 2, ts: wall(), boot: 'agentboot1', set: 5, uri: 'sip:a', capacity: 1 }, key), AGENT);
+    expect(core.get('new-1')).to.include({ set: 5, source: 'hello' });
+    expect(sent).to.have.length(1); // the hello_ack
+  });
+
+  it('caps self-registration (a leaked master cannot fill memory)', function () {
+    const { core, wall } = makeCore({ selfRegistrationSets: new Set([5]), maxSelfRegistered: 3 });
+    for (let i = 0; i < 10; i++) {
+      const id = `s-${i}`;
+      core.receive(encodeMessage({ type: 'hello', backendId: id, seq: 1, ts: wall(), boot: 'agentboot1', set: 5, uri: 'sip:a', capacity: 1 }, heartbeatKey(deriveBackendKey(MASTER, id))), AGENT);
+    }
+    expect(core.size).to.equal(3);
+    expect(core.counters.dropped.not_allowed).to.equal(7);
+  });
+});
