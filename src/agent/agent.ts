@@ -49,6 +49,8 @@ export interface AgentOptions {
 }
 
 export interface AgentCounters {
+  /** Datagrams that reached the agent's socket. */
+  readonly received: number;
   readonly probesAnswered: number;
   readonly hellosSent: number;
   readonly byesSent: number;
@@ -93,6 +95,7 @@ class Agent implements AgentHandle {
   private lastProbeAt = 0;
   private watchTimer: NodeJS.Timeout | undefined;
   private lastDropLog = -Infinity;
+  private received = 0;
   private probesAnswered = 0;
   private hellosSent = 0;
   private byesSent = 0;
@@ -166,6 +169,7 @@ class Agent implements AgentHandle {
 
   counters(): AgentCounters {
     return {
+      received: this.received,
       probesAnswered: this.probesAnswered,
       hellosSent: this.hellosSent,
       byesSent: this.byesSent,
@@ -208,6 +212,7 @@ class Agent implements AgentHandle {
   }
 
   private onDatagram(buf: Buffer, rinfo: dgram.RemoteInfo): void {
+    this.received++;
     try {
       const decoded = decodeDatagram(buf, this.lookup, ACCEPT_MASK);
       if (!decoded.ok) {
