@@ -1,0 +1,107 @@
+/**
+ * Issue 3: `kamailio -c` accepts every shipped config: the example LB and backend with their
+ * defaults, with the lab's defines and in stateful (benchmark) mode, and both snippets included
+ * into an operator's existing config that already loads the usual modules and has its own
+ * event_route[xhttp:request].
+ */
+import { expect } from 'chai';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { backendDefines, lbDefines } from '../../src/lab/defines.js';
+import { kamailioCheck, type Defines } from '../../src/lab/kamailio.js';
+import { planLab } from '../../src/lab/topology.js';
+import { KAMAILIO_DIR } from '../support/harness.js';
+
+const LB_CFG = join(KAMAILIO_DIR, 'lb.cfg');
+const BACKEND_CFG = join(KAMAILIO_DIR, 'backend.cfg');
+
+function expectAccepted(cfg: string, defines: Defines = {}): void {
+  const r = kamailioCheck(cfg, defines);
+  expect(r.ok, `kamailio -c ${cfg} ${JSON.stringify(defines)}:\n${r.output}`).to.equal(true);
+}
+
+/** The head of an operator's existing kamailio.cfg: its own modules, loaded before the include. */
+const OPERATOR_HEAD = `#!KAMAILIO
+listen=udp:127.0.2.40:5060
+listen=tcp:127.0.2.40:5071 name "sipweigh_rpc"
+loadmodule "tm.so"
+loadmodule "tmx.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "sanity.so"
+loadmodule "xhttp.so"
+loadmodule "jsonrpcs.so"
+loadmodule "dispatcher.so"
+modparam("dispatcher", "list_file", "/etc/kamailio/dispatcher.list")
+`;
+
+describe('data plane: shipped Kamailio configs pass kamailio -c', function () {
+  this.timeout(60000);
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sipweigh-dataplane-config-'));
+  });
+
+  it('lb.cfg with its defaults', () => expectAccepted(LB_CFG));
+  it('backend.cfg with its defaults', () => expectAccepted(BACKEND_CFG));
+
+  it('lb.cfg and backend.cfg with the lab defines', () => {
+    const plan = planLab({ backends: 2, capacities: [200, 100] });
+    expectAccepted(LB_CFG, lbDefines(plan, join(dir, 'dispatcher.list')));
+    for (const be of plan.backends) expectAccepted(BACKEND_CFG, backendDefines(plan, be));
+  });
+
+  it('lb.cfg in stateful mode, with probing and latency statistics', () =>
+    expectAccepted(LB_CFG, { SW_STATEFUL: true, SW_DS_PING_INTERVAL: 1, SW_DS_LATENCY_STATS: 1 }));
+
+  it('lb.cfg with a list of allowed RPC sources and no password', () =>
+    expectAccepted(LB_CFG, { SW_LB_IP: '127.0.2.40', SW_RPC_ALLOW: '"127.0.0.1/32,10.1.0.0/16"' }));
+
+  it('the LB snippet inside an operator config that loads its own modules and xhttp route', () => {
+    const cfg = join(dir, 'operator-lb.cfg');
+    writeFileSync(
+      cfg,
+      `${OPERATOR_HEAD}
+#!define SIPWEIGH_DS_SET 7
+#!define SIPWEIGH_NO_XHTTP_EVENT_ROUTE
+include_file "${join(KAMAILIO_DIR, 'sipweigh-lb.cfg')}"
+request_route {
+	route(SIPWEIGH_LB);
+}
+event_route[xhttp:request] {
+	if ($hu =~ "^/metrics") { xhttp_reply("200", "OK", "text/plain", "ok\\n"); exit; }
+	route(SIPWEIGH_RPC_HTTP);
+}
+`,
+    );
+    expectAccepted(cfg);
+  });
+
+  it('the backend snippet inside an operator config that loads its own modules', () => {
+    const cfg = join(dir, 'operator-backend.cfg');
+    writeFileSync(
+      cfg,
+      `${OPERATOR_HEAD}
+#!define SIPWEIGH_LB_TRUSTED "127.0.2.10/32,127.0.2.9"
+include_file "${join(KAMAILIO_DIR, 'sipweigh-backend.cfg')}"
+request_route {
+	route(SIPWEIGH_BACKEND);
+	if (!t_relay()) sl_reply_error();
+}
+`,
+    );
+    expectAccepted(cfg);
+  });
+
+  it('rejects a broken config (the check can fail)', () => {
+    const cfg = join(dir, 'broken.cfg');
+    writeFileSync(cfg, `#!KAMAILIO\ninclude_file "${join(KAMAILIO_DIR, 'sipweigh-lb.cfg')}"\nrequest_route { sipweigh_no_such_function(); }\n`);
+    expect(kamailioCheck(cfg).ok).to.equal(false);
+  });
+});
