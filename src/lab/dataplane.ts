@@ -75,7 +75,13 @@ export async function startDataPlane(group: ProcessGroup, opts: DataPlaneOptions
     ip: net.backendIp(index),
     uri: `sip:${net.backendIp(index)}:${net.sipPort}`,
   }));
-  writeFileSync(dispatcherList, dispatcherListText(net.dsSet, specs.map((b) => ({ uri: b.uri, weight: b.spec.weight }))));
+  writeFileSync(
+    dispatcherList,
+    dispatcherListText(
+      net.dsSet,
+      specs.map((b) => ({ uri: b.uri, weight: b.spec.weight })),
+    ),
+  );
 
   const backends = await Promise.all(
     specs.map(async (b): Promise<BackendNode> => {
@@ -148,7 +154,11 @@ export interface UasOptions {
 }
 
 /** One sipp UAS per backend, at the address that backend relays to. */
-export async function startUases(group: ProcessGroup, plane: DataPlane, opts: UasOptions): Promise<SippRun[]> {
+export async function startUases(
+  group: ProcessGroup,
+  plane: DataPlane,
+  opts: UasOptions,
+): Promise<SippRun[]> {
   return Promise.all(
     plane.backends.map((b) =>
       startSipp(group, {

@@ -93,7 +93,11 @@ describe('data plane: calls through the transparent LB', function () {
       const callId = `dp-direct-${Date.now()}@test`;
       const via = `${peer.address}:${peer.port}`;
       const ruri = `sip:service@${DATAPLANE_NET.lbIp}:${DATAPLANE_NET.sipPort}`;
-      await peer.send(sipRequest({ method: 'INVITE', ruri, callId, via }), DATAPLANE_NET.lbIp, DATAPLANE_NET.sipPort);
+      await peer.send(
+        sipRequest({ method: 'INVITE', ruri, callId, via }),
+        DATAPLANE_NET.lbIp,
+        DATAPLANE_NET.sipPort,
+      );
       const ok = await peer.waitFor((m) => m.status === 200, 5000);
       expect(ok, '200 OK to the INVITE').to.not.equal(undefined);
       if (!ok) return;
@@ -173,7 +177,9 @@ describe('data plane: calls through the transparent LB', function () {
     expect(invites).to.have.length(calls);
     for (const inv of invites) {
       // The LB's own Via on top of the client's; the backend kept the LB as the source.
-      expect(header(inv, 'X-Lab-Arrived')).to.equal(`vias=2;src=${DATAPLANE_NET.lbIp}:${DATAPLANE_NET.sipPort}`);
+      expect(header(inv, 'X-Lab-Arrived')).to.equal(
+        `vias=2;src=${DATAPLANE_NET.lbIp}:${DATAPLANE_NET.sipPort}`,
+      );
     }
   });
 });

@@ -101,7 +101,10 @@ request_route {
 
   it('rejects a broken config (the check can fail)', () => {
     const cfg = join(dir, 'broken.cfg');
-    writeFileSync(cfg, `#!KAMAILIO\ninclude_file "${join(KAMAILIO_DIR, 'sipweigh-lb.cfg')}"\nrequest_route { sipweigh_no_such_function(); }\n`);
+    writeFileSync(
+      cfg,
+      `#!KAMAILIO\ninclude_file "${join(KAMAILIO_DIR, 'sipweigh-lb.cfg')}"\nrequest_route { sipweigh_no_such_function(); }\n`,
+    );
     expect(kamailioCheck(cfg).ok).to.equal(false);
   });
 });

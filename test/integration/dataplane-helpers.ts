@@ -31,14 +31,22 @@ export function postJson(url: string, payload: unknown, opts: HttpRpcOptions = {
     headers.authorization = `Basic ${Buffer.from(`${opts.auth.user}:${opts.auth.password}`).toString('base64')}`;
   }
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', headers, localAddress: opts.localAddress, timeout: 5000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
-      );
-      res.on('error', reject);
-    });
+    const req = request(
+      url,
+      { method: 'POST', headers, localAddress: opts.localAddress, timeout: 5000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`HTTP request to ${url} timed out`)));
     req.on('error', reject);
     req.end(body);
@@ -48,7 +56,12 @@ export function postJson(url: string, payload: unknown, opts: HttpRpcOptions = {
 let rpcId = 0;
 
 /** A JSON-RPC call that must succeed: returns `result`, throws with the reply otherwise. */
-export async function rpc(url: string, method: string, params: unknown[] = [], opts: HttpRpcOptions = {}): Promise<unknown> {
+export async function rpc(
+  url: string,
+  method: string,
+  params: unknown[] = [],
+  opts: HttpRpcOptions = {},
+): Promise<unknown> {
   const reply = await postJson(url, { jsonrpc: '2.0', method, params, id: ++rpcId }, opts);
   let parsed: { result?: unknown; error?: unknown } | undefined;
   try {
@@ -73,7 +86,8 @@ export type Stats = Readonly<Record<string, number>>;
 /** Core and script counters (`core.rcv_requests_ack`, `script.sipweigh_sticky`...). */
 export async function fetchStats(url: string, opts: HttpRpcOptions = {}): Promise<Stats> {
   const result = await rpc(url, 'stats.fetchn', ['core:', 'script:'], opts);
-  if (typeof result !== 'object' || result === null) throw new Error(`stats.fetchn: unexpected ${JSON.stringify(result)}`);
+  if (typeof result !== 'object' || result === null)
+    throw new Error(`stats.fetchn: unexpected ${JSON.stringify(result)}`);
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(result)) if (typeof v === 'number') out[k] = v;
   return out;
@@ -117,7 +131,12 @@ export class UdpSipPeer {
     socket.on('message', (buf, rinfo) => {
       const text = buf.toString('utf8');
       const m = /^SIP\/2\.0 (\d{3})/.exec(text);
-      this.received.push({ address: rinfo.address, port: rinfo.port, text, status: m ? Number(m[1]) : undefined });
+      this.received.push({
+        address: rinfo.address,
+        port: rinfo.port,
+        text,
+        status: m ? Number(m[1]) : undefined,
+      });
       for (const w of this.waiters) w();
     });
   }
@@ -133,7 +152,9 @@ export class UdpSipPeer {
 
   send(text: string, address: string, port: number): Promise<void> {
     const wire = text.replace(/\r?\n/g, '\r\n');
-    return new Promise((resolve, reject) => this.socket.send(wire, port, address, (e) => (e ? reject(e) : resolve())));
+    return new Promise((resolve, reject) =>
+      this.socket.send(wire, port, address, (e) => (e ? reject(e) : resolve())),
+    );
   }
 
   /** Messages received so far that satisfy `match`. */

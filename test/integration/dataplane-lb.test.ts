@@ -38,9 +38,18 @@ describe('data plane: the LB', function () {
   const nextCallId = (what: string) => `dp-lb-${what}-${++callSeq}-${Date.now()}`;
 
   /** Sends one request from `from` and returns the first reply with a final status, if any. */
-  async function ask(from: UdpSipPeer, text: string, callId: string, to = lbIp, waitMs = 3000): Promise<ReceivedSip | undefined> {
+  async function ask(
+    from: UdpSipPeer,
+    text: string,
+    callId: string,
+    to: string = lbIp,
+    waitMs = 3000,
+  ): Promise<ReceivedSip | undefined> {
     await from.send(text, to, sipPort);
-    return from.waitFor((m) => m.status !== undefined && m.status >= 200 && header(m.text, 'Call-ID') === callId, waitMs);
+    return from.waitFor(
+      (m) => m.status !== undefined && m.status >= 200 && header(m.text, 'Call-ID') === callId,
+      waitMs,
+    );
   }
 
   before(async function () {
@@ -69,7 +78,10 @@ describe('data plane: the LB', function () {
       let after = await backendStats();
       const split = after.map((s, i) => delta(before[i] ?? {}, s, 'core.rcv_requests_options'));
       expect(split[0]! + split[1]!).to.equal(1000);
-      expect(split[0]! / 1000, `share of the weight-80 backend (${split.join('/')})`).to.be.within(0.77, 0.83);
+      expect(split[0]! / 1000, `share of the weight-80 backend (${split.join('/')})`).to.be.within(
+        0.77,
+        0.83,
+      );
 
       await lbRpc('dispatcher.set_state', ['i', DATAPLANE_NET.dsSet, plane.backends[0]!.uri]);
       try {
@@ -88,12 +100,17 @@ describe('data plane: the LB', function () {
       try {
         const callId = nextCallId('none');
         const via = `${peer.address}:${peer.port}`;
-        const reply = await ask(peer, sipRequest({ method: 'INVITE', ruri: `sip:svc@${lbIp}`, callId, via }), callId);
+        const reply = await ask(
+          peer,
+          sipRequest({ method: 'INVITE', ruri: `sip:svc@${lbIp}`, callId, via }),
+          callId,
+        );
         expect(reply?.status).to.equal(503);
         expect(reply?.address).to.equal(lbIp);
         expect(Number(header(reply?.text ?? '', 'Retry-After'))).to.be.above(0);
       } finally {
-        for (const b of plane.backends) await lbRpc('dispatcher.set_state', ['a', DATAPLANE_NET.dsSet, b.uri]);
+        for (const b of plane.backends)
+          await lbRpc('dispatcher.set_state', ['a', DATAPLANE_NET.dsSet, b.uri]);
       }
     });
   });
@@ -143,7 +160,11 @@ describe('data plane: the LB', function () {
     it('answers a CANCEL without a known INVITE 481 itself; no backend sees it', async function () {
       const before = await backendStats();
       const callId = nextCallId('cancel');
-      const reply = await ask(peer, sipRequest({ method: 'CANCEL', ruri: `sip:x@${lbIp}`, callId, via: via() }), callId);
+      const reply = await ask(
+        peer,
+        sipRequest({ method: 'CANCEL', ruri: `sip:x@${lbIp}`, callId, via: via() }),
+        callId,
+      );
       expect(reply?.status).to.equal(481);
       expect(reply?.address).to.equal(lbIp);
       expect(sumDelta(before, await backendStats(), 'core.rcv_requests_cancel')).to.equal(0);
@@ -153,7 +174,13 @@ describe('data plane: the LB', function () {
       const lbBefore = await lbStats();
       const before = await backendStats();
       const callId = nextCallId('ack');
-      const reply = await ask(peer, sipRequest({ method: 'ACK', ruri: `sip:x@${lbIp}`, callId, via: via(), toTag: 't1' }), callId, lbIp, 1000);
+      const reply = await ask(
+        peer,
+        sipRequest({ method: 'ACK', ruri: `sip:x@${lbIp}`, callId, via: via(), toTag: 't1' }),
+        callId,
+        lbIp,
+        1000,
+      );
       expect(reply, 'no reply to an ACK').to.equal(undefined);
       expect(delta(lbBefore, await lbStats(), 'script.sipweigh_stray_ack')).to.equal(1);
       expect(sumDelta(before, await backendStats(), 'core.rcv_requests_ack')).to.equal(0);
@@ -163,7 +190,14 @@ describe('data plane: the LB', function () {
       const callId = nextCallId('bye');
       const reply = await ask(
         peer,
-        sipRequest({ method: 'BYE', ruri: `sip:x@${DATAPLANE_NET.clientIp(9)}`, callId, via: via(), toTag: 't2', cseq: 2 }),
+        sipRequest({
+          method: 'BYE',
+          ruri: `sip:x@${DATAPLANE_NET.clientIp(9)}`,
+          callId,
+          via: via(),
+          toTag: 't2',
+          cseq: 2,
+        }),
         callId,
       );
       expect(reply?.status).to.equal(481);
@@ -213,17 +247,23 @@ describe('data plane: the LB', function () {
 
     it('answers OPTIONS addressed to itself with 200', async function () {
       const callId = nextCallId('ping');
-      const reply = await ask(peer, sipRequest({ method: 'OPTIONS', ruri: `sip:${lbIp}`, callId, via: via() }), callId);
+      const reply = await ask(
+        peer,
+        sipRequest({ method: 'OPTIONS', ruri: `sip:${lbIp}`, callId, via: via() }),
+        callId,
+      );
       expect(reply?.status).to.equal(200);
       expect(reply?.address).to.equal(lbIp);
     });
 
     it('rejects Max-Forwards exhausted (483) and a malformed Expires (400)', async function () {
       const hops = nextCallId('hops');
-      const noHops = sipRequest({ method: 'OPTIONS', ruri: `sip:x@${lbIp}`, callId: hops, via: via() }).replace(
-        'Max-Forwards: 70',
-        'Max-Forwards: 0',
-      );
+      const noHops = sipRequest({
+        method: 'OPTIONS',
+        ruri: `sip:x@${lbIp}`,
+        callId: hops,
+        via: via(),
+      }).replace('Max-Forwards: 70', 'Max-Forwards: 0');
       expect((await ask(peer, noHops, hops))?.status).to.equal(483);
       const bad = nextCallId('expires');
       const badExpires = sipRequest({

@@ -9,7 +9,15 @@ import { join } from 'node:path';
 import { DATAPLANE_NET, startDataPlane, startUases, type DataPlane } from '../../src/lab/dataplane.js';
 import { runSippClient, type SippRun } from '../../src/lab/sipp.js';
 import { REPO_ROOT, SCENARIO_DIR, useProcessGroup } from '../support/harness.js';
-import { delta, fetchStats, header, isRequest, lbRpcAccess, sippReceivedMessages, type Stats } from './dataplane-helpers.js';
+import {
+  delta,
+  fetchStats,
+  header,
+  isRequest,
+  lbRpcAccess,
+  sippReceivedMessages,
+  type Stats,
+} from './dataplane-helpers.js';
 
 const lbTarget = `${DATAPLANE_NET.lbIp}:${DATAPLANE_NET.sipPort}`;
 
@@ -65,7 +73,10 @@ describe('data plane: CANCEL and failed INVITEs stay on the INVITE backend', fun
     const cancels = perBackend(beBefore, beAfter, 'core.rcv_requests_cancel');
     const acks = perBackend(beBefore, beAfter, 'core.rcv_requests_ack');
     expect(invites.reduce((a, b) => a + b, 0)).to.equal(calls);
-    expect(invites.every((n) => n > 0), `both backends used: ${invites.join('/')}`).to.equal(true);
+    expect(
+      invites.every((n) => n > 0),
+      `both backends used: ${invites.join('/')}`,
+    ).to.equal(true);
     expect(cancels, 'CANCELs per backend').to.deep.equal(invites);
     expect(acks, 'ACKs per backend').to.deep.equal(invites);
   });
@@ -95,7 +106,10 @@ describe('data plane: CANCEL and failed INVITEs stay on the INVITE backend', fun
     const invites = perBackend(beBefore, beAfter, 'core.rcv_requests_invite');
     const acks = perBackend(beBefore, beAfter, 'core.rcv_requests_ack');
     expect(invites.reduce((a, b) => a + b, 0)).to.equal(calls);
-    expect(invites.every((n) => n > 0), `both backends used: ${invites.join('/')}`).to.equal(true);
+    expect(
+      invites.every((n) => n > 0),
+      `both backends used: ${invites.join('/')}`,
+    ).to.equal(true);
     expect(acks, 'ACKs per backend (a stray ACK would show at the other one)').to.deep.equal(invites);
   });
 });
