@@ -19,15 +19,15 @@ import { heartbeatKey, type HeartbeatKey } from '../heartbeat/keys.js';
 import { CONTROLLER_SENDS, type HeartbeatMessage, type HelloAckMessage, type ProbeMessage } from '../heartbeat/messages.js';
 import type { FreshnessLimits } from '../heartbeat/replay.js';
 import type { AgentConfig } from '../config/types.js';
+import { backoffDelayMs, type BackoffPolicy } from '../metrics/backoff.js';
 import type { Collector } from '../metrics/collector.js';
 import { silentLogger, type Logger } from '../metrics/logger.js';
+import { toReportMetrics } from '../metrics/report-metrics.js';
 import { Sampler, type CollectorStatus } from '../metrics/sampler.js';
 import type { Measurements } from '../metrics/types.js';
 import { agentCollectors } from './collectors.js';
 import { ControllerReplay } from './controller-replay.js';
 import { DropCounters, type DropCounts } from './drop-counters.js';
-import { backoffDelayMs, HELLO_BACKOFF, type BackoffPolicy } from './hello-backoff.js';
-import { toReportMetrics } from './report-metrics.js';
 
 export const AGENT_SOFTWARE = 'sipweigh-agent/0.1';
 const ACCEPT_MASK = typeMask(CONTROLLER_SENDS);
@@ -36,6 +36,8 @@ const BYE_COPIES = 3;
 const BYE_SPACING_MS = 20;
 /** A drop summary is logged at most this often, and only when something was dropped. */
 const DROP_LOG_INTERVAL_MS = 10_000;
+/** Hello repeats: 250 ms, 500 ms, 1 s ... up to 30 s, ±20 %. */
+export const HELLO_BACKOFF: BackoffPolicy = { initialMs: 250, maxMs: 30_000, factor: 2, jitter: 0.2 };
 
 export interface AgentOptions {
   /** Install SIGTERM/SIGINT (bye, stop) and SIGUSR1/SIGUSR2 (drain/undrain) handlers. Default true. */

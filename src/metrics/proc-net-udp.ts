@@ -113,15 +113,19 @@ export function parseProcNetUdp(text: string, source = '/proc/net/udp', endianne
 /**
  * Figures of the unconnected socket(s) bound to address:port. A socket bound to the wildcard address
  * (0.0.0.0 or ::) on that port also receives the traffic, so it counts when no exact binding exists.
- * Undefined when nothing is bound there (Kamailio down or a configuration mistake).
+ * Without an address (the SSH collector knows only the port), every unconnected socket on the port
+ * counts. Undefined when nothing is bound there (Kamailio down or a configuration mistake).
  */
-export function findUdpSocket(rows: readonly UdpSocketRow[], address: string, port: number): UdpSocketFigures | undefined {
-  const wanted = addressBytes(address);
-  if (!wanted) throw new Error(`not an IP address: ${address}`);
+export function findUdpSocket(rows: readonly UdpSocketRow[], address: string | undefined, port: number): UdpSocketFigures | undefined {
   const bound = rows.filter((r) => r.localPort === port && r.state === UNCONNECTED);
-  let matches = bound.filter((r) => r.localAddress.equals(wanted));
-  if (matches.length === 0) {
-    matches = bound.filter((r) => r.localAddress.length === wanted.length && r.localAddress.every((b) => b === 0));
+  let matches = bound;
+  if (address !== undefined) {
+    const wanted = addressBytes(address);
+    if (!wanted) throw new Error(`not an IP address: ${address}`);
+    matches = bound.filter((r) => r.localAddress.equals(wanted));
+    if (matches.length === 0) {
+      matches = bound.filter((r) => r.localAddress.length === wanted.length && r.localAddress.every((b) => b === 0));
+    }
   }
   if (matches.length === 0) return undefined;
   return {

@@ -1,8 +1,9 @@
 /** The agent's pure parts: wire-safe metrics, hello backoff, replay across controller boots, drop counts. */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { toReportMetrics } from '../../src/agent/report-metrics.js';
-import { backoffDelayMs, HELLO_BACKOFF } from '../../src/agent/hello-backoff.js';
+import { toReportMetrics } from '../../src/metrics/report-metrics.js';
+import { backoffDelayMs } from '../../src/metrics/backoff.js';
+import { HELLO_BACKOFF } from '../../src/agent/agent.js';
 import { ControllerReplay, REMEMBERED_CONTROLLER_BOOTS } from '../../src/agent/controller-replay.js';
 import { DropCounters } from '../../src/agent/drop-counters.js';
 import { payloadValidators } from '../../src/heartbeat/schema.js';

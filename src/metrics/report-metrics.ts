@@ -4,7 +4,7 @@
  * no NaN or Infinity), so encoding a report can never fail on a measured value.
  */
 import type { ReportMetrics } from '../heartbeat/messages.js';
-import type { Measurements } from '../metrics/types.js';
+import type { Measurements } from './types.js';
 
 const GAUGE_MAX = 1e12;
 

@@ -1,7 +1,8 @@
 /**
- * When to repeat an unacknowledged hello: quickly at first (a controller that starts with us answers
- * within a probe interval), then exponentially slower so a thousand agents waiting for a controller
- * that is down do not hammer it, with jitter so they do not retry in lock-step.
+ * Exponential backoff with jitter, for retries that must not hammer a peer that is down: the agent's
+ * unacknowledged hello (quick at first: a controller that starts with us answers within a probe
+ * interval) and the SSH collector's reconnects. The jitter keeps a thousand retrying clients from
+ * moving in lock-step.
  */
 export interface BackoffPolicy {
   readonly initialMs: number;
@@ -10,8 +11,6 @@ export interface BackoffPolicy {
   /** 0..1: each delay is spread uniformly over ±jitter of its nominal value. */
   readonly jitter: number;
 }
-
-export const HELLO_BACKOFF: BackoffPolicy = { initialMs: 250, maxMs: 30_000, factor: 2, jitter: 0.2 };
 
 /** Delay before attempt `attempt + 1` (attempt 0 is the first repeat); `random` in [0, 1). */
 export function backoffDelayMs(policy: BackoffPolicy, attempt: number, random: number): number {

@@ -1,0 +1,213 @@
+/**
+ * Agentless backends: the same figures an agent reports, read over one kept-open SSH connection.
+ *
+ * - Host figures (CPU, memory, load, the SIP UDP socket's queue and drops) come from one exec that
+ *   prints /proc/stat, /proc/meminfo, /proc/loadavg, /proc/net/udp and /proc/net/udp6 between markers
+ *   (sections.ts), parsed by the agent's own parsers.
+ * - Kamailio figures, where configured, come from `kamcmd` (tm.stats, dlg.stats_active, stats.fetchn)
+ *   in one exec at a slower cadence, turned into the same measurements as the agent's JSON-RPC path.
+ * - OPTIONS round trip is not measured here (it would time the network, not the host): it stays null.
+ * Each section fails alone, and a lost connection nulls everything until the session reconnects.
+ */
+import { Sampler, type CollectorStatus } from './sampler.js';
+import type { Collector } from './collector.js';
+import { CpuTracker } from './cpu-tracker.js';
+import { KamailioRateTracker } from './kamailio-rate-tracker.js';
+import { kamailioMeasurements } from './kamailio-collector.js';
+import { FETCHN_GROUPS } from './kamailio-stats.js';
+import { parseKamcmdStruct } from './kamcmd-output.js';
+import { parseLoadavg } from './loadavg.js';
+import { silentLogger, type Logger } from './logger.js';
+import { memUsedRatio, parseMeminfo } from './meminfo.js';
+import { findUdpSocket, parseProcNetUdp, type Endianness, type UdpSocketRow } from './proc-net-udp.js';
+import { parseProcStat } from './proc-stat.js';
+import { toReportMetrics } from './report-metrics.js';
+import { buildSectionedCommand, parseSections, type SectionResult } from './sections.js';
+import { SshSession, type SshSessionOptions, type SshTarget } from './ssh-session.js';
+import type { Measurements, PartialMeasurements, ReportMetrics } from './types.js';
+
+export interface KamcmdOptions {
+  /** kamcmd binary on the host (default `kamcmd`, found through the login PATH). */
+  readonly command?: string;
+  /** Control socket, e.g. `unix:/run/kamailio/kamailio_ctl` (default: kamcmd's own default). */
+  readonly socket?: string;
+}
+
+export interface SshCollectorOptions {
+  readonly ssh: SshTarget;
+  /** Host figures cadence. */
+  readonly intervalMs: number;
+  /** Kamailio figures cadence (default 3 × intervalMs); only with `kamcmd`. */
+  readonly kamailioIntervalMs?: number;
+  readonly kamcmd?: KamcmdOptions;
+  /** Kamailio's SIP UDP socket on the host; without an address every socket on the port counts. */
+  readonly sipSocket?: { readonly address?: string; readonly port: number };
+  /** How the host prints /proc/net addresses (default little-endian, as on x86 and most ARM). */
+  readonly endianness?: Endianness;
+  readonly session?: SshSessionOptions;
+  /** Deadline of one remote command (default 5 s). */
+  readonly execTimeoutMs?: number;
+}
+
+const HOST_SECTIONS = [
+  { name: 'stat', command: 'cat /proc/stat' },
+  { name: 'meminfo', command: 'cat /proc/meminfo' },
+  { name: 'loadavg', command: 'cat /proc/loadavg' },
+  { name: 'udp', command: 'cat /proc/net/udp' },
+  { name: 'udp6', command: 'cat /proc/net/udp6' },
+] as const;
+
+/** Single-quotes a word for the remote POSIX shell. */
+function shellQuote(word: string): string {
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+function sectionText(sections: Map<string, SectionResult>, name: string): string {
+  const s = sections.get(name);
+  if (!s) throw new Error(`${name}: missing from the output`);
+  if (!s.ok) throw new Error(`${name}: exit ${s.status}: ${s.output.trim().slice(0, 200)}`);
+  return s.output;
+}
+
+/**
+ * Pure: the host sections → measurements. `cpu` carries the previous /proc/stat reading across
+ * samples (so the first sample has no CPU figure).
+ */
+export function hostMeasurements(
+  sections: Map<string, SectionResult>,
+  cpu: CpuTracker,
+  sipSocket: SshCollectorOptions['sipSocket'],
+  endianness: Endianness = 'LE',
+): { values: PartialMeasurements; problems: string[] } {
+  const values: PartialMeasurements = {};
+  const problems: string[] = [];
+  const attempt = (what: string, f: () => void) => {
+    try {
+      f();
+    } catch (e) {
+      problems.push(`${what}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+  attempt('cpu', () => {
+    const u = cpu.update(parseProcStat(sectionText(sections, 'stat')));
+    if (u === null) throw new Error('first reading (a delta needs two)');
+    values.cpu_util = u;
+  });
+  attempt('memory', () => (values.mem_used_ratio = memUsedRatio(parseMeminfo(sectionText(sections, 'meminfo')))));
+  attempt('load', () => (values.load1 = parseLoadavg(sectionText(sections, 'loadavg')).load1));
+  if (sipSocket) {
+    attempt('udp socket', () => {
+      const rows: UdpSocketRow[] = parseProcNetUdp(sectionText(sections, 'udp'), '/proc/net/udp', endianness);
+      // udp6 is absent on hosts without IPv6; the IPv4 table alone is then the whole truth.
+      const v6 = sections.get('udp6');
+      if (v6?.ok) rows.push(...parseProcNetUdp(v6.output, '/proc/net/udp6', endianness));
+      const found = findUdpSocket(rows, sipSocket.address, sipSocket.port);
+      if (!found) throw new Error(`no UDP socket bound to ${sipSocket.address ?? '*'}:${sipSocket.port}`);
+      values.udp_rx_queue_bytes = found.rxQueueBytes;
+      values.udp_drops = found.drops;
+    });
+  }
+  return { values, problems };
+}
+
+function sshHostCollector(session: SshSession, options: SshCollectorOptions): Collector {
+  const cpu = new CpuTracker();
+  const command = buildSectionedCommand(HOST_SECTIONS);
+  const execTimeoutMs = options.execTimeoutMs ?? 5000;
+  return {
+    name: 'ssh-host',
+    fields: options.sipSocket
+      ? ['cpu_util', 'mem_used_ratio', 'load1', 'udp_rx_queue_bytes', 'udp_drops']
+      : ['cpu_util', 'mem_used_ratio', 'load1'],
+    intervalMs: options.intervalMs,
+    timeoutMs: execTimeoutMs + 500,
+    async collect(signal) {
+      let result;
+      try {
+        result = await session.exec(command, execTimeoutMs, signal);
+      } catch (e) {
+        cpu.reset(); // a CPU delta must not span a gap we did not see
+        throw e;
+      }
+      return hostMeasurements(parseSections(result.stdout), cpu, options.sipSocket, options.endianness);
+    },
+  };
+}
+
+function sshKamailioCollector(session: SshSession, options: SshCollectorOptions, kamcmd: KamcmdOptions): Collector {
+  const rates = new KamailioRateTracker();
+  const base = [kamcmd.command ?? 'kamcmd', ...(kamcmd.socket ? ['-s', kamcmd.socket] : [])].map(shellQuote).join(' ');
+  const command = buildSectionedCommand([
+    { name: 'tm', command: `${base} tm.stats` },
+    { name: 'dlg', command: `${base} dlg.stats_active` },
+    { name: 'fetchn', command: `${base} stats.fetchn ${FETCHN_GROUPS.map(shellQuote).join(' ')}` },
+  ]);
+  const execTimeoutMs = options.execTimeoutMs ?? 5000;
+  const settle = (sections: Map<string, SectionResult>, name: string, rpc: string): PromiseSettledResult<unknown> => {
+    try {
+      return { status: 'fulfilled', value: parseKamcmdStruct(sectionText(sections, name), rpc) };
+    } catch (e) {
+      return { status: 'rejected', reason: e };
+    }
+  };
+  return {
+    name: 'ssh-kamcmd',
+    fields: ['tm_current', 'dialogs_active', 'req_rate', 'err5xx_rate'],
+    intervalMs: options.kamailioIntervalMs ?? options.intervalMs * 3,
+    timeoutMs: execTimeoutMs + 500,
+    async collect(signal) {
+      let result;
+      try {
+        result = await session.exec(command, execTimeoutMs, signal);
+      } catch (e) {
+        rates.reset();
+        throw e;
+      }
+      const sections = parseSections(result.stdout);
+      const { values, problems } = kamailioMeasurements(
+        { tmStats: settle(sections, 'tm', 'tm.stats'), dlgStats: settle(sections, 'dlg', 'dlg.stats_active'), fetchn: settle(sections, 'fetchn', 'stats.fetchn') },
+        rates,
+        performance.now(),
+      );
+      if (Object.keys(values).length === 0 && problems.length > 0) throw new Error(problems.join('; '));
+      return { values, problems };
+    },
+  };
+}
+
+/** One agentless backend: its SSH session and the collectors that share it. */
+export class SshBackendMonitor {
+  readonly session: SshSession;
+  private readonly sampler: Sampler;
+
+  constructor(options: SshCollectorOptions, logger: Logger = silentLogger) {
+    this.session = new SshSession(options.ssh, options.session, logger);
+    const collectors = [sshHostCollector(this.session, options)];
+    if (options.kamcmd) collectors.push(sshKamailioCollector(this.session, options, options.kamcmd));
+    this.sampler = new Sampler(collectors, logger);
+  }
+
+  start(): void {
+    this.session.start();
+    this.sampler.start();
+  }
+
+  /** The latest figures (null where unknown: not connected yet, or a section failed). */
+  measurements(): Measurements {
+    return this.sampler.snapshot();
+  }
+
+  /** The figures as a report's metrics, so the controller treats agentless backends like the rest. */
+  report(capacity: number, draining: boolean): ReportMetrics {
+    return toReportMetrics(this.sampler.snapshot(), capacity, draining);
+  }
+
+  collectors(): CollectorStatus[] {
+    return this.sampler.status();
+  }
+
+  async stop(): Promise<void> {
+    this.session.close();
+    await this.sampler.stop();
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * The agentless SSH collector against a real OpenSSH server started by the test on 127.0.4.30
+ * (host and client keys made with ssh-keygen in a temp dir), reading real /proc figures and, through
+ * kamcmd, a real Kamailio's statistics; refusing a wrong host key; reconnecting after sshd restarts.
+ */
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import type { ManagedProcess } from '../../src/lab/processes.js';
+import { startKamailio, type KamailioInstance } from '../../src/lab/kamailio.js';
+import { isBound } from '../../src/lab/sockets.js';
+import { findUdpSocket, parseProcNetUdp } from '../../src/metrics/proc-net-udp.js';
+import { SshBackendMonitor, type SshCollectorOptions } from '../../src/metrics/ssh-collector.js';
+import { SshHostKeyMismatchError } from '../../src/metrics/ssh-session.js';
+import { eventually, REPO_ROOT, sleep, useProcessGroup } from '../support/harness.js';
+
+const SSH_IP = '127.0.4.30';
+const SSH_PORT = 2222;
+const KAM_IP = '127.0.4.32';
+const HOLD_IP = '127.0.4.33';
+const HOLD_PORT = 5090;
+
+describe('integration: agentless SSH collector', function () {
+  this.timeout(90000);
+  const handle = useProcessGroup('ssh');
+  let dir: string;
+  let fingerprint: string;
+  let clientKey: Buffer;
+  let sshd: ManagedProcess;
+  let kamailio: KamailioInstance;
+  const monitors: SshBackendMonitor[] = [];
+
+  /**
+   * `single`: sshd -d serves exactly one connection in its own process, so stopping it drops that
+   * connection as a host reboot would (a normal sshd restart leaves running sessions alive).
+   */
+  const startSshd = async (port = SSH_PORT, single = false): Promise<ManagedProcess> => {
+    const p = handle.group.spawn(`sshd-${port}`, '/usr/sbin/sshd', [
+      single ? '-d' : '-D', '-e', '-f', '/dev/null',
+      '-h', join(dir, 'host_key'),
+      '-p', String(port),
+      '-o', `ListenAddress=${SSH_IP}`,
+      '-o', `AuthorizedKeysFile=${join(dir, 'authorized_keys')}`,
+      '-o', 'StrictModes=no',
+      '-o', 'UsePAM=no',
+      '-o', `PidFile=${join(dir, `sshd-${port}.pid`)}`,
+    ]);
+    await eventually(async () => {
+      if (!p.isRunning()) throw new Error(`sshd exited:\n${p.tail()}`);
+      return isBound({ transport: 'tcp', address: SSH_IP, port });
+    }, 'sshd listening');
+    return p;
+  };
+
+  const monitor = (overrides: Partial<SshCollectorOptions> = {}) => {
+    const m = new SshBackendMonitor({
+      ssh: { host: SSH_IP, port: SSH_PORT, username: userInfo().username, privateKey: clientKey, hostFingerprint: fingerprint },
+      intervalMs: 200,
+      kamailioIntervalMs: 300,
+      session: { reconnect: { initialMs: 100, maxMs: 500, factor: 2, jitter: 0.2 }, keepaliveIntervalMs: 1000, connectTimeoutMs: 5000 },
+      ...overrides,
+    });
+    monitors.push(m);
+    m.start();
+    return m;
+  };
+
+  before(async function () {
+    dir = join(handle.group.runDir, 'keys');
+    mkdirSync(dir, { recursive: true });
+    mkdirSync('/run/sshd', { recursive: true });
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'sipweigh-test-host', '-f', join(dir, 'host_key')]);
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'sipweigh-test-client', '-f', join(dir, 'client_key')]);
+    writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client_key.pub')));
+    clientKey = readFileSync(join(dir, 'client_key'));
+    // The fingerprint as an operator would take it: from ssh-keygen, not from our own code.
+    fingerprint = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', join(dir, 'host_key.pub')], { encoding: 'utf8' }).split(' ')[1]!;
+    expect(fingerprint).to.match(/^SHA256:/);
+    sshd = await startSshd();
+    kamailio = await startKamailio(handle.group, {
+      name: 'kamailio-ssh',
+      cfg: join(REPO_ROOT, 'test', 'fixtures', 'kamailio', 'rpc-test.cfg'),
+      defines: { SW_TEST_IP: KAM_IP, SW_TEST_SIP_PORT: 5060, SW_TEST_RPC_PORT: 5071 },
+      waitFor: [{ transport: 'udp', address: KAM_IP, port: 5060 }],
+    });
+  });
+
+  after(async function () {
+    await Promise.all(monitors.map((m) => m.stop()));
+  });
+
+  it('reads real host figures over one SSH connection, including a socket queue it can check', async function () {
+    // A socket that never reads, holding five datagrams: its queue is what the collector must see.
+    const holder = handle.group.spawn('udp-holder', 'python3', [
+      '-c',
+      `import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('${HOLD_IP}',${HOLD_PORT}))\ntime.sleep(120)`,
+    ]);
+    await eventually(() => isBound({ transport: 'udp', address: HOLD_IP, port: HOLD_PORT }), 'holder bound');
+    const tx = createSocket('udp4');
+    for (let i = 0; i < 5; i++) await new Promise<void>((r) => tx.send(Buffer.alloc(300, 0x41), HOLD_PORT, HOLD_IP, () => r()));
+    tx.close();
+    const local = findUdpSocket(parseProcNetUdp(readFileSync('/proc/net/udp', 'utf8')), HOLD_IP, HOLD_PORT)!;
+    expect(local.rxQueueBytes).to.be.greaterThan(0);
+
+    const m = monitor({ sipSocket: { address: HOLD_IP, port: HOLD_PORT } });
+    const figures = await eventually(() => {
+      const s = m.measurements();
+      return s.cpu_util !== null && s.udp_rx_queue_bytes !== null ? s : undefined;
+    }, 'host figures over ssh');
+    expect(figures.cpu_util).to.be.within(0, 1);
+    expect(figures.mem_used_ratio).to.be.within(0, 1);
+    expect(figures.load1).to.be.at.least(0);
+    expect(figures.udp_rx_queue_bytes).to.equal(local.rxQueueBytes);
+    expect(figures.udp_drops).to.equal(0);
+    // Nothing Kamailio-related was configured, and OPTIONS are never timed over SSH.
+    expect(figures.tm_current).to.equal(null);
+    expect(figures.options_rtt_ms).to.equal(null);
+    expect(m.session.connections).to.equal(1);
+    const report = m.report(120, false);
+    expect(report).to.include({ capacity: 120, draining: false, udp_rx_queue_bytes: local.rxQueueBytes });
+    await holder.stop();
+  });
+
+  it('reads Kamailio figures through kamcmd at its own cadence, with rates from counter deltas', async function () {
+    const m = monitor({ kamcmd: { socket: `unix:${join(kamailio.runDir, 'kamailio_ctl')}` }, sipSocket: { port: 5060 } });
+    await eventually(() => m.measurements().tm_current !== null, 'tm.stats over kamcmd');
+    // Offer some SIP requests; the request rate must see them.
+    const tx = createSocket('udp4');
+    await new Promise<void>((r) => tx.bind(0, '127.0.4.34', () => r()));
+    const sendOptions = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const msg = `OPTIONS sip:${KAM_IP}:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.4.34:${tx.address().port};branch=z9hG4bK-ssh${i}-${Date.now()}\r\nMax-Forwards: 70\r\nFrom: <sip:t@127.0.4.34>;tag=${i}\r\nTo: <sip:${KAM_IP}>\r\nCall-ID: ssh-${i}-${Date.now()}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n`;
+        await new Promise<void>((r) => tx.send(msg, 5060, KAM_IP, () => r()));
+      }
+    };
+    const deadline = Date.now() + 20000;
+    let rate = 0;
+    while (Date.now() < deadline && !(rate > 0)) {
+      await sendOptions(20);
+      await sleep(200);
+      rate = m.measurements().req_rate ?? 0;
+    }
+    tx.close();
+    expect(rate).to.be.greaterThan(0);
+    const s = m.measurements();
+    expect(s.tm_current).to.be.at.least(0);
+    expect(s.dialogs_active).to.equal(0);
+    expect(s.err5xx_rate).to.be.at.least(0);
+    // Port-only matching found Kamailio's SIP socket.
+    expect(s.udp_rx_queue_bytes).to.be.a('number');
+    expect(m.collectors().find((c) => c.name === 'ssh-kamcmd')!.state).to.be.oneOf(['ok', 'degraded']);
+  });
+
+  it('refuses a host whose key does not match the configured fingerprint, with a clear error', async function () {
+    const wrong = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', join(dir, 'client_key.pub')], { encoding: 'utf8' }).split(' ')[1]!;
+    const m = monitor({ ssh: { host: SSH_IP, port: SSH_PORT, username: userInfo().username, privateKey: clientKey, hostFingerprint: wrong } });
+    const err = await eventually(() => m.session.lastError, 'a connection failure');
+    expect(err).to.be.instanceOf(SshHostKeyMismatchError);
+    expect(err.message).to.include(fingerprint).and.include(wrong).and.include('refusing');
+    await sleep(500);
+    expect(m.session.connections).to.equal(0);
+    expect(m.measurements().mem_used_ratio).to.equal(null);
+    expect(m.collectors()[0]!.problems.join()).to.include('host key');
+    await m.stop();
+  });
+
+  it('refuses a malformed fingerprint at construction', function () {
+    expect(
+      () => new SshBackendMonitor({ ssh: { host: SSH_IP, port: SSH_PORT, username: 'x', privateKey: clientKey, hostFingerprint: 'MD5:aa:bb' }, intervalMs: 1000 }),
+    ).to.throw('SHA256:');
+  });
+
+  it('reconnects with backoff after the SSH server is restarted (its connection dropped)', async function () {
+    const port = SSH_PORT + 1;
+    let single = await startSshd(port, true);
+    const m = monitor({ ssh: { host: SSH_IP, port, username: userInfo().username, privateKey: clientKey, hostFingerprint: fingerprint } });
+    await eventually(() => m.measurements().mem_used_ratio !== null, 'figures before the restart');
+    expect(m.session.connections).to.equal(1);
+    await single.stop();
+    await eventually(() => m.measurements().mem_used_ratio === null, 'figures gone while sshd is down');
+    expect(m.session.state).to.not.equal('ready');
+    expect(m.session.lastError).to.be.instanceOf(Error);
+    await sleep(1000); // several failed attempts against a closed port
+    single = await startSshd(port, true);
+    await eventually(() => m.measurements().mem_used_ratio !== null, 'figures after the restart', 30000);
+    expect(m.session.connections).to.equal(2);
+    await m.stop();
+    await single.stop();
+  });
+});
