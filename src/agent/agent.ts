@@ -16,7 +16,12 @@ import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { decodeDatagram, EncodeError, encodeMessage, typeMask, type KeyLookup } from '../heartbeat/codec.js';
 import { heartbeatKey, type HeartbeatKey } from '../heartbeat/keys.js';
-import { CONTROLLER_SENDS, type HeartbeatMessage, type HelloAckMessage, type ProbeMessage } from '../heartbeat/messages.js';
+import {
+  CONTROLLER_SENDS,
+  type HeartbeatMessage,
+  type HelloAckMessage,
+  type ProbeMessage,
+} from '../heartbeat/messages.js';
 import type { FreshnessLimits } from '../heartbeat/replay.js';
 import type { AgentConfig } from '../config/types.js';
 import { backoffDelayMs, type BackoffPolicy } from '../metrics/backoff.js';
@@ -150,7 +155,12 @@ class Agent implements AgentHandle {
     this.sendHello();
     this.watchTimer = setInterval(() => this.watch(), 1000);
     this.logger.info(
-      { backend: this.config.backend_id, listen: this.address, controller: this.config.controller, boot: this.bootId },
+      {
+        backend: this.config.backend_id,
+        listen: this.address,
+        controller: this.config.controller,
+        boot: this.bootId,
+      },
       'agent started',
     );
   }
@@ -281,7 +291,11 @@ class Agent implements AgentHandle {
       this.config.controller,
     );
     this.hellosSent++;
-    const delay = backoffDelayMs(this.options.helloBackoff ?? HELLO_BACKOFF, this.helloAttempt++, Math.random());
+    const delay = backoffDelayMs(
+      this.options.helloBackoff ?? HELLO_BACKOFF,
+      this.helloAttempt++,
+      Math.random(),
+    );
     this.helloTimer = setTimeout(() => this.sendHello(), delay);
   }
 
@@ -341,7 +355,11 @@ class Agent implements AgentHandle {
  * Starts an agent and resolves once its socket is bound and its first hello is on the way.
  * Rejects (with nothing left running) if the socket cannot be bound or the key is unusable.
  */
-export async function runAgent(config: AgentConfig, logger: Logger = silentLogger, options: AgentOptions = {}): Promise<AgentHandle> {
+export async function runAgent(
+  config: AgentConfig,
+  logger: Logger = silentLogger,
+  options: AgentOptions = {},
+): Promise<AgentHandle> {
   const agent = new Agent(config, logger, options);
   try {
     await agent.start();

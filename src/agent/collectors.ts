@@ -8,7 +8,12 @@
 import type { AgentConfig } from '../config/types.js';
 import { KamailioRpcClient } from '../kamailio/rpc.js';
 import type { Collector } from '../metrics/collector.js';
-import { cpuCollector, loadCollector, memoryCollector, udpSocketCollector } from '../metrics/host-collectors.js';
+import {
+  cpuCollector,
+  loadCollector,
+  memoryCollector,
+  udpSocketCollector,
+} from '../metrics/host-collectors.js';
 import { kamailioRpcCollector } from '../metrics/kamailio-collector.js';
 import { optionsCollector } from '../metrics/options-collector.js';
 
@@ -33,7 +38,10 @@ export function agentCollectors(config: AgentConfig): Collector[] {
       deadlineMs: rpcConfig.timeout_ms,
       maxSockets: 3,
     });
-    const collector = kamailioRpcCollector(rpc, { intervalMs: Math.max(every, 500), timeoutMs: rpcConfig.timeout_ms + 100 });
+    const collector = kamailioRpcCollector(rpc, {
+      intervalMs: Math.max(every, 500),
+      timeoutMs: rpcConfig.timeout_ms + 100,
+    });
     collectors.push({ ...collector, close: () => rpc.close() });
   }
   return collectors;

@@ -40,7 +40,9 @@ export function cpuCollector(cadence: Cadence, read: TextReader = readText): Col
         await delay(FIRST_DELTA_MS, undefined, { signal });
         cpu_util = tracker.update(parseProcStat(await read('/proc/stat')));
       }
-      return cpu_util === null ? { values: {}, problems: ['/proc/stat counters did not advance'] } : { values: { cpu_util } };
+      return cpu_util === null
+        ? { values: {}, problems: ['/proc/stat counters did not advance'] }
+        : { values: { cpu_util } };
     },
   };
 }
@@ -73,7 +75,11 @@ export interface SipSocket {
 }
 
 /** Receive queue and drops of Kamailio's SIP UDP socket (the kernel's view of work not yet read). */
-export function udpSocketCollector(socket: SipSocket, cadence: Cadence, read: TextReader = readText): Collector {
+export function udpSocketCollector(
+  socket: SipSocket,
+  cadence: Cadence,
+  read: TextReader = readText,
+): Collector {
   const table = isIPv6(socket.address) ? '/proc/net/udp6' : '/proc/net/udp';
   const hostEndianness = endianness();
   return {

@@ -7,13 +7,23 @@
 import { RpcMethodError, type RpcParam } from '../kamailio/rpc.js';
 import type { Collector } from './collector.js';
 import type { Cadence } from './host-collectors.js';
-import { FETCHN_GROUPS, kamailioCounters, parseDialogsActive, parseFetchn, parseTmCurrent } from './kamailio-stats.js';
+import {
+  FETCHN_GROUPS,
+  kamailioCounters,
+  parseDialogsActive,
+  parseFetchn,
+  parseTmCurrent,
+} from './kamailio-stats.js';
 import { KamailioRateTracker } from './kamailio-rate-tracker.js';
 import type { PartialMeasurements } from './types.js';
 
 /** What the collector needs of an RPC client (KamailioRpcClient fits). */
 export interface RpcCaller {
-  call(method: string, params?: readonly RpcParam[], options?: { deadlineMs?: number; signal?: AbortSignal }): Promise<unknown>;
+  call(
+    method: string,
+    params?: readonly RpcParam[],
+    options?: { deadlineMs?: number; signal?: AbortSignal },
+  ): Promise<unknown>;
 }
 
 /** The three replies, each either a value or the reason it is missing. */
@@ -31,13 +41,21 @@ function reason(r: PromiseRejectedResult): string {
  * Pure step shared by the RPC and kamcmd (SSH) paths: replies → measurements, with the rate tracker
  * advanced (or reset when the counters could not be read, so no rate spans an unseen gap).
  */
-export function kamailioMeasurements(replies: KamailioReplies, rates: KamailioRateTracker, atMs: number): {
+export function kamailioMeasurements(
+  replies: KamailioReplies,
+  rates: KamailioRateTracker,
+  atMs: number,
+): {
   values: PartialMeasurements;
   problems: string[];
 } {
   const values: PartialMeasurements = {};
   const problems: string[] = [];
-  const attempt = <T>(label: string, settled: PromiseSettledResult<unknown>, parse: (v: unknown) => T): T | undefined => {
+  const attempt = <T>(
+    label: string,
+    settled: PromiseSettledResult<unknown>,
+    parse: (v: unknown) => T,
+  ): T | undefined => {
     if (settled.status === 'rejected') {
       problems.push(`${label}: ${reason(settled)}`);
       return undefined;
@@ -56,11 +74,13 @@ export function kamailioMeasurements(replies: KamailioReplies, rates: KamailioRa
     const r = rates.update(counters, atMs);
     if (r.req_rate !== null) values.req_rate = r.req_rate;
     if (r.err5xx_rate !== null) values.err5xx_rate = r.err5xx_rate;
-    if (r.req_rate === null && r.err5xx_rate === null) problems.push('rates: first counter reading (a rate needs two)');
+    if (r.req_rate === null && r.err5xx_rate === null)
+      problems.push('rates: first counter reading (a rate needs two)');
   } else {
     rates.reset();
   }
-  const dialogs = attempt('dlg.stats_active', replies.dlgStats, parseDialogsActive) ?? counters?.activeDialogs;
+  const dialogs =
+    attempt('dlg.stats_active', replies.dlgStats, parseDialogsActive) ?? counters?.activeDialogs;
   if (dialogs !== undefined) values.dialogs_active = dialogs;
   return { values, problems };
 }
@@ -76,10 +96,16 @@ export function kamailioRpcCollector(rpc: RpcCaller, cadence: Cadence): Collecto
   const rates = new KamailioRateTracker();
   /** method → performance.now() before which it is not called again. */
   const unsupported = new Map<string, number>();
-  const callUnlessUnsupported = async (method: string, params: readonly RpcParam[], signal: AbortSignal): Promise<unknown> => {
+  const callUnlessUnsupported = async (
+    method: string,
+    params: readonly RpcParam[],
+    signal: AbortSignal,
+  ): Promise<unknown> => {
     const until = unsupported.get(method);
     if (until !== undefined && performance.now() < until) {
-      throw new Error(`${method} not available on this Kamailio (Method Not Found); retried every ${UNSUPPORTED_RETRY_MS / 1000} s`);
+      throw new Error(
+        `${method} not available on this Kamailio (Method Not Found); retried every ${UNSUPPORTED_RETRY_MS / 1000} s`,
+      );
     }
     try {
       return await rpc.call(method, params, { deadlineMs: cadence.timeoutMs, signal });
@@ -101,7 +127,11 @@ export function kamailioRpcCollector(rpc: RpcCaller, cadence: Cadence): Collecto
         callUnlessUnsupported('stats.fetchn', FETCHN_GROUPS, signal),
       ]);
       // Read the clock after the replies: the counters are as of now, not as of the request.
-      const { values, problems } = kamailioMeasurements({ tmStats, dlgStats, fetchn }, rates, performance.now());
+      const { values, problems } = kamailioMeasurements(
+        { tmStats, dlgStats, fetchn },
+        rates,
+        performance.now(),
+      );
       if (Object.keys(values).length === 0 && problems.length > 0) throw new Error(problems.join('; '));
       return { values, problems };
     },

@@ -16,8 +16,14 @@ export class KamailioRateTracker {
     this.previous = { atMs, counters };
     if (!prev) return { req_rate: null, err5xx_rate: null };
     return {
-      req_rate: ratePerSecond({ atMs: prev.atMs, value: prev.counters.sipRequests }, { atMs, value: counters.sipRequests }),
-      err5xx_rate: ratePerSecond({ atMs: prev.atMs, value: prev.counters.replies5xx }, { atMs, value: counters.replies5xx }),
+      req_rate: ratePerSecond(
+        { atMs: prev.atMs, value: prev.counters.sipRequests },
+        { atMs, value: counters.sipRequests },
+      ),
+      err5xx_rate: ratePerSecond(
+        { atMs: prev.atMs, value: prev.counters.replies5xx },
+        { atMs, value: counters.replies5xx },
+      ),
     };
   }
 

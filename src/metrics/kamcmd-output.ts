@@ -27,12 +27,18 @@ const ERROR_LINE = /^error: (\d+) - (.*)$/i;
 const NUMBER = /^-?\d+(\.\d+)?$/;
 
 export function parseKamcmdStruct(text: string, command: string): Record<string, number | string> {
-  const lines = text.split('\n').map((l) => l.trimEnd()).filter((l) => l !== '');
+  const lines = text
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter((l) => l !== '');
   const error = ERROR_LINE.exec(lines[0] ?? '');
   if (error) throw new KamcmdRpcError(command, Number(error[1]), error[2] ?? '');
   const source = `kamcmd ${command}`;
   if (lines[0] !== '{' || lines[lines.length - 1] !== '}') {
-    throw new MetricsParseError(source, `expected a { ... } struct, got ${JSON.stringify(text.slice(0, 80))}`);
+    throw new MetricsParseError(
+      source,
+      `expected a { ... } struct, got ${JSON.stringify(text.slice(0, 80))}`,
+    );
   }
   const out: Record<string, number | string> = {};
   for (const line of lines.slice(1, -1)) {

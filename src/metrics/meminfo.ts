@@ -24,7 +24,8 @@ export function parseMeminfo(text: string): MemInfo {
     else availableKb = value;
   }
   if (totalKb === undefined) throw new MetricsParseError(SOURCE, 'no MemTotal line');
-  if (availableKb === undefined) throw new MetricsParseError(SOURCE, 'no MemAvailable line (kernel older than 3.14?)');
+  if (availableKb === undefined)
+    throw new MetricsParseError(SOURCE, 'no MemAvailable line (kernel older than 3.14?)');
   if (totalKb === 0) throw new MetricsParseError(SOURCE, 'MemTotal is 0');
   return { totalKb, availableKb };
 }

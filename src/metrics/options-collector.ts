@@ -13,7 +13,13 @@
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Collector } from './collector.js';
-import { buildOptions, matchOptionsResponse, newOptionsTransaction, type OptionsTransaction, type UdpEndpoint } from './sip-options.js';
+import {
+  buildOptions,
+  matchOptionsResponse,
+  newOptionsTransaction,
+  type OptionsTransaction,
+  type UdpEndpoint,
+} from './sip-options.js';
 
 export interface OptionsCollectorOptions {
   /** Kamailio's SIP UDP socket. */
@@ -135,7 +141,10 @@ export function optionsCollector(options: OptionsCollectorOptions): Collector {
         lastRtt = rttMs;
         return answered
           ? { values: { options_rtt_ms: rttMs } }
-          : { values: { options_rtt_ms: rttMs }, problems: [`no reply within ${options.replyTimeoutMs} ms (reported as a lower bound)`] };
+          : {
+              values: { options_rtt_ms: rttMs },
+              problems: [`no reply within ${options.replyTimeoutMs} ms (reported as a lower bound)`],
+            };
       } catch (e) {
         lastRtt = undefined;
         throw e;

@@ -53,15 +53,23 @@ export function addressBytes(address: string): Buffer | undefined {
   if (isIPv4(address)) return Buffer.from(address.split('.').map(Number));
   if (!isIPv6(address)) return undefined;
   // Rewrite a dotted IPv4 tail (::ffff:127.0.4.1) as two hex words, drop a zone index.
-  const text = address.replace(/%.*$/, '').replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_, a, b, c, d) =>
-    `${((Number(a) << 8) | Number(b)).toString(16)}:${((Number(c) << 8) | Number(d)).toString(16)}`,
-  );
+  const text = address
+    .replace(/%.*$/, '')
+    .replace(
+      /(\d+)\.(\d+)\.(\d+)\.(\d+)$/,
+      (_, a, b, c, d) =>
+        `${((Number(a) << 8) | Number(b)).toString(16)}:${((Number(c) << 8) | Number(d)).toString(16)}`,
+    );
   const words = (s: string) => (s === '' ? [] : s.split(':').map((w) => parseInt(w, 16)));
   const [head = '', tail] = text.split('::');
   const all =
     tail === undefined
       ? words(head)
-      : [...words(head), ...new Array<number>(8 - words(head).length - words(tail).length).fill(0), ...words(tail)];
+      : [
+          ...words(head),
+          ...new Array<number>(8 - words(head).length - words(tail).length).fill(0),
+          ...words(tail),
+        ];
   const out = Buffer.alloc(16);
   all.forEach((w, i) => out.writeUInt16BE(w, i * 2));
   return out;
@@ -78,7 +86,11 @@ function parseEndpoint(column: string | undefined, endianness: Endianness): [Buf
  * Parses the whole table (udp or udp6). A malformed row is an error, not skipped: a silently
  * missing socket would read as "queue empty", the most misleading value there is.
  */
-export function parseProcNetUdp(text: string, source = '/proc/net/udp', endianness: Endianness = 'LE'): UdpSocketRow[] {
+export function parseProcNetUdp(
+  text: string,
+  source = '/proc/net/udp',
+  endianness: Endianness = 'LE',
+): UdpSocketRow[] {
   const lines = text.split('\n');
   if (!/^\s*sl\s+local_address/.test(lines[0] ?? '')) {
     throw new MetricsParseError(source, 'missing "sl local_address" header line');
@@ -116,7 +128,11 @@ export function parseProcNetUdp(text: string, source = '/proc/net/udp', endianne
  * Without an address (the SSH collector knows only the port), every unconnected socket on the port
  * counts. Undefined when nothing is bound there (Kamailio down or a configuration mistake).
  */
-export function findUdpSocket(rows: readonly UdpSocketRow[], address: string | undefined, port: number): UdpSocketFigures | undefined {
+export function findUdpSocket(
+  rows: readonly UdpSocketRow[],
+  address: string | undefined,
+  port: number,
+): UdpSocketFigures | undefined {
   const bound = rows.filter((r) => r.localPort === port && r.state === UNCONNECTED);
   let matches = bound;
   if (address !== undefined) {
@@ -124,7 +140,9 @@ export function findUdpSocket(rows: readonly UdpSocketRow[], address: string | u
     if (!wanted) throw new Error(`not an IP address: ${address}`);
     matches = bound.filter((r) => r.localAddress.equals(wanted));
     if (matches.length === 0) {
-      matches = bound.filter((r) => r.localAddress.length === wanted.length && r.localAddress.every((b) => b === 0));
+      matches = bound.filter(
+        (r) => r.localAddress.length === wanted.length && r.localAddress.every((b) => b === 0),
+      );
     }
   }
   if (matches.length === 0) return undefined;

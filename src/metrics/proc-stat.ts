@@ -21,7 +21,8 @@ export function parseProcStat(text: string): CpuTimes {
   if (line === undefined) throw new MetricsParseError(SOURCE, 'no aggregate "cpu" line');
   const fields = line.trim().split(/\s+/).slice(1);
   // user nice system idle [iowait irq softirq steal guest guest_nice]; kernels since 2.6.33 give 10.
-  if (fields.length < 4) throw new MetricsParseError(SOURCE, `"cpu" line has ${fields.length} columns, need 4`);
+  if (fields.length < 4)
+    throw new MetricsParseError(SOURCE, `"cpu" line has ${fields.length} columns, need 4`);
   const values = fields.slice(0, 8).map(parseCounter);
   if (values.some((v) => v === undefined)) {
     throw new MetricsParseError(SOURCE, `"cpu" line has a non-numeric column: ${line.trim()}`);

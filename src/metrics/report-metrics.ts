@@ -17,7 +17,9 @@ function gauge(v: number | null): number | null {
 }
 
 function count(v: number | null): number | null {
-  return v === null || !Number.isFinite(v) ? null : Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, Math.round(v)));
+  return v === null || !Number.isFinite(v)
+    ? null
+    : Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, Math.round(v)));
 }
 
 export function toReportMetrics(m: Measurements, capacity: number, draining: boolean): ReportMetrics {

@@ -138,7 +138,10 @@ export class Sampler {
     const problems =
       failure !== undefined
         ? [failure instanceof Error ? failure.message : String(failure)]
-        : [...(sample?.problems ?? []), ...(measured === 0 && collector.fields.length > 0 ? ['no value measured'] : [])];
+        : [
+            ...(sample?.problems ?? []),
+            ...(measured === 0 && collector.fields.length > 0 ? ['no value measured'] : []),
+          ];
     const state =
       failure !== undefined || measured === 0
         ? 'failed'
@@ -162,7 +165,12 @@ export class Sampler {
   }
 
   /** Writes the collector's fields into `target`; with `nullMissing`, a field it did not give becomes null. */
-  private merge(target: Measurements, collector: Collector, values: PartialMeasurements, nullMissing: boolean): void {
+  private merge(
+    target: Measurements,
+    collector: Collector,
+    values: PartialMeasurements,
+    nullMissing: boolean,
+  ): void {
     for (const field of collector.fields) {
       const v = values[field];
       if (typeof v === 'number' && Number.isFinite(v)) target[field] = v;

@@ -50,7 +50,10 @@ export function parseSections(output: string): Map<string, SectionResult> {
       // Drop the newline printf put before the end marker.
       if (current.lines[current.lines.length - 1] === '') current.lines.pop();
       const text = current.lines.length === 0 ? '' : `${current.lines.join('\n')}\n`;
-      results.set(current.name, status === 0 ? { ok: true, output: text } : { ok: false, status, output: text });
+      results.set(
+        current.name,
+        status === 0 ? { ok: true, output: text } : { ok: false, status, output: text },
+      );
       current = undefined;
       continue;
     }

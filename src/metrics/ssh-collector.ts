@@ -93,7 +93,10 @@ export function hostMeasurements(
     if (u === null) throw new Error('first reading (a delta needs two)');
     values.cpu_util = u;
   });
-  attempt('memory', () => (values.mem_used_ratio = memUsedRatio(parseMeminfo(sectionText(sections, 'meminfo')))));
+  attempt(
+    'memory',
+    () => (values.mem_used_ratio = memUsedRatio(parseMeminfo(sectionText(sections, 'meminfo')))),
+  );
   attempt('load', () => (values.load1 = parseLoadavg(sectionText(sections, 'loadavg')).load1));
   if (sipSocket) {
     attempt('udp socket', () => {
@@ -134,16 +137,26 @@ function sshHostCollector(session: SshSession, options: SshCollectorOptions): Co
   };
 }
 
-function sshKamailioCollector(session: SshSession, options: SshCollectorOptions, kamcmd: KamcmdOptions): Collector {
+function sshKamailioCollector(
+  session: SshSession,
+  options: SshCollectorOptions,
+  kamcmd: KamcmdOptions,
+): Collector {
   const rates = new KamailioRateTracker();
-  const base = [kamcmd.command ?? 'kamcmd', ...(kamcmd.socket ? ['-s', kamcmd.socket] : [])].map(shellQuote).join(' ');
+  const base = [kamcmd.command ?? 'kamcmd', ...(kamcmd.socket ? ['-s', kamcmd.socket] : [])]
+    .map(shellQuote)
+    .join(' ');
   const command = buildSectionedCommand([
     { name: 'tm', command: `${base} tm.stats` },
     { name: 'dlg', command: `${base} dlg.stats_active` },
     { name: 'fetchn', command: `${base} stats.fetchn ${FETCHN_GROUPS.map(shellQuote).join(' ')}` },
   ]);
   const execTimeoutMs = options.execTimeoutMs ?? 5000;
-  const settle = (sections: Map<string, SectionResult>, name: string, rpc: string): PromiseSettledResult<unknown> => {
+  const settle = (
+    sections: Map<string, SectionResult>,
+    name: string,
+    rpc: string,
+  ): PromiseSettledResult<unknown> => {
     try {
       return { status: 'fulfilled', value: parseKamcmdStruct(sectionText(sections, name), rpc) };
     } catch (e) {
@@ -165,7 +178,11 @@ function sshKamailioCollector(session: SshSession, options: SshCollectorOptions,
       }
       const sections = parseSections(result.stdout);
       const { values, problems } = kamailioMeasurements(
-        { tmStats: settle(sections, 'tm', 'tm.stats'), dlgStats: settle(sections, 'dlg', 'dlg.stats_active'), fetchn: settle(sections, 'fetchn', 'stats.fetchn') },
+        {
+          tmStats: settle(sections, 'tm', 'tm.stats'),
+          dlgStats: settle(sections, 'dlg', 'dlg.stats_active'),
+          fetchn: settle(sections, 'fetchn', 'stats.fetchn'),
+        },
         rates,
         performance.now(),
       );

@@ -47,7 +47,9 @@ export class SshHostKeyMismatchError extends Error {
     readonly presented: string,
     readonly expected: string,
   ) {
-    super(`host key of ${target} is ${presented}, expected ${expected}: refusing to connect (re-installed host, or a man in the middle?)`);
+    super(
+      `host key of ${target} is ${presented}, expected ${expected}: refusing to connect (re-installed host, or a man in the middle?)`,
+    );
   }
 }
 
@@ -66,7 +68,9 @@ export function normaliseFingerprint(text: string): string {
   const t = text.trim();
   const body = t.startsWith('SHA256:') ? t.slice('SHA256:'.length) : t;
   if (!/^[A-Za-z0-9+/]{43}=?$/.test(body)) {
-    throw new Error(`host fingerprint must be SHA256:<43 base64 characters> as "ssh-keygen -lf" prints it, got ${JSON.stringify(text)}`);
+    throw new Error(
+      `host fingerprint must be SHA256:<43 base64 characters> as "ssh-keygen -lf" prints it, got ${JSON.stringify(text)}`,
+    );
   }
   return `SHA256:${body.replace(/=+$/, '')}`;
 }
@@ -123,7 +127,9 @@ export class SshSession {
     const client = this.client;
     if (this.current !== 'ready' || !client) {
       const why = this.failure ? `: ${this.failure.message}` : '';
-      return Promise.reject(new SshNotConnectedError(`ssh ${this.target} not connected (${this.current})${why}`));
+      return Promise.reject(
+        new SshNotConnectedError(`ssh ${this.target} not connected (${this.current})${why}`),
+      );
     }
     return new Promise<ExecResult>((resolve, reject) => {
       let channel: ClientChannel | undefined;
@@ -138,7 +144,10 @@ export class SshSession {
           reject(err);
         } else resolve(result!);
       };
-      const timer = setTimeout(() => finish(new Error(`ssh ${this.target}: command did not finish within ${deadlineMs} ms`)), deadlineMs);
+      const timer = setTimeout(
+        () => finish(new Error(`ssh ${this.target}: command did not finish within ${deadlineMs} ms`)),
+        deadlineMs,
+      );
       const onAbort = () => finish(new Error(`ssh ${this.target}: command aborted`));
       signal?.addEventListener('abort', onAbort, { once: true });
       client.exec(command, (err, ch) => {
@@ -152,7 +161,11 @@ export class SshSession {
         ch.stderr.on('data', (d: Buffer) => errOut.push(d));
         ch.on('exit', (c: number | null) => (code = typeof c === 'number' ? c : null));
         ch.on('close', () =>
-          finish(undefined, { stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errOut).toString('utf8'), code }),
+          finish(undefined, {
+            stdout: Buffer.concat(out).toString('utf8'),
+            stderr: Buffer.concat(errOut).toString('utf8'),
+            code,
+          }),
         );
       });
     });
@@ -199,7 +212,10 @@ export class SshSession {
       this.failure ??= new Error('connection closed');
       const delay = backoffDelayMs(this.options.reconnect ?? SSH_RECONNECT, this.attempt++, Math.random());
       this.current = 'waiting';
-      this.logger.warn({ ssh: this.target, err: this.failure.message, retryInMs: delay }, 'ssh connection lost');
+      this.logger.warn(
+        { ssh: this.target, err: this.failure.message, retryInMs: delay },
+        'ssh connection lost',
+      );
       this.retryTimer = setTimeout(() => this.connect(), delay);
       this.retryTimer.unref();
     });

@@ -32,7 +32,11 @@ describe('integration: agent fuzz over UDP', function () {
   let controllerSeq = 0;
   const controllerBoot = 'fuzzctl01';
 
-  const probe = () => encodeMessage({ type: 'probe', backendId: BACKEND, seq: ++controllerSeq, ts: Date.now(), boot: controllerBoot }, key);
+  const probe = () =>
+    encodeMessage(
+      { type: 'probe', backendId: BACKEND, seq: ++controllerSeq, ts: Date.now(), boot: controllerBoot },
+      key,
+    );
 
   before(async function () {
     sender = createSocket('udp4');
@@ -68,7 +72,10 @@ describe('integration: agent fuzz over UDP', function () {
     // Prime: probes the agent accepts once (each answered), to replay during the fuzz.
     const replayable = Array.from({ length: 20 }, probe);
     for (const b of replayable) sender.send(b, to.port, to.address);
-    await eventually(() => replies.filter((m) => m.type === 'report').length === 20, 'primed probes answered');
+    await eventually(
+      () => replies.filter((m) => m.type === 'report').length === 20,
+      'primed probes answered',
+    );
     const base = agent.counters();
     const repliesBefore = replies.length;
 
@@ -79,7 +86,12 @@ describe('integration: agent fuzz over UDP', function () {
       if (err) sendErrors++;
     };
     const started = Date.now();
-    const gen = fuzzDatagrams({ target: { backendId: BACKEND, key: backendKey, accepts: CONTROLLER_SENDS }, count: COUNT, seed: 4044, replayable });
+    const gen = fuzzDatagrams({
+      target: { backendId: BACKEND, key: backendKey, accepts: CONTROLLER_SENDS },
+      count: COUNT,
+      seed: 4044,
+      replayable,
+    });
     for (const { kind, buf } of gen) {
       while (sent - (agent.counters().received - base.received) >= MAX_IN_FLIGHT) {
         if (Date.now() - started > TIME_LIMIT_MS) break;
@@ -90,7 +102,12 @@ describe('integration: agent fuzz over UDP', function () {
       byKind[kind]++;
       sent++;
     }
-    await eventually(() => agent.counters().received - base.received >= sent - sendErrors, 'tail received', 10_000, 20).catch(() => undefined);
+    await eventually(
+      () => agent.counters().received - base.received >= sent - sendErrors,
+      'tail received',
+      10_000,
+      20,
+    ).catch(() => undefined);
     const elapsed = (Date.now() - started) / 1000;
     await sleep(200); // any (wrong) report would be on its way back by now
 
@@ -98,8 +115,12 @@ describe('integration: agent fuzz over UDP', function () {
     const received = c.received - base.received;
     const dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, c.drops[r] - base.drops[r]]));
     const droppedTotal = Object.values(dropped).reduce((a, b) => a + b, 0);
-    console.log(`      sent ${sent} in ${elapsed.toFixed(1)} s (${(sent / elapsed).toFixed(0)}/s), received ${received}, send errors ${sendErrors}`);
-    console.log(`      dropped by reason: ${JSON.stringify(Object.fromEntries(Object.entries(dropped).filter(([, n]) => n > 0)))}`);
+    console.log(
+      `      sent ${sent} in ${elapsed.toFixed(1)} s (${(sent / elapsed).toFixed(0)}/s), received ${received}, send errors ${sendErrors}`,
+    );
+    console.log(
+      `      dropped by reason: ${JSON.stringify(Object.fromEntries(Object.entries(dropped).filter(([, n]) => n > 0)))}`,
+    );
 
     expect(sent).to.equal(COUNT);
     expect(received, 'the agent saw (nearly) all datagrams').to.be.at.least(Math.floor(COUNT * 0.98));
@@ -108,7 +129,20 @@ describe('integration: agent fuzz over UDP', function () {
     expect(undecodable).to.equal(0);
     expect(agent.acknowledged, 'no fuzzed hello_ack accepted').to.equal(false);
     expect(droppedTotal, 'every datagram that arrived is counted under a reason').to.equal(received);
-    for (const r of ['malformed', 'truncated', 'oversized', 'unknown_version', 'unknown_type', 'unexpected_type', 'unknown_backend', 'bad_mac', 'schema', 'replayed', 'stale', 'future_dated'] as const) {
+    for (const r of [
+      'malformed',
+      'truncated',
+      'oversized',
+      'unknown_version',
+      'unknown_type',
+      'unexpected_type',
+      'unknown_backend',
+      'bad_mac',
+      'schema',
+      'replayed',
+      'stale',
+      'future_dated',
+    ] as const) {
       expect(dropped[r], r).to.be.greaterThan(0);
     }
     // The collectors kept sampling through the flood.
@@ -117,7 +151,10 @@ describe('integration: agent fuzz over UDP', function () {
     // Still answers correctly.
     const p = probe();
     sender.send(p, to.port, to.address);
-    const report = await eventually(() => replies.slice(repliesBefore).find((m) => m.type === 'report'), 'report to a valid probe');
+    const report = await eventually(
+      () => replies.slice(repliesBefore).find((m) => m.type === 'report'),
+      'report to a valid probe',
+    );
     expect(report.type === 'report' && report.echoSeq).to.equal(controllerSeq);
     expect(report.type === 'report' && report.metrics.capacity).to.equal(100);
   });

@@ -20,7 +20,11 @@ import { eventually, REPO_ROOT } from '../support/harness.js';
 
 const MASTER = Buffer.alloc(32, 0x44);
 
-function agentConfig(backendId: string, listenPort: number, controller: { address: string; port: number }): AgentConfig {
+function agentConfig(
+  backendId: string,
+  listenPort: number,
+  controller: { address: string; port: number },
+): AgentConfig {
   return {
     kind: 'agent',
     backend_id: backendId,
@@ -123,21 +127,32 @@ describe('integration: `sipweigh agent` process, SIGTERM → bye', function () {
     const file = join(dir, 'agent.json');
     const cfg = agentConfig(backendId, 7953, { address: '127.0.4.1', port: controller.address().port });
     writeFileSync(file, JSON.stringify({ ...cfg, key: cfg.key.toString('hex'), logging: { level: 'warn' } }));
-    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'agent', '--config', file], {
-      cwd: REPO_ROOT,
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'main.ts'), 'agent', '--config', file],
+      {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     try {
-      await eventually(() => received.filter((m) => m.type === 'hello').length >= 3, 'three hellos (no ack)', 20000);
+      await eventually(
+        () => received.filter((m) => m.type === 'hello').length >= 3,
+        'three hellos (no ack)',
+        20000,
+      );
       const hello = received.find((m) => m.type === 'hello')!;
       expect(hello).to.include({ backendId, set: 1, uri: 'sip:127.0.4.2:5099', capacity: 150 });
       const seqs = received.filter((m) => m.type === 'hello').map((m) => m.seq);
       expect(new Set(seqs).size, 'each hello has its own sequence number').to.equal(seqs.length);
       child.kill('SIGTERM');
-      const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15000))]);
+      const code = await Promise.race([
+        exited,
+        new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15000)),
+      ]);
       expect(code, stderr).to.equal(0);
       const byes = received.filter((m) => m.type === 'bye');
       expect(byes.length).to.be.at.least(1);

@@ -68,7 +68,11 @@ describe('integration: agent beside a loaded Kamailio backend', function () {
       timeoutS: 200,
     });
     ep = await ControllerEndpoint.start(
-      { listen: { address: '127.0.4.43', port: 0 }, masterKeys: [MASTER], timing: { probeIntervalMs: 100, probeTimeoutMs: 90 } },
+      {
+        listen: { address: '127.0.4.43', port: 0 },
+        masterKeys: [MASTER],
+        timing: { probeIntervalMs: 100, probeTimeoutMs: 90 },
+      },
       { onReport: (_b, m) => samples.push({ at: performance.now(), m }) },
     );
     const config: AgentConfig = {
@@ -86,7 +90,14 @@ describe('integration: agent beside a loaded Kamailio backend', function () {
       logging: { level: 'info' },
     };
     agent = await runAgent(config, undefined, { signals: false });
-    ep.core.upsert({ id: BACKEND, set: 1, uri: `sip:${BE_IP}:5060`, capacity: 100, agent: agent.address, source: 'config' });
+    ep.core.upsert({
+      id: BACKEND,
+      set: 1,
+      uri: `sip:${BE_IP}:5060`,
+      capacity: 100,
+      agent: agent.address,
+      source: 'config',
+    });
     ep.arm();
   });
 
@@ -112,7 +123,14 @@ describe('integration: agent beside a loaded Kamailio backend', function () {
     // Idle baseline: every Kamailio figure present (the collectors work) and near zero.
     await eventually(() => {
       const m = samples[samples.length - 1]?.m;
-      return m && m.tm_current !== null && m.dialogs_active !== null && m.req_rate !== null && m.options_rtt_ms !== null && m.udp_rx_queue_bytes !== null;
+      return (
+        m &&
+        m.tm_current !== null &&
+        m.dialogs_active !== null &&
+        m.req_rate !== null &&
+        m.options_rtt_ms !== null &&
+        m.udp_rx_queue_bytes !== null
+      );
     }, 'a full report');
     const t0 = performance.now();
     await sleep(2000);
@@ -139,10 +157,19 @@ describe('integration: agent beside a loaded Kamailio backend', function () {
     expect(peakRate).to.be.greaterThan(100);
 
     // After: dialogs end with their BYEs, transactions leave memory after tm's wait timer.
-    await eventually(() => {
-      const m = samples[samples.length - 1]!.m;
-      return m.dialogs_active !== null && m.dialogs_active <= idleDialogs && m.tm_current !== null && m.tm_current <= idleTm + 5 ? m : undefined;
-    }, 'in-flight work back to idle', 60_000);
+    await eventually(
+      () => {
+        const m = samples[samples.length - 1]!.m;
+        return m.dialogs_active !== null &&
+          m.dialogs_active <= idleDialogs &&
+          m.tm_current !== null &&
+          m.tm_current <= idleTm + 5
+          ? m
+          : undefined;
+      },
+      'in-flight work back to idle',
+      60_000,
+    );
     const tail = samples.slice(-5);
     expect(peak(tail, (m) => m.req_rate)).to.be.lessThan(peakRate / 4);
   });
@@ -158,7 +185,11 @@ describe('integration: agent beside a loaded Kamailio backend', function () {
     // client is stopped soon after, so its retransmissions do not keep the backend overloaded.
     const tBurst = performance.now();
     const run = await uac('uac-burst', 250, 250, 0, 30);
-    await eventually(() => peak(since(tBurst), (m) => m.udp_rx_queue_bytes) > calmQueue + 5000, 'the receive queue rising', 30_000);
+    await eventually(
+      () => peak(since(tBurst), (m) => m.udp_rx_queue_bytes) > calmQueue + 5000,
+      'the receive queue rising',
+      30_000,
+    );
     await sleep(2000);
     await run.process.stop();
     const burst = since(tBurst);
@@ -171,10 +202,18 @@ describe('integration: agent beside a loaded Kamailio backend', function () {
     expect(peakQueue).to.be.greaterThan(calmQueue + 5000);
     expect(peakRtt).to.be.greaterThan(Math.max(10, calmRtt * 10));
 
-    await eventually(() => {
-      const recent = samples.slice(-10);
-      return recent.length === 10 && peak(recent, (m) => m.udp_rx_queue_bytes) <= calmQueue + 1000 && peak(recent, (m) => m.options_rtt_ms) < peakRtt / 5;
-    }, 'queue and round trip back down', 60_000);
+    await eventually(
+      () => {
+        const recent = samples.slice(-10);
+        return (
+          recent.length === 10 &&
+          peak(recent, (m) => m.udp_rx_queue_bytes) <= calmQueue + 1000 &&
+          peak(recent, (m) => m.options_rtt_ms) < peakRtt / 5
+        );
+      },
+      'queue and round trip back down',
+      60_000,
+    );
     expect(agent.counters().dropsTotal).to.equal(0);
   });
 });

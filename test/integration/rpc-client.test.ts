@@ -68,7 +68,8 @@ describe('integration: Kamailio JSON-RPC client', function () {
   it('reuses one kept-alive connection for consecutive calls', async function () {
     const rpc = client('/RPC', { maxSockets: 1 });
     // Kamailio numbers its TCP connections in order: a new connection per call would raise the top id.
-    const topId = async () => Math.max(...((await rpc.call('core.tcp_list')) as { id: number }[]).map((c) => c.id));
+    const topId = async () =>
+      Math.max(...((await rpc.call('core.tcp_list')) as { id: number }[]).map((c) => c.id));
     const before = await topId();
     for (let i = 0; i < 20; i++) await rpc.call('core.uptime');
     expect(await topId()).to.equal(before);
@@ -95,13 +96,17 @@ describe('integration: Kamailio JSON-RPC client', function () {
     const e = await rejection(client('/RPC', { password: 'wrong' }).call('tm.stats'));
     expect(e).to.be.instanceOf(RpcAuthError);
     expect((e as RpcAuthError).status).to.equal(401);
-    const none = await rejection(new KamailioRpcClient({ url: `http://${IP}:${RPC_PORT}/RPC` }).call('tm.stats'));
+    const none = await rejection(
+      new KamailioRpcClient({ url: `http://${IP}:${RPC_PORT}/RPC` }).call('tm.stats'),
+    );
     expect(none).to.be.instanceOf(RpcAuthError);
   });
 
   it('keeps credentials out of error messages', async function () {
     const e = await rejection(client('/RPC', { password: 'wrong-secret' }).call('tm.stats'));
-    expect((e as Error).message).to.not.include('wrong-secret').and.not.include('sipweigh:');
+    expect((e as Error).message)
+      .to.not.include('wrong-secret')
+      .and.not.include('sipweigh:');
   });
 
   it('a stalled server hits the deadline, and the connection is usable again afterwards', async function () {
@@ -120,7 +125,9 @@ describe('integration: Kamailio JSON-RPC client', function () {
 
   it('a per-call deadline overrides the client default', async function () {
     this.timeout(20000);
-    const e = await rejection(client('/stall', { deadlineMs: 60000 }).call('tm.stats', [], { deadlineMs: 200 }));
+    const e = await rejection(
+      client('/stall', { deadlineMs: 60000 }).call('tm.stats', [], { deadlineMs: 200 }),
+    );
     expect(e).to.be.instanceOf(RpcDeadlineError);
   });
 

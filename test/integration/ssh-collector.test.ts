@@ -29,7 +29,6 @@ describe('integration: agentless SSH collector', function () {
   let dir: string;
   let fingerprint: string;
   let clientKey: Buffer;
-  let sshd: ManagedProcess;
   let kamailio: KamailioInstance;
   const monitors: SshBackendMonitor[] = [];
 
@@ -39,14 +38,24 @@ describe('integration: agentless SSH collector', function () {
    */
   const startSshd = async (port = SSH_PORT, single = false): Promise<ManagedProcess> => {
     const p = handle.group.spawn(`sshd-${port}`, '/usr/sbin/sshd', [
-      single ? '-d' : '-D', '-e', '-f', '/dev/null',
-      '-h', join(dir, 'host_key'),
-      '-p', String(port),
-      '-o', `ListenAddress=${SSH_IP}`,
-      '-o', `AuthorizedKeysFile=${join(dir, 'authorized_keys')}`,
-      '-o', 'StrictModes=no',
-      '-o', 'UsePAM=no',
-      '-o', `PidFile=${join(dir, `sshd-${port}.pid`)}`,
+      single ? '-d' : '-D',
+      '-e',
+      '-f',
+      '/dev/null',
+      '-h',
+      join(dir, 'host_key'),
+      '-p',
+      String(port),
+      '-o',
+      `ListenAddress=${SSH_IP}`,
+      '-o',
+      `AuthorizedKeysFile=${join(dir, 'authorized_keys')}`,
+      '-o',
+      'StrictModes=no',
+      '-o',
+      'UsePAM=no',
+      '-o',
+      `PidFile=${join(dir, `sshd-${port}.pid`)}`,
     ]);
     await eventually(async () => {
       if (!p.isRunning()) throw new Error(`sshd exited:\n${p.tail()}`);
@@ -57,10 +66,20 @@ describe('integration: agentless SSH collector', function () {
 
   const monitor = (overrides: Partial<SshCollectorOptions> = {}) => {
     const m = new SshBackendMonitor({
-      ssh: { host: SSH_IP, port: SSH_PORT, username: userInfo().username, privateKey: clientKey, hostFingerprint: fingerprint },
+      ssh: {
+        host: SSH_IP,
+        port: SSH_PORT,
+        username: userInfo().username,
+        privateKey: clientKey,
+        hostFingerprint: fingerprint,
+      },
       intervalMs: 200,
       kamailioIntervalMs: 300,
-      session: { reconnect: { initialMs: 100, maxMs: 500, factor: 2, jitter: 0.2 }, keepaliveIntervalMs: 1000, connectTimeoutMs: 5000 },
+      session: {
+        reconnect: { initialMs: 100, maxMs: 500, factor: 2, jitter: 0.2 },
+        keepaliveIntervalMs: 1000,
+        connectTimeoutMs: 5000,
+      },
       ...overrides,
     });
     monitors.push(m);
@@ -72,14 +91,36 @@ describe('integration: agentless SSH collector', function () {
     dir = join(handle.group.runDir, 'keys');
     mkdirSync(dir, { recursive: true });
     mkdirSync('/run/sshd', { recursive: true });
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'sipweigh-test-host', '-f', join(dir, 'host_key')]);
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'sipweigh-test-client', '-f', join(dir, 'client_key')]);
+    execFileSync('ssh-keygen', [
+      '-q',
+      '-t',
+      'ed25519',
+      '-N',
+      '',
+      '-C',
+      'sipweigh-test-host',
+      '-f',
+      join(dir, 'host_key'),
+    ]);
+    execFileSync('ssh-keygen', [
+      '-q',
+      '-t',
+      'ed25519',
+      '-N',
+      '',
+      '-C',
+      'sipweigh-test-client',
+      '-f',
+      join(dir, 'client_key'),
+    ]);
     writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client_key.pub')));
     clientKey = readFileSync(join(dir, 'client_key'));
     // The fingerprint as an operator would take it: from ssh-keygen, not from our own code.
-    fingerprint = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', join(dir, 'host_key.pub')], { encoding: 'utf8' }).split(' ')[1]!;
+    fingerprint = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', join(dir, 'host_key.pub')], {
+      encoding: 'utf8',
+    }).split(' ')[1]!;
     expect(fingerprint).to.match(/^SHA256:/);
-    sshd = await startSshd();
+    await startSshd();
     kamailio = await startKamailio(handle.group, {
       name: 'kamailio-ssh',
       cfg: join(REPO_ROOT, 'test', 'fixtures', 'kamailio', 'rpc-test.cfg'),
@@ -100,7 +141,8 @@ describe('integration: agentless SSH collector', function () {
     ]);
     await eventually(() => isBound({ transport: 'udp', address: HOLD_IP, port: HOLD_PORT }), 'holder bound');
     const tx = createSocket('udp4');
-    for (let i = 0; i < 5; i++) await new Promise<void>((r) => tx.send(Buffer.alloc(300, 0x41), HOLD_PORT, HOLD_IP, () => r()));
+    for (let i = 0; i < 5; i++)
+      await new Promise<void>((r) => tx.send(Buffer.alloc(300, 0x41), HOLD_PORT, HOLD_IP, () => r()));
     tx.close();
     const local = findUdpSocket(parseProcNetUdp(readFileSync('/proc/net/udp', 'utf8')), HOLD_IP, HOLD_PORT)!;
     expect(local.rxQueueBytes).to.be.greaterThan(0);
@@ -125,7 +167,10 @@ describe('integration: agentless SSH collector', function () {
   });
 
   it('reads Kamailio figures through kamcmd at its own cadence, with rates from counter deltas', async function () {
-    const m = monitor({ kamcmd: { socket: `unix:${join(kamailio.runDir, 'kamailio_ctl')}` }, sipSocket: { port: 5060 } });
+    const m = monitor({
+      kamcmd: { socket: `unix:${join(kamailio.runDir, 'kamailio_ctl')}` },
+      sipSocket: { port: 5060 },
+    });
     await eventually(() => m.measurements().tm_current !== null, 'tm.stats over kamcmd');
     // Offer some SIP requests; the request rate must see them.
     const tx = createSocket('udp4');
@@ -155,8 +200,18 @@ describe('integration: agentless SSH collector', function () {
   });
 
   it('refuses a host whose key does not match the configured fingerprint, with a clear error', async function () {
-    const wrong = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', join(dir, 'client_key.pub')], { encoding: 'utf8' }).split(' ')[1]!;
-    const m = monitor({ ssh: { host: SSH_IP, port: SSH_PORT, username: userInfo().username, privateKey: clientKey, hostFingerprint: wrong } });
+    const wrong = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', join(dir, 'client_key.pub')], {
+      encoding: 'utf8',
+    }).split(' ')[1]!;
+    const m = monitor({
+      ssh: {
+        host: SSH_IP,
+        port: SSH_PORT,
+        username: userInfo().username,
+        privateKey: clientKey,
+        hostFingerprint: wrong,
+      },
+    });
     const err = await eventually(() => m.session.lastError, 'a connection failure');
     expect(err).to.be.instanceOf(SshHostKeyMismatchError);
     expect(err.message).to.include(fingerprint).and.include(wrong).and.include('refusing');
@@ -169,14 +224,32 @@ describe('integration: agentless SSH collector', function () {
 
   it('refuses a malformed fingerprint at construction', function () {
     expect(
-      () => new SshBackendMonitor({ ssh: { host: SSH_IP, port: SSH_PORT, username: 'x', privateKey: clientKey, hostFingerprint: 'MD5:aa:bb' }, intervalMs: 1000 }),
+      () =>
+        new SshBackendMonitor({
+          ssh: {
+            host: SSH_IP,
+            port: SSH_PORT,
+            username: 'x',
+            privateKey: clientKey,
+            hostFingerprint: 'MD5:aa:bb',
+          },
+          intervalMs: 1000,
+        }),
     ).to.throw('SHA256:');
   });
 
   it('reconnects with backoff after the SSH server is restarted (its connection dropped)', async function () {
     const port = SSH_PORT + 1;
     let single = await startSshd(port, true);
-    const m = monitor({ ssh: { host: SSH_IP, port, username: userInfo().username, privateKey: clientKey, hostFingerprint: fingerprint } });
+    const m = monitor({
+      ssh: {
+        host: SSH_IP,
+        port,
+        username: userInfo().username,
+        privateKey: clientKey,
+        hostFingerprint: fingerprint,
+      },
+    });
     await eventually(() => m.measurements().mem_used_ratio !== null, 'figures before the restart');
     expect(m.session.connections).to.equal(1);
     await single.stop();

@@ -13,22 +13,46 @@ const NOW = 1_800_000_000_000;
 
 describe('agent: report metrics', function () {
   it('whatever collectors produce, the report passes the heartbeat schema', function () {
-    const anyNumber = fc.oneof(fc.double(), fc.constant(Number.NaN), fc.constant(Infinity), fc.constant(-Infinity), fc.integer(), fc.constant(null));
+    const anyNumber = fc.oneof(
+      fc.double(),
+      fc.constant(Number.NaN),
+      fc.constant(Infinity),
+      fc.constant(-Infinity),
+      fc.integer(),
+      fc.constant(null),
+    );
     fc.assert(
-      fc.property(fc.tuple(...MEASURED_FIELDS.map(() => anyNumber)), fc.double({ min: 0.001, max: 1e6, noNaN: true }), fc.boolean(), (values, capacity, draining) => {
-        const m = emptyMeasurements();
-        MEASURED_FIELDS.forEach((f, i) => (m[f] = values[i] ?? null));
-        const metrics = toReportMetrics(m, capacity, draining);
-        const payload = { seq: 1, ts: NOW, boot: 'bootbootboot', echo_seq: 1, echo_ts: NOW, metrics };
-        expect(payloadValidators.report(payload), JSON.stringify(payloadValidators.report.errors)).to.equal(true);
-      }),
+      fc.property(
+        fc.tuple(...MEASURED_FIELDS.map(() => anyNumber)),
+        fc.double({ min: 0.001, max: 1e6, noNaN: true }),
+        fc.boolean(),
+        (values, capacity, draining) => {
+          const m = emptyMeasurements();
+          MEASURED_FIELDS.forEach((f, i) => (m[f] = values[i] ?? null));
+          const metrics = toReportMetrics(m, capacity, draining);
+          const payload = { seq: 1, ts: NOW, boot: 'bootbootboot', echo_seq: 1, echo_ts: NOW, metrics };
+          expect(payloadValidators.report(payload), JSON.stringify(payloadValidators.report.errors)).to.equal(
+            true,
+          );
+        },
+      ),
     );
   });
 
   it('keeps measured values, nulls and the configured capacity and draining flag', function () {
     const m: Measurements = { ...emptyMeasurements(), cpu_util: 0.25, tm_current: 12, options_rtt_ms: 0.4 };
-    expect(toReportMetrics(m, 200, true)).to.include({ cpu_util: 0.25, tm_current: 12, options_rtt_ms: 0.4, load1: null, capacity: 200, draining: true });
-    expect(toReportMetrics({ ...m, cpu_util: 1.2, udp_rx_queue_bytes: 10.6 }, 1, false)).to.include({ cpu_util: 1, udp_rx_queue_bytes: 11 });
+    expect(toReportMetrics(m, 200, true)).to.include({
+      cpu_util: 0.25,
+      tm_current: 12,
+      options_rtt_ms: 0.4,
+      load1: null,
+      capacity: 200,
+      draining: true,
+    });
+    expect(toReportMetrics({ ...m, cpu_util: 1.2, udp_rx_queue_bytes: 10.6 }, 1, false)).to.include({
+      cpu_util: 1,
+      udp_rx_queue_bytes: 11,
+    });
   });
 });
 
@@ -74,7 +98,8 @@ describe('agent: replay protection across controller boots', function () {
 
   it('remembers a bounded number of boots', function () {
     const r = new ControllerReplay();
-    for (let i = 0; i < REMEMBERED_CONTROLLER_BOOTS * 10; i++) expect(r.admit(`boot${String(i).padStart(6, '0')}`, 1, NOW, NOW)).to.equal(null);
+    for (let i = 0; i < REMEMBERED_CONTROLLER_BOOTS * 10; i++)
+      expect(r.admit(`boot${String(i).padStart(6, '0')}`, 1, NOW, NOW)).to.equal(null);
     const last = `boot${String(REMEMBERED_CONTROLLER_BOOTS * 10 - 1).padStart(6, '0')}`;
     expect(r.admit(last, 1, NOW, NOW)).to.equal('replayed');
   });

@@ -21,6 +21,7 @@ function makeCore(opts: Partial<ConstructorParameters<typeof ControllerCore>[0]>
   return {
     core,
     sent,
+    now: () => mono,
     wall: () => wall0 + mono,
     advance(ms: number) {
       const end = mono + ms;
@@ -71,12 +72,43 @@ describe('controller core (no sockets, manual clock)', function () {
     const { core, sent, advance } = makeCore({ random: Math.random });
     for (let i = 0; i < 50; i++) core.upsert({ id: `b${i}`, set: 1, uri: 'sip:x', capacity: 1, agent: { address: '127.0.3.60', port: 5000 + i }, source: 'config' });
     advance(10_000);
-    // 50 backends × 10 s / 200 ms = 2,500 probes in a normal cadence; no answers means suspect
-    // mode (faster) only briefly before down, so the count stays near that.
-    expect(sent.length).to.be.within(2400, 2800);
+    // 50 backends × 10 s / 200 ms = 2,500 probes. Nobody answers, so all turn suspect at about the
+    // same time: mass suspicion disables the faster suspect probing (it would only add load).
+    expect(sent.length).to.be.within(2400, 2600);
     const perPort = new Map<number, number>();
     for (const s of sent) perPort.set(s.to.port, (perPort.get(s.to.port) ?? 0) + 1);
     expect(perPort.size).to.equal(50);
+  });
+
+  it('probes a lone suspect twice as fast, then falls back to the normal cadence once down', function () {
+    const { core, sent, advance, wall, now } = makeCore();
+    for (let i = 0; i < 20; i++) core.upsert({ id: `f${i}`, set: 1, uri: 'sip:x', capacity: 1, agent: { address: '127.0.3.61', port: 6000 + i }, source: 'config' });
+    const keys = new Map(Array.from({ length: 20 }, (_, i) => [`f${i}`, heartbeatKey(deriveBackendKey(MASTER, `f${i}`))]));
+    let seq = 0;
+    const f0Probes: number[] = [];
+    // Every agent answers each probe 2 ms later; f0 stops answering at t = 3 s (it died).
+    const step = () => {
+      for (const s of sent.splice(0)) {
+        const id = `f${s.to.port - 6000}`;
+        if (id === 'f0') f0Probes.push(now());
+        if (id === 'f0' && now() >= 3000) continue;
+        const d = decodeDatagram(s.buf, () => [keys.get(id)!]);
+        if (!d.ok || d.msg.type !== 'probe') throw new Error('bad probe');
+        core.receive(encodeMessage({ type: 'report', backendId: id, seq: seq++, ts: wall(), boot: 'agentboot1', echoSeq: d.msg.seq, echoTs: d.msg.ts, metrics: IDLE_METRICS }, keys.get(id)!), AGENT);
+      }
+    };
+    while (now() < 8000) {
+      advance(1);
+      step();
+    }
+    expect(core.get('f1')!.health.kind).to.equal('up');
+    expect(core.get('f0')!.health.kind).to.equal('down');
+    const gaps = f0Probes.slice(1).map((t, i) => t - f0Probes[i]!);
+    const after = (t: number) => gaps.filter((_, i) => f0Probes[i]! >= t);
+    // Before death: ~200 ms (±10 % jitter). Right after the first miss: ~100 ms. Once down: ~200 ms again.
+    expect(gaps.slice(0, 10).every((g) => g >= 179 && g <= 221)).to.equal(true);
+    expect(Math.min(...after(3000).slice(0, 3))).to.be.at.most(111);
+    expect(after(5000).every((g) => g >= 179 && g <= 221)).to.equal(true);
   });
 
   it('a report answering a probe gives an RTT and, after returnAfterOks, up', function () {
@@ -90,6 +122,9 @@ describe('controller core (no sockets, manual clock)', function () {
       advance(3);
       core.receive(encodeMessage({ type: 'report', backendId: 'r1', seq: i, ts: wall(), boot: 'agentboot1', echoSeq: p.seq, echoTs: p.ts, metrics: IDLE_METRICS }, key), AGENT);
     }
+    // The core builds probe payloads by hand: they must be byte-identical to the codec's.
+    const p = lastProbe(sent, 'r1');
+    expect(sent[sent.length - 1]!.buf.equals(encodeMessage(p, key))).to.equal(true);
     const v = core.get('r1')!;
     expect(v.health.kind).to.equal('up');
     expect(v.lastRttMs).to.equal(3);

@@ -17,7 +17,8 @@ import { kamailioMeasurements } from '../../src/metrics/kamailio-collector.js';
 import { KamailioRateTracker } from '../../src/metrics/kamailio-rate-tracker.js';
 import { MetricsParseError } from '../../src/metrics/parse-error.js';
 
-const fixture = (name: string) => readFileSync(join(REPO_ROOT, 'test', 'fixtures', 'kamailio-replies', name), 'utf8');
+const fixture = (name: string) =>
+  readFileSync(join(REPO_ROOT, 'test', 'fixtures', 'kamailio-replies', name), 'utf8');
 const rpcResult = (name: string): unknown => (JSON.parse(fixture(name)) as { result: unknown }).result;
 const ok = (value: unknown): PromiseSettledResult<unknown> => ({ status: 'fulfilled', value });
 const failed = (reason: unknown): PromiseSettledResult<unknown> => ({ status: 'rejected', reason });
@@ -46,7 +47,9 @@ describe('metrics: Kamailio statistics over JSON-RPC', function () {
   });
 
   it('adds tm 5xx transactions to the stateless 5xx replies', function () {
-    const c = kamailioCounters(parseFetchn(fetchnWith({ 'tmx.5xx_transactions': 10, 'sl.500_replies': 1, 'sl.5xx_replies': 2 })));
+    const c = kamailioCounters(
+      parseFetchn(fetchnWith({ 'tmx.5xx_transactions': 10, 'sl.500_replies': 1, 'sl.5xx_replies': 2 })),
+    );
     expect(c.replies5xx).to.equal(13);
   });
 
@@ -58,11 +61,15 @@ describe('metrics: Kamailio statistics over JSON-RPC', function () {
     // stats.fetch (not fetchn) returns strings: refuse rather than guess.
     expect(() => parseFetchn({ 'core.rcv_requests': '12' })).to.throw(MetricsParseError, 'expected a number');
     expect(() => parseFetchn(null)).to.throw(MetricsParseError);
-    expect(() => kamailioCounters(parseFetchn({ 'sl.500_replies': 0 }))).to.throw(MetricsParseError, 'rcv_requests');
-    expect(() => kamailioCounters(parseFetchn({ 'core.rcv_requests_invite': 1, 'sl.500_replies': 0, 'sl.5xx_replies': 0 }))).to.throw(
+    expect(() => kamailioCounters(parseFetchn({ 'sl.500_replies': 0 }))).to.throw(
       MetricsParseError,
-      'tmx.5xx_transactions',
+      'rcv_requests',
     );
+    expect(() =>
+      kamailioCounters(
+        parseFetchn({ 'core.rcv_requests_invite': 1, 'sl.500_replies': 0, 'sl.5xx_replies': 0 }),
+      ),
+    ).to.throw(MetricsParseError, 'tmx.5xx_transactions');
   });
 });
 
@@ -80,7 +87,13 @@ describe('metrics: Kamailio replies to measurements', function () {
       {
         tmStats: ok({ current: 7 }),
         dlgStats: ok({ all: 3 }),
-        fetchn: ok(fetchnWith({ 'core.rcv_requests_invite': 1 + 50, 'core.rcv_requests_bye': 30, 'tmx.5xx_transactions': 4 })),
+        fetchn: ok(
+          fetchnWith({
+            'core.rcv_requests_invite': 1 + 50,
+            'core.rcv_requests_bye': 30,
+            'tmx.5xx_transactions': 4,
+          }),
+        ),
       },
       rates,
       1500,
@@ -102,13 +115,16 @@ describe('metrics: Kamailio replies to measurements', function () {
       1000,
     );
     expect(r.values).to.deep.equal({ dialogs_active: 9 });
-    expect(r.problems.join('|')).to.include('tm.stats: deadline').and.include('dlg.stats_active: Method Not Found');
+    expect(r.problems.join('|'))
+      .to.include('tm.stats: deadline')
+      .and.include('dlg.stats_active: Method Not Found');
   });
 
   it('a failed counter reading resets the rates (no rate across an unseen gap)', function () {
     const rates = new KamailioRateTracker();
     const read = (fetchn: PromiseSettledResult<unknown>, at: number) =>
-      kamailioMeasurements({ tmStats: ok({ current: 0 }), dlgStats: ok({ all: 0 }), fetchn }, rates, at).values;
+      kamailioMeasurements({ tmStats: ok({ current: 0 }), dlgStats: ok({ all: 0 }), fetchn }, rates, at)
+        .values;
     read(ok(fetchnWith({})), 1000);
     expect(read(failed(new Error('refused')), 2000)).to.not.have.property('req_rate');
     expect(read(ok(fetchnWith({ 'core.rcv_requests_invite': 500 })), 3000)).to.not.have.property('req_rate');
@@ -119,7 +135,11 @@ describe('metrics: Kamailio replies to measurements', function () {
     const rates = new KamailioRateTracker();
     const read = (invites: number, at: number) =>
       kamailioMeasurements(
-        { tmStats: ok({ current: 0 }), dlgStats: ok({ all: 0 }), fetchn: ok(fetchnWith({ 'core.rcv_requests_invite': invites })) },
+        {
+          tmStats: ok({ current: 0 }),
+          dlgStats: ok({ all: 0 }),
+          fetchn: ok(fetchnWith({ 'core.rcv_requests_invite': invites })),
+        },
         rates,
         at,
       ).values;
@@ -143,7 +163,9 @@ describe('metrics: kamcmd output', function () {
   it('keeps non-numeric values as strings (core.uptime)', function () {
     const up = parseKamcmdStruct(fixture('kamcmd-core.uptime.txt'), 'core.uptime');
     expect(up.uptime).to.be.a('number');
-    expect(up.now).to.be.a('string').and.match(/\d{4}$/);
+    expect(up.now)
+      .to.be.a('string')
+      .and.match(/\d{4}$/);
   });
 
   it('turns kamcmd\'s "error: 500 - ..." (printed with exit status 0) into an error', function () {
@@ -153,7 +175,13 @@ describe('metrics: kamcmd output', function () {
   });
 
   it('rejects output that is not a flat struct', function () {
-    for (const text of ['', 'kamailio 5.6.3 (x86_64/linux)\n', '{\n\tcurrent: 0\n', '{\n\tnested: {\n\t\ta: 1\n\t}\n}\n', '{\n\tno colon here\n}\n']) {
+    for (const text of [
+      '',
+      'kamailio 5.6.3 (x86_64/linux)\n',
+      '{\n\tcurrent: 0\n',
+      '{\n\tnested: {\n\t\ta: 1\n\t}\n}\n',
+      '{\n\tno colon here\n}\n',
+    ]) {
       expect(() => parseKamcmdStruct(text, 'x'), JSON.stringify(text)).to.throw(MetricsParseError);
     }
   });

@@ -9,7 +9,12 @@ import { REPO_ROOT } from '../support/harness.js';
 import { cpuUtilisation, parseProcStat } from '../../src/metrics/proc-stat.js';
 import { memUsedRatio, parseMeminfo } from '../../src/metrics/meminfo.js';
 import { parseLoadavg } from '../../src/metrics/loadavg.js';
-import { addressBytes, decodeProcAddress, findUdpSocket, parseProcNetUdp } from '../../src/metrics/proc-net-udp.js';
+import {
+  addressBytes,
+  decodeProcAddress,
+  findUdpSocket,
+  parseProcNetUdp,
+} from '../../src/metrics/proc-net-udp.js';
 import { MetricsParseError } from '../../src/metrics/parse-error.js';
 import { CpuTracker } from '../../src/metrics/cpu-tracker.js';
 import { ratePerSecond } from '../../src/metrics/rates.js';
@@ -19,7 +24,10 @@ const proc = (name: string) => readFileSync(join(REPO_ROOT, 'test', 'fixtures', 
 describe('metrics parsers: /proc/stat', function () {
   it('reads the aggregate cpu line of a real /proc/stat (busy excludes idle and iowait)', function () {
     // cpu  4443 0 3647 45514 366 0 178 0 0 0
-    expect(parseProcStat(proc('stat'))).to.deep.equal({ busy: 4443 + 3647 + 178, total: 4443 + 3647 + 45514 + 366 + 178 });
+    expect(parseProcStat(proc('stat'))).to.deep.equal({
+      busy: 4443 + 3647 + 178,
+      total: 4443 + 3647 + 45514 + 366 + 178,
+    });
   });
 
   it('computes utilisation from two real readings one second apart', function () {
@@ -72,10 +80,16 @@ describe('metrics parsers: /proc/meminfo and /proc/loadavg', function () {
   });
 
   it('rejects meminfo without MemAvailable, with a zero total, or with garbage values', function () {
-    expect(() => parseMeminfo('MemTotal: 100 kB\nMemFree: 50 kB\n')).to.throw(MetricsParseError, 'MemAvailable');
+    expect(() => parseMeminfo('MemTotal: 100 kB\nMemFree: 50 kB\n')).to.throw(
+      MetricsParseError,
+      'MemAvailable',
+    );
     expect(() => parseMeminfo('MemAvailable: 100 kB\n')).to.throw(MetricsParseError, 'MemTotal');
     expect(() => parseMeminfo('MemTotal: 0 kB\nMemAvailable: 0 kB\n')).to.throw(MetricsParseError, 'is 0');
-    expect(() => parseMeminfo('MemTotal: 1e3 kB\nMemAvailable: 5 kB\n')).to.throw(MetricsParseError, 'bad value');
+    expect(() => parseMeminfo('MemTotal: 1e3 kB\nMemAvailable: 5 kB\n')).to.throw(
+      MetricsParseError,
+      'bad value',
+    );
   });
 
   it('reads a real /proc/loadavg', function () {
@@ -95,7 +109,9 @@ describe('metrics parsers: /proc/net/udp and udp6', function () {
   it('decodes little-endian IPv4 and IPv6 addresses', function () {
     expect(decodeProcAddress('0104007F')).to.deep.equal(Buffer.from([127, 0, 4, 1]));
     expect(decodeProcAddress('00000000000000000000000001000000')).to.deep.equal(addressBytes('::1'));
-    expect(decodeProcAddress('0000000000000000FFFF00000304007F')).to.deep.equal(addressBytes('::ffff:127.0.4.3'));
+    expect(decodeProcAddress('0000000000000000FFFF00000304007F')).to.deep.equal(
+      addressBytes('::ffff:127.0.4.3'),
+    );
     expect(decodeProcAddress('7F000401', 'BE')).to.deep.equal(Buffer.from([127, 0, 4, 1]));
     expect(decodeProcAddress('0104007')).to.equal(undefined);
     expect(decodeProcAddress('0104007G')).to.equal(undefined);
@@ -118,7 +134,11 @@ describe('metrics parsers: /proc/net/udp and udp6', function () {
 
   it('finds the SIP socket by address and port, ignoring connected sockets', function () {
     const rows = parseProcNetUdp(proc('net-udp'));
-    expect(findUdpSocket(rows, '127.0.4.1', 5060)).to.deep.equal({ rxQueueBytes: 7680, drops: 34, sockets: 1 });
+    expect(findUdpSocket(rows, '127.0.4.1', 5060)).to.deep.equal({
+      rxQueueBytes: 7680,
+      drops: 34,
+      sockets: 1,
+    });
     expect(findUdpSocket(rows, '127.0.4.2', 5060)).to.equal(undefined);
     expect(findUdpSocket(rows, '127.0.4.1', 5061)).to.equal(undefined);
     // The client socket 127.0.4.2:45678 is connected (state 01): never the SIP socket.
@@ -130,17 +150,35 @@ describe('metrics parsers: /proc/net/udp and udp6', function () {
     expect(rows).to.have.length(3);
     expect(findUdpSocket(rows, '::1', 5062)).to.deep.equal({ rxQueueBytes: 0xf00, drops: 0, sockets: 1 });
     expect(findUdpSocket(rows, '0:0::1', 5062)?.rxQueueBytes).to.equal(0xf00);
-    expect(findUdpSocket(rows, '::ffff:127.0.4.3', 5064)).to.deep.equal({ rxQueueBytes: 0, drops: 0, sockets: 1 });
+    expect(findUdpSocket(rows, '::ffff:127.0.4.3', 5064)).to.deep.equal({
+      rxQueueBytes: 0,
+      drops: 0,
+      sockets: 1,
+    });
   });
 
   it('falls back to a wildcard binding and sums SO_REUSEPORT sockets', function () {
-    const header = '   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n';
+    const header =
+      '   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n';
     const row = (addr: string, rx: string, drops: number) =>
       ` 1: ${addr}:13C4 00000000:0000 07 00000000:${rx} 00:00000000 00000000     0        0 1 2 0000000000000000 ${drops}\n`;
     const wildcard = parseProcNetUdp(header + row('00000000', '00000100', 3));
-    expect(findUdpSocket(wildcard, '127.0.4.9', 5060)).to.deep.equal({ rxQueueBytes: 256, drops: 3, sockets: 1 });
-    const reuse = parseProcNetUdp(header + row('0904007F', '00000100', 1) + row('0904007F', '00000200', 2) + row('00000000', '00001000', 9));
-    expect(findUdpSocket(reuse, '127.0.4.9', 5060)).to.deep.equal({ rxQueueBytes: 768, drops: 3, sockets: 2 });
+    expect(findUdpSocket(wildcard, '127.0.4.9', 5060)).to.deep.equal({
+      rxQueueBytes: 256,
+      drops: 3,
+      sockets: 1,
+    });
+    const reuse = parseProcNetUdp(
+      header +
+        row('0904007F', '00000100', 1) +
+        row('0904007F', '00000200', 2) +
+        row('00000000', '00001000', 9),
+    );
+    expect(findUdpSocket(reuse, '127.0.4.9', 5060)).to.deep.equal({
+      rxQueueBytes: 768,
+      drops: 3,
+      sockets: 2,
+    });
   });
 
   it('refuses a configured address that is not an IP', function () {
@@ -149,11 +187,23 @@ describe('metrics parsers: /proc/net/udp and udp6', function () {
 
   for (const [label, text] of [
     ['empty', ''],
-    ['missing header', ' 4962: 0104007F:13C4 00000000:0000 07 00000000:00001E00 00:00000000 00000000 0 0 9408 2 0 34\n'],
+    [
+      'missing header',
+      ' 4962: 0104007F:13C4 00000000:0000 07 00000000:00001E00 00:00000000 00000000 0 0 9408 2 0 34\n',
+    ],
     ['short row', `${proc('net-udp').split('\n')[0]}\n 4962: 0104007F:13C4 00000000:0000 07\n`],
-    ['bad address', `${proc('net-udp').split('\n')[0]}\n 1: 0104007Z:13C4 00000000:0000 07 00000000:00001E00 00:00000000 00000000 0 0 9408 2 0 34\n`],
-    ['bad queue', `${proc('net-udp').split('\n')[0]}\n 1: 0104007F:13C4 00000000:0000 07 00000000-00001E00 00:00000000 00000000 0 0 9408 2 0 34\n`],
-    ['bad drops', `${proc('net-udp').split('\n')[0]}\n 1: 0104007F:13C4 00000000:0000 07 00000000:00001E00 00:00000000 00000000 0 0 9408 2 0 x\n`],
+    [
+      'bad address',
+      `${proc('net-udp').split('\n')[0]}\n 1: 0104007Z:13C4 00000000:0000 07 00000000:00001E00 00:00000000 00000000 0 0 9408 2 0 34\n`,
+    ],
+    [
+      'bad queue',
+      `${proc('net-udp').split('\n')[0]}\n 1: 0104007F:13C4 00000000:0000 07 00000000-00001E00 00:00000000 00000000 0 0 9408 2 0 34\n`,
+    ],
+    [
+      'bad drops',
+      `${proc('net-udp').split('\n')[0]}\n 1: 0104007F:13C4 00000000:0000 07 00000000:00001E00 00:00000000 00000000 0 0 9408 2 0 x\n`,
+    ],
   ] as const) {
     it(`rejects a malformed table rather than reading it as "queue empty": ${label}`, function () {
       expect(() => parseProcNetUdp(text)).to.throw(MetricsParseError);

@@ -7,7 +7,12 @@ import type { Collector, Sample } from '../../src/metrics/collector.js';
 import { Sampler } from '../../src/metrics/sampler.js';
 import { eventually, sleep } from '../support/harness.js';
 
-function scripted(name: string, fields: Collector['fields'], collect: Collector['collect'], extra: Partial<Collector> = {}): Collector {
+function scripted(
+  name: string,
+  fields: Collector['fields'],
+  collect: Collector['collect'],
+  extra: Partial<Collector> = {},
+): Collector {
   return { name, fields, intervalMs: 20, timeoutMs: 200, collect, ...extra };
 }
 
@@ -61,7 +66,10 @@ describe('metrics: sampler', function () {
     const snap = sampler.snapshot();
     expect(performance.now() - t0).to.be.lessThan(50);
     expect(snap.req_rate).to.equal(null);
-    await eventually(() => sampler!.status().find((s) => s.name === 'stuck')!.state === 'failed', 'the timeout');
+    await eventually(
+      () => sampler!.status().find((s) => s.name === 'stuck')!.state === 'failed',
+      'the timeout',
+    );
     expect(sampler.status().find((s) => s.name === 'stuck')!.problems[0]).to.match(/no sample within 100 ms/);
     expect(sampler.snapshot().load1).to.equal(1);
   });
@@ -101,7 +109,12 @@ describe('metrics: sampler', function () {
   });
 
   it('fields a collector leaves out are null and the state is degraded', async function () {
-    sampler = new Sampler([scripted('half', ['tm_current', 'req_rate'], async () => ({ values: { tm_current: 4 }, problems: ['rates: first reading'] }))]);
+    sampler = new Sampler([
+      scripted('half', ['tm_current', 'req_rate'], async () => ({
+        values: { tm_current: 4 },
+        problems: ['rates: first reading'],
+      })),
+    ]);
     sampler.start();
     await eventually(() => sampler!.status()[0]!.samples >= 1, 'a sample');
     expect(sampler.snapshot()).to.include({ tm_current: 4, req_rate: null });
@@ -110,11 +123,15 @@ describe('metrics: sampler', function () {
 
   it('refuses two collectors claiming one field', function () {
     expect(
-      () => new Sampler([scripted('a', ['load1'], async () => ({ values: {} })), scripted('b', ['load1'], async () => ({ values: {} }))]),
+      () =>
+        new Sampler([
+          scripted('a', ['load1'], async () => ({ values: {} })),
+          scripted('b', ['load1'], async () => ({ values: {} })),
+        ]),
     ).to.throw('claimed by both a and b');
   });
 
-  it('reports a sample in flight through the collector\'s inFlight() lower bound', async function () {
+  it("reports a sample in flight through the collector's inFlight() lower bound", async function () {
     let release: (() => void) | undefined;
     let n = 0;
     sampler = new Sampler([
@@ -141,7 +158,9 @@ describe('metrics: sampler', function () {
   it('stop() closes every collector and schedules nothing more', async function () {
     let closed = 0;
     let calls = 0;
-    const s = new Sampler([scripted('c', ['load1'], async () => ({ values: { load1: ++calls } }), { close: () => void closed++ })]);
+    const s = new Sampler([
+      scripted('c', ['load1'], async () => ({ values: { load1: ++calls } }), { close: () => void closed++ }),
+    ]);
     s.start();
     await eventually(() => calls >= 2, 'two samples');
     await s.stop();

@@ -25,13 +25,19 @@ describe('metrics: sectioned remote output', function () {
     const s = parseSections(out);
     expect(s.get('stat')).to.deep.equal({ ok: true, output: 'cpu  1 2 3 4\n' });
     expect(s.get('loadavg')).to.deep.equal({ ok: true, output: '0.1 0.2 0.3 1/2 3\n' });
-    expect(s.get('udp6')).to.deep.equal({ ok: false, status: 1, output: 'cat: /proc/net/udp6: No such file or directory\n' });
+    expect(s.get('udp6')).to.deep.equal({
+      ok: false,
+      status: 1,
+      output: 'cat: /proc/net/udp6: No such file or directory\n',
+    });
     expect(s.get('empty')).to.deep.equal({ ok: true, output: '' });
     expect(s.get('nonl')).to.deep.equal({ ok: true, output: 'no newline\n' });
   });
 
   it('leaves out a section whose end never came (exec cut short)', function () {
-    const s = parseSections('@@sipweigh-begin stat\ncpu 1 2 3 4\n\n@@sipweigh-end stat 0\n@@sipweigh-begin meminfo\nMemTotal: 1 kB\n');
+    const s = parseSections(
+      '@@sipweigh-begin stat\ncpu 1 2 3 4\n\n@@sipweigh-end stat 0\n@@sipweigh-begin meminfo\nMemTotal: 1 kB\n',
+    );
     expect([...s.keys()]).to.deep.equal(['stat']);
     expect(parseSections('').size).to.equal(0);
     expect(parseSections('garbage\n@@sipweigh-end stat 0\n').size).to.equal(0);
