@@ -269,20 +269,28 @@ export function encodeMessage(msg: HeartbeatMessage, key: HeartbeatKey, opts: { 
   if (opts.validate !== false && !payloadValidators[msg.type](payload)) {
     throw new EncodeError(`${msg.type} payload breaks the schema: ${JSON.stringify(payloadValidators[msg.type].errors?.[0])}`);
   }
-  const json = JSON.stringify(payload);
-  const idLen = msg.backendId.length; // ASCII by the pattern
+  return encodeJson(msg.type, msg.backendId, key, JSON.stringify(payload));
+}
+
+/**
+ * The last step of encoding, for hot paths that build the JSON payload themselves (the controller's
+ * probes, a simulator's reports): frames and signs `json` as is. The caller vouches that `json` is a
+ * valid payload for `type` and `backendId` matches BACKEND_ID_PATTERN; only the size is checked.
+ */
+export function encodeJson(type: MessageType, backendId: string, key: HeartbeatKey, json: string): Buffer {
+  const idLen = backendId.length; // ASCII by the pattern
   const jsonLen = Buffer.byteLength(json, 'utf8');
   const macOffset = HEADER_FIXED_BYTES + idLen + jsonLen;
   const total = macOffset + MAC_BYTES;
-  if (total > MAX_DATAGRAM_BYTES) throw new EncodeError(`${msg.type} would be ${total} bytes (max ${MAX_DATAGRAM_BYTES})`);
+  if (total > MAX_DATAGRAM_BYTES) throw new EncodeError(`${type} would be ${total} bytes (max ${MAX_DATAGRAM_BYTES})`);
   const buf = Buffer.allocUnsafe(total);
   buf[0] = MAGIC_0;
   buf[1] = MAGIC_1;
   buf[2] = PROTOCOL_VERSION;
-  buf[3] = MESSAGE_TYPE_CODES[msg.type];
+  buf[3] = MESSAGE_TYPE_CODES[type];
   buf[4] = key.id;
   buf[5] = idLen;
-  buf.write(msg.backendId, HEADER_FIXED_BYTES, 'latin1');
+  buf.write(backendId, HEADER_FIXED_BYTES, 'latin1');
   buf.write(json, HEADER_FIXED_BYTES + idLen, 'utf8');
   createHmac('sha256', key.secret).update(buf.subarray(0, macOffset)).digest().copy(buf, macOffset);
   return buf;

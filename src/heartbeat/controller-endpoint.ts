@@ -3,6 +3,7 @@
  * Everything that decides is in the core; this file only moves bytes and wakes the core up.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { literalLookup } from './udp-lookup.js';
 import { ControllerCore, type ControllerCoreOptions, type ControllerEvents, type UdpAddress } from './controller-core.js';
 
 export interface ControllerEndpointOptions extends ControllerCoreOptions {
@@ -45,7 +46,7 @@ export class ControllerEndpoint {
   }
 
   static async start(opts: ControllerEndpointOptions, events: ControllerEvents = {}): Promise<ControllerEndpoint> {
-    const socket = createSocket({ type: 'udp4', reuseAddr: false });
+    const socket = createSocket({ type: 'udp4', reuseAddr: false, lookup: literalLookup });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(opts.listen.port, opts.listen.address, () => {
