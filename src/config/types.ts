@@ -55,6 +55,16 @@ export interface ControllerConfig {
     /** Resolved master keys: the current one first, then the previous one during a rotation. */
     readonly master_keys: readonly Buffer[];
     readonly probe_interval_ms: number;
+    readonly probe_timeout_ms: number;
+    readonly probe_jitter: number;
+    readonly down_after_misses: number;
+    readonly return_after_oks: number;
+    readonly flap_half_life_ms: number;
+    readonly flap_base_hold_ms: number;
+    readonly flap_max_hold_ms: number;
+    readonly max_clock_skew_ms: number;
+    readonly max_message_age_ms: number;
+    readonly max_self_registered: number;
   };
   readonly lb_nodes: readonly LbNodeConfig[];
   readonly sets: readonly SetConfig[];
