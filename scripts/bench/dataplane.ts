@@ -1,0 +1,183 @@
+/**
+ * Data-plane benchmark: the same Kamailio LB (kamailio/lb.cfg) relaying calls transparently
+ * (send_udp, no Via: it sees only the INVITE) and statefully (t_relay with SW_STATEFUL: Via added,
+ * a transaction per INVITE, every reply through it), side by side in one run, at the same offered
+ * rates, in front of the same two backends and UASes on 127.0.2.x.
+ *
+ *   npm run bench -- dataplane [--quick] [--rates 250,500] [--seconds 20]
+ *
+ * Per mode and rate: successful calls/s (successful calls over the client's wall time), and the
+ * LB's CPU per call: the CPU time of every LB process (the main process and the workers it forked,
+ * found by parent PID in /proc; exact run time from /proc/<pid>/schedstat, else utime+stime from
+ * /proc/<pid>/stat) over the run, minus what the same processes use idle for as long, divided by
+ * the successful calls. The last line is one JSON object for machines.
+ *
+ * Everything shares the machine's cores (sipp, backends, UASes): at a fixed offered rate the calls/s
+ * of both modes are the offered rate when nothing fails; the CPU per call is the comparison.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DATAPLANE_NET, startDataPlane, startUases } from '../../src/lab/dataplane.js';
+import { ProcessGroup } from '../../src/lab/processes.js';
+import { processTreeCpuMs } from '../../src/lab/process-cpu.js';
+import { runSippClient } from '../../src/lab/sipp.js';
+import { PACKAGE_ROOT } from '../../src/util/package-root.js';
+
+export type Mode = 'transparent' | 'stateful';
+
+export interface ModeResult {
+  readonly mode: Mode;
+  readonly offeredCps: number;
+  readonly calls: number;
+  readonly successful: number;
+  readonly failed: number;
+  readonly successfulCps: number;
+  /** LB CPU per successful call, idle use subtracted, microseconds. */
+  readonly usPerCall: number;
+  /** The same without subtracting idle use. */
+  readonly rawUsPerCall: number;
+  readonly lbProcesses: number;
+}
+
+interface BenchOptions {
+  readonly rates: readonly number[];
+  readonly seconds: number;
+  readonly idleSeconds: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function arg(args: readonly string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+export function parseOptions(args: readonly string[]): BenchOptions {
+  const quick = args.includes('--quick');
+  const ratesArg = arg(args, '--rates');
+  const rates = ratesArg ? ratesArg.split(',').map(Number) : quick ? [250] : [250, 500];
+  const seconds = Number(arg(args, '--seconds') ?? (quick ? 8 : 20));
+  if (!rates.every((r) => Number.isInteger(r) && r > 0 && r <= 5000))
+    throw new Error(`--rates: 1..5000 calls/s, got ${ratesArg}`);
+  if (!(Number.isFinite(seconds) && seconds >= 2 && seconds <= 300))
+    throw new Error(`--seconds: 2..300, got ${seconds}`);
+  return { rates, seconds, idleSeconds: quick ? 2 : 3 };
+}
+
+/** One mode at one rate, on a fresh topology (so no transaction or table state carries over). */
+async function measure(mode: Mode, rate: number, opts: BenchOptions): Promise<ModeResult> {
+  const group = new ProcessGroup(mkdtempSync(join(tmpdir(), `sipweigh-bench-dataplane-${mode}-`)));
+  try {
+    const plane = await startDataPlane(group, {
+      backends: [{ weight: 50 }, { weight: 50 }],
+      lbDefines: mode === 'stateful' ? { SW_STATEFUL: true } : {},
+      // t_relay holds ~14 KB per transaction for ~5 s after it ends.
+      lbShmMb: 256,
+    });
+    await startUases(group, plane, {
+      scenario: join(PACKAGE_ROOT, 'test', 'scenarios', 'uas-answer.xml'),
+      tag: mode,
+      timeoutS: opts.seconds + opts.idleSeconds + 60,
+    });
+    const lbPid = plane.lb.process.pid;
+
+    const idle0 = processTreeCpuMs(lbPid);
+    await sleep(opts.idleSeconds * 1000);
+    const idle1 = processTreeCpuMs(lbPid);
+    const idleMsPerS = (idle1.cpuMs - idle0.cpuMs) / opts.idleSeconds;
+
+    const calls = rate * opts.seconds;
+    const cpu0 = processTreeCpuMs(lbPid);
+    const t0 = Date.now();
+    const r = await runSippClient(group, {
+      name: `uac-${mode}-${rate}`,
+      scenario: join(PACKAGE_ROOT, 'scripts', 'sipp', 'uac.xml'),
+      localIp: DATAPLANE_NET.clientIp(0),
+      localPort: 5090,
+      remote: `${DATAPLANE_NET.lbIp}:${DATAPLANE_NET.sipPort}`,
+      rate,
+      maxCalls: calls,
+      timeoutS: opts.seconds + 30,
+    });
+    const wallS = (Date.now() - t0) / 1000;
+    const cpu1 = processTreeCpuMs(lbPid);
+    const rawMs = cpu1.cpuMs - cpu0.cpuMs;
+    const ok = r.stats.successful;
+    const perCall = (ms: number) => (ok > 0 ? (ms * 1000) / ok : Number.NaN);
+    return {
+      mode,
+      offeredCps: rate,
+      calls,
+      successful: ok,
+      failed: r.stats.failed,
+      successfulCps: ok / wallS,
+      usPerCall: perCall(Math.max(0, rawMs - idleMsPerS * wallS)),
+      rawUsPerCall: perCall(rawMs),
+      lbProcesses: cpu1.processes,
+    };
+  } finally {
+    await group.stopAll();
+  }
+}
+
+const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+
+export function formatTable(rows: readonly ModeResult[]): string {
+  const head =
+    '| mode | offered calls/s | calls | failed | successful calls/s | LB CPU µs/call | (raw, idle included) |';
+  const sep = '|---|---|---|---|---|---|---|';
+  const lines = rows.map(
+    (r) =>
+      `| ${r.mode} | ${r.offeredCps} | ${r.successful}/${r.calls} | ${r.failed} | ${fmt(r.successfulCps)} | ${fmt(r.usPerCall)} | ${fmt(r.rawUsPerCall)} |`,
+  );
+  return [head, sep, ...lines].join('\n');
+}
+
+export async function runDataplaneBench(args: string[]): Promise<void> {
+  const opts = parseOptions(args);
+  const rows: ModeResult[] = [];
+  for (const rate of opts.rates) {
+    for (const mode of ['transparent', 'stateful'] as const) {
+      process.stderr.write(`dataplane: ${mode} at ${rate} calls/s for ${opts.seconds} s...\n`);
+      rows.push(await measure(mode, rate, opts));
+    }
+  }
+  process.stdout.write(`${formatTable(rows)}\n`);
+  // The headline numbers are those at the first (reference) rate.
+  const ref = opts.rates[0];
+  const t = rows.find((r) => r.mode === 'transparent' && r.offeredCps === ref);
+  const s = rows.find((r) => r.mode === 'stateful' && r.offeredCps === ref);
+  const round = (n: number | undefined) =>
+    n === undefined || !Number.isFinite(n) ? null : Math.round(n * 10) / 10;
+  const summary = {
+    bench: 'dataplane',
+    rate_cps: ref,
+    transparent_us_per_call: round(t?.usPerCall),
+    stateful_us_per_call: round(s?.usPerCall),
+    ratio: t && s && t.usPerCall > 0 ? round(s.usPerCall / t.usPerCall) : null,
+    transparent_calls_per_s: round(t?.successfulCps),
+    stateful_calls_per_s: round(s?.successfulCps),
+    rows: rows.map((r) => ({
+      mode: r.mode,
+      offered_cps: r.offeredCps,
+      successful: r.successful,
+      failed: r.failed,
+      successful_cps: round(r.successfulCps),
+      us_per_call: round(r.usPerCall),
+    })),
+  };
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+}
+
+// Runnable on its own: `npx tsx scripts/bench/dataplane.ts [--quick]` or `node dist/scripts/bench/dataplane.js`.
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  runDataplaneBench(process.argv.slice(2)).then(
+    () => process.exit(0),
+    (e: unknown) => {
+      process.stderr.write(`dataplane bench failed: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}
