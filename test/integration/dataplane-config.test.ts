@@ -63,16 +63,21 @@ describe('data plane: shipped Kamailio configs pass kamailio -c', function () {
   it('lb.cfg with a list of allowed RPC sources and no password', () =>
     expectAccepted(LB_CFG, { SW_LB_IP: '127.0.2.40', SW_RPC_ALLOW: '"127.0.0.1/32,10.1.0.0/16"' }));
 
-  it('the LB snippet inside an operator config that loads its own modules and xhttp route', () => {
+  it('the LB snippet inside an operator config with its own modules, xhttp route and admission hook', () => {
     const cfg = join(dir, 'operator-lb.cfg');
     writeFileSync(
       cfg,
       `${OPERATOR_HEAD}
 #!define SIPWEIGH_DS_SET 7
 #!define SIPWEIGH_NO_XHTTP_EVENT_ROUTE
+#!define SIPWEIGH_ADMISSION_HOOK
+loadmodule "pipelimit.so"
 include_file "${join(KAMAILIO_DIR, 'sipweigh-lb.cfg')}"
 request_route {
 	route(SIPWEIGH_LB);
+}
+route[SIPWEIGH_ADMISSION] {
+	if (!pl_check("sipweigh_invite")) { append_to_reply("Retry-After: 5\\r\\n"); pl_drop(); exit; }
 }
 event_route[xhttp:request] {
 	if ($hu =~ "^/metrics") { xhttp_reply("200", "OK", "text/plain", "ok\\n"); exit; }
