@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { ManagedProcess } from '../../src/lab/processes.js';
@@ -32,13 +32,9 @@ describe('integration: agentless SSH collector', function () {
   let kamailio: KamailioInstance;
   const monitors: SshBackendMonitor[] = [];
 
-  /**
-   * `single`: sshd -d serves exactly one connection in its own process, so stopping it drops that
-   * connection as a host reboot would (a normal sshd restart leaves running sessions alive).
-   */
-  const startSshd = async (port = SSH_PORT, single = false): Promise<ManagedProcess> => {
+  const startSshd = async (port = SSH_PORT): Promise<ManagedProcess> => {
     const p = handle.group.spawn(`sshd-${port}`, '/usr/sbin/sshd', [
-      single ? '-d' : '-D',
+      '-D',
       '-e',
       '-f',
       '/dev/null',
@@ -57,10 +53,14 @@ describe('integration: agentless SSH collector', function () {
       '-o',
       `PidFile=${join(dir, `sshd-${port}.pid`)}`,
     ]);
-    await eventually(async () => {
-      if (!p.isRunning()) throw new Error(`sshd exited:\n${p.tail()}`);
-      return isBound({ transport: 'tcp', address: SSH_IP, port });
-    }, 'sshd listening');
+    try {
+      await eventually(async () => {
+        if (!p.isRunning()) throw new Error('sshd exited');
+        return isBound({ transport: 'tcp', address: SSH_IP, port });
+      }, 'sshd listening');
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n${p.tail(30)}`);
+    }
     return p;
   };
 
@@ -240,7 +240,7 @@ describe('integration: agentless SSH collector', function () {
 
   it('reconnects with backoff after the SSH server is restarted (its connection dropped)', async function () {
     const port = SSH_PORT + 1;
-    let single = await startSshd(port, true);
+    let server = await startSshd(port);
     const m = monitor({
       ssh: {
         host: SSH_IP,
@@ -252,15 +252,45 @@ describe('integration: agentless SSH collector', function () {
     });
     await eventually(() => m.measurements().mem_used_ratio !== null, 'figures before the restart');
     expect(m.session.connections).to.equal(1);
-    await single.stop();
+    // A restarted sshd leaves running sessions alone (they run in their own process, in their own
+    // session); a host reboot does not. Stop the listener and the process serving our connection.
+    const sessions = childPids(server.pid);
+    expect(sessions.length).to.be.at.least(1);
+    await server.stop();
+    for (const pid of sessions) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
     await eventually(() => m.measurements().mem_used_ratio === null, 'figures gone while sshd is down');
     expect(m.session.state).to.not.equal('ready');
     expect(m.session.lastError).to.be.instanceOf(Error);
     await sleep(1000); // several failed attempts against a closed port
-    single = await startSshd(port, true);
-    await eventually(() => m.measurements().mem_used_ratio !== null, 'figures after the restart', 30000);
+    server = await startSshd(port);
+    await eventually(() => m.measurements().mem_used_ratio !== null, 'figures after the restart', 30000).catch((e: Error) => {
+      const why = { state: m.session.state, lastError: m.session.lastError?.message, collectors: m.collectors() };
+      throw new Error(`${e.message}: ${JSON.stringify(why)}\n${server.tail(15)}`);
+    });
     expect(m.session.connections).to.equal(2);
     await m.stop();
-    await single.stop();
+    await server.stop();
   });
 });
+
+/** PIDs whose parent is `pid` (sshd's per-connection processes), from /proc. */
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return out;
+}
