@@ -111,33 +111,52 @@ function isIdByte(b: number): boolean {
   );
 }
 
-/** Reads and checks the unauthenticated header. Never throws. */
-export function readHeader(buf: Buffer, acceptMask = ALL_TYPES_MASK): HeaderResult {
+/** Header fields written by readHeaderInto (a receiver may reuse one object for every datagram). */
+export interface MutableHeader {
+  type: MessageType;
+  keyId: number;
+  backendId: string;
+  payloadOffset: number;
+  macOffset: number;
+}
+
+export function emptyHeader(): MutableHeader {
+  return { type: 'probe', keyId: 0, backendId: '', payloadOffset: 0, macOffset: 0 };
+}
+
+/**
+ * Reads and checks the unauthenticated header into `out`; returns null, or why the datagram must be
+ * dropped (then `out` is partly written and meaningless). Never throws, allocates only the id string.
+ */
+export function readHeaderInto(buf: Buffer, acceptMask: number, out: MutableHeader): DropReason | null {
   const n = buf.length;
-  if (n > MAX_DATAGRAM_BYTES) return DROPS.oversized;
-  if (n >= 2 && (buf[0] !== MAGIC_0 || buf[1] !== MAGIC_1)) return DROPS.malformed;
-  if (n < HEADER_FIXED_BYTES) return DROPS.truncated;
-  if (buf[2] !== PROTOCOL_VERSION) return DROPS.unknown_version;
+  if (n > MAX_DATAGRAM_BYTES) return 'oversized';
+  if (n >= 2 && (buf[0] !== MAGIC_0 || buf[1] !== MAGIC_1)) return 'malformed';
+  if (n < HEADER_FIXED_BYTES) return 'truncated';
+  if (buf[2] !== PROTOCOL_VERSION) return 'unknown_version';
   const code = buf[3]!;
   const type = TYPE_BY_CODE[code];
-  if (type === undefined) return DROPS.unknown_type;
+  if (type === undefined) return 'unknown_type';
   const idLen = buf[5]!;
-  if (idLen === 0 || idLen > MAX_BACKEND_ID_BYTES) return DROPS.malformed;
+  if (idLen === 0 || idLen > MAX_BACKEND_ID_BYTES) return 'malformed';
   const payloadOffset = HEADER_FIXED_BYTES + idLen;
   const macOffset = n - MAC_BYTES;
-  if (macOffset < payloadOffset + 2) return DROPS.truncated;
-  for (let i = HEADER_FIXED_BYTES; i < payloadOffset; i++) if (!isIdByte(buf[i]!)) return DROPS.malformed;
-  if ((acceptMask & (1 << code)) === 0) return DROPS.unexpected_type;
-  return {
-    ok: true,
-    header: {
-      type,
-      keyId: buf[4]!,
-      backendId: buf.toString('latin1', HEADER_FIXED_BYTES, payloadOffset),
-      payloadOffset,
-      macOffset,
-    },
-  };
+  if (macOffset < payloadOffset + 2) return 'truncated';
+  for (let i = HEADER_FIXED_BYTES; i < payloadOffset; i++) if (!isIdByte(buf[i]!)) return 'malformed';
+  if ((acceptMask & (1 << code)) === 0) return 'unexpected_type';
+  out.type = type;
+  out.keyId = buf[4]!;
+  out.backendId = buf.toString('latin1', HEADER_FIXED_BYTES, payloadOffset);
+  out.payloadOffset = payloadOffset;
+  out.macOffset = macOffset;
+  return null;
+}
+
+/** Reads and checks the unauthenticated header. Never throws. */
+export function readHeader(buf: Buffer, acceptMask = ALL_TYPES_MASK): HeaderResult {
+  const header = emptyHeader();
+  const r = readHeaderInto(buf, acceptMask, header);
+  return r === null ? { ok: true, header } : DROPS[r];
 }
 
 function macMatches(buf: Buffer, macOffset: number, key: HeartbeatKey): boolean {
@@ -202,28 +221,39 @@ interface WirePayload {
 }
 
 function fromWire(h: DatagramHeader, p: WirePayload): HeartbeatMessage {
-  const base = { backendId: h.backendId, seq: p.seq, ts: p.ts, boot: p.boot };
   // The schema guarantees the per-type fields below are present and typed.
   switch (h.type) {
     case 'probe':
-      return { type: 'probe', ...base };
+      return { type: 'probe', backendId: h.backendId, seq: p.seq, ts: p.ts, boot: p.boot };
     case 'report':
       return {
         type: 'report',
-        ...base,
+        backendId: h.backendId,
+        seq: p.seq,
+        ts: p.ts,
+        boot: p.boot,
         echoSeq: p.echo_seq!,
         echoTs: p.echo_ts!,
         metrics: p.metrics as ReportMetrics,
       };
     case 'hello': {
-      const m: HeartbeatMessage = { type: 'hello', ...base, set: p.set!, uri: p.uri!, capacity: p.capacity! };
+      const m: HeartbeatMessage = { type: 'hello', backendId: h.backendId, seq: p.seq, ts: p.ts, boot: p.boot, set: p.set!, uri: p.uri!, capacity: p.capacity! };
       if (p.agent !== undefined) m.agent = p.agent;
       return m;
     }
     case 'hello_ack':
-      return { type: 'hello_ack', ...base, echoSeq: p.echo_seq!, echoTs: p.echo_ts!, intervalMs: p.interval_ms! };
+      return {
+        type: 'hello_ack',
+        backendId: h.backendId,
+        seq: p.seq,
+        ts: p.ts,
+        boot: p.boot,
+        echoSeq: p.echo_seq!,
+        echoTs: p.echo_ts!,
+        intervalMs: p.interval_ms!,
+      };
     case 'bye': {
-      const m: HeartbeatMessage = { type: 'bye', ...base };
+      const m: HeartbeatMessage = { type: 'bye', backendId: h.backendId, seq: p.seq, ts: p.ts, boot: p.boot };
       if (p.reason !== undefined) m.reason = p.reason;
       return m;
     }

@@ -13,8 +13,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
+  emptyHeader,
   openDatagram,
-  readHeader,
+  readHeaderInto,
   typeMask,
   encodeMessage,
   encodeJson,
@@ -211,6 +212,8 @@ export class ControllerCore {
   private readonly selfRegSets: ReadonlySet<number>;
   private readonly maxSelfRegistered: number;
   private selfRegistered = 0;
+  /** Reused for every datagram's header (nothing keeps a reference past receive()). */
+  private readonly header = emptyHeader();
   /** Backends currently suspect (for the fast-probing guard). */
   private suspects = 0;
   private readonly mono: () => number;
@@ -306,9 +309,9 @@ export class ControllerCore {
   /** Handles one datagram from `from`. Never throws on any input. */
   receive(buf: Buffer, from: UdpAddress): void {
     this.counters.received++;
-    const h = readHeader(buf, ACCEPT);
-    if (!h.ok) return this.dropped(h.reason);
-    const hdr = h.header;
+    const hdr = this.header;
+    const bad = readHeaderInto(buf, ACCEPT, hdr);
+    if (bad !== null) return this.dropped(bad);
     const b = this.backends.get(hdr.backendId);
     if (b === undefined) return this.receiveUnknown(buf, hdr, from);
 
