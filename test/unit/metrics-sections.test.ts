@@ -1,6 +1,7 @@
 /** Several remote commands in one exec, split again by their markers (pure). */
 import { expect } from 'chai';
 import { buildSectionedCommand, parseSections } from '../../src/metrics/sections.js';
+import { sshCollectorOptions } from '../../src/metrics/ssh-config.js';
 
 describe('metrics: sectioned remote output', function () {
   it('builds one shell line with begin/end markers and each exit status', function () {
@@ -41,5 +42,47 @@ describe('metrics: sectioned remote output', function () {
     expect([...s.keys()]).to.deep.equal(['stat']);
     expect(parseSections('').size).to.equal(0);
     expect(parseSections('garbage\n@@sipweigh-end stat 0\n').size).to.equal(0);
+  });
+});
+
+describe('metrics: SSH collector options from the controller config', function () {
+  const cfg = {
+    host: 'be1.example',
+    port: 22,
+    username: 'sipweigh',
+    private_key_file: '/etc/sipweigh/id_ed25519',
+    host_fingerprint: 'SHA256:' + 'A'.repeat(43),
+    interval_ms: 2000,
+    kamcmd: true,
+    sip_port: 5080,
+  };
+
+  it('maps every field, reading the key once', function () {
+    const reads: string[] = [];
+    const o = sshCollectorOptions(cfg, (p) => (reads.push(p), Buffer.from('KEY')));
+    expect(reads).to.deep.equal(['/etc/sipweigh/id_ed25519']);
+    expect(o.ssh).to.include({
+      host: 'be1.example',
+      port: 22,
+      username: 'sipweigh',
+      hostFingerprint: cfg.host_fingerprint,
+    });
+    expect(o).to.deep.include({
+      intervalMs: 2000,
+      kamailioIntervalMs: 6000,
+      kamcmd: {},
+      sipSocket: { port: 5080 },
+    });
+    expect(sshCollectorOptions({ ...cfg, kamcmd: false }, () => Buffer.from('K'))).to.not.have.property(
+      'kamcmd',
+    );
+  });
+
+  it('names the key file when it cannot be read', function () {
+    expect(() =>
+      sshCollectorOptions(cfg, () => {
+        throw new Error('ENOENT');
+      }),
+    ).to.throw('cannot read private_key_file /etc/sipweigh/id_ed25519: ENOENT');
   });
 });

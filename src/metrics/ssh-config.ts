@@ -1,0 +1,38 @@
+/**
+ * A backend's `ssh:` block of the controller config → the SSH collector's options. The private key
+ * is read here, once, so a missing or unreadable key file is a clear start-up error rather than a
+ * reconnect loop.
+ */
+import { readFileSync } from 'node:fs';
+import type { SshConfig } from '../config/types.js';
+import type { SshCollectorOptions } from './ssh-collector.js';
+
+export function sshCollectorOptions(
+  cfg: SshConfig,
+  readKey: (path: string) => Buffer = (p) => readFileSync(p),
+): SshCollectorOptions {
+  let privateKey: Buffer;
+  try {
+    privateKey = readKey(cfg.private_key_file);
+  } catch (e) {
+    throw new Error(
+      `ssh ${cfg.username}@${cfg.host}: cannot read private_key_file ${cfg.private_key_file}: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+  return {
+    ssh: {
+      host: cfg.host,
+      port: cfg.port,
+      username: cfg.username,
+      privateKey,
+      hostFingerprint: cfg.host_fingerprint,
+    },
+    intervalMs: cfg.interval_ms,
+    // Kamailio's figures move with calls, the host's with everything: kamcmd at a third of the rate.
+    kamailioIntervalMs: cfg.interval_ms * 3,
+    ...(cfg.kamcmd ? { kamcmd: {} } : {}),
+    // The SSH host name need not be the SIP listen address, so the socket is matched by port alone.
+    sipSocket: { port: cfg.sip_port },
+  };
+}
