@@ -108,7 +108,8 @@ export function kamailioRpcCollector(rpc: RpcCaller, cadence: Cadence): Collecto
       );
     }
     try {
-      return await rpc.call(method, params, { deadlineMs: cadence.timeoutMs, signal });
+      // The client's own deadline bounds each call; the signal ends it when the sample times out.
+      return await rpc.call(method, params, { signal });
     } catch (e) {
       // Kamailio answers an unknown method with HTTP 500, and its sl module counts every HTTP reply
       // like a SIP one: calling a missing method each interval would show up as a 5xx rate.
