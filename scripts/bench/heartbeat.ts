@@ -298,12 +298,14 @@ export async function runHeartbeatBench(args: string[]): Promise<void> {
   const warmup = quick ? 3 : 5;
   if (sizes.some((s) => !(s > 0)) || !(rate > 0) || !(seconds > 0)) throw new Error('bad --backends/--rate/--seconds');
 
-  const costs = inProcessCosts(Math.max(...sizes));
+  // Largest first: its memory figure is the one reported, and it is cleanest in a fresh heap.
   const results: RunResult[] = [];
-  for (const n of sizes) {
+  for (const n of [...sizes].sort((a, b) => b - a)) {
     process.stderr.write(`heartbeat bench: ${n} backends × ${rate} probes/s, ${warmup} s warm-up + ${seconds} s measured…\n`);
     results.push(await runOne(n, rate, warmup, seconds));
   }
+  results.sort((a, b) => a.backends - b.backends);
+  const costs = inProcessCosts(Math.max(...sizes));
 
   const row = (cells: (string | number)[]) => cells.map((c, i) => String(c).padStart(i === 0 ? 8 : 12)).join(' ');
   console.log(row(['backends', 'offered/s', 'probes/s', 'reports/s', 'cpu ms/1k', 'ctl cpu %', 'reports/cpu-s', 'rss KB/be', 'heap KB/be', 'up', 'misses/s', 'sim cpu %']));
