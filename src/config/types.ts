@@ -65,6 +65,7 @@ export interface ControllerConfig {
     readonly max_clock_skew_ms: number;
     readonly max_message_age_ms: number;
     readonly max_self_registered: number;
+    readonly max_probes_per_s: number;
   };
   readonly lb_nodes: readonly LbNodeConfig[];
   readonly sets: readonly SetConfig[];

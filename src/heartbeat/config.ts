@@ -7,7 +7,12 @@ export function endpointOptionsFromConfig(cfg: ControllerConfig): ControllerEndp
   return {
     listen: hb.listen,
     masterKeys: hb.master_keys,
-    timing: { probeIntervalMs: hb.probe_interval_ms, probeTimeoutMs: hb.probe_timeout_ms, jitter: hb.probe_jitter },
+    timing: {
+      probeIntervalMs: hb.probe_interval_ms,
+      probeTimeoutMs: hb.probe_timeout_ms,
+      jitter: hb.probe_jitter,
+      maxProbesPerSecond: hb.max_probes_per_s,
+    },
     health: {
       downAfterMisses: hb.down_after_misses,
       returnAfterOks: hb.return_after_oks,

@@ -72,6 +72,12 @@ export interface HeartbeatTiming {
   readonly jitter: number;
   /** While suspect, probe this many times faster (confirm or clear the suspicion sooner). */
   readonly suspectSpeedup: number;
+  /**
+   * Probe budget of this controller. When backends × (1000 / interval) would exceed it, every
+   * backend's interval is stretched to fit: detection gets slower for all, instead of the controller
+   * falling behind, answers queueing in its own socket and every backend looking dead at once.
+   */
+  readonly maxProbesPerSecond: number;
 }
 
 export const DEFAULT_TIMING: HeartbeatTiming = {
@@ -79,6 +85,8 @@ export const DEFAULT_TIMING: HeartbeatTiming = {
   probeTimeoutMs: 150,
   jitter: 0.1,
   suspectSpeedup: 2,
+  // About half of what one core sustained in scripts/bench/heartbeat.ts (probe + report + socket I/O).
+  maxProbesPerSecond: 10_000,
 };
 
 export interface ControllerCoreOptions {
@@ -230,6 +238,7 @@ export class ControllerCore {
     this.masters = opts.masterKeys;
     this.timing = { ...DEFAULT_TIMING, ...opts.timing };
     if (!(this.timing.probeTimeoutMs > 0 && this.timing.probeIntervalMs > 0)) throw new RangeError('probe interval and timeout must be > 0');
+    if (!(this.timing.maxProbesPerSecond > 0)) throw new RangeError('maxProbesPerSecond must be > 0');
     if (!(this.timing.jitter >= 0 && this.timing.jitter < 1)) throw new RangeError('jitter must be in [0, 1)');
     this.healthParams = { ...DEFAULT_HEALTH_PARAMS, ...opts.health };
     this.freshness = opts.freshness ?? DEFAULT_FRESHNESS;
@@ -407,7 +416,7 @@ export class ControllerCore {
         boot: this.bootId,
         echoSeq: msg.seq,
         echoTs: msg.ts,
-        intervalMs: Math.round(this.timing.probeIntervalMs),
+        intervalMs: Math.round(this.baseIntervalMs()),
       },
       b.keys[b.signKey]!,
       { validate: false },
@@ -440,7 +449,7 @@ export class ControllerCore {
 
   private startProbing(b: Backend, now: number): void {
     // A random phase spreads thousands of backends evenly over the interval.
-    b.nextProbeAt = now + this.random() * this.timing.probeIntervalMs;
+    b.nextProbeAt = now + this.random() * this.baseIntervalMs();
     this.reschedule(b);
   }
 
@@ -453,11 +462,16 @@ export class ControllerCore {
     return this.suspects * 10 <= this.heap.size;
   }
 
+  /** The configured interval, stretched if the probe budget requires it. */
+  baseIntervalMs(): number {
+    return Math.max(this.timing.probeIntervalMs, (1000 * this.heap.size) / this.timing.maxProbesPerSecond);
+  }
+
   private intervalFor(b: Backend): number {
     const base =
       b.health.kind === 'suspect' && this.fastProbing()
-        ? this.timing.probeIntervalMs / this.timing.suspectSpeedup
-        : this.timing.probeIntervalMs;
+        ? this.baseIntervalMs() / this.timing.suspectSpeedup
+        : this.baseIntervalMs();
     return base * (1 - this.timing.jitter + 2 * this.timing.jitter * this.random());
   }
 
@@ -518,7 +532,7 @@ export class ControllerCore {
     if (after.kind === 'suspect') this.suspects++;
     if (after.kind === 'suspect' && b.heapIndex >= 0 && this.fastProbing()) {
       // Confirm or clear the suspicion sooner: pull the next probe in.
-      const sooner = b.lastProbeAt + this.timing.probeIntervalMs / this.timing.suspectSpeedup;
+      const sooner = b.lastProbeAt + this.baseIntervalMs() / this.timing.suspectSpeedup;
       if (sooner < b.nextProbeAt) {
         b.nextProbeAt = sooner;
         this.reschedule(b);

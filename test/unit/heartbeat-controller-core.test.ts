@@ -80,6 +80,15 @@ describe('controller core (no sockets, manual clock)', function () {
     expect(perPort.size).to.equal(50);
   });
 
+  it('stretches every interval to stay within the probe budget', function () {
+    const { core, sent, advance } = makeCore({ random: Math.random, timing: { maxProbesPerSecond: 100 } });
+    for (let i = 0; i < 50; i++) core.upsert({ id: `b${i}`, set: 1, uri: 'sip:x', capacity: 1, agent: { address: '127.0.3.60', port: 5000 + i }, source: 'config' });
+    expect(core.baseIntervalMs()).to.equal(500);
+    advance(10_000);
+    // 50 backends at 200 ms would be 2,500 probes; the budget allows 100/s.
+    expect(sent.length).to.be.within(950, 1050);
+  });
+
   it('probes a lone suspect twice as fast, then falls back to the normal cadence once down', function () {
     const { core, sent, advance, wall, now } = makeCore();
     for (let i = 0; i < 20; i++) core.upsert({ id: `f${i}`, set: 1, uri: 'sip:x', capacity: 1, agent: { address: '127.0.3.61', port: 6000 + i }, source: 'config' });
