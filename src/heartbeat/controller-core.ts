@@ -144,6 +144,8 @@ export interface ControllerCounters {
   /** Authentic reports echoing no probe we remember (duplicates or very late). */
   unmatchedReports: number;
   registered: number;
+  /** Exceptions caught at the socket boundary (a bug if ever non-zero; the endpoint keeps running). */
+  internalErrors: number;
 }
 
 class Backend implements DueItem, BackendView {
@@ -260,6 +262,7 @@ export class ControllerCore {
       lateReports: 0,
       unmatchedReports: 0,
       registered: 0,
+      internalErrors: 0,
     };
   }
 
@@ -412,11 +415,12 @@ export class ControllerCore {
         type: 'hello_ack',
         backendId: b.id,
         seq: b.probeSeq++,
-        ts: this.wall(),
+        ts: Math.floor(this.wall()),
         boot: this.bootId,
         echoSeq: msg.seq,
         echoTs: msg.ts,
-        intervalMs: Math.round(this.baseIntervalMs()),
+        // Within the schema's range whatever the budget stretched it to.
+        intervalMs: Math.min(600_000, Math.max(10, Math.round(this.baseIntervalMs()))),
       },
       b.keys[b.signKey]!,
       { validate: false },

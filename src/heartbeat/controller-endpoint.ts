@@ -38,7 +38,12 @@ export class ControllerEndpoint {
       events,
     );
     socket.on('message', (buf: Buffer, rinfo: RemoteInfo) => {
-      this.core.receive(buf, rinfo);
+      try {
+        this.core.receive(buf, rinfo);
+      } catch {
+        // The core never throws on input by design; if a bug makes it, one datagram is lost, not the controller.
+        this.core.counters.internalErrors++;
+      }
       this.arm();
     });
     // A UDP socket reports ICMP errors etc. as 'error'; never let that kill the controller.
@@ -91,7 +96,11 @@ export class ControllerEndpoint {
     this.timer = null;
     this.timerAt = Infinity;
     if (this.closed) return;
-    this.core.tick();
+    try {
+      this.core.tick();
+    } catch {
+      this.core.counters.internalErrors++;
+    }
     this.arm();
   };
 

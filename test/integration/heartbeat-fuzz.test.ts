@@ -97,6 +97,7 @@ describe('heartbeat fuzz: controller endpoint over UDP', function () {
     expect(c.accepted).to.deep.equal(base.accepted);
     expect(c.registered).to.equal(base.registered);
     expect(droppedTotal).to.equal(received);
+    expect(c.internalErrors).to.equal(0);
     // Every reason a receiver can reach from outside shows up (not_allowed needs a master-signed hello).
     for (const r of DROP_REASONS.filter((x) => x !== 'not_allowed')) expect(dropped[r], r).to.be.greaterThan(0);
     expect(ep.core.size).to.equal(1);
