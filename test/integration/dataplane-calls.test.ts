@@ -3,7 +3,7 @@
  * - calls complete, the LB sees neither ACK nor BYE (nor any reply), the backend receives only the
  *   client's Via, and responses come from the backend's address;
  * - a client behind a NAT (Via names another port) completes calls thanks to rport;
- * - a TCP client completes calls through the LB, which then stays in the path.
+ * - a TCP client completes calls through the LB, which then stays in the path (both directions).
  */
 import { expect } from 'chai';
 import { join } from 'node:path';
@@ -181,5 +181,27 @@ describe('data plane: calls through the transparent LB', function () {
         `vias=2;src=${DATAPLANE_NET.lbIp}:${DATAPLANE_NET.sipPort}`,
       );
     }
+  });
+
+  it('brings the callee BYE back to a TCP caller through the LB, over the caller connection', async function () {
+    await restartUases('tcp-bye', join(SCENARIO_DIR, 'uas-answer-then-bye.xml'));
+    const lbBefore = await lbStats();
+    const calls = 10;
+    const r = await runSippClient(h.group, {
+      name: 'uac-tcp-bye',
+      scenario: join(SCENARIO_DIR, 'uac-tcp-callee-hangs-up.xml'),
+      transport: 't1',
+      localIp: DATAPLANE_NET.clientIp(3),
+      localPort: 5096,
+      remote: `${DATAPLANE_NET.lbIp}:${DATAPLANE_NET.sipPort}`,
+      rate: 5,
+      maxCalls: calls,
+      timeoutS: 40,
+    });
+    expect(r.stats.successful, 'calls ended by the callee').to.equal(calls);
+    expect(r.stats.failed).to.equal(0);
+    const lbAfter = await lbStats();
+    // The BYEs came from the backends over UDP and left over the callers' TCP connection.
+    expect(delta(lbBefore, lbAfter, 'core.rcv_requests_bye')).to.equal(calls);
   });
 });
