@@ -1,0 +1,17 @@
+/**
+ * Reads one LB's dispatcher.list over JSON-RPC (the thin I/O half of discovery; the parsing is in
+ * dispatcher-list.ts). Kamailio answers an empty dispatcher with the error "No Destination Sets",
+ * which is an empty list here; every other failure comes back as `{ ok: false }`, never thrown.
+ */
+import { RpcMethodError, type KamailioRpcClient } from '../kamailio/rpc.js';
+import { parseDispatcherList, type DispatcherListResult } from './dispatcher-list.js';
+
+export async function fetchDispatcherList(client: KamailioRpcClient, opts: { deadlineMs?: number } = {}): Promise<DispatcherListResult> {
+  try {
+    const result = await client.call('dispatcher.list', [], opts.deadlineMs === undefined ? {} : { deadlineMs: opts.deadlineMs });
+    return parseDispatcherList({ result });
+  } catch (e) {
+    if (e instanceof RpcMethodError) return parseDispatcherList({ error: { code: e.code, message: e.rpcMessage } });
+    return { ok: false, error: `dispatcher.list on ${client.target}: ${(e as Error).message}` };
+  }
+}
