@@ -81,6 +81,36 @@ describe('data plane: CANCEL and failed INVITEs stay on the INVITE backend', fun
     expect(acks, 'ACKs per backend').to.deep.equal(invites);
   });
 
+  it('INVITE then CANCEL from a TCP caller: the LB transaction relays the CANCEL and absorbs the ACK', async function () {
+    // uas-cancel.xml is still running from the previous test.
+    const lbBefore = await lbStats();
+    const beBefore = await backendStats();
+    const calls = 10;
+    const r = await runSippClient(h.group, {
+      name: 'uac-cancel-tcp',
+      scenario: join(SCENARIO_DIR, 'uac-cancel.xml'),
+      transport: 't1',
+      localIp: DATAPLANE_NET.clientIp(1),
+      localPort: 5085,
+      remote: lbTarget,
+      rate: 10,
+      maxCalls: calls,
+      timeoutS: 40,
+    });
+    expect(r.stats.successful, 'calls ended 487 + ACK').to.equal(calls);
+    expect(r.stats.deadCallMessages, 'retransmitted 487s').to.equal(0);
+    const lbAfter = await lbStats();
+    const beAfter = await backendStats();
+    expect(delta(lbBefore, lbAfter, 'script.sipweigh_cancel_481')).to.equal(0);
+    const invites = perBackend(beBefore, beAfter, 'core.rcv_requests_invite');
+    expect(invites.reduce((a, b) => a + b, 0)).to.equal(calls);
+    expect(perBackend(beBefore, beAfter, 'core.rcv_requests_cancel'), 'CANCELs per backend').to.deep.equal(
+      invites,
+    );
+    // The LB acknowledges the 487 hop by hop: one ACK per call at the INVITE's backend.
+    expect(perBackend(beBefore, beAfter, 'core.rcv_requests_ack'), 'ACKs per backend').to.deep.equal(invites);
+  });
+
   it('INVITE answered 486, 50 calls: every ACK reaches the INVITE backend, no retransmitted 486', async function () {
     await restartUases('busy', join(SCENARIO_DIR, 'uas-486.xml'));
     const lbBefore = await lbStats();
