@@ -4,7 +4,7 @@
  * a transaction per INVITE, every reply through it), side by side in one run, at the same offered
  * rates, in front of the same two backends and UASes on 127.0.2.x.
  *
- *   npm run bench -- dataplane [--quick] [--rates 250,500] [--seconds 20]
+ *   npm run bench -- dataplane [--quick] [--rates 150,300] [--seconds 20]
  *
  * Per mode and rate: successful calls/s (successful calls over the client's wall time), and the
  * LB's CPU per call: the CPU time of every LB process (the main process and the workers it forked,
@@ -57,7 +57,7 @@ function arg(args: readonly string[], name: string): string | undefined {
 export function parseOptions(args: readonly string[]): BenchOptions {
   const quick = args.includes('--quick');
   const ratesArg = arg(args, '--rates');
-  const rates = ratesArg ? ratesArg.split(',').map(Number) : quick ? [250] : [250, 500];
+  const rates = ratesArg ? ratesArg.split(',').map(Number) : quick ? [250] : [150, 300];
   const seconds = Number(arg(args, '--seconds') ?? (quick ? 8 : 20));
   if (!rates.every((r) => Number.isInteger(r) && r > 0 && r <= 5000))
     throw new Error(`--rates: 1..5000 calls/s, got ${ratesArg}`);
