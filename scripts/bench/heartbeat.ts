@@ -33,7 +33,8 @@ interface SimConfig {
   masterHex: string;
   controller: { address: string; port: number };
 }
-type SimToParent = { kind: 'ready'; ports: number[] } | { kind: 'stats'; probes: number; reports: number; cpuMs: number };
+type SimToParent =
+  { kind: 'ready'; ports: number[] } | { kind: 'stats'; probes: number; reports: number; cpuMs: number };
 
 const backendId = (i: number) => `bench-${i}`;
 
@@ -58,10 +59,13 @@ const SIM_METRICS: ReportMetrics = {
 const METRICS_JSON = JSON.stringify(SIM_METRICS);
 
 async function runSimulator(): Promise<void> {
-  const cfg = await new Promise<SimConfig>((resolve) => process.once('message', (m) => resolve(m as SimConfig)));
+  const cfg = await new Promise<SimConfig>((resolve) =>
+    process.once('message', (m) => resolve(m as SimConfig)),
+  );
   const master = Buffer.from(cfg.masterHex, 'hex');
   const keys = new Map<string, HeartbeatKey>();
-  for (let i = 0; i < cfg.n; i++) keys.set(backendId(i), heartbeatKey(deriveBackendKey(master, backendId(i))));
+  for (let i = 0; i < cfg.n; i++)
+    keys.set(backendId(i), heartbeatKey(deriveBackendKey(master, backendId(i))));
   const boot = 'benchsim' + process.pid;
   let seq = 0;
   let probes = 0;
@@ -85,12 +89,28 @@ async function runSimulator(): Promise<void> {
       if (!key) return;
       let p: { seq: number; ts: number };
       try {
-        p = JSON.parse(buf.toString('latin1', h.header.payloadOffset, h.header.macOffset)) as { seq: number; ts: number };
+        p = JSON.parse(buf.toString('latin1', h.header.payloadOffset, h.header.macOffset)) as {
+          seq: number;
+          ts: number;
+        };
       } catch {
         return;
       }
       // Built by hand like the controller's probes, so the simulator stays cheaper than what it measures.
-      const json = '{"seq":' + seq++ + ',"ts":' + Date.now() + ',"boot":"' + boot + '","echo_seq":' + p.seq + ',"echo_ts":' + p.ts + ',"metrics":' + METRICS_JSON + '}';
+      const json =
+        '{"seq":' +
+        seq++ +
+        ',"ts":' +
+        Date.now() +
+        ',"boot":"' +
+        boot +
+        '","echo_seq":' +
+        p.seq +
+        ',"echo_ts":' +
+        p.ts +
+        ',"metrics":' +
+        METRICS_JSON +
+        '}';
       const out = encodeJson('report', h.header.backendId, key, json);
       reports++;
       s.send(out, cfg.controller.port, cfg.controller.address);
@@ -118,25 +138,48 @@ async function runSimulator(): Promise<void> {
           const i = next++ % cfg.n;
           const id = backendId(i);
           const now = Date.now();
-          const json = '{"seq":' + seq++ + ',"ts":' + now + ',"boot":"' + boot + '","echo_seq":0,"echo_ts":' + now + ',"metrics":' + METRICS_JSON + '}';
+          const json =
+            '{"seq":' +
+            seq++ +
+            ',"ts":' +
+            now +
+            ',"boot":"' +
+            boot +
+            '","echo_seq":0,"echo_ts":' +
+            now +
+            ',"metrics":' +
+            METRICS_JSON +
+            '}';
           reports++;
-          sockets[i % sockets.length]!.send(encodeJson('report', id, keys.get(id)!, json), cfg.controller.port, cfg.controller.address);
+          sockets[i % sockets.length]!.send(
+            encodeJson('report', id, keys.get(id)!, json),
+            cfg.controller.port,
+            cfg.controller.address,
+          );
         }
       }, 1);
       return;
     }
     if (msg.kind === 'peek') {
       const u = process.cpuUsage();
-      process.send!({ kind: 'stats', probes, reports, cpuMs: (u.user + u.system) / 1000 } satisfies SimToParent);
+      process.send!({
+        kind: 'stats',
+        probes,
+        reports,
+        cpuMs: (u.user + u.system) / 1000,
+      } satisfies SimToParent);
       return;
     }
     if (msg.kind !== 'stop') return;
     if (blaster) clearInterval(blaster);
     const u = process.cpuUsage();
-    process.send!({ kind: 'stats', probes, reports, cpuMs: (u.user + u.system) / 1000 } satisfies SimToParent, () => {
-      for (const s of sockets) s.close();
-      process.exit(0);
-    });
+    process.send!(
+      { kind: 'stats', probes, reports, cpuMs: (u.user + u.system) / 1000 } satisfies SimToParent,
+      () => {
+        for (const s of sockets) s.close();
+        process.exit(0);
+      },
+    );
   });
   process.on('disconnect', () => process.exit(0));
 }
@@ -173,10 +216,16 @@ function gcFn(): () => void {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function startSimulator(): ChildProcess {
-  return fork(fileURLToPath(import.meta.url), ['--simulate'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return fork(fileURLToPath(import.meta.url), ['--simulate'], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
 }
 
-function nextMessage(child: ChildProcess, kind: SimToParent['kind'], timeoutMs: number): Promise<SimToParent> {
+function nextMessage(
+  child: ChildProcess,
+  kind: SimToParent['kind'],
+  timeoutMs: number,
+): Promise<SimToParent> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`simulator: no ${kind} within ${timeoutMs} ms`)), timeoutMs);
     const on = (m: unknown) => {
@@ -282,7 +331,10 @@ function inProcessCosts(n: number): { usPerReport: number; usPerProbe: number } 
   // Receive path.
   const now = Date.now();
   // The wall clock stands still so that encoding the batches up front does not age them.
-  const core = new ControllerCore({ masterKeys: [MASTER], clock: { mono: () => performance.now(), wall: () => now } }, () => undefined);
+  const core = new ControllerCore(
+    { masterKeys: [MASTER], clock: { mono: () => performance.now(), wall: () => now } },
+    () => undefined,
+  );
   const keys: HeartbeatKey[] = [];
   for (let i = 0; i < n; i++) {
     core.upsert({ id: backendId(i), set: 1, uri: 'sip:10.0.0.1', capacity: 1, source: 'config' });
@@ -292,7 +344,16 @@ function inProcessCosts(n: number): { usPerReport: number; usPerProbe: number } 
   const batch = (boot: string) =>
     Array.from({ length: count }, (_, j) =>
       encodeMessage(
-        { type: 'report', backendId: backendId(j % n), seq: Math.floor(j / n), ts: now, boot, echoSeq: 0, echoTs: now, metrics: SIM_METRICS },
+        {
+          type: 'report',
+          backendId: backendId(j % n),
+          seq: Math.floor(j / n),
+          ts: now,
+          boot,
+          echoSeq: 0,
+          echoTs: now,
+          metrics: SIM_METRICS,
+        },
         keys[j % n]!,
         { validate: false },
       ),
@@ -304,15 +365,28 @@ function inProcessCosts(n: number): { usPerReport: number; usPerProbe: number } 
   const rxUs = cpuUs(() => {
     for (const b of measured) core.receive(b, from);
   });
-  if (core.counters.accepted.report !== 2 * count) throw new Error(`in-process receive: ${core.counters.accepted.report} of ${2 * count} accepted`);
+  if (core.counters.accepted.report !== 2 * count)
+    throw new Error(`in-process receive: ${core.counters.accepted.report} of ${2 * count} accepted`);
   // Probe path: n backends, 100 ms interval, 10 s of a manual clock, sends discarded.
   let mono = 0;
   let sent = 0;
   const prober = new ControllerCore(
-    { masterKeys: [MASTER], clock: { mono: () => mono, wall: () => now + mono }, timing: { probeIntervalMs: 100, probeTimeoutMs: 80 } },
+    {
+      masterKeys: [MASTER],
+      clock: { mono: () => mono, wall: () => now + mono },
+      timing: { probeIntervalMs: 100, probeTimeoutMs: 80 },
+    },
     () => void sent++,
   );
-  for (let i = 0; i < n; i++) prober.upsert({ id: backendId(i), set: 1, uri: 'sip:10.0.0.1', capacity: 1, agent: { address: '127.0.3.31', port: 9 }, source: 'config' });
+  for (let i = 0; i < n; i++)
+    prober.upsert({
+      id: backendId(i),
+      set: 1,
+      uri: 'sip:10.0.0.1',
+      capacity: 1,
+      agent: { address: '127.0.3.31', port: 9 },
+      source: 'config',
+    });
   const txUs = cpuUs(() => {
     for (mono = 0; mono < 10_000; mono += 1) prober.tick(mono);
   });
@@ -334,13 +408,17 @@ interface RxOnlyResult {
  * with "50,000 reports/s on one core".
  */
 async function runReceiveOnly(n: number, rate: number, seconds: number): Promise<RxOnlyResult> {
-  const ep = await ControllerEndpoint.start({ listen: { address: CONTROLLER_IP, port: 0 }, masterKeys: [MASTER] });
+  const ep = await ControllerEndpoint.start({
+    listen: { address: CONTROLLER_IP, port: 0 },
+    masterKeys: [MASTER],
+  });
   const child = startSimulator();
   try {
     const ready = nextMessage(child, 'ready', 60_000);
     child.send({ n, masterHex: MASTER.toString('hex'), controller: ep.address } satisfies SimConfig);
     await ready;
-    for (let i = 0; i < n; i++) ep.core.upsert({ id: backendId(i), set: 1, uri: 'sip:10.0.0.1:5060', capacity: 200, source: 'config' });
+    for (let i = 0; i < n; i++)
+      ep.core.upsert({ id: backendId(i), set: 1, uri: 'sip:10.0.0.1:5060', capacity: 200, source: 'config' });
     child.send({ kind: 'blast', rate });
     await sleep(1500);
     const peek = async () => {
@@ -359,7 +437,13 @@ async function runReceiveOnly(n: number, rate: number, seconds: number): Promise
     const sim1 = await peek();
     child.send({ kind: 'stop' });
     const cpuMs = (cpu.user + cpu.system) / 1000;
-    return { rate, reportsPerS: reports / dt, cpuMsPer1k: cpuMs / (reports / 1000), cpuUtil: cpuMs / 1000 / dt, sentPerS: (sim1.reports - sim0.reports) / dt };
+    return {
+      rate,
+      reportsPerS: reports / dt,
+      cpuMsPer1k: cpuMs / (reports / 1000),
+      cpuUtil: cpuMs / 1000 / dt,
+      sentPerS: (sim1.reports - sim0.reports) / dt,
+    };
   } finally {
     if (child.exitCode === null && child.pid !== undefined) {
       child.kill('SIGTERM');
@@ -381,22 +465,43 @@ export async function runHeartbeatBench(args: string[]): Promise<void> {
   const rate = Number(arg(args, '--rate') ?? 10);
   const seconds = Number(arg(args, '--seconds') ?? (quick ? 8 : 30));
   const warmup = quick ? 3 : 5;
-  if (sizes.some((s) => !(s > 0)) || !(rate > 0) || !(seconds > 0)) throw new Error('bad --backends/--rate/--seconds');
+  if (sizes.some((s) => !(s > 0)) || !(rate > 0) || !(seconds > 0))
+    throw new Error('bad --backends/--rate/--seconds');
 
   // Largest first: its memory figure is the one reported, and it is cleanest in a fresh heap.
   const results: RunResult[] = [];
   for (const n of [...sizes].sort((a, b) => b - a)) {
-    process.stderr.write(`heartbeat bench: ${n} backends × ${rate} probes/s, ${warmup} s warm-up + ${seconds} s measured…\n`);
+    process.stderr.write(
+      `heartbeat bench: ${n} backends × ${rate} probes/s, ${warmup} s warm-up + ${seconds} s measured…\n`,
+    );
     results.push(await runOne(n, rate, warmup, seconds));
   }
   results.sort((a, b) => a.backends - b.backends);
   const rxRate = Number(arg(args, '--rx-rate') ?? 50_000);
-  process.stderr.write(`heartbeat bench: receive path only, ${rxRate} reports/s from ${Math.max(...sizes)} backends…\n`);
+  process.stderr.write(
+    `heartbeat bench: receive path only, ${rxRate} reports/s from ${Math.max(...sizes)} backends…\n`,
+  );
   const rx = await runReceiveOnly(Math.max(...sizes), rxRate, quick ? 5 : 15);
   const costs = inProcessCosts(Math.max(...sizes));
 
-  const row = (cells: (string | number)[]) => cells.map((c, i) => String(c).padStart(i === 0 ? 8 : 12)).join(' ');
-  console.log(row(['backends', 'offered/s', 'probes/s', 'reports/s', 'cpu ms/1k', 'ctl cpu %', 'reports/cpu-s', 'rss KB/be', 'heap KB/be', 'up', 'misses/s', 'sim cpu %']));
+  const row = (cells: (string | number)[]) =>
+    cells.map((c, i) => String(c).padStart(i === 0 ? 8 : 12)).join(' ');
+  console.log(
+    row([
+      'backends',
+      'offered/s',
+      'probes/s',
+      'reports/s',
+      'cpu ms/1k',
+      'ctl cpu %',
+      'reports/cpu-s',
+      'rss KB/be',
+      'heap KB/be',
+      'up',
+      'misses/s',
+      'sim cpu %',
+    ]),
+  );
   for (const r of results) {
     console.log(
       row([
@@ -427,7 +532,9 @@ export async function runHeartbeatBench(args: string[]): Promise<void> {
       `${costs.usPerProbe.toFixed(1)} µs per probe; probe+report ${perPair.toFixed(1)} µs -> ${Math.round(1e6 / perPair)} exchanges/s per core before socket I/O`,
   );
   const load = loadavg();
-  console.log(`machine: ${load.map((l) => l.toFixed(2)).join(' ')} load average (1/5/15 min) on ${availableParallelism()} cores; other work on the machine inflates the CPU figures`);
+  console.log(
+    `machine: ${load.map((l) => l.toFixed(2)).join(' ')} load average (1/5/15 min) on ${availableParallelism()} cores; other work on the machine inflates the CPU figures`,
+  );
   const last = results[results.length - 1]!;
   console.log(
     JSON.stringify({

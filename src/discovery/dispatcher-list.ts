@@ -34,7 +34,12 @@ export interface DispatcherTarget {
   readonly weight: number | null;
   readonly rweight: number | null;
   /** Latency statistics of Kamailio's own OPTIONS probing, when enabled. */
-  readonly latency: { readonly avgMs: number; readonly estMs: number; readonly maxMs: number; readonly timeouts: number } | null;
+  readonly latency: {
+    readonly avgMs: number;
+    readonly estMs: number;
+    readonly maxMs: number;
+    readonly timeouts: number;
+  } | null;
 }
 
 export type DispatcherListResult =
@@ -104,9 +109,26 @@ function parseTarget(setId: number, v: unknown, path: string): DispatcherTarget 
   let latency: DispatcherTarget['latency'] = null;
   if (isObj(dest.LATENCY)) {
     const l = dest.LATENCY;
-    latency = { avgMs: optNum(l.AVG) ?? 0, estMs: optNum(l.EST) ?? 0, maxMs: optNum(l.MAX) ?? 0, timeouts: optNum(l.TIMEOUT) ?? 0 };
+    latency = {
+      avgMs: optNum(l.AVG) ?? 0,
+      estMs: optNum(l.EST) ?? 0,
+      maxMs: optNum(l.MAX) ?? 0,
+      timeouts: optNum(l.TIMEOUT) ?? 0,
+    };
   }
-  return { setId, uri, state, probing, priority, attrsBody, attrs: parseAttrsBody(attrsBody), duid, weight, rweight, latency };
+  return {
+    setId,
+    uri,
+    state,
+    probing,
+    priority,
+    attrsBody,
+    attrs: parseAttrsBody(attrsBody),
+    duid,
+    weight,
+    rweight,
+    latency,
+  };
 }
 
 /** Parses a whole JSON-RPC response object (already JSON-decoded). Never throws. */
@@ -131,7 +153,8 @@ export function parseDispatcherList(reply: unknown): DispatcherListResult {
     });
     return { ok: true, targets };
   } catch (e) {
-    if (e instanceof ParseError) return { ok: false, error: `unexpected dispatcher.list reply: ${e.message}` };
+    if (e instanceof ParseError)
+      return { ok: false, error: `unexpected dispatcher.list reply: ${e.message}` };
     throw e;
   }
 }

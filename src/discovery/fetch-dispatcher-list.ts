@@ -6,12 +6,20 @@
 import { RpcMethodError, type KamailioRpcClient } from '../kamailio/rpc.js';
 import { parseDispatcherList, type DispatcherListResult } from './dispatcher-list.js';
 
-export async function fetchDispatcherList(client: KamailioRpcClient, opts: { deadlineMs?: number } = {}): Promise<DispatcherListResult> {
+export async function fetchDispatcherList(
+  client: KamailioRpcClient,
+  opts: { deadlineMs?: number } = {},
+): Promise<DispatcherListResult> {
   try {
-    const result = await client.call('dispatcher.list', [], opts.deadlineMs === undefined ? {} : { deadlineMs: opts.deadlineMs });
+    const result = await client.call(
+      'dispatcher.list',
+      [],
+      opts.deadlineMs === undefined ? {} : { deadlineMs: opts.deadlineMs },
+    );
     return parseDispatcherList({ result });
   } catch (e) {
-    if (e instanceof RpcMethodError) return parseDispatcherList({ error: { code: e.code, message: e.rpcMessage } });
+    if (e instanceof RpcMethodError)
+      return parseDispatcherList({ error: { code: e.code, message: e.rpcMessage } });
     return { ok: false, error: `dispatcher.list on ${client.target}: ${(e as Error).message}` };
   }
 }

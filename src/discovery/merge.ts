@@ -25,7 +25,12 @@ export type DiscoveryNote =
   | { readonly kind: 'unmanaged_set'; readonly node: string; readonly setId: number; readonly uri: string }
   | { readonly kind: 'bad_id'; readonly node: string; readonly uri: string; readonly detail: string }
   | { readonly kind: 'bad_attr'; readonly node: string; readonly uri: string; readonly detail: string }
-  | { readonly kind: 'id_conflict'; readonly node: string; readonly id: string; readonly uris: readonly [string, string] };
+  | {
+      readonly kind: 'id_conflict';
+      readonly node: string;
+      readonly id: string;
+      readonly uris: readonly [string, string];
+    };
 
 export interface DiscoveryResult {
   readonly backends: readonly BackendSpec[];
@@ -52,7 +57,11 @@ export function parseAgentAttr(v: string): UdpAddress | null {
   return { address: m[1]!, port };
 }
 
-export function mergeDiscovery(sets: readonly SetConfig[], lbs: readonly LbDispatcherList[], opts: DiscoveryOptions): DiscoveryResult {
+export function mergeDiscovery(
+  sets: readonly SetConfig[],
+  lbs: readonly LbDispatcherList[],
+  opts: DiscoveryOptions,
+): DiscoveryResult {
   const notes: DiscoveryNote[] = [];
   const byId = new Map<string, BackendSpec>();
   const configUris = new Set<string>();
@@ -60,7 +69,14 @@ export function mergeDiscovery(sets: readonly SetConfig[], lbs: readonly LbDispa
 
   for (const set of sets) {
     for (const b of set.backends) {
-      byId.set(b.id, { id: b.id, set: set.id, uri: b.sip_uri, capacity: b.capacity, agent: b.agent, source: 'config' });
+      byId.set(b.id, {
+        id: b.id,
+        set: set.id,
+        uri: b.sip_uri,
+        capacity: b.capacity,
+        agent: b.agent,
+        source: 'config',
+      });
       configUris.add(`${set.id} ${b.sip_uri}`);
     }
   }
@@ -74,7 +90,12 @@ export function mergeDiscovery(sets: readonly SetConfig[], lbs: readonly LbDispa
       if (configUris.has(`${t.setId} ${t.uri}`)) continue;
       const id = t.duid ?? hostPortOf(t.uri);
       if (id === null || !BACKEND_ID_PATTERN.test(id)) {
-        notes.push({ kind: 'bad_id', node: lb.node, uri: t.uri, detail: `no usable backend id (duid or host:port): ${JSON.stringify(id)}` });
+        notes.push({
+          kind: 'bad_id',
+          node: lb.node,
+          uri: t.uri,
+          detail: `no usable backend id (duid or host:port): ${JSON.stringify(id)}`,
+        });
         continue;
       }
       const existing = byId.get(id);
@@ -88,14 +109,26 @@ export function mergeDiscovery(sets: readonly SetConfig[], lbs: readonly LbDispa
       const agentAttr = t.attrs.sw_agent;
       if (agentAttr !== undefined) {
         agent = parseAgentAttr(agentAttr) ?? undefined;
-        if (!agent) notes.push({ kind: 'bad_attr', node: lb.node, uri: t.uri, detail: `sw_agent=${agentAttr} is not IPv4:port` });
+        if (!agent)
+          notes.push({
+            kind: 'bad_attr',
+            node: lb.node,
+            uri: t.uri,
+            detail: `sw_agent=${agentAttr} is not IPv4:port`,
+          });
       }
       let capacity = opts.defaultCapacity;
       const capAttr = t.attrs.sw_capacity;
       if (capAttr !== undefined) {
         const c = Number(capAttr);
         if (Number.isFinite(c) && c > 0) capacity = c;
-        else notes.push({ kind: 'bad_attr', node: lb.node, uri: t.uri, detail: `sw_capacity=${capAttr} is not a positive number` });
+        else
+          notes.push({
+            kind: 'bad_attr',
+            node: lb.node,
+            uri: t.uri,
+            detail: `sw_capacity=${capAttr} is not a positive number`,
+          });
       }
       byId.set(id, { id, set: t.setId, uri: t.uri, capacity, agent, source: 'dispatcher' });
     }

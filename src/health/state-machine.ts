@@ -51,7 +51,12 @@ export type HealthState =
   /** Missed at least one probe: still in rotation, probed faster. */
   | { readonly kind: 'suspect'; readonly since: number; readonly misses: number }
   /** No new calls; existing dialogs continue. `misses` tells whether it is still reachable. */
-  | { readonly kind: 'draining'; readonly since: number; readonly cause: DrainCause; readonly misses: number };
+  | {
+      readonly kind: 'draining';
+      readonly since: number;
+      readonly cause: DrainCause;
+      readonly misses: number;
+    };
 
 export type HealthKind = HealthState['kind'];
 
@@ -122,7 +127,11 @@ function drain(h: BackendHealth, at: number, cause: DrainCause): BackendHealth {
   return withState(h, { kind: 'draining', since: at, cause, misses: 0 });
 }
 
-export function transition(h: BackendHealth, ev: HealthEvent, p: HealthParams = DEFAULT_HEALTH_PARAMS): BackendHealth {
+export function transition(
+  h: BackendHealth,
+  ev: HealthEvent,
+  p: HealthParams = DEFAULT_HEALTH_PARAMS,
+): BackendHealth {
   const s = h.state;
   const at = ev.at;
   switch (ev.type) {
@@ -163,9 +172,13 @@ export function transition(h: BackendHealth, ev: HealthEvent, p: HealthParams = 
     case 'probe_missed':
       switch (s.kind) {
         case 'up':
-          return p.downAfterMisses <= 1 ? goDown(h, at, p) : withState(h, { kind: 'suspect', since: at, misses: 1 });
+          return p.downAfterMisses <= 1
+            ? goDown(h, at, p)
+            : withState(h, { kind: 'suspect', since: at, misses: 1 });
         case 'suspect':
-          return s.misses + 1 >= p.downAfterMisses ? goDown(h, at, p) : withState(h, { ...s, misses: s.misses + 1 });
+          return s.misses + 1 >= p.downAfterMisses
+            ? goDown(h, at, p)
+            : withState(h, { ...s, misses: s.misses + 1 });
         case 'returning':
           return goDown(h, at, p);
         case 'down':

@@ -237,7 +237,16 @@ function fromWire(h: DatagramHeader, p: WirePayload): HeartbeatMessage {
         metrics: p.metrics as ReportMetrics,
       };
     case 'hello': {
-      const m: HeartbeatMessage = { type: 'hello', backendId: h.backendId, seq: p.seq, ts: p.ts, boot: p.boot, set: p.set!, uri: p.uri!, capacity: p.capacity! };
+      const m: HeartbeatMessage = {
+        type: 'hello',
+        backendId: h.backendId,
+        seq: p.seq,
+        ts: p.ts,
+        boot: p.boot,
+        set: p.set!,
+        uri: p.uri!,
+        capacity: p.capacity!,
+      };
       if (p.agent !== undefined) m.agent = p.agent;
       return m;
     }
@@ -293,11 +302,18 @@ export class EncodeError extends Error {
  * `validate: false` skips the schema run on hot paths whose messages are built from typed values
  * (the controller's probes); tests keep it on.
  */
-export function encodeMessage(msg: HeartbeatMessage, key: HeartbeatKey, opts: { validate?: boolean } = {}): Buffer {
-  if (!BACKEND_ID_PATTERN.test(msg.backendId)) throw new EncodeError(`invalid backend id ${JSON.stringify(msg.backendId)}`);
+export function encodeMessage(
+  msg: HeartbeatMessage,
+  key: HeartbeatKey,
+  opts: { validate?: boolean } = {},
+): Buffer {
+  if (!BACKEND_ID_PATTERN.test(msg.backendId))
+    throw new EncodeError(`invalid backend id ${JSON.stringify(msg.backendId)}`);
   const payload = toWire(msg);
   if (opts.validate !== false && !payloadValidators[msg.type](payload)) {
-    throw new EncodeError(`${msg.type} payload breaks the schema: ${JSON.stringify(payloadValidators[msg.type].errors?.[0])}`);
+    throw new EncodeError(
+      `${msg.type} payload breaks the schema: ${JSON.stringify(payloadValidators[msg.type].errors?.[0])}`,
+    );
   }
   return encodeJson(msg.type, msg.backendId, key, JSON.stringify(payload));
 }
@@ -312,7 +328,8 @@ export function encodeJson(type: MessageType, backendId: string, key: HeartbeatK
   const jsonLen = Buffer.byteLength(json, 'utf8');
   const macOffset = HEADER_FIXED_BYTES + idLen + jsonLen;
   const total = macOffset + MAC_BYTES;
-  if (total > MAX_DATAGRAM_BYTES) throw new EncodeError(`${type} would be ${total} bytes (max ${MAX_DATAGRAM_BYTES})`);
+  if (total > MAX_DATAGRAM_BYTES)
+    throw new EncodeError(`${type} would be ${total} bytes (max ${MAX_DATAGRAM_BYTES})`);
   const buf = Buffer.allocUnsafe(total);
   buf[0] = MAGIC_0;
   buf[1] = MAGIC_1;

@@ -236,18 +236,22 @@ export class ControllerCore {
     private readonly send: (buf: Buffer, to: UdpAddress) => void,
     private readonly events: ControllerEvents = {},
   ) {
-    if (opts.masterKeys.length < 1 || opts.masterKeys.length > 2) throw new RangeError('one or two master keys');
+    if (opts.masterKeys.length < 1 || opts.masterKeys.length > 2)
+      throw new RangeError('one or two master keys');
     this.masters = opts.masterKeys;
     this.timing = { ...DEFAULT_TIMING, ...opts.timing };
-    if (!(this.timing.probeTimeoutMs > 0 && this.timing.probeIntervalMs > 0)) throw new RangeError('probe interval and timeout must be > 0');
+    if (!(this.timing.probeTimeoutMs > 0 && this.timing.probeIntervalMs > 0))
+      throw new RangeError('probe interval and timeout must be > 0');
     if (!(this.timing.maxProbesPerSecond > 0)) throw new RangeError('maxProbesPerSecond must be > 0');
-    if (!(this.timing.jitter >= 0 && this.timing.jitter < 1)) throw new RangeError('jitter must be in [0, 1)');
+    if (!(this.timing.jitter >= 0 && this.timing.jitter < 1))
+      throw new RangeError('jitter must be in [0, 1)');
     this.healthParams = { ...DEFAULT_HEALTH_PARAMS, ...opts.health };
     this.freshness = opts.freshness ?? DEFAULT_FRESHNESS;
     this.selfRegSets = opts.selfRegistrationSets ?? new Set();
     this.maxSelfRegistered = opts.maxSelfRegistered ?? 10_000;
     this.bootId = opts.bootId ?? randomBytes(12).toString('base64url');
-    if (!BOOT_ID_PATTERN.test(this.bootId)) throw new RangeError(`invalid boot id ${JSON.stringify(this.bootId)}`);
+    if (!BOOT_ID_PATTERN.test(this.bootId))
+      throw new RangeError(`invalid boot id ${JSON.stringify(this.bootId)}`);
     this.mono = opts.clock?.mono ?? (() => performance.now());
     this.wall = opts.clock?.wall ?? (() => Date.now());
     this.random = opts.random ?? Math.random;
@@ -334,7 +338,11 @@ export class ControllerCore {
     const r = b.replay.admit(msg.boot, msg.seq, msg.ts, this.wall(), this.freshness);
     if (r !== null) return this.dropped(r);
     // Answer in the key the agent uses: during a rotation agents move over one by one.
-    if (b.keys[b.signKey]!.id !== d.keyId) b.signKey = Math.max(0, b.keys.findIndex((k) => k.id === d.keyId));
+    if (b.keys[b.signKey]!.id !== d.keyId)
+      b.signKey = Math.max(
+        0,
+        b.keys.findIndex((k) => k.id === d.keyId),
+      );
     const now = this.mono();
     switch (msg.type) {
       case 'report':
@@ -379,7 +387,10 @@ export class ControllerCore {
       now,
       replay,
     );
-    b.signKey = Math.max(0, b.keys.findIndex((k) => k.id === d.keyId));
+    b.signKey = Math.max(
+      0,
+      b.keys.findIndex((k) => k.id === d.keyId),
+    );
     this.backends.set(b.id, b);
     this.selfRegistered++;
     this.counters.registered++;
@@ -545,4 +556,3 @@ export class ControllerCore {
     this.events.onHealthChange?.(b, before, after);
   }
 }
-

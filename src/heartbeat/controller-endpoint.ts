@@ -4,7 +4,12 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { literalLookup } from './udp-lookup.js';
-import { ControllerCore, type ControllerCoreOptions, type ControllerEvents, type UdpAddress } from './controller-core.js';
+import {
+  ControllerCore,
+  type ControllerCoreOptions,
+  type ControllerEvents,
+  type UdpAddress,
+} from './controller-core.js';
 
 export interface ControllerEndpointOptions extends ControllerCoreOptions {
   readonly listen: UdpAddress;
@@ -50,7 +55,10 @@ export class ControllerEndpoint {
     socket.on('error', () => this.core.sendFailed());
   }
 
-  static async start(opts: ControllerEndpointOptions, events: ControllerEvents = {}): Promise<ControllerEndpoint> {
+  static async start(
+    opts: ControllerEndpointOptions,
+    events: ControllerEvents = {},
+  ): Promise<ControllerEndpoint> {
     const socket = createSocket({ type: 'udp4', reuseAddr: false, lookup: literalLookup });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);

@@ -32,8 +32,11 @@ export function deriveBackendKey(master: Buffer, backendId: string): Buffer {
   if (master.length < MIN_MASTER_KEY_BYTES) {
     throw new RangeError(`master key must be at least ${MIN_MASTER_KEY_BYTES} bytes, got ${master.length}`);
   }
-  if (!BACKEND_ID_PATTERN.test(backendId)) throw new RangeError(`invalid backend id ${JSON.stringify(backendId)}`);
-  return createHmac('sha256', master).update(DERIVATION_LABEL + backendId, 'utf8').digest();
+  if (!BACKEND_ID_PATTERN.test(backendId))
+    throw new RangeError(`invalid backend id ${JSON.stringify(backendId)}`);
+  return createHmac('sha256', master)
+    .update(DERIVATION_LABEL + backendId, 'utf8')
+    .digest();
 }
 
 export function keyIdOf(backendKey: Buffer): number {
@@ -56,8 +59,10 @@ export function backendKeys(backendId: string, masters: readonly Buffer[]): Hear
 /** Parses a hex key (64 hex digits for a derived key; at least 64 for a master). Throws with a clear message. */
 export function parseHexKey(hex: string, what: string, minBytes: number): Buffer {
   const s = hex.trim();
-  if (!/^(?:[0-9a-fA-F]{2})+$/.test(s)) throw new RangeError(`${what} must be hex digits (an even number of them)`);
+  if (!/^(?:[0-9a-fA-F]{2})+$/.test(s))
+    throw new RangeError(`${what} must be hex digits (an even number of them)`);
   const b = Buffer.from(s, 'hex');
-  if (b.length < minBytes) throw new RangeError(`${what} must be at least ${minBytes} bytes (${minBytes * 2} hex digits)`);
+  if (b.length < minBytes)
+    throw new RangeError(`${what} must be at least ${minBytes} bytes (${minBytes * 2} hex digits)`);
   return b;
 }

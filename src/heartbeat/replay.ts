@@ -22,7 +22,11 @@ export interface FreshnessLimits {
 }
 export const DEFAULT_FRESHNESS: FreshnessLimits = { maxAgeMs: 5000, maxFutureMs: 1000 };
 
-export function checkFreshness(ts: number, nowWallMs: number, limits: FreshnessLimits): 'stale' | 'future_dated' | null {
+export function checkFreshness(
+  ts: number,
+  nowWallMs: number,
+  limits: FreshnessLimits,
+): 'stale' | 'future_dated' | null {
   if (ts > nowWallMs + limits.maxFutureMs) return 'future_dated';
   if (ts < nowWallMs - limits.maxAgeMs) return 'stale';
   return null;
@@ -87,7 +91,13 @@ export class PeerReplayState {
    * Returns null when accepted, else the drop reason. A boot id change is reported through
    * `currentBoot`: the caller compares it before and after to see a restart of the peer.
    */
-  admit(boot: string, seq: number, ts: number, nowWallMs: number, limits: FreshnessLimits): DropReason | null {
+  admit(
+    boot: string,
+    seq: number,
+    ts: number,
+    nowWallMs: number,
+    limits: FreshnessLimits,
+  ): DropReason | null {
     const f = checkFreshness(ts, nowWallMs, limits);
     if (f !== null) return f;
     if (boot === this.boot) {

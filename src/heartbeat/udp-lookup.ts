@@ -11,5 +11,9 @@ type LookupCallback = (err: Error | null, address: string, family: number) => vo
 export const literalLookup = ((hostname: string, options: unknown, callback: LookupCallback) => {
   if (isIPv4(hostname)) return callback(null, hostname, 4);
   if (isIPv6(hostname)) return callback(null, hostname, 6);
-  return (dnsLookup as unknown as (h: string, o: unknown, cb: LookupCallback) => void)(hostname, options, callback);
+  return (dnsLookup as unknown as (h: string, o: unknown, cb: LookupCallback) => void)(
+    hostname,
+    options,
+    callback,
+  );
 }) as unknown as typeof dnsLookup;

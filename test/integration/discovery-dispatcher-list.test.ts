@@ -72,13 +72,19 @@ describe('discovery: dispatcher.list of a real Kamailio', function () {
         [7, 'sip:127.0.3.47:5060', 'active', 'be-x'],
       ].sort(),
     );
-    const merged = mergeDiscovery([{ id: 1, self_registration: false, backends: [] }], [{ node: 'lb-disc', targets: r.targets }], { defaultCapacity: 100 });
+    const merged = mergeDiscovery(
+      [{ id: 1, self_registration: false, backends: [] }],
+      [{ node: 'lb-disc', targets: r.targets }],
+      { defaultCapacity: 100 },
+    );
     // (Kamailio lists a set's destinations in its own internal order.)
     expect(merged.backends.map((b) => [b.id, b.capacity, b.agent?.port ?? null]).sort()).to.deep.equal([
       ['be-a', 150, 7070],
       ['be-b', 100, null],
     ]);
-    expect(merged.notes).to.deep.equal([{ kind: 'unmanaged_set', node: 'lb-disc', setId: 7, uri: 'sip:127.0.3.47:5060' }]);
+    expect(merged.notes).to.deep.equal([
+      { kind: 'unmanaged_set', node: 'lb-disc', setId: 7, uri: 'sip:127.0.3.47:5060' },
+    ]);
   });
 
   it('an empty dispatcher is an empty list; an unreachable LB is an error, not a throw', async function () {

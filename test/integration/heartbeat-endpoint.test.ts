@@ -29,7 +29,10 @@ describe('heartbeat controller endpoint (UDP, fake agents)', function () {
         selfRegistrationSets: new Set([7]),
         timing: { probeIntervalMs: 100, probeTimeoutMs: 80 },
       },
-      { onHealthChange: (b, from, to) => transitions.push({ id: b.id, from: from.kind, to: to.kind, at: performance.now() }) },
+      {
+        onHealthChange: (b, from, to) =>
+          transitions.push({ id: b.id, from: from.kind, to: to.kind, at: performance.now() }),
+      },
     );
   });
   after(async function () {
@@ -51,7 +54,14 @@ describe('heartbeat controller endpoint (UDP, fake agents)', function () {
 
   it('probes a configured backend, gets reports with RTT, and marks it up', async function () {
     const a = await agent('cfg-1');
-    ep.core.upsert({ id: 'cfg-1', set: 1, uri: 'sip:127.0.3.2:5060', capacity: 100, agent: a.address, source: 'config' });
+    ep.core.upsert({
+      id: 'cfg-1',
+      set: 1,
+      uri: 'sip:127.0.3.2:5060',
+      capacity: 100,
+      agent: a.address,
+      source: 'config',
+    });
     ep.arm();
     await eventually(() => ep.core.get('cfg-1')?.health.kind === 'up', 'cfg-1 up');
     const v = ep.core.get('cfg-1')!;
@@ -63,7 +73,14 @@ describe('heartbeat controller endpoint (UDP, fake agents)', function () {
 
   it('a killed agent makes the backend down (suspect first)', async function () {
     const a = await agent('cfg-2');
-    ep.core.upsert({ id: 'cfg-2', set: 1, uri: 'sip:127.0.3.2:5061', capacity: 100, agent: a.address, source: 'config' });
+    ep.core.upsert({
+      id: 'cfg-2',
+      set: 1,
+      uri: 'sip:127.0.3.2:5061',
+      capacity: 100,
+      agent: a.address,
+      source: 'config',
+    });
     ep.arm();
     await eventually(() => ep.core.get('cfg-2')?.health.kind === 'up', 'cfg-2 up');
     const killedAt = performance.now();
@@ -72,7 +89,9 @@ describe('heartbeat controller endpoint (UDP, fake agents)', function () {
     const down = transitions.find((t) => t.id === 'cfg-2' && t.to === 'down')!;
     const seq = transitions.filter((t) => t.id === 'cfg-2').map((t) => t.to);
     expect(seq).to.deep.equal(['returning', 'up', 'suspect', 'down']);
-    console.log(`      detection: down ${(down.at - killedAt).toFixed(0)} ms after kill (interval 100 ms, timeout 80 ms, k=3)`);
+    console.log(
+      `      detection: down ${(down.at - killedAt).toFixed(0)} ms after kill (interval 100 ms, timeout 80 ms, k=3)`,
+    );
   });
 
   it('with the default timing (200 ms interval, 150 ms timeout) a killed agent is down within a second or so', async function () {
@@ -82,9 +101,21 @@ describe('heartbeat controller endpoint (UDP, fake agents)', function () {
       { onHealthChange: (_b, _f, to) => seen.push({ to: to.kind, at: performance.now() }) },
     );
     try {
-      const a = await FakeAgent.start({ backendId: 'def-1', key: deriveBackendKey(MASTER, 'def-1'), controller: ep3.address, bindAddress: AGENT_IP });
+      const a = await FakeAgent.start({
+        backendId: 'def-1',
+        key: deriveBackendKey(MASTER, 'def-1'),
+        controller: ep3.address,
+        bindAddress: AGENT_IP,
+      });
       agents.push(a);
-      ep3.core.upsert({ id: 'def-1', set: 1, uri: 'sip:127.0.3.2:5063', capacity: 1, agent: a.address, source: 'config' });
+      ep3.core.upsert({
+        id: 'def-1',
+        set: 1,
+        uri: 'sip:127.0.3.2:5063',
+        capacity: 1,
+        agent: a.address,
+        source: 'config',
+      });
       ep3.arm();
       await eventually(() => ep3.core.get('def-1')?.health.kind === 'up', 'def-1 up');
       const killedAt = performance.now();
@@ -100,7 +131,14 @@ describe('heartbeat controller endpoint (UDP, fake agents)', function () {
 
   it('bye makes the backend draining at once, although it keeps answering', async function () {
     const a = await agent('cfg-3');
-    ep.core.upsert({ id: 'cfg-3', set: 1, uri: 'sip:127.0.3.2:5062', capacity: 100, agent: a.address, source: 'config' });
+    ep.core.upsert({
+      id: 'cfg-3',
+      set: 1,
+      uri: 'sip:127.0.3.2:5062',
+      capacity: 100,
+      agent: a.address,
+      source: 'config',
+    });
     ep.arm();
     await eventually(() => ep.core.get('cfg-3')?.health.kind === 'up', 'cfg-3 up');
     const byes = ep.core.counters.accepted.bye;
@@ -139,15 +177,45 @@ describe('heartbeat controller endpoint (UDP, fake agents)', function () {
       timing: { probeIntervalMs: 100, probeTimeoutMs: 80 },
     });
     try {
-      const oldKeyAgent = await FakeAgent.start({ backendId: 'rot-1', key: deriveBackendKey(MASTER, 'rot-1'), controller: ep2.address, bindAddress: AGENT_IP });
-      const newKeyAgent = await FakeAgent.start({ backendId: 'rot-2', key: deriveBackendKey(NEW_MASTER, 'rot-2'), controller: ep2.address, bindAddress: AGENT_IP });
+      const oldKeyAgent = await FakeAgent.start({
+        backendId: 'rot-1',
+        key: deriveBackendKey(MASTER, 'rot-1'),
+        controller: ep2.address,
+        bindAddress: AGENT_IP,
+      });
+      const newKeyAgent = await FakeAgent.start({
+        backendId: 'rot-2',
+        key: deriveBackendKey(NEW_MASTER, 'rot-2'),
+        controller: ep2.address,
+        bindAddress: AGENT_IP,
+      });
       agents.push(oldKeyAgent, newKeyAgent);
-      ep2.core.upsert({ id: 'rot-1', set: 1, uri: 'sip:127.0.3.2:5080', capacity: 1, agent: oldKeyAgent.address, source: 'config' });
-      ep2.core.upsert({ id: 'rot-2', set: 1, uri: 'sip:127.0.3.2:5081', capacity: 1, agent: newKeyAgent.address, source: 'config' });
+      ep2.core.upsert({
+        id: 'rot-1',
+        set: 1,
+        uri: 'sip:127.0.3.2:5080',
+        capacity: 1,
+        agent: oldKeyAgent.address,
+        source: 'config',
+      });
+      ep2.core.upsert({
+        id: 'rot-2',
+        set: 1,
+        uri: 'sip:127.0.3.2:5081',
+        capacity: 1,
+        agent: newKeyAgent.address,
+        source: 'config',
+      });
       ep2.arm();
-      await eventually(() => newKeyAgent.probesAnswered > 3 && oldKeyAgent.probesAnswered > 3, 'both agents answer probes');
+      await eventually(
+        () => newKeyAgent.probesAnswered > 3 && oldKeyAgent.probesAnswered > 3,
+        'both agents answer probes',
+      );
       // Neither agent has said anything unprompted: the controller found the old key by alternating after a miss.
-      await eventually(() => ep2.core.get('rot-1')?.health.kind === 'up' && ep2.core.get('rot-2')?.health.kind === 'up', 'both up');
+      await eventually(
+        () => ep2.core.get('rot-1')?.health.kind === 'up' && ep2.core.get('rot-2')?.health.kind === 'up',
+        'both up',
+      );
       expect((oldKeyAgent.dropped.unknown_key ?? 0) + (oldKeyAgent.dropped.bad_mac ?? 0)).to.be.at.most(2);
       expect(newKeyAgent.dropped).to.deep.equal({});
       expect(ep2.core.counters.dropped.bad_mac + ep2.core.counters.dropped.unknown_key).to.equal(0);

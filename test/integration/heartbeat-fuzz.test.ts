@@ -53,7 +53,16 @@ describe('heartbeat fuzz: controller endpoint over UDP', function () {
     for (let i = 0; i < 20; i++) {
       replayable.push(
         encodeMessage(
-          { type: 'report', backendId: TARGET, seq: i, ts: Date.now(), boot: 'primeboot1', echoSeq: 999_999, echoTs: Date.now(), metrics: IDLE_METRICS },
+          {
+            type: 'report',
+            backendId: TARGET,
+            seq: i,
+            ts: Date.now(),
+            boot: 'primeboot1',
+            echoSeq: 999_999,
+            echoTs: Date.now(),
+            metrics: IDLE_METRICS,
+          },
           key,
         ),
       );
@@ -67,7 +76,12 @@ describe('heartbeat fuzz: controller endpoint over UDP', function () {
     let sendErrors = 0;
     const byKind = Object.fromEntries(FUZZ_KINDS.map((k) => [k, 0])) as Record<FuzzKind, number>;
     const started = Date.now();
-    const gen = fuzzDatagrams({ target: { backendId: TARGET, key: deriveBackendKey(MASTER, TARGET), accepts: AGENT_SENDS }, count: COUNT, seed: 20240601, replayable });
+    const gen = fuzzDatagrams({
+      target: { backendId: TARGET, key: deriveBackendKey(MASTER, TARGET), accepts: AGENT_SENDS },
+      count: COUNT,
+      seed: 20240601,
+      replayable,
+    });
     const onSent = (err: Error | null) => {
       if (err) sendErrors++;
     };
@@ -82,14 +96,21 @@ describe('heartbeat fuzz: controller endpoint over UDP', function () {
       sent++;
     }
     // Let the tail arrive.
-    await eventually(() => ep.core.counters.received - base.received >= sent - sendErrors, 'tail received', 10_000, 20).catch(() => undefined);
+    await eventually(
+      () => ep.core.counters.received - base.received >= sent - sendErrors,
+      'tail received',
+      10_000,
+      20,
+    ).catch(() => undefined);
     const elapsed = (Date.now() - started) / 1000;
 
     const c = ep.core.counters;
     const received = c.received - base.received;
     const dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, c.dropped[r] - base.dropped[r]]));
     const droppedTotal = Object.values(dropped).reduce((a, b) => a + b, 0);
-    console.log(`      sent ${sent} in ${elapsed.toFixed(1)} s (${(sent / elapsed).toFixed(0)}/s), received ${received}, send errors ${sendErrors}`);
+    console.log(
+      `      sent ${sent} in ${elapsed.toFixed(1)} s (${(sent / elapsed).toFixed(0)}/s), received ${received}, send errors ${sendErrors}`,
+    );
     console.log(`      dropped by reason: ${JSON.stringify(dropped)}`);
 
     expect(sent).to.equal(COUNT);
@@ -99,12 +120,25 @@ describe('heartbeat fuzz: controller endpoint over UDP', function () {
     expect(droppedTotal).to.equal(received);
     expect(c.internalErrors).to.equal(0);
     // Every reason a receiver can reach from outside shows up (not_allowed needs a master-signed hello).
-    for (const r of DROP_REASONS.filter((x) => x !== 'not_allowed')) expect(dropped[r], r).to.be.greaterThan(0);
+    for (const r of DROP_REASONS.filter((x) => x !== 'not_allowed'))
+      expect(dropped[r], r).to.be.greaterThan(0);
     expect(ep.core.size).to.equal(1);
 
     // Still answers correctly: a real exchange brings the target up.
-    agent = await FakeAgent.start({ backendId: TARGET, key: deriveBackendKey(MASTER, TARGET), controller: to, bindAddress: '127.0.3.12' });
-    ep.core.upsert({ id: TARGET, set: 1, uri: 'sip:127.0.3.12:5060', capacity: 10, agent: agent.address, source: 'config' });
+    agent = await FakeAgent.start({
+      backendId: TARGET,
+      key: deriveBackendKey(MASTER, TARGET),
+      controller: to,
+      bindAddress: '127.0.3.12',
+    });
+    ep.core.upsert({
+      id: TARGET,
+      set: 1,
+      uri: 'sip:127.0.3.12:5060',
+      capacity: 10,
+      agent: agent.address,
+      source: 'config',
+    });
     ep.arm();
     await eventually(() => ep.core.get(TARGET)?.health.kind === 'up', 'target up after the fuzz');
     expect(agent.dropped).to.deep.equal({});

@@ -98,7 +98,14 @@ export class FakeAgent {
   }
 
   sendBye(): void {
-    this.sendMsg({ type: 'bye', backendId: this.opts.backendId, seq: this.seq++, ts: Date.now(), boot: this.boot, reason: 'test' });
+    this.sendMsg({
+      type: 'bye',
+      backendId: this.opts.backendId,
+      seq: this.seq++,
+      ts: Date.now(),
+      boot: this.boot,
+      reason: 'test',
+    });
   }
 
   private sendMsg(m: HeartbeatMessage) {
@@ -106,7 +113,11 @@ export class FakeAgent {
   }
 
   private onMessage(buf: Buffer) {
-    const d = decodeDatagram(buf, (id) => (id === this.opts.backendId ? [this.key] : undefined), typeMask(CONTROLLER_SENDS));
+    const d = decodeDatagram(
+      buf,
+      (id) => (id === this.opts.backendId ? [this.key] : undefined),
+      typeMask(CONTROLLER_SENDS),
+    );
     if (!d.ok) return this.count(d.reason);
     const m = d.msg;
     const r = this.replay.admit(m.boot, m.seq, m.ts, Date.now(), DEFAULT_FRESHNESS);

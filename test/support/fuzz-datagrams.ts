@@ -66,13 +66,59 @@ export type FuzzKind = (typeof FUZZ_KINDS)[number];
 /** The drop reasons each kind may legitimately produce (a correct receiver gives one of them). */
 export const EXPECTED_REASONS: Readonly<Record<FuzzKind, readonly DropReason[]>> = {
   random: ['malformed', 'truncated', 'oversized'],
-  random_with_magic: ['malformed', 'truncated', 'oversized', 'unknown_version', 'unknown_type', 'unexpected_type', 'unknown_backend', 'unknown_key', 'bad_mac'],
-  flip_bits: ['malformed', 'truncated', 'unknown_version', 'unknown_type', 'unexpected_type', 'unknown_backend', 'unknown_key', 'bad_mac'],
-  change_byte: ['malformed', 'truncated', 'unknown_version', 'unknown_type', 'unexpected_type', 'unknown_backend', 'unknown_key', 'bad_mac'],
-  change_bytes: ['malformed', 'truncated', 'unknown_version', 'unknown_type', 'unexpected_type', 'unknown_backend', 'unknown_key', 'bad_mac'],
+  random_with_magic: [
+    'malformed',
+    'truncated',
+    'oversized',
+    'unknown_version',
+    'unknown_type',
+    'unexpected_type',
+    'unknown_backend',
+    'unknown_key',
+    'bad_mac',
+  ],
+  flip_bits: [
+    'malformed',
+    'truncated',
+    'unknown_version',
+    'unknown_type',
+    'unexpected_type',
+    'unknown_backend',
+    'unknown_key',
+    'bad_mac',
+  ],
+  change_byte: [
+    'malformed',
+    'truncated',
+    'unknown_version',
+    'unknown_type',
+    'unexpected_type',
+    'unknown_backend',
+    'unknown_key',
+    'bad_mac',
+  ],
+  change_bytes: [
+    'malformed',
+    'truncated',
+    'unknown_version',
+    'unknown_type',
+    'unexpected_type',
+    'unknown_backend',
+    'unknown_key',
+    'bad_mac',
+  ],
   truncate: ['truncated', 'malformed', 'bad_mac'],
   extend: ['bad_mac', 'oversized'],
-  header_field: ['malformed', 'truncated', 'unknown_version', 'unknown_type', 'unexpected_type', 'unknown_backend', 'unknown_key', 'bad_mac'],
+  header_field: [
+    'malformed',
+    'truncated',
+    'unknown_version',
+    'unknown_type',
+    'unexpected_type',
+    'unknown_backend',
+    'unknown_key',
+    'bad_mac',
+  ],
   wrong_master: ['unknown_key', 'bad_mac'],
   other_backend_key: ['unknown_key', 'bad_mac'],
   unknown_backend: ['unknown_backend', 'unknown_key', 'bad_mac', 'not_allowed'],
@@ -139,7 +185,13 @@ export function* fuzzDatagrams(opts: FuzzOptions): Generator<{ kind: FuzzKind; b
   /** A correctly signed datagram that a receiver would accept if it arrived now (never yielded as is). */
   const valid = () => encodeMessage(message(pick(accepts), backendId, now()), key);
   /** Signs arbitrary header fields + payload bytes with the target's key. */
-  const signRaw = (version: number, typeCode: number, payload: Buffer, id = backendId, k: HeartbeatKey = key) => {
+  const signRaw = (
+    version: number,
+    typeCode: number,
+    payload: Buffer,
+    id = backendId,
+    k: HeartbeatKey = key,
+  ) => {
     const head = Buffer.from([0x53, 0x57, version, typeCode, k.id, id.length, ...Buffer.from(id, 'latin1')]);
     const body = Buffer.concat([head, payload]);
     return Buffer.concat([body, createHmac('sha256', k.secret).update(body).digest()]);
@@ -156,7 +208,10 @@ export function* fuzzDatagrams(opts: FuzzOptions): Generator<{ kind: FuzzKind; b
         if (buf[0] === 0x53 && buf[1] === 0x57) buf[0] = 0; // that is the next kind
         break;
       case 'random_with_magic':
-        buf = Buffer.concat([Buffer.from([0x53, 0x57, rnd() < 0.8 ? 1 : int(256), 1 + int(5), int(256), 1 + int(64)]), bytes(int(1300))]);
+        buf = Buffer.concat([
+          Buffer.from([0x53, 0x57, rnd() < 0.8 ? 1 : int(256), 1 + int(5), int(256), 1 + int(64)]),
+          bytes(int(1300)),
+        ]);
         break;
       case 'flip_bits': {
         const orig = valid();
@@ -194,16 +249,25 @@ export function* fuzzDatagrams(opts: FuzzOptions): Generator<{ kind: FuzzKind; b
         break;
       }
       case 'wrong_master':
-        buf = encodeMessage(message(pick(accepts), backendId, now()), heartbeatKey(deriveBackendKey(WRONG_MASTER, backendId)));
+        buf = encodeMessage(
+          message(pick(accepts), backendId, now()),
+          heartbeatKey(deriveBackendKey(WRONG_MASTER, backendId)),
+        );
         break;
       case 'other_backend_key': {
         const other = backendId === 'fuzz-other' ? 'fuzz-other2' : 'fuzz-other';
-        buf = encodeMessage(message(pick(accepts), backendId, now()), heartbeatKey(deriveBackendKey(WRONG_MASTER, other)));
+        buf = encodeMessage(
+          message(pick(accepts), backendId, now()),
+          heartbeatKey(deriveBackendKey(WRONG_MASTER, other)),
+        );
         break;
       }
       case 'unknown_backend': {
         const id = 'fz-' + int(1e12).toString(36);
-        buf = encodeMessage(message(pick(accepts), id, now()), heartbeatKey(deriveBackendKey(WRONG_MASTER, id)));
+        buf = encodeMessage(
+          message(pick(accepts), id, now()),
+          heartbeatKey(deriveBackendKey(WRONG_MASTER, id)),
+        );
         break;
       }
       case 'future_dated':
@@ -219,7 +283,12 @@ export function* fuzzDatagrams(opts: FuzzOptions): Generator<{ kind: FuzzKind; b
         buf = signRaw(1, pick([0, 6, 7, 100, 255]), payloadOf(valid()));
         break;
       case 'not_json_signed': {
-        const junk = pick([bytes(2 + int(300)), Buffer.from('{"seq":1,'), Buffer.from('nul'), Buffer.from('{"a":1}}')]);
+        const junk = pick([
+          bytes(2 + int(300)),
+          Buffer.from('{"seq":1,'),
+          Buffer.from('nul'),
+          Buffer.from('{"a":1}}'),
+        ]);
         if (junk[0] === 0x7b && junk.length === 2) junk[1] = 0x7b; // "{}" would parse
         buf = signRaw(1, typeCode(pick(accepts)), junk);
         // Random bytes that happen to parse would be a schema error instead: replace them.
@@ -233,7 +302,9 @@ export function* fuzzDatagrams(opts: FuzzOptions): Generator<{ kind: FuzzKind; b
       }
       case 'schema_signed': {
         const t = pick(accepts);
-        const p = JSON.parse(payloadOf(encodeMessage(message(t, backendId, now()), key)).toString('utf8')) as Record<string, unknown>;
+        const p = JSON.parse(
+          payloadOf(encodeMessage(message(t, backendId, now()), key)).toString('utf8'),
+        ) as Record<string, unknown>;
         const breakIt = pick(['neg_seq', 'extra', 'boot', 'drop_seq', 'string_ts', 'array']);
         let out: unknown = p;
         if (breakIt === 'neg_seq') p.seq = -1 - int(100);

@@ -39,7 +39,10 @@ export const metricsArb: fc.Arbitrary<ReportMetrics> = fc.record({
 const envelope = { backendId: backendIdArb, seq: seqArb, ts: tsArb, boot: bootArb };
 const printable = (max: number) => fc.stringMatching(new RegExp(`^[\\x20-\\x7e]{0,${max}}$`));
 
-export const probeArb: fc.Arbitrary<ProbeMessage> = fc.record({ type: fc.constant('probe' as const), ...envelope });
+export const probeArb: fc.Arbitrary<ProbeMessage> = fc.record({
+  type: fc.constant('probe' as const),
+  ...envelope,
+});
 export const reportArb: fc.Arbitrary<ReportMessage> = fc.record({
   type: fc.constant('report' as const),
   ...envelope,
@@ -52,7 +55,9 @@ export const helloArb: fc.Arbitrary<HelloMessage> = fc.record(
     type: fc.constant('hello' as const),
     ...envelope,
     set: fc.integer({ min: 0, max: 2147483647 }),
-    uri: fc.tuple(fc.constantFrom('sip:', 'sips:'), fc.stringMatching(/^[!#-;=?-~]{1,250}$/)).map(([s, r]) => s + r),
+    uri: fc
+      .tuple(fc.constantFrom('sip:', 'sips:'), fc.stringMatching(/^[!#-;=?-~]{1,250}$/))
+      .map(([s, r]) => s + r),
     capacity: dbl(Number.MIN_VALUE, 1e9).filter((x) => x > 0),
     agent: printable(64),
   },
@@ -70,4 +75,10 @@ export const byeArb: fc.Arbitrary<ByeMessage> = fc.record(
   { requiredKeys: ['type', 'backendId', 'seq', 'ts', 'boot'] },
 );
 
-export const messageArb: fc.Arbitrary<HeartbeatMessage> = fc.oneof(probeArb, reportArb, helloArb, helloAckArb, byeArb);
+export const messageArb: fc.Arbitrary<HeartbeatMessage> = fc.oneof(
+  probeArb,
+  reportArb,
+  helloArb,
+  helloAckArb,
+  byeArb,
+);

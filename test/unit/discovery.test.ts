@@ -8,14 +8,17 @@ import { ControllerCore } from '../../src/heartbeat/controller-core.js';
 import type { SetConfig } from '../../src/config/types.js';
 
 /** Replies recorded from a real Kamailio 5.6.3 loaded with discovery-fixtures/dispatcher.list. */
-const fixture = (name: string): unknown => JSON.parse(readFileSync(new URL(`./discovery-fixtures/${name}`, import.meta.url), 'utf8'));
+const fixture = (name: string): unknown =>
+  JSON.parse(readFileSync(new URL(`./discovery-fixtures/${name}`, import.meta.url), 'utf8'));
 
 describe('dispatcher.list parser (replies of a real Kamailio 5.6.3)', function () {
   it('reads sets, URIs, states, probing, priority and attrs (with latency stats)', function () {
     const r = parseDispatcherList(fixture('dispatcher-list-5.6.3-latency.json'));
     expect(r.ok).to.equal(true);
     if (!r.ok) return;
-    expect(r.targets.map((t) => [t.setId, t.uri, t.state, t.probing, t.priority, t.duid, t.weight])).to.deep.equal([
+    expect(
+      r.targets.map((t) => [t.setId, t.uri, t.state, t.probing, t.priority, t.duid, t.weight]),
+    ).to.deep.equal([
       [2, 'sip:127.0.3.24:5070', 'disabled', 'none', 0, 'be-d', 0],
       [1, 'sip:127.0.3.22:5060', 'inactive', 'none', 5, 'be-b', 30],
       [1, 'sip:127.0.3.23:5060;transport=udp', 'active', 'probing', 0, null, null],
@@ -34,20 +37,37 @@ describe('dispatcher.list parser (replies of a real Kamailio 5.6.3)', function (
   });
 
   it('treats "No Destination Sets" as an empty list, other errors as errors', function () {
-    expect(parseDispatcherList(fixture('dispatcher-list-5.6.3-empty.json'))).to.deep.equal({ ok: true, targets: [] });
-    const e = parseDispatcherList({ jsonrpc: '2.0', id: 1, error: { code: 500, message: 'Internal error set structure' } });
+    expect(parseDispatcherList(fixture('dispatcher-list-5.6.3-empty.json'))).to.deep.equal({
+      ok: true,
+      targets: [],
+    });
+    const e = parseDispatcherList({
+      jsonrpc: '2.0',
+      id: 1,
+      error: { code: 500, message: 'Internal error set structure' },
+    });
     expect(e).to.deep.equal({ ok: false, error: 'dispatcher.list failed: 500 Internal error set structure' });
   });
 
   it('names the path of a malformed field', function () {
     const r = parseDispatcherList({ result: { NRSETS: 1, RECORDS: [{ SET: { ID: '1', TARGETS: [] } }] } });
-    expect(r).to.deep.equal({ ok: false, error: 'unexpected dispatcher.list reply: RECORDS[0].SET.ID: expected an integer' });
-    const f = parseDispatcherList({ result: { RECORDS: [{ SET: { ID: 1, TARGETS: [{ DEST: { URI: 'sip:a', FLAGS: 'QQ', PRIORITY: 0 } }] } }] } });
+    expect(r).to.deep.equal({
+      ok: false,
+      error: 'unexpected dispatcher.list reply: RECORDS[0].SET.ID: expected an integer',
+    });
+    const f = parseDispatcherList({
+      result: {
+        RECORDS: [{ SET: { ID: 1, TARGETS: [{ DEST: { URI: 'sip:a', FLAGS: 'QQ', PRIORITY: 0 } }] } }],
+      },
+    });
     expect(f.ok).to.equal(false);
   });
 
   it('never throws, whatever the reply', function () {
-    fc.assert(fc.property(fc.anything(), (v) => void parseDispatcherList(v)), { numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.anything(), (v) => void parseDispatcherList(v)),
+      { numRuns: 2000 },
+    );
     fc.assert(
       fc.property(fc.jsonValue(), (v) => {
         void parseDispatcherList({ result: { RECORDS: [{ SET: { ID: 1, TARGETS: [v] } }] } });
@@ -63,12 +83,41 @@ describe('dispatcher.list parser (replies of a real Kamailio 5.6.3)', function (
 
 describe('discovery merge', function () {
   const sets: SetConfig[] = [
-    { id: 1, self_registration: false, backends: [{ id: 'cfg-a', sip_uri: 'sip:127.0.3.21:5060', capacity: 200, agent: { address: '127.0.3.21', port: 7070 } }] },
+    {
+      id: 1,
+      self_registration: false,
+      backends: [
+        {
+          id: 'cfg-a',
+          sip_uri: 'sip:127.0.3.21:5060',
+          capacity: 200,
+          agent: { address: '127.0.3.21', port: 7070 },
+        },
+      ],
+    },
     { id: 2, self_registration: true, backends: [] },
   ];
   const target = (setId: number, uri: string, body = '') => {
     const r = parseDispatcherList({
-      result: { RECORDS: [{ SET: { ID: setId, TARGETS: [{ DEST: { URI: uri, FLAGS: 'AX', PRIORITY: 0, ATTRS: { BODY: body, DUID: /duid=([^;]+)/.exec(body)?.[1] ?? '' } } }] } }] },
+      result: {
+        RECORDS: [
+          {
+            SET: {
+              ID: setId,
+              TARGETS: [
+                {
+                  DEST: {
+                    URI: uri,
+                    FLAGS: 'AX',
+                    PRIORITY: 0,
+                    ATTRS: { BODY: body, DUID: /duid=([^;]+)/.exec(body)?.[1] ?? '' },
+                  },
+                },
+              ],
+            },
+          },
+        ],
+      },
     });
     if (!r.ok) throw new Error(r.error);
     return r.targets[0]!;
@@ -78,26 +127,74 @@ describe('discovery merge', function () {
     const r = mergeDiscovery(
       sets,
       [
-        { node: 'lb1', targets: [target(1, 'sip:127.0.3.21:5060', 'duid=other'), target(1, 'sip:127.0.3.22:5060', 'duid=be-b;sw_agent=127.0.3.22:7070;sw_capacity=50'), target(2, 'sip:127.0.3.23:5060')] },
-        { node: 'lb2', targets: [target(1, 'sip:127.0.3.22:5060', 'duid=be-b;sw_agent=127.0.3.22:7070;sw_capacity=50'), target(9, 'sip:127.0.3.99:5060')] },
+        {
+          node: 'lb1',
+          targets: [
+            target(1, 'sip:127.0.3.21:5060', 'duid=other'),
+            target(1, 'sip:127.0.3.22:5060', 'duid=be-b;sw_agent=127.0.3.22:7070;sw_capacity=50'),
+            target(2, 'sip:127.0.3.23:5060'),
+          ],
+        },
+        {
+          node: 'lb2',
+          targets: [
+            target(1, 'sip:127.0.3.22:5060', 'duid=be-b;sw_agent=127.0.3.22:7070;sw_capacity=50'),
+            target(9, 'sip:127.0.3.99:5060'),
+          ],
+        },
       ],
       { defaultCapacity: 100 },
     );
     expect(r.backends).to.deep.equal([
-      { id: 'cfg-a', set: 1, uri: 'sip:127.0.3.21:5060', capacity: 200, agent: { address: '127.0.3.21', port: 7070 }, source: 'config' },
-      { id: 'be-b', set: 1, uri: 'sip:127.0.3.22:5060', capacity: 50, agent: { address: '127.0.3.22', port: 7070 }, source: 'dispatcher' },
-      { id: '127.0.3.23:5060', set: 2, uri: 'sip:127.0.3.23:5060', capacity: 100, agent: undefined, source: 'dispatcher' },
+      {
+        id: 'cfg-a',
+        set: 1,
+        uri: 'sip:127.0.3.21:5060',
+        capacity: 200,
+        agent: { address: '127.0.3.21', port: 7070 },
+        source: 'config',
+      },
+      {
+        id: 'be-b',
+        set: 1,
+        uri: 'sip:127.0.3.22:5060',
+        capacity: 50,
+        agent: { address: '127.0.3.22', port: 7070 },
+        source: 'dispatcher',
+      },
+      {
+        id: '127.0.3.23:5060',
+        set: 2,
+        uri: 'sip:127.0.3.23:5060',
+        capacity: 100,
+        agent: undefined,
+        source: 'dispatcher',
+      },
     ]);
-    expect(r.notes).to.deep.equal([{ kind: 'unmanaged_set', node: 'lb2', setId: 9, uri: 'sip:127.0.3.99:5060' }]);
+    expect(r.notes).to.deep.equal([
+      { kind: 'unmanaged_set', node: 'lb2', setId: 9, uri: 'sip:127.0.3.99:5060' },
+    ]);
   });
 
   it('notes bad attributes and id conflicts instead of guessing', function () {
     const r = mergeDiscovery(
       sets,
-      [{ node: 'lb1', targets: [target(2, 'sip:127.0.3.30:5060', 'duid=x;sw_agent=nope;sw_capacity=-1'), target(2, 'sip:127.0.3.31:5060', 'duid=x')] }],
+      [
+        {
+          node: 'lb1',
+          targets: [
+            target(2, 'sip:127.0.3.30:5060', 'duid=x;sw_agent=nope;sw_capacity=-1'),
+            target(2, 'sip:127.0.3.31:5060', 'duid=x'),
+          ],
+        },
+      ],
       { defaultCapacity: 100 },
     );
-    expect(r.backends.find((b) => b.id === 'x')).to.include({ uri: 'sip:127.0.3.30:5060', capacity: 100, agent: undefined });
+    expect(r.backends.find((b) => b.id === 'x')).to.include({
+      uri: 'sip:127.0.3.30:5060',
+      capacity: 100,
+      agent: undefined,
+    });
     expect(r.notes.map((n) => n.kind)).to.deep.equal(['bad_attr', 'bad_attr', 'id_conflict']);
   });
 
@@ -113,7 +210,11 @@ describe('discovery merge', function () {
 
   it('applies to the core: adds, keeps config, removes vanished dispatcher backends', function () {
     const core = new ControllerCore({ masterKeys: [Buffer.alloc(32, 1)] }, () => undefined);
-    const first = mergeDiscovery(sets, [{ node: 'lb1', targets: [target(2, 'sip:127.0.3.40:5060', 'duid=d1')] }], { defaultCapacity: 1 });
+    const first = mergeDiscovery(
+      sets,
+      [{ node: 'lb1', targets: [target(2, 'sip:127.0.3.40:5060', 'duid=d1')] }],
+      { defaultCapacity: 1 },
+    );
     expect(applyDiscovery(core, first.backends)).to.deep.equal({ added: ['cfg-a', 'd1'], removed: [] });
     const second = mergeDiscovery(sets, [{ node: 'lb1', targets: [] }], { defaultCapacity: 1 });
     expect(applyDiscovery(core, second.backends)).to.deep.equal({ added: [], removed: ['d1'] });

@@ -47,7 +47,10 @@ describe('backend health state machine', function () {
   });
 
   it('a single lost probe costs nothing: suspect, then up again on the next answer', function () {
-    const h = run(upAt(10_000), [{ type: 'probe_missed', at: 10_100 }, { type: 'probe_ok', at: 10_200 }]);
+    const h = run(upAt(10_000), [
+      { type: 'probe_missed', at: 10_100 },
+      { type: 'probe_ok', at: 10_200 },
+    ]);
     expect(h.state.kind).to.equal('up');
     expect(h.penalty).to.equal(0);
   });
@@ -61,11 +64,21 @@ describe('backend health state machine', function () {
   });
 
   it('a restarted agent (hello with a new boot) ends its bye drain; an operator drain survives it', function () {
-    const byeThenHello = run(upAt(10_000), [{ type: 'bye', at: 10_100 }, { type: 'hello', at: 11_000, newBoot: true }]);
+    const byeThenHello = run(upAt(10_000), [
+      { type: 'bye', at: 10_100 },
+      { type: 'hello', at: 11_000, newBoot: true },
+    ]);
     expect(byeThenHello.state.kind).to.equal('returning');
-    const sameBoot = run(upAt(10_000), [{ type: 'bye', at: 10_100 }, { type: 'hello', at: 11_000, newBoot: false }]);
+    const sameBoot = run(upAt(10_000), [
+      { type: 'bye', at: 10_100 },
+      { type: 'hello', at: 11_000, newBoot: false },
+    ]);
     expect(sameBoot.state.kind).to.equal('draining');
-    const op = run(upAt(10_000), [{ type: 'drain', at: 10_100 }, { type: 'bye', at: 10_200 }, { type: 'hello', at: 11_000, newBoot: true }]);
+    const op = run(upAt(10_000), [
+      { type: 'drain', at: 10_100 },
+      { type: 'bye', at: 10_200 },
+      { type: 'hello', at: 11_000, newBoot: true },
+    ]);
     expect(op.state).to.include({ kind: 'draining', cause: 'operator' });
     const undrained = run(op, [{ type: 'undrain', at: 12_000 }, ...oks(12_100, P.returnAfterOks)]);
     expect(undrained.state.kind).to.equal('up');
@@ -74,8 +87,13 @@ describe('backend health state machine', function () {
   it("the report's draining flag drains, and clearing it returns (but cannot end a bye or operator drain)", function () {
     const d = run(upAt(10_000), [{ type: 'report_draining', at: 10_100, draining: true }]);
     expect(d.state).to.include({ kind: 'draining', cause: 'report' });
-    expect(run(d, [{ type: 'report_draining', at: 10_200, draining: false }]).state.kind).to.equal('returning');
-    const bye = run(d, [{ type: 'bye', at: 10_150 }, { type: 'report_draining', at: 10_200, draining: false }]);
+    expect(run(d, [{ type: 'report_draining', at: 10_200, draining: false }]).state.kind).to.equal(
+      'returning',
+    );
+    const bye = run(d, [
+      { type: 'bye', at: 10_150 },
+      { type: 'report_draining', at: 10_200, draining: false },
+    ]);
     expect(bye.state).to.include({ kind: 'draining', cause: 'bye' });
   });
 
@@ -108,7 +126,8 @@ describe('backend health state machine', function () {
 
   it('after flapping stops, the penalty decays and a single failure is cheap again', function () {
     let h = upAt(0);
-    for (let i = 0; i < 5; i++) h = run(h, [...misses(1000 + i * 100_000, 3), ...oks(2000 + i * 100_000, 400, 200)]);
+    for (let i = 0; i < 5; i++)
+      h = run(h, [...misses(1000 + i * 100_000, 3), ...oks(2000 + i * 100_000, 400, 200)]);
     expect(h.state.kind).to.equal('up');
     const later = 10 * 60_000 + 500_000;
     const fell = run(h, misses(later, 3));
@@ -144,7 +163,8 @@ describe('backend health state machine', function () {
           expect(['up', 'suspect', 'down', 'draining', 'returning']).to.include(h.state.kind);
           expect(h.penalty).to.be.at.least(0);
           if (ty === 'bye' || ty === 'drain') expect(h.state.kind).to.equal('draining');
-          if (h.state.kind === 'up') expect(['probe_ok', 'report_off', 'hello', 'bye', 'undrain', 'report_on']).to.include(ty);
+          if (h.state.kind === 'up')
+            expect(['probe_ok', 'report_off', 'hello', 'bye', 'undrain', 'report_on']).to.include(ty);
         }
       }),
       { numRuns: 500 },

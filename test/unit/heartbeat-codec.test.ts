@@ -38,18 +38,13 @@ describe('heartbeat codec (property tests)', function () {
 
   it('any single-byte change to a signed datagram is rejected', function () {
     fc.assert(
-      fc.property(
-        messageArb,
-        fc.nat(),
-        fc.integer({ min: 1, max: 255 }),
-        (m, pos, delta) => {
-          const buf = encodeMessage(m, keyFor(m.backendId));
-          const i = pos % buf.length;
-          buf[i] = (buf[i]! + delta) & 0xff;
-          const d = decodeDatagram(buf, anyBackend);
-          expect(d.ok, `byte ${i} of ${buf.length} changed by ${delta}`).to.equal(false);
-        },
-      ),
+      fc.property(messageArb, fc.nat(), fc.integer({ min: 1, max: 255 }), (m, pos, delta) => {
+        const buf = encodeMessage(m, keyFor(m.backendId));
+        const i = pos % buf.length;
+        buf[i] = (buf[i]! + delta) & 0xff;
+        const d = decodeDatagram(buf, anyBackend);
+        expect(d.ok, `byte ${i} of ${buf.length} changed by ${delta}`).to.equal(false);
+      }),
       { numRuns: 5000 },
     );
   });
@@ -156,11 +151,21 @@ describe('heartbeat codec (property tests)', function () {
 
 describe('heartbeat codec (examples)', function () {
   const k = keyFor('be-1');
-  const probe: HeartbeatMessage = { type: 'probe', backendId: 'be-1', seq: 1, ts: 1_700_000_000_000, boot: 'ctrl-boot-1' };
+  const probe: HeartbeatMessage = {
+    type: 'probe',
+    backendId: 'be-1',
+    seq: 1,
+    ts: 1_700_000_000_000,
+    boot: 'ctrl-boot-1',
+  };
 
   it('drops a type the receiver does not accept before looking up a key', function () {
     let looked = 0;
-    const d = decodeDatagram(encodeMessage(probe, k), () => (looked++, [k]), typeMask(['report', 'hello', 'bye']));
+    const d = decodeDatagram(
+      encodeMessage(probe, k),
+      () => (looked++, [k]),
+      typeMask(['report', 'hello', 'bye']),
+    );
     expect(d).to.deep.equal({ ok: false, reason: 'unexpected_type' });
     expect(looked).to.equal(0);
   });
@@ -187,11 +192,20 @@ describe('heartbeat codec (examples)', function () {
     const sign = (json: string) => {
       const head = Buffer.from([0x53, 0x57, 1, 1, k.id, 4, ...Buffer.from('be-1')]);
       const body = Buffer.concat([head, Buffer.from(json)]);
-      return Buffer.concat([body, createHmac('sha256', deriveBackendKey(MASTER, 'be-1')).update(body).digest()]);
+      return Buffer.concat([
+        body,
+        createHmac('sha256', deriveBackendKey(MASTER, 'be-1')).update(body).digest(),
+      ]);
     };
     expect(decodeDatagram(sign('{"seq":1,'), anyBackend)).to.deep.equal({ ok: false, reason: 'malformed' });
-    expect(decodeDatagram(sign('{"seq":-1,"ts":1,"boot":"abcdefgh"}'), anyBackend)).to.deep.equal({ ok: false, reason: 'schema' });
-    expect(decodeDatagram(sign('{"seq":1,"ts":1,"boot":"abcdefgh","x":1}'), anyBackend)).to.deep.equal({ ok: false, reason: 'schema' });
+    expect(decodeDatagram(sign('{"seq":-1,"ts":1,"boot":"abcdefgh"}'), anyBackend)).to.deep.equal({
+      ok: false,
+      reason: 'schema',
+    });
+    expect(decodeDatagram(sign('{"seq":1,"ts":1,"boot":"abcdefgh","x":1}'), anyBackend)).to.deep.equal({
+      ok: false,
+      reason: 'schema',
+    });
     expect(decodeDatagram(sign('[1,2]'), anyBackend)).to.deep.equal({ ok: false, reason: 'schema' });
     expect(decodeDatagram(sign('{"seq":1,"ts":1,"boot":"abcdefgh"}'), anyBackend).ok).to.equal(true);
   });

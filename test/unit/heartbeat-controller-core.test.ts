@@ -15,7 +15,12 @@ function makeCore(opts: Partial<ConstructorParameters<typeof ControllerCore>[0]>
   const wall0 = 1_700_000_000_000;
   const sent: { buf: Buffer; to: UdpAddress }[] = [];
   const core = new ControllerCore(
-    { masterKeys: [MASTER], clock: { mono: () => mono, wall: () => wall0 + mono }, random: () => 0.5, ...opts },
+    {
+      masterKeys: [MASTER],
+      clock: { mono: () => mono, wall: () => wall0 + mono },
+      random: () => 0.5,
+      ...opts,
+    },
     (buf, to) => sent.push({ buf, to }),
   );
   return {
@@ -47,13 +52,33 @@ describe('controller core (no sockets, manual clock)', function () {
     core.upsert({ id: 'fz-target', set: 1, uri: 'sip:x', capacity: 1, source: 'config' });
     const key = heartbeatKey(deriveBackendKey(MASTER, 'fz-target'));
     const replayable = [0, 1, 2].map((i) =>
-      encodeMessage({ type: 'report', backendId: 'fz-target', seq: i, ts: wall(), boot: 'primeboot1', echoSeq: 77, echoTs: 1, metrics: IDLE_METRICS }, key),
+      encodeMessage(
+        {
+          type: 'report',
+          backendId: 'fz-target',
+          seq: i,
+          ts: wall(),
+          boot: 'primeboot1',
+          echoSeq: 77,
+          echoTs: 1,
+          metrics: IDLE_METRICS,
+        },
+        key,
+      ),
     );
     for (const b of replayable) core.receive(b, AGENT);
     expect(core.counters.accepted.report).to.equal(3);
-    const seen: Record<FuzzKind, Set<DropReason>> = Object.fromEntries(FUZZ_KINDS.map((k) => [k, new Set()])) as never;
+    const seen: Record<FuzzKind, Set<DropReason>> = Object.fromEntries(
+      FUZZ_KINDS.map((k) => [k, new Set()]),
+    ) as never;
     const before = { ...core.counters.dropped };
-    for (const { kind, buf } of fuzzDatagrams({ target: { backendId: 'fz-target', key: deriveBackendKey(MASTER, 'fz-target'), accepts: AGENT_SENDS }, count: 30_000, seed: 7, replayable, now: wall })) {
+    for (const { kind, buf } of fuzzDatagrams({
+      target: { backendId: 'fz-target', key: deriveBackendKey(MASTER, 'fz-target'), accepts: AGENT_SENDS },
+      count: 30_000,
+      seed: 7,
+      replayable,
+      now: wall,
+    })) {
       const snapshot = { ...core.counters.dropped };
       core.receive(buf, AGENT);
       const changed = DROP_REASONS.filter((r) => core.counters.dropped[r] !== snapshot[r]);
@@ -70,7 +95,15 @@ describe('controller core (no sockets, manual clock)', function () {
 
   it('probes each backend about once per interval, with jitter spread, and never an unknown one', function () {
     const { core, sent, advance } = makeCore({ random: Math.random });
-    for (let i = 0; i < 50; i++) core.upsert({ id: `b${i}`, set: 1, uri: 'sip:x', capacity: 1, agent: { address: '127.0.3.60', port: 5000 + i }, source: 'config' });
+    for (let i = 0; i < 50; i++)
+      core.upsert({
+        id: `b${i}`,
+        set: 1,
+        uri: 'sip:x',
+        capacity: 1,
+        agent: { address: '127.0.3.60', port: 5000 + i },
+        source: 'config',
+      });
     advance(10_000);
     // 50 backends × 10 s / 200 ms = 2,500 probes. Nobody answers, so all turn suspect at about the
     // same time: mass suspicion disables the faster suspect probing (it would only add load).
@@ -82,7 +115,15 @@ describe('controller core (no sockets, manual clock)', function () {
 
   it('stretches every interval to stay within the probe budget', function () {
     const { core, sent, advance } = makeCore({ random: Math.random, timing: { maxProbesPerSecond: 100 } });
-    for (let i = 0; i < 50; i++) core.upsert({ id: `b${i}`, set: 1, uri: 'sip:x', capacity: 1, agent: { address: '127.0.3.60', port: 5000 + i }, source: 'config' });
+    for (let i = 0; i < 50; i++)
+      core.upsert({
+        id: `b${i}`,
+        set: 1,
+        uri: 'sip:x',
+        capacity: 1,
+        agent: { address: '127.0.3.60', port: 5000 + i },
+        source: 'config',
+      });
     expect(core.baseIntervalMs()).to.equal(500);
     advance(10_000);
     // 50 backends at 200 ms would be 2,500 probes; the budget allows 100/s.
@@ -91,8 +132,18 @@ describe('controller core (no sockets, manual clock)', function () {
 
   it('probes a lone suspect twice as fast, then falls back to the normal cadence once down', function () {
     const { core, sent, advance, wall, now } = makeCore();
-    for (let i = 0; i < 20; i++) core.upsert({ id: `f${i}`, set: 1, uri: 'sip:x', capacity: 1, agent: { address: '127.0.3.61', port: 6000 + i }, source: 'config' });
-    const keys = new Map(Array.from({ length: 20 }, (_, i) => [`f${i}`, heartbeatKey(deriveBackendKey(MASTER, `f${i}`))]));
+    for (let i = 0; i < 20; i++)
+      core.upsert({
+        id: `f${i}`,
+        set: 1,
+        uri: 'sip:x',
+        capacity: 1,
+        agent: { address: '127.0.3.61', port: 6000 + i },
+        source: 'config',
+      });
+    const keys = new Map(
+      Array.from({ length: 20 }, (_, i) => [`f${i}`, heartbeatKey(deriveBackendKey(MASTER, `f${i}`))]),
+    );
     let seq = 0;
     const f0Probes: number[] = [];
     // Every agent answers each probe 2 ms later; f0 stops answering at t = 3 s (it died).
@@ -103,7 +154,22 @@ describe('controller core (no sockets, manual clock)', function () {
         if (id === 'f0' && now() >= 3000) continue;
         const d = decodeDatagram(s.buf, () => [keys.get(id)!]);
         if (!d.ok || d.msg.type !== 'probe') throw new Error('bad probe');
-        core.receive(encodeMessage({ type: 'report', backendId: id, seq: seq++, ts: wall(), boot: 'agentboot1', echoSeq: d.msg.seq, echoTs: d.msg.ts, metrics: IDLE_METRICS }, keys.get(id)!), AGENT);
+        core.receive(
+          encodeMessage(
+            {
+              type: 'report',
+              backendId: id,
+              seq: seq++,
+              ts: wall(),
+              boot: 'agentboot1',
+              echoSeq: d.msg.seq,
+              echoTs: d.msg.ts,
+              metrics: IDLE_METRICS,
+            },
+            keys.get(id)!,
+          ),
+          AGENT,
+        );
       }
     };
     while (now() < 8000) {
@@ -129,7 +195,22 @@ describe('controller core (no sockets, manual clock)', function () {
       while (sent.length === n) advance(1);
       const p = lastProbe(sent, 'r1');
       advance(3);
-      core.receive(encodeMessage({ type: 'report', backendId: 'r1', seq: i, ts: wall(), boot: 'agentboot1', echoSeq: p.seq, echoTs: p.ts, metrics: IDLE_METRICS }, key), AGENT);
+      core.receive(
+        encodeMessage(
+          {
+            type: 'report',
+            backendId: 'r1',
+            seq: i,
+            ts: wall(),
+            boot: 'agentboot1',
+            echoSeq: p.seq,
+            echoTs: p.ts,
+            metrics: IDLE_METRICS,
+          },
+          key,
+        ),
+        AGENT,
+      );
     }
     // The core builds probe payloads by hand: they must be byte-identical to the codec's.
     const p = lastProbe(sent, 'r1');
@@ -143,11 +224,41 @@ describe('controller core (no sockets, manual clock)', function () {
   it('a hello for a set without self-registration is not_allowed and not stored', function () {
     const { core, sent, wall } = makeCore({ selfRegistrationSets: new Set([5]) });
     const key = heartbeatKey(deriveBackendKey(MASTER, 'new-1'));
-    core.receive(encodeMessage({ type: 'hello', backendId: 'new-1', seq: 1, ts: wall(), boot: 'agentboot1', set: 4, uri: 'sip:a', capacity: 1 }, key), AGENT);
+    core.receive(
+      encodeMessage(
+        {
+          type: 'hello',
+          backendId: 'new-1',
+          seq: 1,
+          ts: wall(),
+          boot: 'agentboot1',
+          set: 4,
+          uri: 'sip:a',
+          capacity: 1,
+        },
+        key,
+      ),
+      AGENT,
+    );
     expect(core.counters.dropped.not_allowed).to.equal(1);
     expect(core.get('new-1')).to.equal(undefined);
     expect(sent).to.have.length(0);
-    core.receive(encodeMessage({ type: 'hello', backendId: 'new-1', seq: 2, ts: wall(), boot: 'agentboot1', set: 5, uri: 'sip:a', capacity: 1 }, key), AGENT);
+    core.receive(
+      encodeMessage(
+        {
+          type: 'hello',
+          backendId: 'new-1',
+          seq: 2,
+          ts: wall(),
+          boot: 'agentboot1',
+          set: 5,
+          uri: 'sip:a',
+          capacity: 1,
+        },
+        key,
+      ),
+      AGENT,
+    );
     expect(core.get('new-1')).to.include({ set: 5, source: 'hello' });
     expect(sent).to.have.length(1); // the hello_ack
   });
@@ -156,7 +267,22 @@ describe('controller core (no sockets, manual clock)', function () {
     const { core, wall } = makeCore({ selfRegistrationSets: new Set([5]), maxSelfRegistered: 3 });
     for (let i = 0; i < 10; i++) {
       const id = `s-${i}`;
-      core.receive(encodeMessage({ type: 'hello', backendId: id, seq: 1, ts: wall(), boot: 'agentboot1', set: 5, uri: 'sip:a', capacity: 1 }, heartbeatKey(deriveBackendKey(MASTER, id))), AGENT);
+      core.receive(
+        encodeMessage(
+          {
+            type: 'hello',
+            backendId: id,
+            seq: 1,
+            ts: wall(),
+            boot: 'agentboot1',
+            set: 5,
+            uri: 'sip:a',
+            capacity: 1,
+          },
+          heartbeatKey(deriveBackendKey(MASTER, id)),
+        ),
+        AGENT,
+      );
     }
     expect(core.size).to.equal(3);
     expect(core.counters.dropped.not_allowed).to.equal(7);

@@ -16,21 +16,24 @@ describe('heartbeat replay window', function () {
   it('accepts each sequence number at most once, exactly as a reference model says', function () {
     // Model: a seq is accepted iff never accepted before and within WINDOW_SIZE of the highest accepted.
     fc.assert(
-      fc.property(fc.array(fc.oneof(fc.nat(300), fc.integer({ min: 0, max: 2 ** 40 })), { maxLength: 400 }), (seqs) => {
-        const w = new SequenceWindow();
-        const seen = new Set<number>();
-        let top = -1;
-        for (const s of seqs) {
-          const expected = !seen.has(s) && (s > top || top - s < WINDOW_SIZE);
-          const got = w.fresh(s);
-          expect(got, `seq ${s} (top ${top})`).to.equal(expected);
-          if (got) {
-            w.record(s);
-            seen.add(s);
-            top = Math.max(top, s);
+      fc.property(
+        fc.array(fc.oneof(fc.nat(300), fc.integer({ min: 0, max: 2 ** 40 })), { maxLength: 400 }),
+        (seqs) => {
+          const w = new SequenceWindow();
+          const seen = new Set<number>();
+          let top = -1;
+          for (const s of seqs) {
+            const expected = !seen.has(s) && (s > top || top - s < WINDOW_SIZE);
+            const got = w.fresh(s);
+            expect(got, `seq ${s} (top ${top})`).to.equal(expected);
+            if (got) {
+              w.record(s);
+              seen.add(s);
+              top = Math.max(top, s);
+            }
           }
-        }
-      }),
+        },
+      ),
       { numRuns: 1000 },
     );
   });
@@ -53,7 +56,9 @@ describe('heartbeat replay window', function () {
     expect(checkFreshness(NOW - LIMITS.maxAgeMs - 1, NOW, LIMITS)).to.equal('stale');
     fc.assert(
       fc.property(fc.integer({ min: LIMITS.maxFutureMs + 1, max: 10 ** 12 }), fc.nat(), (ahead, seq) => {
-        expect(new PeerReplayState().admit('boot-aaaa', seq, NOW + ahead, NOW, LIMITS)).to.equal('future_dated');
+        expect(new PeerReplayState().admit('boot-aaaa', seq, NOW + ahead, NOW, LIMITS)).to.equal(
+          'future_dated',
+        );
       }),
     );
   });
@@ -76,7 +81,8 @@ describe('heartbeat replay window', function () {
 
   it(`remembers the last ${RETIRED_BOOTS} retired boot ids, no more (bounded memory)`, function () {
     const p = new PeerReplayState();
-    for (let i = 0; i <= RETIRED_BOOTS + 1; i++) expect(p.admit(`boot-${i}000`, 1, NOW + i, NOW + i, LIMITS)).to.equal(null);
+    for (let i = 0; i <= RETIRED_BOOTS + 1; i++)
+      expect(p.admit(`boot-${i}000`, 1, NOW + i, NOW + i, LIMITS)).to.equal(null);
     // boot-0000 has been forgotten; its freshness check is what protects then (and here it is too old: stale).
     expect(p.admit('boot-0000', 2, NOW, NOW + 10, LIMITS)).to.equal('stale');
     expect(p.admit(`boot-${RETIRED_BOOTS}000`, 2, NOW + 10, NOW + 10, LIMITS)).to.equal('replayed');
