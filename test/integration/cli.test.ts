@@ -1,19 +1,8 @@
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../support/harness.js';
-
-/** Runs the CLI as an operator would (a separate process), from the TypeScript sources. */
-function sipweigh(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli/main.ts'), ...args], {
-    encoding: 'utf8',
-    cwd: REPO_ROOT,
-    timeout: 60000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+import { sipweigh } from '../support/cli.js';
 
 describe('sipweigh CLI', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sipweigh-cli-'));

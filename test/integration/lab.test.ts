@@ -1,22 +1,29 @@
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import type { LabState } from '../../src/lab/lab.js';
+import type { LabPlan } from '../../src/lab/topology.js';
 import { LAB_SCENARIOS } from '../../src/lab/lab.js';
 import { pidAlive, ProcessGroup } from '../../src/lab/processes.js';
 import { runSippClient } from '../../src/lab/sipp.js';
+import { sipweigh } from '../support/cli.js';
 import { REPO_ROOT } from '../support/harness.js';
 
-function sipweigh(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli/main.ts'), ...args], {
-    encoding: 'utf8',
-    cwd: REPO_ROOT,
-    timeout: 90000,
+
+/** A bounded sipp UAC run from the lab's client address to the LB. */
+function callsThroughLab(group: ProcessGroup, plan: LabPlan, name: string, scenario: string, calls: number, rate: number) {
+  return runSippClient(group, {
+    name,
+    scenario,
+    localIp: plan.client.address,
+    localPort: 5060,
+    remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
+    rate,
+    maxCalls: calls,
+    timeoutS: 60,
   });
-  return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
 describe('sipweigh lab (real Kamailio and sipp)', function () {
@@ -63,16 +70,7 @@ describe('sipweigh lab (real Kamailio and sipp)', function () {
   it('carries calls through the LB to both backends, split by weight, ACK/BYE bypassing the LB', async () => {
     const plan = state!.plan;
     const calls = 90;
-    const r = await runSippClient(client, {
-      name: 'uac',
-      scenario: LAB_SCENARIOS.uac,
-      localIp: plan.client.address,
-      localPort: 5060,
-      remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
-      rate: 30,
-      maxCalls: calls,
-      timeoutS: 60,
-    });
+    const r = await callsThroughLab(client, plan, 'uac', LAB_SCENARIOS.uac, calls, 30);
     expect(r.stats.successful, `sipp exit ${r.exit.code}`).to.equal(calls);
     expect(r.stats.failed).to.equal(0);
 
@@ -136,16 +134,7 @@ describe('sipweigh lab --uas-scenario (an operator\'s own call flow)', function 
     expect(state.members.some((m) => m.role === 'agent')).to.equal(false);
     const plan = state.plan;
     const calls = 30;
-    const uac = await runSippClient(client, {
-      name: 'uac-busy',
-      scenario: join(REPO_ROOT, 'test/scenarios/uac-expect-busy.xml'),
-      localIp: plan.client.address,
-      localPort: 5060,
-      remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
-      rate: 20,
-      maxCalls: calls,
-      timeoutS: 60,
-    });
+    const uac = await callsThroughLab(client, plan, 'uac-busy', join(REPO_ROOT, 'test/scenarios/uac-expect-busy.xml'), calls, 20);
     expect(uac.stats.successful, `sipp exit ${uac.exit.code}`).to.equal(calls);
     expect(uac.stats.failed).to.equal(0);
     const down = sipweigh('lab', 'down', '--dir', dir);
