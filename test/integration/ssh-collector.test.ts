@@ -24,7 +24,7 @@ const HOLD_IP = '127.0.4.33';
 const HOLD_PORT = 5090;
 
 describe('integration: agentless SSH collector', function () {
-  this.timeout(90000);
+  this.timeout(300_000);
   const handle = useProcessGroup('ssh');
   let dir: string;
   let fingerprint: string;
@@ -74,6 +74,8 @@ describe('integration: agentless SSH collector', function () {
         hostFingerprint: fingerprint,
       },
       intervalMs: 200,
+      // Generous: each exec runs the account's shell start-up, which takes 1-2 s on a loaded CI box.
+      execTimeoutMs: 20000,
       kamailioIntervalMs: 300,
       session: {
         reconnect: { initialMs: 100, maxMs: 500, factor: 2, jitter: 0.2 },
@@ -148,10 +150,14 @@ describe('integration: agentless SSH collector', function () {
     expect(local.rxQueueBytes).to.be.greaterThan(0);
 
     const m = monitor({ sipSocket: { address: HOLD_IP, port: HOLD_PORT } });
-    const figures = await eventually(() => {
-      const s = m.measurements();
-      return s.cpu_util !== null && s.udp_rx_queue_bytes !== null ? s : undefined;
-    }, 'host figures over ssh');
+    const figures = await eventually(
+      () => {
+        const s = m.measurements();
+        return s.cpu_util !== null && s.udp_rx_queue_bytes !== null ? s : undefined;
+      },
+      'host figures over ssh',
+      60000,
+    );
     expect(figures.cpu_util).to.be.within(0, 1);
     expect(figures.mem_used_ratio).to.be.within(0, 1);
     expect(figures.load1).to.be.at.least(0);
@@ -171,7 +177,7 @@ describe('integration: agentless SSH collector', function () {
       kamcmd: { socket: `unix:${join(kamailio.runDir, 'kamailio_ctl')}` },
       sipSocket: { port: 5060 },
     });
-    await eventually(() => m.measurements().tm_current !== null, 'tm.stats over kamcmd');
+    await eventually(() => m.measurements().tm_current !== null, 'tm.stats over kamcmd', 60000);
     // Offer some SIP requests; the request rate must see them.
     const tx = createSocket('udp4');
     await new Promise<void>((r) => tx.bind(0, '127.0.4.34', () => r()));
@@ -181,7 +187,7 @@ describe('integration: agentless SSH collector', function () {
         await new Promise<void>((r) => tx.send(msg, 5060, KAM_IP, () => r()));
       }
     };
-    const deadline = Date.now() + 20000;
+    const deadline = Date.now() + 60000;
     let rate = 0;
     while (Date.now() < deadline && !(rate > 0)) {
       await sendOptions(20);
@@ -250,7 +256,7 @@ describe('integration: agentless SSH collector', function () {
         hostFingerprint: fingerprint,
       },
     });
-    await eventually(() => m.measurements().mem_used_ratio !== null, 'figures before the restart');
+    await figures(m, 'figures before the restart', server);
     expect(m.session.connections).to.equal(1);
     // A restarted sshd leaves running sessions alone (they run in their own process, in their own
     // session); a host reboot does not. Stop the listener and the process serving our connection.
@@ -264,20 +270,33 @@ describe('integration: agentless SSH collector', function () {
         /* already gone */
       }
     }
-    await eventually(() => m.measurements().mem_used_ratio === null, 'figures gone while sshd is down');
+    await eventually(
+      () => m.measurements().mem_used_ratio === null,
+      'figures gone while sshd is down',
+      60000,
+    );
     expect(m.session.state).to.not.equal('ready');
     expect(m.session.lastError).to.be.instanceOf(Error);
     await sleep(1000); // several failed attempts against a closed port
     server = await startSshd(port);
-    await eventually(() => m.measurements().mem_used_ratio !== null, 'figures after the restart', 30000).catch((e: Error) => {
-      const why = { state: m.session.state, lastError: m.session.lastError?.message, collectors: m.collectors() };
-      throw new Error(`${e.message}: ${JSON.stringify(why)}\n${server.tail(15)}`);
-    });
+    await figures(m, 'figures after the restart', server);
     expect(m.session.connections).to.equal(2);
     await m.stop();
     await server.stop();
   });
 });
+
+/** Waits for host figures; on timeout says what the session was doing and what sshd logged. */
+async function figures(m: SshBackendMonitor, what: string, server: ManagedProcess): Promise<void> {
+  await eventually(() => m.measurements().mem_used_ratio !== null, what, 60000).catch((e: Error) => {
+    const why = {
+      state: m.session.state,
+      lastError: m.session.lastError?.message,
+      collectors: m.collectors(),
+    };
+    throw new Error(`${e.message}: ${JSON.stringify(why)}\n${server.tail(60)}`);
+  });
+}
 
 /** PIDs whose parent is `pid` (sshd's per-connection processes), from /proc. */
 function childPids(pid: number): number[] {
