@@ -59,7 +59,7 @@ describe('integration: agentless SSH collector', function () {
         return isBound({ transport: 'tcp', address: SSH_IP, port });
       }, 'sshd listening');
     } catch (e) {
-      throw new Error(`${(e as Error).message}\n${p.tail(30)}`);
+      throw new Error(`${(e as Error).message}\n${p.tail(30)}`, { cause: e });
     }
     return p;
   };
@@ -294,7 +294,7 @@ async function figures(m: SshBackendMonitor, what: string, server: ManagedProces
       lastError: m.session.lastError?.message,
       collectors: m.collectors(),
     };
-    throw new Error(`${e.message}: ${JSON.stringify(why)}\n${server.tail(60)}`);
+    throw new Error(`${e.message}: ${JSON.stringify(why)}\n${server.tail(60)}`, { cause: e });
   });
 }
 
