@@ -151,7 +151,7 @@ describe('integration: agent beside a loaded Kamailio backend', function () {
         `peak tm ${peakTm}, dialogs ${peakDialogs}, req/s ${peakRate.toFixed(0)}, rx_queue ${peak(loaded, (m) => m.udp_rx_queue_bytes)} B, ` +
         `options rtt ${peak(loaded, (m) => m.options_rtt_ms).toFixed(2)} ms`,
     );
-    expect(result.stats.successful, 'the load itself succeeded (below capacity)').to.be.at.least(540);
+    expect(result.stats.successful, 'the load itself succeeded (below capacity)').to.be.at.least(480);
     expect(peakTm).to.be.at.least(idleTm + 50);
     expect(peakDialogs).to.be.at.least(idleDialogs + 50);
     expect(peakRate).to.be.greaterThan(100);
@@ -200,7 +200,9 @@ describe('integration: agent beside a loaded Kamailio backend', function () {
         `options rtt ${peakRtt.toFixed(1)} ms, tm ${peak(burst, (m) => m.tm_current)}, drops ${peak(burst, (m) => m.udp_drops)}`,
     );
     expect(peakQueue).to.be.greaterThan(calmQueue + 5000);
-    expect(peakRtt).to.be.greaterThan(Math.max(10, calmRtt * 10));
+    // About a second of work queues up in front of the workers: pings wait for it (or time out at 1 s).
+    expect(peakRtt).to.be.at.least(500);
+    expect(peakRtt).to.be.greaterThan(calmRtt * 5);
 
     await eventually(
       () => {
