@@ -101,6 +101,7 @@ class Agent implements AgentHandle {
   private silenceMs: number;
   private lastProbeAt = 0;
   private watchTimer: NodeJS.Timeout | undefined;
+  private boundAddress: { address: string; port: number } | undefined;
   private lastDropLog = -Infinity;
   private received = 0;
   private probesAnswered = 0;
@@ -127,9 +128,9 @@ class Agent implements AgentHandle {
     this.removeSignalHandlers = options.signals === false ? () => undefined : this.installSignalHandlers();
   }
 
-  get address() {
-    const a = this.socket.address();
-    return { address: a.address, port: a.port };
+  get address(): { address: string; port: number } {
+    // Read once at bind time: a closed socket has no address, and the handle outlives it.
+    return this.boundAddress ?? { address: this.config.listen.address, port: this.config.listen.port };
   }
 
   get acknowledged(): boolean {
@@ -145,6 +146,8 @@ class Agent implements AgentHandle {
       this.socket.once('error', reject);
       this.socket.bind(this.config.listen.port, this.config.listen.address, () => {
         this.socket.off('error', reject);
+        const a = this.socket.address();
+        this.boundAddress = { address: a.address, port: a.port };
         resolve();
       });
     });
