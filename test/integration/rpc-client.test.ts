@@ -3,6 +3,7 @@
  * (test/fixtures/kamailio/rpc-test.cfg: Basic auth, and a /stall path that sleeps 3 s in the worker).
  */
 import { expect } from 'chai';
+import http from 'node:http';
 import { join } from 'node:path';
 import { startKamailio } from '../../src/lab/kamailio.js';
 import {
@@ -10,7 +11,9 @@ import {
   RpcAbortedError,
   RpcAuthError,
   RpcDeadlineError,
+  RpcHttpError,
   RpcMethodError,
+  RpcProtocolError,
   RpcTransportError,
 } from '../../src/kamailio/rpc.js';
 import { REPO_ROOT, useProcessGroup } from '../support/harness.js';
@@ -143,6 +146,34 @@ describe('integration: Kamailio JSON-RPC client', function () {
     const e = await rejection(new KamailioRpcClient({ url: `http://${IP}:5999/RPC` }).call('tm.stats'));
     expect(e).to.be.instanceOf(RpcTransportError);
     expect((e as RpcTransportError).code).to.equal('ECONNREFUSED');
+  });
+
+  it('a reply that is not JSON-RPC is an RpcProtocolError; a non-RPC error status an RpcHttpError', async function () {
+    // Not Kamailio: a plain HTTP server standing for a misrouted URL or a proxy in between.
+    const server = http.createServer((req, res) => {
+      req.resume();
+      if (req.url === '/html') res.writeHead(200, { 'Content-Type': 'text/html' }).end('<html>hello</html>');
+      else if (req.url === '/empty-object') res.writeHead(200).end('{"jsonrpc":"2.0","id":1}');
+      else res.writeHead(502).end('Bad Gateway');
+    });
+    await new Promise<void>((r) => server.listen(5090, IP, () => r()));
+    try {
+      const base = `http://${IP}:5090`;
+      expect(
+        await rejection(new KamailioRpcClient({ url: `${base}/html` }).call('tm.stats')),
+      ).to.be.instanceOf(RpcProtocolError);
+      const noResult = await rejection(
+        new KamailioRpcClient({ url: `${base}/empty-object` }).call('tm.stats'),
+      );
+      expect(noResult).to.be.instanceOf(RpcProtocolError);
+      expect((noResult as Error).message).to.include('neither result nor error');
+      const gateway = await rejection(new KamailioRpcClient({ url: `${base}/proxy` }).call('tm.stats'));
+      expect(gateway).to.be.instanceOf(RpcHttpError);
+      expect(gateway).to.include({ status: 502, body: 'Bad Gateway' });
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 
   it('refuses a URL that is not http(s)', function () {
