@@ -1,11 +1,12 @@
 /**
  * Agentless backends: the same figures an agent reports, read over one kept-open SSH connection.
  *
- * - Host figures (CPU, memory, load, the SIP UDP socket's queue and drops) come from one exec that
+ * - Host figures (CPU, memory, load, the SIP UDP socket's queue and drops) come from one command that
  *   prints /proc/stat, /proc/meminfo, /proc/loadavg, /proc/net/udp and /proc/net/udp6 between markers
  *   (sections.ts), parsed by the agent's own parsers.
  * - Kamailio figures, where configured, come from `kamcmd` (tm.stats, dlg.stats_active, stats.fetchn)
- *   in one exec at a slower cadence, turned into the same measurements as the agent's JSON-RPC path.
+ *   in one command at a slower cadence, turned into the same measurements as the agent's JSON-RPC path.
+ * Commands go to one long-lived shell on the connection (remote-shell.ts), not an exec each.
  * - OPTIONS round trip is not measured here (it would time the network, not the host): it stays null.
  * Each section fails alone, and a lost connection nulls everything until the session reconnects.
  */
@@ -125,14 +126,14 @@ function sshHostCollector(session: SshSession, options: SshCollectorOptions): Co
     intervalMs: options.intervalMs,
     timeoutMs: execTimeoutMs + 500,
     async collect(signal) {
-      let result;
+      let output;
       try {
-        result = await session.exec(command, execTimeoutMs, signal);
+        output = await session.run(command, execTimeoutMs, signal);
       } catch (e) {
         cpu.reset(); // a CPU delta must not span a gap we did not see
         throw e;
       }
-      return hostMeasurements(parseSections(result.stdout), cpu, options.sipSocket, options.endianness);
+      return hostMeasurements(parseSections(output), cpu, options.sipSocket, options.endianness);
     },
   };
 }
@@ -169,14 +170,14 @@ function sshKamailioCollector(
     intervalMs: options.kamailioIntervalMs ?? options.intervalMs * 3,
     timeoutMs: execTimeoutMs + 500,
     async collect(signal) {
-      let result;
+      let output;
       try {
-        result = await session.exec(command, execTimeoutMs, signal);
+        output = await session.run(command, execTimeoutMs, signal);
       } catch (e) {
         rates.reset();
         throw e;
       }
-      const sections = parseSections(result.stdout);
+      const sections = parseSections(output);
       const { values, problems } = kamailioMeasurements(
         {
           tmStats: settle(sections, 'tm', 'tm.stats'),

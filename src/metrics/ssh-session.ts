@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
 import { silentLogger, type Logger } from './logger.js';
+import { RemoteShell } from './remote-shell.js';
 
 export interface SshTarget {
   readonly host: string;
@@ -81,6 +82,7 @@ export class SshSession {
   readonly target: string;
   private readonly expectedFingerprint: string;
   private client: Client | undefined;
+  private shell: RemoteShell | undefined;
   private current: SshSessionState = 'waiting';
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -118,8 +120,25 @@ export class SshSession {
   close(): void {
     this.current = 'closed';
     clearTimeout(this.retryTimer);
+    this.shell?.close();
+    this.shell = undefined;
     this.client?.end();
     this.client = undefined;
+  }
+
+  /**
+   * Runs `command` in the connection's long-lived shell (remote-shell.ts) and resolves its output;
+   * rejects at once when there is no connection. Cheaper on the host than `exec`: no new session and
+   * no login shell per call.
+   */
+  run(command: string, deadlineMs: number, signal?: AbortSignal): Promise<string> {
+    if (this.current !== 'ready' || !this.shell) return Promise.reject(this.notConnected());
+    return this.shell.run(command, deadlineMs, signal);
+  }
+
+  private notConnected(): SshNotConnectedError {
+    const why = this.failure ? `: ${this.failure.message}` : '';
+    return new SshNotConnectedError(`ssh ${this.target} not connected (${this.current})${why}`);
   }
 
   /** Runs `command` on the open connection; rejects at once when there is none. */
@@ -196,6 +215,7 @@ export class SshSession {
     client.on('ready', () => {
       if (this.client !== client) return;
       this.current = 'ready';
+      this.shell = new RemoteShell(client, `ssh ${this.target}`);
       this.attempt = 0;
       this.connects++;
       if (this.failure) this.logger.info({ ssh: this.target }, 'ssh connected again');
@@ -208,6 +228,8 @@ export class SshSession {
     client.on('close', () => {
       if (this.client !== client) return;
       this.client = undefined;
+      this.shell?.close();
+      this.shell = undefined;
       if (this.current === 'closed') return;
       this.failure ??= new Error('connection closed');
       const delay = backoffDelayMs(this.options.reconnect ?? SSH_RECONNECT, this.attempt++, Math.random());

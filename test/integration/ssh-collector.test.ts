@@ -228,6 +228,26 @@ describe('integration: agentless SSH collector', function () {
     await m.stop();
   });
 
+  it('runs commands in one long-lived shell, in order; an overrun discards it and the next gets a new one', async function () {
+    const m = monitor();
+    await eventually(() => m.session.state === 'ready', 'connected', 60000);
+    const pids = await Promise.all([m.session.run('echo $$', 20000), m.session.run('echo $$', 20000)]);
+    expect(pids[0]).to.match(/^\d+\n$/);
+    expect(pids[1], 'same shell process').to.equal(pids[0]);
+    expect(await Promise.all([m.session.run('printf a', 20000), m.session.run('true', 20000)])).to.deep.equal(
+      ['a', ''],
+    );
+    const overrun = await m.session.run('sleep 5', 300).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(overrun?.message).to.include('did not finish within');
+    const after = await m.session.run('echo $$', 20000);
+    expect(after).to.match(/^\d+\n$/);
+    expect(after, 'a fresh shell after the overrun').to.not.equal(pids[0]);
+    await m.stop();
+  });
+
   it('refuses a malformed fingerprint at construction', function () {
     expect(
       () =>
