@@ -7,6 +7,8 @@
  */
 import { expect } from 'chai';
 import { createSocket, type Socket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { findUdpSocket, parseProcNetUdp } from '../../src/metrics/proc-net-udp.js';
 import { runAgent, type AgentHandle } from '../../src/agent/index.js';
 import { decodeDatagram, DROP_REASONS, encodeMessage, typeMask } from '../../src/heartbeat/codec.js';
 import { deriveBackendKey, heartbeatKey } from '../../src/heartbeat/keys.js';
@@ -113,8 +115,15 @@ describe('integration: agent fuzz over UDP', function () {
 
     const c = agent.counters();
     const received = c.received - base.received;
+    // What did not reach the agent was dropped by the kernel (receive buffer full), and counted there.
+    const kernelDrops = findUdpSocket(
+      parseProcNetUdp(readFileSync('/proc/net/udp', 'utf8')),
+      to.address,
+      to.port,
+    )!.drops;
     const dropped = Object.fromEntries(DROP_REASONS.map((r) => [r, c.drops[r] - base.drops[r]]));
     const droppedTotal = Object.values(dropped).reduce((a, b) => a + b, 0);
+    console.log(`      kernel drops on the agent's socket: ${kernelDrops}`);
     console.log(
       `      sent ${sent} in ${elapsed.toFixed(1)} s (${(sent / elapsed).toFixed(0)}/s), received ${received}, send errors ${sendErrors}`,
     );
@@ -124,6 +133,9 @@ describe('integration: agent fuzz over UDP', function () {
 
     expect(sent).to.equal(COUNT);
     expect(received, 'the agent saw (nearly) all datagrams').to.be.at.least(Math.floor(COUNT * 0.98));
+    expect(received + kernelDrops, 'every datagram reached the agent or was counted by the kernel').to.equal(
+      sent - sendErrors,
+    );
     expect(c.probesAnswered, 'no fuzzed probe answered').to.equal(base.probesAnswered);
     expect(replies.length, 'nothing sent back to the fuzzer').to.equal(repliesBefore);
     expect(undecodable).to.equal(0);
