@@ -1,6 +1,12 @@
 /** The contract between a metric source and the Sampler that runs it. */
 import type { MeasuredField, PartialMeasurements } from './types.js';
 
+/** How often a collector samples and how long one sample may take. */
+export interface Cadence {
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+}
+
 export interface Sample {
   /** Values measured this time; a field of the collector left out of it becomes null. */
   readonly values: PartialMeasurements;

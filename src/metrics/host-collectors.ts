@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { endianness } from 'node:os';
 import { isIPv6 } from 'node:net';
-import type { Collector } from './collector.js';
+import type { Cadence, Collector } from './collector.js';
 import { CpuTracker } from './cpu-tracker.js';
 import { parseLoadavg } from './loadavg.js';
 import { memUsedRatio, parseMeminfo } from './meminfo.js';
@@ -17,11 +17,6 @@ import { findUdpSocket, parseProcNetUdp } from './proc-net-udp.js';
 export type TextReader = (path: string) => Promise<string>;
 
 export const readText: TextReader = (path) => readFile(path, 'utf8');
-
-export interface Cadence {
-  readonly intervalMs: number;
-  readonly timeoutMs: number;
-}
 
 /** Gap between the first two /proc/stat readings (several jiffies at USER_HZ=100). */
 const FIRST_DELTA_MS = 250;

@@ -5,8 +5,7 @@
  * the RPC is missing).
  */
 import { RpcMethodError, type RpcParam } from '../kamailio/rpc.js';
-import type { Collector } from './collector.js';
-import type { Cadence } from './host-collectors.js';
+import type { Cadence, Collector } from './collector.js';
 import {
   FETCHN_GROUPS,
   kamailioCounters,
