@@ -202,6 +202,8 @@ interface RunResult {
   misses: number;
   dropped: number;
   simCpuUtil: number;
+  /** Overload cap on probes/s at the end (Infinity: none). */
+  probeCap: number;
 }
 
 function gcFn(): () => void {
@@ -305,6 +307,7 @@ async function runOne(n: number, rate: number, warmupS: number, seconds: number)
       misses: c1.misses - c0.misses,
       dropped,
       simCpuUtil: sim.cpuMs / 1000 / simWall,
+      probeCap: ep.core.probeCapPerSecond,
     };
   } finally {
     if (child.exitCode === null && child.pid !== undefined) {
@@ -490,6 +493,7 @@ export async function runHeartbeatBench(args: string[]): Promise<void> {
     row([
       'backends',
       'offered/s',
+      'probe cap/s',
       'probes/s',
       'reports/s',
       'cpu ms/1k',
@@ -507,6 +511,7 @@ export async function runHeartbeatBench(args: string[]): Promise<void> {
       row([
         r.backends,
         (r.backends * r.ratePerBackend).toFixed(0),
+        Number.isFinite(r.probeCap) ? r.probeCap.toFixed(0) : 'none',
         r.probesPerS.toFixed(0),
         r.reportsPerS.toFixed(0),
         r.cpuMsPer1k.toFixed(1),
@@ -541,6 +546,8 @@ export async function runHeartbeatBench(args: string[]): Promise<void> {
       bench: 'heartbeat',
       backends: last.backends,
       probes_per_backend_per_s: last.ratePerBackend,
+      probes_per_s: Math.round(last.probesPerS),
+      probe_cap_per_s: Number.isFinite(last.probeCap) ? Math.round(last.probeCap) : null,
       reports_per_s: Math.round(last.reportsPerS),
       cpu_ms_per_1k: Number(last.cpuMsPer1k.toFixed(2)),
       rss_kb_per_backend: Number(last.rssKbPerBackend.toFixed(2)),

@@ -146,6 +146,8 @@ export interface ControllerCounters {
   registered: number;
   /** Exceptions caught at the socket boundary (a bug if ever non-zero; the endpoint keeps running). */
   internalErrors: number;
+  /** Times the overload cap on the probe rate changed (overload.ts). */
+  probeCapChanges: number;
 }
 
 class Backend implements DueItem, BackendView {
@@ -226,6 +228,7 @@ export class ControllerCore {
   private readonly header = emptyHeader();
   /** Backends currently suspect (for the fast-probing guard). */
   private suspects = 0;
+  private probeCap = Infinity;
   private readonly mono: () => number;
   private readonly wall: () => number;
   private readonly random: () => number;
@@ -267,6 +270,7 @@ export class ControllerCore {
       unmatchedReports: 0,
       registered: 0,
       internalErrors: 0,
+      probeCapChanges: 0,
     };
   }
 
@@ -477,9 +481,25 @@ export class ControllerCore {
     return this.suspects * 10 <= this.heap.size;
   }
 
-  /** The configured interval, stretched if the probe budget requires it. */
+  /** The configured interval, stretched if the probe budget or the overload cap requires it. */
   baseIntervalMs(): number {
-    return Math.max(this.timing.probeIntervalMs, (1000 * this.heap.size) / this.timing.maxProbesPerSecond);
+    const budget = Math.min(this.timing.maxProbesPerSecond, this.probeCap);
+    return Math.max(this.timing.probeIntervalMs, (1000 * this.heap.size) / budget);
+  }
+
+  /** Probes per second the schedule wants (every probed backend at the configured interval). */
+  get wantedProbesPerSecond(): number {
+    return Math.min(this.timing.maxProbesPerSecond, (1000 * this.heap.size) / this.timing.probeIntervalMs);
+  }
+
+  /** Current overload cap on probes per second (Infinity when none); set by the endpoint (overload.ts). */
+  get probeCapPerSecond(): number {
+    return this.probeCap;
+  }
+
+  setProbeCap(perSecond: number): void {
+    if (!(perSecond > 0)) throw new RangeError('probe cap must be > 0');
+    this.probeCap = perSecond;
   }
 
   private intervalFor(b: Backend): number {

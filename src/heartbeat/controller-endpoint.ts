@@ -4,6 +4,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { literalLookup } from './udp-lookup.js';
+import { DEFAULT_OVERLOAD, nextProbeCap, type OverloadParams } from './overload.js';
 import {
   ControllerCore,
   type ControllerCoreOptions,
@@ -13,6 +14,10 @@ import {
 
 export interface ControllerEndpointOptions extends ControllerCoreOptions {
   readonly listen: UdpAddress;
+  /** Overload protection (overload.ts); `false` turns it off. */
+  readonly overload?: Partial<OverloadParams> | false;
+  /** How often the event-loop utilisation is sampled for it. */
+  readonly overloadSampleMs?: number;
   /** Requested SO_RCVBUF/SO_SNDBUF (the kernel may cap it at net.core.rmem_max). */
   readonly socketBufferBytes?: number;
 }
@@ -22,6 +27,7 @@ export class ControllerEndpoint {
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private closed = false;
+  private overloadTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     private readonly socket: Socket,
@@ -53,6 +59,35 @@ export class ControllerEndpoint {
     });
     // A UDP socket reports ICMP errors etc. as 'error'; never let that kill the controller.
     socket.on('error', () => this.core.sendFailed());
+    if (opts.overload !== false)
+      this.watchOverload({ ...DEFAULT_OVERLOAD, ...opts.overload }, opts.overloadSampleMs ?? 500);
+  }
+
+  /** Samples event-loop utilisation and caps the probe rate while we are the bottleneck. */
+  private watchOverload(params: OverloadParams, everyMs: number): void {
+    let lastElu = performance.eventLoopUtilization();
+    let lastSent = this.core.counters.probesSent;
+    let lastAt = performance.now();
+    this.overloadTimer = setInterval(() => {
+      const elu = performance.eventLoopUtilization(lastElu);
+      lastElu = performance.eventLoopUtilization();
+      const now = performance.now();
+      const sentPerS = ((this.core.counters.probesSent - lastSent) * 1000) / Math.max(1, now - lastAt);
+      lastSent = this.core.counters.probesSent;
+      lastAt = now;
+      const cap = nextProbeCap(
+        this.core.probeCapPerSecond,
+        elu.utilization,
+        sentPerS,
+        this.core.wantedProbesPerSecond,
+        params,
+      );
+      if (cap !== this.core.probeCapPerSecond) {
+        this.core.setProbeCap(cap);
+        this.core.counters.probeCapChanges++;
+      }
+    }, everyMs);
+    this.overloadTimer.unref();
   }
 
   static async start(
@@ -114,6 +149,7 @@ export class ControllerEndpoint {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.overloadTimer !== null) clearInterval(this.overloadTimer);
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
