@@ -32,6 +32,8 @@ interface Slot {
   inFlightSince: number | undefined;
   timer: NodeJS.Timeout | undefined;
   running: Promise<void> | undefined;
+  /** Ends the sample in flight (on its timeout, or on stop). */
+  abort: AbortController | undefined;
 }
 
 export class Sampler {
@@ -58,6 +60,7 @@ export class Sampler {
       inFlightSince: undefined,
       timer: undefined,
       running: undefined,
+      abort: undefined,
     }));
   }
 
@@ -84,10 +87,13 @@ export class Sampler {
     return this.slots.map((s) => s.status);
   }
 
-  /** Stops scheduling, waits for samples in flight (bounded by their timeouts) and closes collectors. */
+  /** Stops scheduling, ends samples in flight at once and closes the collectors. */
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const slot of this.slots) clearTimeout(slot.timer);
+    for (const slot of this.slots) {
+      clearTimeout(slot.timer);
+      slot.abort?.abort();
+    }
     await Promise.all(this.slots.map((s) => s.running));
     await Promise.all(this.slots.map(async (s) => s.collector.close?.()));
   }
@@ -109,12 +115,17 @@ export class Sampler {
   private async sampleOnce(slot: Slot): Promise<void> {
     const { collector } = slot;
     const abort = new AbortController();
+    slot.abort = abort;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         reject(new DeadlineExceeded(collector.name, collector.timeoutMs));
         abort.abort();
       }, collector.timeoutMs);
+      // stop() aborts: settle now rather than wait for a collector that ignores its signal.
+      abort.signal.addEventListener('abort', () => reject(new Error(`${collector.name}: stopped`)), {
+        once: true,
+      });
     });
     let sample: Sample | undefined;
     let failure: unknown;
@@ -125,6 +136,7 @@ export class Sampler {
       failure = e;
     } finally {
       clearTimeout(timer);
+      slot.abort = undefined;
     }
     if (this.stopped) return;
     this.record(slot, sample, failure);

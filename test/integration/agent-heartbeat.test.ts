@@ -16,6 +16,7 @@ import { ControllerEndpoint } from '../../src/heartbeat/controller-endpoint.js';
 import { deriveBackendKey, heartbeatKey } from '../../src/heartbeat/keys.js';
 import { AGENT_SENDS, type HeartbeatMessage } from '../../src/heartbeat/messages.js';
 import type { AgentConfig } from '../../src/config/types.js';
+import type { Collector } from '../../src/metrics/collector.js';
 import { eventually, REPO_ROOT } from '../support/harness.js';
 
 const MASTER = Buffer.alloc(32, 0x44);
@@ -99,6 +100,94 @@ describe('integration: agent heartbeat against the controller endpoint', functio
     await eventually(() => ep.core.counters.accepted.bye > byes, 'bye accepted');
     expect(ep.core.get('be-hb')!.health.kind).to.equal('draining');
     agent = undefined;
+  });
+});
+
+describe('integration: agent timing guarantees', function () {
+  this.timeout(60000);
+  let ep: ControllerEndpoint;
+  let agent: AgentHandle | undefined;
+  before(async function () {
+    ep = await ControllerEndpoint.start({
+      listen: { address: '127.0.4.3', port: 0 },
+      masterKeys: [MASTER],
+      selfRegistrationSets: new Set([1]),
+      timing: { probeIntervalMs: 100, probeTimeoutMs: 80 },
+    });
+  });
+  after(async function () {
+    await agent?.stop('test over', false);
+    await ep?.close();
+  });
+
+  it('answers probes from the snapshot while a collector hangs, and stops without waiting for it', async function () {
+    let started = 0;
+    const hanging: Collector = {
+      name: 'hangs',
+      fields: ['tm_current'],
+      intervalMs: 100,
+      timeoutMs: 60_000,
+      collect: () => {
+        started++;
+        return new Promise(() => undefined);
+      },
+    };
+    const quick: Collector = {
+      name: 'quick',
+      fields: ['load1'],
+      intervalMs: 100,
+      timeoutMs: 1000,
+      collect: async () => ({ values: { load1: 0.5 } }),
+    };
+    agent = await runAgent(
+      { ...agentConfig('be-slow', 0, ep.address), listen: { address: '127.0.4.4', port: 0 } },
+      undefined,
+      {
+        signals: false,
+        collectors: [hanging, quick],
+      },
+    );
+    await eventually(
+      () => ep.core.get('be-slow') && agent!.counters().probesAnswered >= 10,
+      'ten probes answered',
+    );
+    expect(started, 'the hanging sample is still the first one').to.equal(1);
+    const m = ep.core.get('be-slow')!.metrics!;
+    expect(m.load1).to.equal(0.5);
+    expect(m.tm_current).to.equal(null);
+    const t0 = performance.now();
+    await agent.stop('done');
+    expect(performance.now() - t0, 'stop does not wait for the 60 s timeout').to.be.lessThan(10_000);
+    agent = undefined;
+  });
+
+  it('announces itself again when probes stop (the controller restarted and forgot it)', async function () {
+    agent = await runAgent(
+      { ...agentConfig('be-again', 0, ep.address), listen: { address: '127.0.4.5', port: 0 } },
+      undefined,
+      {
+        signals: false,
+        silenceBeforeHelloMs: 1000,
+      },
+    );
+    await eventually(() => agent!.acknowledged, 'first hello acknowledged');
+    const address = ep.address;
+    await ep.close();
+    await eventually(() => !agent!.acknowledged, 'agent notices the silence');
+    const hellosBefore = agent.counters().hellosSent;
+    ep = await ControllerEndpoint.start({
+      listen: address,
+      masterKeys: [MASTER],
+      selfRegistrationSets: new Set([1]),
+      timing: { probeIntervalMs: 100, probeTimeoutMs: 80 },
+    });
+    await eventually(
+      () => agent!.acknowledged && ep.core.get('be-again')?.metrics,
+      'registered again with the new controller',
+      40_000,
+    );
+    expect(agent.counters().hellosSent).to.be.greaterThan(hellosBefore);
+    expect(ep.core.get('be-again')!.source).to.equal('hello');
   });
 });
 

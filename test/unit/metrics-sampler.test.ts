@@ -155,6 +155,17 @@ describe('metrics: sampler', function () {
     await eventually(() => sampler!.snapshot().options_rtt_ms === 2, 'the completed value');
   });
 
+  it('stop() does not wait for a collector that never finishes', async function () {
+    const s = new Sampler([
+      scripted('hangs', ['req_rate'], () => new Promise<Sample>(() => undefined), { timeoutMs: 60_000 }),
+    ]);
+    s.start();
+    await sleep(50);
+    const t0 = performance.now();
+    await s.stop();
+    expect(performance.now() - t0).to.be.lessThan(5000);
+  });
+
   it('stop() closes every collector and schedules nothing more', async function () {
     let closed = 0;
     let calls = 0;
