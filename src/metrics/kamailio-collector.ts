@@ -56,7 +56,8 @@ export function kamailioMeasurements(
     parse: (v: unknown) => T,
   ): T | undefined => {
     if (settled.status === 'rejected') {
-      problems.push(`${label}: ${reason(settled)}`);
+      const why = reason(settled);
+      problems.push(why.startsWith(label) ? why : `${label}: ${why}`);
       return undefined;
     }
     try {

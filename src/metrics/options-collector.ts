@@ -110,7 +110,15 @@ export class OptionsPinger {
         // unreachable as ECONNREFUSED, so "nothing listens" is told apart from "slow".
         socket.connect(this.target.port, this.target.address, () => {
           socket.off('error', fail);
-          socket.on('error', (e) => this.pending?.reject(e));
+          socket.on('error', (e: NodeJS.ErrnoException) =>
+            this.pending?.reject(
+              e.code === 'ECONNREFUSED'
+                ? new Error(
+                    `nothing listens on ${this.target.address}:${this.target.port} (ICMP port unreachable)`,
+                  )
+                : e,
+            ),
+          );
           socket.on('message', (msg) => this.onMessage(msg));
           this.local = { address: this.localAddress, port: socket.address().port };
           this.socket = socket;
