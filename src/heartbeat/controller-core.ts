@@ -367,7 +367,7 @@ export class ControllerCore {
    */
   private receiveUnknown(buf: Buffer, hdr: DatagramHeader, from: UdpAddress): void {
     if (hdr.type !== 'hello' || this.selfRegSets.size === 0) return this.dropped('unknown_backend');
-    // At most one derivation per master whose key id matches: bounded work, nothing stored.
+    // One derivation per master (at most two), a MAC check per matching key id: bounded work, nothing stored.
     const keys: HeartbeatKey[] = [];
     for (const m of this.masters) {
       const k = heartbeatKey(deriveBackendKey(m, hdr.backendId));
