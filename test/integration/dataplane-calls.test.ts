@@ -69,14 +69,25 @@ describe('data plane: calls through the transparent LB', function () {
     expect(r.stats.failed, 'failed calls').to.equal(0);
 
     const lbAfter = await lbStats();
-    expect(delta(lbBefore, lbAfter, 'core.rcv_requests_invite'), 'INVITEs at the LB').to.equal(calls);
+    // Each client retransmission (a loaded machine) may add one message; none: the check is exact.
+    const slack = r.stats.retransmissions;
+    expect(delta(lbBefore, lbAfter, 'core.rcv_requests_invite'), 'INVITEs at the LB').to.be.within(
+      calls,
+      calls + slack,
+    );
     expect(delta(lbBefore, lbAfter, 'core.rcv_requests_ack'), 'ACKs at the LB').to.equal(0);
     expect(delta(lbBefore, lbAfter, 'core.rcv_requests_bye'), 'BYEs at the LB').to.equal(0);
     expect(delta(lbBefore, lbAfter, 'core.rcv_replies'), 'replies at the LB').to.equal(0);
 
     const beAfter = await backendStats();
-    expect(sum(beAfter, beBefore, 'core.rcv_requests_ack'), 'ACKs at the backends').to.equal(calls);
-    expect(sum(beAfter, beBefore, 'core.rcv_requests_bye'), 'BYEs at the backends').to.equal(calls);
+    expect(sum(beAfter, beBefore, 'core.rcv_requests_ack'), 'ACKs at the backends').to.be.within(
+      calls,
+      calls + slack,
+    );
+    expect(sum(beAfter, beBefore, 'core.rcv_requests_bye'), 'BYEs at the backends').to.be.within(
+      calls,
+      calls + slack,
+    );
 
     const invites = invitesAtUases();
     expect(invites, 'INVITEs at the UASes').to.have.length(calls);
