@@ -69,22 +69,30 @@ export interface SipSocket {
   readonly port: number;
 }
 
-/** Receive queue and drops of Kamailio's SIP UDP socket (the kernel's view of work not yet read). */
+/**
+ * Receive queue and drops of Kamailio's SIP UDP socket (the kernel's view of work not yet read).
+ * An IPv4 address is looked up in /proc/net/udp, then, if nothing is bound there, in /proc/net/udp6
+ * as its v4-mapped form or the dual-stack wildcard `::` (a server listening on [::] takes IPv4 too).
+ */
 export function udpSocketCollector(
   socket: SipSocket,
   cadence: Cadence,
   read: TextReader = readText,
 ): Collector {
-  const table = isIPv6(socket.address) ? '/proc/net/udp6' : '/proc/net/udp';
+  const v6 = isIPv6(socket.address);
   const hostEndianness = endianness();
+  const lookup = async (table: string, address: string) =>
+    findUdpSocket(parseProcNetUdp(await read(table), table, hostEndianness), address, socket.port);
   return {
     name: 'udp-socket',
     fields: ['udp_rx_queue_bytes', 'udp_drops'],
     ...cadence,
     async collect() {
-      const rows = parseProcNetUdp(await read(table), table, hostEndianness);
-      const found = findUdpSocket(rows, socket.address, socket.port);
-      if (!found) throw new Error(`no UDP socket bound to ${socket.address}:${socket.port} in ${table}`);
+      const found = v6
+        ? await lookup('/proc/net/udp6', socket.address)
+        : ((await lookup('/proc/net/udp', socket.address)) ??
+          (await lookup('/proc/net/udp6', `::ffff:${socket.address}`).catch(() => undefined)));
+      if (!found) throw new Error(`no UDP socket bound to ${socket.address}:${socket.port}`);
       return { values: { udp_rx_queue_bytes: found.rxQueueBytes, udp_drops: found.drops } };
     },
   };

@@ -58,6 +58,14 @@ describe('metrics: local host collectors', function () {
     expect(read6.reads).to.deep.equal(['/proc/net/udp6']);
   });
 
+  it('udp socket: an IPv4 address served by an IPv6 socket (v4-mapped or dual-stack ::)', async function () {
+    // net-udp6 holds a socket bound to ::ffff:127.0.4.3:5064; nothing on 5064 in net-udp.
+    const read = reader({ '/proc/net/udp': ['net-udp'], '/proc/net/udp6': ['net-udp6'] });
+    const c = udpSocketCollector({ address: '127.0.4.3', port: 5064 }, cadence, read);
+    expect((await c.collect(signal)).values).to.deep.equal({ udp_rx_queue_bytes: 0, udp_drops: 0 });
+    expect(read.reads).to.deep.equal(['/proc/net/udp', '/proc/net/udp6']);
+  });
+
   it('udp socket: nothing bound there is a failure with the address named, not a zero queue', async function () {
     const c = udpSocketCollector(
       { address: '127.0.4.9', port: 5060 },
