@@ -72,24 +72,27 @@ describe('data plane: the LB', function () {
           timeoutS: 40,
         });
         expect(r.stats.successful, `${name}: answered`).to.equal(count);
+        return r.stats.retransmissions;
       };
       let before = await backendStats();
-      await sendOptions('uac-split', 1000);
+      const retransmitted = await sendOptions('uac-split', 1000);
       let after = await backendStats();
       const split = after.map((s, i) => delta(before[i] ?? {}, s, 'core.rcv_requests_options'));
-      expect(split[0]! + split[1]!).to.equal(1000);
-      expect(split[0]! / 1000, `share of the weight-80 backend (${split.join('/')})`).to.be.within(
-        0.77,
-        0.83,
-      );
+      // A retransmission (loaded machine) reaches a backend once more; without any, exactly 1,000.
+      expect(split[0]! + split[1]!).to.be.within(1000, 1000 + retransmitted);
+      expect(
+        split[0]! / (split[0]! + split[1]!),
+        `share of the weight-80 backend (${split.join('/')})`,
+      ).to.be.within(0.77, 0.83);
 
       await lbRpc('dispatcher.set_state', ['i', DATAPLANE_NET.dsSet, plane.backends[0]!.uri]);
       try {
         before = await backendStats();
-        await sendOptions('uac-inactive', 200);
+        const again = await sendOptions('uac-inactive', 200);
         after = await backendStats();
         const shifted = after.map((s, i) => delta(before[i] ?? {}, s, 'core.rcv_requests_options'));
-        expect(shifted, 'requests per backend with the first inactive').to.deep.equal([0, 200]);
+        expect(shifted[0], 'requests at the inactive backend').to.equal(0);
+        expect(shifted[1], 'requests at the other backend').to.be.within(200, 200 + again);
       } finally {
         await lbRpc('dispatcher.set_state', ['a', DATAPLANE_NET.dsSet, plane.backends[0]!.uri]);
       }
