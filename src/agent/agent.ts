@@ -16,20 +16,16 @@ import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { decodeDatagram, EncodeError, encodeMessage, typeMask, type KeyLookup } from '../heartbeat/codec.js';
 import { heartbeatKey, type HeartbeatKey } from '../heartbeat/keys.js';
-import {
-  CONTROLLER_SENDS,
-  type HeartbeatMessage,
-  type HelloAckMessage,
-  type ProbeMessage,
-} from '../heartbeat/messages.js';
+import { CONTROLLER_SENDS, type HeartbeatMessage, type ProbeMessage } from '../heartbeat/messages.js';
 import type { FreshnessLimits } from '../heartbeat/replay.js';
 import type { AgentConfig } from '../config/types.js';
-import { backoffDelayMs, type BackoffPolicy } from '../metrics/backoff.js';
+import type { BackoffPolicy } from '../metrics/backoff.js';
 import type { Collector } from '../metrics/collector.js';
 import { silentLogger, type Logger } from '../metrics/logger.js';
 import { toReportMetrics } from '../metrics/report-metrics.js';
 import { Sampler, type CollectorStatus } from '../metrics/sampler.js';
 import type { Measurements } from '../metrics/types.js';
+import { Announcer } from './announcer.js';
 import { agentCollectors } from './collectors.js';
 import { ControllerReplay } from './controller-replay.js';
 import { DropCounters, type DropCounts } from './drop-counters.js';
@@ -41,8 +37,6 @@ const BYE_COPIES = 3;
 const BYE_SPACING_MS = 20;
 /** A drop summary is logged at most this often, and only when something was dropped. */
 const DROP_LOG_INTERVAL_MS = 10_000;
-/** Hello repeats: 250 ms, 500 ms, 1 s ... up to 30 s, ±20 %. */
-export const HELLO_BACKOFF: BackoffPolicy = { initialMs: 250, maxMs: 30_000, factor: 2, jitter: 0.2 };
 
 export interface AgentOptions {
   /** Install SIGTERM/SIGINT (bye, stop) and SIGUSR1/SIGUSR2 (drain/undrain) handlers. Default true. */
@@ -94,18 +88,12 @@ class Agent implements AgentHandle {
   private readonly socket: dgram.Socket;
   private seq = 0;
   private isDraining: boolean;
-  private helloSeqs = new Set<number>();
-  private helloAttempt = 0;
-  private helloTimer: NodeJS.Timeout | undefined;
-  private isAcknowledged = false;
-  private silenceMs: number;
-  private lastProbeAt = 0;
+  private readonly announcer: Announcer;
   private watchTimer: NodeJS.Timeout | undefined;
   private boundAddress: { address: string; port: number } | undefined;
   private lastDropLog = -Infinity;
   private received = 0;
   private probesAnswered = 0;
-  private hellosSent = 0;
   private byesSent = 0;
   private stopping: Promise<void> | undefined;
   private resolveClosed!: () => void;
@@ -121,7 +109,12 @@ class Agent implements AgentHandle {
     this.lookup = (backendId) => (backendId === config.backend_id ? this.keys : undefined);
     this.replay = new ControllerReplay(options.freshness);
     this.isDraining = config.draining;
-    this.silenceMs = options.silenceBeforeHelloMs ?? 5000;
+    this.announcer = new Announcer({
+      sendHello: () => this.sendHello(),
+      logger,
+      ...(options.helloBackoff ? { backoff: options.helloBackoff } : {}),
+      ...(options.silenceBeforeHelloMs !== undefined ? { silenceMs: options.silenceBeforeHelloMs } : {}),
+    });
     this.sampler = new Sampler(options.collectors ?? agentCollectors(config), logger);
     this.socket = dgram.createSocket('udp4');
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
@@ -134,7 +127,7 @@ class Agent implements AgentHandle {
   }
 
   get acknowledged(): boolean {
-    return this.isAcknowledged;
+    return this.announcer.acknowledged;
   }
 
   get draining(): boolean {
@@ -155,7 +148,7 @@ class Agent implements AgentHandle {
     this.socket.on('error', (e) => this.logger.warn({ err: e.message }, 'heartbeat socket error'));
     this.socket.on('message', (buf, rinfo) => this.onDatagram(buf, rinfo));
     this.sampler.start();
-    this.sendHello();
+    this.announcer.start();
     this.watchTimer = setInterval(() => this.watch(), 1000);
     this.logger.info(
       {
@@ -186,7 +179,7 @@ class Agent implements AgentHandle {
     return {
       received: this.received,
       probesAnswered: this.probesAnswered,
-      hellosSent: this.hellosSent,
+      hellosSent: this.announcer.hellosSent,
       byesSent: this.byesSent,
       drops: this.drops.snapshot(),
       dropsTotal: this.drops.total(),
@@ -199,7 +192,7 @@ class Agent implements AgentHandle {
   }
 
   private async shutdown(reason: string, sendBye: boolean): Promise<void> {
-    clearTimeout(this.helloTimer);
+    this.announcer.stop();
     clearInterval(this.watchTimer);
     this.removeSignalHandlers();
     if (sendBye) {
@@ -241,8 +234,10 @@ class Agent implements AgentHandle {
         return;
       }
       if (msg.type === 'probe') this.answerProbe(msg, rinfo);
-      else if (msg.type === 'hello_ack') this.onHelloAck(msg);
-      else this.drops.count('unexpected_type');
+      else if (msg.type === 'hello_ack') {
+        // Authentic, but answering none of this run's hellos: an ack meant for an earlier run.
+        if (!this.announcer.acknowledge(msg.echoSeq, msg.intervalMs)) this.drops.count('replayed');
+      } else this.drops.count('unexpected_type');
     } catch (e) {
       // The codec never throws; this guards the agent against its own bugs, not against input.
       this.drops.count('malformed');
@@ -251,7 +246,7 @@ class Agent implements AgentHandle {
   }
 
   private answerProbe(probe: ProbeMessage, rinfo: dgram.RemoteInfo): void {
-    this.lastProbeAt = performance.now();
+    this.announcer.probed();
     const metrics = toReportMetrics(this.sampler.snapshot(), this.config.capacity, this.isDraining);
     // Authentic and fresh, so answering its source cannot be abused for reflection.
     void this.send(
@@ -261,27 +256,9 @@ class Agent implements AgentHandle {
     this.probesAnswered++;
   }
 
-  private onHelloAck(ack: HelloAckMessage): void {
-    if (!this.helloSeqs.has(ack.echoSeq)) {
-      // Authentic but not an answer to any hello of this boot: an ack meant for our previous run.
-      this.drops.count('replayed');
-      return;
-    }
-    this.silenceMs = this.options.silenceBeforeHelloMs ?? Math.max(5000, 20 * ack.intervalMs);
-    this.lastProbeAt = performance.now();
-    if (this.isAcknowledged) return;
-    this.isAcknowledged = true;
-    clearTimeout(this.helloTimer);
-    this.helloTimer = undefined;
-    this.logger.info({ intervalMs: ack.intervalMs, hellos: this.helloAttempt }, 'hello acknowledged');
-  }
-
-  private sendHello(): void {
-    if (this.stopping || this.isAcknowledged) return;
+  /** Sends one hello to the configured controller; returns its sequence number. */
+  private sendHello(): number {
     const envelope = this.envelope();
-    // Bounded: only the hellos of this round of announcing can be acknowledged.
-    if (this.helloSeqs.size >= 64) this.helloSeqs = new Set([...this.helloSeqs].slice(-32));
-    this.helloSeqs.add(envelope.seq);
     void this.send(
       {
         type: 'hello',
@@ -293,28 +270,19 @@ class Agent implements AgentHandle {
       },
       this.config.controller,
     );
-    this.hellosSent++;
-    const delay = backoffDelayMs(
-      this.options.helloBackoff ?? HELLO_BACKOFF,
-      this.helloAttempt++,
-      Math.random(),
-    );
-    this.helloTimer = setTimeout(() => this.sendHello(), delay);
+    return envelope.seq;
   }
 
-  /** Once a second: announce again when an acknowledged agent has heard no probe for a long time. */
+  /** Once a second: a drop summary (at most every 10 s, only after drops), and the silence check. */
   private watch(): void {
-    const dropped = this.drops.takeRecent();
-    if (dropped > 0 && performance.now() - this.lastDropLog >= DROP_LOG_INTERVAL_MS) {
-      this.lastDropLog = performance.now();
-      this.logger.warn({ dropped, drops: this.drops.snapshot() }, 'datagrams dropped');
+    if (performance.now() - this.lastDropLog >= DROP_LOG_INTERVAL_MS) {
+      const dropped = this.drops.takeRecent();
+      if (dropped > 0) {
+        this.lastDropLog = performance.now();
+        this.logger.warn({ dropped, drops: this.drops.snapshot() }, 'datagrams dropped');
+      }
     }
-    if (this.isAcknowledged && performance.now() - this.lastProbeAt > this.silenceMs) {
-      this.logger.warn({ silenceMs: this.silenceMs }, 'no probes from the controller: announcing again');
-      this.isAcknowledged = false;
-      this.helloAttempt = 0;
-      this.sendHello();
-    }
+    this.announcer.checkSilence();
   }
 
   private send(msg: HeartbeatMessage, to: { address: string; port: number }): Promise<void> {

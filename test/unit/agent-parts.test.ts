@@ -3,7 +3,9 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { toReportMetrics } from '../../src/metrics/report-metrics.js';
 import { backoffDelayMs } from '../../src/metrics/backoff.js';
-import { HELLO_BACKOFF } from '../../src/agent/agent.js';
+import { Announcer, HELLO_BACKOFF } from '../../src/agent/announcer.js';
+import { silentLogger } from '../../src/metrics/logger.js';
+import { sleep } from '../support/harness.js';
 import { ControllerReplay, REMEMBERED_CONTROLLER_BOOTS } from '../../src/agent/controller-replay.js';
 import { DropCounters } from '../../src/agent/drop-counters.js';
 import { payloadValidators } from '../../src/heartbeat/schema.js';
@@ -70,6 +72,65 @@ describe('agent: hello backoff', function () {
         expect(d).to.be.at.least(200).and.at.most(36_000);
       }),
     );
+  });
+});
+
+describe('agent: announcer', function () {
+  const fast = { initialMs: 20, maxMs: 40, factor: 2, jitter: 0 };
+  let announcer: Announcer | undefined;
+  afterEach(() => announcer?.stop());
+
+  it('repeats hello until an ack echoes one of its hellos, then stops', async function () {
+    const seqs: number[] = [];
+    let next = 100;
+    announcer = new Announcer({
+      sendHello: () => (seqs.push(++next), next),
+      logger: silentLogger,
+      backoff: fast,
+    });
+    announcer.start();
+    await sleep(150);
+    expect(seqs.length).to.be.at.least(3);
+    expect(announcer.acknowledge(5, 200), 'an ack for a hello we never sent').to.equal(false);
+    expect(announcer.acknowledged).to.equal(false);
+    expect(announcer.acknowledge(seqs[1]!, 200)).to.equal(true);
+    expect(announcer.acknowledged).to.equal(true);
+    const count = seqs.length;
+    await sleep(150);
+    expect(seqs.length).to.equal(count);
+    expect(announcer.hellosSent).to.equal(count);
+  });
+
+  it('announces again after a silence without probes, not while probes come', async function () {
+    const seqs: number[] = [];
+    announcer = new Announcer({
+      sendHello: () => seqs.push(seqs.length + 1),
+      logger: silentLogger,
+      backoff: fast,
+      silenceMs: 100,
+    });
+    announcer.start();
+    announcer.acknowledge(1, 50);
+    for (let i = 0; i < 4; i++) {
+      await sleep(40);
+      announcer.probed();
+      announcer.checkSilence();
+    }
+    expect(announcer.acknowledged).to.equal(true);
+    expect(seqs).to.have.length(1);
+    await sleep(150);
+    announcer.checkSilence();
+    expect(announcer.acknowledged).to.equal(false);
+    expect(seqs.length).to.be.at.least(2);
+  });
+
+  it('sends nothing after stop', async function () {
+    const seqs: number[] = [];
+    announcer = new Announcer({ sendHello: () => seqs.push(1), logger: silentLogger, backoff: fast });
+    announcer.start();
+    announcer.stop();
+    await sleep(100);
+    expect(seqs).to.have.length(1);
   });
 });
 
