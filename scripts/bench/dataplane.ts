@@ -19,11 +19,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
 import { DATAPLANE_NET, startDataPlane, startUases } from '../../src/lab/dataplane.js';
 import { ProcessGroup } from '../../src/lab/processes.js';
 import { processTreeCpuMs } from '../../src/lab/process-cpu.js';
 import { runSippClient } from '../../src/lab/sipp.js';
-import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 
 export type Mode = 'transparent' | 'stateful';
 
@@ -77,7 +77,7 @@ async function measure(mode: Mode, rate: number, opts: BenchOptions): Promise<Mo
       lbShmMb: 256,
     });
     await startUases(group, plane, {
-      scenario: join(PACKAGE_ROOT, 'test', 'scenarios', 'uas-answer.xml'),
+      scenario: LAB_SCENARIOS.uas,
       tag: mode,
       timeoutS: opts.seconds + opts.idleSeconds + 60,
     });
@@ -93,7 +93,7 @@ async function measure(mode: Mode, rate: number, opts: BenchOptions): Promise<Mo
     const t0 = Date.now();
     const r = await runSippClient(group, {
       name: `uac-${mode}-${rate}`,
-      scenario: join(PACKAGE_ROOT, 'scripts', 'sipp', 'uac.xml'),
+      scenario: LAB_SCENARIOS.uac,
       localIp: DATAPLANE_NET.clientIp(0),
       localPort: 5090,
       remote: `${DATAPLANE_NET.lbIp}:${DATAPLANE_NET.sipPort}`,

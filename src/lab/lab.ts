@@ -6,13 +6,14 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KAMAILIO_CFG_DIR, PACKAGE_ROOT } from '../util/package-root.js';
+import { KAMAILIO_CFG_DIR } from '../util/package-root.js';
 import { formatDispatcherList, type Destination } from '../kamailio/dispatcher-list.js';
 import { backendDefines, lbDefines } from './defines.js';
 import { startKamailio, type KamailioInstance } from './kamailio.js';
 import { pidAlive, ProcessGroup, stopPid, type ManagedProcess } from './processes.js';
 import { writeLabConfigs, type LabConfigFiles } from './lab-configs.js';
 import { sipweighCommand } from './self-command.js';
+import { LAB_SCENARIOS } from './scenarios.js';
 import { startSipp } from './sipp.js';
 import { isBound, type Endpoint } from './sockets.js';
 import { planLab, type LabOptions, type LabPlan } from './topology.js';
@@ -22,10 +23,7 @@ export const LAB_CONFIGS = {
   lb: join(KAMAILIO_CFG_DIR, 'lb.cfg'),
   backend: join(KAMAILIO_CFG_DIR, 'backend.cfg'),
 };
-export const LAB_SCENARIOS = {
-  uas: join(PACKAGE_ROOT, 'scripts', 'sipp', 'uas.xml'),
-  uac: join(PACKAGE_ROOT, 'scripts', 'sipp', 'uac.xml'),
-};
+export { LAB_SCENARIOS };
 
 export interface LabMember {
   readonly name: string;

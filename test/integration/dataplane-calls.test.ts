@@ -7,10 +7,11 @@
  */
 import { expect } from 'chai';
 import { join } from 'node:path';
+import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
 import { DATAPLANE_NET, startDataPlane, startUases, type DataPlane } from '../../src/lab/dataplane.js';
 import type { SippRun } from '../../src/lab/sipp.js';
 import { runSippClient } from '../../src/lab/sipp.js';
-import { REPO_ROOT, SCENARIO_DIR, useProcessGroup } from '../support/harness.js';
+import { SCENARIO_DIR, useProcessGroup } from '../support/harness.js';
 import {
   delta,
   fetchStats,
@@ -23,8 +24,8 @@ import {
   type Stats,
 } from './dataplane-helpers.js';
 
-const LAB_UAC = join(REPO_ROOT, 'scripts', 'sipp', 'uac.xml');
-const UAS_ANSWER = join(SCENARIO_DIR, 'uas-answer.xml');
+const LAB_UAC = LAB_SCENARIOS.uac;
+const UAS_ANSWER = LAB_SCENARIOS.uas;
 
 describe('data plane: calls through the transparent LB', function () {
   this.timeout(90000);

@@ -6,6 +6,7 @@
  */
 import { expect } from 'chai';
 import { join } from 'node:path';
+import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
 import { DATAPLANE_NET, startDataPlane, startUases, type DataPlane } from '../../src/lab/dataplane.js';
 import { runSippClient, type SippRun } from '../../src/lab/sipp.js';
 import { REPO_ROOT, SCENARIO_DIR, useProcessGroup } from '../support/harness.js';
@@ -143,7 +144,7 @@ describe('data plane: CANCEL and failed INVITEs stay on the INVITE backend', fun
   });
 
   it('INVITE answered 486, 50 calls: every ACK reaches the INVITE backend, no retransmitted 486', async function () {
-    await restartUases('busy', join(SCENARIO_DIR, 'uas-486.xml'));
+    await restartUases('busy', LAB_SCENARIOS.busyUas);
     const lbBefore = await lbStats();
     const beBefore = await backendStats();
     const calls = 50;
@@ -201,7 +202,7 @@ describe('data plane: a backend slower than the client retransmit timer', functi
       ],
     });
     uases = await startUases(h.group, plane, {
-      scenario: join(SCENARIO_DIR, 'uas-answer.xml'),
+      scenario: LAB_SCENARIOS.uas,
       tag: 'slow',
       timeoutS: 80,
       traceMessages: true,

@@ -134,7 +134,7 @@ describe('sipweigh lab --uas-scenario (an operator\'s own call flow)', function 
     expect(state.members.some((m) => m.role === 'agent')).to.equal(false);
     const plan = state.plan;
     const calls = 30;
-    const uac = await callsThroughLab(client, plan, 'uac-busy', join(REPO_ROOT, 'test/scenarios/uac-expect-busy.xml'), calls, 20);
+    const uac = await callsThroughLab(client, plan, 'uac-busy', join(REPO_ROOT, 'test/scenarios/uac-486.xml'), calls, 20);
     expect(uac.stats.successful, `sipp exit ${uac.exit.code}`).to.equal(calls);
     expect(uac.stats.failed).to.equal(0);
     const down = sipweigh('lab', 'down', '--dir', dir);
