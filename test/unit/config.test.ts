@@ -49,6 +49,26 @@ describe('config loading', () => {
     expect(a.key).to.have.length(32);
   });
 
+  it('fills in optional sections left out (logging, schedules) from the schema defaults', () => {
+    const a = loadConfig(file(agent()));
+    expect(a.logging.level).to.equal('info');
+    expect(a.kind === 'agent' && a.draining).to.equal(false);
+    const c = loadConfig(
+      file(`kind: controller
+heartbeat:
+  listen: { address: 127.0.0.10, port: 7950 }
+  master_key: ${KEY}
+lb_nodes:
+  - { name: lb1, rpc: { url: "http://127.0.0.10:5071/RPC" } }
+sets:
+  - id: 1
+`),
+    );
+    expect(c.logging.level).to.equal('info');
+    expect(c.kind === 'controller' && c.schedules.reconcile).to.be.a('string');
+    expect(c.kind === 'controller' && c.sets[0]?.backends).to.deep.equal([]);
+  });
+
   it('accepts the same config as JSON', () => {
     const f = file(
       JSON.stringify({
