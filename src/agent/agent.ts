@@ -21,7 +21,7 @@ import type { FreshnessLimits } from '../heartbeat/replay.js';
 import type { AgentConfig } from '../config/types.js';
 import type { BackoffPolicy } from '../metrics/backoff.js';
 import type { Collector } from '../metrics/collector.js';
-import { silentLogger, type Logger } from '../metrics/logger.js';
+import { silentLogger, type Logger } from '../util/logger.js';
 import { toReportMetrics } from '../metrics/report-metrics.js';
 import { Sampler, type CollectorStatus } from '../metrics/sampler.js';
 import type { Measurements } from '../metrics/types.js';

@@ -9,7 +9,7 @@
  *   self-registered backend, so announcing starts over.
  */
 import { backoffDelayMs, type BackoffPolicy } from '../metrics/backoff.js';
-import type { Logger } from '../metrics/logger.js';
+import type { Logger } from '../util/logger.js';
 
 /** Hello repeats: 250 ms, 500 ms, 1 s ... up to 30 s, ±20 %. */
 export const HELLO_BACKOFF: BackoffPolicy = { initialMs: 250, maxMs: 30_000, factor: 2, jitter: 0.2 };

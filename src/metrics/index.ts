@@ -4,7 +4,7 @@
  */
 export type { Collector, Cadence, Sample } from './collector.js';
 export { Sampler, type CollectorStatus } from './sampler.js';
-export { type Logger, silentLogger } from './logger.js';
+export { type Logger, silentLogger } from '../util/logger.js';
 export {
   emptyMeasurements,
   MEASURED_FIELDS,

@@ -6,7 +6,7 @@
  * again at its next turn; nothing a collector does can stop the others or the sampler.
  */
 import type { Collector, Sample } from './collector.js';
-import { silentLogger, type Logger } from './logger.js';
+import { silentLogger, type Logger } from '../util/logger.js';
 import { emptyMeasurements, type Measurements, type PartialMeasurements } from './types.js';
 
 export interface CollectorStatus {

@@ -18,7 +18,7 @@ import { kamailioMeasurements } from './kamailio-collector.js';
 import { FETCHN_GROUPS } from './kamailio-stats.js';
 import { parseKamcmdStruct } from './kamcmd-output.js';
 import { parseLoadavg } from './loadavg.js';
-import { silentLogger, type Logger } from './logger.js';
+import { silentLogger, type Logger } from '../util/logger.js';
 import { memUsedRatio, parseMeminfo } from './meminfo.js';
 import { findUdpSocket, parseProcNetUdp, type Endianness, type UdpSocketRow } from './proc-net-udp.js';
 import { parseProcStat } from './proc-stat.js';

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { toReportMetrics } from '../../src/metrics/report-metrics.js';
 import { backoffDelayMs } from '../../src/metrics/backoff.js';
 import { Announcer, HELLO_BACKOFF } from '../../src/agent/announcer.js';
-import { silentLogger } from '../../src/metrics/logger.js';
+import { silentLogger } from '../../src/util/logger.js';
 import { sleep } from '../support/harness.js';
 import { ControllerReplay, REMEMBERED_CONTROLLER_BOOTS } from '../../src/agent/controller-replay.js';
 import { DropCounters } from '../../src/agent/drop-counters.js';
