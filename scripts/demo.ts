@@ -29,12 +29,18 @@ const pick = (c: Counters, name: string) => c[`core.${name}`] ?? c[`core:${name}
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('   ')).join('\n');
+  return rows
+    .map((r) =>
+      r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('   '),
+    )
+    .join('\n');
 }
 
 async function main(): Promise<number> {
   const say = (s: string) => process.stdout.write(`${s}\n`);
-  say(`sipweigh demo: LB 127.0.0.10, ${CAPACITIES.length} backends of ${CAPACITIES.join('/')} calls/s (emulated), ${CALLS} calls at ${RATE}/s`);
+  say(
+    `sipweigh demo: LB 127.0.0.10, ${CAPACITIES.length} backends of ${CAPACITIES.join('/')} calls/s (emulated), ${CALLS} calls at ${RATE}/s`,
+  );
   let lab: RunningLab | undefined;
   const stop = async () => {
     if (lab) await lab.stop();
@@ -42,7 +48,12 @@ async function main(): Promise<number> {
   };
   process.once('SIGINT', () => void stop().then(() => process.exit(130)));
   try {
-    lab = await startLab({ backends: CAPACITIES.length, capacities: CAPACITIES, dir: join(tmpdir(), 'sipweigh-demo'), shmMb: 128 });
+    lab = await startLab({
+      backends: CAPACITIES.length,
+      capacities: CAPACITIES,
+      dir: join(tmpdir(), 'sipweigh-demo'),
+      shmMb: 128,
+    });
     const { plan } = lab.state;
     say('lab up; sending calls through the LB...');
     const uac = await runSippClient(lab.group, {
@@ -57,8 +68,13 @@ async function main(): Promise<number> {
       extraArgs: ['-d', '200'],
     });
     const weights = initialDestinations(plan).map((d) => d.rweight);
-    const perBackend = await Promise.all(plan.backends.map((b) => coreStats(`http://${b.sip.address}:${b.rpcPort}/RPC`)));
-    const lbStats = await coreStats(lab.state.lb_rpc_url, { username: plan.lb.rpc.username, password: plan.lb.rpc.password });
+    const perBackend = await Promise.all(
+      plan.backends.map((b) => coreStats(`http://${b.sip.address}:${b.rpcPort}/RPC`)),
+    );
+    const lbStats = await coreStats(lab.state.lb_rpc_url, {
+      username: plan.lb.rpc.username,
+      password: plan.lb.rpc.password,
+    });
     const invites = perBackend.map((c) => pick(c, 'rcv_requests_invite'));
     const total = invites.reduce((a, b) => a + b, 0) || 1;
     say('');
@@ -74,13 +90,25 @@ async function main(): Promise<number> {
           String(pick(perBackend[i]!, 'rcv_requests_ack')),
           String(pick(perBackend[i]!, 'rcv_requests_bye')),
         ]),
-        ['LB 127.0.0.10', '', '', String(pick(lbStats, 'rcv_requests_invite')), '', String(pick(lbStats, 'rcv_requests_ack')), String(pick(lbStats, 'rcv_requests_bye'))],
+        [
+          'LB 127.0.0.10',
+          '',
+          '',
+          String(pick(lbStats, 'rcv_requests_invite')),
+          '',
+          String(pick(lbStats, 'rcv_requests_ack')),
+          String(pick(lbStats, 'rcv_requests_bye')),
+        ],
       ]),
     );
     say('');
     const s = uac.stats;
-    say(`calls: ${s.successful} completed, ${s.failed} failed of ${s.created}; retransmissions ${s.retransmissions}`);
-    say(`transparency: the LB saw ${pick(lbStats, 'rcv_requests_ack')} ACK and ${pick(lbStats, 'rcv_requests_bye')} BYE — in-dialog requests went client <-> backend.`);
+    say(
+      `calls: ${s.successful} completed, ${s.failed} failed of ${s.created}; retransmissions ${s.retransmissions}`,
+    );
+    say(
+      `transparency: the LB saw ${pick(lbStats, 'rcv_requests_ack')} ACK and ${pick(lbStats, 'rcv_requests_bye')} BYE — in-dialog requests went client <-> backend.`,
+    );
     say('static weights here (proportional to capacity); the controller makes them follow measured load.');
     return s.failed === 0 && s.successful === CALLS ? 0 : 1;
   } finally {

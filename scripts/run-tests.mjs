@@ -9,12 +9,19 @@ const args = process.argv.slice(2);
 const unitOnly = args.includes('--unit');
 const files = args.filter((a) => !a.startsWith('--'));
 
-const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.test.json'], { stdio: 'inherit' });
+const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.test.json'], {
+  stdio: 'inherit',
+});
 if (tsc.status !== 0) {
   process.stdout.write('\n0 passed, 1 failed\n');
   process.exit(1);
 }
 
-const spec = files.length > 0 ? files : unitOnly ? ['test/unit/**/*.test.ts'] : ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'];
+const spec =
+  files.length > 0
+    ? files
+    : unitOnly
+      ? ['test/unit/**/*.test.ts']
+      : ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'];
 const mocha = spawnSync(process.execPath, ['node_modules/mocha/bin/mocha.js', ...spec], { stdio: 'inherit' });
 process.exit(mocha.status ?? 1);

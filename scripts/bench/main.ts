@@ -31,7 +31,9 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`usage: npm run bench -- NAME [--quick]\n${list.join('\n')}\n`);
     return name ? 2 : 0;
   }
-  await (await bench.load())(rest);
+  await (
+    await bench.load()
+  )(rest);
   return 0;
 }
 

@@ -21,7 +21,14 @@ export function buildProgram(): Command {
     .version(pkg.version)
     .showHelpAfterError()
     .exitOverride();
-  for (const cmd of [controllerCommand(), agentCommand(), validateCommand(), keysCommand(), labCommand(), ...apiCommands()]) {
+  for (const cmd of [
+    controllerCommand(),
+    agentCommand(),
+    validateCommand(),
+    keysCommand(),
+    labCommand(),
+    ...apiCommands(),
+  ]) {
     program.addCommand(cmd.exitOverride());
   }
   for (const sub of program.commands) for (const c of sub.commands) c.exitOverride();

@@ -34,7 +34,12 @@ function parseText(file: string, text: string): Parsed {
       file,
       doc.errors.map((err) => {
         const pos = lineCounter.linePos(err.pos[0]);
-        return { path: '', message: `malformed YAML: ${err.message.split('\n')[0]}`, line: pos.line, column: pos.col };
+        return {
+          path: '',
+          message: `malformed YAML: ${err.message.split('\n')[0]}`,
+          line: pos.line,
+          column: pos.col,
+        };
       }),
     );
   }
@@ -53,7 +58,10 @@ function parseText(file: string, text: string): Parsed {
   return { data: doc.toJS() as unknown, locate };
 }
 
-const FORMAT_NAMES: Record<string, string> = { ipv4: 'an IPv4 address (e.g. 127.0.0.10)', uri: 'a URL (e.g. http://127.0.0.10:5071/RPC)' };
+const FORMAT_NAMES: Record<string, string> = {
+  ipv4: 'an IPv4 address (e.g. 127.0.0.10)',
+  uri: 'a URL (e.g. http://127.0.0.10:5071/RPC)',
+};
 
 function describe(err: ErrorObject): { pointer: string; message: string } {
   const p = err.params as Record<string, unknown>;
@@ -80,7 +88,10 @@ function describe(err: ErrorObject): { pointer: string; message: string } {
       return { pointer: err.instancePath, message: d ? `must be ${d}` : `must match ${String(p.pattern)}` };
     }
     case 'format':
-      return { pointer: err.instancePath, message: `must be ${FORMAT_NAMES[String(p.format)] ?? `a valid ${String(p.format)}`}` };
+      return {
+        pointer: err.instancePath,
+        message: `must be ${FORMAT_NAMES[String(p.format)] ?? `a valid ${String(p.format)}`}`,
+      };
     default:
       return { pointer: err.instancePath, message: err.message ?? err.keyword };
   }
@@ -126,20 +137,35 @@ function secret(
       if (!value) issues.push({ path: `${prefix}${fileKey}`, message: `file ${path} is empty` });
       return value;
     } catch (e) {
-      issues.push({ path: `${prefix}${fileKey}`, message: `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? e}` });
+      issues.push({
+        path: `${prefix}${fileKey}`,
+        message: `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`,
+      });
       return undefined;
     }
   }
   if (typeof inline === 'string') return inline;
-  if (required) issues.push({ path: `${prefix}${inlineKey}`, message: `required: give ${inlineKey} or ${fileKey}` });
+  if (required)
+    issues.push({ path: `${prefix}${inlineKey}`, message: `required: give ${inlineKey} or ${fileKey}` });
   return undefined;
 }
 
-const MASTER_KEY = { pattern: /^([0-9a-fA-F]{2}){32,64}$/, expected: '64 to 128 hex digits (a 32 to 64 byte key)' };
-const DERIVED_KEY = { pattern: /^[0-9a-fA-F]{64}$/, expected: '64 hex digits (a 32 byte derived key, from `sipweigh keys derive`)' };
+const MASTER_KEY = {
+  pattern: /^([0-9a-fA-F]{2}){32,64}$/,
+  expected: '64 to 128 hex digits (a 32 to 64 byte key)',
+};
+const DERIVED_KEY = {
+  pattern: /^[0-9a-fA-F]{64}$/,
+  expected: '64 hex digits (a 32 byte derived key, from `sipweigh keys derive`)',
+};
 
 /** Keys read from files are checked here; inline ones were already checked by the schema. */
-function hexKey(value: string | undefined, path: string, issues: ConfigIssue[], form = MASTER_KEY): Buffer | undefined {
+function hexKey(
+  value: string | undefined,
+  path: string,
+  issues: ConfigIssue[],
+  form = MASTER_KEY,
+): Buffer | undefined {
   if (value === undefined) return undefined;
   if (!form.pattern.test(value)) {
     issues.push({ path, message: `must be ${form.expected}` });
@@ -148,7 +174,12 @@ function hexKey(value: string | undefined, path: string, issues: ConfigIssue[], 
   return Buffer.from(value, 'hex');
 }
 
-function rpc(raw: Record<string, unknown>, at: string, baseDir: string, issues: ConfigIssue[]): KamailioRpcConfig {
+function rpc(
+  raw: Record<string, unknown>,
+  at: string,
+  baseDir: string,
+  issues: ConfigIssue[],
+): KamailioRpcConfig {
   const password = secret(raw, 'password', 'password_file', at, baseDir, issues, false);
   if (password !== undefined && raw.username === undefined) {
     issues.push({ path: `${at}.username`, message: 'required when a password is given' });
@@ -176,7 +207,13 @@ function resolveController(raw: RawController, baseDir: string, issues: ConfigIs
     'heartbeat.previous_master_key',
     issues,
   );
-  const { master_key: _a, master_key_file: _b, previous_master_key: _c, previous_master_key_file: _d, ...hbRest } = hb;
+  const {
+    master_key: _a,
+    master_key_file: _b,
+    previous_master_key: _c,
+    previous_master_key_file: _d,
+    ...hbRest
+  } = hb;
 
   const setIds = new Set<number>();
   const backendIds = new Map<string, string>();
@@ -186,14 +223,17 @@ function resolveController(raw: RawController, baseDir: string, issues: ConfigIs
     set.backends.forEach((b, j) => {
       const at = `sets[${i}].backends[${j}]`;
       const prior = backendIds.get(b.id);
-      if (prior) issues.push({ path: `${at}.id`, message: `duplicate backend id ${b.id} (also at ${prior})` });
+      if (prior)
+        issues.push({ path: `${at}.id`, message: `duplicate backend id ${b.id} (also at ${prior})` });
       backendIds.set(b.id, at);
-      if (!b.agent && !b.ssh) issues.push({ path: at, message: 'needs an agent or an ssh section to be measured' });
+      if (!b.agent && !b.ssh)
+        issues.push({ path: at, message: 'needs an agent or an ssh section to be measured' });
     });
   });
   const lbNames = new Set<string>();
   const lbNodes = raw.lb_nodes.map((lb, i) => {
-    if (lbNames.has(lb.name)) issues.push({ path: `lb_nodes[${i}].name`, message: `duplicate LB node ${lb.name}` });
+    if (lbNames.has(lb.name))
+      issues.push({ path: `lb_nodes[${i}].name`, message: `duplicate LB node ${lb.name}` });
     lbNames.add(lb.name);
     return { name: lb.name, rpc: rpc(lb.rpc, `lb_nodes[${i}].rpc`, baseDir, issues) };
   });
@@ -209,7 +249,12 @@ function resolveController(raw: RawController, baseDir: string, issues: ConfigIs
 
 function resolveAgent(raw: Record<string, unknown>, baseDir: string, issues: ConfigIssue[]): AgentConfig {
   const key = hexKey(secret(raw, 'key', 'key_file', '', baseDir, issues, true), 'key', issues, DERIVED_KEY);
-  const { key: _k, key_file: _f, kamailio_rpc, ...rest } = raw as Record<string, unknown> & { kamailio_rpc?: Record<string, unknown> };
+  const {
+    key: _k,
+    key_file: _f,
+    kamailio_rpc,
+    ...rest
+  } = raw as Record<string, unknown> & { kamailio_rpc?: Record<string, unknown> };
   return {
     ...(rest as unknown as AgentConfig),
     key: key ?? Buffer.alloc(0),
@@ -218,7 +263,12 @@ function resolveAgent(raw: Record<string, unknown>, baseDir: string, issues: Con
 }
 
 /** Validates already-parsed data; `file` is used for messages and to resolve relative secret paths. */
-export function configFromData(file: string, data: unknown, locate: Parsed['locate'] = () => undefined, expected?: ConfigKind): AnyConfig {
+export function configFromData(
+  file: string,
+  data: unknown,
+  locate: Parsed['locate'] = () => undefined,
+  expected?: ConfigKind,
+): AnyConfig {
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new ConfigError(file, [{ path: '', message: 'must be a mapping (key: value pairs)' }]);
   }
@@ -227,13 +277,22 @@ export function configFromData(file: string, data: unknown, locate: Parsed['loca
     throw new ConfigError(file, [
       {
         path: 'kind',
-        message: kind === undefined ? `required field is missing: say controller or agent` : `must be "controller" or "agent"`,
+        message:
+          kind === undefined
+            ? `required field is missing: say controller or agent`
+            : `must be "controller" or "agent"`,
         ...(locate('/kind') ?? {}),
       },
     ]);
   }
   if (expected && kind !== expected) {
-    throw new ConfigError(file, [{ path: 'kind', message: `this command needs a ${expected} config, not a ${String(kind)} config`, ...(locate('/kind') ?? {}) }]);
+    throw new ConfigError(file, [
+      {
+        path: 'kind',
+        message: `this command needs a ${expected} config, not a ${String(kind)} config`,
+        ...(locate('/kind') ?? {}),
+      },
+    ]);
   }
   const validate = validatorFor(`${String(kind)}-config`);
   if (!validate(data)) throw new ConfigError(file, schemaIssues(validate.errors ?? [], locate));
@@ -253,7 +312,9 @@ export function loadConfig(file: string, expected?: ConfigKind): AnyConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError(file, [{ path: '', message: `cannot read the file: ${(e as NodeJS.ErrnoException).code ?? e}` }]);
+    throw new ConfigError(file, [
+      { path: '', message: `cannot read the file: ${(e as NodeJS.ErrnoException).code ?? e}` },
+    ]);
   }
   const { data, locate } = parseText(file, text);
   return configFromData(file, data, locate, expected);

@@ -17,9 +17,17 @@ let ajv: Ajv2020 | undefined;
 function registry(): Ajv2020 {
   if (ajv) return ajv;
   // useDefaults: the schema is the one place defaults are written down.
-  const instance = new Ajv2020({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true, verbose: true });
+  const instance = new Ajv2020({
+    allErrors: true,
+    useDefaults: true,
+    strict: true,
+    allowUnionTypes: true,
+    verbose: true,
+  });
   addFormats(instance);
-  for (const file of readdirSync(SCHEMA_DIR).filter((f) => f.endsWith('.schema.json')).sort()) {
+  for (const file of readdirSync(SCHEMA_DIR)
+    .filter((f) => f.endsWith('.schema.json'))
+    .sort()) {
     instance.addSchema(JSON.parse(readFileSync(join(SCHEMA_DIR, file), 'utf8')) as object);
   }
   ajv = instance;

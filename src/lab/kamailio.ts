@@ -63,12 +63,18 @@ export async function startKamailio(group: ProcessGroup, opts: KamailioOptions):
   const runDir = join(group.runDir, opts.name);
   mkdirSync(runDir, { recursive: true });
   const args = [
-    '-f', opts.cfg,
-    '-DD', '-E',
-    '-Y', runDir,
-    '-P', join(runDir, 'kamailio.pid'),
-    '-m', String(opts.shmMb ?? 64),
-    '-M', String(opts.pkgMb ?? 8),
+    '-f',
+    opts.cfg,
+    '-DD',
+    '-E',
+    '-Y',
+    runDir,
+    '-P',
+    join(runDir, 'kamailio.pid'),
+    '-m',
+    String(opts.shmMb ?? 64),
+    '-M',
+    String(opts.pkgMb ?? 8),
     ...defineArgs(opts.defines),
   ];
   const proc = group.spawn(opts.name, opts.binary ?? kamailioBinary(), args);

@@ -90,7 +90,8 @@ async function waitBound(p: ManagedProcess, ep: Endpoint, timeoutMs = 20000): Pr
   const deadline = Date.now() + timeoutMs;
   while (!(await isBound(ep))) {
     if (!p.isRunning()) throw new Error(`${p.name} exited during start-up:\n${p.tail(20)}`);
-    if (Date.now() > deadline) throw new Error(`${p.name} did not bind ${ep.address}:${ep.port} in time:\n${p.tail(20)}`);
+    if (Date.now() > deadline)
+      throw new Error(`${p.name} did not bind ${ep.address}:${ep.port} in time:\n${p.tail(20)}`);
     await sleep(50);
   }
 }
@@ -205,7 +206,9 @@ export interface MemberStatus extends LabMember {
   readonly bound: boolean;
 }
 
-export async function labStatus(dir = DEFAULT_LAB_DIR): Promise<{ state: LabState; members: MemberStatus[] } | undefined> {
+export async function labStatus(
+  dir = DEFAULT_LAB_DIR,
+): Promise<{ state: LabState; members: MemberStatus[] } | undefined> {
   const state = readLabState(dir);
   if (!state) return undefined;
   const members = await Promise.all(

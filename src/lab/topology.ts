@@ -35,7 +35,12 @@ export interface BackendPlan {
 export interface LabPlan {
   readonly lb: {
     readonly sip: SipEndpoint;
-    readonly rpc: { readonly address: string; readonly port: number; readonly username: string; readonly password: string };
+    readonly rpc: {
+      readonly address: string;
+      readonly port: number;
+      readonly username: string;
+      readonly password: string;
+    };
     readonly dispatcherSet: number;
   };
   readonly controller: { readonly heartbeat: SipEndpoint };
@@ -48,7 +53,8 @@ const DEFAULT_WORKERS = 4;
 
 export function emulationFor(callsPerSecond: number, workers = DEFAULT_WORKERS): Emulation {
   if (!(callsPerSecond > 0)) throw new Error(`capacity must be > 0 calls/s, got ${callsPerSecond}`);
-  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new Error(`workers must be 1..64, got ${workers}`);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64)
+    throw new Error(`workers must be 1..64, got ${workers}`);
   const delayUs = Math.round((workers * 1e6) / callsPerSecond);
   return { workers, delayUs, callsPerSecond };
 }
@@ -60,7 +66,9 @@ export function planLab(opts: LabOptions): LabPlan {
   }
   const caps = opts.capacities ?? [];
   if (caps.length > 1 && caps.length !== n) {
-    throw new Error(`--capacity gives ${caps.length} values for ${n} backends (give one, or one per backend)`);
+    throw new Error(
+      `--capacity gives ${caps.length} values for ${n} backends (give one, or one per backend)`,
+    );
   }
   const backends: BackendPlan[] = [];
   for (let i = 0; i < n; i++) {

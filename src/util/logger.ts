@@ -38,12 +38,18 @@ export const REDACTED_PATHS = [
   '*.token',
 ];
 
-export function createLogger(name: string, level: LogLevel = 'info', destination?: NodeJS.WritableStream): pino.Logger {
+export function createLogger(
+  name: string,
+  level: LogLevel = 'info',
+  destination?: NodeJS.WritableStream,
+): pino.Logger {
   const options = {
     name,
     level: process.env.SIPWEIGH_LOG_LEVEL ?? level,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     base: { pid: process.pid },
   };
-  return destination ? pino(options, destination as pino.DestinationStream) : pino(options, pino.destination(2));
+  return destination
+    ? pino(options, destination as pino.DestinationStream)
+    : pino(options, pino.destination(2));
 }

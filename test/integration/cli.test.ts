@@ -13,7 +13,19 @@ describe('sipweigh CLI', () => {
   };
 
   it('prints --help for every subcommand', () => {
-    for (const cmd of [[], ['controller'], ['agent'], ['validate'], ['lab'], ['lab', 'up'], ['lab', 'status'], ['lab', 'down'], ['status'], ['drain'], ['undrain']]) {
+    for (const cmd of [
+      [],
+      ['controller'],
+      ['agent'],
+      ['validate'],
+      ['lab'],
+      ['lab', 'up'],
+      ['lab', 'status'],
+      ['lab', 'down'],
+      ['status'],
+      ['drain'],
+      ['undrain'],
+    ]) {
       const r = sipweigh(...cmd, '--help');
       expect(r.code, `${cmd.join(' ')} --help: ${r.err}`).to.equal(0);
       expect(r.out).to.match(/^Usage: sipweigh/);

@@ -11,9 +11,15 @@ import { runSippClient } from '../../src/lab/sipp.js';
 import { sipweigh } from '../support/cli.js';
 import { REPO_ROOT } from '../support/harness.js';
 
-
 /** A bounded sipp UAC run from the lab's client address to the LB. */
-function callsThroughLab(group: ProcessGroup, plan: LabPlan, name: string, scenario: string, calls: number, rate: number) {
+function callsThroughLab(
+  group: ProcessGroup,
+  plan: LabPlan,
+  name: string,
+  scenario: string,
+  calls: number,
+  rate: number,
+) {
   return runSippClient(group, {
     name,
     scenario,
@@ -48,7 +54,15 @@ describe('sipweigh lab (real Kamailio and sipp)', function () {
     state = JSON.parse(r.out) as LabState;
     expect(state.plan.lb.sip).to.deep.equal({ address: '127.0.0.10', port: 5060 });
     expect(state.plan.backends.map((b) => b.sip.address)).to.deep.equal(['127.0.0.11', '127.0.0.12']);
-    expect(state.members.map((m) => m.role).sort()).to.deep.equal(['agent', 'agent', 'backend', 'backend', 'lb', 'uas', 'uas']);
+    expect(state.members.map((m) => m.role).sort()).to.deep.equal([
+      'agent',
+      'agent',
+      'backend',
+      'backend',
+      'lb',
+      'uas',
+      'uas',
+    ]);
     for (const m of state.members) expect(pidAlive(m.pid), m.name).to.equal(true);
   });
 
@@ -89,7 +103,11 @@ describe('sipweigh lab (real Kamailio and sipp)', function () {
     // Weights 50/100: be2 gets about two thirds (generous bounds: 90 calls are few).
     expect(invites[1]!).to.be.within(45, 80);
 
-    const lb = new KamailioRpcClient({ url: state!.lb_rpc_url, username: plan.lb.rpc.username, password: plan.lb.rpc.password });
+    const lb = new KamailioRpcClient({
+      url: state!.lb_rpc_url,
+      username: plan.lb.rpc.username,
+      password: plan.lb.rpc.password,
+    });
     try {
       const s = (await lb.call('stats.fetchn', ['core:'])) as Record<string, number>;
       expect(s['core.rcv_requests_invite']).to.equal(calls);
@@ -115,7 +133,7 @@ describe('sipweigh lab (real Kamailio and sipp)', function () {
   });
 });
 
-describe('sipweigh lab --uas-scenario (an operator\'s own call flow)', function () {
+describe("sipweigh lab --uas-scenario (an operator's own call flow)", function () {
   this.timeout(180000);
   const dir = mkdtempSync(join(tmpdir(), 'sipweigh-lab-busy-'));
   const client = new ProcessGroup(mkdtempSync(join(tmpdir(), 'sipweigh-lab-busy-client-')));
@@ -128,13 +146,31 @@ describe('sipweigh lab --uas-scenario (an operator\'s own call flow)', function 
   });
 
   it('runs the given scenario behind every backend: calls get its 486', async () => {
-    const r = sipweigh('lab', 'up', '--backends', '2', '--no-agents', '--uas-scenario', join(REPO_ROOT, 'scripts/sipp/uas-busy.xml'), '--dir', dir, '--json');
+    const r = sipweigh(
+      'lab',
+      'up',
+      '--backends',
+      '2',
+      '--no-agents',
+      '--uas-scenario',
+      join(REPO_ROOT, 'scripts/sipp/uas-busy.xml'),
+      '--dir',
+      dir,
+      '--json',
+    );
     expect(r.code, r.err).to.equal(0);
     state = JSON.parse(r.out) as LabState;
     expect(state.members.some((m) => m.role === 'agent')).to.equal(false);
     const plan = state.plan;
     const calls = 30;
-    const uac = await callsThroughLab(client, plan, 'uac-busy', join(REPO_ROOT, 'test/scenarios/uac-486.xml'), calls, 20);
+    const uac = await callsThroughLab(
+      client,
+      plan,
+      'uac-busy',
+      join(REPO_ROOT, 'test/scenarios/uac-486.xml'),
+      calls,
+      20,
+    );
     expect(uac.stats.successful, `sipp exit ${uac.exit.code}`).to.equal(calls);
     expect(uac.stats.failed).to.equal(0);
     const down = sipweigh('lab', 'down', '--dir', dir);

@@ -72,8 +72,14 @@ sets:
   it('accepts the same config as JSON', () => {
     const f = file(
       JSON.stringify({
-        kind: 'agent', backend_id: 'be1', set: 1, listen: { address: '127.0.0.11', port: 7951 },
-        controller: { address: '127.0.0.10', port: 7950 }, key: KEY, capacity: 100, sip: { address: '127.0.0.11', port: 5060 },
+        kind: 'agent',
+        backend_id: 'be1',
+        set: 1,
+        listen: { address: '127.0.0.11', port: 7951 },
+        controller: { address: '127.0.0.10', port: 7950 },
+        key: KEY,
+        capacity: 100,
+        sip: { address: '127.0.0.11', port: 5060 },
       }),
       'json',
     );
@@ -108,7 +114,14 @@ sets:
   });
 
   it('names an unknown field with its full path', () => {
-    const e = refusal(file(agent().replace('sip: { address: 127.0.0.11, port: 5060 }', 'sip: { address: 127.0.0.11, port: 5060, prot: 5 }')));
+    const e = refusal(
+      file(
+        agent().replace(
+          'sip: { address: 127.0.0.11, port: 5060 }',
+          'sip: { address: 127.0.0.11, port: 5060, prot: 5 }',
+        ),
+      ),
+    );
     expect(e.issues.map((i) => i.path)).to.deep.equal(['sip.prot']);
     expect(e.issues[0]?.message).to.match(/unknown field/);
   });

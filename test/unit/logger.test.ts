@@ -13,7 +13,13 @@ describe('logger', () => {
     });
     const log = createLogger('test', 'info', sink);
     log.info(
-      { password: 'pw-1', rpc: { url: 'http://x', password: 'pw-2' }, key: 'k-3', heartbeat: { master_key: 'mk-4' }, token: 't-5' },
+      {
+        password: 'pw-1',
+        rpc: { url: 'http://x', password: 'pw-2' },
+        key: 'k-3',
+        heartbeat: { master_key: 'mk-4' },
+        token: 't-5',
+      },
       'config loaded',
     );
     log.debug({ password: 'pw-6' }, 'below the level');
@@ -22,6 +28,7 @@ describe('logger', () => {
     const rec = JSON.parse(lines[0]!) as { msg: string; rpc: { url: string } };
     expect(rec.msg).to.equal('config loaded');
     expect(rec.rpc.url).to.equal('http://x');
-    for (const secret of ['pw-1', 'pw-2', 'k-3', 'mk-4', 't-5', 'pw-6']) expect(lines[0]).to.not.contain(secret);
+    for (const secret of ['pw-1', 'pw-2', 'k-3', 'mk-4', 't-5', 'pw-6'])
+      expect(lines[0]).to.not.contain(secret);
   });
 });

@@ -11,7 +11,10 @@ export function controllerCommand(): Command {
     .requiredOption('-c, --config <file>', 'controller config (YAML or JSON)')
     .action((opts: { config: string }) => {
       loadOrExplain(opts.config, 'controller');
-      throw new CliError('the controller loop is not part of this version yet (config is valid)', EXIT.failure);
+      throw new CliError(
+        'the controller loop is not part of this version yet (config is valid)',
+        EXIT.failure,
+      );
     });
 }
 
@@ -40,11 +43,23 @@ export function agentCommand(): Command {
 /** Commands that talk to a running controller's API; they arrive with it. */
 export function apiCommands(): Command[] {
   const notYet = () => {
-    throw new CliError('this command needs the controller HTTP API, which is not part of this version yet', EXIT.failure);
+    throw new CliError(
+      'this command needs the controller HTTP API, which is not part of this version yet',
+      EXIT.failure,
+    );
   };
   return [
-    new Command('status').description("show backends, weights and LB nodes from a running controller").option('--json', 'machine-readable output').action(notYet),
-    new Command('drain').description('stop new calls to a backend (its dialogs continue)').argument('<backend>', 'backend id').action(notYet),
-    new Command('undrain').description('return a drained backend to rotation (with slow start)').argument('<backend>', 'backend id').action(notYet),
+    new Command('status')
+      .description('show backends, weights and LB nodes from a running controller')
+      .option('--json', 'machine-readable output')
+      .action(notYet),
+    new Command('drain')
+      .description('stop new calls to a backend (its dialogs continue)')
+      .argument('<backend>', 'backend id')
+      .action(notYet),
+    new Command('undrain')
+      .description('return a drained backend to rotation (with slow start)')
+      .argument('<backend>', 'backend id')
+      .action(notYet),
   ];
 }

@@ -5,7 +5,9 @@ import { deriveBackendKey, MIN_MASTER_KEY_BYTES, parseHexKey } from '../../heart
 import { CliError, EXIT } from '../exit-codes.js';
 
 export function keysCommand(): Command {
-  const keys = new Command('keys').description('heartbeat keys: a master key for the controller, a derived key per backend');
+  const keys = new Command('keys').description(
+    'heartbeat keys: a master key for the controller, a derived key per backend',
+  );
 
   keys
     .command('generate')
@@ -16,7 +18,9 @@ export function keysCommand(): Command {
 
   keys
     .command('derive')
-    .description("print a backend's derived key (hex) for its agent config; the master key never leaves the controller")
+    .description(
+      "print a backend's derived key (hex) for its agent config; the master key never leaves the controller",
+    )
     .requiredOption('--master-file <file>', 'file holding the master key (hex)')
     .requiredOption('--backend <id>', 'backend id, as in the configs')
     .action((opts: { masterFile: string; backend: string }) => {

@@ -11,7 +11,8 @@ function parseCount(value: string): number {
 
 function parseCapacities(value: string): number[] {
   const caps = value.split(',').map((v) => Number(v.trim()));
-  if (caps.some((c) => !(c > 0))) throw new CliError(`--capacity takes calls/s > 0, comma-separated: ${value}`, EXIT.usage);
+  if (caps.some((c) => !(c > 0)))
+    throw new CliError(`--capacity takes calls/s > 0, comma-separated: ${value}`, EXIT.usage);
   return caps;
 }
 
@@ -23,46 +24,67 @@ export function labCommand(): Command {
   lab
     .command('up')
     .description('start the lab and leave it running (stop it with `lab down`)')
-    .option('--backends <n>', `number of backends (${LAB_LIMITS.minBackends}-${LAB_LIMITS.maxBackends})`, parseCount, 2)
-    .option('--capacity <cps>', 'emulated capacity in calls/s: one value for all backends, or one per backend (e.g. 50,100,200)', parseCapacities)
+    .option(
+      '--backends <n>',
+      `number of backends (${LAB_LIMITS.minBackends}-${LAB_LIMITS.maxBackends})`,
+      parseCount,
+      2,
+    )
+    .option(
+      '--capacity <cps>',
+      'emulated capacity in calls/s: one value for all backends, or one per backend (e.g. 50,100,200)',
+      parseCapacities,
+    )
     .option('--workers <n>', 'UDP workers of an emulated backend', parseCount, 4)
     .option('--uas-scenario <file>', 'sipp scenario run behind every backend instead of the answering UAS')
     .option('--no-agents', 'do not start a sipweigh agent beside each backend')
     .addOption(dirOption())
     .option('--json', 'print every address and port as one JSON object')
-    .action(async (opts: { backends: number; capacity?: number[]; workers: number; uasScenario?: string; agents: boolean; dir: string; json?: boolean }) => {
-      const running = await startLab({
-        backends: opts.backends,
-        ...(opts.capacity ? { capacities: opts.capacity } : {}),
-        workers: opts.workers,
-        agents: opts.agents,
-        ...(opts.uasScenario ? { uasScenario: opts.uasScenario } : {}),
-        dir: opts.dir,
-        detach: true,
-      }).catch((e: unknown) => {
-        // Start-up problems (a port in use, a config Kamailio refuses) are the operator's to fix:
-        // the message carries the process's own last log lines; a stack trace would add nothing.
-        throw new CliError(`lab up failed: ${(e as Error).message}`, EXIT.failure);
-      });
-      const s = running.state;
-      if (opts.json) {
-        process.stdout.write(`${JSON.stringify(s)}\n`);
-        return;
-      }
-      const lines = [
-        `lab up (${s.dir})`,
-        `  LB         sip:${s.plan.lb.sip.address}:${s.plan.lb.sip.port} (udp, tcp)   JSON-RPC ${s.lb_rpc_url} (user ${s.plan.lb.rpc.username})`,
-        ...s.plan.backends.map(
-          (b) =>
-            `  ${b.id.padEnd(10)} sip:${b.sip.address}:${b.sip.port}   JSON-RPC http://${b.sip.address}:${b.rpcPort}/RPC   UAS ${b.uas.address}:${b.uas.port}` +
-            (opts.agents ? `   agent udp:${b.agent.address}:${b.agent.port}` : '') +
-            (b.emulation ? `   emulated ${b.emulation.callsPerSecond} calls/s (${b.emulation.workers} workers × ${b.emulation.delayUs / 1000} ms)` : ''),
-        ),
-        `  configs    ${s.configs.controller} and agent-<id>.yaml beside it`,
-        `  send calls from ${s.plan.client.address} to sip:${s.plan.lb.sip.address}:${s.plan.lb.sip.port}; stop with: sipweigh lab down`,
-      ];
-      process.stdout.write(`${lines.join('\n')}\n`);
-    });
+    .action(
+      async (opts: {
+        backends: number;
+        capacity?: number[];
+        workers: number;
+        uasScenario?: string;
+        agents: boolean;
+        dir: string;
+        json?: boolean;
+      }) => {
+        const running = await startLab({
+          backends: opts.backends,
+          ...(opts.capacity ? { capacities: opts.capacity } : {}),
+          workers: opts.workers,
+          agents: opts.agents,
+          ...(opts.uasScenario ? { uasScenario: opts.uasScenario } : {}),
+          dir: opts.dir,
+          detach: true,
+        }).catch((e: unknown) => {
+          // Start-up problems (a port in use, a config Kamailio refuses) are the operator's to fix:
+          // the message carries the process's own last log lines; a stack trace would add nothing.
+          throw new CliError(`lab up failed: ${(e as Error).message}`, EXIT.failure);
+        });
+        const s = running.state;
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify(s)}\n`);
+          return;
+        }
+        const lines = [
+          `lab up (${s.dir})`,
+          `  LB         sip:${s.plan.lb.sip.address}:${s.plan.lb.sip.port} (udp, tcp)   JSON-RPC ${s.lb_rpc_url} (user ${s.plan.lb.rpc.username})`,
+          ...s.plan.backends.map(
+            (b) =>
+              `  ${b.id.padEnd(10)} sip:${b.sip.address}:${b.sip.port}   JSON-RPC http://${b.sip.address}:${b.rpcPort}/RPC   UAS ${b.uas.address}:${b.uas.port}` +
+              (opts.agents ? `   agent udp:${b.agent.address}:${b.agent.port}` : '') +
+              (b.emulation
+                ? `   emulated ${b.emulation.callsPerSecond} calls/s (${b.emulation.workers} workers × ${b.emulation.delayUs / 1000} ms)`
+                : ''),
+          ),
+          `  configs    ${s.configs.controller} and agent-<id>.yaml beside it`,
+          `  send calls from ${s.plan.client.address} to sip:${s.plan.lb.sip.address}:${s.plan.lb.sip.port}; stop with: sipweigh lab down`,
+        ];
+        process.stdout.write(`${lines.join('\n')}\n`);
+      },
+    );
 
   lab
     .command('status')
@@ -77,7 +99,9 @@ export function labCommand(): Command {
       }
       const healthy = status.members.every((m) => m.running && m.bound);
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify({ running: healthy, ...status.state, members: status.members })}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ running: healthy, ...status.state, members: status.members })}\n`,
+        );
       } else {
         for (const m of status.members) {
           const what = m.running ? (m.bound ? 'up' : 'running, not bound') : 'DOWN';
@@ -93,7 +117,8 @@ export function labCommand(): Command {
     .addOption(dirOption())
     .action(async (opts: { dir: string }) => {
       const stuck = await stopLab(opts.dir);
-      if (stuck.length > 0) throw new CliError(`could not stop: ${stuck.map((m) => `${m.name} (pid ${m.pid})`).join(', ')}`);
+      if (stuck.length > 0)
+        throw new CliError(`could not stop: ${stuck.map((m) => `${m.name} (pid ${m.pid})`).join(', ')}`);
       process.stdout.write('lab down\n');
     });
 

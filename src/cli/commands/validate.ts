@@ -19,7 +19,10 @@ export function loadOrExplain(file: string, kind?: ConfigKind): AnyConfig {
   } catch (e) {
     if (e instanceof ConfigError) {
       const n = e.issues.length;
-      throw new CliError(`${e.message}\n${file}: refused (${n} problem${n === 1 ? '' : 's'}); nothing was started or changed`, EXIT.badConfig);
+      throw new CliError(
+        `${e.message}\n${file}: refused (${n} problem${n === 1 ? '' : 's'}); nothing was started or changed`,
+        EXIT.badConfig,
+      );
     }
     throw e;
   }
