@@ -5,6 +5,7 @@
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { DATAPLANE_NET } from '../../src/lab/dataplane.js';
 
@@ -195,6 +196,8 @@ export interface RequestSpec {
   readonly branch?: string;
   /** Host:port written into the Via (defaults to the peer's own). */
   readonly via: string;
+  /** Via transport (UDP unless said otherwise). */
+  readonly transport?: 'UDP' | 'TCP';
   readonly toTag?: string;
   readonly extraHeaders?: readonly string[];
   readonly body?: string;
@@ -207,7 +210,7 @@ export function sipRequest(spec: RequestSpec): string {
   const body = spec.body ?? '';
   const lines = [
     `${spec.method} ${spec.ruri} SIP/2.0`,
-    `Via: SIP/2.0/UDP ${spec.via};branch=${spec.branch ?? newBranch()};rport`,
+    `Via: SIP/2.0/${spec.transport ?? 'UDP'} ${spec.via};branch=${spec.branch ?? newBranch()};rport`,
     `From: <sip:dataplane-test@${spec.via}>;tag=dp-${spec.callId.replace(/[^A-Za-z0-9-]/g, '')}`,
     `To: <${spec.ruri}>${spec.toTag ? `;tag=${spec.toTag}` : ''}`,
     `Call-ID: ${spec.callId}`,
@@ -219,6 +222,41 @@ export function sipRequest(spec: RequestSpec): string {
   if (body) lines.push('Content-Type: application/sdp');
   lines.push(`Content-Length: ${Buffer.byteLength(body)}`, '', body);
   return lines.join('\r\n');
+}
+
+/**
+ * Sends one request over a new TCP connection from `localAddress` and returns the first final
+ * reply that comes back on it (undefined if none within `timeoutMs`). `build` gets the connection's
+ * local `address:port` for the Via.
+ */
+export function tcpSipRequest(
+  localAddress: string,
+  remote: { readonly address: string; readonly port: number },
+  build: (via: string) => string,
+  timeoutMs = 3000,
+): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ host: remote.address, port: remote.port, localAddress });
+    let data = '';
+    const finish = (reply: string | undefined) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(reply);
+    };
+    const timer = setTimeout(() => finish(undefined), timeoutMs);
+    sock.on('connect', () => {
+      sock.write(build(`${localAddress}:${sock.localPort ?? 0}`).replace(/\r?\n/g, '\r\n'));
+    });
+    sock.on('data', (chunk: Buffer) => {
+      data += chunk.toString('utf8');
+      const final = /(?:^|\r\n\r\n)(SIP\/2\.0 [2-6]\d\d [^]*?\r\n\r\n)/.exec(data);
+      if (final?.[1]) finish(final[1]);
+    });
+    sock.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

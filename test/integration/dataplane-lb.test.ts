@@ -16,6 +16,7 @@ import {
   postJson,
   rpc,
   sipRequest,
+  tcpSipRequest,
   UdpSipPeer,
   type ReceivedSip,
   type Stats,
@@ -28,6 +29,8 @@ describe('data plane: the LB', function () {
   const h = useProcessGroup('dataplane-lb');
   let plane: DataPlane;
   let peer: UdpSipPeer;
+  /** A third party on the SIP port: must never receive anything the tests provoke. */
+  let bystander: UdpSipPeer;
   let callSeq = 0;
 
   const lbStats = () => fetchStats(plane.lbRpcUrl, lbRpcAccess);
@@ -55,8 +58,12 @@ describe('data plane: the LB', function () {
   before(async function () {
     plane = await startDataPlane(h.group, { backends: [{ weight: 80 }, { weight: 20 }] });
     peer = await UdpSipPeer.bind(DATAPLANE_NET.clientIp(5));
+    bystander = await UdpSipPeer.bind(DATAPLANE_NET.clientIp(8), sipPort);
   });
-  after(() => peer?.close());
+  after(() => {
+    peer?.close();
+    bystander?.close();
+  });
 
   describe('relative weights (dispatcher algorithm 11)', function () {
     it('splits 1,000 requests 80/20 within 3 points, and gives everything to the other when one is inactive', async function () {
@@ -155,6 +162,31 @@ describe('data plane: the LB', function () {
       expect(delta(before, after, 'script.sipweigh_source_untrusted')).to.equal(1);
       expect(delta(before, after, 'script.sipweigh_source_adopted')).to.equal(0);
     });
+
+    it('is removed from a TCP client request too (stateful path): the backend keeps the LB as source', async function () {
+      // The stateful relay reaches the backend over UDP from the LB's address, which the backend
+      // trusts: a forged copy left in place would be adopted (replies sent to the bystander, the
+      // backend's IP-based ACLs fooled).
+      const before = await backendStats();
+      const callId = nextCallId('tcp-forged');
+      const reply = await tcpSipRequest(DATAPLANE_NET.clientIp(6), { address: lbIp, port: sipPort }, (via) =>
+        sipRequest({
+          method: 'OPTIONS',
+          ruri: `sip:forge@${lbIp}`,
+          callId,
+          via,
+          transport: 'TCP',
+          extraHeaders: [`X-Sipweigh-Source: udp:${bystander.address}:${bystander.port}`],
+        }),
+      );
+      expect(reply, 'reply over the TCP connection').to.match(/^SIP\/2\.0 200 /);
+      expect(header(reply ?? '', 'X-Lab-Arrived'), 'source the backend saw').to.equal(
+        `vias=2;src=${lbIp}:${sipPort}`,
+      );
+      const after = await backendStats();
+      expect(sumDelta(before, after, 'script.sipweigh_source_adopted'), 'stamps adopted').to.equal(0);
+      expect(bystander.messages((m) => m.text.includes(callId)), 'messages at the bystander').to.have.length(0);
+    });
   });
 
   describe('requests that must not be balanced', function () {
@@ -219,6 +251,43 @@ describe('data plane: the LB', function () {
       });
       const reply = await ask(peer, text, callId);
       expect(reply?.status).to.equal(482);
+    });
+
+    it('refuses an in-dialog request whose Route set leads past the LB to a non-backend (no open relay)', async function () {
+      const lbBefore = await lbStats();
+      const callId = nextCallId('relay-dialog');
+      const target = `${bystander.address}:${bystander.port}`;
+      const text = sipRequest({
+        method: 'INVITE',
+        ruri: `sip:+15550100@${target}`,
+        callId,
+        via: via(),
+        toTag: 't4',
+        cseq: 2,
+        extraHeaders: [`Route: <sip:${lbIp};lr>,<sip:${target};lr>`],
+      });
+      const reply = await ask(peer, text, callId);
+      expect(reply?.status).to.equal(403);
+      expect(delta(lbBefore, await lbStats(), 'script.sipweigh_stateful'), 'relayed').to.equal(0);
+      expect(bystander.messages((m) => m.text.includes(callId)), 'messages at the target').to.have.length(0);
+    });
+
+    it('relays an in-dialog request whose Route set names the LB then a backend (LB as outbound proxy)', async function () {
+      const backend = plane.backends[1]!;
+      const callId = nextCallId('outbound-proxy');
+      const text = sipRequest({
+        method: 'OPTIONS',
+        ruri: `sip:dataplane-test@${via()}`,
+        callId,
+        via: via(),
+        toTag: 't5',
+        cseq: 2,
+        extraHeaders: [`Route: <sip:${lbIp};lr>,<sip:${backend.ip};lr>`],
+      });
+      const reply = await ask(peer, text, callId);
+      expect(reply?.status).to.equal(200);
+      expect(reply?.address, 'statefully relayed: the reply comes back through the LB').to.equal(lbIp);
+      expect(header(reply?.text ?? '', 'X-Lab-Arrived')).to.equal(`vias=2;src=${lbIp}:${sipPort}`);
     });
 
     it('refuses an initial request with a Route to elsewhere (no open relay)', async function () {
