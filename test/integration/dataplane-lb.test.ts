@@ -185,7 +185,10 @@ describe('data plane: the LB', function () {
       );
       const after = await backendStats();
       expect(sumDelta(before, after, 'script.sipweigh_source_adopted'), 'stamps adopted').to.equal(0);
-      expect(bystander.messages((m) => m.text.includes(callId)), 'messages at the bystander').to.have.length(0);
+      expect(
+        bystander.messages((m) => m.text.includes(callId)),
+        'messages at the bystander',
+      ).to.have.length(0);
     });
   });
 
@@ -269,7 +272,10 @@ describe('data plane: the LB', function () {
       const reply = await ask(peer, text, callId);
       expect(reply?.status).to.equal(403);
       expect(delta(lbBefore, await lbStats(), 'script.sipweigh_stateful'), 'relayed').to.equal(0);
-      expect(bystander.messages((m) => m.text.includes(callId)), 'messages at the target').to.have.length(0);
+      expect(
+        bystander.messages((m) => m.text.includes(callId)),
+        'messages at the target',
+      ).to.have.length(0);
     });
 
     it('relays an in-dialog request whose Route set names the LB then a backend (LB as outbound proxy)', async function () {
