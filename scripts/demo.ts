@@ -1,18 +1,25 @@
 /**
  * `npm run demo`: the local lab at work. Three backends of unequal emulated capacity behind the
- * transparent LB, a short sipp load through it, then what each backend got and what the LB saw.
- * Everything runs on loopback and is stopped by PID at the end (also on Ctrl-C or failure).
+ * transparent LB, each with a sipweigh agent; the controller's heartbeat endpoint probes them while a
+ * sipp load runs through the LB, and prints what it sees every second. Then: what each backend got,
+ * and what the LB saw (one message per call). Everything runs on loopback and is stopped by PID at
+ * the end (also on Ctrl-C or failure).
  */
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
+import { loadControllerConfig } from '../src/config/load.js';
+import { endpointOptionsFromConfig } from '../src/heartbeat/config.js';
+import { ControllerEndpoint } from '../src/heartbeat/controller-endpoint.js';
+import type { BackendSpec } from '../src/heartbeat/controller-core.js';
 import { KamailioRpcClient } from '../src/kamailio/rpc.js';
-import { LAB_SCENARIOS, startLab, type RunningLab } from '../src/lab/lab.js';
+import { initialDestinations, startLab, type RunningLab } from '../src/lab/lab.js';
+import { LAB_SCENARIOS } from '../src/lab/scenarios.js';
 import { runSippClient } from '../src/lab/sipp.js';
-import { initialDestinations } from '../src/lab/lab.js';
 
 const CAPACITIES = [50, 100, 200];
-const RATE = 60; // calls/s offered: well below the pool's 350
-const CALLS = 240;
+const RATE = 90; // calls/s offered: about a quarter of the pool's 350
+const CALLS = 450;
+const HOLD_MS = 2000;
 
 type Counters = Record<string, number>;
 
@@ -25,7 +32,9 @@ async function coreStats(url: string, auth?: { username: string; password: strin
   }
 }
 
-const pick = (c: Counters, name: string) => c[`core.${name}`] ?? c[`core:${name}`] ?? 0;
+const pick = (c: Counters, name: string) => c[`core.${name}`] ?? 0;
+const fmt = (v: number | null | undefined, digits = 0) =>
+  v === null || v === undefined ? '-' : v.toFixed(digits);
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
@@ -39,11 +48,17 @@ function table(rows: string[][]): string {
 async function main(): Promise<number> {
   const say = (s: string) => process.stdout.write(`${s}\n`);
   say(
-    `sipweigh demo: LB 127.0.0.10, ${CAPACITIES.length} backends of ${CAPACITIES.join('/')} calls/s (emulated), ${CALLS} calls at ${RATE}/s`,
+    `sipweigh demo: LB 127.0.0.10, backends of ${CAPACITIES.join('/')} calls/s (emulated), ` +
+      `${CALLS} calls at ${RATE}/s held ${HOLD_MS / 1000} s`,
   );
   let lab: RunningLab | undefined;
+  let heartbeat: ControllerEndpoint | undefined;
+  let ticker: NodeJS.Timeout | undefined;
   const stop = async () => {
-    if (lab) await lab.stop();
+    if (ticker) clearInterval(ticker);
+    await heartbeat?.close();
+    heartbeat = undefined;
+    await lab?.stop();
     lab = undefined;
   };
   process.once('SIGINT', () => void stop().then(() => process.exit(130)));
@@ -52,10 +67,62 @@ async function main(): Promise<number> {
       backends: CAPACITIES.length,
       capacities: CAPACITIES,
       dir: join(tmpdir(), 'sipweigh-demo'),
-      shmMb: 128,
     });
     const { plan } = lab.state;
-    say('lab up; sending calls through the LB...');
+
+    // The controller's heartbeat side, from the config the lab generated: it probes every agent.
+    const config = loadControllerConfig(lab.state.configs.controller);
+    heartbeat = await ControllerEndpoint.start(endpointOptionsFromConfig(config));
+    for (const set of config.sets) {
+      for (const b of set.backends) {
+        const spec: BackendSpec = {
+          id: b.id,
+          set: set.id,
+          uri: b.sip_uri,
+          capacity: b.capacity,
+          source: 'config',
+          ...(b.agent ? { agent: b.agent } : {}),
+        };
+        heartbeat.core.upsert(spec);
+      }
+    }
+    heartbeat.arm();
+    const hb = heartbeat;
+    const peak = new Map<string, { dialogs: number; tm: number; rtt: number }>();
+    const track = () => {
+      for (const b of hb.core.list()) {
+        const m = b.metrics;
+        const p = peak.get(b.id) ?? { dialogs: 0, tm: 0, rtt: 0 };
+        peak.set(b.id, {
+          dialogs: Math.max(p.dialogs, m?.dialogs_active ?? 0),
+          tm: Math.max(p.tm, m?.tm_current ?? 0),
+          rtt: Math.max(p.rtt, m?.options_rtt_ms ?? 0),
+        });
+      }
+    };
+    const live = () =>
+      hb.core
+        .list()
+        .map(
+          (b) =>
+            `${b.id} ${b.health.kind.padEnd(4)} dlg ${fmt(b.metrics?.dialogs_active).padStart(3)} tm ${fmt(b.metrics?.tm_current).padStart(4)} q ${fmt(b.metrics?.udp_rx_queue_bytes).padStart(5)}B rtt ${fmt(b.metrics?.options_rtt_ms, 1).padStart(5)}ms`,
+        )
+        .join(' | ');
+    say('lab up: LB, 3 backends with a sipp UAS and a sipweigh agent each; heartbeat probing every 200 ms');
+    // A backend is trusted after a few answers in a row (never seen -> returning -> up): wait for it.
+    for (let i = 0; i < 100 && !hb.core.list().every((b) => b.health.kind === 'up'); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    say(
+      'what the heartbeat sees (dialogs, transactions, SIP socket queue, OPTIONS round trip), each second:',
+    );
+    let seconds = 0;
+    ticker = setInterval(() => {
+      track();
+      seconds++;
+      say(`  t+${String(seconds).padStart(2)}s  ${live()}`);
+    }, 1000);
+
     const uac = await runSippClient(lab.group, {
       name: 'uac',
       scenario: LAB_SCENARIOS.uac,
@@ -65,8 +132,11 @@ async function main(): Promise<number> {
       rate: RATE,
       maxCalls: CALLS,
       timeoutS: 60,
-      extraArgs: ['-d', '200'],
+      extraArgs: ['-d', String(HOLD_MS)],
     });
+    clearInterval(ticker);
+    ticker = undefined;
+
     const weights = initialDestinations(plan).map((d) => d.rweight);
     const perBackend = await Promise.all(
       plan.backends.map((b) => coreStats(`http://${b.sip.address}:${b.rpcPort}/RPC`)),
@@ -80,7 +150,17 @@ async function main(): Promise<number> {
     say('');
     say(
       table([
-        ['backend', 'capacity/s', 'rweight', 'INVITEs', 'share', 'ACKs', 'BYEs'],
+        [
+          'backend',
+          'capacity/s',
+          'rweight',
+          'INVITEs',
+          'share',
+          'ACKs',
+          'BYEs',
+          'peak dialogs',
+          'peak OPTIONS rtt',
+        ],
         ...plan.backends.map((b, i) => [
           `${b.id} ${b.sip.address}`,
           String(b.emulation?.callsPerSecond ?? '-'),
@@ -89,6 +169,8 @@ async function main(): Promise<number> {
           `${((100 * (invites[i] ?? 0)) / total).toFixed(1)} %`,
           String(pick(perBackend[i]!, 'rcv_requests_ack')),
           String(pick(perBackend[i]!, 'rcv_requests_bye')),
+          String(peak.get(b.id)?.dialogs ?? '-'),
+          `${fmt(peak.get(b.id)?.rtt, 1)} ms`,
         ]),
         [
           'LB 127.0.0.10',
@@ -98,18 +180,27 @@ async function main(): Promise<number> {
           '',
           String(pick(lbStats, 'rcv_requests_ack')),
           String(pick(lbStats, 'rcv_requests_bye')),
+          '',
+          '',
         ],
       ]),
     );
     say('');
     const s = uac.stats;
+    const c = hb.core.counters;
     say(
       `calls: ${s.successful} completed, ${s.failed} failed of ${s.created}; retransmissions ${s.retransmissions}`,
     );
     say(
-      `transparency: the LB saw ${pick(lbStats, 'rcv_requests_ack')} ACK and ${pick(lbStats, 'rcv_requests_bye')} BYE — in-dialog requests went client <-> backend.`,
+      `transparency: the LB saw ${pick(lbStats, 'rcv_requests_ack')} ACK and ${pick(lbStats, 'rcv_requests_bye')} BYE; ` +
+        'in-dialog requests and every reply went client <-> backend.',
     );
-    say('static weights here (proportional to capacity); the controller makes them follow measured load.');
+    say(
+      `heartbeat: ${c.probesSent} probes, ${c.accepted.report} signed reports accepted, ${c.misses} missed`,
+    );
+    say(
+      'weights here are static (proportional to capacity); the controller loop will make them follow the measured load.',
+    );
     return s.failed === 0 && s.successful === CALLS ? 0 : 1;
   } finally {
     await stop();
