@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { loadControllerConfig } from '../src/config/load.js';
 import { endpointOptionsFromConfig } from '../src/heartbeat/config.js';
 import { ControllerEndpoint } from '../src/heartbeat/controller-endpoint.js';
-import type { BackendSpec } from '../src/heartbeat/controller-core.js';
+import { applyDiscovery } from '../src/discovery/apply.js';
+import { mergeDiscovery } from '../src/discovery/merge.js';
 import { KamailioRpcClient } from '../src/kamailio/rpc.js';
 import { initialDestinations, startLab, type RunningLab } from '../src/lab/lab.js';
 import { LAB_SCENARIOS } from '../src/lab/scenarios.js';
@@ -73,19 +74,8 @@ async function main(): Promise<number> {
     // The controller's heartbeat side, from the config the lab generated: it probes every agent.
     const config = loadControllerConfig(lab.state.configs.controller);
     heartbeat = await ControllerEndpoint.start(endpointOptionsFromConfig(config));
-    for (const set of config.sets) {
-      for (const b of set.backends) {
-        const spec: BackendSpec = {
-          id: b.id,
-          set: set.id,
-          uri: b.sip_uri,
-          capacity: b.capacity,
-          source: 'config',
-          ...(b.agent ? { agent: b.agent } : {}),
-        };
-        heartbeat.core.upsert(spec);
-      }
-    }
+    // Backends from the config (the controller adds each LB's dispatcher.list and signed hellos).
+    applyDiscovery(heartbeat.core, mergeDiscovery(config.sets, [], { defaultCapacity: 100 }).backends);
     heartbeat.arm();
     const hb = heartbeat;
     const peak = new Map<string, { dialogs: number; tm: number; rtt: number }>();
