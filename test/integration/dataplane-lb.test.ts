@@ -163,6 +163,33 @@ describe('data plane: the LB', function () {
       expect(delta(before, after, 'script.sipweigh_source_adopted')).to.equal(0);
     });
 
+    it('an IPv6 stamp from the LB address, which Kamailio cannot adopt, is counted invalid, not adopted', async function () {
+      // corex set_source_address() rejects every IPv6 form in 5.6.3: the LB relays IPv6 clients
+      // statefully instead, and the backend must not claim an adoption that did not happen.
+      const backend = plane.backends[0]!;
+      const fakeLb = await UdpSipPeer.bind(lbIp);
+      try {
+        const before = await fetchStats(backend.rpcUrl);
+        const callId = nextCallId('v6');
+        const via = `${fakeLb.address}:${fakeLb.port}`;
+        const text = sipRequest({
+          method: 'OPTIONS',
+          ruri: `sip:v6@${backend.ip}`,
+          callId,
+          via,
+          extraHeaders: ['X-Sipweigh-Source: udp:[2001:db8::1]:5060'],
+        });
+        const reply = await ask(fakeLb, text, callId, backend.ip);
+        expect(reply?.status).to.equal(200);
+        expect(header(reply?.text ?? '', 'X-Lab-Arrived')).to.equal(`vias=1;src=${via}`);
+        const after = await fetchStats(backend.rpcUrl);
+        expect(delta(before, after, 'script.sipweigh_source_adopted'), 'adopted').to.equal(0);
+        expect(delta(before, after, 'script.sipweigh_source_invalid'), 'invalid').to.equal(1);
+      } finally {
+        fakeLb.close();
+      }
+    });
+
     it('is removed from a TCP client request too (stateful path): the backend keeps the LB as source', async function () {
       // The stateful relay reaches the backend over UDP from the LB's address, which the backend
       // trusts: a forged copy left in place would be adopted (replies sent to the bystander, the
@@ -334,7 +361,7 @@ describe('data plane: the LB', function () {
       expect(reply?.address).to.equal(lbIp);
     });
 
-    it('rejects Max-Forwards exhausted (483) and a malformed Expires (400)', async function () {
+    it('rejects Max-Forwards exhausted (483), a malformed Expires or Max-Forwards (400)', async function () {
       const hops = nextCallId('hops');
       const noHops = sipRequest({
         method: 'OPTIONS',
@@ -354,6 +381,16 @@ describe('data plane: the LB', function () {
       const reply = await ask(peer, badExpires, bad);
       expect(reply?.status).to.equal(400);
       expect(reply?.address).to.equal(lbIp);
+      const garbled = nextCallId('maxfwd');
+      const badMaxForwards = sipRequest({
+        method: 'OPTIONS',
+        ruri: `sip:x@${lbIp}`,
+        callId: garbled,
+        via: via(),
+      }).replace('Max-Forwards: 70', 'Max-Forwards: many');
+      const garbledReply = await ask(peer, badMaxForwards, garbled);
+      expect(garbledReply?.status, 'malformed Max-Forwards').to.equal(400);
+      expect(garbledReply?.address).to.equal(lbIp);
     });
   });
 
