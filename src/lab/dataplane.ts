@@ -8,6 +8,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KAMAILIO_CFG_DIR } from '../util/package-root.js';
+import { formatDispatcherList } from '../kamailio/dispatcher-list.js';
+import { backendDefines, lbDefines } from './defines.js';
 import { startKamailio, type Defines, type KamailioInstance } from './kamailio.js';
 import type { ProcessGroup } from './processes.js';
 import { startSipp, type SippRun, type SippTransport } from './sipp.js';
@@ -59,13 +61,6 @@ export interface DataPlane {
   readonly backends: readonly BackendNode[];
 }
 
-const q = (s: string) => `"${s}"`;
-
-/** One line per backend: `SET URI FLAGS PRIORITY ATTRS` (algorithm 11 reads `rweight`). */
-export function dispatcherListText(set: number, entries: readonly { uri: string; weight: number }[]): string {
-  return entries.map((e) => `${set} ${e.uri} 0 0 rweight=${e.weight}\n`).join('');
-}
-
 export async function startDataPlane(group: ProcessGroup, opts: DataPlaneOptions): Promise<DataPlane> {
   const net = DATAPLANE_NET;
   const dispatcherList = join(group.runDir, 'dispatcher.list');
@@ -77,9 +72,14 @@ export async function startDataPlane(group: ProcessGroup, opts: DataPlaneOptions
   }));
   writeFileSync(
     dispatcherList,
-    dispatcherListText(
-      net.dsSet,
-      specs.map((b) => ({ uri: b.uri, weight: b.spec.weight })),
+    formatDispatcherList(
+      specs.map((b) => ({
+        setId: net.dsSet,
+        uri: b.uri,
+        state: 'active',
+        rweight: b.spec.weight,
+        duid: `backend${b.index}`,
+      })),
     ),
   );
 
@@ -89,12 +89,12 @@ export async function startDataPlane(group: ProcessGroup, opts: DataPlaneOptions
         name: `backend${b.index}`,
         cfg: join(KAMAILIO_CFG_DIR, 'backend.cfg'),
         defines: {
-          SW_BE_IP: b.ip,
-          SW_BE_PORT: net.sipPort,
-          SW_LB_TRUSTED: q(net.lbIp),
-          SW_UAS_IP: net.uasIp(b.index),
-          SW_UAS_PORT: net.sipPort,
-          SW_BE_RPC_PORT: net.backendRpcPort,
+          ...backendDefines({
+            sip: { address: b.ip, port: net.sipPort },
+            trustedLbs: [net.lbIp],
+            uas: { address: net.uasIp(b.index), port: net.sipPort },
+            rpcPort: net.backendRpcPort,
+          }),
           ...b.spec.defines,
         },
         waitFor: [
@@ -118,14 +118,13 @@ export async function startDataPlane(group: ProcessGroup, opts: DataPlaneOptions
     cfg: join(KAMAILIO_CFG_DIR, 'lb.cfg'),
     shmMb: opts.lbShmMb ?? 64,
     defines: {
-      SW_LB_IP: net.lbIp,
-      SW_LB_PORT: net.sipPort,
-      SW_RPC_PORT: net.lbRpcPort,
-      SW_RPC_USER: q(net.rpcUser),
-      SW_RPC_PASSWORD: q(net.rpcPassword),
-      SW_RPC_ALLOW: q(`${net.rpcClientIp}/32`),
-      SW_DS_LIST: q(dispatcherList),
-      SW_DS_SET: net.dsSet,
+      ...lbDefines({
+        sip: { address: net.lbIp, port: net.sipPort },
+        rpc: { address: net.lbIp, port: net.lbRpcPort, username: net.rpcUser, password: net.rpcPassword },
+        rpcAllow: [net.rpcClientIp],
+        dispatcherList,
+        dispatcherSet: net.dsSet,
+      }),
       ...opts.lbDefines,
     },
     waitFor: [

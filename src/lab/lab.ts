@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { join } from 'node:path';
 import { KAMAILIO_CFG_DIR } from '../util/package-root.js';
 import { formatDispatcherList, type Destination } from '../kamailio/dispatcher-list.js';
-import { backendDefines, lbDefines } from './defines.js';
+import { backendDefines, lbDefines, type BackendSettings, type LbSettings } from './defines.js';
 import { startKamailio, type KamailioInstance } from './kamailio.js';
 import { pidAlive, ProcessGroup, stopPid, type ManagedProcess } from './processes.js';
 import { writeLabConfigs, type LabConfigFiles } from './lab-configs.js';
@@ -16,7 +16,7 @@ import { sipweighCommand } from './self-command.js';
 import { LAB_SCENARIOS } from './scenarios.js';
 import { startSipp } from './sipp.js';
 import { isBound, type Endpoint } from './sockets.js';
-import { planLab, type LabOptions, type LabPlan } from './topology.js';
+import { planLab, type BackendPlan, type LabOptions, type LabPlan } from './topology.js';
 
 export const DEFAULT_LAB_DIR = process.env.SIPWEIGH_LAB_DIR ?? '/tmp/sipweigh-lab';
 export const LAB_CONFIGS = {
@@ -65,6 +65,28 @@ function writeAtomically(file: string, text: string): void {
   const tmp = `${file}.tmp-${process.pid}`;
   writeFileSync(tmp, text);
   renameSync(tmp, file);
+}
+
+export function lbSettings(plan: LabPlan, dispatcherList: string): LbSettings {
+  return {
+    sip: plan.lb.sip,
+    rpc: plan.lb.rpc,
+    // The controller runs beside the LB in the lab; local tools connect from 127.0.0.1 (the kernel's
+    // default source on lo). Any other loopback address is refused (403).
+    rpcAllow: ['127.0.0.1', plan.lb.rpc.address],
+    dispatcherList,
+    dispatcherSet: plan.lb.dispatcherSet,
+  };
+}
+
+export function backendSettings(plan: LabPlan, be: BackendPlan): BackendSettings {
+  return {
+    sip: be.sip,
+    trustedLbs: [plan.lb.sip.address],
+    uas: be.uas,
+    rpcPort: be.rpcPort,
+    ...(be.emulation ? { workers: be.emulation.workers, serviceDelayUs: be.emulation.delayUs } : {}),
+  };
 }
 
 /** Equal relative weights, or proportional to the emulated capacities (the operator's static guess). */
@@ -141,7 +163,7 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
         startKamailio(group, {
           name: `backend-${be.id}`,
           cfg: LAB_CONFIGS.backend,
-          defines: backendDefines(plan, be),
+          defines: backendDefines(backendSettings(plan, be)),
           shmMb: opts.shmMb ?? 128,
           waitFor: [
             { transport: 'udp', ...be.sip },
@@ -154,7 +176,7 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
     const lb = await startKamailio(group, {
       name: 'lb',
       cfg: LAB_CONFIGS.lb,
-      defines: lbDefines(plan, dispatcherList),
+      defines: lbDefines(lbSettings(plan, dispatcherList)),
       shmMb: opts.shmMb ?? 128,
       waitFor: [
         { transport: 'udp', ...plan.lb.sip },

@@ -9,6 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backendDefines, lbDefines } from '../../src/lab/defines.js';
+import { backendSettings, lbSettings } from '../../src/lab/lab.js';
 import { kamailioCheck, type Defines } from '../../src/lab/kamailio.js';
 import { planLab } from '../../src/lab/topology.js';
 import { KAMAILIO_DIR } from '../support/harness.js';
@@ -53,8 +54,8 @@ describe('data plane: shipped Kamailio configs pass kamailio -c', function () {
 
   it('lb.cfg and backend.cfg with the lab defines', () => {
     const plan = planLab({ backends: 2, capacities: [200, 100] });
-    expectAccepted(LB_CFG, lbDefines(plan, join(dir, 'dispatcher.list')));
-    for (const be of plan.backends) expectAccepted(BACKEND_CFG, backendDefines(plan, be));
+    expectAccepted(LB_CFG, lbDefines(lbSettings(plan, join(dir, 'dispatcher.list'))));
+    for (const be of plan.backends) expectAccepted(BACKEND_CFG, backendDefines(backendSettings(plan, be)));
   });
 
   it('lb.cfg in stateful mode, with probing and latency statistics', () =>
