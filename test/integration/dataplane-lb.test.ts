@@ -394,6 +394,25 @@ describe('data plane: the LB', function () {
     });
   });
 
+  describe('requests that must be balanced', function () {
+    it('accepts bytes after a UDP body (RFC 3261 18.3: discarded), refuses a body shorter than Content-Length', async function () {
+      const via = `${peer.address}:${peer.port}`;
+      const padded = nextCallId('padded');
+      const trailing = `${sipRequest({ method: 'OPTIONS', ruri: `sip:x@${lbIp}`, callId: padded, via })}\r\n`;
+      const reply = await ask(peer, trailing, padded);
+      expect(reply?.status, 'request with a trailing CRLF').to.equal(200);
+      expect(plane.backends.map((b) => b.ip)).to.include(reply?.address);
+      const short = nextCallId('short');
+      const truncated = sipRequest({ method: 'OPTIONS', ruri: `sip:x@${lbIp}`, callId: short, via }).replace(
+        'Content-Length: 0',
+        'Content-Length: 40',
+      );
+      const refused = await ask(peer, truncated, short);
+      expect(refused?.status, 'body shorter than Content-Length').to.equal(400);
+      expect(refused?.address).to.equal(lbIp);
+    });
+  });
+
   describe('JSON-RPC over HTTP', function () {
     const call = { jsonrpc: '2.0', method: 'core.version', id: 1 };
     const auth = lbRpcAccess.auth;
