@@ -20,6 +20,8 @@ export interface HttpRpcOptions {
   readonly localAddress?: string;
   /** HTTP Basic credentials; none sent when absent. */
   readonly auth?: { readonly user: string; readonly password: string };
+  /** A raw Authorization header, sent instead of `auth`. */
+  readonly authorization?: string;
 }
 
 export function postJson(url: string, payload: unknown, opts: HttpRpcOptions = {}): Promise<HttpReply> {
@@ -28,7 +30,9 @@ export function postJson(url: string, payload: unknown, opts: HttpRpcOptions = {
     'content-type': 'application/json',
     'content-length': String(Buffer.byteLength(body)),
   };
-  if (opts.auth) {
+  if (opts.authorization !== undefined) {
+    headers.authorization = opts.authorization;
+  } else if (opts.auth) {
     headers.authorization = `Basic ${Buffer.from(`${opts.auth.user}:${opts.auth.password}`).toString('base64')}`;
   }
   return new Promise((resolve, reject) => {

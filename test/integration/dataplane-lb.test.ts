@@ -421,6 +421,20 @@ describe('data plane: the LB', function () {
       const reply = await postJson(plane.lbRpcUrl, call, lbRpcAccess);
       expect(reply.status).to.equal(200);
       expect((JSON.parse(reply.body) as { result: string }).result).to.match(/^kamailio 5\./);
+      // RFC 7235: the scheme is case-insensitive and may be followed by more than one space.
+      const token = Buffer.from(`${DATAPLANE_NET.rpcUser}:${DATAPLANE_NET.rpcPassword}`).toString('base64');
+      for (const authorization of [`basic ${token}`, `BASIC  ${token}`]) {
+        const other = await postJson(plane.lbRpcUrl, call, {
+          localAddress: DATAPLANE_NET.rpcClientIp,
+          authorization,
+        });
+        expect(other.status, authorization).to.equal(200);
+      }
+      const truncated = await postJson(plane.lbRpcUrl, call, {
+        localAddress: DATAPLANE_NET.rpcClientIp,
+        authorization: `Basic ${token.slice(0, -2)}`,
+      });
+      expect(truncated.status, 'truncated credentials').to.equal(401);
     });
 
     it('answers 401 with a Basic challenge without (or with wrong) credentials', async function () {
