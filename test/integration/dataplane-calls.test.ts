@@ -216,4 +216,24 @@ describe('data plane: calls through the transparent LB', function () {
     // The BYEs came from the backends over UDP and left over the callers' TCP connection.
     expect(delta(lbBefore, lbAfter, 'core.rcv_requests_bye')).to.equal(calls);
   });
+
+  it('brings the callee BYE back to a TCP caller behind a NAT (its Contact names an unreachable address)', async function () {
+    // uas-answer-then-bye.xml is still running from the previous test. Without the LB's contact
+    // alias the BYE went to the Contact's address: "connect failed", 477 to the backend, call hung.
+    const calls = 5;
+    const r = await runSippClient(h.group, {
+      name: 'uac-tcp-nat-bye',
+      scenario: join(SCENARIO_DIR, 'uac-tcp-nat-callee-hangs-up.xml'),
+      transport: 't1',
+      localIp: DATAPLANE_NET.clientIp(4),
+      localPort: 5095,
+      remote: `${DATAPLANE_NET.lbIp}:${DATAPLANE_NET.sipPort}`,
+      rate: 5,
+      maxCalls: calls,
+      timeoutS: 30,
+      vars: { private_ip: DATAPLANE_NET.clientIp(99) },
+    });
+    expect(r.stats.successful, 'calls ended by the callee').to.equal(calls);
+    expect(r.stats.failed).to.equal(0);
+  });
 });
