@@ -323,6 +323,26 @@ describe('data plane: the LB', function () {
       expect(header(reply?.text ?? '', 'X-Lab-Arrived')).to.equal(`vias=2;src=${lbIp}:${sipPort}`);
     });
 
+    it('follows an in-dialog request to the backend its top Route names, long after the Call-ID entry is gone', async function () {
+      // A UA that sends every request to its outbound proxy address (the LB) without a Route for it,
+      // e.g. the BYE of a 2-hour call: no entry for the Call-ID, the top Route is the backend's.
+      const backend = plane.backends[1]!;
+      const callId = nextCallId('old-dialog');
+      const text = sipRequest({
+        method: 'OPTIONS',
+        ruri: `sip:callee@${backend.uasIp}:${sipPort}`,
+        callId,
+        via: via(),
+        toTag: 't6',
+        cseq: 7,
+        extraHeaders: [`Route: <sip:${backend.ip};lr;ftag=dp>`],
+      });
+      const reply = await ask(peer, text, callId);
+      expect(reply?.status).to.equal(200);
+      expect(reply?.address, 'transparent: the backend answers').to.equal(backend.ip);
+      expect(header(reply?.text ?? '', 'X-Lab-Arrived')).to.equal(`vias=1;src=${via()}`);
+    });
+
     it('refuses an initial request with a Route to elsewhere (no open relay)', async function () {
       const callId = nextCallId('relay');
       const text = sipRequest({
