@@ -15,7 +15,7 @@ import { deriveBackendKey, heartbeatKey } from '../../src/heartbeat/keys.js';
 import { AGENT_SENDS, CONTROLLER_SENDS, type HeartbeatMessage } from '../../src/heartbeat/messages.js';
 import type { AgentConfig } from '../../src/config/types.js';
 import { eventually, sleep } from '../support/harness.js';
-import { fuzzDatagrams, FUZZ_KINDS, type FuzzKind } from '../support/fuzz-datagrams.js';
+import { fuzzDatagrams, FUZZ_KINDS, sendPaced } from '../support/fuzz-datagrams.js';
 
 const MASTER = Buffer.alloc(32, 0x55);
 const BACKEND = 'be-fuzz';
@@ -81,36 +81,21 @@ describe('integration: agent fuzz over UDP', function () {
     const base = agent.counters();
     const repliesBefore = replies.length;
 
-    let sent = 0;
-    let sendErrors = 0;
-    const byKind = Object.fromEntries(FUZZ_KINDS.map((k) => [k, 0])) as Record<FuzzKind, number>;
-    const onSent = (err: Error | null) => {
-      if (err) sendErrors++;
-    };
-    const started = Date.now();
     const gen = fuzzDatagrams({
       target: { backendId: BACKEND, key: backendKey, accepts: CONTROLLER_SENDS },
       count: COUNT,
       seed: 4044,
       replayable,
     });
-    for (const { kind, buf } of gen) {
-      while (sent - (agent.counters().received - base.received) >= MAX_IN_FLIGHT) {
-        if (Date.now() - started > TIME_LIMIT_MS) break;
-        await new Promise((r) => setImmediate(r));
-      }
-      if (Date.now() - started > TIME_LIMIT_MS) break;
-      sender.send(buf, to.port, to.address, onSent);
-      byKind[kind]++;
-      sent++;
-    }
-    await eventually(
-      () => agent.counters().received - base.received >= sent - sendErrors,
-      'tail received',
-      10_000,
-      20,
-    ).catch(() => undefined);
-    const elapsed = (Date.now() - started) / 1000;
+    const {
+      sent,
+      sendErrors,
+      byKind,
+      elapsedS: elapsed,
+    } = await sendPaced(sender, to, gen, () => agent.counters().received - base.received, {
+      maxInFlight: MAX_IN_FLIGHT,
+      timeLimitMs: TIME_LIMIT_MS,
+    });
     await sleep(200); // any (wrong) report would be on its way back by now
 
     const c = agent.counters();
@@ -132,6 +117,7 @@ describe('integration: agent fuzz over UDP', function () {
     );
 
     expect(sent).to.equal(COUNT);
+    for (const k of FUZZ_KINDS) expect(byKind[k], `datagrams of kind ${k} sent`).to.be.greaterThan(0);
     expect(received, 'the agent saw (nearly) all datagrams').to.be.at.least(Math.floor(COUNT * 0.98));
     expect(received + kernelDrops, 'every datagram reached the agent or was counted by the kernel').to.equal(
       sent - sendErrors,

@@ -10,6 +10,7 @@
  *   for (const { kind, buf } of fuzzDatagrams({ target, count: 100_000, seed: 1, replayable })) send(buf)
  */
 import { createHmac } from 'node:crypto';
+import type { Socket } from 'node:dgram';
 import { encodeMessage, HEADER_FIXED_BYTES, MAC_BYTES, type DropReason } from '../../src/heartbeat/codec.js';
 import { deriveBackendKey, heartbeatKey, type HeartbeatKey } from '../../src/heartbeat/keys.js';
 import {
@@ -331,4 +332,55 @@ export function* fuzzDatagrams(opts: FuzzOptions): Generator<{ kind: FuzzKind; b
     }
     yield { kind, buf };
   }
+}
+
+export interface PacedSendOptions {
+  /** Stop sending once this many datagrams are sent but not yet counted by the receiver. */
+  readonly maxInFlight: number;
+  /** Hard bound on the whole send loop (every load loop stops by itself). */
+  readonly timeLimitMs: number;
+  /** How long to wait for the tail to arrive after the last send. */
+  readonly tailMs?: number;
+}
+
+export interface PacedSendResult {
+  readonly sent: number;
+  readonly sendErrors: number;
+  readonly byKind: Record<FuzzKind, number>;
+  readonly elapsedS: number;
+}
+
+/**
+ * Sends generated datagrams over UDP, paced against the receiver's own count of what it received, so
+ * the kernel does not drop them silently in a full socket buffer; then waits for the tail.
+ */
+export async function sendPaced(
+  sender: Socket,
+  to: { readonly address: string; readonly port: number },
+  datagrams: Iterable<{ kind: FuzzKind; buf: Buffer }>,
+  receivedSoFar: () => number,
+  opts: PacedSendOptions,
+): Promise<PacedSendResult> {
+  let sent = 0;
+  let sendErrors = 0;
+  const byKind = Object.fromEntries(FUZZ_KINDS.map((k) => [k, 0])) as Record<FuzzKind, number>;
+  const onSent = (err: Error | null) => {
+    if (err) sendErrors++;
+  };
+  const started = Date.now();
+  const overTime = () => Date.now() - started > opts.timeLimitMs;
+  for (const { kind, buf } of datagrams) {
+    while (sent - receivedSoFar() >= opts.maxInFlight && !overTime()) {
+      await new Promise((r) => setImmediate(r));
+    }
+    if (overTime()) break;
+    sender.send(buf, to.port, to.address, onSent);
+    byKind[kind]++;
+    sent++;
+  }
+  const tailUntil = Date.now() + (opts.tailMs ?? 10_000);
+  while (receivedSoFar() < sent - sendErrors && Date.now() < tailUntil) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { sent, sendErrors, byKind, elapsedS: (Date.now() - started) / 1000 };
 }
