@@ -413,8 +413,11 @@ export class ControllerCore {
     b.lastReportAt = now;
     if (a.kind === 'late') this.counters.lateReports++;
     else this.apply(b, { type: 'probe_ok', at: now });
-    if (msg.metrics.draining !== b.reportedDraining) {
-      b.reportedDraining = msg.metrics.draining;
+    // The flag is a level, not an edge: while the agent says draining, a backend whose stronger drain
+    // (operator, bye) just ended must drain again, or it would return to rotation against the agent's word.
+    const flag = msg.metrics.draining;
+    if (flag !== b.reportedDraining || (flag && b.healthRec.state.kind !== 'draining')) {
+      b.reportedDraining = flag;
       this.apply(b, { type: 'report_draining', at: now, draining: msg.metrics.draining });
     }
     this.events.onReport?.(b, msg.metrics, a.rttMs);

@@ -287,4 +287,73 @@ describe('controller core (no sockets, manual clock)', function () {
     expect(core.size).to.equal(3);
     expect(core.counters.dropped.not_allowed).to.equal(7);
   });
+
+  it('keeps a backend out of rotation while its agent reports draining, whatever drain ended before', function () {
+    const { core, sent, advance, wall } = makeCore({ health: { returnAfterOks: 2 } });
+    core.upsert({ id: 'dr1', set: 1, uri: 'sip:x', capacity: 1, agent: AGENT, source: 'config' });
+    const key = heartbeatKey(deriveBackendKey(MASTER, 'dr1'));
+    let seq = 0;
+    const answer = (boot: string, draining: boolean) => {
+      const n = sent.length;
+      while (sent.length === n) advance(1);
+      const p = lastProbe(sent, 'dr1');
+      advance(2);
+      core.receive(
+        encodeMessage(
+          {
+            type: 'report',
+            backendId: 'dr1',
+            seq: seq++,
+            ts: wall(),
+            boot,
+            echoSeq: p.seq,
+            echoTs: p.ts,
+            metrics: { ...IDLE_METRICS, draining },
+          },
+          key,
+        ),
+        AGENT,
+      );
+    };
+    for (let i = 0; i < 3; i++) answer('agentboot1', false);
+    expect(core.get('dr1')!.health.kind).to.equal('up');
+    answer('agentboot1', true);
+    expect(core.get('dr1')!.health).to.include({ kind: 'draining', cause: 'report' });
+    // The operator drains too, then undrains: the agent still says it is draining.
+    core.drain('dr1', true);
+    core.drain('dr1', false);
+    for (let i = 0; i < 5; i++) answer('agentboot1', true);
+    expect(core.get('dr1')!.health, 'after operator undrain').to.include({
+      kind: 'draining',
+      cause: 'report',
+    });
+
+    // bye, then the agent restarts (new boot: the bye drain ends) still configured to drain.
+    core.receive(
+      encodeMessage({ type: 'bye', backendId: 'dr1', seq: seq++, ts: wall(), boot: 'agentboot1' }, key),
+      AGENT,
+    );
+    expect(core.get('dr1')!.health).to.include({ kind: 'draining', cause: 'bye' });
+    core.receive(
+      encodeMessage(
+        {
+          type: 'hello',
+          backendId: 'dr1',
+          seq: 0,
+          ts: wall(),
+          boot: 'agentboot2',
+          set: 1,
+          uri: 'sip:x',
+          capacity: 1,
+        },
+        key,
+      ),
+      AGENT,
+    );
+    seq = 1;
+    for (let i = 0; i < 5; i++) answer('agentboot2', true);
+    expect(core.get('dr1')!.health, 'after a restart').to.include({ kind: 'draining', cause: 'report' });
+    answer('agentboot2', false);
+    expect(core.get('dr1')!.health.kind).to.equal('returning');
+  });
 });
