@@ -295,10 +295,17 @@ class Agent implements AgentHandle {
       return Promise.resolve();
     }
     return new Promise((resolve) => {
-      this.socket.send(datagram, to.port, to.address, (err) => {
-        if (err) this.logger.warn({ type: msg.type, to, err: err.message }, 'heartbeat send failed');
+      const failed = (err: Error) => {
+        this.logger.warn({ type: msg.type, to, err: err.message }, 'heartbeat send failed');
         resolve();
-      });
+      };
+      try {
+        this.socket.send(datagram, to.port, to.address, (err) => (err ? failed(err) : resolve()));
+      } catch (e) {
+        // Thrown at once for a destination Node refuses (a probe's forged source port 0, a closed
+        // socket): one lost datagram, never a rejected promise, which would end the process.
+        failed(e instanceof Error ? e : new Error(String(e)));
+      }
     });
   }
 
