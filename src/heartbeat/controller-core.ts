@@ -348,11 +348,15 @@ export class ControllerCore {
         b.keys.findIndex((k) => k.id === d.keyId),
       );
     const now = this.mono();
+    const restarted = bootBefore !== null && bootBefore !== msg.boot;
     switch (msg.type) {
       case 'report':
+        // A restart is news whichever message brings it: if the new run's hello was lost, its
+        // reports come first, and its later hellos carry a boot we already know.
+        if (restarted) this.apply(b, { type: 'hello', at: now, newBoot: true });
         return this.onReport(b, msg, now);
       case 'hello':
-        return this.onHello(b, msg, from, now, bootBefore !== null && bootBefore !== msg.boot);
+        return this.onHello(b, msg, from, now, restarted);
       case 'bye':
         return this.onBye(b, msg, now);
       default:

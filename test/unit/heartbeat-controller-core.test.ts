@@ -356,4 +356,59 @@ describe('controller core (no sockets, manual clock)', function () {
     answer('agentboot2', false);
     expect(core.get('dr1')!.health.kind).to.equal('returning');
   });
+
+  it('ends a bye drain when the restarted agent is first heard in a report (its hello was lost)', function () {
+    const { core, sent, advance, wall } = makeCore({ health: { returnAfterOks: 2 } });
+    core.upsert({ id: 'rb1', set: 1, uri: 'sip:x', capacity: 1, agent: AGENT, source: 'config' });
+    const key = heartbeatKey(deriveBackendKey(MASTER, 'rb1'));
+    const answer = (boot: string, seq: number) => {
+      const n = sent.length;
+      while (sent.length === n) advance(1);
+      const p = lastProbe(sent, 'rb1');
+      advance(2);
+      core.receive(
+        encodeMessage(
+          {
+            type: 'report',
+            backendId: 'rb1',
+            seq,
+            ts: wall(),
+            boot,
+            echoSeq: p.seq,
+            echoTs: p.ts,
+            metrics: IDLE_METRICS,
+          },
+          key,
+        ),
+        AGENT,
+      );
+    };
+    for (let i = 0; i < 3; i++) answer('agentboot1', i);
+    core.receive(
+      encodeMessage({ type: 'bye', backendId: 'rb1', seq: 3, ts: wall(), boot: 'agentboot1' }, key),
+      AGENT,
+    );
+    expect(core.get('rb1')!.health).to.include({ kind: 'draining', cause: 'bye' });
+    // The new run's first hello is lost; it answers the probes of its configured controller.
+    for (let i = 1; i <= 3; i++) answer('agentboot2', i);
+    // Its next hello (same boot) arrives late.
+    core.receive(
+      encodeMessage(
+        {
+          type: 'hello',
+          backendId: 'rb1',
+          seq: 4,
+          ts: wall(),
+          boot: 'agentboot2',
+          set: 1,
+          uri: 'sip:x',
+          capacity: 1,
+        },
+        key,
+      ),
+      AGENT,
+    );
+    answer('agentboot2', 5);
+    expect(core.get('rb1')!.health.kind).to.equal('up');
+  });
 });
