@@ -99,6 +99,13 @@ export interface ControllerCoreOptions {
   readonly selfRegistrationSets?: ReadonlySet<number>;
   /** Cap on self-registered backends (bounds memory against a leaked key being used to register many ids). */
   readonly maxSelfRegistered?: number;
+  /**
+   * A self-registered backend not heard from (no authentic message) this long is forgotten. Without
+   * this, every id that ever said hello stays probed forever: churned instances eat the probe budget
+   * (stretching every live backend's interval) and, at the cap, lock new registrations out. Its agent
+   * announces itself again if it comes back. Default 10 minutes.
+   */
+  readonly forgetSelfRegisteredAfterMs?: number;
   /** The controller's boot id (random by default). */
   readonly bootId?: string;
   /** Monotonic ms (probe deadlines, RTT) and wall-clock ms (timestamps on the wire). */
@@ -112,6 +119,8 @@ export interface ControllerEvents {
   onReport?(b: BackendView, metrics: ReportMetrics, rttMs: number | null): void;
   onHealthChange?(b: BackendView, from: HealthState, to: HealthState): void;
   onRegistered?(b: BackendView): void;
+  /** A self-registered backend was forgotten after long silence (forgetSelfRegisteredAfterMs). */
+  onForgotten?(b: BackendView): void;
 }
 
 /** Read-only view of one backend for the controller loop, status API and tests. */
@@ -144,6 +153,8 @@ export interface ControllerCounters {
   /** Authentic reports echoing no probe we remember (duplicates or very late). */
   unmatchedReports: number;
   registered: number;
+  /** Self-registered backends forgotten after long silence. */
+  forgotten: number;
   /** Exceptions caught at the socket boundary (a bug if ever non-zero; the endpoint keeps running). */
   internalErrors: number;
   /** Times the overload cap on the probe rate changed (overload.ts). */
@@ -165,6 +176,8 @@ class Backend implements DueItem, BackendView {
   lastProbeAt = -Infinity;
   metrics: ReportMetrics | null = null;
   lastReportAt = NaN;
+  /** Monotonic ms of the last authentic message (or of registration). */
+  lastHeardAt: number;
   reportedDraining = false;
 
   constructor(
@@ -177,6 +190,7 @@ class Backend implements DueItem, BackendView {
     this.replay = replay;
     this.agent = spec.agent ?? null;
     this.healthRec = initialHealth(now);
+    this.lastHeardAt = now;
   }
   get id() {
     return this.spec.id;
@@ -223,6 +237,7 @@ export class ControllerCore {
   private readonly masters: readonly Buffer[];
   private readonly selfRegSets: ReadonlySet<number>;
   private readonly maxSelfRegistered: number;
+  private readonly forgetAfterMs: number;
   private selfRegistered = 0;
   /** Reused for every datagram's header (nothing keeps a reference past receive()). */
   private readonly header = emptyHeader();
@@ -252,6 +267,8 @@ export class ControllerCore {
     this.freshness = opts.freshness ?? DEFAULT_FRESHNESS;
     this.selfRegSets = opts.selfRegistrationSets ?? new Set();
     this.maxSelfRegistered = opts.maxSelfRegistered ?? 10_000;
+    this.forgetAfterMs = opts.forgetSelfRegisteredAfterMs ?? 600_000;
+    if (!(this.forgetAfterMs > 0)) throw new RangeError('forgetSelfRegisteredAfterMs must be > 0');
     this.bootId = opts.bootId ?? randomBytes(12).toString('base64url');
     if (!BOOT_ID_PATTERN.test(this.bootId))
       throw new RangeError(`invalid boot id ${JSON.stringify(this.bootId)}`);
@@ -269,6 +286,7 @@ export class ControllerCore {
       lateReports: 0,
       unmatchedReports: 0,
       registered: 0,
+      forgotten: 0,
       internalErrors: 0,
       probeCapChanges: 0,
     };
@@ -348,6 +366,7 @@ export class ControllerCore {
         b.keys.findIndex((k) => k.id === d.keyId),
       );
     const now = this.mono();
+    b.lastHeardAt = now;
     const restarted = bootBefore !== null && bootBefore !== msg.boot;
     switch (msg.type) {
       case 'report':
@@ -533,6 +552,12 @@ export class ControllerCore {
     for (;;) {
       const b = this.heap.peek();
       if (b === undefined || b.due > now) break;
+      if (b.source === 'hello' && now - b.lastHeardAt >= this.forgetAfterMs) {
+        this.remove(b.id);
+        this.counters.forgotten++;
+        this.events.onForgotten?.(b);
+        continue;
+      }
       const missed = b.tracker.expire(now);
       for (let i = 0; i < missed; i++) this.missed(b, now);
       if (b.nextProbeAt <= now) this.probe(b, now);

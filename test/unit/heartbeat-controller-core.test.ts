@@ -411,4 +411,60 @@ describe('controller core (no sockets, manual clock)', function () {
     answer('agentboot2', 5);
     expect(core.get('rb1')!.health.kind).to.equal('up');
   });
+
+  it('forgets a self-registered backend after long silence, freeing its place under the cap', function () {
+    const { core, sent, advance, wall } = makeCore({
+      selfRegistrationSets: new Set([5]),
+      maxSelfRegistered: 1,
+      forgetSelfRegisteredAfterMs: 10_000,
+    });
+    const hello = (id: string, boot: string) =>
+      core.receive(
+        encodeMessage(
+          { type: 'hello', backendId: id, seq: 1, ts: wall(), boot, set: 5, uri: 'sip:a', capacity: 1 },
+          heartbeatKey(deriveBackendKey(MASTER, id)),
+        ),
+        AGENT,
+      );
+    hello('gone-1', 'agentboot1');
+    hello('live-1', 'agentboot1');
+    expect(core.counters.dropped.not_allowed, 'the cap holds').to.equal(1);
+    // gone-1 never answers: without forgetting it, it is probed forever and the cap stays full.
+    advance(9_000);
+    expect(core.get('gone-1')).to.not.equal(undefined);
+    advance(2_000);
+    expect(core.get('gone-1')).to.equal(undefined);
+    expect(core.counters.forgotten).to.equal(1);
+    const probes = sent.length;
+    advance(5_000);
+    expect(sent.length, 'no more probes to a forgotten backend').to.equal(probes);
+    hello('live-1', 'agentboot1');
+    expect(core.get('live-1')).to.include({ source: 'hello' });
+    // An answering self-registered backend is kept.
+    const key = heartbeatKey(deriveBackendKey(MASTER, 'live-1'));
+    for (let i = 2; i < 100; i++) {
+      const n = sent.length;
+      while (sent.length === n) advance(1);
+      const d = decodeDatagram(sent[sent.length - 1]!.buf, () => [key]);
+      if (!d.ok || d.msg.type !== 'probe') continue;
+      core.receive(
+        encodeMessage(
+          {
+            type: 'report',
+            backendId: 'live-1',
+            seq: i,
+            ts: wall(),
+            boot: 'agentboot1',
+            echoSeq: d.msg.seq,
+            echoTs: d.msg.ts,
+            metrics: IDLE_METRICS,
+          },
+          key,
+        ),
+        AGENT,
+      );
+    }
+    expect(core.get('live-1')!.health.kind).to.equal('up');
+    expect(core.counters.forgotten).to.equal(1);
+  });
 });
