@@ -24,7 +24,7 @@ import type { Collector } from '../metrics/collector.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { toReportMetrics } from '../metrics/report-metrics.js';
 import { Sampler, type CollectorStatus } from '../metrics/sampler.js';
-import type { Measurements } from '../metrics/types.js';
+import { emptyMeasurements, type Measurements } from '../metrics/types.js';
 import { Announcer } from './announcer.js';
 import { agentCollectors } from './collectors.js';
 import { ControllerReplay } from './controller-replay.js';
@@ -259,17 +259,7 @@ class Agent implements AgentHandle {
   /** Sends one hello to the configured controller; returns its sequence number. */
   private sendHello(): number {
     const envelope = this.envelope();
-    void this.send(
-      {
-        type: 'hello',
-        ...envelope,
-        set: this.config.set,
-        uri: `sip:${this.config.sip.address}:${this.config.sip.port}`,
-        capacity: this.config.capacity,
-        agent: AGENT_SOFTWARE,
-      },
-      this.config.controller,
-    );
+    void this.send(helloMessage(this.config, envelope), this.config.controller);
     return envelope.seq;
   }
 
@@ -329,15 +319,48 @@ class Agent implements AgentHandle {
   }
 }
 
+type Envelope = { backendId: string; seq: number; ts: number; boot: string };
+
+function helloMessage(config: AgentConfig, envelope: Envelope): HeartbeatMessage {
+  return {
+    type: 'hello',
+    ...envelope,
+    set: config.set,
+    uri: `sip:${config.sip.address}:${config.sip.port}`,
+    capacity: config.capacity,
+    agent: AGENT_SOFTWARE,
+  };
+}
+
+/**
+ * Throws if the config holds a value the heartbeat protocol cannot carry (the agent config allows a
+ * capacity above 1e9 or a set above 2^31 - 1; the wire schema does not). Caught at start with the
+ * reason, instead of an agent that runs, logs an encoding error per message and is never heard.
+ */
+export function checkConfigEncodable(config: AgentConfig): void {
+  const envelope = { backendId: config.backend_id, seq: 1, ts: Date.now(), boot: 'config-check' };
+  const key = heartbeatKey(config.key);
+  const metrics = toReportMetrics(emptyMeasurements(), config.capacity, config.draining);
+  try {
+    encodeMessage(helloMessage(config, envelope), key);
+    encodeMessage({ type: 'report', ...envelope, echoSeq: 1, echoTs: envelope.ts, metrics }, key);
+  } catch (e) {
+    if (!(e instanceof EncodeError)) throw e;
+    throw new Error(`agent config cannot be sent in heartbeat v1 messages: ${e.message}`);
+  }
+}
+
 /**
  * Starts an agent and resolves once its socket is bound and its first hello is on the way.
- * Rejects (with nothing left running) if the socket cannot be bound or the key is unusable.
+ * Rejects (with nothing left running) if the socket cannot be bound, the key is unusable or the
+ * config holds a value the protocol cannot carry.
  */
 export async function runAgent(
   config: AgentConfig,
   logger: Logger = silentLogger,
   options: AgentOptions = {},
 ): Promise<AgentHandle> {
+  checkConfigEncodable(config);
   const agent = new Agent(config, logger, options);
   try {
     await agent.start();

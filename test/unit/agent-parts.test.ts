@@ -8,6 +8,8 @@ import { silentLogger } from '../../src/util/logger.js';
 import { sleep } from '../support/harness.js';
 import { ControllerReplay, REMEMBERED_CONTROLLER_BOOTS } from '../../src/agent/controller-replay.js';
 import { DropCounters } from '../../src/agent/drop-counters.js';
+import { checkConfigEncodable, runAgent } from '../../src/agent/agent.js';
+import type { AgentConfig } from '../../src/config/types.js';
 import { payloadValidators } from '../../src/heartbeat/schema.js';
 import { emptyMeasurements, MEASURED_FIELDS, type Measurements } from '../../src/metrics/types.js';
 
@@ -176,5 +178,40 @@ describe('agent: drop counters', function () {
     expect(d.total()).to.equal(3);
     expect(d.takeRecent()).to.equal(3);
     expect(d.takeRecent()).to.equal(0);
+  });
+});
+
+describe('agent: config values the protocol cannot carry', function () {
+  const config: AgentConfig = {
+    kind: 'agent',
+    backend_id: 'be-cfg',
+    set: 1,
+    listen: { address: '127.0.6.3', port: 0 },
+    controller: { address: '127.0.6.1', port: 7000 },
+    key: Buffer.alloc(32, 7),
+    capacity: 100,
+    draining: false,
+    sip: { address: '127.0.6.3', port: 5060 },
+    collect_interval_ms: 250,
+    logging: { level: 'info' },
+  };
+
+  it('accepts a config whose hello and report encode', function () {
+    expect(() => checkConfigEncodable(config)).to.not.throw();
+  });
+
+  it('refuses to start with a capacity or set beyond the wire schema, naming the field', async function () {
+    for (const [bad, field] of [
+      [{ capacity: 2e9 }, 'capacity'],
+      [{ set: 2 ** 31 }, 'set'],
+    ] as const) {
+      let error: unknown;
+      await runAgent({ ...config, ...bad }, silentLogger, { signals: false, collectors: [] }).then(
+        async (a) => a.stop('unexpected', false),
+        (e: unknown) => (error = e),
+      );
+      expect(String(error)).to.match(/cannot be sent in heartbeat v1/);
+      expect(String(error)).to.include(field);
+    }
   });
 });
