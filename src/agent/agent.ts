@@ -346,7 +346,7 @@ export function checkConfigEncodable(config: AgentConfig): void {
     encodeMessage({ type: 'report', ...envelope, echoSeq: 1, echoTs: envelope.ts, metrics }, key);
   } catch (e) {
     if (!(e instanceof EncodeError)) throw e;
-    throw new Error(`agent config cannot be sent in heartbeat v1 messages: ${e.message}`);
+    throw new Error(`agent config cannot be sent in heartbeat v1 messages: ${e.message}`, { cause: e });
   }
 }
 
