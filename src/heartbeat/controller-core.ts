@@ -247,6 +247,12 @@ export class ControllerCore {
   private readonly mono: () => number;
   private readonly wall: () => number;
   private readonly random: () => number;
+  /**
+   * Called when a backend starts being probed (added, or re-addressed), so a socket shell can
+   * re-arm its timer: otherwise a backend added while nothing was scheduled (discovery after start)
+   * would wait for the next datagram to be probed at all.
+   */
+  onScheduleChange: (() => void) | null = null;
 
   constructor(
     opts: ControllerCoreOptions,
@@ -496,6 +502,7 @@ export class ControllerCore {
     // A random phase spreads thousands of backends evenly over the interval.
     b.nextProbeAt = now + this.random() * this.baseIntervalMs();
     this.reschedule(b);
+    this.onScheduleChange?.();
   }
 
   /**

@@ -48,6 +48,7 @@ export class ControllerEndpoint {
       },
       events,
     );
+    this.core.onScheduleChange = () => this.arm();
     socket.on('message', (buf: Buffer, rinfo: RemoteInfo) => {
       try {
         this.core.receive(buf, rinfo);
@@ -123,7 +124,7 @@ export class ControllerEndpoint {
     return this.socket.getRecvBufferSize();
   }
 
-  /** Call after adding backends or draining, so the timer covers the new schedule. */
+  /** Re-arms the timer for the core's schedule (the core asks for it when a backend starts being probed). */
   arm(): void {
     if (this.closed) return;
     const due = this.core.nextDue;

@@ -4,6 +4,7 @@
  * not asserted (2 noisy cores).
  */
 import { expect } from 'chai';
+import { createSocket } from 'node:dgram';
 import { ControllerEndpoint } from '../../src/heartbeat/controller-endpoint.js';
 import type { HealthKind } from '../../src/health/state-machine.js';
 import { deriveBackendKey } from '../../src/heartbeat/keys.js';
@@ -221,6 +222,39 @@ describe('heartbeat controller endpoint (UDP, fake agents)', function () {
       expect(ep2.core.counters.dropped.bad_mac + ep2.core.counters.dropped.unknown_key).to.equal(0);
     } finally {
       await ep2.close();
+    }
+  });
+});
+
+describe('heartbeat controller endpoint: schedule changes arm the timer (127.0.6.x)', function () {
+  this.timeout(20000);
+
+  it('probes a backend added after start without being told to re-arm', async function () {
+    const ep = await ControllerEndpoint.start({
+      listen: { address: '127.0.6.10', port: 0 },
+      masterKeys: [Buffer.alloc(32, 0x61)],
+      timing: { probeIntervalMs: 100, probeTimeoutMs: 80 },
+    });
+    const agentSocket = createSocket('udp4');
+    let datagrams = 0;
+    agentSocket.on('message', () => datagrams++);
+    try {
+      await new Promise<void>((r) => agentSocket.bind(0, '127.0.6.11', () => r()));
+      // Nothing was scheduled at start; discovery adds a backend later (no datagram ever arrives).
+      await sleep(200);
+      ep.core.upsert({
+        id: 'late-1',
+        set: 1,
+        uri: 'sip:127.0.6.11:5060',
+        capacity: 1,
+        agent: { address: '127.0.6.11', port: agentSocket.address().port },
+        source: 'dispatcher',
+      });
+      await eventually(() => datagrams >= 3, 'probes to the backend added after start', 5000);
+      expect(ep.core.counters.probesSent).to.be.at.least(3);
+    } finally {
+      agentSocket.close();
+      await ep.close();
     }
   });
 });
