@@ -171,7 +171,12 @@ class Backend implements DueItem, BackendView {
   readonly tracker = new ProbeTracker();
   healthRec: BackendHealth;
   agent: UdpAddress | null;
-  probeSeq = 0;
+  /**
+   * Starts at a random point, not 0: a report captured shortly before a controller restart (still
+   * fresh, and the new controller's replay windows are empty) then echoes no sequence the new
+   * controller will use, instead of answering its first probes.
+   */
+  probeSeq = randomBytes(4).readUInt32BE(0);
   nextProbeAt = Infinity;
   lastProbeAt = -Infinity;
   metrics: ReportMetrics | null = null;

@@ -107,6 +107,13 @@ sets:
     expect(issue?.line).to.equal(7);
   });
 
+  it('keeps numbers within what the heartbeat protocol can carry (set id, capacity)', () => {
+    const paths = refusal(
+      file(agent('').replace('capacity: 100', 'capacity: 2e9').replace('set: 1', 'set: 3000000000')),
+    ).issues.map((i) => i.path);
+    expect(paths).to.include.members(['capacity', 'set']);
+  });
+
   it('names a missing required field', () => {
     const e = refusal(file(agent().replace('capacity: 100\n', '')));
     expect(e.issues.map((i) => i.path)).to.include('capacity');

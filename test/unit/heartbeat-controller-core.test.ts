@@ -47,6 +47,17 @@ function lastProbe(sent: { buf: Buffer }[], id: string): ProbeMessage {
 }
 
 describe('controller core (no sockets, manual clock)', function () {
+  it("starts each backend's probe sequence at a random point, so a report captured before a restart answers no new probe", function () {
+    const firstSeqs = [0, 1, 2].map(() => {
+      const { core, sent, advance } = makeCore();
+      core.upsert({ id: 'be-seq', set: 1, uri: 'sip:x', capacity: 1, agent: AGENT, source: 'config' });
+      advance(1000);
+      return lastProbe(sent.slice(0, 1), 'be-seq').seq;
+    });
+    expect(new Set(firstSeqs).size, `first probe seqs ${firstSeqs.join(', ')}`).to.equal(3);
+    expect(firstSeqs.every((s) => Number.isSafeInteger(s) && s >= 0)).to.equal(true);
+  });
+
   it('drops every fuzz datagram, each with a reason its kind allows', function () {
     const { core, wall } = makeCore({ selfRegistrationSets: new Set([2]) });
     core.upsert({ id: 'fz-target', set: 1, uri: 'sip:x', capacity: 1, source: 'config' });
