@@ -14,14 +14,14 @@ import { runSippClient } from '../../src/lab/sipp.js';
 import { SCENARIO_DIR, useProcessGroup } from '../support/harness.js';
 import {
   delta,
-  fetchStats,
   header,
   isRequest,
-  lbRpcAccess,
   sipRequest,
   sippReceivedMessages,
   UdpSipPeer,
   type Stats,
+  lbStatsOf,
+  backendStatsOf,
 } from './dataplane-helpers.js';
 
 const LAB_UAC = LAB_SCENARIOS.uac;
@@ -33,8 +33,8 @@ describe('data plane: calls through the transparent LB', function () {
   let plane: DataPlane;
   let uases: SippRun[] = [];
 
-  const lbStats = () => fetchStats(plane.lbRpcUrl, lbRpcAccess);
-  const backendStats = () => Promise.all(plane.backends.map((b) => fetchStats(b.rpcUrl)));
+  const lbStats = () => lbStatsOf(plane);
+  const backendStats = () => backendStatsOf(plane);
   const sum = (all: Stats[], before: Stats[], name: string) =>
     all.reduce((acc, s, i) => acc + delta(before[i] ?? {}, s, name), 0);
   /** INVITEs the UASes received, each with the X-Lab-Arrived line its backend added. */

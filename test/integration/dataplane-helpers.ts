@@ -98,6 +98,11 @@ export async function fetchStats(url: string, opts: HttpRpcOptions = {}): Promis
   return out;
 }
 
+/** The LB's statistics (through its guarded JSON-RPC) and every backend's, of a data-plane topology. */
+export const lbStatsOf = (plane: { readonly lbRpcUrl: string }) => fetchStats(plane.lbRpcUrl, lbRpcAccess);
+export const backendStatsOf = (plane: { readonly backends: readonly { readonly rpcUrl: string }[] }) =>
+  Promise.all(plane.backends.map((b) => fetchStats(b.rpcUrl)));
+
 export function stat(stats: Stats, name: string): number {
   const v = stats[name];
   if (v === undefined) throw new Error(`no statistic ${name}`);

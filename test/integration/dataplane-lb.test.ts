@@ -20,6 +20,8 @@ import {
   UdpSipPeer,
   type ReceivedSip,
   type Stats,
+  lbStatsOf,
+  backendStatsOf,
 } from './dataplane-helpers.js';
 
 const { lbIp, sipPort } = DATAPLANE_NET;
@@ -33,8 +35,8 @@ describe('data plane: the LB', function () {
   let bystander: UdpSipPeer;
   let callSeq = 0;
 
-  const lbStats = () => fetchStats(plane.lbRpcUrl, lbRpcAccess);
-  const backendStats = () => Promise.all(plane.backends.map((b) => fetchStats(b.rpcUrl)));
+  const lbStats = () => lbStatsOf(plane);
+  const backendStats = () => backendStatsOf(plane);
   const sumDelta = (before: Stats[], after: Stats[], name: string) =>
     after.reduce((a, s, i) => a + delta(before[i] ?? {}, s, name), 0);
   const lbRpc = (method: string, params: unknown[] = []) => rpc(plane.lbRpcUrl, method, params, lbRpcAccess);

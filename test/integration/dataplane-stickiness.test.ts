@@ -12,12 +12,12 @@ import { runSippClient, type SippRun } from '../../src/lab/sipp.js';
 import { REPO_ROOT, SCENARIO_DIR, useProcessGroup } from '../support/harness.js';
 import {
   delta,
-  fetchStats,
   header,
   isRequest,
-  lbRpcAccess,
   sippReceivedMessages,
   type Stats,
+  lbStatsOf,
+  backendStatsOf,
 } from './dataplane-helpers.js';
 
 const lbTarget = `${DATAPLANE_NET.lbIp}:${DATAPLANE_NET.sipPort}`;
@@ -48,8 +48,8 @@ describe('data plane: CANCEL and failed INVITEs stay on the INVITE backend', fun
   let plane: DataPlane;
   let uases: SippRun[] = [];
 
-  const lbStats = () => fetchStats(plane.lbRpcUrl, lbRpcAccess);
-  const backendStats = () => Promise.all(plane.backends.map((b) => fetchStats(b.rpcUrl)));
+  const lbStats = () => lbStatsOf(plane);
+  const backendStats = () => backendStatsOf(plane);
 
   before(async function () {
     // Unequal weights: a CANCEL sent at random would often reach the other backend.
@@ -211,7 +211,7 @@ describe('data plane: a backend slower than the client retransmit timer', functi
 
   it('exactly one INVITE per call reaches the servers', async function () {
     const calls = 8;
-    const lbBefore = await fetchStats(plane.lbRpcUrl, lbRpcAccess);
+    const lbBefore = await lbStatsOf(plane);
     const r = await runSippClient(h.group, {
       name: 'uac-slow',
       scenario: join(REPO_ROOT, 'scripts', 'sipp', 'uac.xml'),
@@ -224,7 +224,7 @@ describe('data plane: a backend slower than the client retransmit timer', functi
     });
     expect(r.stats.successful).to.equal(calls);
     expect(r.stats.retransmissions, 'the client did retransmit INVITEs').to.be.at.least(calls);
-    const lbAfter = await fetchStats(plane.lbRpcUrl, lbRpcAccess);
+    const lbAfter = await lbStatsOf(plane);
     expect(delta(lbBefore, lbAfter, 'core.rcv_requests_invite'), 'INVITEs at the LB').to.be.above(calls);
 
     // What the servers behind the backends saw: each call's INVITE once, at one server only.

@@ -64,6 +64,18 @@ export const FUZZ_KINDS = [
 ] as const;
 export type FuzzKind = (typeof FUZZ_KINDS)[number];
 
+/** A signed datagram changed anywhere: the header checks or the MAC must catch it. */
+const HEADER_MUTATION_REASONS: readonly DropReason[] = [
+  'malformed',
+  'truncated',
+  'unknown_version',
+  'unknown_type',
+  'unexpected_type',
+  'unknown_backend',
+  'unknown_key',
+  'bad_mac',
+];
+
 /** The drop reasons each kind may legitimately produce (a correct receiver gives one of them). */
 export const EXPECTED_REASONS: Readonly<Record<FuzzKind, readonly DropReason[]>> = {
   random: ['malformed', 'truncated', 'oversized'],
@@ -78,26 +90,8 @@ export const EXPECTED_REASONS: Readonly<Record<FuzzKind, readonly DropReason[]>>
     'unknown_key',
     'bad_mac',
   ],
-  flip_bits: [
-    'malformed',
-    'truncated',
-    'unknown_version',
-    'unknown_type',
-    'unexpected_type',
-    'unknown_backend',
-    'unknown_key',
-    'bad_mac',
-  ],
-  change_byte: [
-    'malformed',
-    'truncated',
-    'unknown_version',
-    'unknown_type',
-    'unexpected_type',
-    'unknown_backend',
-    'unknown_key',
-    'bad_mac',
-  ],
+  flip_bits: HEADER_MUTATION_REASONS,
+  change_byte: HEADER_MUTATION_REASONS,
   change_bytes: [
     'malformed',
     'truncated',
