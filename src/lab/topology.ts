@@ -9,6 +9,11 @@ export interface LabOptions {
   /** UDP workers of an emulated backend. */
   readonly workers?: number;
   readonly uasScenario?: string;
+  /**
+   * Second octet of the lab's loopback addresses: 127.N.0.x for the LB, backends and client, 127.N.1.x
+   * for the UASes. Lets tests and benchmarks run labs side by side without sharing a port. Default 0.
+   */
+  readonly net?: number;
 }
 
 export interface Emulation {
@@ -70,26 +75,29 @@ export function planLab(opts: LabOptions): LabPlan {
       `--capacity gives ${caps.length} values for ${n} backends (give one, or one per backend)`,
     );
   }
+  const net = opts.net ?? 0;
+  if (!Number.isInteger(net) || net < 0 || net > 254) throw new Error(`net must be 0..254, got ${net}`);
+  const host = (sub: number, last: number): string => `127.${net}.${sub}.${last}`;
   const backends: BackendPlan[] = [];
   for (let i = 0; i < n; i++) {
     const cap = caps.length === 0 ? undefined : caps.length === 1 ? caps[0] : caps[i];
     backends.push({
       id: `be${i + 1}`,
-      sip: { address: `127.0.0.${11 + i}`, port: 5060 },
+      sip: { address: host(0, 11 + i), port: 5060 },
       rpcPort: 5072,
-      uas: { address: `127.0.1.${11 + i}`, port: 5060 },
+      uas: { address: host(1, 11 + i), port: 5060 },
       emulation: cap === undefined ? null : emulationFor(cap, opts.workers),
-      agent: { address: `127.0.0.${11 + i}`, port: 7951 },
+      agent: { address: host(0, 11 + i), port: 7951 },
     });
   }
   return {
     lb: {
-      sip: { address: '127.0.0.10', port: 5060 },
-      rpc: { address: '127.0.0.10', port: 5071, username: 'sipweigh', password: 'lab-secret' },
+      sip: { address: host(0, 10), port: 5060 },
+      rpc: { address: host(0, 10), port: 5071, username: 'sipweigh', password: 'lab-secret' },
       dispatcherSet: 1,
     },
-    controller: { heartbeat: { address: '127.0.0.10', port: 7950 } },
-    client: { address: '127.0.0.5' },
+    controller: { heartbeat: { address: host(0, 10), port: 7950 } },
+    client: { address: host(0, 5) },
     backends,
   };
 }
