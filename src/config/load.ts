@@ -7,9 +7,17 @@
 import { readFileSync } from 'node:fs';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { validateDetailed } from 'node-cron';
 import { ConfigError, jsonPointerToPath, pointerSegments, type ConfigIssue } from './errors.js';
 import { validatorFor, type ErrorObject } from './schema-registry.js';
-import type { AgentConfig, AnyConfig, ConfigKind, ControllerConfig, KamailioRpcConfig } from './types.js';
+import type {
+  AgentConfig,
+  AnyConfig,
+  ConfigKind,
+  ControllerConfig,
+  DispatcherListConfig,
+  KamailioRpcConfig,
+} from './types.js';
 
 const KINDS: readonly ConfigKind[] = ['controller', 'agent'];
 
@@ -191,7 +199,8 @@ function rpc(
 /** Schema-valid controller data before secrets are read (the schema guarantees these shapes). */
 interface RawController {
   heartbeat: Record<string, unknown>;
-  lb_nodes: { name: string; rpc: Record<string, unknown> }[];
+  schedules: { reconcile: string; timezone?: string; maintenance: { backend: string; drain?: string }[] };
+  lb_nodes: { name: string; rpc: Record<string, unknown>; dispatcher_list: DispatcherListConfig }[];
   sets: { id: number; backends: { id: string; agent?: unknown; ssh?: unknown }[] }[];
 }
 
@@ -230,12 +239,14 @@ function resolveController(raw: RawController, baseDir: string, issues: ConfigIs
         issues.push({ path: at, message: 'needs an agent or an ssh section to be measured' });
     });
   });
+  checkSchedules(raw.schedules, backendIds, issues);
   const lbNames = new Set<string>();
   const lbNodes = raw.lb_nodes.map((lb, i) => {
     if (lbNames.has(lb.name))
       issues.push({ path: `lb_nodes[${i}].name`, message: `duplicate LB node ${lb.name}` });
     lbNames.add(lb.name);
-    return { name: lb.name, rpc: rpc(lb.rpc, `lb_nodes[${i}].rpc`, baseDir, issues) };
+    const rpcConfig = rpc(lb.rpc, `lb_nodes[${i}].rpc`, baseDir, issues);
+    return { name: lb.name, rpc: rpcConfig, dispatcher_list: lb.dispatcher_list };
   });
   return {
     ...(raw as unknown as ControllerConfig),
@@ -245,6 +256,42 @@ function resolveController(raw: RawController, baseDir: string, issues: ConfigIs
     },
     lb_nodes: lbNodes,
   };
+}
+
+/** Cron expressions are checked here (the schema cannot), and maintenance must name a known backend. */
+function checkSchedules(
+  schedules: RawController['schedules'],
+  backendIds: ReadonlyMap<string, string>,
+  issues: ConfigIssue[],
+): void {
+  const cron = (expr: unknown, path: string): void => {
+    if (typeof expr !== 'string') return;
+    const v = validateDetailed(expr);
+    if (!v.valid) {
+      const why = v.errors.map((e) => `${e.field}: ${e.message}`).join('; ');
+      issues.push({ path, message: `not a cron expression (${why || 'unparsable'})` });
+    }
+  };
+  cron(schedules.reconcile, 'schedules.reconcile');
+  if (schedules.timezone !== undefined && !isTimeZone(schedules.timezone)) {
+    issues.push({ path: 'schedules.timezone', message: `unknown time zone ${schedules.timezone}` });
+  }
+  schedules.maintenance.forEach((m, i) => {
+    const at = `schedules.maintenance[${i}]`;
+    for (const key of ['drain', 'undrain'] as const) cron((m as Record<string, unknown>)[key], `${at}.${key}`);
+    if (!backendIds.has(m.backend)) {
+      issues.push({ path: `${at}.backend`, message: `no backend ${m.backend} in sets[].backends` });
+    }
+  });
+}
+
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function resolveAgent(raw: Record<string, unknown>, baseDir: string, issues: ConfigIssue[]): AgentConfig {

@@ -43,9 +43,45 @@ export interface SetConfig {
   readonly backends: readonly BackendConfig[];
 }
 
+/** Writing the LB's dispatcher list over SFTP, for a controller on another host than the LB. */
+export interface SftpConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly username: string;
+  readonly private_key_file: string;
+  readonly host_fingerprint: string;
+}
+
+export interface DispatcherListConfig {
+  /** Absolute path of the LB's dispatcher `list_file`, on the LB host. */
+  readonly path: string;
+  /** Absent: the file is local to the controller. */
+  readonly sftp?: SftpConfig;
+}
+
 export interface LbNodeConfig {
   readonly name: string;
   readonly rpc: KamailioRpcConfig;
+  readonly dispatcher_list: DispatcherListConfig;
+}
+
+export interface AdmissionConfig {
+  readonly enabled: boolean;
+  /** Limit on new calls = headroom × the pool's effective capacity, split over the LB nodes. */
+  readonly headroom: number;
+}
+
+/** A scheduled drain and/or undrain of one backend (at least one of the two is given). */
+export interface MaintenanceSchedule {
+  readonly backend: string;
+  readonly drain?: string;
+  readonly undrain?: string;
+}
+
+export interface SchedulesConfig {
+  readonly reconcile: string;
+  readonly timezone?: string;
+  readonly maintenance: readonly MaintenanceSchedule[];
 }
 
 export interface ControllerConfig {
@@ -69,7 +105,8 @@ export interface ControllerConfig {
   };
   readonly lb_nodes: readonly LbNodeConfig[];
   readonly sets: readonly SetConfig[];
-  readonly schedules: { readonly reconcile: string };
+  readonly admission: AdmissionConfig;
+  readonly schedules: SchedulesConfig;
   readonly logging: { readonly level: LogLevel };
 }
 

@@ -33,7 +33,7 @@ function agentConfig(plan: LabPlan, be: BackendPlan, master: Buffer): object {
   };
 }
 
-function controllerConfig(plan: LabPlan, masterKeyFile: string): object {
+function controllerConfig(plan: LabPlan, masterKeyFile: string, dispatcherList: string): object {
   return {
     kind: 'controller',
     heartbeat: { listen: plan.controller.heartbeat, master_key_file: masterKeyFile, probe_interval_ms: 200 },
@@ -46,6 +46,7 @@ function controllerConfig(plan: LabPlan, masterKeyFile: string): object {
           password: plan.lb.rpc.password,
           timeout_ms: 1000,
         },
+        dispatcher_list: { path: dispatcherList },
       },
     ],
     sets: [
@@ -61,6 +62,8 @@ function controllerConfig(plan: LabPlan, masterKeyFile: string): object {
         })),
       },
     ],
+    // Every 5 s rather than the default 30 s: the lab is for watching drift being repaired.
+    schedules: { reconcile: '*/5 * * * * *' },
     logging: { level: 'info' },
   };
 }
@@ -78,6 +81,6 @@ export function writeLabConfigs(dir: string, plan: LabPlan): LabConfigFiles {
     agents[be.id] = file;
   }
   const controller = join(dir, 'controller.yaml');
-  writeFileSync(controller, HEADER + stringify(controllerConfig(plan, masterKey)), { mode: 0o600 });
+  writeFileSync(controller, HEADER + stringify(controllerConfig(plan, masterKey, join(dir, 'dispatcher.list'))), { mode: 0o600 });
   return { masterKey, controller, agents };
 }

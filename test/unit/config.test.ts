@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, jsonPointerToPath } from '../../src/config/errors.js';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig, loadControllerConfig } from '../../src/config/load.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sipweigh-config-'));
 let n = 0;
@@ -59,7 +59,7 @@ heartbeat:
   listen: { address: 127.0.0.10, port: 7950 }
   master_key: ${KEY}
 lb_nodes:
-  - { name: lb1, rpc: { url: "http://127.0.0.10:5071/RPC" } }
+  - { name: lb1, rpc: { url: "http://127.0.0.10:5071/RPC" }, dispatcher_list: { path: /tmp/ds.list } }
 sets:
   - id: 1
 `),
@@ -141,6 +141,7 @@ heartbeat:
 lb_nodes:
   - name: lb1
     rpc: { url: "http://127.0.0.10:5071/RPC" }
+    dispatcher_list: { path: /tmp/ds.list }
 sets:
   - id: 1
     backends:
@@ -149,6 +150,60 @@ sets:
 `;
     const e = refusal(file(text));
     expect(e.issues.map((i) => i.path)).to.deep.equal(['sets[0].backends[1].capacity']);
+  });
+
+  describe('controller schedules, push target and admission', () => {
+    const controller = (tail: string, lb = '    dispatcher_list: { path: /tmp/ds.list }\n') => `kind: controller
+heartbeat:
+  listen: { address: 127.0.0.10, port: 7950 }
+  master_key: ${KEY}
+lb_nodes:
+  - name: lb1
+    rpc: { url: "http://127.0.0.10:5071/RPC" }
+${lb}sets:
+  - id: 1
+    backends:
+      - { id: be1, sip_uri: "sip:127.0.0.11", capacity: 10, agent: { address: 127.0.0.11, port: 7951 } }
+${tail}`;
+
+    it('applies defaults: admission on at 0.95, no maintenance', () => {
+      const c = loadControllerConfig(file(controller('')));
+      expect(c.admission).to.deep.equal({ enabled: true, headroom: 0.95 });
+      expect(c.schedules.maintenance).to.deep.equal([]);
+      expect(c.lb_nodes[0]?.dispatcher_list.path).to.equal('/tmp/ds.list');
+    });
+
+    it('needs the dispatcher list an LB node reads, as an absolute path', () => {
+      expect(refusal(file(controller('', ''))).issues[0]?.path).to.equal('lb_nodes[0].dispatcher_list');
+      const rel = refusal(file(controller('', '    dispatcher_list: { path: ds.list }\n')));
+      expect(rel.issues.map((i) => i.path)).to.deep.equal(['lb_nodes[0].dispatcher_list.path']);
+    });
+
+    it('names a bad cron expression, an unknown backend and an unknown time zone', () => {
+      const e = refusal(
+        file(
+          controller(`schedules:
+  reconcile: "99 * * * * *"
+  timezone: Mars/Olympus
+  maintenance:
+    - { backend: be1, drain: "0 0 3 * * *", undrain: "every night" }
+    - { backend: be9, drain: "0 0 4 * * *" }
+`),
+        ),
+      );
+      expect(e.issues.map((i) => i.path)).to.deep.equal([
+        'schedules.reconcile',
+        'schedules.timezone',
+        'schedules.maintenance[0].undrain',
+        'schedules.maintenance[1].backend',
+      ]);
+      expect(e.issues[0]?.message).to.match(/cron/);
+    });
+
+    it('refuses a maintenance entry with neither drain nor undrain', () => {
+      const e = refusal(file(controller('schedules:\n  maintenance:\n    - { backend: be1 }\n')));
+      expect(e.issues[0]?.path).to.equal('schedules.maintenance[0]');
+    });
   });
 
   it('refuses a missing or unknown kind', () => {
@@ -162,7 +217,7 @@ heartbeat:
   listen: { address: 127.0.0.10, port: 7950 }
   master_key_file: /nonexistent/master.key
 lb_nodes:
-  - { name: lb1, rpc: { url: "http://127.0.0.10:5071/RPC", password: x } }
+  - { name: lb1, rpc: { url: "http://127.0.0.10:5071/RPC", password: x }, dispatcher_list: { path: /x } }
 sets:
   - id: 1
     backends:
