@@ -278,7 +278,8 @@ function checkSchedules(
   }
   schedules.maintenance.forEach((m, i) => {
     const at = `schedules.maintenance[${i}]`;
-    for (const key of ['drain', 'undrain'] as const) cron((m as Record<string, unknown>)[key], `${at}.${key}`);
+    for (const key of ['drain', 'undrain'] as const)
+      cron((m as Record<string, unknown>)[key], `${at}.${key}`);
     if (!backendIds.has(m.backend)) {
       issues.push({ path: `${at}.backend`, message: `no backend ${m.backend} in sets[].backends` });
     }

@@ -81,6 +81,10 @@ export function writeLabConfigs(dir: string, plan: LabPlan): LabConfigFiles {
     agents[be.id] = file;
   }
   const controller = join(dir, 'controller.yaml');
-  writeFileSync(controller, HEADER + stringify(controllerConfig(plan, masterKey, join(dir, 'dispatcher.list'))), { mode: 0o600 });
+  writeFileSync(
+    controller,
+    HEADER + stringify(controllerConfig(plan, masterKey, join(dir, 'dispatcher.list'))),
+    { mode: 0o600 },
+  );
   return { masterKey, controller, agents };
 }

@@ -153,7 +153,10 @@ sets:
   });
 
   describe('controller schedules, push target and admission', () => {
-    const controller = (tail: string, lb = '    dispatcher_list: { path: /tmp/ds.list }\n') => `kind: controller
+    const controller = (
+      tail: string,
+      lb = '    dispatcher_list: { path: /tmp/ds.list }\n',
+    ) => `kind: controller
 heartbeat:
   listen: { address: 127.0.0.10, port: 7950 }
   master_key: ${KEY}
