@@ -14,7 +14,7 @@
 import type { SetConfig } from '../config/types.js';
 import type { BackendSpec, UdpAddress } from '../heartbeat/controller-core.js';
 import { BACKEND_ID_PATTERN } from '../heartbeat/messages.js';
-import type { DispatcherTarget } from './dispatcher-list.js';
+import type { DispatcherTarget } from '../kamailio/dispatcher-list-reply.js';
 
 export interface LbDispatcherList {
   readonly node: string;

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startKamailio } from '../../src/lab/kamailio.js';
 import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
-import { fetchDispatcherList } from '../../src/discovery/fetch-dispatcher-list.js';
+import { fetchDispatcherList } from '../../src/kamailio/fetch-dispatcher-list.js';
 import { mergeDiscovery } from '../../src/discovery/merge.js';
 import { useProcessGroup } from '../support/harness.js';
 

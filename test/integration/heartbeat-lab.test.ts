@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadControllerConfig } from '../../src/config/load.js';
 import { applyDiscovery } from '../../src/discovery/apply.js';
-import { fetchDispatcherList } from '../../src/discovery/fetch-dispatcher-list.js';
+import { fetchDispatcherList } from '../../src/kamailio/fetch-dispatcher-list.js';
 import { mergeDiscovery } from '../../src/discovery/merge.js';
 import { endpointOptionsFromConfig } from '../../src/heartbeat/config.js';
 import { ControllerEndpoint } from '../../src/heartbeat/controller-endpoint.js';

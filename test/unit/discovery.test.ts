@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
-import { parseAttrsBody, parseDispatcherList } from '../../src/discovery/dispatcher-list.js';
+import { parseAttrsBody, parseDispatcherList } from '../../src/kamailio/dispatcher-list-reply.js';
 import { hostPortOf, mergeDiscovery, parseAgentAttr } from '../../src/discovery/merge.js';
 import { applyDiscovery } from '../../src/discovery/apply.js';
 import { ControllerCore } from '../../src/heartbeat/controller-core.js';

@@ -1,10 +1,10 @@
 /**
- * Reads one LB's dispatcher.list over JSON-RPC (the thin I/O half of discovery; the parsing is in
- * dispatcher-list.ts). Kamailio answers an empty dispatcher with the error "No Destination Sets",
+ * Reads one LB's dispatcher.list over JSON-RPC, for discovery and for the pusher's read-back (the
+ * thin I/O half; the parsing is in dispatcher-list-reply.ts). Kamailio answers an empty dispatcher with the error "No Destination Sets",
  * which is an empty list here; every other failure comes back as `{ ok: false }`, never thrown.
  */
-import { RpcMethodError, type KamailioRpcClient } from '../kamailio/rpc.js';
-import { parseDispatcherList, type DispatcherListResult } from './dispatcher-list.js';
+import { RpcMethodError, type KamailioRpcClient } from './rpc.js';
+import { parseDispatcherList, type DispatcherListResult } from './dispatcher-list-reply.js';
 
 export async function fetchDispatcherList(
   client: KamailioRpcClient,
