@@ -124,6 +124,8 @@ export interface StartLabOptions extends LabOptions {
   readonly detach?: boolean;
   /** Start a sipweigh agent beside each backend (default true). */
   readonly agents?: boolean;
+  /** Start `sipweigh controller` on the lab's config, closing the loop (default false). */
+  readonly controller?: boolean;
   readonly shmMb?: number;
 }
 
@@ -195,6 +197,18 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
         await waitBound(p, ep);
         members.push(member('agent', p, [ep]));
       }
+    }
+    if (opts.controller) {
+      const self = sipweighCommand();
+      const p = group.spawn('controller', self.cmd, [
+        ...self.args,
+        'controller',
+        '--config',
+        configs.controller,
+      ]);
+      const ep: Endpoint = { transport: 'udp', ...plan.controller.heartbeat };
+      await waitBound(p, ep);
+      members.push(member('controller', p, [ep]));
     }
   } catch (e) {
     await group.stopAll();
