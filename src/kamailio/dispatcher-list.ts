@@ -17,6 +17,11 @@ export interface Destination {
   readonly priority?: number;
   /** Dispatcher's destination unique id: lets `set_duid_state` and the controller name it. */
   readonly duid: string;
+  /**
+   * Further attributes kept in the list, e.g. `sw_agent`/`sw_capacity` of a destination an operator
+   * added on the LB (discovery reads them back, so rewriting the file must not lose them).
+   */
+  readonly extraAttrs?: Readonly<Record<string, string>>;
 }
 
 function checkDestination(d: Destination): void {
@@ -26,13 +31,23 @@ function checkDestination(d: Destination): void {
     throw new Error(`rweight of ${d.uri} must be an integer 1..100, got ${d.rweight}`);
   }
   if (!/^[A-Za-z0-9._-]+$/.test(d.duid)) throw new Error(`bad duid ${JSON.stringify(d.duid)}`);
+  for (const [k, v] of Object.entries(d.extraAttrs ?? {})) {
+    if (k === 'duid' || k === 'rweight' || !ATTR_NAME.test(k) || !ATTR_VALUE.test(v)) {
+      throw new Error(`bad attribute ${JSON.stringify(k)}=${JSON.stringify(v)} of ${d.uri}`);
+    }
+  }
 }
+
+/** Attribute names and values Kamailio's `key=value;` attrs parser reads back unchanged. */
+const ATTR_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
+const ATTR_VALUE = /^[A-Za-z0-9._:@-]+$/;
 
 export function formatDispatcherList(destinations: readonly Destination[]): string {
   const lines = ['# written by sipweigh: changes here are overwritten (the controller repairs drift)'];
   for (const d of destinations) {
     checkDestination(d);
-    const attrs = `duid=${d.duid};rweight=${d.rweight}`;
+    const extra = Object.entries(d.extraAttrs ?? {}).map(([k, v]) => `;${k}=${v}`);
+    const attrs = `duid=${d.duid};rweight=${d.rweight}${extra.join('')}`;
     lines.push(`${d.setId} ${d.uri} ${STATE_FLAGS[d.state]} ${d.priority ?? 0} ${attrs}`);
   }
   return `${lines.join('\n')}\n`;
