@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { KAMAILIO_CFG_DIR } from '../util/package-root.js';
 import { formatDispatcherList, type Destination } from '../kamailio/dispatcher-list.js';
 import { backendDefines, lbDefines, type BackendSettings, type LbSettings } from './defines.js';
-import { startKamailio, type KamailioInstance } from './kamailio.js';
+import { startKamailio, type Defines, type KamailioInstance } from './kamailio.js';
 import { pidAlive, ProcessGroup, stopPid, type ManagedProcess } from './processes.js';
 import { writeLabConfigs, type LabConfigFiles } from './lab-configs.js';
 import { sipweighCommand } from './self-command.js';
@@ -127,6 +127,8 @@ export interface StartLabOptions extends LabOptions {
   /** Start `sipweigh controller` on the lab's config, closing the loop (default false). */
   readonly controller?: boolean;
   readonly shmMb?: number;
+  /** Extra preprocessor defines for the LB (kamailio/lb.cfg header), over the lab's own. */
+  readonly lbDefines?: Defines;
 }
 
 export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
@@ -178,7 +180,7 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
     const lb = await startKamailio(group, {
       name: 'lb',
       cfg: LAB_CONFIGS.lb,
-      defines: lbDefines(lbSettings(plan, dispatcherList)),
+      defines: { ...lbDefines(lbSettings(plan, dispatcherList)), ...opts.lbDefines },
       shmMb: opts.shmMb ?? 128,
       waitFor: [
         { transport: 'udp', ...plan.lb.sip },
