@@ -3,6 +3,8 @@
  * `setid destination flags priority attrs`. Pure formatting; writing the file atomically is the
  * caller's job (temp name + rename), so a reload never reads half a list.
  */
+import type { DispatcherTarget } from './dispatcher-list-reply.js';
+
 export type DestinationState = 'active' | 'inactive' | 'disabled';
 
 /** Flag bits as dispatcher reads them from the file: 1 inactive, 4 disabled (see KAMAILIO-NOTES). */
@@ -42,13 +44,61 @@ function checkDestination(d: Destination): void {
 const ATTR_NAME = /^[A-Za-z][A-Za-z0-9_]*$/;
 const ATTR_VALUE = /^[A-Za-z0-9._:@-]+$/;
 
+/** The attrs body sipweigh writes for a destination (the diff compares against exactly this). */
+export function destinationAttrs(d: Destination): string {
+  const extra = Object.entries(d.extraAttrs ?? {}).map(([k, v]) => `;${k}=${v}`);
+  return `duid=${d.duid};rweight=${d.rweight}${extra.join('')}`;
+}
+
+/** Identity of a destination within one LB: the same URI may legitimately sit in several sets. */
+export function destinationKey(d: { readonly setId: number; readonly uri: string }): string {
+  return `${d.setId} ${d.uri}`;
+}
+
+const HEADER = '# written by sipweigh: changes here are overwritten (the controller repairs drift)';
+
+/**
+ * Throws on a destination Kamailio would refuse or misread, and on duplicates: two lines for one
+ * set and URI (or one duid twice in a set) would load as two destinations sharing one backend's
+ * traffic, which no desired state means.
+ */
 export function formatDispatcherList(destinations: readonly Destination[]): string {
-  const lines = ['# written by sipweigh: changes here are overwritten (the controller repairs drift)'];
+  const lines = [HEADER];
+  const keys = new Set<string>();
+  const duids = new Set<string>();
   for (const d of destinations) {
     checkDestination(d);
-    const extra = Object.entries(d.extraAttrs ?? {}).map(([k, v]) => `;${k}=${v}`);
-    const attrs = `duid=${d.duid};rweight=${d.rweight}${extra.join('')}`;
-    lines.push(`${d.setId} ${d.uri} ${STATE_FLAGS[d.state]} ${d.priority ?? 0} ${attrs}`);
+    const key = destinationKey(d);
+    if (keys.has(key)) throw new Error(`destination ${d.uri} appears twice in set ${d.setId}`);
+    const duid = `${d.setId} ${d.duid}`;
+    if (duids.has(duid)) throw new Error(`duid ${d.duid} appears twice in set ${d.setId}`);
+    keys.add(key);
+    duids.add(duid);
+    lines.push(`${d.setId} ${d.uri} ${STATE_FLAGS[d.state]} ${d.priority ?? 0} ${destinationAttrs(d)}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** File flag bits of a destination as dispatcher.list reports it (2 = trying, 8 = probing). */
+const LISTED_STATE_FLAGS: Record<DispatcherTarget['state'], number> = {
+  active: 0,
+  inactive: 1,
+  trying: 2,
+  disabled: 4,
+};
+
+/**
+ * A list file that reloads into what `dispatcher.list` reported, runtime states included: the
+ * pusher's way back to the LB's previous list when a reload was accepted but loaded something else.
+ * Null when a target cannot be written back faithfully (an attrs body with whitespace would be cut
+ * at the first blank by Kamailio's file parser).
+ */
+export function formatListedTargets(targets: readonly DispatcherTarget[]): string | null {
+  const lines = [`${HEADER} (restored)`];
+  for (const t of targets) {
+    if (/\s/.test(t.uri) || /\s/.test(t.attrsBody)) return null;
+    const flags = LISTED_STATE_FLAGS[t.state] | (t.probing === 'probing' ? 8 : 0);
+    lines.push(`${t.setId} ${t.uri} ${flags} ${t.priority}${t.attrsBody === '' ? '' : ` ${t.attrsBody}`}`);
   }
   return `${lines.join('\n')}\n`;
 }
