@@ -131,6 +131,37 @@ export interface StartLabOptions extends LabOptions {
   readonly lbDefines?: Defines;
 }
 
+/** One backend's Kamailio as the lab runs it; also brings back a backend a test or bench killed. */
+export function startLabBackend(
+  group: ProcessGroup,
+  plan: LabPlan,
+  be: BackendPlan,
+  shmMb = 128,
+): Promise<KamailioInstance> {
+  return startKamailio(group, {
+    name: `backend-${be.id}`,
+    cfg: LAB_CONFIGS.backend,
+    defines: backendDefines(backendSettings(plan, be)),
+    shmMb,
+    waitFor: [
+      { transport: 'udp', ...be.sip },
+      { transport: 'tcp', address: be.sip.address, port: be.rpcPort },
+    ],
+  });
+}
+
+/** One backend's sipweigh agent on its generated config, once its heartbeat socket is bound. */
+export async function startLabAgent(
+  group: ProcessGroup,
+  be: BackendPlan,
+  agentConfig: string,
+): Promise<ManagedProcess> {
+  const self = sipweighCommand();
+  const p = group.spawn(`agent-${be.id}`, self.cmd, [...self.args, 'agent', '--config', agentConfig]);
+  await waitBound(p, { transport: 'udp', ...be.agent });
+  return p;
+}
+
 export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
   const dir = opts.dir ?? DEFAULT_LAB_DIR;
   const previous = readLabState(dir);
@@ -163,18 +194,7 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
       members.push(member('uas', uas.process, [{ transport: 'udp', ...be.uas }]));
     }
     const backends: KamailioInstance[] = await Promise.all(
-      plan.backends.map((be) =>
-        startKamailio(group, {
-          name: `backend-${be.id}`,
-          cfg: LAB_CONFIGS.backend,
-          defines: backendDefines(backendSettings(plan, be)),
-          shmMb: opts.shmMb ?? 128,
-          waitFor: [
-            { transport: 'udp', ...be.sip },
-            { transport: 'tcp', address: be.sip.address, port: be.rpcPort },
-          ],
-        }),
-      ),
+      plan.backends.map((be) => startLabBackend(group, plan, be, opts.shmMb)),
     );
     backends.forEach((k) => members.push(member('backend', k.process, k.endpoints)));
     const lb = await startKamailio(group, {
@@ -190,14 +210,11 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
     });
     members.push(member('lb', lb.process, lb.endpoints));
     if (opts.agents ?? true) {
-      const self = sipweighCommand();
       for (const be of plan.backends) {
         const agentFile = configs.agents[be.id];
         if (!agentFile) continue;
-        const p = group.spawn(`agent-${be.id}`, self.cmd, [...self.args, 'agent', '--config', agentFile]);
-        const ep: Endpoint = { transport: 'udp', ...be.agent };
-        await waitBound(p, ep);
-        members.push(member('agent', p, [ep]));
+        const p = await startLabAgent(group, be, agentFile);
+        members.push(member('agent', p, [{ transport: 'udp', ...be.agent }]));
       }
     }
     if (opts.controller) {
