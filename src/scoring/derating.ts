@@ -1,0 +1,50 @@
+/**
+ * The derating law: per backend a factor in [factor_floor, 1], the fraction of its configured
+ * capacity we believe it has now (effective capacity = capacity × factor).
+ *
+ * - Pressure above `decrease_above_pressure`, for at least `overload_confirm_ms`: the factor falls
+ *   multiplicatively, d ln(f)/dt = -gain × ln(pressure), but never faster than
+ *   `max_decrease_ratio_per_s` (a collapsed backend at 60 ms rtt halves per second rather than
+ *   vanishing in one cycle on signals that still lag the last push).
+ * - Pressure below `recover_below_pressure`, and `recover_delay_ms` after the last cut: the factor
+ *   recovers additively, slowly. It creeps back up toward the knee from below and stops in the
+ *   band, instead of jumping back to where it was overloaded (the oscillation of Kamailio's own
+ *   latency mode, where a backend's weight swung 0 <-> 50).
+ * - In between: hold. This band is the hysteresis; noise inside it changes nothing.
+ *
+ * Multiplicative decrease with slow additive increase is the AIMD shape, stable with lagging
+ * feedback: the fall is fast where overload destroys calls (110 % of capacity -> ~40 % of calls
+ * succeed), the return is slow where being wrong costs little.
+ *
+ * No knowledge (null pressure) counts as "clearly below": a healthy backend we cannot measure drifts
+ * back to its configured capacity at the recovery rate, never in one jump.
+ */
+import type { ScoringParams } from './params.js';
+import type { DeratingState } from './types.js';
+
+export const FRESH_DERATING: DeratingState = { factor: 1, overSince: null, lastCutAt: null };
+
+export function updateFactor(
+  s: DeratingState,
+  pressure: number | null,
+  now: number,
+  dtMs: number,
+  p: ScoringParams,
+): DeratingState {
+  const dt = Math.min(Math.max(0, dtMs), p.max_cycle_gap_ms) / 1000;
+  if (pressure !== null && pressure > p.decrease_above_pressure) {
+    const overSince = s.overSince ?? now;
+    if (now - overSince < p.overload_confirm_ms || dt === 0) {
+      return overSince === s.overSince ? s : { ...s, overSince };
+    }
+    const byLaw = Math.pow(pressure / p.decrease_above_pressure, -p.decrease_gain_per_s * dt);
+    const fastest = Math.pow(p.max_decrease_ratio_per_s, dt);
+    const factor = Math.max(p.factor_floor, s.factor * Math.max(byLaw, fastest));
+    return { factor, overSince, lastCutAt: now };
+  }
+  const base = s.overSince === null ? s : { ...s, overSince: null };
+  const below = pressure === null || pressure < p.recover_below_pressure;
+  const waited = s.lastCutAt === null || now - s.lastCutAt >= p.recover_delay_ms;
+  if (!below || !waited || base.factor >= 1) return base;
+  return { ...base, factor: Math.min(1, base.factor + p.recover_per_s * dt) };
+}

@@ -1,0 +1,17 @@
+/** Scoring: heartbeat reports -> derated capacities -> Kamailio rweights per set, panic and admission figures. */
+export * from './types.js';
+export {
+  DEFAULT_SCORING_PARAMS,
+  ScoringParamsError,
+  validateScoringParams,
+  type ScoringParams,
+  type SignalParams,
+} from './params.js';
+export { initialScorerState, scoreCycle } from './scorer.js';
+export { admissionLimit, poolCapacity } from './admission.js';
+export { panicCheck, type PanicCheck } from './panic.js';
+export { liveWeight, stepWeight, targetWeights } from './weights.js';
+export { rampRatio } from './slow-start.js';
+export { FRESH_DERATING, updateFactor } from './derating.js';
+export { ewmaAlpha, ewmaFold } from './smoothing.js';
+export { PRESSURE_CAP, dropsPerSecond, reportSignals, tightest } from './signals.js';

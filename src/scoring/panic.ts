@@ -1,0 +1,29 @@
+/**
+ * Panic threshold (Envoy's idea): when too few of a set's backends look healthy at once, it is
+ * more likely that the observer is cut off (a partition between controller and agents, a stalled
+ * controller) than that the servers died together. Draining the set on that evidence would turn a
+ * monitoring failure into an outage, so the set keeps its last weights until enough look healthy.
+ *
+ * Draining backends are not counted: an operator who drains half a set for maintenance has not
+ * lost sight of it.
+ */
+import type { BackendHealth } from './types.js';
+
+export interface PanicCheck {
+  readonly panic: boolean;
+  readonly healthy: number;
+  readonly counted: number;
+}
+
+export function panicCheck(healths: readonly BackendHealth[], thresholdRatio: number): PanicCheck {
+  let healthy = 0;
+  let counted = 0;
+  for (const h of healths) {
+    if (h === 'draining') continue;
+    counted++;
+    if (h === 'up' || h === 'suspect') healthy++;
+  }
+  // An empty (or all-draining) set has nothing to protect; threshold 0 disables panic.
+  const panic = thresholdRatio > 0 && counted > 0 && healthy / counted < thresholdRatio;
+  return { panic, healthy, counted };
+}

@@ -1,0 +1,311 @@
+/**
+ * One scoring cycle: (state, samples, now, params) -> (state', per-set results). Pure: no clock,
+ * no I/O; `now` is the controller's monotonic ms, the same clock as the reports' `at`.
+ *
+ * Per backend: fold each new report once (deduplicated by `at`) into per-signal EWMAs, take the
+ * tightest smoothed pressure, move the derating factor by the AIMD law (derating.ts), apply the
+ * slow-start ramp. Per set: weights proportional to effective capacity (weights.ts) with
+ * hysteresis and a bounded step, or - in panic - the last output held. Call it every cycle and on
+ * health changes; calling it twice at the same `now` changes nothing the second time.
+ *
+ * Load knowledge: a backend with no report yet, or whose last report is older than
+ * report_stale_ms, counts at its configured capacity times its current factor, and that factor
+ * drifts back to 1 at the recovery rate (derating.ts). A backend we cannot measure is assumed to
+ * be what its operator configured - the same assumption a static weight makes - but a derated
+ * backend that falls silent does not jump back to full weight on the strength of silence.
+ */
+import { admissionLimit, poolCapacity } from './admission.js';
+import { FRESH_DERATING, updateFactor } from './derating.js';
+import { panicCheck } from './panic.js';
+import { DEFAULT_SCORING_PARAMS, type ScoringParams } from './params.js';
+import { reportSignals, tightest } from './signals.js';
+import { rampRatio } from './slow-start.js';
+import { current, ewmaFold } from './smoothing.js';
+import {
+  SIGNAL_NAMES,
+  type Assignment,
+  type BackendHealth,
+  type BackendMemory,
+  type BackendSample,
+  type BackendScore,
+  type CycleResult,
+  type Knowledge,
+  type RejectedSample,
+  type ScorerState,
+  type SetMemory,
+  type SetResult,
+  type SignalName,
+  type SignalValues,
+  type Smoothed,
+} from './types.js';
+import { stepWeight, targetWeights } from './weights.js';
+
+const HEALTH_KINDS: ReadonlySet<string> = new Set(['up', 'suspect', 'down', 'draining', 'returning']);
+
+export function initialScorerState(): ScorerState {
+  return { at: null, backends: new Map(), sets: new Map() };
+}
+
+function emptySmoothed(): { [K in SignalName]: Smoothed | null } {
+  const s = {} as { [K in SignalName]: Smoothed | null };
+  for (const name of SIGNAL_NAMES) s[name] = null;
+  return s;
+}
+
+const FRESH_MEMORY: BackendMemory = {
+  lastFoldedAt: null,
+  drops: null,
+  smoothed: emptySmoothed(),
+  derating: FRESH_DERATING,
+  rotation: { kind: 'out' },
+};
+
+const EMPTY_SET: SetMemory = {
+  weights: null,
+  poolCapacityCps: null,
+  admissionLimitCps: null,
+  panicSince: null,
+};
+
+function inRotation(h: BackendHealth): boolean {
+  return h === 'up' || h === 'suspect';
+}
+
+function sampleProblem(s: BackendSample, seen: ReadonlySet<string>): string | null {
+  if (typeof s.id !== 'string' || s.id.length === 0) return 'id must be a non-empty string';
+  if (seen.has(s.id)) return 'duplicate id in this cycle';
+  if (!Number.isInteger(s.set)) return `set must be an integer, got ${String(s.set)}`;
+  if (typeof s.capacity !== 'number' || !Number.isFinite(s.capacity) || s.capacity <= 0)
+    return `capacity must be a finite number > 0, got ${String(s.capacity)}`;
+  if (!HEALTH_KINDS.has(s.health)) return `unknown health ${String(s.health)}`;
+  if (s.report !== null && (typeof s.report.at !== 'number' || !Number.isFinite(s.report.at)))
+    return 'report.at must be a finite number';
+  return null;
+}
+
+/** Folds the sample's report if it is new and not stale; returns the updated memory. */
+function foldReport(m: BackendMemory, s: BackendSample, now: number, p: ScoringParams): BackendMemory {
+  const r = s.report;
+  if (r === null || (m.lastFoldedAt !== null && r.at <= m.lastFoldedAt)) return m;
+  if (now - r.at > p.report_stale_ms) return m;
+  const sig = reportSignals(r.metrics, r.at, s.capacity, m.drops, p);
+  const smoothed = { ...m.smoothed };
+  for (const name of SIGNAL_NAMES) {
+    const v = sig.pressures[name];
+    if (v !== null)
+      smoothed[name] = ewmaFold(smoothed[name], v, r.at, p.signals[name].half_life_ms, p.report_stale_ms);
+  }
+  return { ...m, lastFoldedAt: r.at, drops: sig.drops, smoothed };
+}
+
+function knowledgeOf(s: BackendSample, now: number, p: ScoringParams): Knowledge {
+  if (s.report === null) return 'none';
+  return now - s.report.at > p.report_stale_ms ? 'stale' : 'fresh';
+}
+
+interface Scored {
+  readonly sample: BackendSample;
+  readonly memory: BackendMemory;
+  readonly knowledge: Knowledge;
+  readonly pressures: SignalValues;
+  readonly pressure: number | null;
+  readonly dominant: SignalName | null;
+}
+
+/** Everything per backend that does not depend on its set: signals, smoothing, derating. */
+function scoreBackend(
+  s: BackendSample,
+  prev: BackendMemory | undefined,
+  now: number,
+  dtMs: number,
+  p: ScoringParams,
+): Scored {
+  // A backend that went down starts afresh when it comes back: its old load figures and derating
+  // describe a process that may no longer exist (and slow start covers its warm-up).
+  let m = s.health === 'down' || prev === undefined ? FRESH_MEMORY : prev;
+  if (s.health === 'down') m = { ...m, rotation: { kind: 'out' } };
+  else m = foldReport(m, s, now, p);
+  const pressures = {} as Record<SignalName, number | null>;
+  for (const name of SIGNAL_NAMES) pressures[name] = current(m.smoothed[name], now, p.report_stale_ms);
+  const top = tightest(pressures);
+  if (inRotation(s.health))
+    m = { ...m, derating: updateFactor(m.derating, top?.pressure ?? null, now, dtMs, p) };
+  return {
+    sample: s,
+    memory: m,
+    knowledge: knowledgeOf(s, now, p),
+    pressures,
+    pressure: top?.pressure ?? null,
+    dominant: top?.dominant ?? null,
+  };
+}
+
+/** A peer that already carries the set's traffic under a scored output (see slow-start.ts). */
+function hasEstablishedPeer(
+  prevState: ScorerState,
+  members: readonly Scored[],
+  setMem: SetMemory,
+  now: number,
+  p: ScoringParams,
+): boolean {
+  if (setMem.weights === null || setMem.panicSince !== null) return false;
+  return members.some(({ sample }) => {
+    const r = prevState.backends.get(sample.id)?.rotation;
+    if (r === undefined || r.kind !== 'in' || (setMem.weights?.get(sample.id) ?? 0) <= 0) return false;
+    return !r.slowStart || rampRatio(r.since, now, p) >= 1;
+  });
+}
+
+function scoreSet(
+  set: number,
+  members: readonly Scored[],
+  prevState: ScorerState,
+  now: number,
+  p: ScoringParams,
+): { result: SetResult; memory: SetMemory; backends: Map<string, BackendMemory> } {
+  const setMem = prevState.sets.get(set) ?? EMPTY_SET;
+  const established = hasEstablishedPeer(prevState, members, setMem, now, p);
+  const memories = new Map<string, BackendMemory>();
+  const effective = new Map<string, number>();
+  const ramps = new Map<string, { ramp: number; until: number } | null>();
+
+  for (const b of members) {
+    const { sample } = b;
+    let m = b.memory;
+    if (!inRotation(sample.health)) {
+      if (m.rotation.kind !== 'out') m = { ...m, rotation: { kind: 'out' } };
+    } else {
+      if (m.rotation.kind === 'out') {
+        m = { ...m, rotation: { kind: 'in', since: now, slowStart: established && p.slow_start_ms > 0 } };
+      }
+      const rot = m.rotation;
+      let ramp: { ramp: number; until: number } | null = null;
+      if (rot.kind === 'in' && rot.slowStart) {
+        const r = rampRatio(rot.since, now, p);
+        if (r >= 1) m = { ...m, rotation: { ...rot, slowStart: false } };
+        else ramp = { ramp: r, until: rot.since + p.slow_start_ms };
+      }
+      ramps.set(sample.id, ramp);
+      effective.set(sample.id, sample.capacity * m.derating.factor * (ramp?.ramp ?? 1));
+    }
+    memories.set(sample.id, m);
+  }
+
+  const targets = targetWeights(effective, p);
+  const prevWeights = setMem.weights;
+  const weights = new Map<string, number>();
+  const scores: BackendScore[] = [];
+  for (const b of members) {
+    const { sample } = b;
+    const m = memories.get(sample.id) ?? b.memory;
+    let assignment: Assignment;
+    const target = targets.get(sample.id);
+    if (target === undefined) {
+      assignment = { phase: 'out', weight: 0, reason: sample.health as 'down' | 'draining' | 'returning' };
+    } else {
+      const weight = stepWeight(
+        prevWeights === null ? undefined : (prevWeights.get(sample.id) ?? 0),
+        target,
+        p,
+      );
+      const ramp = ramps.get(sample.id) ?? null;
+      assignment = ramp ? { phase: 'slow_start', weight, ...ramp } : { phase: 'normal', weight };
+    }
+    weights.set(sample.id, assignment.weight);
+    scores.push({
+      id: sample.id,
+      set,
+      health: sample.health,
+      capacityCps: sample.capacity,
+      knowledge: b.knowledge,
+      pressures: b.pressures,
+      pressure: b.pressure,
+      dominant: b.dominant,
+      factor: m.derating.factor,
+      effectiveCapacityCps: effective.get(sample.id) ?? 0,
+      assignment,
+    });
+  }
+
+  const check = panicCheck(
+    members.map((b) => b.sample.health),
+    p.panic_threshold_ratio,
+  );
+  if (check.panic) {
+    const since = setMem.panicSince ?? now;
+    // Held as they were; a backend that joined since has no share to keep (0), one removed is gone.
+    const held =
+      prevWeights === null
+        ? null
+        : new Map(members.map((b) => [b.sample.id, prevWeights.get(b.sample.id) ?? 0]));
+    return {
+      result: {
+        set,
+        mode: 'panic',
+        weights: held,
+        poolCapacityCps: setMem.poolCapacityCps,
+        admissionLimitCps: setMem.admissionLimitCps,
+        panic: { healthy: check.healthy, counted: check.counted, threshold: p.panic_threshold_ratio, since },
+        backends: scores,
+      },
+      memory: { ...setMem, weights: held, panicSince: since },
+      backends: memories,
+    };
+  }
+
+  const pool = poolCapacity(effective.values());
+  const limit = admissionLimit(pool, p);
+  return {
+    result: {
+      set,
+      mode: 'scored',
+      weights,
+      poolCapacityCps: pool,
+      admissionLimitCps: limit,
+      panic: null,
+      backends: scores,
+    },
+    memory: { weights, poolCapacityCps: pool, admissionLimitCps: limit, panicSince: null },
+    backends: memories,
+  };
+}
+
+/**
+ * Runs one cycle. Samples that cannot be used (bad capacity, duplicate id...) are returned in
+ * `rejected` and left out; the rest are scored. Backends and sets absent from `samples` are forgotten.
+ */
+export function scoreCycle(
+  state: ScorerState,
+  samples: readonly BackendSample[],
+  now: number,
+  p: ScoringParams = DEFAULT_SCORING_PARAMS,
+): CycleResult {
+  const dtMs = state.at === null ? 0 : Math.max(0, now - state.at);
+  const rejected: RejectedSample[] = [];
+  const seen = new Set<string>();
+  const bySet = new Map<number, Scored[]>();
+  for (const s of samples) {
+    const problem = sampleProblem(s, seen);
+    if (problem !== null) {
+      rejected.push({ id: String(s.id), reason: problem });
+      continue;
+    }
+    seen.add(s.id);
+    const scored = scoreBackend(s, state.backends.get(s.id), now, dtMs, p);
+    const list = bySet.get(s.set);
+    if (list) list.push(scored);
+    else bySet.set(s.set, [scored]);
+  }
+
+  const backends = new Map<string, BackendMemory>();
+  const sets = new Map<number, SetMemory>();
+  const results: SetResult[] = [];
+  for (const set of [...bySet.keys()].sort((a, b) => a - b)) {
+    const members = (bySet.get(set) ?? []).sort((a, b) => (a.sample.id < b.sample.id ? -1 : 1));
+    const { result, memory, backends: mems } = scoreSet(set, members, state, now, p);
+    results.push(result);
+    sets.set(set, memory);
+    for (const [id, m] of mems) backends.set(id, m);
+  }
+  return { state: { at: Math.max(now, state.at ?? now), backends, sets }, sets: results, rejected };
+}
