@@ -6,8 +6,11 @@
 import { RpcMethodError, type KamailioRpcClient } from './rpc.js';
 import { parseDispatcherList, type DispatcherListResult } from './dispatcher-list-reply.js';
 
+/** What the dispatcher readers and the pusher need of an RPC client (a counting wrapper fits too). */
+export type RpcCaller = Pick<KamailioRpcClient, 'call' | 'target'>;
+
 export async function fetchDispatcherList(
-  client: KamailioRpcClient,
+  client: RpcCaller,
   opts: { deadlineMs?: number } = {},
 ): Promise<DispatcherListResult> {
   try {
