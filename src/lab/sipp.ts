@@ -3,7 +3,7 @@
  * Statistics come from sipp's own `-trace_stat` CSV (cumulative counters of the last row).
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { ExitInfo, ManagedProcess, ProcessGroup } from './processes.js';
 import { isBound } from './sockets.js';
 
@@ -31,6 +31,11 @@ export interface SippOptions {
   readonly vars?: Readonly<Record<string, string | number>>;
   /** `-trace_msg`: every message sipp sent and received, to `<runDir>/<name>_messages.log`. */
   readonly traceMessages?: boolean;
+  /**
+   * `-trace_counts`: how often each scenario message was sent/received, e.g. `3_503_Recv` (index,
+   * message, event), for scenarios with several outcomes; parsed into `SippResult.counts`.
+   */
+  readonly traceCounts?: boolean;
   readonly extraArgs?: readonly string[];
 }
 
@@ -51,6 +56,8 @@ export interface SippRun {
   readonly process: ManagedProcess;
   readonly statsFile: string;
   readonly messagesFile: string | undefined;
+  /** sipp names it itself: `<scenario>_<pid>_counts.csv` in its working directory (the run dir). */
+  readonly countsFile: string | undefined;
   /** Waits for sipp to end by itself (UAC) and parses its statistics. */
   done(): Promise<SippResult>;
 }
@@ -58,6 +65,8 @@ export interface SippRun {
 export interface SippResult {
   readonly exit: ExitInfo;
   readonly stats: SippStats;
+  /** Last row of the `-trace_counts` file by column (`3_503_Recv`...); empty without traceCounts. */
+  readonly counts: Readonly<Record<string, number>>;
 }
 
 export function sippArgs(opts: SippOptions, statsFile: string, messagesFile?: string): string[] {
@@ -73,6 +82,7 @@ export function sippArgs(opts: SippOptions, statsFile: string, messagesFile?: st
   if (opts.concurrency !== undefined) args.push('-l', String(opts.concurrency));
   for (const [k, v] of Object.entries(opts.vars ?? {})) args.push('-set', k, String(v));
   if (messagesFile) args.push('-trace_msg', '-message_file', messagesFile);
+  if (opts.traceCounts) args.push('-trace_counts');
   args.push(...(opts.extraArgs ?? []));
   if (opts.remote) args.push(opts.remote);
   return args;
@@ -104,6 +114,32 @@ export function parseSippStats(csv: string): SippStats {
   };
 }
 
+/**
+ * Parses sipp's `-trace_counts` file: the last row's numeric columns by name (cumulative counts per
+ * scenario message, e.g. `0_INVITE_Sent`, `3_503_Recv`). Time columns and empty cells are left out.
+ */
+export function parseSippCounts(csv: string): Record<string, number> {
+  const lines = csv.split('\n').filter((l) => l.trim() !== '');
+  const header = lines[0]?.split(';') ?? [];
+  const last = lines.length > 1 ? (lines[lines.length - 1] ?? '').split(';') : [];
+  const counts: Record<string, number> = {};
+  header.forEach((name, i) => {
+    const cell = last[i] ?? '';
+    if (!/^\d+_/.test(name) || !/^\d+$/.test(cell)) return;
+    counts[name] = Number(cell);
+  });
+  return counts;
+}
+
+function readCounts(file: string | undefined): Record<string, number> {
+  if (!file) return {};
+  try {
+    return parseSippCounts(readFileSync(file, 'utf8'));
+  } catch {
+    return {}; /* sipp died before writing it */
+  }
+}
+
 export function readSippStats(statsFile: string): SippStats {
   let csv = '';
   try {
@@ -127,6 +163,12 @@ export async function startSipp(group: ProcessGroup, opts: SippOptions): Promise
   const proc = group.spawn(opts.name, sippBinary(), sippArgs(opts, statsFile, messagesFile), {
     cwd: group.runDir,
   });
+  const countsFile = opts.traceCounts
+    ? join(
+        group.runDir,
+        `${basename(opts.scenario.replace(/^builtin:/, '')).replace(/\.xml$/, '')}_${proc.pid}_counts.csv`,
+      )
+    : undefined;
   const transport = opts.transport?.startsWith('t') ? 'tcp' : 'udp';
   if (!opts.remote) {
     const deadline = Date.now() + 10000;
@@ -143,9 +185,10 @@ export async function startSipp(group: ProcessGroup, opts: SippOptions): Promise
     process: proc,
     statsFile,
     messagesFile,
+    countsFile,
     done: async () => {
       const exit = await proc.exited;
-      return { exit, stats: readSippStats(statsFile) };
+      return { exit, stats: readSippStats(statsFile), counts: readCounts(countsFile) };
     },
   };
 }
