@@ -210,11 +210,15 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
     });
     members.push(member('lb', lb.process, lb.endpoints));
     if (opts.agents ?? true) {
-      for (const be of plan.backends) {
-        const agentFile = configs.agents[be.id];
-        if (!agentFile) continue;
-        const p = await startLabAgent(group, be, agentFile);
-        members.push(member('agent', p, [{ transport: 'udp', ...be.agent }]));
+      // Side by side: each is a Node start-up of a second or more on a busy machine.
+      const agents = await Promise.all(
+        plan.backends.map(async (be) => {
+          const agentFile = configs.agents[be.id];
+          return agentFile ? { be, p: await startLabAgent(group, be, agentFile) } : undefined;
+        }),
+      );
+      for (const a of agents) {
+        if (a) members.push(member('agent', a.p, [{ transport: 'udp', ...a.be.agent }]));
       }
     }
     if (opts.controller) {
