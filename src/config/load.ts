@@ -9,8 +9,16 @@ import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { validateDetailed } from 'node-cron';
 import { ConfigError, jsonPointerToPath, pointerSegments, type ConfigIssue } from './errors.js';
+import {
+  DEFAULT_SCORING_PARAMS,
+  ScoringParamsError,
+  validateScoringParams,
+  type ScoringParams,
+  type SignalParams,
+} from '../scoring/params.js';
 import { validatorFor, type ErrorObject } from './schema-registry.js';
 import type {
+  AdmissionConfig,
   AgentConfig,
   AnyConfig,
   ConfigKind,
@@ -200,6 +208,8 @@ function rpc(
 interface RawController {
   heartbeat: Record<string, unknown>;
   schedules: { reconcile: string; timezone?: string; maintenance: { backend: string; drain?: string }[] };
+  scoring: { cycle_ms: number; signals?: Record<string, Partial<SignalParams>> } & Record<string, unknown>;
+  admission: AdmissionConfig;
   lb_nodes: { name: string; rpc: Record<string, unknown>; dispatcher_list: DispatcherListConfig }[];
   sets: { id: number; backends: { id: string; agent?: unknown; ssh?: unknown }[] }[];
 }
@@ -255,7 +265,32 @@ function resolveController(raw: RawController, baseDir: string, issues: ConfigIs
       master_keys: [current, previous].filter((k): k is Buffer => k !== undefined),
     },
     lb_nodes: lbNodes,
+    scoring: { cycle_ms: raw.scoring.cycle_ms, params: scoringParams(raw, issues) },
   };
+}
+
+/** Defaults, the file's overrides and the admission section merged; relations checked by the scorer's own rules. */
+function scoringParams(raw: RawController, issues: ConfigIssue[]): ScoringParams {
+  const { cycle_ms: _c, signals = {}, ...overrides } = raw.scoring;
+  const merged = {
+    ...DEFAULT_SCORING_PARAMS,
+    ...overrides,
+    signals: Object.fromEntries(
+      Object.entries(DEFAULT_SCORING_PARAMS.signals).map(([name, d]) => [name, { ...d, ...signals[name] }]),
+    ),
+    admission_enabled: raw.admission.enabled,
+    admission_headroom_ratio: raw.admission.headroom,
+  } as ScoringParams;
+  try {
+    return validateScoringParams(merged);
+  } catch (e) {
+    if (!(e instanceof ScoringParamsError)) throw e;
+    for (const problem of e.problems) {
+      const field = /^([a-z0-9_]+(?:\.[a-z0-9_]+)*) /.exec(problem)?.[1];
+      issues.push({ path: field ? `scoring.${field}` : 'scoring', message: problem });
+    }
+    return DEFAULT_SCORING_PARAMS;
+  }
 }
 
 /** Cron expressions are checked here (the schema cannot), and maintenance must name a known backend. */

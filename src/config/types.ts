@@ -2,6 +2,8 @@
  * Config files as the code sees them after validation (defaults applied, secrets read from files).
  * Shapes mirror schemas/*-config.schema.json; the schema is the source of truth for what is accepted.
  */
+import type { ScoringParams } from '../scoring/params.js';
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
 export interface UdpEndpoint {
@@ -65,6 +67,12 @@ export interface LbNodeConfig {
   readonly dispatcher_list: DispatcherListConfig;
 }
 
+export interface ScoringConfig {
+  readonly cycle_ms: number;
+  /** The scorer's parameters: defaults, the file's overrides and admission{} merged, then validated. */
+  readonly params: ScoringParams;
+}
+
 export interface AdmissionConfig {
   readonly enabled: boolean;
   /** Limit on new calls = headroom × the pool's effective capacity, split over the LB nodes. */
@@ -105,6 +113,7 @@ export interface ControllerConfig {
   };
   readonly lb_nodes: readonly LbNodeConfig[];
   readonly sets: readonly SetConfig[];
+  readonly scoring: ScoringConfig;
   readonly admission: AdmissionConfig;
   readonly schedules: SchedulesConfig;
   readonly logging: { readonly level: LogLevel };

@@ -62,6 +62,9 @@ function controllerConfig(plan: LabPlan, masterKeyFile: string, dispatcherList: 
         })),
       },
     ],
+    // Every backend of the lab shares this one host: its CPU and memory say nothing about any one
+    // backend (a busy test runner would derate them all), so the host-wide signals are off here.
+    scoring: { signals: { cpu_util: { knee: null }, mem_used_ratio: { knee: null } } },
     // Every 5 s rather than the default 30 s: the lab is for watching drift being repaired.
     schedules: { reconcile: '*/5 * * * * *' },
     logging: { level: 'info' },

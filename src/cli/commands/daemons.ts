@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { runAgent } from '../../agent/index.js';
-import type { AgentConfig } from '../../config/types.js';
+import type { AgentConfig, ControllerConfig } from '../../config/types.js';
+import { Controller } from '../../controller/controller.js';
 import { createLogger } from '../../util/logger.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { loadOrExplain } from './validate.js';
@@ -9,12 +10,28 @@ export function controllerCommand(): Command {
   return new Command('controller')
     .description('run the controller: discover backends, probe them, score load, push dispatcher weights')
     .requiredOption('-c, --config <file>', 'controller config (YAML or JSON)')
-    .action((opts: { config: string }) => {
-      loadOrExplain(opts.config, 'controller');
-      throw new CliError(
-        'the controller loop is not part of this version yet (config is valid)',
-        EXIT.failure,
-      );
+    .addHelpText(
+      'after',
+      '\nSignals: SIGTERM/SIGINT stop it; the LB keeps the last weights it was given (fail-static).',
+    )
+    .action(async (opts: { config: string }) => {
+      const config = loadOrExplain(opts.config, 'controller') as ControllerConfig;
+      const logger = createLogger('sipweigh-controller', config.logging.level);
+      let controller: Controller;
+      try {
+        controller = await Controller.start(config, { logger });
+      } catch (e) {
+        throw new CliError(`controller could not start: ${(e as Error).message}`, EXIT.failure);
+      }
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.off('SIGTERM', stop);
+          process.off('SIGINT', stop);
+          void controller.stop().finally(resolve);
+        };
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
+      });
     });
 }
 

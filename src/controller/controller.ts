@@ -1,0 +1,388 @@
+/**
+ * The closed loop: discover -> probe -> score -> push, plus the schedules. Everything that decides
+ * lives in pure modules (scoring/, desired-list.ts, schedules.ts planning, health/); this class only
+ * wires them to the heartbeat endpoint, the LB nodes and the clock.
+ *
+ * Cadence: a scoring cycle runs every `cycleMs` and at once after any health change, so a backend
+ * that dies leaves rotation one push after the failure detector says so, not a cycle later.
+ * Fail-static: stopping (or dying) pushes nothing; Kamailio keeps the last weights it was given, and
+ * its list file holds them for any reload or restart.
+ */
+import { performance } from 'node:perf_hooks';
+import type { ControllerConfig } from '../config/types.js';
+import { applyDiscovery } from '../discovery/apply.js';
+import { mergeDiscovery, type DiscoveryNote } from '../discovery/merge.js';
+import { endpointOptionsFromConfig } from '../heartbeat/config.js';
+import type { BackendView } from '../heartbeat/controller-core.js';
+import { ControllerEndpoint } from '../heartbeat/controller-endpoint.js';
+import { fetchDispatcherList } from '../kamailio/fetch-dispatcher-list.js';
+import { NodeSync, type SyncOutcome } from '../kamailio/node-sync.js';
+import {
+  initialScorerState,
+  scoreCycle,
+  type CycleResult,
+  type ScorerState,
+  type ScoringParams,
+} from '../scoring/index.js';
+import type { Logger } from '../util/logger.js';
+import { desiredDestinations } from './desired-list.js';
+import { NodeLink, type NodeDesired, type NodeOutcome } from './node-link.js';
+import { CronSchedules, planJobs, type ScheduledAction } from './schedules.js';
+
+export interface ControllerOptions {
+  readonly logger: Logger;
+  /** Scoring cycle period (default 250 ms). */
+  readonly cycleMs?: number;
+}
+
+/** Capacity of LB-discovered destinations without `sw_capacity`. */
+const DEFAULT_DISCOVERED_CAPACITY = 100;
+
+export class Controller {
+  private scorer: ScorerState = initialScorerState();
+  private lastCycle: CycleResult | null = null;
+  private cycleTimer: NodeJS.Timeout | null = null;
+  private cycleQueued = false;
+  private stopped = false;
+  private readonly panicking = new Set<number>();
+  private readonly waiting = new Set<number>();
+  /** Last logged weights per set, so only changes are logged. */
+  private readonly loggedWeights = new Map<number, string>();
+  /** Last admission outcome kind per node, so a persistent condition is logged once. */
+  private readonly admissionKind = new Map<string, string>();
+  /** LB nodes not pushed to, and why (their list holds sets we do not manage). */
+  private readonly blocked = new Map<string, string>();
+  private readonly syncs = new Map<string, NodeSync<NodeDesired, NodeOutcome>>();
+  private schedules: CronSchedules | null = null;
+  private readonly params: ScoringParams;
+
+  private constructor(
+    readonly config: ControllerConfig,
+    private readonly endpoint: ControllerEndpoint,
+    private readonly links: readonly NodeLink[],
+    private readonly logger: Logger,
+    private readonly cycleMs: number,
+  ) {
+    this.params = config.scoring.params;
+    for (const link of links) {
+      this.syncs.set(
+        link.name,
+        new NodeSync<NodeDesired, NodeOutcome>({
+          node: link.name,
+          // A retry after a failure reads the LB again: the failed attempt may have half-happened.
+          apply: (desired, ctx) => link.apply(desired, ctx.force || ctx.attempt > 0),
+          onOutcome: (o, status) => this.reportOutcome(link, o, status.consecutiveFailures),
+        }),
+      );
+    }
+  }
+
+  static async start(config: ControllerConfig, opts: ControllerOptions): Promise<Controller> {
+    const links = config.lb_nodes.map((n) => new NodeLink(n));
+    // The endpoint's events reach the controller once it exists (it needs the endpoint first).
+    const ref: { controller?: Controller } = {};
+    const endpoint = await ControllerEndpoint.start(endpointOptionsFromConfig(config), {
+      onHealthChange: (b, from, to) => ref.controller?.healthChanged(b, from.kind, to.kind),
+      onRegistered: (b) =>
+        opts.logger.info({ backend: b.id, set: b.set, uri: b.uri }, 'backend registered itself'),
+      onForgotten: (b) =>
+        opts.logger.info({ backend: b.id }, 'self-registered backend forgotten after silence'),
+    });
+    const controller = new Controller(
+      config,
+      endpoint,
+      links,
+      opts.logger,
+      opts.cycleMs ?? config.scoring.cycle_ms,
+    );
+    ref.controller = controller;
+    try {
+      await controller.discover();
+      controller.schedules = new CronSchedules(
+        planJobs(config.schedules),
+        (action) => controller.runScheduled(action),
+        opts.logger,
+        config.schedules.timezone,
+      );
+      await controller.schedules.start();
+    } catch (e) {
+      await controller.stop();
+      throw e;
+    }
+    controller.cycleTimer = setInterval(() => controller.cycle(false), controller.cycleMs);
+    opts.logger.info(
+      {
+        heartbeat: endpoint.address,
+        lb_nodes: links.map((l) => l.describe()),
+        backends: endpoint.core.size,
+        admission: config.admission.enabled,
+      },
+      'controller started',
+    );
+    return controller;
+  }
+
+  get core() {
+    return this.endpoint.core;
+  }
+
+  /** The last scoring result (status, demo, tests). */
+  get lastResult(): CycleResult | null {
+    return this.lastCycle;
+  }
+
+  nodeStatus() {
+    return this.links.map((l) => ({
+      name: l.name,
+      target: l.describe(),
+      blocked: this.blocked.get(l.name) ?? null,
+      sync: this.syncs.get(l.name)?.status() ?? null,
+    }));
+  }
+
+  // ---- discovery --------------------------------------------------------------------------------
+
+  /** Backends from the config and from every LB's dispatcher.list (an unreachable LB is skipped). */
+  async discover(): Promise<void> {
+    const lists = await Promise.all(
+      this.links.map(async (l) => ({ link: l, result: await fetchDispatcherList(l.rpc) })),
+    );
+    const ok = lists.flatMap(({ link, result }) => {
+      if (result.ok) return [{ node: link.name, targets: result.targets }];
+      this.logger.warn({ node: link.name, err: result.error }, 'cannot read the LB dispatcher list');
+      return [];
+    });
+    const { backends, notes } = mergeDiscovery(this.config.sets, ok, {
+      defaultCapacity: DEFAULT_DISCOVERED_CAPACITY,
+    });
+    this.noteDiscovery(notes, new Set(ok.map((l) => l.node)));
+    const { added, removed } = applyDiscovery(this.core, backends);
+    this.endpoint.arm();
+    if (added.length > 0 || removed.length > 0) this.logger.info({ added, removed }, 'discovery');
+  }
+
+  private noteDiscovery(notes: readonly DiscoveryNote[], read: ReadonlySet<string>): void {
+    const unmanaged = new Map<string, Set<number>>();
+    for (const n of notes) {
+      if (n.kind === 'unmanaged_set') {
+        const s = unmanaged.get(n.node) ?? new Set<number>();
+        s.add(n.setId);
+        unmanaged.set(n.node, s);
+      } else {
+        this.logger.warn({ note: n }, 'discovery');
+      }
+    }
+    for (const node of read) {
+      const sets = unmanaged.get(node);
+      const was = this.blocked.get(node);
+      if (sets) {
+        // The controller writes the whole list file: pushing would delete these sets.
+        const reason = `its dispatcher list has sets not in this config (${[...sets].join(', ')}): add them to sets[] or move them to another list`;
+        if (was !== reason) this.logger.error({ node, sets: [...sets] }, `not pushing to ${node}: ${reason}`);
+        this.blocked.set(node, reason);
+      } else if (was !== undefined) {
+        this.logger.info({ node }, 'LB node unblocked');
+        this.blocked.delete(node);
+      }
+    }
+  }
+
+  // ---- the cycle --------------------------------------------------------------------------------
+
+  private healthChanged(b: BackendView, from: string, to: string): void {
+    this.logger.info({ backend: b.id, set: b.set, from, to }, 'backend health');
+    if (this.cycleQueued || this.stopped) return;
+    // Not from inside the core's callback: the cycle reads the core, which is mid-update here.
+    this.cycleQueued = true;
+    setImmediate(() => {
+      this.cycleQueued = false;
+      this.cycle(false);
+    });
+  }
+
+  private cycle(force: boolean): void {
+    if (this.stopped) return;
+    let result: CycleResult;
+    const views = this.core.list();
+    try {
+      result = scoreCycle(this.scorer, views.map(toSample), performance.now(), this.params);
+    } catch (e) {
+      // A bug in scoring must not take the controller (and its fail-static LB) down with it.
+      this.logger.error({ err: (e as Error).message }, 'scoring failed; weights left as they are');
+      return;
+    }
+    this.scorer = result.state;
+    this.lastCycle = result;
+    for (const r of result.rejected)
+      this.logger.warn({ backend: r.id, reason: r.reason }, 'sample rejected by scorer');
+    this.notePanics(result);
+
+    this.logWeightChanges(result);
+    const weights = new Map<string, number>();
+    for (const set of result.sets) {
+      // A set that panicked before it was ever scored: we know nothing worth writing, so nothing is pushed.
+      if (set.weights === null) return;
+      for (const [id, w] of set.weights) weights.set(id, w);
+    }
+    const managed = new Set(this.config.sets.map((s) => s.id));
+    const destinations = desiredDestinations(
+      views.filter((v) => managed.has(v.set)),
+      (id) => weights.get(id) ?? 0,
+    );
+    const admission = this.admissionPerNode(result);
+    for (const link of this.links) {
+      if (this.blocked.has(link.name)) continue;
+      this.syncs.get(link.name)?.submit({ destinations, admission }, { force });
+    }
+  }
+
+  /** The pool's limit split evenly over the LB nodes (each sees its share of the offered calls). */
+  private admissionPerNode(result: CycleResult): Map<number, number | null> {
+    const out = new Map<number, number | null>();
+    if (!this.config.admission.enabled) return out;
+    const n = this.links.length;
+    for (const set of result.sets) {
+      const limit = set.admissionLimitCps;
+      out.set(set.set, limit === null ? null : Math.max(1, Math.ceil(limit / n)));
+    }
+    return out;
+  }
+
+  /** One line per change of a set's weights, with what drove it. */
+  private logWeightChanges(result: CycleResult): void {
+    for (const set of result.sets) {
+      if (set.weights === null) continue;
+      const key = [...set.weights].map(([id, w]) => `${id}=${w}`).join(' ');
+      if (this.loggedWeights.get(set.set) === key) continue;
+      this.loggedWeights.set(set.set, key);
+      this.logger.info(
+        {
+          set: set.set,
+          mode: set.mode,
+          pool_cps: set.poolCapacityCps === null ? null : Math.round(set.poolCapacityCps),
+          backends: set.backends.map((b) => ({
+            id: b.id,
+            weight: set.weights?.get(b.id) ?? 0,
+            phase: b.assignment.phase,
+            factor: round2(b.factor),
+            pressure: b.pressure === null ? null : round2(b.pressure),
+            dominant: b.dominant,
+          })),
+        },
+        'weights',
+      );
+    }
+  }
+
+  private notePanics(result: CycleResult): void {
+    for (const set of result.sets) {
+      if (set.mode === 'panic' && set.weights === null) {
+        // Start-up: nothing heard yet, nothing pushed yet. Not a partition, just not knowing.
+        if (!this.waiting.has(set.set))
+          this.logger.info({ set: set.set }, 'waiting for the first reports of the set');
+        this.waiting.add(set.set);
+      } else if (set.mode === 'panic' && !this.panicking.has(set.set)) {
+        this.panicking.add(set.set);
+        this.logger.error(
+          {
+            set: set.set,
+            healthy: set.panic.healthy,
+            counted: set.panic.counted,
+            threshold: set.panic.threshold,
+          },
+          'PANIC: most of the set looks down at once; suspecting the observer, keeping the last weights',
+        );
+      } else if (set.mode === 'scored' && this.panicking.delete(set.set)) {
+        this.logger.warn({ set: set.set }, 'panic over: the set is scored again');
+      }
+    }
+  }
+
+  private reportOutcome(link: NodeLink, outcome: SyncOutcome<NodeOutcome>, failures: number): void {
+    const o = outcome.result;
+    if (o === null) {
+      this.logger.warn(
+        { node: link.name, reason: outcome.ok ? '' : outcome.reason, failures },
+        'LB node apply failed',
+      );
+      return;
+    }
+    const push = o.push;
+    if (push.kind === 'applied') {
+      this.logger.info(
+        {
+          node: link.name,
+          changes: push.changes.length,
+          ms: Math.round(push.durations.totalMs * 10) / 10,
+        },
+        'dispatcher list pushed and verified',
+      );
+    } else if (push.kind === 'failed') {
+      this.logger.warn(
+        { node: link.name, stage: push.stage, reason: push.reason, failures },
+        'push failed; the LB keeps its last good weights',
+      );
+    }
+    const a = o.admission;
+    const repeated = this.admissionKind.get(link.name) === a.kind && a.kind !== 'applied';
+    this.admissionKind.set(link.name, a.kind);
+    if (repeated) return;
+    if (a.kind === 'applied') this.logger.info({ node: link.name, pipes: a.pipes }, 'admission limits set');
+    else if (a.kind === 'missing')
+      this.logger.warn(
+        { node: link.name, pipes: a.pipes },
+        'admission pipes missing: the LB config lacks SIPWEIGH_ADMISSION',
+      );
+    else if (a.kind === 'failed' && push.kind !== 'failed')
+      this.logger.warn({ node: link.name, reason: a.reason }, 'admission limit not set');
+  }
+
+  // ---- schedules and operator actions -----------------------------------------------------------
+
+  /** Re-reads every LB and repairs drift (an operator's reload, a restart, an edited list). */
+  async reconcile(): Promise<void> {
+    await this.discover();
+    this.cycle(true);
+  }
+
+  drain(backend: string, on: boolean): void {
+    if (!this.core.drain(backend, on)) throw new Error(`no backend ${backend}`);
+    this.logger.info({ backend }, on ? 'backend drained by operator' : 'backend undrained by operator');
+    this.cycle(false);
+  }
+
+  private async runScheduled(action: ScheduledAction): Promise<void> {
+    switch (action.kind) {
+      case 'reconcile':
+        return this.reconcile();
+      case 'drain':
+        return this.drain(action.backend, true);
+      case 'undrain':
+        return this.drain(action.backend, false);
+    }
+  }
+
+  /** Stops probing, scoring and schedules; pushes nothing (Kamailio stays on its last weights). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.cycleTimer) clearInterval(this.cycleTimer);
+    await this.schedules?.stop();
+    await this.endpoint.close();
+    await Promise.all([...this.syncs.values()].map((s) => s.close()));
+    await Promise.all(this.links.map((l) => l.close()));
+    this.logger.info({}, 'controller stopped; the LB keeps its last weights');
+  }
+}
+
+const round2 = (x: number): number => Math.round(x * 100) / 100;
+
+function toSample(v: BackendView) {
+  return {
+    id: v.id,
+    set: v.set,
+    capacity: v.capacity,
+    health: v.health.kind,
+    report: v.metrics && Number.isFinite(v.lastReportAt) ? { metrics: v.metrics, at: v.lastReportAt } : null,
+  };
+}

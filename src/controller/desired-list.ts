@@ -1,0 +1,55 @@
+/**
+ * Desired dispatcher list, pure: the controller's view of every backend plus the scorer's weights ->
+ * the whole list an LB node should hold. The controller writes the whole file (it is the one source
+ * of truth), so everything that must survive a rewrite is here: the state of every destination (an
+ * inactive one is written inactive, so an operator's reload or a Kamailio restart cannot put a dead
+ * backend back into rotation) and the attributes discovery reads back. Sets the controller does not
+ * manage are not written: a node whose list has such sets is not pushed to at all (controller.ts), so
+ * a rewrite never deletes an operator's other sets.
+ */
+import type { Destination } from '../kamailio/dispatcher-list.js';
+
+export interface ListedBackend {
+  readonly id: string;
+  readonly set: number;
+  readonly uri: string;
+  readonly capacity: number;
+  readonly agent: { readonly address: string; readonly port: number } | null;
+  /** Where it came from: LB-discovered ones keep their sw_* attributes in the list. */
+  readonly source: 'config' | 'dispatcher' | 'hello';
+}
+
+/** Kamailio's rweight range; 0 is written as state inactive. */
+export const MAX_RWEIGHT = 100;
+
+export function desiredDestinations(
+  backends: readonly ListedBackend[],
+  weightOf: (id: string) => number,
+): Destination[] {
+  const managed: Destination[] = backends.map((b) => {
+    const w = weightOf(b.id);
+    if (!Number.isInteger(w) || w < 0 || w > MAX_RWEIGHT) {
+      throw new Error(`weight of ${b.id} must be an integer 0..${MAX_RWEIGHT}, got ${w}`);
+    }
+    const extraAttrs: Record<string, string> =
+      b.source === 'config'
+        ? {}
+        : {
+            ...(b.agent ? { sw_agent: `${b.agent.address}:${b.agent.port}` } : {}),
+            sw_capacity: String(b.capacity),
+          };
+    return {
+      setId: b.set,
+      uri: b.uri,
+      state: w === 0 ? 'inactive' : 'active',
+      rweight: Math.max(1, w),
+      duid: b.id,
+      ...(Object.keys(extraAttrs).length > 0 ? { extraAttrs } : {}),
+    };
+  });
+  // A stable order: the same desired state always produces the same file, and the LB's
+  // internal order (which algorithm 11 walks) does not churn between pushes.
+  return managed.sort((a, b) => a.setId - b.setId || cmp(a.duid, b.duid) || cmp(a.uri, b.uri));
+}
+
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);

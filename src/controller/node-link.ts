@@ -1,0 +1,131 @@
+/**
+ * One LB node as the controller drives it: its JSON-RPC client, the dispatcher pusher (list file +
+ * reload + verify) and the admission pipes. `apply` brings the node to one desired state and says
+ * what happened; retries, backoff and coalescing are NodeSync's job (src/kamailio/node-sync.ts).
+ * Order matters: weights first, then the admission limit, so a limit never arrives for a pool the
+ * LB does not route to yet.
+ */
+import { readFileSync } from 'node:fs';
+import type { LbNodeConfig } from '../config/types.js';
+import {
+  admissionPipeName,
+  pipeLimitChanges,
+  readPipeLimits,
+  setPipeLimit,
+  type LimitCps,
+} from '../kamailio/admission.js';
+import { DispatcherPusher, type PushOutcome } from '../kamailio/dispatcher-push.js';
+import type { Destination } from '../kamailio/dispatcher-list.js';
+import type { ListFileTransport } from '../kamailio/list-transport.js';
+import { LocalListFile } from '../kamailio/local-list-file.js';
+import type { ApplyResult } from '../kamailio/node-sync.js';
+import { KamailioRpcClient, RpcMethodError } from '../kamailio/rpc.js';
+import { SftpListFile } from '../kamailio/sftp-list-file.js';
+
+export interface NodeDesired {
+  readonly destinations: readonly Destination[];
+  /** Limit on new calls/s per dispatcher set at this node; empty when admission control is off. */
+  readonly admission: ReadonlyMap<number, LimitCps>;
+}
+
+export type AdmissionOutcome =
+  | { readonly kind: 'off' }
+  | { readonly kind: 'in_sync' }
+  | { readonly kind: 'applied'; readonly pipes: readonly { pipe: string; limitCps: LimitCps }[] }
+  /** The LB has no such pipe: its config does not enable SIPWEIGH_ADMISSION. */
+  | { readonly kind: 'missing'; readonly pipes: readonly string[] }
+  | { readonly kind: 'failed'; readonly reason: string };
+
+export interface NodeOutcome {
+  readonly push: PushOutcome;
+  readonly admission: AdmissionOutcome;
+}
+
+function transportFor(cfg: LbNodeConfig): ListFileTransport {
+  const list = cfg.dispatcher_list;
+  if (!list.sftp) return new LocalListFile({ path: list.path });
+  const s = list.sftp;
+  let privateKey: Buffer;
+  try {
+    privateKey = readFileSync(s.private_key_file);
+  } catch (e) {
+    throw new Error(`LB node ${cfg.name}: cannot read ${s.private_key_file}: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  return new SftpListFile({
+    ssh: {
+      host: s.host,
+      port: s.port,
+      username: s.username,
+      privateKey,
+      hostFingerprint: s.host_fingerprint,
+    },
+    path: list.path,
+  });
+}
+
+export class NodeLink {
+  readonly rpc: KamailioRpcClient;
+  private readonly transport: ListFileTransport;
+  private readonly pusher: DispatcherPusher;
+
+  constructor(readonly config: LbNodeConfig) {
+    this.rpc = new KamailioRpcClient({
+      url: config.rpc.url,
+      ...(config.rpc.username !== undefined ? { username: config.rpc.username } : {}),
+      ...(config.rpc.password !== undefined ? { password: config.rpc.password } : {}),
+      deadlineMs: config.rpc.timeout_ms,
+    });
+    this.transport = transportFor(config);
+    this.pusher = new DispatcherPusher({
+      rpc: this.rpc,
+      transport: this.transport,
+      rpcDeadlineMs: config.rpc.timeout_ms,
+    });
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  describe(): string {
+    return this.pusher.describe();
+  }
+
+  /** `force`: read the LB even if nothing changed since the last verified push (reconcile, retries). */
+  async apply(desired: NodeDesired, force: boolean): Promise<ApplyResult<NodeOutcome>> {
+    const push = await this.pusher.push(desired.destinations, { force });
+    if (push.kind === 'failed') {
+      const result: NodeOutcome = { push, admission: { kind: 'failed', reason: 'not tried: push failed' } };
+      return { ok: false, result, reason: `${push.stage}: ${push.reason}` };
+    }
+    const admission = await this.applyAdmission(desired.admission);
+    const result: NodeOutcome = { push, admission };
+    if (admission.kind === 'failed') return { ok: false, result, reason: `admission: ${admission.reason}` };
+    return { ok: true, result };
+  }
+
+  private async applyAdmission(limits: ReadonlyMap<number, LimitCps>): Promise<AdmissionOutcome> {
+    if (limits.size === 0) return { kind: 'off' };
+    try {
+      const desired = new Map([...limits].map(([set, limit]) => [admissionPipeName(set), limit] as const));
+      const plan = pipeLimitChanges(desired, await readPipeLimits(this.rpc));
+      if (plan.missing.length > 0) return { kind: 'missing', pipes: plan.missing };
+      for (const c of plan.changes) await setPipeLimit(this.rpc, c.pipe, c.limitCps);
+      if (plan.changes.length === 0) return { kind: 'in_sync' };
+      return { kind: 'applied', pipes: plan.changes.map((c) => ({ pipe: c.pipe, limitCps: c.limitCps })) };
+    } catch (e) {
+      // No pipelimit module at all: the same as pipes missing, a config matter rather than a failure to retry.
+      if (e instanceof RpcMethodError && /not found/i.test(e.rpcMessage)) {
+        return { kind: 'missing', pipes: [...limits.keys()].map(admissionPipeName) };
+      }
+      return { kind: 'failed', reason: (e as Error).message };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.transport.close();
+    this.rpc.close();
+  }
+}
