@@ -16,34 +16,47 @@
  * feedback: the fall is fast where overload destroys calls (110 % of capacity -> ~40 % of calls
  * succeed), the return is slow where being wrong costs little.
  *
- * No knowledge (null pressure) counts as "clearly below": a healthy backend we cannot measure drifts
- * back to its configured capacity at the recovery rate, never in one jump.
+ * The law reads a pressure *range* per cycle (scorer.ts): `low`, the tightest signal taking for each
+ * the lower of its smoothed value and its latest report, and `high`, the same with the higher. A cut
+ * needs both to be over the knee - the smoothing filters a single noisy report, the latest report
+ * stops the cut as soon as the load has moved away (a smoothed value alone keeps cutting for a
+ * half-life or two after the pushed weights took effect, and the backend ends far below its knee).
+ * A recovery needs both to be clearly below.
+ *
+ * No knowledge (null) counts as "clearly below": a healthy backend we cannot measure drifts back to
+ * its configured capacity at the recovery rate, never in one jump.
  */
 import type { ScoringParams } from './params.js';
 import type { DeratingState } from './types.js';
+
+/** What the signals say this cycle; low <= high. */
+export interface PressureRange {
+  readonly low: number;
+  readonly high: number;
+}
 
 export const FRESH_DERATING: DeratingState = { factor: 1, overSince: null, lastCutAt: null };
 
 export function updateFactor(
   s: DeratingState,
-  pressure: number | null,
+  pressure: PressureRange | null,
   now: number,
   dtMs: number,
   p: ScoringParams,
 ): DeratingState {
   const dt = Math.min(Math.max(0, dtMs), p.max_cycle_gap_ms) / 1000;
-  if (pressure !== null && pressure > p.decrease_above_pressure) {
+  if (pressure !== null && pressure.low > p.decrease_above_pressure) {
     const overSince = s.overSince ?? now;
     if (now - overSince < p.overload_confirm_ms || dt === 0) {
       return overSince === s.overSince ? s : { ...s, overSince };
     }
-    const byLaw = Math.pow(pressure / p.decrease_above_pressure, -p.decrease_gain_per_s * dt);
+    const byLaw = Math.pow(pressure.low / p.decrease_above_pressure, -p.decrease_gain_per_s * dt);
     const fastest = Math.pow(p.max_decrease_ratio_per_s, dt);
     const factor = Math.max(p.factor_floor, s.factor * Math.max(byLaw, fastest));
     return { factor, overSince, lastCutAt: now };
   }
   const base = s.overSince === null ? s : { ...s, overSince: null };
-  const below = pressure === null || pressure < p.recover_below_pressure;
+  const below = pressure === null || pressure.high < p.recover_below_pressure;
   const waited = s.lastCutAt === null || now - s.lastCutAt >= p.recover_delay_ms;
   if (!below || !waited || base.factor >= 1) return base;
   return { ...base, factor: Math.min(1, base.factor + p.recover_per_s * dt) };

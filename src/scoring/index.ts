@@ -12,6 +12,6 @@ export { admissionLimit, poolCapacity } from './admission.js';
 export { panicCheck, type PanicCheck } from './panic.js';
 export { liveWeight, stepWeight, targetWeights } from './weights.js';
 export { rampRatio } from './slow-start.js';
-export { FRESH_DERATING, updateFactor } from './derating.js';
+export { FRESH_DERATING, updateFactor, type PressureRange } from './derating.js';
 export { ewmaAlpha, ewmaFold } from './smoothing.js';
-export { PRESSURE_CAP, dropsPerSecond, reportSignals, tightest } from './signals.js';
+export { PRESSURE_CAP, dropsPerSecond, pressureRange, reportSignals, tightest } from './signals.js';

@@ -18,7 +18,7 @@ import { admissionLimit, poolCapacity } from './admission.js';
 import { FRESH_DERATING, updateFactor } from './derating.js';
 import { panicCheck } from './panic.js';
 import { DEFAULT_SCORING_PARAMS, type ScoringParams } from './params.js';
-import { reportSignals, tightest } from './signals.js';
+import { pressureRange, reportSignals, tightest } from './signals.js';
 import { rampRatio } from './slow-start.js';
 import { current, ewmaFold } from './smoothing.js';
 import {
@@ -56,6 +56,7 @@ const FRESH_MEMORY: BackendMemory = {
   lastFoldedAt: null,
   drops: null,
   smoothed: emptySmoothed(),
+  latest: emptySmoothed(),
   derating: FRESH_DERATING,
   rotation: { kind: 'out' },
 };
@@ -90,12 +91,14 @@ function foldReport(m: BackendMemory, s: BackendSample, now: number, p: ScoringP
   if (now - r.at > p.report_stale_ms) return m;
   const sig = reportSignals(r.metrics, r.at, s.capacity, m.drops, p);
   const smoothed = { ...m.smoothed };
+  const latest = { ...m.latest };
   for (const name of SIGNAL_NAMES) {
     const v = sig.pressures[name];
-    if (v !== null)
-      smoothed[name] = ewmaFold(smoothed[name], v, r.at, p.signals[name].half_life_ms, p.report_stale_ms);
+    if (v === null) continue;
+    smoothed[name] = ewmaFold(smoothed[name], v, r.at, p.signals[name].half_life_ms, p.report_stale_ms);
+    latest[name] = { value: v, at: r.at };
   }
-  return { ...m, lastFoldedAt: r.at, drops: sig.drops, smoothed };
+  return { ...m, lastFoldedAt: r.at, drops: sig.drops, smoothed, latest };
 }
 
 function knowledgeOf(s: BackendSample, now: number, p: ScoringParams): Knowledge {
@@ -126,10 +129,15 @@ function scoreBackend(
   if (s.health === 'down') m = { ...m, rotation: { kind: 'out' } };
   else m = foldReport(m, s, now, p);
   const pressures = {} as Record<SignalName, number | null>;
-  for (const name of SIGNAL_NAMES) pressures[name] = current(m.smoothed[name], now, p.report_stale_ms);
+  const latest = {} as Record<SignalName, number | null>;
+  for (const name of SIGNAL_NAMES) {
+    pressures[name] = current(m.smoothed[name], now, p.report_stale_ms);
+    latest[name] = current(m.latest[name], now, p.report_stale_ms);
+  }
   const top = tightest(pressures);
-  if (inRotation(s.health))
-    m = { ...m, derating: updateFactor(m.derating, top?.pressure ?? null, now, dtMs, p) };
+  if (inRotation(s.health)) {
+    m = { ...m, derating: updateFactor(m.derating, pressureRange(pressures, latest), now, dtMs, p) };
+  }
   return {
     sample: s,
     memory: m,

@@ -7,6 +7,7 @@
  * capacity rather than against req_rate: a ratio over req_rate would fall as traffic rises.
  */
 import type { ReportMetrics } from '../heartbeat/messages.js';
+import type { PressureRange } from './derating.js';
 import type { ScoringParams } from './params.js';
 import { SIGNAL_NAMES, type DropsBaseline, type SignalName, type SignalValues } from './types.js';
 
@@ -75,4 +76,24 @@ export function tightest(pressures: SignalValues): { pressure: number; dominant:
     if (v !== null && (best === null || v > best.pressure)) best = { pressure: v, dominant: name };
   }
   return best;
+}
+
+/**
+ * The range the derating law reads: per signal the lower and the higher of its smoothed and latest
+ * pressure (either alone when the other is unknown), then the tightest of each. Null when no signal
+ * is known.
+ */
+export function pressureRange(smoothed: SignalValues, latest: SignalValues): PressureRange | null {
+  let low: number | null = null;
+  let high: number | null = null;
+  for (const name of SIGNAL_NAMES) {
+    const a = smoothed[name];
+    const b = latest[name];
+    if (a === null && b === null) continue;
+    const lo = a === null ? (b as number) : b === null ? a : Math.min(a, b);
+    const hi = a === null ? (b as number) : b === null ? a : Math.max(a, b);
+    low = low === null ? lo : Math.max(low, lo);
+    high = high === null ? hi : Math.max(high, hi);
+  }
+  return low === null || high === null ? null : { low, high };
 }

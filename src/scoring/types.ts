@@ -166,6 +166,8 @@ export interface BackendMemory {
   readonly lastFoldedAt: number | null;
   readonly drops: DropsBaseline | null;
   readonly smoothed: { readonly [K in SignalName]: Smoothed | null };
+  /** Each signal's pressure in the last report that carried it (the derating law reads both). */
+  readonly latest: { readonly [K in SignalName]: Smoothed | null };
   readonly derating: DeratingState;
   readonly rotation: Rotation;
 }

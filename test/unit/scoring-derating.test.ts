@@ -1,7 +1,16 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { FRESH_DERATING, updateFactor, type DeratingState } from '../../src/scoring/index.js';
+import {
+  FRESH_DERATING,
+  updateFactor as updateRange,
+  type DeratingState,
+  type ScoringParams,
+} from '../../src/scoring/index.js';
 import { P } from './scoring-fixtures.js';
+
+/** The law with smoothed and latest pressure agreeing. */
+const updateFactor = (s: DeratingState, p: number | null, now: number, dt: number, params: ScoringParams) =>
+  updateRange(s, p === null ? null : { low: p, high: p }, now, dt, params);
 
 /** Runs the law every `dt` ms for `n` cycles at a constant pressure. */
 function run(s: DeratingState, pressure: number | null, from: number, n: number, dt = 250) {
@@ -46,6 +55,16 @@ describe('scoring derating law (AIMD with a hold band)', function () {
     expect(run(cut, 0.1, at, 400).factor).to.equal(1);
     // No knowledge behaves as "clearly below".
     expect(run(cut, null, at, 7).factor).to.be.closeTo(later.factor, 1e-12);
+  });
+
+  it('cuts only when the smoothed value and the latest report agree, recovers only when both are below', function () {
+    const over = { factor: 0.6, overSince: 0, lastCutAt: null };
+    // Smoothed still high, but the latest report is back in the band: the load has moved, stop cutting.
+    expect(updateRange(over, { low: 0.9, high: 6 }, 1_000, 250, P).factor).to.equal(0.6);
+    expect(updateRange(over, { low: 1.5, high: 6 }, 1_000, 250, P).factor).to.be.lessThan(0.6);
+    const calm = { factor: 0.6, overSince: null, lastCutAt: null };
+    expect(updateRange(calm, { low: 0.1, high: 0.8 }, 1_000, 250, P).factor).to.equal(0.6);
+    expect(updateRange(calm, { low: 0.1, high: 0.5 }, 1_000, 250, P).factor).to.be.greaterThan(0.6);
   });
 
   it('property: pressure inside the hold band never changes the factor', function () {

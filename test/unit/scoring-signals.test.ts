@@ -5,6 +5,7 @@ import {
   PRESSURE_CAP,
   SIGNAL_NAMES,
   dropsPerSecond,
+  pressureRange,
   reportSignals,
   tightest,
   type ScoringParams,
@@ -130,5 +131,17 @@ describe('scoring signals: a report -> pressure per signal', function () {
     expect(tightest(pressures)).to.deep.equal({ pressure: 12, dominant: 'options_rtt_ms' });
     const none = Object.fromEntries(SIGNAL_NAMES.map((n) => [n, null])) as typeof pressures;
     expect(tightest(none)).to.equal(null);
+  });
+
+  it('pressure range: per signal the lower and higher of smoothed and latest, then the tightest of each', function () {
+    const none = Object.fromEntries(SIGNAL_NAMES.map((n) => [n, null])) as Record<
+      (typeof SIGNAL_NAMES)[number],
+      number | null
+    >;
+    expect(pressureRange(none, none)).to.equal(null);
+    const smoothed = { ...none, options_rtt_ms: 3, cpu_util: 0.5 };
+    const latest = { ...none, options_rtt_ms: 0.9, udp_rx_queue_bytes: 1.2 };
+    // rtt: [0.9, 3]; cpu (smoothed only): 0.5; queue (latest only): 1.2.
+    expect(pressureRange(smoothed, latest)).to.deep.equal({ low: 1.2, high: 3 });
   });
 });
