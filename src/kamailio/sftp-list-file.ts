@@ -39,7 +39,12 @@ export interface SftpListFileOptions {
 interface Connection {
   readonly client: Client;
   readonly sftp: SFTPWrapper;
+  /** Set when the SSH connection or the SFTP channel closed. */
+  readonly lost: { value: boolean };
 }
+
+/** What ssh2 answers pending SFTP requests with when the channel goes away under them. */
+const CHANNEL_GONE = 'No response from server';
 
 const CHUNK = 32 * 1024;
 
@@ -103,7 +108,9 @@ export class SftpListFile implements ListFileTransport {
       const client = new Client();
       let mismatch: string | undefined;
       let settled = false;
+      const lost = { value: false };
       const fail = (e: ListTransportError) => {
+        lost.value = true;
         if (this.connection === pending) this.connection = undefined;
         if (!settled) {
           settled = true;
@@ -116,7 +123,8 @@ export class SftpListFile implements ListFileTransport {
           if (err) return fail(new ListTransportError('connect', this.target, `no SFTP subsystem: ${err.message}`));
           settled = true;
           this.connects++;
-          resolve({ client, sftp });
+          sftp.on('close', () => fail(new ListTransportError('connect', this.target, 'SFTP channel closed')));
+          resolve({ client, sftp, lost });
         });
       });
       client.on('error', (e: Error & { level?: string }) => {
@@ -156,7 +164,11 @@ export class SftpListFile implements ListFileTransport {
     const { sftp } = conn;
     const temp = tempNameFor(this.path, `${process.pid}-${randomBytes(4).toString('hex')}`);
     const io = (what: string) => (e: unknown) => {
-      throw new ListTransportError('io', this.target, `${what}: ${(e as Error).message}`, { cause: e });
+      const message = (e as Error).message;
+      // A request cut off by a dropped connection is a connection failure, not a file error.
+      const kind = conn.lost.value || message === CHANNEL_GONE ? 'connect' : 'io';
+      if (kind === 'connect') this.drop();
+      throw new ListTransportError(kind, this.target, `${what}: ${message}`, { cause: e });
     };
     const handle = await call<Buffer>((cb) => sftp.open(temp, 'wx', { mode: this.options.mode ?? 0o644 }, cb)).catch(
       io(`create ${temp}`),

@@ -1,0 +1,256 @@
+/**
+ * List file transports: the local file and SFTP through a real OpenSSH server on 127.0.7.30 (host
+ * and client keys from ssh-keygen, fingerprint taken with `ssh-keygen -lf` as an operator would),
+ * and a dispatcher push through SFTP into a real LB on 127.0.7.40.
+ */
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { dirname, join } from 'node:path';
+import { DispatcherPusher } from '../../src/kamailio/dispatcher-push.js';
+import { formatDispatcherList } from '../../src/kamailio/dispatcher-list.js';
+import { ListTransportError, type ListFileTransport } from '../../src/kamailio/list-transport.js';
+import { LocalListFile } from '../../src/kamailio/local-list-file.js';
+import { SftpListFile, type SftpListFileOptions } from '../../src/kamailio/sftp-list-file.js';
+import type { ManagedProcess } from '../../src/lab/processes.js';
+import { isBound } from '../../src/lab/sockets.js';
+import { eventually, useProcessGroup } from '../support/harness.js';
+import { destinations, linesOf, listedLines, testLb } from './push-lb.js';
+
+const SSH_IP = '127.0.7.30';
+const SSH_PORT = 2222;
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected a rejection');
+}
+
+/**
+ * Writes `versions` in turn through `transport` while a reader keeps reading the file: every read
+ * must be one whole version (or the file's initial content), never a mix or an empty file.
+ */
+async function writeWhileReading(
+  transport: ListFileTransport,
+  path: string,
+  versions: string[],
+): Promise<number> {
+  const allowed = new Set([readFileSync(path, 'utf8'), ...versions]);
+  let reads = 0;
+  let torn: string | undefined;
+  let writing = true;
+  const reader = (async () => {
+    while (writing && reads < 200_000) {
+      const text = readFileSync(path, 'utf8');
+      reads++;
+      if (!allowed.has(text)) torn ??= text;
+      await new Promise((r) => setImmediate(r));
+    }
+  })();
+  try {
+    for (const v of versions) await transport.write(v);
+  } finally {
+    writing = false;
+    await reader;
+  }
+  expect(torn, 'a reader saw a partial list').to.equal(undefined);
+  return reads;
+}
+
+/** PIDs of every process below `root` (sshd's per-connection children), from /proc. */
+function descendants(root: number): number[] {
+  const parent = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      parent.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (pid: number) => {
+    for (const [child, ppid] of parent) {
+      if (ppid === pid) {
+        out.push(child);
+        walk(child);
+      }
+    }
+  };
+  walk(root);
+  return out;
+}
+
+const bigVersions = (n: number) =>
+  Array.from({ length: n }, (_, k) => formatDispatcherList(destinations(500, (i) => 1 + ((i + k) % 100))));
+
+describe('integration: list file transports', function () {
+  this.timeout(180_000);
+  const h = useProcessGroup('push-sftp');
+  let keys: string;
+  let fingerprint: string;
+  let clientKey: Buffer;
+  let sshd: ManagedProcess;
+  const transports: ListFileTransport[] = [];
+  after(async () => {
+    await Promise.all(transports.map((t) => t.close()));
+  });
+
+  const startSshd = async (): Promise<ManagedProcess> => {
+    const p = h.group.spawn('sshd', '/usr/sbin/sshd', [
+      '-D',
+      '-e',
+      '-f',
+      '/dev/null',
+      '-h',
+      join(keys, 'host_key'),
+      '-p',
+      String(SSH_PORT),
+      '-o',
+      `ListenAddress=${SSH_IP}`,
+      '-o',
+      `AuthorizedKeysFile=${join(keys, 'authorized_keys')}`,
+      '-o',
+      'StrictModes=no',
+      '-o',
+      'UsePAM=no',
+      '-o',
+      'Subsystem=sftp /usr/lib/openssh/sftp-server',
+      '-o',
+      `PidFile=${join(keys, 'sshd.pid')}`,
+    ]);
+    await eventually(async () => {
+      if (!p.isRunning()) throw new Error(`sshd exited:\n${p.tail(20)}`);
+      return isBound({ transport: 'tcp', address: SSH_IP, port: SSH_PORT });
+    }, 'sshd listening');
+    return p;
+  };
+
+  const sftp = (
+    path: string,
+    over: Partial<Omit<SftpListFileOptions, 'ssh'>> = {},
+    hostFingerprint = fingerprint,
+  ): SftpListFile => {
+    const t = new SftpListFile({
+      ssh: {
+        host: SSH_IP,
+        port: SSH_PORT,
+        username: userInfo().username,
+        privateKey: clientKey,
+        hostFingerprint,
+      },
+      path,
+      deadlineMs: 20_000,
+      ...over,
+    });
+    transports.push(t);
+    return t;
+  };
+
+  before(async function () {
+    keys = join(h.group.runDir, 'keys');
+    mkdirSync(keys, { recursive: true });
+    mkdirSync('/run/sshd', { recursive: true });
+    for (const name of ['host_key', 'client_key']) {
+      execFileSync('ssh-keygen', [
+        '-q',
+        '-t',
+        'ed25519',
+        '-N',
+        '',
+        '-C',
+        `sipweigh-push-${name}`,
+        '-f',
+        join(keys, name),
+      ]);
+    }
+    writeFileSync(join(keys, 'authorized_keys'), readFileSync(join(keys, 'client_key.pub')));
+    clientKey = readFileSync(join(keys, 'client_key'));
+    fingerprint = execFileSync('ssh-keygen', ['-lf', join(keys, 'host_key.pub')], { encoding: 'utf8' }).split(
+      ' ',
+    )[1]!;
+    sshd = await startSshd();
+  });
+
+  for (const kind of ['local', 'sftp'] as const) {
+    it(`${kind}: replaces the file whole while a reader reads it, leaves no temp file, keeps the mode`, async function () {
+      const dir = join(h.group.runDir, `atomic-${kind}`);
+      mkdirSync(dir);
+      const path = join(dir, 'dispatcher.list');
+      writeFileSync(path, formatDispatcherList(destinations(3)), { mode: 0o640 });
+      const transport = kind === 'local' ? new LocalListFile({ path }) : sftp(path);
+      transports.push(transport);
+      const versions = bigVersions(20);
+      const reads = await writeWhileReading(transport, path, versions);
+      expect(reads).to.be.greaterThan(20);
+      expect(readFileSync(path, 'utf8')).to.equal(versions.at(-1));
+      expect(readdirSync(dir)).to.deep.equal(['dispatcher.list']);
+      if (kind === 'local') expect(statSync(path).mode & 0o777).to.equal(0o640);
+      expect(transport.describe()).to.include(path);
+    });
+  }
+
+  it('a dispatcher push through SFTP lands in a real LB', async function () {
+    const lb = testLb(h.group, 'lb-sftp', '127.0.7.40', destinations(3));
+    try {
+      await lb.start();
+      const pusher = new DispatcherPusher({ rpc: lb.rpc, transport: sftp(lb.listFile) });
+      const desired = destinations(3, (i) => 15 * (i + 1));
+      const out = await pusher.push(desired);
+      expect(out.kind, JSON.stringify(out)).to.equal('applied');
+      expect(await listedLines(lb.rpc)).to.deep.equal(linesOf(desired));
+      expect(readdirSync(dirname(lb.listFile)).filter((f) => f.endsWith('.tmp'))).to.deep.equal([]);
+    } finally {
+      lb.rpc.client.close();
+    }
+  });
+
+  it('refuses a host whose key does not match the fingerprint: nothing written', async function () {
+    const path = join(h.group.runDir, 'wrong-host.list');
+    writeFileSync(path, 'old\n');
+    const wrong = `SHA256:${'A'.repeat(43)}`;
+    const e = await rejection(sftp(path, {}, wrong).write('new\n'));
+    expect(e).to.be.instanceOf(ListTransportError);
+    expect(e).to.include({ kind: 'host_key' });
+    expect((e as Error).message)
+      .to.include(fingerprint)
+      .and.include(wrong);
+    expect(readFileSync(path, 'utf8')).to.equal('old\n');
+  });
+
+  it('reconnects on the next write after the SSH server went away and came back', async function () {
+    const path = join(h.group.runDir, 'reconnect.list');
+    const t = sftp(path, { deadlineMs: 5_000, connectTimeoutMs: 2_000 });
+    await t.write('one\n');
+    expect(t.connections).to.equal(1);
+    // Stopping the listener leaves established sessions running: end ours too, by PID.
+    const sessions = descendants(sshd.pid);
+    await sshd.stop();
+    for (const pid of sessions) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+    const e = await eventually(async () => {
+      try {
+        await t.write('two\n');
+        return undefined;
+      } catch (err) {
+        return err as ListTransportError;
+      }
+    }, 'a write that fails while sshd is down');
+    expect(e.kind).to.be.oneOf(['connect', 'deadline']);
+    expect(readFileSync(path, 'utf8')).to.equal('one\n');
+    sshd = await startSshd();
+    await t.write('three\n');
+    expect(readFileSync(path, 'utf8')).to.equal('three\n');
+    expect(t.connections).to.equal(2);
+  });
+});
