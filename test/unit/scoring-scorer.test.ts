@@ -111,9 +111,8 @@ describe('scoring cycle', function () {
   });
 
   it('an overloaded backend loses weight within a second and a half, then holds while it is in the band', function () {
-    let t = 0;
     let { state } = runCycles(initialScorerState(), 0, 2_000, (tt) => pool(tt));
-    t = 2_250;
+    const t = 2_250;
     const hot = (tt: number, rtt: number) =>
       pool(tt).map((s) =>
         s.id === 'c' ? { ...s, report: { metrics: quietMetrics({ options_rtt_ms: rtt }), at: tt - 10 } } : s,
