@@ -21,6 +21,10 @@ const BENCHES: Record<string, { what: string; load: () => Promise<Bench> }> = {
     what: 'controller heartbeat endpoint: reports/s, CPU per 1k reports, memory per backend',
     load: () => load('./heartbeat.js', 'runHeartbeatBench'),
   },
+  failover: {
+    what: 'backend SIGKILL under load: time to out of rotation and failed calls, sipweigh vs Kamailio probing',
+    load: () => load('./failover.js', 'runFailoverBench'),
+  },
 };
 
 async function main(argv: string[]): Promise<number> {

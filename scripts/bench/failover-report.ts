@@ -1,0 +1,367 @@
+/**
+ * The failover benchmark's pure half: its options, what "out of rotation" means in a dispatcher.list
+ * reply, and the summary (distributions, table, last-line JSON). No I/O, no clock.
+ */
+import type { DispatcherTarget } from '../../src/kamailio/dispatcher-list-reply.js';
+
+/** The two ways of taking a dead backend out of rotation that the bench compares. */
+export type FailoverMode = 'kamailio_probe' | 'sipweigh';
+export const FAILOVER_MODES: readonly FailoverMode[] = ['kamailio_probe', 'sipweigh'];
+
+export interface FailoverOptions {
+  readonly quick: boolean;
+  readonly modes: readonly FailoverMode[];
+  readonly kills: number;
+  readonly backends: number;
+  /** Emulated capacity of each backend, calls/s. */
+  readonly capacityCps: number;
+  /** Offered load through the LB, calls/s. */
+  readonly rateCps: number;
+  /** How long each call stays up between its ACK and its BYE (sipp -d). */
+  readonly holdMs: number;
+  /** Load before the kill, seconds: the kill hits a steady pool. */
+  readonly warmupS: number;
+  /** New calls keep coming for at least this long after the kill, seconds... */
+  readonly afterKillS: number;
+  /** ...and for this long after the destination left rotation, ms (calls then all go elsewhere). */
+  readonly afterOutMs: number;
+  /** sipp gives up on a call after this long without the reply it waits for. */
+  readonly recvTimeoutMs: number;
+  /** Kamailio mode: dispatcher ds_ping_interval, seconds (its smallest value is 1). */
+  readonly pingIntervalS: number;
+  /** Kamailio mode: timeout of each OPTIONS ping (tm timer F of that transaction), ms. */
+  readonly pingTimeoutMs: number;
+  /** Poll period of the LB's dispatcher.list, ms; the same poller for both modes. */
+  readonly pollMs: number;
+  /** Give up waiting for a destination to leave rotation after this long, ms. */
+  readonly outDeadlineMs: number;
+  /** Bound on waiting for a restarted backend to be back at its full share, seconds. */
+  readonly recoverS: number;
+}
+
+function arg(args: readonly string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+function num(args: readonly string[], name: string, fallback: number, min: number, max: number): number {
+  const raw = arg(args, name);
+  const v = raw === undefined ? fallback : Number(raw);
+  if (!Number.isFinite(v) || v < min || v > max) {
+    throw new Error(`${name}: expected a number ${min}..${max}, got ${raw ?? String(fallback)}`);
+  }
+  return v;
+}
+
+function int(args: readonly string[], name: string, fallback: number, min: number, max: number): number {
+  const v = num(args, name, fallback, min, max);
+  if (!Number.isInteger(v)) throw new Error(`${name}: expected an integer, got ${v}`);
+  return v;
+}
+
+export function parseFailoverOptions(args: readonly string[]): FailoverOptions {
+  const known = new Set([
+    '--quick',
+    '--modes',
+    '--kills',
+    '--backends',
+    '--capacity',
+    '--rate',
+    '--hold-ms',
+    '--ping-timeout-ms',
+  ]);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!known.has(a)) throw new Error(`unknown option ${a}`);
+    if (a !== '--quick') i++;
+  }
+  const quick = args.includes('--quick');
+  const modesArg = arg(args, '--modes');
+  const modes = modesArg === undefined ? FAILOVER_MODES : modesArg.split(',').map((m) => m.trim());
+  for (const m of modes) {
+    if (!(FAILOVER_MODES as readonly string[]).includes(m)) {
+      throw new Error(`--modes: ${FAILOVER_MODES.join(',')}, got ${JSON.stringify(m)}`);
+    }
+  }
+  const backends = int(args, '--backends', 3, 2, 9);
+  const capacityCps = num(args, '--capacity', 100, 10, 1000);
+  // Half the pool: after one of three backends dies the other two run at 75 %, below the collapse.
+  const rateCps = num(args, '--rate', (backends * capacityCps) / 2, 1, 5000);
+  if (rateCps > (backends - 1) * capacityCps * 0.9) {
+    throw new Error(
+      `--rate ${rateCps}: the ${backends - 1} backends left after a kill carry ${(backends - 1) * capacityCps} calls/s; ` +
+        'stay under 90 % of that or the failed calls measure overload, not failover',
+    );
+  }
+  return {
+    quick,
+    modes: modes as FailoverMode[],
+    kills: int(args, '--kills', quick ? 3 : 5, 1, 50),
+    backends,
+    capacityCps,
+    rateCps,
+    holdMs: int(args, '--hold-ms', 200, 0, 10000),
+    warmupS: quick ? 1 : 2,
+    afterKillS: quick ? 2 : 3,
+    afterOutMs: 1000,
+    recvTimeoutMs: 2000,
+    pingIntervalS: 1,
+    pingTimeoutMs: int(args, '--ping-timeout-ms', 1000, 100, 32000),
+    pollMs: 10,
+    outDeadlineMs: 15000,
+    recoverS: quick ? 8 : 20,
+  };
+}
+
+/** ds_skip_dst() in dispatcher 5.6: only inactive and disabled destinations are never selected. */
+export function isOutOfRotation(t: Pick<DispatcherTarget, 'state'>): boolean {
+  return t.state === 'inactive' || t.state === 'disabled';
+}
+
+/**
+ * The share of new calls a destination gets under algorithm 11: its rweight over the sum of the
+ * rweights of every destination in rotation (0 when it is out). Destinations without rweight count 1.
+ */
+export function rotationShare(targets: readonly DispatcherTarget[], uri: string): number {
+  const live = targets.filter((t) => !isOutOfRotation(t));
+  const w = (t: DispatcherTarget) => t.rweight ?? 1;
+  const total = live.reduce((s, t) => s + w(t), 0);
+  const me = live.find((t) => t.uri === uri);
+  return me && total > 0 ? w(me) / total : 0;
+}
+
+/**
+ * A pool at rest: every destination in rotation, and none below `fraction` of an equal share
+ * (a restarted backend may be in slow start; killing the next one then would overload the rest).
+ */
+export function poolSettled(targets: readonly DispatcherTarget[], fraction = 0.8): boolean {
+  if (targets.length === 0) return false;
+  const equal = 1 / targets.length;
+  return targets.every((t) => !isOutOfRotation(t) && rotationShare(targets, t.uri) >= fraction * equal);
+}
+
+/**
+ * Where failed calls gave up, from sipp's `-trace_counts` file (`;`-separated, one column per
+ * scenario step and counter, e.g. `3_200_Timeout`, `7_ACK_Sent`, `10_200_Timeout`; last row
+ * cumulative): timeouts before the ACK is sent are calls whose INVITE was never answered (sent to
+ * the dead backend), timeouts from the ACK on are established calls that lost their BYE.
+ */
+export interface FailureSplit {
+  readonly unanswered: number;
+  readonly byeLost: number;
+}
+
+export function splitFailures(countsCsv: string): FailureSplit | null {
+  const lines = countsCsv.split('\n').filter((l) => l.trim() !== '');
+  if (lines.length < 2) return null;
+  const header = lines[0]!.split(';');
+  const last = lines[lines.length - 1]!.split(';');
+  const step = (col: string) => Number(/^(\d+)_/.exec(col)?.[1] ?? Number.NaN);
+  const ackCol = header.find((c) => /^\d+_ACK_Sent$/.test(c));
+  if (ackCol === undefined) return null;
+  const ackStep = step(ackCol);
+  let unanswered = 0;
+  let byeLost = 0;
+  header.forEach((col, i) => {
+    if (!/^\d+_.+_Timeout$/.test(col)) return;
+    const n = Number(last[i]);
+    if (!Number.isFinite(n)) return;
+    if (step(col) < ackStep) unanswered += n;
+    else byeLost += n;
+  });
+  return { unanswered, byeLost };
+}
+
+export interface KillResult {
+  readonly mode: FailoverMode;
+  /** 1-based. */
+  readonly kill: number;
+  readonly backend: string;
+  /** The killed backend's share of new calls just before the kill (equal share = 1/backends). */
+  readonly shareAtKill: number;
+  /** ms from the SIGKILL to the first dispatcher.list reply showing it out; null: not within the deadline. */
+  readonly outMs: number | null;
+  readonly calls: number;
+  readonly successful: number;
+  readonly failed: number;
+  /** Failed calls split by where sipp gave up (null without sipp's message counts). */
+  readonly split: FailureSplit | null;
+  /** The pool was back at rest (restarted backend at its full share) before this kill. */
+  readonly settledBefore: boolean;
+}
+
+export type ModeOutcome =
+  | { readonly mode: FailoverMode; readonly runnable: true; readonly kills: readonly KillResult[] }
+  | { readonly mode: FailoverMode; readonly runnable: false; readonly reason: string };
+
+export interface Distribution {
+  readonly n: number;
+  readonly min: number;
+  readonly median: number;
+  readonly max: number;
+  readonly values: readonly number[];
+}
+
+/** Median of the middle two for an even count. */
+export function median(values: readonly number[]): number | null {
+  if (values.length === 0) return null;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export function distribution(values: readonly number[]): Distribution | null {
+  const m = median(values);
+  if (m === null) return null;
+  return { n: values.length, min: Math.min(...values), median: m, max: Math.max(...values), values };
+}
+
+export interface ModeSummary {
+  readonly mode: FailoverMode;
+  readonly runnable: boolean;
+  readonly reason?: string;
+  readonly kills: number;
+  /** Kills where the destination never left rotation within the deadline. */
+  readonly undetected: number;
+  readonly outMs: Distribution | null;
+  readonly failedCalls: Distribution | null;
+  readonly unanswered: Distribution | null;
+  readonly byeLost: Distribution | null;
+  readonly unsettled: number;
+}
+
+export function summariseMode(o: ModeOutcome): ModeSummary {
+  if (!o.runnable) {
+    return {
+      mode: o.mode,
+      runnable: false,
+      reason: o.reason,
+      kills: 0,
+      undetected: 0,
+      outMs: null,
+      failedCalls: null,
+      unanswered: null,
+      byeLost: null,
+      unsettled: 0,
+    };
+  }
+  const detected = o.kills.flatMap((k) => (k.outMs === null ? [] : [k.outMs]));
+  return {
+    mode: o.mode,
+    runnable: true,
+    kills: o.kills.length,
+    undetected: o.kills.length - detected.length,
+    outMs: distribution(detected),
+    failedCalls: distribution(o.kills.map((k) => k.failed)),
+    unanswered: distribution(o.kills.flatMap((k) => (k.split ? [k.split.unanswered] : []))),
+    byeLost: distribution(o.kills.flatMap((k) => (k.split ? [k.split.byeLost] : []))),
+    unsettled: o.kills.filter((k) => !k.settledBefore).length,
+  };
+}
+
+const LABEL: Record<FailoverMode, string> = {
+  kamailio_probe: 'Kamailio OPTIONS probing',
+  sipweigh: 'sipweigh controller',
+};
+
+const f0 = (n: number) => n.toFixed(0);
+const dist = (d: Distribution | null) => (d ? `${f0(d.min)} / ${f0(d.median)} / ${f0(d.max)}` : 'n/a');
+
+/** One row per kill, then one per mode with min / median / max. */
+export function formatFailoverTable(outcomes: readonly ModeOutcome[]): string {
+  const lines = [
+    '| mode | kill | backend | share at kill | kill → out of rotation, ms | calls | failed | unanswered INVITE | BYE lost | note |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const o of outcomes) {
+    if (!o.runnable) {
+      lines.push(`| ${LABEL[o.mode]} | - | - | - | not runnable | - | - | - | - | ${o.reason} |`);
+      continue;
+    }
+    for (const k of o.kills) {
+      const notes = [
+        k.outMs === null ? 'never left rotation' : '',
+        k.settledBefore ? '' : 'pool not back at rest before the kill',
+      ].filter((s) => s !== '');
+      lines.push(
+        `| ${LABEL[o.mode]} | ${k.kill} | ${k.backend} | ${(k.shareAtKill * 100).toFixed(0)} % | ` +
+          `${k.outMs === null ? 'n/a' : f0(k.outMs)} | ${k.calls} | ${k.failed} | ` +
+          `${k.split ? k.split.unanswered : 'n/a'} | ${k.split ? k.split.byeLost : 'n/a'} | ${notes.join('; ')} |`,
+      );
+    }
+  }
+  lines.push(
+    '',
+    '| mode | kills | kill → out, ms | failed calls per kill | of which unanswered INVITE | of which BYE lost |',
+    '|---|---|---|---|---|---|',
+  );
+  for (const s of outcomes.map(summariseMode)) {
+    if (!s.runnable) {
+      lines.push(`| ${LABEL[s.mode]} | 0 | not runnable: ${s.reason ?? ''} | n/a | n/a | n/a |`);
+      continue;
+    }
+    const undetected = s.undetected > 0 ? ` (${s.undetected} never out)` : '';
+    lines.push(
+      `| ${LABEL[s.mode]} | ${s.kills} | ${dist(s.outMs)}${undetected} | ${dist(s.failedCalls)} | ` +
+        `${dist(s.unanswered)} | ${dist(s.byeLost)} |`,
+    );
+  }
+  lines.push('(min / median / max over the kills)');
+  return lines.join('\n');
+}
+
+export interface FailoverSetup {
+  readonly options: FailoverOptions;
+  readonly seconds: number;
+}
+
+function rounded(d: Distribution | null): Distribution | null {
+  if (!d) return null;
+  const r = (n: number) => Math.round(n);
+  return { n: d.n, min: r(d.min), median: r(d.median), max: r(d.max), values: d.values.map(r) };
+}
+
+/** The last line: headline medians first (null when a mode did not run), then the distributions. */
+export function failoverSummaryJson(outcomes: readonly ModeOutcome[], setup: FailoverSetup): object {
+  const byMode = new Map(outcomes.map((o) => [o.mode, summariseMode(o)]));
+  const med = (m: FailoverMode, pick: (s: ModeSummary) => Distribution | null) => {
+    const s = byMode.get(m);
+    const d = s ? pick(s) : null;
+    return d ? Math.round(d.median) : null;
+  };
+  const detail = (m: FailoverMode) => {
+    const s = byMode.get(m);
+    if (!s) return null;
+    if (!s.runnable) return { runnable: false, reason: s.reason };
+    return {
+      runnable: true,
+      kills: s.kills,
+      undetected: s.undetected,
+      out_ms: rounded(s.outMs),
+      failed_calls: rounded(s.failedCalls),
+      unanswered_invites: rounded(s.unanswered),
+      bye_lost: rounded(s.byeLost),
+      unsettled: s.unsettled,
+    };
+  };
+  const o = setup.options;
+  return {
+    bench: 'failover',
+    sipweigh_ms: med('sipweigh', (s) => s.outMs),
+    kamailio_probe_ms: med('kamailio_probe', (s) => s.outMs),
+    sipweigh_failed_calls: med('sipweigh', (s) => s.failedCalls),
+    kamailio_failed_calls: med('kamailio_probe', (s) => s.failedCalls),
+    sipweigh: detail('sipweigh'),
+    kamailio_probe: detail('kamailio_probe'),
+    kills_per_mode: o.kills,
+    backends: o.backends,
+    capacity_cps: o.capacityCps,
+    rate_cps: o.rateCps,
+    hold_ms: o.holdMs,
+    ping_interval_s: o.pingIntervalS,
+    ping_timeout_ms: o.pingTimeoutMs,
+    poll_ms: o.pollMs,
+    seconds: Math.round(setup.seconds),
+    quick: o.quick,
+  };
+}

@@ -1,0 +1,291 @@
+/**
+ * Failover benchmark: a backend dies (its Kamailio and its agent, SIGKILL to their process groups)
+ * under steady sipp load through the LB. Measured per kill, for two ways of noticing it, side by
+ * side in one run:
+ *   - kamailio_probe: Kamailio's own OPTIONS probing at its fastest sane settings, no sipweigh
+ *     controller: ds_ping_interval 1 s (the smallest, the timer takes whole seconds),
+ *     ds_probing_mode 1 (every destination pinged every interval, so the list needs no probing flag 8),
+ *     ds_probing_threshold 1 (the default: the first failed ping takes it out), and a 1 s timeout per
+ *     ping (t_set_fr in event_route[tm:local-request]: two sends, T1 = 500 ms apart, before a
+ *     timeout; tm's global 32 s would otherwise apply). See SW_DS_* in kamailio/lb.cfg.
+ *   - sipweigh: the same lab with `sipweigh controller` running (heartbeats, scoring, push).
+ * Per kill: (a) the time from the kill to the first reply of the LB's `dispatcher.list` that shows
+ * the destination inactive or disabled (what ds_select_dst skips; "trying" is still selected). One
+ * poller for both modes, every 10 ms over JSON-RPC, so the resolution is the same. (b) the calls sipp
+ * counts as failed.
+ *
+ * Why calls fail, in both modes alike: the LB is transparent (no Via) and keeps a Call-ID table so
+ * that INVITE retransmissions stick to the first backend chosen; so a call whose INVITE went to the
+ * dead backend fails whatever happens next, and a call established on it loses its BYE. The second
+ * kind depends only on the load and the hold time; the first grows with the time the dead backend
+ * stays in rotation. The difference between the modes is that detection time.
+ *
+ * Set-up: 3 backends of equal emulated capacity (100 calls/s each), sipp at half the pool's
+ * capacity (after a kill the other two run at 75 %, below the collapse point), short calls (200 ms),
+ * each call given up after 2 s without its expected reply. One lab per mode on 127.9.x.x; between
+ * kills the killed backend is restarted and the next kill waits until the pool is back at rest
+ * (every backend in rotation at its full share), so every kill hits the same steady pool.
+ *
+ *   npm run bench -- failover [--quick] [--kills N] [--modes kamailio_probe,sipweigh]
+ *                             [--capacity CPS] [--rate CPS] [--hold-ms MS] [--ping-timeout-ms MS]
+ *
+ * Prints one row per kill, min / median / max per mode, and as its last line one JSON object.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Defines } from '../../src/lab/kamailio.js';
+import {
+  LAB_SCENARIOS,
+  startLab,
+  startLabAgent,
+  startLabBackend,
+  type RunningLab,
+} from '../../src/lab/lab.js';
+import type { ManagedProcess } from '../../src/lab/processes.js';
+import { startSipp } from '../../src/lab/sipp.js';
+import type { BackendPlan } from '../../src/lab/topology.js';
+import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
+import {
+  failoverSummaryJson,
+  formatFailoverTable,
+  parseFailoverOptions,
+  poolSettled,
+  rotationShare,
+  splitFailures,
+  type FailoverMode,
+  type FailoverOptions,
+  type KillResult,
+  type ModeOutcome,
+} from './failover-report.js';
+import { readTargets, waitForTargets, watchOutOfRotation } from './rotation-watch.js';
+
+/** The bench's address block (127.9.0.x LB/backends/client, 127.9.1.x UASes). */
+const NET = 9;
+const CLIENT_PORT = 5090;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const T0 = performance.now();
+const log = (s: string) =>
+  process.stderr.write(`failover [${((performance.now() - T0) / 1000).toFixed(1)} s]: ${s}\n`);
+
+/** LB defines for Kamailio's own probing (kamailio/lb.cfg); none for sipweigh, whose LB does not ping. */
+export function probeDefines(o: FailoverOptions): Defines {
+  return {
+    SW_DS_PING_INTERVAL: o.pingIntervalS,
+    SW_DS_PROBING_MODE: 1,
+    SW_DS_PING_TIMEOUT_MS: o.pingTimeoutMs,
+  };
+}
+
+/** The running process of that name in the lab (the latest one: a restarted backend has a new one). */
+function running(lab: RunningLab, name: string): ManagedProcess | undefined {
+  return [...lab.group.processes].reverse().find((p) => p.name === name && p.isRunning());
+}
+
+/**
+ * SIGKILL to the backend's Kamailio and its agent, each to its whole process group (Kamailio's
+ * workers hold the SIP socket: killing only the main process would leave them answering).
+ * Returns performance.now() just before the first signal.
+ */
+function killBackend(lab: RunningLab, id: string): number {
+  const victims = [running(lab, `backend-${id}`), running(lab, `agent-${id}`)].filter(
+    (p): p is ManagedProcess => p !== undefined,
+  );
+  if (!victims.some((p) => p.name.startsWith('backend-'))) throw new Error(`backend ${id} is not running`);
+  const t0 = performance.now();
+  for (const p of victims) {
+    try {
+      process.kill(-p.pid, 'SIGKILL');
+    } catch {
+      process.kill(p.pid, 'SIGKILL');
+    }
+  }
+  return t0;
+}
+
+/** Brings a killed backend back: its Kamailio, and its agent when the lab runs agents. */
+async function restartBackend(lab: RunningLab, be: BackendPlan, withAgent: boolean): Promise<void> {
+  for (const name of [`backend-${be.id}`, `agent-${be.id}`]) {
+    const p = lab.group.processes.filter((x) => x.name === name).at(-1);
+    if (p) await Promise.race([p.exited, sleep(3000)]);
+  }
+  await startLabBackend(lab.group, lab.state.plan, be);
+  const agentFile = lab.state.configs.agents[be.id];
+  if (withAgent && agentFile) await startLabAgent(lab.group, be, agentFile);
+}
+
+/** Kamailio's own probing needs no sipweigh process at all: no agents, no controller. */
+const runsSipweigh = (mode: FailoverMode) => mode === 'sipweigh';
+
+async function startModeLab(mode: FailoverMode, o: FailoverOptions): Promise<RunningLab> {
+  return startLab({
+    backends: o.backends,
+    capacities: [o.capacityCps],
+    net: NET,
+    dir: mkdtempSync(join(tmpdir(), `sipweigh-bench-failover-${mode}-`)),
+    agents: runsSipweigh(mode),
+    controller: runsSipweigh(mode),
+    ...(mode === 'kamailio_probe' ? { lbDefines: probeDefines(o) } : {}),
+  });
+}
+
+function readFailureSplit(file: string) {
+  try {
+    return splitFailures(readFileSync(file, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * One kill under load: sipp starts; once the pool is at rest (bounded) and the warm-up has passed,
+ * the backend dies; new calls go on until both `afterKillS` after the kill and `afterOutMs` after it
+ * left rotation have passed (so every call that could reach the dead backend is counted); then sipp
+ * stops placing calls (SIGUSR1: graceful) and ends once its calls in flight have ended or timed out.
+ */
+async function killOnce(
+  lab: RunningLab,
+  rpc: KamailioRpcClient,
+  mode: FailoverMode,
+  kill: number,
+  be: BackendPlan,
+  o: FailoverOptions,
+): Promise<KillResult> {
+  const plan = lab.state.plan;
+  const setId = plan.lb.dispatcherSet;
+  const uri = `sip:${be.sip.address}:${be.sip.port}`;
+  // Only a bound: sipp is told to stop placing calls long before.
+  const boundS = o.warmupS + o.recoverS + o.outDeadlineMs / 1000 + o.afterKillS + o.afterOutMs / 1000;
+  const sipp = await startSipp(lab.group, {
+    name: `uac-${mode}-${kill}`,
+    scenario: LAB_SCENARIOS.uac,
+    localIp: plan.client.address,
+    localPort: CLIENT_PORT,
+    remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
+    rate: o.rateCps,
+    maxCalls: Math.ceil(o.rateCps * boundS),
+    timeoutS: Math.ceil(boundS) + 30,
+    extraArgs: ['-recv_timeout', String(o.recvTimeoutMs), '-d', String(o.holdMs), '-trace_counts'],
+  });
+  const started = performance.now();
+  try {
+    const settledBefore = await waitForTargets(rpc, setId, poolSettled, o.recoverS * 1000);
+    if (!settledBefore) log(`${mode}: pool not back at rest within ${o.recoverS} s; killing anyway`);
+    const warm = started + o.warmupS * 1000 - performance.now();
+    if (warm > 0) await sleep(warm);
+    const shareAtKill = rotationShare(await readTargets(rpc, setId), uri);
+    if (shareAtKill === 0) throw new Error(`${be.id} was out of rotation before the kill`);
+    const t0 = killBackend(lab, be.id);
+    const out = await watchOutOfRotation(rpc, setId, uri, {
+      sinceMs: t0,
+      periodMs: o.pollMs,
+      deadlineMs: o.outDeadlineMs,
+    });
+    const stopAt = Math.max(t0 + o.afterKillS * 1000, t0 + (out.ms ?? o.outDeadlineMs) + o.afterOutMs);
+    const wait = stopAt - performance.now();
+    if (wait > 0) await sleep(wait);
+    if (sipp.process.isRunning()) process.kill(sipp.process.pid, 'SIGUSR1');
+    const guard = setTimeout(() => void sipp.process.stop(), o.recvTimeoutMs * 4 + 10000);
+    const { stats } = await sipp.done().finally(() => clearTimeout(guard));
+    const scenario = basename(LAB_SCENARIOS.uac, '.xml');
+    return {
+      mode,
+      kill,
+      backend: be.id,
+      shareAtKill,
+      outMs: out.ms,
+      calls: stats.created,
+      successful: stats.successful,
+      failed: stats.failed,
+      split: readFailureSplit(join(lab.group.runDir, `${scenario}_${sipp.process.pid}_counts.csv`)),
+      settledBefore,
+    };
+  } finally {
+    await sipp.process.stop();
+  }
+}
+
+async function runMode(
+  mode: FailoverMode,
+  o: FailoverOptions,
+  onLab: (l: RunningLab | null) => void,
+): Promise<ModeOutcome> {
+  let lab: RunningLab;
+  try {
+    lab = await startModeLab(mode, o);
+  } catch (e) {
+    // The controller is the part under test in this mode; any other start-up failure is the bench's.
+    if (mode !== 'sipweigh') throw e;
+    const msg = (e as Error).message;
+    const reason = msg.split('\n').find((l) => /not part of this version|error|exited/i.test(l)) ?? msg;
+    return { mode, runnable: false, reason: `sipweigh controller did not start: ${reason.trim()}` };
+  }
+  onLab(lab);
+  const plan = lab.state.plan;
+  const rpc = new KamailioRpcClient({
+    url: lab.state.lb_rpc_url,
+    username: plan.lb.rpc.username,
+    password: plan.lb.rpc.password,
+    deadlineMs: 1000,
+  });
+  const kills: KillResult[] = [];
+  try {
+    for (let k = 1; k <= o.kills; k++) {
+      const be = plan.backends[(k - 1) % plan.backends.length]!;
+      log(`${mode}: kill ${k}/${o.kills} (${be.id})`);
+      const r = await killOnce(lab, rpc, mode, k, be, o);
+      kills.push(r);
+      log(
+        `${mode}: kill ${k}: out of rotation after ${r.outMs === null ? 'never' : `${r.outMs.toFixed(0)} ms`}, ` +
+          `${r.failed} of ${r.calls} calls failed`,
+      );
+      if (k < o.kills) await restartBackend(lab, be, runsSipweigh(mode));
+    }
+  } finally {
+    rpc.close();
+    await lab.stop();
+    onLab(null);
+  }
+  return { mode, runnable: true, kills };
+}
+
+export async function runFailoverBench(args: string[]): Promise<void> {
+  const o = parseFailoverOptions(args);
+  const t0 = performance.now();
+  // Ctrl-C or a kill of the bench still stops every process of the current lab, by PID.
+  let current: RunningLab | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    log(`${sig}: stopping the lab`);
+    void (current ? current.stop() : Promise.resolve()).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const outcomes: ModeOutcome[] = [];
+  try {
+    for (const mode of o.modes) {
+      log(
+        `${mode}: ${o.kills} kills, ${o.backends} backends × ${o.capacityCps} calls/s, ${o.rateCps} calls/s offered`,
+      );
+      outcomes.push(await runMode(mode, o, (l) => (current = l)));
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  process.stdout.write(`${formatFailoverTable(outcomes)}\n`);
+  const seconds = (performance.now() - t0) / 1000;
+  process.stdout.write(`${JSON.stringify(failoverSummaryJson(outcomes, { options: o, seconds }))}\n`);
+}
+
+// Runnable on its own: `npx tsx scripts/bench/failover.ts [--quick]` or `node dist/scripts/bench/failover.js`.
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  runFailoverBench(process.argv.slice(2)).then(
+    () => process.exit(0),
+    (e: unknown) => {
+      process.stderr.write(`failover bench failed: ${(e as Error).stack ?? String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}

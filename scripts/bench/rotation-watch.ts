@@ -1,0 +1,72 @@
+/**
+ * Watches an LB's dispatcher.list over JSON-RPC. The failover bench uses one poller for both modes
+ * (Kamailio's own probing and the sipweigh controller), so the resolution of the measurement is the
+ * same: the poll period plus one RPC round trip (about a millisecond on loopback).
+ */
+import type { DispatcherTarget } from '../../src/kamailio/dispatcher-list-reply.js';
+import { fetchDispatcherList } from '../../src/kamailio/fetch-dispatcher-list.js';
+import type { KamailioRpcClient } from '../../src/kamailio/rpc.js';
+import { isOutOfRotation } from './failover-report.js';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function readTargets(client: KamailioRpcClient, setId: number): Promise<DispatcherTarget[]> {
+  const r = await fetchDispatcherList(client, { deadlineMs: 1000 });
+  if (!r.ok) throw new Error(r.error);
+  return r.targets.filter((t) => t.setId === setId);
+}
+
+export interface OutOfRotation {
+  /** ms from `sinceMs` to the reply that showed the destination out; null: not within the deadline. */
+  readonly ms: number | null;
+  readonly polls: number;
+  readonly failedPolls: number;
+}
+
+/**
+ * Polls every `periodMs` until `uri` is inactive or disabled in set `setId`, or `deadlineMs` after
+ * `sinceMs` (a performance.now() value, the kill). A poll that fails (the LB busy, a reload in
+ * progress) is counted and retried; it never ends the watch early.
+ */
+export async function watchOutOfRotation(
+  client: KamailioRpcClient,
+  setId: number,
+  uri: string,
+  opts: { readonly sinceMs: number; readonly periodMs: number; readonly deadlineMs: number },
+): Promise<OutOfRotation> {
+  let polls = 0;
+  let failedPolls = 0;
+  while (performance.now() - opts.sinceMs < opts.deadlineMs) {
+    polls++;
+    try {
+      const targets = await readTargets(client, setId);
+      const at = performance.now();
+      const t = targets.find((x) => x.uri === uri);
+      // Removed from the list altogether is out of rotation too.
+      if (!t || isOutOfRotation(t)) return { ms: at - opts.sinceMs, polls, failedPolls };
+    } catch {
+      failedPolls++;
+    }
+    await sleep(opts.periodMs);
+  }
+  return { ms: null, polls, failedPolls };
+}
+
+/** Polls (every 100 ms) until `ready(targets)` holds or `timeoutMs` passes; returns whether it held. */
+export async function waitForTargets(
+  client: KamailioRpcClient,
+  setId: number,
+  ready: (targets: readonly DispatcherTarget[]) => boolean,
+  timeoutMs: number,
+): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (ready(await readTargets(client, setId))) return true;
+    } catch {
+      /* LB busy or reloading: try again */
+    }
+    if (performance.now() > deadline) return false;
+    await sleep(100);
+  }
+}
