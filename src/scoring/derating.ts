@@ -7,7 +7,9 @@
  *   `max_decrease_ratio_per_s` (a collapsed backend at 60 ms rtt halves per second rather than
  *   vanishing in one cycle on signals that still lag the last push).
  * - Pressure below `recover_below_pressure`, and `recover_delay_ms` after the last cut: the factor
- *   recovers additively, slowly. It creeps back up toward the knee from below and stops in the
+ *   recovers additively, slowly, and slower still as the pressure nears the band (rate ×
+ *   (1 - pressure / recover_below), at least a tenth): in a pool simulation this narrowed the sawtooth
+ *   of a backend living at its knee. It creeps back up toward the knee from below and stops in the
  *   band, instead of jumping back to where it was overloaded (the oscillation of Kamailio's own
  *   latency mode, where a backend's weight swung 0 <-> 50).
  * - In between: hold. This band is the hysteresis; noise inside it changes nothing.
@@ -59,5 +61,7 @@ export function updateFactor(
   const below = pressure === null || pressure.high < p.recover_below_pressure;
   const waited = s.lastCutAt === null || now - s.lastCutAt >= p.recover_delay_ms;
   if (!below || !waited || base.factor >= 1) return base;
-  return { ...base, factor: Math.min(1, base.factor + p.recover_per_s * dt) };
+  // How far below the band we are: full speed when idle, a crawl just under the band.
+  const room = pressure === null ? 1 : Math.max(0.1, 1 - pressure.high / p.recover_below_pressure);
+  return { ...base, factor: Math.min(1, base.factor + p.recover_per_s * room * dt) };
 }

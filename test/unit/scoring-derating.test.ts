@@ -48,11 +48,11 @@ describe('scoring derating law (AIMD with a hold band)', function () {
   it('recovers additively and slowly, only recover_delay_ms after the last cut, never above 1', function () {
     const cut = run(FRESH_DERATING, 12, 0, 5);
     const at = cut.lastCutAt ?? 0;
-    const early = run(cut, 0.1, at, 3); // 750 ms after the cut: still waiting
+    const early = run(cut, 0, at, 3); // 750 ms after the cut: still waiting
     expect(early.factor).to.equal(cut.factor);
-    const later = run(cut, 0.1, at, 7); // 1.75 s after the cut: recovering since 1 s (4 cycles)
+    const later = run(cut, 0, at, 7); // 1.75 s after the cut: recovering since 1 s (4 cycles)
     expect(later.factor).to.be.closeTo(cut.factor + P.recover_per_s, 1e-9);
-    expect(run(cut, 0.1, at, 400).factor).to.equal(1);
+    expect(run(cut, 0, at, 400).factor).to.equal(1);
     // No knowledge behaves as "clearly below".
     expect(run(cut, null, at, 7).factor).to.be.closeTo(later.factor, 1e-12);
   });
@@ -65,6 +65,14 @@ describe('scoring derating law (AIMD with a hold band)', function () {
     const calm = { factor: 0.6, overSince: null, lastCutAt: null };
     expect(updateRange(calm, { low: 0.1, high: 0.8 }, 1_000, 250, P).factor).to.equal(0.6);
     expect(updateRange(calm, { low: 0.1, high: 0.5 }, 1_000, 250, P).factor).to.be.greaterThan(0.6);
+  });
+
+  it('recovery slows as the pressure nears the band (it approaches the knee instead of running into it)', function () {
+    const s = { factor: 0.5, overSince: null, lastCutAt: null };
+    const gain = (pr: number) => updateFactor(s, pr, 10_000, 1_000, P).factor - 0.5;
+    expect(gain(0)).to.be.closeTo(P.recover_per_s, 1e-12);
+    expect(gain(0.35)).to.be.closeTo(P.recover_per_s / 2, 1e-12);
+    expect(gain(0.69)).to.be.closeTo(P.recover_per_s * 0.1, 1e-12); // never stalls completely
   });
 
   it('property: pressure inside the hold band never changes the factor', function () {
@@ -102,7 +110,7 @@ describe('scoring derating law (AIMD with a hold band)', function () {
 
   it('a long cycle gap integrates at most max_cycle_gap_ms', function () {
     const s = { factor: 0.5, overSince: null, lastCutAt: null };
-    expect(updateFactor(s, 0.1, 100_000, 60_000, P).factor).to.be.closeTo(
+    expect(updateFactor(s, 0, 100_000, 60_000, P).factor).to.be.closeTo(
       0.5 + (P.recover_per_s * P.max_cycle_gap_ms) / 1000,
       1e-12,
     );
