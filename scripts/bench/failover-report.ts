@@ -210,6 +210,16 @@ export function median(values: readonly number[]): number | null {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
+/**
+ * Median of the detection times where a kill never detected counts as later than any detected one:
+ * null when those misses reach the middle (a median of the detected ones alone would flatter).
+ */
+export function medianCountingMisses(values: readonly number[], misses: number): number | null {
+  const all = [...values].sort((a, b) => a - b).concat(Array<number>(misses).fill(Infinity));
+  const m = median(all);
+  return m === null || !Number.isFinite(m) ? null : m;
+}
+
 export function distribution(values: readonly number[]): Distribution | null {
   const m = median(values);
   if (m === null) return null;
@@ -223,7 +233,10 @@ export interface ModeSummary {
   readonly kills: number;
   /** Kills where the destination never left rotation within the deadline. */
   readonly undetected: number;
+  /** Over the detected kills only; see `outMsMedian`. */
   readonly outMs: Distribution | null;
+  /** The headline: misses counted as later than any detection (null if they are the middle). */
+  readonly outMsMedian: number | null;
   readonly failedCalls: Distribution | null;
   readonly unanswered: Distribution | null;
   readonly byeLost: Distribution | null;
@@ -239,6 +252,7 @@ export function summariseMode(o: ModeOutcome): ModeSummary {
       kills: 0,
       undetected: 0,
       outMs: null,
+      outMsMedian: null,
       failedCalls: null,
       unanswered: null,
       byeLost: null,
@@ -252,6 +266,7 @@ export function summariseMode(o: ModeOutcome): ModeSummary {
     kills: o.kills.length,
     undetected: o.kills.length - detected.length,
     outMs: distribution(detected),
+    outMsMedian: medianCountingMisses(detected, o.kills.length - detected.length),
     failedCalls: distribution(o.kills.map((k) => k.failed)),
     unanswered: distribution(o.kills.flatMap((k) => (k.split ? [k.split.unanswered] : []))),
     byeLost: distribution(o.kills.flatMap((k) => (k.split ? [k.split.byeLost] : []))),
@@ -324,11 +339,7 @@ function rounded(d: Distribution | null): Distribution | null {
 /** The last line: headline medians first (null when a mode did not run), then the distributions. */
 export function failoverSummaryJson(outcomes: readonly ModeOutcome[], setup: FailoverSetup): object {
   const byMode = new Map(outcomes.map((o) => [o.mode, summariseMode(o)]));
-  const med = (m: FailoverMode, pick: (s: ModeSummary) => Distribution | null) => {
-    const s = byMode.get(m);
-    const d = s ? pick(s) : null;
-    return d ? Math.round(d.median) : null;
-  };
+  const round = (n: number | null | undefined) => (n === null || n === undefined ? null : Math.round(n));
   const detail = (m: FailoverMode) => {
     const s = byMode.get(m);
     if (!s) return null;
@@ -347,10 +358,10 @@ export function failoverSummaryJson(outcomes: readonly ModeOutcome[], setup: Fai
   const o = setup.options;
   return {
     bench: 'failover',
-    sipweigh_ms: med('sipweigh', (s) => s.outMs),
-    kamailio_probe_ms: med('kamailio_probe', (s) => s.outMs),
-    sipweigh_failed_calls: med('sipweigh', (s) => s.failedCalls),
-    kamailio_failed_calls: med('kamailio_probe', (s) => s.failedCalls),
+    sipweigh_ms: round(byMode.get('sipweigh')?.outMsMedian),
+    kamailio_probe_ms: round(byMode.get('kamailio_probe')?.outMsMedian),
+    sipweigh_failed_calls: round(byMode.get('sipweigh')?.failedCalls?.median),
+    kamailio_failed_calls: round(byMode.get('kamailio_probe')?.failedCalls?.median),
     sipweigh: detail('sipweigh'),
     kamailio_probe: detail('kamailio_probe'),
     kills_per_mode: o.kills,

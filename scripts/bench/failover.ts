@@ -1,30 +1,36 @@
 /**
- * Failover benchmark: a backend dies (its Kamailio and its agent, SIGKILL to their process groups)
- * under steady sipp load through the LB. Measured per kill, for two ways of noticing it, side by
- * side in one run:
+ * Failover benchmark: a backend dies (SIGKILL to the process groups of its Kamailio and, where one
+ * runs, its agent) under steady sipp load through the LB. Two ways of noticing it, side by side in
+ * one run, each on its own lab on 127.9.x.x:
  *   - kamailio_probe: Kamailio's own OPTIONS probing at its fastest sane settings, no sipweigh
- *     controller: ds_ping_interval 1 s (the smallest, the timer takes whole seconds),
- *     ds_probing_mode 1 (every destination pinged every interval, so the list needs no probing flag 8),
- *     ds_probing_threshold 1 (the default: the first failed ping takes it out), and a 1 s timeout per
- *     ping (t_set_fr in event_route[tm:local-request]: two sends, T1 = 500 ms apart, before a
- *     timeout; tm's global 32 s would otherwise apply). See SW_DS_* in kamailio/lb.cfg.
- *   - sipweigh: the same lab with `sipweigh controller` running (heartbeats, scoring, push).
+ *     process at all (no controller, no agents): ds_ping_interval 1 s (the smallest: the timer takes
+ *     whole seconds), ds_probing_mode 1 (every destination pinged every interval, so the list needs
+ *     no probing flag 8), ds_probing_threshold 1 (the default: the first failed ping takes it out),
+ *     and a 1 s timeout per ping (t_set_fr in event_route[tm:local-request]: the OPTIONS is sent,
+ *     resent after T1 = 500 ms, then fails; tm's global 32 s would otherwise apply). On loopback no
+ *     ICMP error shortens that: only the timeout detects the dead backend. See SW_DS_* in
+ *     kamailio/lb.cfg.
+ *   - sipweigh: the lab with an agent per backend and `sipweigh controller` running (heartbeats,
+ *     scoring, push of the dispatcher list); the LB does not ping.
  * Per kill: (a) the time from the kill to the first reply of the LB's `dispatcher.list` that shows
- * the destination inactive or disabled (what ds_select_dst skips; "trying" is still selected). One
- * poller for both modes, every 10 ms over JSON-RPC, so the resolution is the same. (b) the calls sipp
- * counts as failed.
+ * the destination inactive or disabled (what ds_select_dst skips; "trying" is still selected), by
+ * one poller for both modes, every 10 ms over JSON-RPC, so the resolution is the same; (b) the calls
+ * sipp counts as failed, split by sipp's per-message counts into calls whose INVITE was never
+ * answered and established calls that lost their BYE.
  *
  * Why calls fail, in both modes alike: the LB is transparent (no Via) and keeps a Call-ID table so
- * that INVITE retransmissions stick to the first backend chosen; so a call whose INVITE went to the
- * dead backend fails whatever happens next, and a call established on it loses its BYE. The second
- * kind depends only on the load and the hold time; the first grows with the time the dead backend
- * stays in rotation. The difference between the modes is that detection time.
+ * that INVITE retransmissions stick to the first backend chosen; a call whose INVITE went to the dead
+ * backend fails whatever happens next, and a call established on it loses its BYE. The second kind
+ * depends only on the load and the hold time; the first grows with the time the dead backend stays
+ * in rotation. The difference between the modes is that detection time.
  *
  * Set-up: 3 backends of equal emulated capacity (100 calls/s each), sipp at half the pool's
- * capacity (after a kill the other two run at 75 %, below the collapse point), short calls (200 ms),
- * each call given up after 2 s without its expected reply. One lab per mode on 127.9.x.x; between
- * kills the killed backend is restarted and the next kill waits until the pool is back at rest
- * (every backend in rotation at its full share), so every kill hits the same steady pool.
+ * capacity (after a kill the other two run at 75 %, below the collapse point), short calls (200 ms
+ * hold), each call given up after 2 s without the reply it waits for. Each kill has its own sipp run:
+ * the kill comes once the pool is at rest (every backend in rotation at its full share: a restarted
+ * one may be in slow start) and the warm-up has passed; new calls go on until 2-3 s after the kill and
+ * 1 s after detection, so every call that could reach the dead backend is counted. Between kills the
+ * killed backend is restarted.
  *
  *   npm run bench -- failover [--quick] [--kills N] [--modes kamailio_probe,sipweigh]
  *                             [--capacity CPS] [--rate CPS] [--hold-ms MS] [--ping-timeout-ms MS]
