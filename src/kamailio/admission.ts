@@ -1,6 +1,6 @@
 /**
  * Admission control at the LB: the limit on new calls per dispatcher set, held by Kamailio's
- * pipelimit module (kamailio/sipweigh-lb.cfg with SIPWEIGH_ADMISSION) and changed over JSON-RPC.
+ * pipelimit module (kamailio/sipweigh-lb.cfg with SIPWEIGH_ADMISSION_CONTROL) and changed over JSON-RPC.
  *
  * What Kamailio 5.6.3 does that shapes this module (measured on the shipped LB config):
  * - the snippet creates one TAILDROP pipe per set, `sipweigh_set_<SET>`, at start-up with the limit
@@ -60,14 +60,14 @@ export class AdmissionReplyError extends Error {
   }
 }
 
-/** The LB has no such pipe: admission control is not enabled there (SIPWEIGH_ADMISSION) or another set. */
+/** The LB has no such pipe: admission control is not enabled there (SIPWEIGH_ADMISSION_CONTROL) or another set. */
 export class AdmissionPipeMissingError extends Error {
   override readonly name = 'AdmissionPipeMissingError';
   constructor(
     readonly pipe: string,
     options?: ErrorOptions,
   ) {
-    super(`the LB has no admission pipe ${pipe}: is SIPWEIGH_ADMISSION defined for this set?`, options);
+    super(`the LB has no admission pipe ${pipe}: is SIPWEIGH_ADMISSION_CONTROL defined for this set?`, options);
   }
 }
 

@@ -18,7 +18,7 @@ import {
 } from '../../src/kamailio/admission.js';
 import { RpcMethodError, type RpcParam } from '../../src/kamailio/rpc.js';
 
-/** pl.list as a real Kamailio 5.6.3 answered it (sipweigh-lb.cfg with SIPWEIGH_ADMISSION, under load). */
+/** pl.list as a real Kamailio 5.6.3 answered it (sipweigh-lb.cfg with SIPWEIGH_ADMISSION_CONTROL, under load). */
 const PL_LIST_5_6_3 = [
   {
     name: 'sipweigh_set_1',
