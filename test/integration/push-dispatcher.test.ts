@@ -5,7 +5,7 @@
  * NodeSync machinery backs off from an unreachable LB and converges when it returns.
  */
 import { expect } from 'chai';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DispatcherPusher, dispatcherApplier, type PushOutcome } from '../../src/kamailio/dispatcher-push.js';
 import type { Destination } from '../../src/kamailio/dispatcher-list.js';
@@ -109,6 +109,24 @@ describe('integration: dispatcher push into a real LB', function () {
     // And the next push of a good list starts from a read, not from a stale cache.
     const again = await pusher.push(desiredA);
     expect(again).to.deep.include({ kind: 'in_sync', checkedBy: 'read' });
+  });
+
+  it('a reload Kamailio refuses (its list file gone) fails at the reload stage; the LB keeps its list', async function () {
+    const before = await listedLines(lb.rpc);
+    // A controller configured with another path than the LB's list_file, and that file deleted.
+    renameSync(lb.listFile, `${lb.listFile}.away`);
+    try {
+      const elsewhere = new DispatcherPusher({
+        rpc: lb.rpc,
+        transport: new LocalListFile({ path: join(h.group.runDir, 'elsewhere.list') }),
+      });
+      const out = await elsewhere.push(destinations(3, () => 66));
+      expect(out).to.deep.include({ kind: 'failed', stage: 'reload' });
+      if (out.kind === 'failed') expect(out.reason).to.include('Reload Failed');
+      expect(await listedLines(lb.rpc)).to.deep.equal(before);
+    } finally {
+      renameSync(`${lb.listFile}.away`, lb.listFile);
+    }
   });
 
   it('an unreachable LB: failed outcomes, growing backoff, no crash; converges once it is back', async function () {

@@ -4,17 +4,14 @@
  * and a dispatcher push through SFTP into a real LB on 127.0.7.40.
  */
 import { expect } from 'chai';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
+import { startTestSshd, type TestSshd } from './push-sshd.js';
 import { DispatcherPusher } from '../../src/kamailio/dispatcher-push.js';
 import { formatDispatcherList } from '../../src/kamailio/dispatcher-list.js';
 import { ListTransportError, type ListFileTransport } from '../../src/kamailio/list-transport.js';
 import { LocalListFile } from '../../src/kamailio/local-list-file.js';
 import { SftpListFile, type SftpListFileOptions } from '../../src/kamailio/sftp-list-file.js';
-import type { ManagedProcess } from '../../src/lab/processes.js';
-import { isBound } from '../../src/lab/sockets.js';
 import { eventually, useProcessGroup } from '../support/harness.js';
 import { destinations, linesOf, listedLines, testLb } from './push-lb.js';
 
@@ -92,58 +89,19 @@ const bigVersions = (n: number) =>
 describe('integration: list file transports', function () {
   this.timeout(180_000);
   const h = useProcessGroup('push-sftp');
-  let keys: string;
-  let fingerprint: string;
-  let clientKey: Buffer;
-  let sshd: ManagedProcess;
+  let sshd: TestSshd;
   const transports: ListFileTransport[] = [];
   after(async () => {
     await Promise.all(transports.map((t) => t.close()));
   });
 
-  const startSshd = async (): Promise<ManagedProcess> => {
-    const p = h.group.spawn('sshd', '/usr/sbin/sshd', [
-      '-D',
-      '-e',
-      '-f',
-      '/dev/null',
-      '-h',
-      join(keys, 'host_key'),
-      '-p',
-      String(SSH_PORT),
-      '-o',
-      `ListenAddress=${SSH_IP}`,
-      '-o',
-      `AuthorizedKeysFile=${join(keys, 'authorized_keys')}`,
-      '-o',
-      'StrictModes=no',
-      '-o',
-      'UsePAM=no',
-      '-o',
-      'Subsystem=sftp /usr/lib/openssh/sftp-server',
-      '-o',
-      `PidFile=${join(keys, 'sshd.pid')}`,
-    ]);
-    await eventually(async () => {
-      if (!p.isRunning()) throw new Error(`sshd exited:\n${p.tail(20)}`);
-      return isBound({ transport: 'tcp', address: SSH_IP, port: SSH_PORT });
-    }, 'sshd listening');
-    return p;
-  };
-
   const sftp = (
     path: string,
     over: Partial<Omit<SftpListFileOptions, 'ssh'>> = {},
-    hostFingerprint = fingerprint,
+    hostFingerprint = sshd.target.hostFingerprint,
   ): SftpListFile => {
     const t = new SftpListFile({
-      ssh: {
-        host: SSH_IP,
-        port: SSH_PORT,
-        username: userInfo().username,
-        privateKey: clientKey,
-        hostFingerprint,
-      },
+      ssh: { ...sshd.target, hostFingerprint },
       path,
       deadlineMs: 20_000,
       ...over,
@@ -153,28 +111,7 @@ describe('integration: list file transports', function () {
   };
 
   before(async function () {
-    keys = join(h.group.runDir, 'keys');
-    mkdirSync(keys, { recursive: true });
-    mkdirSync('/run/sshd', { recursive: true });
-    for (const name of ['host_key', 'client_key']) {
-      execFileSync('ssh-keygen', [
-        '-q',
-        '-t',
-        'ed25519',
-        '-N',
-        '',
-        '-C',
-        `sipweigh-push-${name}`,
-        '-f',
-        join(keys, name),
-      ]);
-    }
-    writeFileSync(join(keys, 'authorized_keys'), readFileSync(join(keys, 'client_key.pub')));
-    clientKey = readFileSync(join(keys, 'client_key'));
-    fingerprint = execFileSync('ssh-keygen', ['-lf', join(keys, 'host_key.pub')], { encoding: 'utf8' }).split(
-      ' ',
-    )[1]!;
-    sshd = await startSshd();
+    sshd = await startTestSshd(h.group, SSH_IP, SSH_PORT);
   });
 
   for (const kind of ['local', 'sftp'] as const) {
@@ -218,7 +155,7 @@ describe('integration: list file transports', function () {
     expect(e).to.be.instanceOf(ListTransportError);
     expect(e).to.include({ kind: 'host_key' });
     expect((e as Error).message)
-      .to.include(fingerprint)
+      .to.include(sshd.target.hostFingerprint)
       .and.include(wrong);
     expect(readFileSync(path, 'utf8')).to.equal('old\n');
   });
@@ -229,8 +166,8 @@ describe('integration: list file transports', function () {
     await t.write('one\n');
     expect(t.connections).to.equal(1);
     // Stopping the listener leaves established sessions running: end ours too, by PID.
-    const sessions = descendants(sshd.pid);
-    await sshd.stop();
+    const sessions = descendants(sshd.process.pid);
+    await sshd.process.stop();
     for (const pid of sessions) {
       try {
         process.kill(pid, 'SIGTERM');
@@ -248,7 +185,7 @@ describe('integration: list file transports', function () {
     }, 'a write that fails while sshd is down');
     expect(e.kind).to.be.oneOf(['connect', 'deadline']);
     expect(readFileSync(path, 'utf8')).to.equal('one\n');
-    sshd = await startSshd();
+    await sshd.start();
     await t.write('three\n');
     expect(readFileSync(path, 'utf8')).to.equal('three\n');
     expect(t.connections).to.equal(2);
