@@ -18,7 +18,15 @@ import { runSippClient, type SippResult } from '../../src/lab/sipp.js';
 import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { delta, header, newBranch, sipRequest, UdpSipPeer, type Stats } from './dataplane-helpers.js';
+import {
+  delta,
+  header,
+  newBranch,
+  sipRequest,
+  tcpSipRequest,
+  UdpSipPeer,
+  type Stats,
+} from './dataplane-helpers.js';
 import { eventually } from '../support/harness.js';
 import { CLIENT_IP, startAdmissionLab, type AdmissionLab } from './admission-lab.js';
 
@@ -145,7 +153,7 @@ describe('integration: admission control at the LB (pipelimit)', function () {
     expect(open.refused).to.equal(0);
   });
 
-  describe('one INVITE at a time (raw UDP client)', function () {
+  describe('one INVITE at a time (raw UDP and TCP clients)', function () {
     let peer: UdpSipPeer | undefined;
     const thePeer = (): UdpSipPeer => {
       if (!peer) throw new Error('peer not bound');
@@ -231,6 +239,34 @@ describe('integration: admission control at the LB (pipelimit)', function () {
       expect(repliesTo(callId, 503)).to.have.length(0);
       expect(repliesTo(callId, 200).length).to.be.at.least(1);
       await setPipeLimit(theLab().rpc, PIPE, null);
+    });
+    it('refuses a TCP client over the limit too (stateful path), with Retry-After', async function () {
+      await setPipeLimit(theLab().rpc, PIPE, 0);
+      const before = await theLab().stats();
+      const invite = (callId: string) => (tcpVia: string) =>
+        sipRequest({ method: 'INVITE', ruri: ruri(), callId, via: tcpVia, transport: 'TCP' });
+      const refused = await tcpSipRequest(
+        CLIENT_IP,
+        theLab().lb,
+        invite(`adm-tcp-refused-${Date.now()}@test`),
+      );
+      expect(refused, 'a final reply over the connection').to.match(/^SIP\/2\.0 503 /);
+      expect(header(refused ?? '', 'Retry-After')).to.equal(RETRY_AFTER);
+      const middle = await theLab().stats();
+      expect(delta(before, middle, 'script.sipweigh_admission_503')).to.equal(1);
+      expect(delta(before, middle, 'script.sipweigh_stateful')).to.equal(0);
+
+      await setPipeLimit(theLab().rpc, PIPE, null);
+      const admitted = await tcpSipRequest(
+        CLIENT_IP,
+        theLab().lb,
+        invite(`adm-tcp-admitted-${Date.now()}@test`),
+        5000,
+      );
+      expect(admitted).to.match(/^SIP\/2\.0 200 /);
+      const after = await theLab().stats();
+      expect(delta(middle, after, 'script.sipweigh_admitted')).to.equal(1);
+      expect(delta(middle, after, 'script.sipweigh_stateful')).to.equal(1);
     });
   });
 
