@@ -18,7 +18,7 @@
  * The pusher never throws; every end is an outcome. Calls are serialised per pusher.
  */
 import { performance } from 'node:perf_hooks';
-import { diffDispatcher, type DestinationDiff } from './dispatcher-diff.js';
+import { describeDifference, diffDispatcher, type DestinationDiff } from './dispatcher-diff.js';
 import { formatDispatcherList, formatListedTargets, type Destination } from './dispatcher-list.js';
 import type { DispatcherTarget } from './dispatcher-list-reply.js';
 import { fetchDispatcherList, type RpcCaller } from './fetch-dispatcher-list.js';
@@ -101,8 +101,8 @@ export class DispatcherPusher {
 
   private async run(desired: readonly Destination[], options: PushOptions): Promise<PushOutcome> {
     const t0 = performance.now();
-    const durations: Record<string, number> = {};
-    const timed = async <T>(stage: keyof PushDurations, fn: () => Promise<T>): Promise<T> => {
+    const durations: { -readonly [K in Exclude<keyof PushDurations, 'totalMs'>]?: number } = {};
+    const timed = async <T>(stage: keyof typeof durations, fn: () => Promise<T>): Promise<T> => {
       const start = performance.now();
       try {
         return await fn();
@@ -150,7 +150,9 @@ export class DispatcherPusher {
     }
     const left = diffDispatcher(desired, after.targets);
     if (!left.inSync) {
-      const reason = `the LB loaded another list than written (${left.differences.length} differences left)`;
+      const shown = left.differences.slice(0, 3).map(describeDifference).join('; ');
+      const more = left.differences.length > 3 ? ` and ${left.differences.length - 3} more` : '';
+      const reason = `the LB loaded another list than written: ${shown}${more}`;
       const rollback = await timed('rollbackMs', () => this.restore(before.targets));
       return { kind: 'failed', stage: 'verify', reason, changes: differences, rollback, durations: done() };
     }

@@ -104,6 +104,7 @@ describe('integration: dispatcher push into a real LB', function () {
     expect(out.kind).to.equal('failed');
     if (out.kind !== 'failed' || out.stage !== 'verify')
       throw new Error(`expected a verify failure: ${JSON.stringify(out)}`);
+    expect(out.reason).to.include('+1 sip:no-such-host.invalid:5060');
     expect(out.rollback).to.deep.equal({ kind: 'reloaded' });
     expect(await listedLines(lb.rpc)).to.deep.equal(before);
     // And the next push of a good list starts from a read, not from a stale cache.
