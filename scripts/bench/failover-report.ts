@@ -113,6 +113,18 @@ export function parseFailoverOptions(args: readonly string[]): FailoverOptions {
   };
 }
 
+/**
+ * Extra delay before kill `kill` (1-based) of `kills`, so that the kills fall at evenly spread
+ * moments of a `periodMs` cycle (Kamailio's ping timer, the controller's probe interval): stratified,
+ * one random point in each of `kills` equal slices. Without it every kill lands at the same moment of
+ * the ping cycle (each kill's cycle takes about a whole number of seconds) and Kamailio's detection
+ * time would come out near one end of its 1-2 s range instead of spread across it.
+ * `u` is a uniform random number in [0, 1).
+ */
+export function killJitterMs(kill: number, kills: number, periodMs: number, u: number): number {
+  return (((kill - 1) % kills) + u) * (periodMs / kills);
+}
+
 /** ds_skip_dst() in dispatcher 5.6: only inactive and disabled destinations are never selected. */
 export function isOutOfRotation(t: Pick<DispatcherTarget, 'state'>): boolean {
   return t.state === 'inactive' || t.state === 'disabled';

@@ -28,7 +28,8 @@
  * capacity (after a kill the other two run at 75 %, below the collapse point), short calls (200 ms
  * hold), each call given up after 2 s without the reply it waits for. Each kill has its own sipp run:
  * the kill comes once the pool is at rest (every backend in rotation at its full share: a restarted
- * one may be in slow start) and the warm-up has passed; new calls go on until 2-3 s after the kill and
+ * one may be in slow start) and the warm-up has passed, plus a stratified random delay that spreads
+ * the kills over the 1 s ping cycle (killJitterMs); new calls go on until 2-3 s after the kill and
  * 1 s after detection, so every call that could reach the dead backend is counted. Between kills the
  * killed backend is restarted.
  *
@@ -56,6 +57,7 @@ import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import {
   failoverSummaryJson,
   formatFailoverTable,
+  killJitterMs,
   parseFailoverOptions,
   poolSettled,
   rotationShare,
@@ -179,7 +181,8 @@ async function killOnce(
   try {
     const settledBefore = await waitForTargets(rpc, setId, poolSettled, o.recoverS * 1000);
     if (!settledBefore) log(`${mode}: pool not back at rest within ${o.recoverS} s; killing anyway`);
-    const warm = started + o.warmupS * 1000 - performance.now();
+    const jitter = killJitterMs(kill, o.kills, o.pingIntervalS * 1000, Math.random());
+    const warm = started + o.warmupS * 1000 + jitter - performance.now();
     if (warm > 0) await sleep(warm);
     const shareAtKill = rotationShare(await readTargets(rpc, setId), uri);
     if (shareAtKill === 0) throw new Error(`${be.id} was out of rotation before the kill`);

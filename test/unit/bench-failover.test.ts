@@ -5,6 +5,7 @@ import {
   failoverSummaryJson,
   formatFailoverTable,
   isOutOfRotation,
+  killJitterMs,
   median,
   medianCountingMisses,
   parseFailoverOptions,
@@ -81,6 +82,17 @@ describe('bench failover: options', () => {
     // 3 x 100 calls/s: after a kill 200 calls/s remain; 190 is over 90 % of that.
     expect(() => parseFailoverOptions(['--rate', '190'])).to.throw(/overload/);
     expect(parseFailoverOptions(['--rate', '170']).rateCps).to.equal(170);
+  });
+});
+
+describe('bench failover: kill moments', () => {
+  it('spreads the kills over one ping cycle, one in each slice', () => {
+    const at = (k: number, u: number) => killJitterMs(k, 4, 1000, u);
+    expect([1, 2, 3, 4].map((k) => at(k, 0))).to.deep.equal([0, 250, 500, 750]);
+    expect(at(4, 0.999)).to.be.below(1000);
+    expect(at(2, 0.5)).to.equal(375);
+    // More kills than slices wrap around the cycle.
+    expect(at(5, 0)).to.equal(0);
   });
 });
 
