@@ -55,6 +55,10 @@ export class Controller {
   private readonly syncs = new Map<string, NodeSync<NodeDesired, NodeOutcome>>();
   private schedules: CronSchedules | null = null;
   private readonly params: ScoringParams;
+  private readonly startedAt = performance.now();
+  private isSettled = false;
+  /** Long enough for a live backend to pass return_after_oks probes, with room for a lost one. */
+  private readonly graceMs: number;
 
   private constructor(
     readonly config: ControllerConfig,
@@ -64,6 +68,8 @@ export class Controller {
     private readonly cycleMs: number,
   ) {
     this.params = config.scoring.params;
+    const hb = config.heartbeat;
+    this.graceMs = Math.max(2000, hb.probe_interval_ms * (hb.return_after_oks + 3));
     for (const link of links) {
       this.syncs.set(
         link.name,
@@ -189,6 +195,22 @@ export class Controller {
 
   // ---- the cycle --------------------------------------------------------------------------------
 
+  /**
+   * Start-up grace: no scoring until every backend has had its chance to be confirmed (or the grace
+   * ran out). Scoring the first backends while the others are still proving themselves would take
+   * those out and slow-start them back: a needless disturbance at every controller restart, when the
+   * LB is still serving on the weights the previous run left (fail-static).
+   */
+  private settled(views: readonly BackendView[]): boolean {
+    if (this.isSettled) return true;
+    const confirming = views.some(
+      (v) => v.health.kind === 'returning' || (v.health.kind === 'down' && v.health.cause === 'never_seen'),
+    );
+    if (confirming && performance.now() - this.startedAt < this.graceMs) return false;
+    this.isSettled = true;
+    return true;
+  }
+
   private healthChanged(b: BackendView, from: string, to: string): void {
     this.logger.info({ backend: b.id, set: b.set, from, to }, 'backend health');
     if (this.cycleQueued || this.stopped) return;
@@ -204,6 +226,7 @@ export class Controller {
     if (this.stopped) return;
     let result: CycleResult;
     const views = this.core.list();
+    if (!this.settled(views)) return;
     try {
       result = scoreCycle(this.scorer, views.map(toSample), performance.now(), this.params);
     } catch (e) {
