@@ -200,7 +200,8 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
     const lb = await startKamailio(group, {
       name: 'lb',
       cfg: LAB_CONFIGS.lb,
-      defines: { ...lbDefines(lbSettings(plan, dispatcherList)), ...opts.lbDefines },
+      // Admission control on, as in production: without a limit from the controller it admits every call.
+      defines: { ...lbDefines(lbSettings(plan, dispatcherList)), SW_ADMISSION: true, ...opts.lbDefines },
       shmMb: opts.shmMb ?? 128,
       waitFor: [
         { transport: 'udp', ...plan.lb.sip },
