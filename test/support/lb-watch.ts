@@ -1,0 +1,91 @@
+/**
+ * Watches an LB's dispatcher the way an operator would: polls `dispatcher.list` and keeps a timeline
+ * of each destination's effective weight (0 when not active). The closed-loop tests judge the
+ * controller only by what the LB actually holds.
+ */
+import { fetchDispatcherList } from '../../src/kamailio/fetch-dispatcher-list.js';
+import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
+import type { RunningLab } from '../../src/lab/lab.js';
+
+export interface WeightSample {
+  /** Date.now() of the reading. */
+  readonly at: number;
+  /** Backend id (duid) -> rweight when active, 0 otherwise. */
+  readonly weights: ReadonlyMap<string, number>;
+}
+
+export function labRpc(lab: RunningLab): KamailioRpcClient {
+  const { rpc } = lab.state.plan.lb;
+  return new KamailioRpcClient({ url: lab.state.lb_rpc_url, username: rpc.username, password: rpc.password });
+}
+
+export async function readWeights(rpc: KamailioRpcClient): Promise<Map<string, number> | null> {
+  const list = await fetchDispatcherList(rpc, { deadlineMs: 2000 });
+  if (!list.ok) return null;
+  return new Map(list.targets.map((t) => [t.duid ?? t.uri, t.state === 'active' ? (t.rweight ?? 0) : 0]));
+}
+
+export class WeightWatcher {
+  readonly samples: WeightSample[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private busy = false;
+
+  constructor(
+    private readonly rpc: KamailioRpcClient,
+    private readonly everyMs = 100,
+  ) {}
+
+  start(): this {
+    this.timer = setInterval(() => {
+      if (this.busy) return;
+      this.busy = true;
+      readWeights(this.rpc)
+        .then((w) => {
+          if (w) this.samples.push({ at: Date.now(), weights: w });
+        })
+        .catch(() => undefined)
+        .finally(() => {
+          this.busy = false;
+        });
+    }, this.everyMs);
+    return this;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** First sample at or after `from` where `pred` holds (its time), or null. */
+  firstAfter(from: number, pred: (w: ReadonlyMap<string, number>) => boolean): number | null {
+    return this.samples.find((s) => s.at >= from && pred(s.weights))?.at ?? null;
+  }
+
+  between(from: number, to: number): WeightSample[] {
+    return this.samples.filter((s) => s.at >= from && s.at <= to);
+  }
+}
+
+/** Largest relative deviation of the weights' ratios from the capacities' ratios (0.1 = 10 %). */
+export function ratioError(
+  weights: ReadonlyMap<string, number>,
+  capacities: ReadonlyMap<string, number>,
+): number {
+  const ids = [...capacities.keys()];
+  const wSum = ids.reduce((a, id) => a + (weights.get(id) ?? 0), 0);
+  const cSum = ids.reduce((a, id) => a + (capacities.get(id) ?? 0), 0);
+  if (wSum === 0) return Infinity;
+  return Math.max(
+    ...ids.map((id) => {
+      const want = (capacities.get(id) ?? 0) / cSum;
+      return Math.abs((weights.get(id) ?? 0) / wSum - want) / want;
+    }),
+  );
+}
+
+export function formatWeights(w: ReadonlyMap<string, number>): string {
+  return [...w]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([id, v]) => `${id}=${v}`)
+    .join(' ');
+}
