@@ -37,6 +37,8 @@ export interface FailoverOptions {
   readonly outDeadlineMs: number;
   /** Bound on waiting for a restarted backend to be back at its full share, seconds. */
   readonly recoverS: number;
+  /** The pool counts as at rest once its dispatcher list has not changed for this long, ms. */
+  readonly stableMs: number;
 }
 
 function arg(args: readonly string[], name: string): string | undefined {
@@ -96,7 +98,9 @@ export function parseFailoverOptions(args: readonly string[]): FailoverOptions {
   return {
     quick,
     modes: modes as FailoverMode[],
-    kills: int(args, '--kills', quick ? 3 : 5, 1, 50),
+    // Each sipweigh kill after the first waits ~6 s for the restarted backend's slow start (5 s) to
+    // finish: 2 kills per mode keep --quick under a minute on a busy 2-core machine.
+    kills: int(args, '--kills', quick ? 2 : 5, 1, 50),
     backends,
     capacityCps,
     rateCps,
@@ -109,7 +113,8 @@ export function parseFailoverOptions(args: readonly string[]): FailoverOptions {
     pingTimeoutMs: int(args, '--ping-timeout-ms', 1000, 100, 32000),
     pollMs: 10,
     outDeadlineMs: 15000,
-    recoverS: quick ? 8 : 20,
+    recoverS: quick ? 10 : 20,
+    stableMs: 800,
   };
 }
 

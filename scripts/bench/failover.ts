@@ -27,8 +27,9 @@
  * Set-up: 3 backends of equal emulated capacity (100 calls/s each), sipp at half the pool's
  * capacity (after a kill the other two run at 75 %, below the collapse point), short calls (200 ms
  * hold), each call given up after 2 s without the reply it waits for. Each kill has its own sipp run:
- * the kill comes once the pool is at rest (every backend in rotation at its full share: a restarted
- * one may be in slow start) and the warm-up has passed, plus a stratified random delay that spreads
+ * the kill comes once the pool is at rest (every backend in rotation at 80 % or more of an equal
+ * share, and the list unchanged for 0.8 s: a restarted backend in slow start is still being pushed up)
+ * and the warm-up has passed, plus a stratified random delay that spreads
  * the kills over the 1 s ping cycle (killJitterMs); new calls go on until 2-3 s after the kill and
  * 1 s after detection, so every call that could reach the dead backend is counted. Between kills the
  * killed backend is restarted.
@@ -179,7 +180,10 @@ async function killOnce(
   });
   const started = performance.now();
   try {
-    const settledBefore = await waitForTargets(rpc, setId, poolSettled, o.recoverS * 1000);
+    const settledBefore = await waitForTargets(rpc, setId, poolSettled, {
+      timeoutMs: o.recoverS * 1000,
+      stableMs: o.stableMs,
+    });
     if (!settledBefore) log(`${mode}: pool not back at rest within ${o.recoverS} s; killing anyway`);
     const jitter = killJitterMs(kill, o.kills, o.pingIntervalS * 1000, Math.random());
     const warm = started + o.warmupS * 1000 + jitter - performance.now();
@@ -232,6 +236,7 @@ async function runMode(
     return { mode, runnable: false, reason: `sipweigh controller did not start: ${reason.trim()}` };
   }
   onLab(lab);
+  log(`${mode}: lab up`);
   const plan = lab.state.plan;
   const rpc = new KamailioRpcClient({
     url: lab.state.lb_rpc_url,

@@ -52,17 +52,33 @@ export async function watchOutOfRotation(
   return { ms: null, polls, failedPolls };
 }
 
-/** Polls (every 100 ms) until `ready(targets)` holds or `timeoutMs` passes; returns whether it held. */
+/** What a destination looks like to ds_select_dst: its state and relative weight. */
+function signature(targets: readonly DispatcherTarget[]): string {
+  return targets.map((t) => `${t.uri} ${t.state} ${t.rweight ?? ''}`).join('|');
+}
+
+/**
+ * Polls (every 100 ms) until `ready(targets)` holds and the list has not changed for `stableMs`
+ * (no push in flight, e.g. a slow start still ramping), or `timeoutMs` passes; returns whether it held.
+ */
 export async function waitForTargets(
   client: KamailioRpcClient,
   setId: number,
   ready: (targets: readonly DispatcherTarget[]) => boolean,
-  timeoutMs: number,
+  opts: { readonly timeoutMs: number; readonly stableMs: number },
 ): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
+  const deadline = performance.now() + opts.timeoutMs;
+  let last = '';
+  let since = performance.now();
   for (;;) {
     try {
-      if (ready(await readTargets(client, setId))) return true;
+      const targets = await readTargets(client, setId);
+      const sig = signature(targets);
+      if (sig !== last) {
+        last = sig;
+        since = performance.now();
+      }
+      if (ready(targets) && performance.now() - since >= opts.stableMs) return true;
     } catch {
       /* LB busy or reloading: try again */
     }

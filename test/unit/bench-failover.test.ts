@@ -68,7 +68,7 @@ describe('bench failover: options', () => {
     expect(full).to.include({ quick: false, kills: 5, backends: 3, capacityCps: 100, rateCps: 150 });
     expect(full.modes).to.deep.equal(['kamailio_probe', 'sipweigh']);
     const quick = parseFailoverOptions(['--quick']);
-    expect(quick).to.include({ quick: true, kills: 3 });
+    expect(quick).to.include({ quick: true, kills: 2 });
     expect(quick.warmupS).to.be.below(full.warmupS);
     expect(parseFailoverOptions(['--modes', 'sipweigh', '--kills', '2']).modes).to.deep.equal(['sipweigh']);
   });
