@@ -27,7 +27,7 @@ import {
   UdpSipPeer,
   type Stats,
 } from './dataplane-helpers.js';
-import { eventually } from '../support/harness.js';
+import { eventually, sleep } from '../support/harness.js';
 import { CLIENT_IP, startAdmissionLab, type AdmissionLab } from './admission-lab.js';
 
 const UAC = join(PACKAGE_ROOT, 'scripts', 'sipp', 'uac-admission.xml');
@@ -35,8 +35,12 @@ const PIPE = admissionPipeName(1);
 /** lb.cfg's default SW_ADMISSION_RETRY_AFTER. */
 const RETRY_AFTER = '2';
 
-/** Two backends of 100 calls/s nominal (4 workers x 40 ms); the emulation carries 97-98 % of that. */
-const NOMINAL = [100, 100];
+/**
+ * Two backends of 50 calls/s nominal (4 workers x 80 ms); the emulation carries 97-98 % of that.
+ * Modest rates keep sipp, the LB and the backends' CPU needs small on a shared 2-core machine: the
+ * emulated capacity holds only while the non-sleeping part of each call gets its CPU.
+ */
+const NOMINAL = [50, 50];
 const POOL_CPS = 0.975 * NOMINAL.reduce((a, b) => a + b, 0);
 
 interface Outcome {
@@ -230,7 +234,12 @@ describe('integration: admission control at the LB (pipelimit)', function () {
       const before = await theLab().stats();
       const callId = `adm-retrans-${Date.now()}@test`;
       const invite = sipRequest({ method: 'INVITE', ruri: ruri(), callId, via: via() });
-      for (let i = 0; i < 4; i++) await toLb(invite);
+      // Spaced like retransmissions (a client's come 500 ms apart; 100 ms keeps the test short). Copies
+      // sent back to back race between LB workers (see the cfg), which is not what this is about.
+      for (let i = 0; i < 4; i++) {
+        await toLb(invite);
+        await sleep(100);
+      }
       await thePeer().waitFor((m) => m.status === 200 && header(m.text, 'Call-ID') === callId, 5000);
       const after = await theLab().stats();
       expect(delta(before, after, 'script.sipweigh_admitted')).to.equal(1);
@@ -303,6 +312,11 @@ describe('integration: admission control at the LB (pipelimit)', function () {
       );
       await setPipeLimit(theLab().rpc, PIPE, null);
       expect(o.result.stats.created).to.equal(rate * seconds);
+      if (offeredS > seconds * 1.15) {
+        // sipp itself was starved: the offered load was well under 130 %, so the premise is not met.
+        console.log(`      machine too busy: sipp needed ${offeredS} s to offer ${seconds} s of load`);
+        this.skip();
+      }
       expect(o.refused, 'the excess got 503').to.be.greaterThan(0);
       expect(o.lb.refused).to.equal(o.refused);
       expect(failedAmongAdmitted / o.lb.admitted, 'failed among admitted').to.be.below(0.01);
