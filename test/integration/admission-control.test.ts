@@ -138,8 +138,11 @@ describe('integration: admission control at the LB (pipelimit)', function () {
     expect(o.lb).to.deep.equal({ admitted: 100, refused: 0, open: 0 });
   });
 
-  it('a limit set over JSON-RPC takes effect at once; lifting it admits every call again', async function () {
+  it('a limit set over JSON-RPC takes effect at once, survives dispatcher.reload; lifting it admits every call again', async function () {
     await setPipeLimit(theLab().rpc, PIPE, 10);
+    expect(await limitOf(theLab())).to.equal(10);
+    // The controller's weight pushes reload the dispatcher: the limit lives in pipelimit, untouched.
+    await theLab().rpc.call('dispatcher.reload');
     expect(await limitOf(theLab())).to.equal(10);
     // 120 calls at 40/s: 3 s of offered load, so 3-4 one-second windows of 10 admitted calls.
     const limited = await offer(theLab(), 40, 120);
