@@ -43,7 +43,12 @@ describe('integration: push latency against list size', function () {
         const transport =
           via === 'file'
             ? new LocalListFile({ path: lb.listFile })
-            : new SftpListFile({ ssh: sshd.target, path: lb.listFile, deadlineMs: 20_000 });
+            : new SftpListFile({
+                ssh: sshd.target,
+                path: lb.listFile,
+                deadlineMs: 30_000,
+                connectTimeoutMs: 20_000,
+              });
         transports.push(transport);
         const pusher = new DispatcherPusher({ rpc: lb.rpc, transport });
         // Warm-up: connections (HTTP keep-alive, SSH) and the first list of this size.
