@@ -9,6 +9,8 @@ export const LAB_SCENARIOS = {
   uas: join(dir, 'uas.xml'),
   /** INVITE to the LB; ACK and BYE along the Record-Route set; INVITE→200 is response time 1. */
   uac: join(dir, 'uac.xml'),
+  /** Like uac, but a 503 from the LB (admission control) is an expected outcome; tell them apart with -trace_counts. */
+  uacAdmission: join(dir, 'uac-admission.xml'),
   /** Rejects every INVITE with 486 (an example of an operator's own UAS). */
   busyUas: join(dir, 'uas-busy.xml'),
 } as const;
