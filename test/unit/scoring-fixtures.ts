@@ -17,6 +17,8 @@ import {
 } from '../../src/scoring/index.js';
 
 export const P = DEFAULT_SCORING_PARAMS;
+/** The round-trip knee in force (tests are written against it, not against a number). */
+export const RTT_KNEE = P.signals.options_rtt_ms.knee ?? 5;
 
 export function quietMetrics(over: Partial<ReportMetrics> = {}): ReportMetrics {
   return {

@@ -8,7 +8,7 @@ import {
   type ScorerState,
   type SetResult,
 } from '../../src/scoring/index.js';
-import { P, quietMetrics, sample, setOf, weightsOf } from './scoring-fixtures.js';
+import { P, RTT_KNEE, quietMetrics, sample, setOf, weightsOf } from './scoring-fixtures.js';
 
 const CAPS = { a: 100, b: 200, c: 400 } as const;
 type Id = keyof typeof CAPS;
@@ -52,7 +52,7 @@ describe('scoring cycle', function () {
       dominant: 'mem_used_ratio',
     });
     expect(c?.assignment).to.deep.equal({ phase: 'normal', weight: 100 });
-    expect(c?.pressures.options_rtt_ms).to.be.closeTo(0.2 / 5, 1e-12);
+    expect(c?.pressures.options_rtt_ms).to.be.closeTo(0.2 / RTT_KNEE, 1e-12);
     expect(out.rejected).to.deep.equal([]);
   });
 
@@ -102,7 +102,9 @@ describe('scoring cycle', function () {
   it('folds each report once: a second cycle at the same time with the same report changes nothing', function () {
     const hot = (t: number) =>
       pool(t).map((s) =>
-        s.id === 'c' ? { ...s, report: { metrics: quietMetrics({ options_rtt_ms: 40 }), at: 900 } } : s,
+        s.id === 'c'
+          ? { ...s, report: { metrics: quietMetrics({ options_rtt_ms: 8 * RTT_KNEE }), at: 900 } }
+          : s,
       );
     const first = scoreCycle(initialScorerState(), hot(1_000), 1_000, P);
     const again = scoreCycle(first.state, hot(1_000), 1_000, P);
@@ -117,7 +119,7 @@ describe('scoring cycle', function () {
       pool(tt).map((s) =>
         s.id === 'c' ? { ...s, report: { metrics: quietMetrics({ options_rtt_ms: rtt }), at: tt - 10 } } : s,
       );
-    const over = runCycles(state, t, t + 1_500, (tt) => hot(tt, 60));
+    const over = runCycles(state, t, t + 1_500, (tt) => hot(tt, 12 * RTT_KNEE));
     const w = weightsOf(setOf(over.last.sets));
     const c = setOf(over.last.sets).backends.find((b) => b.id === 'c');
     expect(c?.dominant).to.equal('options_rtt_ms');
@@ -126,7 +128,7 @@ describe('scoring cycle', function () {
     expect(w.a ?? 0).to.be.greaterThan(25);
     expect(w.b ?? 0).to.be.greaterThan(50);
     state = over.state;
-    const band = runCycles(state, t + 1_750, t + 6_000, (tt) => hot(tt, 4));
+    const band = runCycles(state, t + 1_750, t + 6_000, (tt) => hot(tt, 0.8 * RTT_KNEE));
     const held = band.outs.map((o) => weightsOf(setOf(o.sets)));
     // The latest report is in the band: the cut stops at once, and nothing moves while it stays there.
     expect(new Set(held.slice(1).map((x) => JSON.stringify(x))).size).to.equal(1);

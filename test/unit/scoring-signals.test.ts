@@ -10,7 +10,7 @@ import {
   tightest,
   type ScoringParams,
 } from '../../src/scoring/index.js';
-import { P, quietMetrics } from './scoring-fixtures.js';
+import { P, RTT_KNEE, quietMetrics } from './scoring-fixtures.js';
 
 const LOAD_FIELDS = [
   'cpu_util',
@@ -37,7 +37,7 @@ const ALL_ON: ScoringParams = {
 describe('scoring signals: a report -> pressure per signal', function () {
   it('maps each signal to value / knee (1 = at the edge of capacity)', function () {
     const m = quietMetrics({
-      options_rtt_ms: 5,
+      options_rtt_ms: RTT_KNEE,
       udp_rx_queue_bytes: 16_384,
       req_rate: 300,
       err5xx_rate: 5,
@@ -122,13 +122,13 @@ describe('scoring signals: a report -> pressure per signal', function () {
 
   it('the tightest signal dominates, and is named', function () {
     const { pressures } = reportSignals(
-      quietMetrics({ options_rtt_ms: 60, udp_rx_queue_bytes: 120_000, cpu_util: 0.3 }),
+      quietMetrics({ options_rtt_ms: 40 * RTT_KNEE, udp_rx_queue_bytes: 120_000, cpu_util: 0.3 }),
       1,
       100,
       null,
       P,
     );
-    expect(tightest(pressures)).to.deep.equal({ pressure: 12, dominant: 'options_rtt_ms' });
+    expect(tightest(pressures)).to.deep.equal({ pressure: 40, dominant: 'options_rtt_ms' });
     const none = Object.fromEntries(SIGNAL_NAMES.map((n) => [n, null])) as typeof pressures;
     expect(tightest(none)).to.equal(null);
   });
