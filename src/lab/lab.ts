@@ -162,6 +162,18 @@ export async function startLabAgent(
   return p;
 }
 
+/** `sipweigh controller` on a config file, once its heartbeat socket is bound. */
+export async function startLabController(
+  group: ProcessGroup,
+  plan: LabPlan,
+  config: string,
+): Promise<ManagedProcess> {
+  const self = sipweighCommand();
+  const p = group.spawn('controller', self.cmd, [...self.args, 'controller', '--config', config]);
+  await waitBound(p, { transport: 'udp', ...plan.controller.heartbeat });
+  return p;
+}
+
 export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
   const dir = opts.dir ?? DEFAULT_LAB_DIR;
   const previous = readLabState(dir);
@@ -223,16 +235,8 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
       }
     }
     if (opts.controller) {
-      const self = sipweighCommand();
-      const p = group.spawn('controller', self.cmd, [
-        ...self.args,
-        'controller',
-        '--config',
-        configs.controller,
-      ]);
-      const ep: Endpoint = { transport: 'udp', ...plan.controller.heartbeat };
-      await waitBound(p, ep);
-      members.push(member('controller', p, [ep]));
+      const p = await startLabController(group, plan, configs.controller);
+      members.push(member('controller', p, [{ transport: 'udp', ...plan.controller.heartbeat }]));
     }
   } catch (e) {
     await group.stopAll();
