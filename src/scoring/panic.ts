@@ -6,6 +6,12 @@
  *
  * Draining backends are not counted: an operator who drains half a set for maintenance has not
  * lost sight of it.
+ *
+ * Only `up` counts as healthy. A suspect has missed a probe: still in rotation, but not evidence
+ * that the observer sees it. This is what makes "all at once" visible at the first failure: when
+ * every agent falls silent together, the first backend to reach down finds the others already
+ * suspect (they missed the same probes), so the set panics before anything is taken out. A single
+ * dead backend among answering ones still leaves at once.
  */
 import type { BackendHealth } from './types.js';
 
@@ -21,7 +27,7 @@ export function panicCheck(healths: readonly BackendHealth[], thresholdRatio: nu
   for (const h of healths) {
     if (h === 'draining') continue;
     counted++;
-    if (h === 'up' || h === 'suspect') healthy++;
+    if (h === 'up') healthy++;
   }
   // An empty (or all-draining) set has nothing to protect; threshold 0 disables panic.
   const panic = thresholdRatio > 0 && counted > 0 && healthy / counted < thresholdRatio;

@@ -28,7 +28,9 @@ describe('scoring panic threshold', function () {
     expect(panicCheck(['up', 'down', 'down'], 0.5)).to.deep.equal({ panic: true, healthy: 1, counted: 3 });
     expect(panicCheck(['up', 'down'], 0.5).panic).to.equal(false); // exactly half is not below
     expect(panicCheck(['suspect', 'returning', 'down'], 0.5).panic).to.equal(true);
-    expect(panicCheck(['suspect', 'up', 'down'], 0.5).panic).to.equal(false);
+    // A suspect is not evidence that the observer sees it: one up of three is a panic.
+    expect(panicCheck(['suspect', 'up', 'down'], 0.5).panic).to.equal(true);
+    expect(panicCheck(['up', 'up', 'suspect', 'down'], 0.5).panic).to.equal(false);
   });
 
   it('does not count draining backends, and threshold 0 disables it', function () {
