@@ -354,7 +354,7 @@ export class Controller {
     else if (a.kind === 'missing')
       this.logger.warn(
         { node: link.name, pipes: a.pipes },
-        'admission pipes missing: the LB config lacks SIPWEIGH_ADMISSION',
+        'admission pipes missing: the LB config lacks SIPWEIGH_ADMISSION_CONTROL',
       );
     else if (a.kind === 'failed' && push.kind !== 'failed')
       this.logger.warn({ node: link.name, reason: a.reason }, 'admission limit not set');

@@ -32,7 +32,7 @@ export type AdmissionOutcome =
   | { readonly kind: 'off' }
   | { readonly kind: 'in_sync' }
   | { readonly kind: 'applied'; readonly pipes: readonly { pipe: string; limitCps: LimitCps }[] }
-  /** The LB has no such pipe: its config does not enable SIPWEIGH_ADMISSION. */
+  /** The LB has no such pipe: its config does not enable SIPWEIGH_ADMISSION_CONTROL (lb.cfg: SW_ADMISSION). */
   | { readonly kind: 'missing'; readonly pipes: readonly string[] }
   | { readonly kind: 'failed'; readonly reason: string };
 

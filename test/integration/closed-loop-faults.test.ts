@@ -1,0 +1,225 @@
+/**
+ * The closed loop when things go wrong, every part real (lab on 127.11.x.x): the controller killed
+ * under load, the LB's JSON-RPC cut for 30 s (through a TCP relay the test controls, so the LB keeps
+ * serving calls), every agent frozen at once (a partition as the controller sees it), and offered
+ * load above the pool's capacity (admission control driven by the controller).
+ */
+import { expect } from 'chai';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { readPipeLimits, admissionPipeName } from '../../src/kamailio/admission.js';
+import type { KamailioRpcClient } from '../../src/kamailio/rpc.js';
+import { freezeMember, killMember, labProcess } from '../../src/lab/lab-control.js';
+import { startLab, type RunningLab } from '../../src/lab/lab.js';
+import { processTreeCpuMs } from '../../src/lab/process-cpu.js';
+import { pidAlive } from '../../src/lab/processes.js';
+import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
+import { runSippClient, startSipp } from '../../src/lab/sipp.js';
+import { sipweighCommand } from '../../src/lab/self-command.js';
+import { eventually, sleep } from '../support/harness.js';
+import { formatWeights, labRpc, ratioError, readWeights, WeightWatcher } from '../support/lb-watch.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
+
+const CAPACITIES = new Map([
+  ['be1', 25],
+  ['be2', 50],
+  ['be3', 100],
+]);
+const POOL = 175;
+const PROXY = { address: '127.11.0.9', port: 5071 };
+
+describe('closed loop under faults (real LB, backends, agents, controller)', function () {
+  this.timeout(300000);
+  let lab: RunningLab | undefined;
+  let rpc: KamailioRpcClient | undefined;
+  let watcher: WeightWatcher | undefined;
+  let proxy: TcpProxy | undefined;
+  let controllerLog = '';
+
+  /** The lab's controller config, pointed at the relay instead of the LB's RPC port. */
+  function startController(): number {
+    const file = lab!.state.configs.controller;
+    const cfg = parse(readFileSync(file, 'utf8')) as { lb_nodes: { rpc: { url: string } }[] };
+    cfg.lb_nodes[0]!.rpc.url = `http://${PROXY.address}:${PROXY.port}/RPC`;
+    const viaProxy = join(lab!.state.dir, 'controller-via-proxy.yaml');
+    writeFileSync(viaProxy, stringify(cfg), { mode: 0o600 });
+    const self = sipweighCommand();
+    const p = lab!.group.spawn('controller', self.cmd, [...self.args, 'controller', '--config', viaProxy]);
+    controllerLog = p.logFile;
+    return p.pid;
+  }
+
+  const logLines = (): Record<string, unknown>[] =>
+    readFileSync(controllerLog, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  before(async function () {
+    lab = await startLab({
+      backends: 3,
+      capacities: [...CAPACITIES.values()],
+      net: 11,
+      dir: mkdtempSync(join(tmpdir(), 'sipweigh-faults-')),
+    });
+    const { rpc: lbRpc } = lab.state.plan.lb;
+    proxy = await TcpProxy.start({
+      listen: PROXY,
+      target: { address: lbRpc.address, port: lbRpc.port },
+      localAddress: lbRpc.address,
+    });
+    startController();
+    rpc = labRpc(lab);
+    watcher = new WeightWatcher(rpc, 200).start();
+    await eventually(
+      async () => {
+        const w = await readWeights(rpc!);
+        return w !== null && [...w.values()].every((x) => x > 0) && ratioError(w, CAPACITIES) <= 0.1;
+      },
+      'the controller’s first push',
+      30000,
+      200,
+    );
+  });
+
+  after(async function () {
+    watcher?.stop();
+    rpc?.close();
+    await lab?.stop();
+    await proxy?.close();
+  });
+
+  function load(name: string, rate: number, seconds: number) {
+    const { plan } = lab!.state;
+    return startSipp(lab!.group, {
+      name,
+      scenario: LAB_SCENARIOS.uac,
+      localIp: plan.client.address,
+      localPort: 5060,
+      remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
+      rate,
+      maxCalls: rate * seconds,
+      timeoutS: seconds + 30,
+    });
+  }
+
+  it('keeps the LB on its weights when the LB’s JSON-RPC is cut for 30 s: no crash, no spin, converges after', async () => {
+    const pid = labProcess(lab!, 'controller').pid;
+    const before = (await readWeights(rpc!))!;
+    proxy!.setUp(false);
+    const cpuBefore = processTreeCpuMs(pid).cpuMs;
+    // Something the controller must push: be1 drained by its agent (SIGUSR1) while the LB is cut off.
+    process.kill(labProcess(lab!, 'agent-be1').pid, 'SIGUSR1');
+    await sleep(30000);
+    const cpuMs = Math.round(processTreeCpuMs(pid).cpuMs - cpuBefore);
+    expect(pidAlive(pid), 'controller alive').to.equal(true);
+    expect(formatWeights((await readWeights(rpc!))!), 'LB untouched while cut off').to.equal(
+      formatWeights(before),
+    );
+    process.stdout.write(
+      `      (30 s cut: ${proxy!.refusedWhileDown} connection attempts, controller CPU ${cpuMs} ms)\n`,
+    );
+    // Backoff to 10 s at most: a handful of attempts, not a spin.
+    expect(proxy!.refusedWhileDown, 'attempts while cut').to.be.within(1, 30);
+    expect(cpuMs, 'controller CPU over the 30 s').to.be.below(10000);
+    proxy!.setUp(true);
+    const back = Date.now();
+    const applied = await eventually(
+      () => watcher!.firstAfter(back, (w) => w.get('be1') === 0),
+      'the drain pushed after the LB returned',
+      20000,
+      100,
+    );
+    process.stdout.write(`      (converged ${applied - back} ms after the RPC returned)\n`);
+    expect(applied - back, 'within one backoff step (10 s) plus a cycle').to.be.below(12000);
+    process.kill(labProcess(lab!, 'agent-be1').pid, 'SIGUSR2');
+    await eventually(async () => ((await readWeights(rpc!))?.get('be1') ?? 0) > 0, 'be1 undrained', 20000);
+  });
+
+  it('keeps the last weights when every agent goes silent at once (panic threshold), and says so', async () => {
+    await eventually(
+      async () => ratioError((await readWeights(rpc!))!, CAPACITIES) <= 0.1,
+      'weights settled',
+      30000,
+      200,
+    );
+    const before = formatWeights((await readWeights(rpc!))!);
+    const agents = ['agent-be1', 'agent-be2', 'agent-be3'];
+    agents.forEach((a) => freezeMember(lab!, a, true));
+    try {
+      await eventually(
+        () => logLines().some((l) => String(l.msg).startsWith('PANIC')),
+        'the controller logs its panic',
+        15000,
+        200,
+      );
+      await sleep(3000);
+      expect(formatWeights((await readWeights(rpc!))!), 'weights kept through the partition').to.equal(
+        before,
+      );
+    } finally {
+      agents.forEach((a) => freezeMember(lab!, a, false));
+    }
+    await eventually(
+      () => logLines().some((l) => String(l.msg).startsWith('panic over')),
+      'panic over',
+      20000,
+      200,
+    );
+  });
+
+  it('admits what the pool can carry at 130 % offered load: admitted calls succeed, the excess gets 503', async () => {
+    const pipe = admissionPipeName(1);
+    const limit = await eventually(
+      async () => (await readPipeLimits(rpc!)).get(pipe)?.limitCps ?? null,
+      'the controller sets the admission limit',
+      20000,
+      200,
+    );
+    process.stdout.write(`      (limit set by the controller: ${limit} calls/s for a pool of ${POOL})\n`);
+    expect(limit).to.be.within(0.8 * POOL, POOL);
+    const { plan } = lab!.state;
+    const seconds = 15;
+    const rate = Math.round(1.3 * POOL);
+    const r = await runSippClient(lab!.group, {
+      name: 'uac-overload',
+      scenario: LAB_SCENARIOS.uacAdmission,
+      localIp: plan.client.address,
+      localPort: 5060,
+      remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
+      rate,
+      maxCalls: rate * seconds,
+      timeoutS: seconds + 40,
+      traceCounts: true,
+    });
+    const answered = r.counts['4_200_Recv'] ?? 0;
+    const refused = r.counts['3_503_Recv'] ?? 0;
+    const failedAmongAdmitted = r.stats.created - r.stats.successful;
+    process.stdout.write(
+      `      (130 %: ${r.stats.created} calls, ${answered} answered, ${refused} refused with 503, ` +
+        `${failedAmongAdmitted} admitted calls failed; carried ${(answered / seconds).toFixed(1)} calls/s)\n`,
+    );
+    expect(refused, 'the excess got 503').to.be.greaterThan(0);
+    expect(
+      failedAmongAdmitted / Math.max(1, answered + failedAmongAdmitted),
+      'failed among admitted',
+    ).to.be.below(0.01);
+    expect(answered / seconds, 'carried calls/s').to.be.at.least(0.9 * POOL * 0.95);
+  });
+
+  it('keeps calls completing on the last weights when the controller is SIGKILLed under load', async () => {
+    const uac = await load('uac-orphan', 60, 15);
+    await sleep(2000);
+    await killMember(lab!, 'controller');
+    const before = formatWeights((await readWeights(rpc!))!);
+    const r = await uac.done();
+    expect(formatWeights((await readWeights(rpc!))!), 'LB weights after the controller died').to.equal(
+      before,
+    );
+    expect(r.stats.created).to.equal(900);
+    expect(r.stats.failed, 'failed calls with the controller dead').to.equal(0);
+    expect(r.stats.successful).to.equal(900);
+  });
+});
