@@ -161,11 +161,14 @@ export function poolSettled(targets: readonly DispatcherTarget[], fraction = 0.8
  * Where failed calls gave up, from sipp's `-trace_counts` file (`;`-separated, one column per
  * scenario step and counter, e.g. `3_200_Timeout`, `7_ACK_Sent`, `10_200_Timeout`; last row
  * cumulative): timeouts before the ACK is sent are calls whose INVITE was never answered (sent to
- * the dead backend), timeouts from the ACK on are established calls that lost their BYE.
+ * the dead backend), timeouts from the ACK on are established calls that lost their BYE; unexpected
+ * replies (a 503 from the LB, say) are counted apart.
  */
 export interface FailureSplit {
   readonly unanswered: number;
   readonly byeLost: number;
+  /** Calls ended by a reply the scenario did not expect (a 503, a 481): not a failover symptom. */
+  readonly unexpected: number;
 }
 
 export function splitFailures(countsCsv: string): FailureSplit | null {
@@ -179,14 +182,16 @@ export function splitFailures(countsCsv: string): FailureSplit | null {
   const ackStep = step(ackCol);
   let unanswered = 0;
   let byeLost = 0;
+  let unexpected = 0;
   header.forEach((col, i) => {
-    if (!/^\d+_.+_Timeout$/.test(col)) return;
     const n = Number(last[i]);
     if (!Number.isFinite(n)) return;
+    if (/^\d+_.+_Unexp$/.test(col)) unexpected += n;
+    if (!/^\d+_.+_Timeout$/.test(col)) return;
     if (step(col) < ackStep) unanswered += n;
     else byeLost += n;
   });
-  return { unanswered, byeLost };
+  return { unanswered, byeLost, unexpected };
 }
 
 export interface KillResult {
@@ -257,6 +262,7 @@ export interface ModeSummary {
   readonly failedCalls: Distribution | null;
   readonly unanswered: Distribution | null;
   readonly byeLost: Distribution | null;
+  readonly unexpected: Distribution | null;
   readonly unsettled: number;
 }
 
@@ -273,6 +279,7 @@ export function summariseMode(o: ModeOutcome): ModeSummary {
       failedCalls: null,
       unanswered: null,
       byeLost: null,
+      unexpected: null,
       unsettled: 0,
     };
   }
@@ -287,6 +294,7 @@ export function summariseMode(o: ModeOutcome): ModeSummary {
     failedCalls: distribution(o.kills.map((k) => k.failed)),
     unanswered: distribution(o.kills.flatMap((k) => (k.split ? [k.split.unanswered] : []))),
     byeLost: distribution(o.kills.flatMap((k) => (k.split ? [k.split.byeLost] : []))),
+    unexpected: distribution(o.kills.flatMap((k) => (k.split ? [k.split.unexpected] : []))),
     unsettled: o.kills.filter((k) => !k.settledBefore).length,
   };
 }
@@ -302,12 +310,12 @@ const dist = (d: Distribution | null) => (d ? `${f0(d.min)} / ${f0(d.median)} / 
 /** One row per kill, then one per mode with min / median / max. */
 export function formatFailoverTable(outcomes: readonly ModeOutcome[]): string {
   const lines = [
-    '| mode | kill | backend | share at kill | kill → out of rotation, ms | calls | failed | unanswered INVITE | BYE lost | note |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| mode | kill | backend | share at kill | kill → out of rotation, ms | calls | failed | unanswered INVITE | BYE lost | unexpected reply | note |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const o of outcomes) {
     if (!o.runnable) {
-      lines.push(`| ${LABEL[o.mode]} | - | - | - | not runnable | - | - | - | - | ${o.reason} |`);
+      lines.push(`| ${LABEL[o.mode]} | - | - | - | not runnable | - | - | - | - | - | ${o.reason} |`);
       continue;
     }
     for (const k of o.kills) {
@@ -315,27 +323,29 @@ export function formatFailoverTable(outcomes: readonly ModeOutcome[]): string {
         k.outMs === null ? 'never left rotation' : '',
         k.settledBefore ? '' : 'pool not back at rest before the kill',
       ].filter((s) => s !== '');
+      const split = k.split
+        ? [k.split.unanswered, k.split.byeLost, k.split.unexpected]
+        : ['n/a', 'n/a', 'n/a'];
       lines.push(
         `| ${LABEL[o.mode]} | ${k.kill} | ${k.backend} | ${(k.shareAtKill * 100).toFixed(0)} % | ` +
-          `${k.outMs === null ? 'n/a' : f0(k.outMs)} | ${k.calls} | ${k.failed} | ` +
-          `${k.split ? k.split.unanswered : 'n/a'} | ${k.split ? k.split.byeLost : 'n/a'} | ${notes.join('; ')} |`,
+          `${k.outMs === null ? 'n/a' : f0(k.outMs)} | ${k.calls} | ${k.failed} | ${split.join(' | ')} | ${notes.join('; ')} |`,
       );
     }
   }
   lines.push(
     '',
-    '| mode | kills | kill → out, ms | failed calls per kill | of which unanswered INVITE | of which BYE lost |',
-    '|---|---|---|---|---|---|',
+    '| mode | kills | kill → out, ms | failed calls per kill | of which unanswered INVITE | BYE lost | unexpected reply |',
+    '|---|---|---|---|---|---|---|',
   );
   for (const s of outcomes.map(summariseMode)) {
     if (!s.runnable) {
-      lines.push(`| ${LABEL[s.mode]} | 0 | not runnable: ${s.reason ?? ''} | n/a | n/a | n/a |`);
+      lines.push(`| ${LABEL[s.mode]} | 0 | not runnable: ${s.reason ?? ''} | n/a | n/a | n/a | n/a |`);
       continue;
     }
     const undetected = s.undetected > 0 ? ` (${s.undetected} never out)` : '';
     lines.push(
       `| ${LABEL[s.mode]} | ${s.kills} | ${dist(s.outMs)}${undetected} | ${dist(s.failedCalls)} | ` +
-        `${dist(s.unanswered)} | ${dist(s.byeLost)} |`,
+        `${dist(s.unanswered)} | ${dist(s.byeLost)} | ${dist(s.unexpected)} |`,
     );
   }
   lines.push('(min / median / max over the kills)');
@@ -369,6 +379,7 @@ export function failoverSummaryJson(outcomes: readonly ModeOutcome[], setup: Fai
       failed_calls: rounded(s.failedCalls),
       unanswered_invites: rounded(s.unanswered),
       bye_lost: rounded(s.byeLost),
+      unexpected_replies: rounded(s.unexpected),
       unsettled: s.unsettled,
     };
   };
