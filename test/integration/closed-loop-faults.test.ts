@@ -73,13 +73,20 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
     startController();
     rpc = labRpc(lab);
     watcher = new WeightWatcher(rpc, 200).start();
+    // The lab's list already has capacity-proportional weights: wait for the controller's own push.
+    await eventually(
+      () => logLines().some((l) => l.msg === 'dispatcher list pushed and verified'),
+      'the controller’s first push',
+      60000,
+      200,
+    );
     await eventually(
       async () => {
         const w = await readWeights(rpc!);
         return w !== null && [...w.values()].every((x) => x > 0) && ratioError(w, CAPACITIES) <= 0.1;
       },
-      'the controller’s first push',
-      30000,
+      'weights settled after the first push',
+      60000,
       200,
     );
   });
@@ -173,9 +180,12 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
   it('admits what the pool can carry at 130 % offered load: admitted calls succeed, the excess gets 503', async () => {
     const pipe = admissionPipeName(1);
     const limit = await eventually(
-      async () => (await readPipeLimits(rpc!)).get(pipe)?.limitCps ?? null,
-      'the controller sets the admission limit',
-      20000,
+      async () => {
+        const l = (await readPipeLimits(rpc!)).get(pipe)?.limitCps ?? null;
+        return l !== null && l >= 0.8 * POOL ? l : null;
+      },
+      'the controller sets the admission limit near the pool capacity',
+      30000,
       200,
     );
     process.stdout.write(`      (limit set by the controller: ${limit} calls/s for a pool of ${POOL})\n`);
