@@ -111,6 +111,7 @@ interface Scored {
   readonly memory: BackendMemory;
   readonly knowledge: Knowledge;
   readonly pressures: SignalValues;
+  readonly values: SignalValues;
   readonly pressure: number | null;
   readonly dominant: SignalName | null;
 }
@@ -130,8 +131,11 @@ function scoreBackend(
   else m = foldReport(m, s, now, p);
   const pressures = {} as Record<SignalName, number | null>;
   const latest = {} as Record<SignalName, number | null>;
+  const values = {} as Record<SignalName, number | null>;
   for (const name of SIGNAL_NAMES) {
     pressures[name] = current(m.smoothed[name], now, p.report_stale_ms);
+    const knee = p.signals[name].knee;
+    values[name] = pressures[name] === null || knee === null ? null : (pressures[name] as number) * knee;
     latest[name] = current(m.latest[name], now, p.report_stale_ms);
   }
   const top = tightest(pressures);
@@ -143,6 +147,7 @@ function scoreBackend(
     memory: m,
     knowledge: knowledgeOf(s, now, p),
     pressures,
+    values,
     pressure: top?.pressure ?? null,
     dominant: top?.dominant ?? null,
   };
@@ -227,6 +232,7 @@ function scoreSet(
       capacityCps: sample.capacity,
       knowledge: b.knowledge,
       pressures: b.pressures,
+      values: b.values,
       pressure: b.pressure,
       dominant: b.dominant,
       factor: m.derating.factor,

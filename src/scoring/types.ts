@@ -72,6 +72,8 @@ export interface BackendScore {
   readonly knowledge: Knowledge;
   /** Smoothed pressure per signal (null: unknown or disabled). */
   readonly pressures: SignalValues;
+  /** The same smoothed figures in the unit each signal's name carries (ms, bytes, drops/s, ratio...). */
+  readonly values: SignalValues;
   /** The tightest smoothed pressure, and which signal it came from (null when nothing is known). */
   readonly pressure: number | null;
   readonly dominant: SignalName | null;

@@ -53,6 +53,7 @@ describe('scoring cycle', function () {
     });
     expect(c?.assignment).to.deep.equal({ phase: 'normal', weight: 100 });
     expect(c?.pressures.options_rtt_ms).to.be.closeTo(0.2 / RTT_KNEE, 1e-12);
+    expect(c?.values.options_rtt_ms).to.be.closeTo(0.2, 1e-12); // in ms, for the operator
     expect(out.rejected).to.deep.equal([]);
   });
 
@@ -73,7 +74,7 @@ describe('scoring cycle', function () {
     const start = scoreCycle(initialScorerState(), pool(1_000), 1_000, P).state;
     const suspect = scoreCycle(start, pool(1_250, { b: 'suspect' }), 1_250, P);
     expect(weightsOf(setOf(suspect.sets))).to.deep.equal({ a: 25, b: 50, c: 100 });
-    const out = scoreCycle(suspect.state, pool(1_500, { a: 'draining', b: 'suspect', c: 'down' }), 1_500, P);
+    const out = scoreCycle(suspect.state, pool(1_500, { a: 'draining', c: 'down' }), 1_500, P);
     const r = scored(setOf(out.sets));
     // a and c go to 0 in one cycle (from 25 and 100); b, alone now, rises by the bounded step only.
     expect(weightsOf(r)).to.deep.equal({ a: 0, b: 50 + P.max_weight_step, c: 0 });
