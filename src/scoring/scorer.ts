@@ -81,6 +81,8 @@ function sampleProblem(s: BackendSample, seen: ReadonlySet<string>): string | nu
   if (!HEALTH_KINDS.has(s.health)) return `unknown health ${String(s.health)}`;
   if (s.report !== null && (typeof s.report.at !== 'number' || !Number.isFinite(s.report.at)))
     return 'report.at must be a finite number';
+  if (s.report !== null && (typeof s.report.metrics !== 'object' || s.report.metrics === null))
+    return 'report.metrics must be an object';
   return null;
 }
 

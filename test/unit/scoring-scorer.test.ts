@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import type { ReportMetrics } from '../../src/heartbeat/messages.js';
 import {
   initialScorerState,
   scoreCycle,
@@ -216,9 +217,11 @@ describe('scoring cycle', function () {
       sample('z', -5),
       sample('n', NaN),
       { ...sample('h', 10), health: 'weird' as BackendHealth },
+      { ...sample('m', 10), report: { at: 0, metrics: null as unknown as ReportMetrics } },
+      { ...sample('t', 10), report: { at: NaN, metrics: quietMetrics() } },
     ];
     const out = scoreCycle(initialScorerState(), samples, 0, P);
-    expect(out.rejected.map((r) => r.id)).to.deep.equal(['a', 'z', 'n', 'h']);
+    expect(out.rejected.map((r) => r.id)).to.deep.equal(['a', 'z', 'n', 'h', 'm', 't']);
     expect(out.rejected[0]?.reason).to.include('duplicate');
     expect(weightsOf(setOf(out.sets))).to.deep.equal({ a: 100 });
   });
