@@ -210,6 +210,8 @@ export interface KillResult {
   readonly split: FailureSplit | null;
   /** The pool was back at rest (restarted backend at its full share) before this kill. */
   readonly settledBefore: boolean;
+  /** Live backends seen out of rotation just before the kill or until the victim left: false alarms. */
+  readonly othersOut: readonly string[];
 }
 
 export type ModeOutcome =
@@ -264,6 +266,8 @@ export interface ModeSummary {
   readonly byeLost: Distribution | null;
   readonly unexpected: Distribution | null;
   readonly unsettled: number;
+  /** Kills during which a live backend was out of rotation too. */
+  readonly falseAlarms: number;
 }
 
 export function summariseMode(o: ModeOutcome): ModeSummary {
@@ -281,6 +285,7 @@ export function summariseMode(o: ModeOutcome): ModeSummary {
       byeLost: null,
       unexpected: null,
       unsettled: 0,
+      falseAlarms: 0,
     };
   }
   const detected = o.kills.flatMap((k) => (k.outMs === null ? [] : [k.outMs]));
@@ -296,6 +301,7 @@ export function summariseMode(o: ModeOutcome): ModeSummary {
     byeLost: distribution(o.kills.flatMap((k) => (k.split ? [k.split.byeLost] : []))),
     unexpected: distribution(o.kills.flatMap((k) => (k.split ? [k.split.unexpected] : []))),
     unsettled: o.kills.filter((k) => !k.settledBefore).length,
+    falseAlarms: o.kills.filter((k) => k.othersOut.length > 0).length,
   };
 }
 
@@ -322,6 +328,7 @@ export function formatFailoverTable(outcomes: readonly ModeOutcome[]): string {
       const notes = [
         k.outMs === null ? 'never left rotation' : '',
         k.settledBefore ? '' : 'pool not back at rest before the kill',
+        k.othersOut.length > 0 ? `live backend also out: ${k.othersOut.join(', ')}` : '',
       ].filter((s) => s !== '');
       const split = k.split
         ? [k.split.unanswered, k.split.byeLost, k.split.unexpected]
@@ -381,6 +388,7 @@ export function failoverSummaryJson(outcomes: readonly ModeOutcome[], setup: Fai
       bye_lost: rounded(s.byeLost),
       unexpected_replies: rounded(s.unexpected),
       unsettled: s.unsettled,
+      false_alarms: s.falseAlarms,
     };
   };
   const o = setup.options;

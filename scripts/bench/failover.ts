@@ -62,6 +62,7 @@ import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import {
   failoverSummaryJson,
   formatFailoverTable,
+  isOutOfRotation,
   killJitterMs,
   parseFailoverOptions,
   poolSettled,
@@ -117,6 +118,9 @@ function killBackend(lab: RunningLab, id: string): number {
   }
   return t0;
 }
+
+/** The backend as the lab's dispatcher list names it. */
+const backendUri = (be: BackendPlan) => `sip:${be.sip.address}:${be.sip.port}`;
 
 /** Brings a killed backend back: its Kamailio, and its agent when the lab runs agents. */
 async function restartBackend(lab: RunningLab, be: BackendPlan, withAgent: boolean): Promise<void> {
@@ -183,7 +187,7 @@ async function killOnce(
 ): Promise<KillResult> {
   const plan = lab.state.plan;
   const setId = plan.lb.dispatcherSet;
-  const uri = `sip:${be.sip.address}:${be.sip.port}`;
+  const uri = backendUri(be);
   // Only a bound: sipp is told to stop placing calls long before.
   const boundS = o.warmupS + o.recoverS + o.outDeadlineMs / 1000 + o.afterKillS + o.afterOutMs / 1000;
   const sipp = await startSipp(lab.group, {
@@ -207,8 +211,16 @@ async function killOnce(
     const jitter = killJitterMs(kill, o.kills, o.pingIntervalS * 1000, Math.random());
     const warm = started + o.warmupS * 1000 + jitter - performance.now();
     if (warm > 0) await sleep(warm);
-    const shareAtKill = rotationShare(await readTargets(rpc, setId), uri);
-    if (shareAtKill === 0) throw new Error(`${be.id} was out of rotation before the kill`);
+    // The victim itself out of rotation now (aggressive probing on a starved machine can take a live
+    // backend out): wait, bounded, for it to come back rather than time a kill of nothing.
+    let before = await readTargets(rpc, setId);
+    for (let i = 0; i < 3 && rotationShare(before, uri) === 0; i++) {
+      log(`${mode}: ${be.id} out of rotation before its kill; waiting for it to come back`);
+      await waitForTargets(rpc, setId, poolSettled, { timeoutMs: o.recoverS * 1000, stableMs: 0 });
+      before = await readTargets(rpc, setId);
+    }
+    const shareAtKill = rotationShare(before, uri);
+    if (shareAtKill === 0) throw new Error(`${be.id} stayed out of rotation: nothing to kill`);
     const t0 = killBackend(lab, be.id);
     const out = await watchOutOfRotation(rpc, setId, uri, {
       sinceMs: t0,
@@ -222,6 +234,11 @@ async function killOnce(
     const guard = setTimeout(() => void sipp.process.stop(), o.recvTimeoutMs * 4 + 10000);
     const { stats } = await sipp.done().finally(() => clearTimeout(guard));
     const scenario = basename(LAB_SCENARIOS.uac, '.xml');
+    const idOf = (u: string) => plan.backends.find((x) => backendUri(x) === u)?.id ?? u;
+    const falseAlarms = new Set([
+      ...before.filter((t) => t.uri !== uri && isOutOfRotation(t)).map((t) => t.uri),
+      ...out.othersOut,
+    ]);
     return {
       mode,
       kill,
@@ -233,6 +250,7 @@ async function killOnce(
       failed: stats.failed,
       split: readFailureSplit(join(lab.group.runDir, `${scenario}_${sipp.process.pid}_counts.csv`)),
       settledBefore,
+      othersOut: [...falseAlarms].map(idOf),
     };
   } finally {
     await sipp.process.stop();

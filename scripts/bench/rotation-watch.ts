@@ -21,6 +21,8 @@ export interface OutOfRotation {
   readonly ms: number | null;
   readonly polls: number;
   readonly failedPolls: number;
+  /** Other destinations of the set seen out of rotation meanwhile (live backends taken out: false alarms). */
+  readonly othersOut: readonly string[];
 }
 
 /**
@@ -36,20 +38,23 @@ export async function watchOutOfRotation(
 ): Promise<OutOfRotation> {
   let polls = 0;
   let failedPolls = 0;
+  const othersOut = new Set<string>();
   while (performance.now() - opts.sinceMs < opts.deadlineMs) {
     polls++;
     try {
       const targets = await readTargets(client, setId);
       const at = performance.now();
+      for (const x of targets) if (x.uri !== uri && isOutOfRotation(x)) othersOut.add(x.uri);
       const t = targets.find((x) => x.uri === uri);
       // Removed from the list altogether is out of rotation too.
-      if (!t || isOutOfRotation(t)) return { ms: at - opts.sinceMs, polls, failedPolls };
+      if (!t || isOutOfRotation(t))
+        return { ms: at - opts.sinceMs, polls, failedPolls, othersOut: [...othersOut] };
     } catch {
       failedPolls++;
     }
     await sleep(opts.periodMs);
   }
-  return { ms: null, polls, failedPolls };
+  return { ms: null, polls, failedPolls, othersOut: [...othersOut] };
 }
 
 /** What a destination looks like to ds_select_dst: its state and relative weight. */

@@ -44,6 +44,7 @@ function kill(over: Partial<KillResult>): KillResult {
     failed: 100,
     split: { unanswered: 90, byeLost: 10, unexpected: 0 },
     settledBefore: true,
+    othersOut: [],
     ...over,
   };
 }
@@ -163,7 +164,7 @@ describe('bench failover: summary', () => {
     kills: [
       kill({ kill: 1, outMs: 1800.4, failed: 104 }),
       kill({ kill: 2, outMs: 1129.6, failed: 99, split: { unanswered: 76, byeLost: 23, unexpected: 0 } }),
-      kill({ kill: 3, outMs: 1850, failed: 105, settledBefore: false }),
+      kill({ kill: 3, outMs: 1850, failed: 105, settledBefore: false, othersOut: ['be2'] }),
     ],
   };
 
@@ -182,10 +183,11 @@ describe('bench failover: summary', () => {
       seconds: 42,
       quick: true,
     });
-    const detail = (json as { kamailio_probe: { out_ms: { values: number[] }; unsettled: number } })
-      .kamailio_probe;
+    type Detail = { out_ms: { values: number[] }; unsettled: number; false_alarms: number };
+    const detail = (json as { kamailio_probe: Detail }).kamailio_probe;
     expect(detail.out_ms.values).to.deep.equal([1800, 1130, 1850]);
     expect(detail.unsettled).to.equal(1);
+    expect(detail.false_alarms).to.equal(1);
     expect((json as { sipweigh: unknown }).sipweigh).to.deep.equal({
       runnable: false,
       reason: 'controller did not start',
@@ -203,7 +205,7 @@ describe('bench failover: summary', () => {
     expect(table).to.match(
       /\| Kamailio OPTIONS probing \| 2 \| be1 \| 33 % \| 1130 \| 600 \| 99 \| 76 \| 23 \| 0 \|/,
     );
-    expect(table).to.include('pool not back at rest before the kill');
+    expect(table).to.include('pool not back at rest before the kill; live backend also out: be2');
     expect(table).to.match(
       /\| sipweigh controller \| 1 \| be1 \| 33 % \| n\/a \| 600 \| 300 \| n\/a \| n\/a \| n\/a \| never left rotation \|/,
     );
