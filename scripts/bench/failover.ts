@@ -30,16 +30,18 @@
  * capacity (after a kill the other two run at 75 %, below the collapse point), short calls (200 ms
  * hold), each call given up after 2 s without the reply it waits for. Each kill has its own sipp run:
  * the kill comes once the pool is at rest (every backend in rotation at 80 % or more of an equal
- * share, and the list unchanged for 0.8 s: a restarted backend in slow start is still being pushed up)
- * and the warm-up has passed, plus a stratified random delay that spreads
- * the kills over the 1 s ping cycle (killJitterMs); new calls go on until 2-3 s after the kill and
- * 1 s after detection, so every call that could reach the dead backend is counted. Between kills the
- * killed backend is restarted.
+ * share, and the list unchanged for 0.8 s: a restarted backend in slow start is still being pushed
+ * up) and the warm-up has passed, plus a stratified random delay that spreads the kills over the 1 s
+ * ping cycle (killJitterMs); new calls go on until 2-3 s after the kill and 1 s after detection, so
+ * every call that could reach the dead backend is counted. Between kills the killed backend is
+ * restarted. Each row also names any live backend seen out of rotation around its kill (a false
+ * alarm: aggressive probing on a starved machine), and the share of new calls the victim had.
  *
  *   npm run bench -- failover [--quick] [--kills N] [--modes kamailio_probe,sipweigh]
  *                             [--capacity CPS] [--rate CPS] [--hold-ms MS] [--ping-timeout-ms MS]
  *
- * Prints one row per kill, min / median / max per mode, and as its last line one JSON object.
+ * 5 kills per mode (--quick: 2, with shorter warm-ups: about 35-45 s). Prints one row per kill,
+ * min / median / max per mode, and as its last line one JSON object.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
