@@ -15,6 +15,11 @@ export interface SignalParams {
   readonly knee: number | null;
   /** Half-life of the signal's time-aware EWMA; 0 = take each report as it is. */
   readonly half_life_ms: number;
+  /**
+   * Take the signal as its minimum over this window before smoothing (standing.ts: a standing
+   * queue, not a burst); 0 = off. Only for queue-delay signals.
+   */
+  readonly standing_window_ms: number;
 }
 
 export interface ScoringParams {
@@ -73,28 +78,28 @@ export const DEFAULT_SCORING_PARAMS: ScoringParams = {
     // in the closed-loop tests a 5 ms knee derated backends at 43 % load, and 20 ms still did on a
     // busy 2-core host. At 50 ms it fires only on real distress, still within ~1 s of overload; the
     // receive queue (next) is the earlier warning.
-    options_rtt_ms: { knee: 50, half_life_ms: 400 },
+    options_rtt_ms: { knee: 50, half_life_ms: 400, standing_window_ms: 1_000 },
     // Early: 5–10 KB at 95 %, 120 KB after a second above capacity.
-    udp_rx_queue_bytes: { knee: 32_768, half_life_ms: 400 },
+    udp_rx_queue_bytes: { knee: 32_768, half_life_ms: 400, standing_window_ms: 1_000 },
     // Certain but late: the socket buffer is full. One drop a second is enough; a long half-life
     // keeps that evidence for a while after the drops stop.
-    udp_drops_per_s: { knee: 1, half_life_ms: 1_000 },
+    udp_drops_per_s: { knee: 1, half_life_ms: 1_000, standing_window_ms: 0 },
     // 5xx replies per second as a fraction of configured capacity (independent of req_rate, so
     // more traffic can never make it look better).
-    err5xx_ratio: { knee: 0.1, half_life_ms: 2_000 },
+    err5xx_ratio: { knee: 0.1, half_life_ms: 2_000, standing_window_ms: 0 },
     // Calls/s (req_rate / requests_per_call) over configured capacity. Only a backstop at 1.5:
     // it is the load we send, not a symptom, and a knee at 1 would ratchet the whole pool's
     // factors down whenever it is offered more than it can carry (admission's job).
-    utilisation: { knee: 1.5, half_life_ms: 1_000 },
+    utilisation: { knee: 1.5, half_life_ms: 1_000, standing_window_ms: 0 },
     // Transactions in memory per call/s of capacity (~10 when healthy); lags.
-    tm_per_cps: { knee: 40, half_life_ms: 2_000 },
+    tm_per_cps: { knee: 40, half_life_ms: 2_000, standing_window_ms: 0 },
     // Depends on call hold time, which we do not know: off unless the operator sets it.
-    dialogs_per_cps: { knee: null, half_life_ms: 2_000 },
+    dialogs_per_cps: { knee: null, half_life_ms: 2_000, standing_window_ms: 0 },
     // Host-wide and slow; flat on the emulation, meaningful on real servers.
-    cpu_util: { knee: 0.9, half_life_ms: 2_000 },
-    mem_used_ratio: { knee: 0.95, half_life_ms: 5_000 },
+    cpu_util: { knee: 0.9, half_life_ms: 2_000, standing_window_ms: 0 },
+    mem_used_ratio: { knee: 0.95, half_life_ms: 5_000, standing_window_ms: 0 },
     // Needs the core count to mean anything: off unless the operator sets it.
-    load1: { knee: null, half_life_ms: 0 },
+    load1: { knee: null, half_life_ms: 0, standing_window_ms: 0 },
   },
   requests_per_call: 3,
   report_stale_ms: 3_000,
@@ -145,6 +150,10 @@ export function validateScoringParams(p: ScoringParams): ScoringParams {
     }
     need(s.knee === null || (fin(s.knee) && s.knee > 0), `signals.${name}.knee must be > 0 or null`);
     need(fin(s.half_life_ms) && s.half_life_ms >= 0, `signals.${name}.half_life_ms must be >= 0`);
+    need(
+      fin(s.standing_window_ms) && s.standing_window_ms >= 0,
+      `signals.${name}.standing_window_ms must be >= 0`,
+    );
   }
   need(fin(p.requests_per_call) && p.requests_per_call > 0, 'requests_per_call must be > 0');
   need(fin(p.report_stale_ms) && p.report_stale_ms > 0, 'report_stale_ms must be > 0');

@@ -21,6 +21,7 @@ import { DEFAULT_SCORING_PARAMS, type ScoringParams } from './params.js';
 import { pressureRange, reportSignals, tightest } from './signals.js';
 import { rampRatio } from './slow-start.js';
 import { current, ewmaFold } from './smoothing.js';
+import { standingValue } from './standing.js';
 import {
   SIGNAL_NAMES,
   type Assignment,
@@ -52,11 +53,18 @@ function emptySmoothed(): { [K in SignalName]: Smoothed | null } {
   return s;
 }
 
+function emptyRecent(): { [K in SignalName]: readonly Smoothed[] } {
+  const r = {} as { [K in SignalName]: readonly Smoothed[] };
+  for (const name of SIGNAL_NAMES) r[name] = [];
+  return r;
+}
+
 const FRESH_MEMORY: BackendMemory = {
   lastFoldedAt: null,
   drops: null,
   smoothed: emptySmoothed(),
   latest: emptySmoothed(),
+  recent: emptyRecent(),
   derating: FRESH_DERATING,
   rotation: { kind: 'out' },
 };
@@ -94,13 +102,17 @@ function foldReport(m: BackendMemory, s: BackendSample, now: number, p: ScoringP
   const sig = reportSignals(r.metrics, r.at, s.capacity, m.drops, p);
   const smoothed = { ...m.smoothed };
   const latest = { ...m.latest };
+  const recent = { ...m.recent };
   for (const name of SIGNAL_NAMES) {
-    const v = sig.pressures[name];
-    if (v === null) continue;
+    const raw = sig.pressures[name];
+    if (raw === null) continue;
+    const standing = standingValue(m.recent[name], raw, r.at, p.signals[name].standing_window_ms);
+    recent[name] = standing.recent;
+    const v = standing.value;
     smoothed[name] = ewmaFold(smoothed[name], v, r.at, p.signals[name].half_life_ms, p.report_stale_ms);
     latest[name] = { value: v, at: r.at };
   }
-  return { ...m, lastFoldedAt: r.at, drops: sig.drops, smoothed, latest };
+  return { ...m, lastFoldedAt: r.at, drops: sig.drops, smoothed, latest, recent };
 }
 
 function knowledgeOf(s: BackendSample, now: number, p: ScoringParams): Knowledge {

@@ -89,7 +89,7 @@ export interface BackendScore {
 }
 
 export interface PanicInfo {
-  /** Backends of the set that look healthy (up or suspect). */
+  /** Backends of the set that answer (up; a suspect missed a probe, see panic.ts). */
   readonly healthy: number;
   /** Backends counted (the set minus the draining ones, which an operator took out on purpose). */
   readonly counted: number;
@@ -170,6 +170,8 @@ export interface BackendMemory {
   readonly smoothed: { readonly [K in SignalName]: Smoothed | null };
   /** Each signal's pressure in the last report that carried it (the derating law reads both). */
   readonly latest: { readonly [K in SignalName]: Smoothed | null };
+  /** Raw pressures within each signal's standing window (standing.ts); empty when it has none. */
+  readonly recent: { readonly [K in SignalName]: readonly Smoothed[] };
   readonly derating: DeratingState;
   readonly rotation: Rotation;
 }

@@ -63,7 +63,7 @@ describe('scoring params', function () {
       ...P,
       recover_below_pressure: 2,
       weight_max: 150,
-      signals: { ...P.signals, options_rtt_ms: { knee: -1, half_life_ms: 100 } },
+      signals: { ...P.signals, options_rtt_ms: { knee: -1, half_life_ms: 100, standing_window_ms: 0 } },
     };
     try {
       validateScoringParams(bad);

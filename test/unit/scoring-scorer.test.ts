@@ -114,14 +114,14 @@ describe('scoring cycle', function () {
     expect(weightsOf(setOf(again.sets))).to.deep.equal(weightsOf(setOf(first.sets)));
   });
 
-  it('an overloaded backend loses weight within a second and a half, then holds while it is in the band', function () {
+  it('an overloaded backend loses weight within 2.5 s (a standing window, then the cut), then holds while it is in the band', function () {
     let { state } = runCycles(initialScorerState(), 0, 2_000, (tt) => pool(tt));
     const t = 2_250;
     const hot = (tt: number, rtt: number) =>
       pool(tt).map((s) =>
         s.id === 'c' ? { ...s, report: { metrics: quietMetrics({ options_rtt_ms: rtt }), at: tt - 10 } } : s,
       );
-    const over = runCycles(state, t, t + 1_500, (tt) => hot(tt, 12 * RTT_KNEE));
+    const over = runCycles(state, t, t + 2_500, (tt) => hot(tt, 12 * RTT_KNEE));
     const w = weightsOf(setOf(over.last.sets));
     const c = setOf(over.last.sets).backends.find((b) => b.id === 'c');
     expect(c?.dominant).to.equal('options_rtt_ms');
@@ -130,7 +130,7 @@ describe('scoring cycle', function () {
     expect(w.a ?? 0).to.be.greaterThan(25);
     expect(w.b ?? 0).to.be.greaterThan(50);
     state = over.state;
-    const band = runCycles(state, t + 1_750, t + 6_000, (tt) => hot(tt, 0.8 * RTT_KNEE));
+    const band = runCycles(state, t + 2_750, t + 7_000, (tt) => hot(tt, 0.8 * RTT_KNEE));
     const held = band.outs.map((o) => weightsOf(setOf(o.sets)));
     // The latest report is in the band: the cut stops at once, and nothing moves while it stays there.
     expect(new Set(held.slice(1).map((x) => JSON.stringify(x))).size).to.equal(1);

@@ -29,8 +29,8 @@ const ALL_ON: ScoringParams = {
   ...P,
   signals: {
     ...P.signals,
-    dialogs_per_cps: { knee: 10, half_life_ms: 0 },
-    load1: { knee: 4, half_life_ms: 0 },
+    dialogs_per_cps: { knee: 10, half_life_ms: 0, standing_window_ms: 0 },
+    load1: { knee: 4, half_life_ms: 0, standing_window_ms: 0 },
   },
 };
 
