@@ -53,6 +53,8 @@ export class Controller {
   /** LB nodes not pushed to, and why (their list holds sets we do not manage). */
   private readonly blocked = new Map<string, string>();
   private readonly syncs = new Map<string, NodeSync<NodeDesired, NodeOutcome>>();
+  /** Effective weight (0 = not active) of each backend as the first readable LB listed it at discovery. */
+  private listedWeights: ReadonlyMap<string, number> = new Map();
   private schedules: CronSchedules | null = null;
   private readonly params: ScoringParams;
   private readonly startedAt = performance.now();
@@ -158,6 +160,12 @@ export class Controller {
       this.logger.warn({ node: link.name, err: result.error }, 'cannot read the LB dispatcher list');
       return [];
     });
+    const first = ok[0];
+    if (first) {
+      this.listedWeights = new Map(
+        first.targets.map((t) => [t.duid ?? t.uri, t.state === 'active' ? (t.rweight ?? 1) : 0] as const),
+      );
+    }
     const { backends, notes } = mergeDiscovery(this.config.sets, ok, {
       defaultCapacity: DEFAULT_DISCOVERED_CAPACITY,
     });
@@ -243,9 +251,16 @@ export class Controller {
     this.logWeightChanges(result);
     const weights = new Map<string, number>();
     for (const set of result.sets) {
-      // A set that panicked before it was ever scored: we know nothing worth writing, so nothing is pushed.
-      if (set.weights === null) return;
-      for (const [id, w] of set.weights) weights.set(id, w);
+      // A set that panicked before it was ever scored: we know nothing worth writing, so its
+      // backends keep what the LB listed at the last discovery (other sets are pushed as usual).
+      const source = set.weights ?? this.listedWeights;
+      for (const b of set.backends) weights.set(b.id, source.get(b.id) ?? 0);
+    }
+    if (
+      result.sets.some((s) => s.weights === null && s.backends.some((b) => !this.listedWeights.has(b.id)))
+    ) {
+      // ...unless the LB never listed one of them (it could not be read): then push nothing yet.
+      return;
     }
     const managed = new Set(this.config.sets.map((s) => s.id));
     const destinations = desiredDestinations(
