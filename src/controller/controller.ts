@@ -48,6 +48,8 @@ export class Controller {
   private readonly waiting = new Set<number>();
   /** Last logged weights per set, so only changes are logged. */
   private readonly loggedWeights = new Map<number, string>();
+  /** Whether the last apply per node succeeded (transitions are logged). */
+  private readonly nodeOk = new Map<string, boolean>();
   /** Last admission outcome kind per node, so a persistent condition is logged once. */
   private readonly admissionKind = new Map<string, string>();
   /** LB nodes not pushed to, and why (their list holds sets we do not manage). */
@@ -346,6 +348,15 @@ export class Controller {
       return;
     }
     const push = o.push;
+    const wasOk = this.nodeOk.get(link.name);
+    this.nodeOk.set(link.name, outcome.ok);
+    if (outcome.ok && wasOk !== true) {
+      // First success, or the first after failures: say so once (successes are otherwise quiet).
+      this.logger.info(
+        { node: link.name, push: push.kind },
+        wasOk === false ? 'LB node reachable again, in sync' : 'LB node in sync',
+      );
+    }
     if (push.kind === 'applied') {
       this.logger.info(
         {

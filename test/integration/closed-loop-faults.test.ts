@@ -75,7 +75,7 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
     watcher = new WeightWatcher(rpc, 200).start();
     // The lab's list already has capacity-proportional weights: wait for the controller's own push.
     await eventually(
-      () => logLines().some((l) => l.msg === 'dispatcher list pushed and verified'),
+      () => logLines().some((l) => l.msg === 'LB node in sync'),
       'the controller’s first push',
       60000,
       200,
