@@ -1,197 +1,575 @@
 /**
- * `npm run demo`: the local lab at work. Three backends of unequal emulated capacity behind the
- * transparent LB, each with a sipweigh agent; the controller's heartbeat endpoint probes them while a
- * sipp load runs through the LB, and prints what it sees every second. Then: what each backend got,
- * and what the LB saw (one message per call). Everything runs on loopback and is stopped by PID at
- * the end (also on Ctrl-C or failure).
+ * `npm run demo`: sipweigh's closed loop at work, every part real and on loopback. Three Kamailio
+ * backends of unequal emulated capacity behind the transparent Kamailio LB, a sipweigh agent beside
+ * each, and `sipweigh controller` pushing dispatcher weights into the LB. sipp offers calls through
+ * the LB in rising steps; then one backend is killed (Kamailio and agent, SIGKILL) under load.
+ *
+ * Every second it prints, per backend: the weight the LB holds (read back from dispatcher.list: the
+ * truth of where calls go), the INVITEs the backend received in that second and their share, and the
+ * controller's pressure signal (from its log). At the end: calls per phase, the time from the kill
+ * to the backend's weight 0 at the LB, the final weights. Everything is stopped by PID at the end
+ * (also on Ctrl-C or failure).
  */
-import { join } from 'node:path';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { loadControllerConfig } from '../src/config/load.js';
-import { endpointOptionsFromConfig } from '../src/heartbeat/config.js';
-import { ControllerEndpoint } from '../src/heartbeat/controller-endpoint.js';
-import { applyDiscovery } from '../src/discovery/apply.js';
-import { mergeDiscovery } from '../src/discovery/merge.js';
+import { join } from 'node:path';
+import { fetchDispatcherList } from '../src/kamailio/fetch-dispatcher-list.js';
 import { KamailioRpcClient } from '../src/kamailio/rpc.js';
-import { initialDestinations, startLab, type RunningLab } from '../src/lab/lab.js';
+import { killMember } from '../src/lab/lab-control.js';
+import { startLab, type RunningLab } from '../src/lab/lab.js';
 import { LAB_SCENARIOS } from '../src/lab/scenarios.js';
-import { runSippClient } from '../src/lab/sipp.js';
+import { findUdpSocket, parseProcNetUdp } from '../src/metrics/proc-net-udp.js';
+import type { SipEndpoint } from '../src/lab/topology.js';
+import { readSippStats, startSipp, type SippRun, type SippStats } from '../src/lab/sipp.js';
 
-const CAPACITIES = [50, 100, 200];
-const RATE = 90; // calls/s offered: about a quarter of the pool's 350
-const CALLS = 450;
-const HOLD_MS = 2000;
+// ---- the script ------------------------------------------------------------------------------------
 
-type Counters = Record<string, number>;
+/** Emulated capacity of be1, be2, be3 in calls/s: a pool of 350. */
+const CAPACITIES = [50, 100, 200] as const;
+const VICTIM = 'be2';
 
-async function coreStats(url: string, auth?: { username: string; password: string }): Promise<Counters> {
-  const rpc = new KamailioRpcClient({ url, ...(auth ?? {}), deadlineMs: 2000 });
+interface Phase {
+  readonly label: string;
+  /** Calls/s offered to the LB. */
+  readonly rate: number;
+  readonly seconds: number;
+  /** Kill the victim this long after the phase starts. */
+  readonly killAfterMs?: number;
+}
+
+// The last two steps stay under what is left after the kill (250 calls/s), so what the table
+// shows is the LB moving calls, not an overloaded pool collapsing (that is admission control's job).
+const PHASES: readonly Phase[] = [
+  { label: '60/s', rate: 60, seconds: 5 },
+  { label: '120/s', rate: 120, seconds: 5 },
+  { label: '180/s', rate: 180, seconds: 5 },
+  { label: `180/s, ${VICTIM} killed`, rate: 180, seconds: 8, killAfterMs: 1500 },
+];
+/** Seconds of table after the last call was offered, while the last calls complete. */
+const TAIL_S = 2;
+/** A call waiting longer than this for a reply fails: bounds the run when a backend dies mid-call. */
+const RECV_TIMEOUT_MS = 4000;
+/** How long the controller gets to score the set once the lab is up. */
+const FIRST_SCORE_DEADLINE_MS = 15000;
+/** A kill not seen at the LB within this is reported as not seen (and the demo fails). */
+const OUT_DEADLINE_MS = 10000;
+const OUT_POLL_MS = 50;
+/** A pressure the controller has not logged for this long is marked as old. */
+const STALE_MS = 2000;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// ---- what the LB holds: dispatcher.list ----------------------------------------------------------
+
+type Weights = ReadonlyMap<string, number>;
+
+/** Backend id (duid) -> rweight while active, 0 otherwise; null when the LB did not answer. */
+async function readWeights(rpc: KamailioRpcClient): Promise<Weights | null> {
+  const list = await fetchDispatcherList(rpc, { deadlineMs: 800 });
+  if (!list.ok) return null;
+  return new Map(list.targets.map((t) => [t.duid ?? t.uri, t.state === 'active' ? (t.rweight ?? 0) : 0]));
+}
+
+/** Polls until `id` has weight 0 at the LB: ms since `since` (a performance.now()), or null. */
+async function timeToOut(rpc: KamailioRpcClient, id: string, since: number): Promise<number | null> {
+  while (performance.now() - since < OUT_DEADLINE_MS) {
+    const w = await readWeights(rpc);
+    if (w?.get(id) === 0) return performance.now() - since;
+    await sleep(OUT_POLL_MS);
+  }
+  return null;
+}
+
+// ---- what each Kamailio counted: INVITEs received ------------------------------------------------
+
+/** `core.rcv_requests_invite` of one Kamailio, or null when it does not answer (e.g. killed). */
+async function invitesReceived(rpc: KamailioRpcClient): Promise<number | null> {
   try {
-    return (await rpc.call('stats.fetchn', ['core:'])) as Counters;
-  } finally {
-    rpc.close();
+    const r = (await rpc.call('stats.fetch', ['core:rcv_requests_invite'], { deadlineMs: 500 })) as Record<
+      string,
+      unknown
+    >;
+    const v = Number(r['core.rcv_requests_invite']);
+    return Number.isFinite(v) ? v : null;
+  } catch {
+    return null;
   }
 }
 
-const pick = (c: Counters, name: string) => c[`core.${name}`] ?? 0;
-const fmt = (v: number | null | undefined, digits = 0) =>
-  v === null || v === undefined ? '-' : v.toFixed(digits);
+/**
+ * Datagrams the kernel dropped at each SIP socket because its receive buffer was full: requests the
+ * backend never saw (so never counted), the last word on overload. Null for a socket not bound.
+ */
+function socketDrops(sockets: readonly SipEndpoint[]): (number | null)[] {
+  let rows: ReturnType<typeof parseProcNetUdp>;
+  try {
+    rows = parseProcNetUdp(readFileSync('/proc/net/udp', 'utf8'));
+  } catch {
+    return sockets.map(() => null);
+  }
+  return sockets.map((s) => findUdpSocket(rows, s.address, s.port)?.drops ?? null);
+}
 
-function table(rows: string[][]): string {
+/** Per-interval increase of cumulative counters; null while a counter does not answer. */
+class CounterDeltas {
+  private readonly last = new Map<string, number>();
+
+  next(id: string, now: number | null): number | null {
+    if (now === null) return null;
+    const prev = this.last.get(id);
+    this.last.set(id, now);
+    // A restarted Kamailio starts again from 0: count from there.
+    return prev === undefined ? null : now >= prev ? now - prev : now;
+  }
+}
+
+// ---- what the controller says: its JSON log ------------------------------------------------------
+
+interface BackendScore {
+  readonly weight: number;
+  readonly phase: string;
+  readonly pressure: number | null;
+  readonly dominant: string | null;
+}
+
+interface HealthChange {
+  /** Epoch ms of the log line. */
+  readonly at: number;
+  readonly backend: string;
+  readonly from: string;
+  readonly to: string;
+}
+
+/**
+ * Follows controller.log (pino JSON lines): the latest score per backend (logged with each change of
+ * the weights), health changes, admission limits, panics and verified pushes.
+ */
+class ControllerLog {
+  readonly scores = new Map<string, BackendScore>();
+  /** Epoch ms of the latest weights line; null until the controller first scored the set. */
+  scoredAt: number | null = null;
+  pushes = 0;
+  /** The latest limit on new calls the controller set at the LB (admission control), calls/s. */
+  admissionCps: number | null = null;
+  private offset = 0;
+  private partial = '';
+
+  constructor(private readonly file: string) {}
+
+  /** Reads what was appended since the last call; returns what to tell the operator of it. */
+  poll(): (HealthChange | string)[] {
+    let size: number;
+    try {
+      size = statSync(this.file).size;
+    } catch {
+      return []; // not written yet
+    }
+    if (size <= this.offset) return [];
+    const buf = Buffer.alloc(size - this.offset);
+    const fd = openSync(this.file, 'r');
+    try {
+      readSync(fd, buf, 0, buf.length, this.offset);
+    } finally {
+      closeSync(fd);
+    }
+    this.offset = size;
+    const lines = (this.partial + buf.toString('utf8')).split('\n');
+    this.partial = lines.pop() ?? '';
+    return lines.flatMap((l) => this.take(l));
+  }
+
+  private take(line: string): (HealthChange | string)[] {
+    let o: Record<string, unknown>;
+    try {
+      o = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return []; // not a log record (a stray print): nothing to show
+    }
+    const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+    const str = (v: unknown) => (typeof v === 'string' ? v : null);
+    if (o.msg === 'weights' && Array.isArray(o.backends)) {
+      this.scoredAt = num(o.time) ?? Date.now();
+      for (const b of o.backends as Record<string, unknown>[]) {
+        const id = str(b.id);
+        if (id === null) continue;
+        this.scores.set(id, {
+          weight: num(b.weight) ?? 0,
+          phase: str(b.phase) ?? '?',
+          pressure: num(b.pressure),
+          dominant: str(b.dominant),
+        });
+      }
+    } else if (o.msg === 'dispatcher list pushed and verified') {
+      this.pushes++;
+    } else if (o.msg === 'admission limits set' && Array.isArray(o.pipes)) {
+      // The lab's LB has one set, so one pipe.
+      this.admissionCps = num((o.pipes as Record<string, unknown>[])[0]?.limitCps) ?? this.admissionCps;
+    } else if (o.msg === 'backend health' && typeof o.backend === 'string') {
+      return [{ at: num(o.time) ?? Date.now(), backend: o.backend, from: String(o.from), to: String(o.to) }];
+    } else if (typeof o.msg === 'string' && o.msg.startsWith('PANIC')) {
+      return [o.msg];
+    }
+    return [];
+  }
+}
+
+// ---- layout ------------------------------------------------------------------------------------------
+
+/** Short names of the scorer's signals, for a narrow column. */
+const SIGNAL_SHORT: Readonly<Record<string, string>> = {
+  options_rtt_ms: 'rtt',
+  udp_rx_queue_bytes: 'queue',
+  udp_drops_per_s: 'drops',
+  err5xx_ratio: '5xx',
+  utilisation: 'util',
+  tm_per_cps: 'tm',
+  dialogs_per_cps: 'dlg',
+  cpu_util: 'cpu',
+  mem_used_ratio: 'mem',
+  load1: 'load',
+};
+
+interface Column {
+  readonly title: string;
+  readonly width: number;
+  readonly left?: boolean;
+}
+
+/** Columns of the live line before the backends, and of each backend. */
+const LEAD: readonly Column[] = [
+  { title: 't', width: 4 },
+  { title: 'offered', width: 7 },
+  { title: 'LB INV/s', width: 8 },
+  { title: 'ok/failed', width: 10 },
+];
+const PER_BACKEND: readonly Column[] = [
+  { title: 'wt', width: 3 },
+  { title: 'INV/s', width: 5 },
+  { title: 'share', width: 5 },
+  { title: ' pressure', width: 12, left: true },
+];
+
+const cells = (cols: readonly Column[], values: readonly string[], gap: string) =>
+  cols
+    .map((c, i) => (c.left ? (values[i] ?? '').padEnd(c.width) : (values[i] ?? '').padStart(c.width)))
+    .join(gap);
+const groupWidth = PER_BACKEND.reduce((a, c) => a + c.width + 1, -1);
+const leadWidth = LEAD.reduce((a, c) => a + c.width + 2, -2);
+/** The line above the column titles: each backend's name over its columns. */
+const groupLine = (titles: readonly string[]) =>
+  [' '.repeat(leadWidth), ...titles.map((t) => t.padEnd(groupWidth))].join(' | ').trimEnd();
+const liveLine = (lead: readonly string[], groups: readonly (readonly string[])[]) =>
+  [cells(LEAD, lead, '  '), ...groups.map((g) => cells(PER_BACKEND, g, ' '))].join(' | ').trimEnd();
+
+const pct = (part: number, whole: number) => (whole > 0 ? `${Math.round((100 * part) / whole)}%` : '-');
+const ms = (v: number | null) => (v === null ? 'not seen' : `${Math.round(v)} ms`);
+const weightsText = (w: Weights | null) =>
+  w === null
+    ? '(the LB did not answer)'
+    : [...w]
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([id, v]) => `${id}=${v}`)
+        .join(' ');
+
+/**
+ * " 1.64 queue": the tightest signal's pressure and name, or the phase when not in normal service.
+ * In parentheses when `stale`: the controller logs scores only with a change of the weights, so an
+ * old value is the last one known, not the current one.
+ */
+function pressureText(s: BackendScore | undefined, stale: boolean): string {
+  if (s === undefined) return '';
+  let text: string;
+  if (s.phase !== 'normal') text = s.phase.replace('_', ' ');
+  else if (s.pressure === null) text = '-';
+  else {
+    const p = s.pressure < 10 ? s.pressure.toFixed(2) : s.pressure.toFixed(0);
+    text = `${p.padStart(4)} ${SIGNAL_SHORT[s.dominant ?? ''] ?? s.dominant ?? ''}`;
+  }
+  return stale ? `(${text})` : ` ${text}`;
+}
+
+function table(rows: readonly (readonly string[])[]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows
     .map((r) =>
-      r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('   '),
+      r
+        .map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
+        .join('   ')
+        .trimEnd(),
     )
     .join('\n');
 }
 
+// ---- the run -----------------------------------------------------------------------------------------
+
+interface PhaseRun {
+  readonly phase: Phase;
+  readonly sipp: SippRun;
+  /** INVITEs each backend received in the seconds this phase was the newest one offering load. */
+  readonly invites: Map<string, number>;
+  /** Datagrams dropped at each backend's SIP socket in those seconds. */
+  readonly drops: Map<string, number>;
+}
+
+interface Kill {
+  /** Epoch ms of the SIGKILL (controller log times are epoch ms). */
+  wall: number | null;
+  outMs: number | null;
+  watch: Promise<void> | null;
+}
+
+const say = (s: string) => process.stdout.write(`${s}\n`);
+
 async function main(): Promise<number> {
-  const say = (s: string) => process.stdout.write(`${s}\n`);
+  const ids = CAPACITIES.map((_, i) => `be${i + 1}`);
+  const pool = CAPACITIES.reduce((a, b) => a + b, 0);
+  const killPhase = PHASES.find((p) => p.killAfterMs !== undefined);
+  say('sipweigh demo: adaptive SIP load balancing for Kamailio; every part real, all on loopback');
   say(
-    `sipweigh demo: LB 127.0.0.10, backends of ${CAPACITIES.join('/')} calls/s (emulated), ` +
-      `${CALLS} calls at ${RATE}/s held ${HOLD_MS / 1000} s`,
+    `  Kamailio LB 127.0.0.10 -> ${ids.map((id, i) => `${id} ${CAPACITIES[i]} calls/s`).join(', ')} ` +
+      `(emulated Kamailio backends; pool ${pool} calls/s)`,
   );
+  say(
+    `  sipp offers ${PHASES.map((p) => p.rate)
+      .filter((r, i, all) => r !== all[i - 1])
+      .join(' -> ')} calls/s through the LB; ` +
+      `${VICTIM} is SIGKILLed (Kamailio + agent) ${(killPhase?.killAfterMs ?? 0) / 1000} s into the last step`,
+  );
+
   let lab: RunningLab | undefined;
-  let heartbeat: ControllerEndpoint | undefined;
-  let ticker: NodeJS.Timeout | undefined;
+  const clients: KamailioRpcClient[] = [];
   const stop = async () => {
-    if (ticker) clearInterval(ticker);
-    await heartbeat?.close();
-    heartbeat = undefined;
+    clients.splice(0).forEach((c) => c.close());
     await lab?.stop();
     lab = undefined;
   };
   process.once('SIGINT', () => void stop().then(() => process.exit(130)));
+  const t0 = performance.now();
   try {
+    say(
+      'starting: Kamailio LB, 3 Kamailio backends each with a sipp UAS and a sipweigh agent, sipweigh controller',
+    );
     lab = await startLab({
       backends: CAPACITIES.length,
-      capacities: CAPACITIES,
+      capacities: [...CAPACITIES],
+      controller: true,
+      net: 0,
       dir: join(tmpdir(), 'sipweigh-demo'),
     });
-    const { plan } = lab.state;
-
-    // The controller's heartbeat side, from the config the lab generated: it probes every agent.
-    const config = loadControllerConfig(lab.state.configs.controller);
-    heartbeat = await ControllerEndpoint.start(endpointOptionsFromConfig(config));
-    // Backends from the config (the controller adds each LB's dispatcher.list and signed hellos).
-    applyDiscovery(heartbeat.core, mergeDiscovery(config.sets, [], { defaultCapacity: 100 }).backends);
-    heartbeat.arm();
-    const hb = heartbeat;
-    const peak = new Map<string, { dialogs: number; tm: number; rtt: number }>();
-    const track = () => {
-      for (const b of hb.core.list()) {
-        const m = b.metrics;
-        const p = peak.get(b.id) ?? { dialogs: 0, tm: 0, rtt: 0 };
-        peak.set(b.id, {
-          dialogs: Math.max(p.dialogs, m?.dialogs_active ?? 0),
-          tm: Math.max(p.tm, m?.tm_current ?? 0),
-          rtt: Math.max(p.rtt, m?.options_rtt_ms ?? 0),
-        });
-      }
+    const running = lab;
+    const { plan } = running.state;
+    const rpcTo = (url: string, auth?: { username: string; password: string }) => {
+      const c = new KamailioRpcClient({ url, ...auth });
+      clients.push(c);
+      return c;
     };
-    const live = () =>
-      hb.core
-        .list()
-        .map(
-          (b) =>
-            `${b.id} ${b.health.kind.padEnd(4)} dlg ${fmt(b.metrics?.dialogs_active).padStart(3)} tm ${fmt(b.metrics?.tm_current).padStart(4)} q ${fmt(b.metrics?.udp_rx_queue_bytes).padStart(5)}B rtt ${fmt(b.metrics?.options_rtt_ms, 1).padStart(5)}ms`,
-        )
-        .join(' | ');
-    say('lab up: LB, 3 backends with a sipp UAS and a sipweigh agent each; heartbeat probing every 200 ms');
-    // A backend is trusted after a few answers in a row (never seen -> returning -> up): wait for it.
-    for (let i = 0; i < 100 && !hb.core.list().every((b) => b.health.kind === 'up'); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    say(
-      'what the heartbeat sees (dialogs, transactions, SIP socket queue, OPTIONS round trip), each second:',
-    );
-    let seconds = 0;
-    ticker = setInterval(() => {
-      track();
-      seconds++;
-      say(`  t+${String(seconds).padStart(2)}s  ${live()}`);
-    }, 1000);
-
-    const uac = await runSippClient(lab.group, {
-      name: 'uac',
-      scenario: LAB_SCENARIOS.uac,
-      localIp: plan.client.address,
-      localPort: 5060,
-      remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
-      rate: RATE,
-      maxCalls: CALLS,
-      timeoutS: 60,
-      extraArgs: ['-d', String(HOLD_MS)],
-    });
-    clearInterval(ticker);
-    ticker = undefined;
-
-    const weights = initialDestinations(plan).map((d) => d.rweight);
-    const perBackend = await Promise.all(
-      plan.backends.map((b) => coreStats(`http://${b.sip.address}:${b.rpcPort}/RPC`)),
-    );
-    const lbStats = await coreStats(lab.state.lb_rpc_url, {
+    const lbRpc = rpcTo(running.state.lb_rpc_url, {
       username: plan.lb.rpc.username,
       password: plan.lb.rpc.password,
     });
-    const invites = perBackend.map((c) => pick(c, 'rcv_requests_invite'));
-    const total = invites.reduce((a, b) => a + b, 0) || 1;
+    const beRpc = plan.backends.map((b) => rpcTo(`http://${b.sip.address}:${b.rpcPort}/RPC`));
+    const logFile = running.state.members.find((m) => m.role === 'controller')?.log;
+    if (!logFile) throw new Error('the lab started no controller');
+    const log = new ControllerLog(logFile);
+
+    // The controller trusts an agent after a few answers in a row, then scores the set.
+    const scoreBy = performance.now() + FIRST_SCORE_DEADLINE_MS;
+    while (log.scoredAt === null && performance.now() < scoreBy) {
+      log.poll();
+      await sleep(100);
+    }
+    say(
+      `lab up in ${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
+        `${log.scoredAt !== null ? 'the controller scores the set' : 'the controller has not scored the set yet'}; ` +
+        (log.admissionCps === null ? '' : `admission limit at the LB ${log.admissionCps} calls/s; `) +
+        `weights at the LB: ${weightsText(await readWeights(lbRpc))}`,
+    );
+    say('');
+    say(
+      'each second: offered = calls/s sipp offers; LB INV/s = INVITEs the LB received (with retransmissions);',
+    );
+    say('ok/failed = calls so far. Per backend: wt = its weight at the LB (dispatcher.list, read back);');
+    say(
+      "INV/s, share = INVITEs it received; pressure = the controller's tightest load signal, 1.00 = at the",
+    );
+    say('edge of capacity (rtt = OPTIONS round trip, queue = SIP socket queue, util = calls/s). The');
+    say(
+      `controller logs it with each change of the weights; (in parentheses) = logged over ${STALE_MS / 1000} s ago`,
+    );
+    say('');
+    say(groupLine(plan.backends.map((b, i) => `${b.id}, capacity ${CAPACITIES[i]} calls/s`)));
+    say(
+      liveLine(
+        LEAD.map((c) => c.title),
+        ids.map(() => PER_BACKEND.map((c) => c.title)),
+      ),
+    );
+
+    const runs: PhaseRun[] = [];
+    const offer = async (p: Phase, i: number) => {
+      const sipp = await startSipp(running.group, {
+        name: `uac-${i + 1}`,
+        scenario: LAB_SCENARIOS.uac,
+        localIp: plan.client.address,
+        localPort: 5060 + i, // a phase's last calls overlap the next phase: one port each
+        remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
+        rate: p.rate,
+        maxCalls: p.rate * p.seconds,
+        timeoutS: p.seconds + 30,
+        extraArgs: ['-recv_timeout', String(RECV_TIMEOUT_MS)],
+      });
+      runs.push({ phase: p, sipp, invites: new Map(), drops: new Map() });
+    };
+
+    const kill: Kill = { wall: null, outMs: null, watch: null };
+    const killVictim = async () => {
+      say(`  >> SIGKILL ${VICTIM}: its Kamailio and its agent`);
+      const wall = Date.now();
+      const since = performance.now();
+      await Promise.all([killMember(running, `backend-${VICTIM}`), killMember(running, `agent-${VICTIM}`)]);
+      kill.wall = wall;
+      kill.watch = timeToOut(lbRpc, VICTIM, since).then((v) => {
+        kill.outMs = v;
+        say(
+          v === null
+            ? `  >> ${VICTIM} still has weight at the LB ${OUT_DEADLINE_MS / 1000} s after the SIGKILL`
+            : `  >> ${VICTIM} out of rotation at the LB (weight 0 in dispatcher.list) ${ms(v)} after the SIGKILL`,
+        );
+      });
+    };
+
+    const deltas = new CounterDeltas();
+    const sampleCounters = () => Promise.all([invitesReceived(lbRpc), ...beRpc.map(invitesReceived)]);
+    const [lb0, ...be0] = await sampleCounters();
+    deltas.next('lb', lb0 ?? null);
+    ids.forEach((id, i) => deltas.next(id, be0[i] ?? null));
+    const sipSockets = plan.backends.map((b) => b.sip);
+    socketDrops(sipSockets).forEach((d, i) => deltas.next(`drops-${ids[i]}`, d));
+
+    const loadSeconds = PHASES.reduce((a, p) => a + p.seconds, 0);
+    const phaseAt = new Map<number, number>(); // second -> index of the phase starting then
+    PHASES.reduce((t, p, i) => (phaseAt.set(t, i), t + p.seconds), 0);
+    const start = performance.now();
+    let killTimer: NodeJS.Timeout | undefined;
+    try {
+      for (let t = 0; t <= loadSeconds + TAIL_S; t++) {
+        if (t > 0) {
+          await sleep(Math.max(0, start + t * 1000 - performance.now()));
+          const [weights, [lbNow, ...beNow]] = await Promise.all([readWeights(lbRpc), sampleCounters()]);
+          const limitBefore = log.admissionCps;
+          for (const e of log.poll()) {
+            if (typeof e === 'string') say(`  >> controller: ${e}`);
+            else
+              say(
+                `  >> controller: ${e.backend} ${e.from} -> ${e.to}` +
+                  (kill.wall === null ? '' : ` (${ms(e.at - kill.wall)} after the SIGKILL)`),
+              );
+          }
+          // Several changes a second are possible: one line with where the second started and ended.
+          if (log.admissionCps !== limitBefore)
+            say(
+              `  >> controller: admission limit at the LB ${limitBefore ?? 'none'} -> ${log.admissionCps} calls/s`,
+            );
+          const lbRate = deltas.next('lb', lbNow ?? null);
+          const got = ids.map((id, i) => deltas.next(id, beNow[i] ?? null));
+          const sum = got.reduce<number>((a, v) => a + (v ?? 0), 0);
+          const current = runs[runs.length - 1];
+          const dropped = socketDrops(sipSockets).map((d, i) => deltas.next(`drops-${ids[i]}`, d));
+          const add = (m: Map<string, number> | undefined, id: string, v: number | null) =>
+            m?.set(id, (m.get(id) ?? 0) + (v ?? 0));
+          ids.forEach((id, i) => {
+            add(current?.invites, id, got[i] ?? null);
+            add(current?.drops, id, dropped[i] ?? null);
+          });
+          const stale = log.scoredAt === null || Date.now() - log.scoredAt >= STALE_MS;
+          const calls = runs.map((r) => readSippStats(r.sipp.statsFile));
+          const ok = calls.reduce((a, s) => a + s.successful, 0);
+          const failed = calls.reduce((a, s) => a + s.failed, 0);
+          say(
+            liveLine(
+              [
+                `${t}s`,
+                t <= loadSeconds && current ? `${current.phase.rate}/s` : '0/s',
+                lbRate === null ? '?' : String(lbRate),
+                `${ok}/${failed}`,
+              ],
+              ids.map((id, i) => [
+                String(weights?.get(id) ?? '?'),
+                got[i] === null ? 'down' : String(got[i]),
+                got[i] === null ? '' : pct(got[i] ?? 0, sum),
+                pressureText(log.scores.get(id), stale),
+              ]),
+            ),
+          );
+        }
+        const pi = phaseAt.get(t);
+        const p = pi === undefined ? undefined : PHASES[pi];
+        if (p && pi !== undefined) {
+          await offer(p, pi);
+          if (p.killAfterMs !== undefined) killTimer = setTimeout(() => void killVictim(), p.killAfterMs);
+        }
+      }
+    } finally {
+      if (killTimer) clearTimeout(killTimer);
+    }
+    await kill.watch;
+
+    // Each phase's sipp ends by itself once its last call completed or timed out (bounded above).
+    const stats: SippStats[] = [];
+    for (const r of runs) stats.push((await r.sipp.done()).stats);
+    const final = await readWeights(lbRpc);
+    log.poll();
+
     say('');
     say(
       table([
         [
-          'backend',
-          'capacity/s',
-          'rweight',
-          'INVITEs',
-          'share',
-          'ACKs',
-          'BYEs',
-          'peak dialogs',
-          'peak OPTIONS rtt',
+          'phase',
+          'offered',
+          'completed',
+          'failed',
+          ...ids.map((id) => `INVITEs at ${id}`),
+          `dropped at ${ids.join('/')}`,
         ],
-        ...plan.backends.map((b, i) => [
-          `${b.id} ${b.sip.address}`,
-          String(b.emulation?.callsPerSecond ?? '-'),
-          String(weights[i]),
-          String(invites[i]),
-          `${((100 * (invites[i] ?? 0)) / total).toFixed(1)} %`,
-          String(pick(perBackend[i]!, 'rcv_requests_ack')),
-          String(pick(perBackend[i]!, 'rcv_requests_bye')),
-          String(peak.get(b.id)?.dialogs ?? '-'),
-          `${fmt(peak.get(b.id)?.rtt, 1)} ms`,
-        ]),
-        [
-          'LB 127.0.0.10',
-          '',
-          '',
-          String(pick(lbStats, 'rcv_requests_invite')),
-          '',
-          String(pick(lbStats, 'rcv_requests_ack')),
-          String(pick(lbStats, 'rcv_requests_bye')),
-          '',
-          '',
-        ],
+        ...runs.map((r, i) => {
+          const total = [...r.invites.values()].reduce((a, b) => a + b, 0);
+          return [
+            `${r.phase.label} for ${r.phase.seconds} s`,
+            String(stats[i]?.created ?? 0),
+            String(stats[i]?.successful ?? 0),
+            String(stats[i]?.failed ?? 0),
+            ...ids.map((id) => `${r.invites.get(id) ?? 0} (${pct(r.invites.get(id) ?? 0, total)})`),
+            ids.map((id) => r.drops.get(id) ?? 0).join('/'),
+          ];
+        }),
+        ['capacity share', '', '', '', ...CAPACITIES.map((c) => pct(c, pool)), ''],
       ]),
     );
     say('');
-    const s = uac.stats;
-    const c = hb.core.counters;
     say(
-      `calls: ${s.successful} completed, ${s.failed} failed of ${s.created}; retransmissions ${s.retransmissions}`,
+      `${VICTIM} SIGKILL -> weight 0 at the LB: ${ms(kill.outMs)} (read back from dispatcher.list every ${OUT_POLL_MS} ms)`,
     );
+    runs.forEach((r, i) => {
+      const st = stats[i];
+      if (!st || st.failed === 0) return;
+      const timedOut = Number(st.raw['FailedTimeoutOnRecv(C)'] ?? 0) || 0;
+      say(
+        `failed in "${r.phase.label}": ${timedOut} without a reply within ${RECV_TIMEOUT_MS / 1000} s, ` +
+          `${st.unexpectedMessages} with a final reply other than 200 (503: admission control)`,
+      );
+    });
     say(
-      `transparency: the LB saw ${pick(lbStats, 'rcv_requests_ack')} ACK and ${pick(lbStats, 'rcv_requests_bye')} BYE; ` +
-        'in-dialog requests and every reply went client <-> backend.',
+      `(the LB keeps a call's INVITE retransmissions on the backend it chose first: a call it sent to ${VICTIM} ` +
+        'before it was out cannot complete)',
     );
+    say(`final weights at the LB: ${weightsText(final)}`);
     say(
-      `heartbeat: ${c.probesSent} probes, ${c.accepted.report} signed reports accepted, ${c.misses} missed`,
+      `the controller pushed to the LB ${log.pushes} time${log.pushes === 1 ? '' : 's'}, ` +
+        'each push verified by reading dispatcher.list back',
     );
-    say(
-      'weights here are static (proportional to capacity); the controller loop will make them follow the measured load.',
-    );
-    return s.failed === 0 && s.successful === CALLS ? 0 : 1;
+    say(`demo run time ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    const everyPhaseRan = stats.length === PHASES.length && stats.every((s) => s.created > 0);
+    return kill.outMs !== null && everyPhaseRan ? 0 : 1;
   } finally {
     await stop();
     say('lab down');
