@@ -98,6 +98,23 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
     await proxy?.close();
   });
 
+  /** Weights at the capacity ratio and unchanged for 3 s (no ramp or recovery in progress). */
+  async function settled(): Promise<string> {
+    return eventually(
+      () => {
+        const recent = watcher!.between(Date.now() - 3000, Date.now());
+        const first = recent[0];
+        if (!first || recent.length < 10) return null;
+        const key = formatWeights(first.weights);
+        const steady = recent.every((s) => formatWeights(s.weights) === key);
+        return steady && ratioError(first.weights, CAPACITIES) <= 0.1 ? key : null;
+      },
+      'weights settled at the capacity ratio',
+      60000,
+      250,
+    );
+  }
+
   function load(name: string, rate: number, seconds: number) {
     const { plan } = lab!.state;
     return startSipp(lab!.group, {
@@ -146,13 +163,7 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
   });
 
   it('keeps the last weights when every agent goes silent at once (panic threshold), and says so', async () => {
-    await eventually(
-      async () => ratioError((await readWeights(rpc!))!, CAPACITIES) <= 0.1,
-      'weights settled',
-      30000,
-      200,
-    );
-    const before = formatWeights((await readWeights(rpc!))!);
+    const before = await settled();
     const agents = ['agent-be1', 'agent-be2', 'agent-be3'];
     agents.forEach((a) => freezeMember(lab!, a, true));
     try {
@@ -178,6 +189,7 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
   });
 
   it('admits what the pool can carry at 130 % offered load: admitted calls succeed, the excess gets 503', async () => {
+    await settled();
     const pipe = admissionPipeName(1);
     const limit = await eventually(
       async () => {
@@ -216,7 +228,7 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
       failedAmongAdmitted / Math.max(1, answered + failedAmongAdmitted),
       'failed among admitted',
     ).to.be.below(0.01);
-    expect(answered / seconds, 'carried calls/s').to.be.at.least(0.9 * POOL * 0.95);
+    expect(answered / seconds, 'carried calls/s').to.be.at.least(0.9 * POOL);
   });
 
   it('keeps calls completing on the last weights when the controller is SIGKILLed under load', async () => {
