@@ -300,34 +300,95 @@ function table(rows: readonly (readonly string[])[]): string {
     .join('\n');
 }
 
+// ---- the probes: what is read each second ------------------------------------------------------
+
+const IDS = CAPACITIES.map((_, i) => `be${i + 1}`);
+const POOL_CPS = CAPACITIES.reduce((a, b) => a + b, 0);
+
+/** Everything the demo reads, opened on a running lab; `close()` ends the RPC connections. */
+class Probes {
+  readonly lb: KamailioRpcClient;
+  readonly log: ControllerLog;
+  private readonly backends: KamailioRpcClient[];
+  private readonly sipSockets: SipEndpoint[];
+  private readonly deltas = new CounterDeltas();
+
+  constructor(lab: RunningLab) {
+    const { plan } = lab.state;
+    this.lb = new KamailioRpcClient({
+      url: lab.state.lb_rpc_url,
+      username: plan.lb.rpc.username,
+      password: plan.lb.rpc.password,
+    });
+    this.backends = plan.backends.map(
+      (b) => new KamailioRpcClient({ url: `http://${b.sip.address}:${b.rpcPort}/RPC` }),
+    );
+    this.sipSockets = plan.backends.map((b) => b.sip);
+    const logFile = lab.state.members.find((m) => m.role === 'controller')?.log;
+    if (!logFile) throw new Error('the lab started no controller');
+    this.log = new ControllerLog(logFile);
+  }
+
+  /**
+   * One second's worth: the LB's weights, and per counter its increase since the previous call
+   * (null on the first call, and for a Kamailio that does not answer).
+   */
+  async sample(): Promise<Second> {
+    const [weights, lb, ...backends] = await Promise.all([
+      readWeights(this.lb),
+      invitesReceived(this.lb),
+      ...this.backends.map(invitesReceived),
+    ]);
+    const drops = socketDrops(this.sipSockets);
+    return {
+      weights,
+      lbInvites: this.deltas.next('lb', lb ?? null),
+      invites: IDS.map((id, i) => this.deltas.next(id, backends[i] ?? null)),
+      drops: IDS.map((id, i) => this.deltas.next(`drops-${id}`, drops[i] ?? null)),
+    };
+  }
+
+  close(): void {
+    this.lb.close();
+    this.backends.forEach((c) => c.close());
+  }
+}
+
+interface Second {
+  readonly weights: Weights | null;
+  readonly lbInvites: number | null;
+  /** Per backend (IDS order). */
+  readonly invites: readonly (number | null)[];
+  readonly drops: readonly (number | null)[];
+}
+
 // ---- the run -----------------------------------------------------------------------------------------
 
 interface PhaseRun {
   readonly phase: Phase;
   readonly sipp: SippRun;
   /** INVITEs each backend received in the seconds this phase was the newest one offering load. */
-  readonly invites: Map<string, number>;
+  readonly invites: number[];
   /** Datagrams dropped at each backend's SIP socket in those seconds. */
-  readonly drops: Map<string, number>;
+  readonly drops: number[];
 }
 
-interface Kill {
+interface KillResult {
   /** Epoch ms of the SIGKILL (controller log times are epoch ms). */
   wall: number | null;
+  /** SIGKILL to weight 0 at the LB; null if not seen within OUT_DEADLINE_MS. */
   outMs: number | null;
   watch: Promise<void> | null;
 }
 
 const say = (s: string) => process.stdout.write(`${s}\n`);
 
-async function main(): Promise<number> {
-  const ids = CAPACITIES.map((_, i) => `be${i + 1}`);
-  const pool = CAPACITIES.reduce((a, b) => a + b, 0);
+function printBanner(): void {
   const killPhase = PHASES.find((p) => p.killAfterMs !== undefined);
   say('sipweigh demo: adaptive SIP load balancing for Kamailio; every part real, all on loopback');
   say(
-    `  Kamailio LB 127.0.0.10 -> ${ids.map((id, i) => `${id} ${CAPACITIES[i]} calls/s`).join(', ')} ` +
-      `(emulated Kamailio backends; pool ${pool} calls/s)`,
+    `  Kamailio LB 127.0.0.10 -> ${IDS.map((id, i) => `${id} ${CAPACITIES[i]} calls/s`).join(', ')} ` +
+      `(emulated Kamailio backends; pool ${POOL_CPS} calls/s)`,
   );
   say(
     `  sipp offers ${PHASES.map((p) => p.rate)
@@ -335,11 +396,208 @@ async function main(): Promise<number> {
       .join(' -> ')} calls/s through the LB; ` +
       `${VICTIM} is SIGKILLed (Kamailio + agent) ${(killPhase?.killAfterMs ?? 0) / 1000} s into the last step`,
   );
+}
 
+function printLegend(): void {
+  say('');
+  say(
+    'each second: offered = calls/s sipp offers; LB INV/s = INVITEs the LB received (with retransmissions);',
+  );
+  say('ok/failed = calls so far. Per backend: wt = its weight at the LB (dispatcher.list, read back);');
+  say("INV/s, share = INVITEs it received; pressure = the controller's tightest load signal, 1.00 = at the");
+  say('edge of capacity (rtt = OPTIONS round trip, queue = SIP socket queue, util = calls/s). The');
+  say(
+    `controller logs it with each change of the weights; (in parentheses) = logged over ${STALE_MS / 1000} s ago`,
+  );
+  say('');
+  say(groupLine(IDS.map((id, i) => `${id}, capacity ${CAPACITIES[i]} calls/s`)));
+  say(
+    liveLine(
+      LEAD.map((c) => c.title),
+      IDS.map(() => PER_BACKEND.map((c) => c.title)),
+    ),
+  );
+}
+
+/** What the controller said since the last second: health changes, panics, a new admission limit. */
+function printControllerNews(log: ControllerLog, kill: KillResult): void {
+  const limitBefore = log.admissionCps;
+  for (const e of log.poll()) {
+    if (typeof e === 'string') say(`  >> controller: ${e}`);
+    else
+      say(
+        `  >> controller: ${e.backend} ${e.from} -> ${e.to}` +
+          (kill.wall === null ? '' : ` (${ms(e.at - kill.wall)} after the SIGKILL)`),
+      );
+  }
+  // Several changes a second are possible: one line from where the second started to where it ended.
+  if (log.admissionCps !== limitBefore)
+    say(`  >> controller: admission limit at the LB ${limitBefore ?? 'none'} -> ${log.admissionCps} calls/s`);
+}
+
+function liveRow(
+  t: number,
+  offeredCps: number,
+  s: Second,
+  runs: readonly PhaseRun[],
+  log: ControllerLog,
+): string {
+  const sum = s.invites.reduce<number>((a, v) => a + (v ?? 0), 0);
+  const calls = runs.map((r) => readSippStats(r.sipp.statsFile));
+  const ok = calls.reduce((a, c) => a + c.successful, 0);
+  const failed = calls.reduce((a, c) => a + c.failed, 0);
+  const stale = log.scoredAt === null || Date.now() - log.scoredAt >= STALE_MS;
+  return liveLine(
+    [`${t}s`, `${offeredCps}/s`, s.lbInvites === null ? '?' : String(s.lbInvites), `${ok}/${failed}`],
+    IDS.map((id, i) => {
+      const got = s.invites[i] ?? null;
+      return [
+        String(s.weights?.get(id) ?? '?'),
+        got === null ? 'down' : String(got),
+        got === null ? '' : pct(got, sum),
+        pressureText(log.scores.get(id), stale),
+      ];
+    }),
+  );
+}
+
+/** SIGKILL of the victim's Kamailio and agent, then a watch of the LB until its weight is 0. */
+async function killVictim(lab: RunningLab, probes: Probes, result: KillResult): Promise<void> {
+  say(`  >> SIGKILL ${VICTIM}: its Kamailio and its agent`);
+  const wall = Date.now();
+  const since = performance.now();
+  await Promise.all([killMember(lab, `backend-${VICTIM}`), killMember(lab, `agent-${VICTIM}`)]);
+  result.wall = wall;
+  result.watch = timeToOut(probes.lb, VICTIM, since).then((v) => {
+    result.outMs = v;
+    say(
+      v === null
+        ? `  >> ${VICTIM} still has weight at the LB ${OUT_DEADLINE_MS / 1000} s after the SIGKILL`
+        : `  >> ${VICTIM} out of rotation at the LB (weight 0 in dispatcher.list) ${ms(v)} after the SIGKILL`,
+    );
+  });
+}
+
+/** The phases, one sipp each, a live line a second, the kill on its timer; returns the phases run. */
+async function runLoad(lab: RunningLab, probes: Probes, kill: KillResult): Promise<PhaseRun[]> {
+  const { plan } = lab.state;
+  const runs: PhaseRun[] = [];
+  const offer = async (p: Phase, i: number) => {
+    const sipp = await startSipp(lab.group, {
+      name: `uac-${i + 1}`,
+      scenario: LAB_SCENARIOS.uac,
+      localIp: plan.client.address,
+      localPort: 5060 + i, // a phase's last calls overlap the next phase: one port each
+      remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
+      rate: p.rate,
+      maxCalls: p.rate * p.seconds,
+      timeoutS: p.seconds + 30,
+      extraArgs: ['-recv_timeout', String(RECV_TIMEOUT_MS)],
+    });
+    runs.push({ phase: p, sipp, invites: IDS.map(() => 0), drops: IDS.map(() => 0) });
+  };
+
+  await probes.sample(); // the counters' baselines
+  const loadSeconds = PHASES.reduce((a, p) => a + p.seconds, 0);
+  const phaseAt = new Map<number, number>(); // second -> index of the phase starting then
+  PHASES.reduce((t, p, i) => (phaseAt.set(t, i), t + p.seconds), 0);
+  const start = performance.now();
+  let killTimer: NodeJS.Timeout | undefined;
+  try {
+    for (let t = 0; t <= loadSeconds + TAIL_S; t++) {
+      if (t > 0) {
+        await sleep(Math.max(0, start + t * 1000 - performance.now()));
+        const second = await probes.sample();
+        printControllerNews(probes.log, kill);
+        const current = runs[runs.length - 1];
+        if (current)
+          IDS.forEach((_, i) => {
+            current.invites[i]! += second.invites[i] ?? 0;
+            current.drops[i]! += second.drops[i] ?? 0;
+          });
+        say(liveRow(t, t <= loadSeconds ? (current?.phase.rate ?? 0) : 0, second, runs, probes.log));
+      }
+      const pi = phaseAt.get(t);
+      const p = pi === undefined ? undefined : PHASES[pi];
+      if (p && pi !== undefined) {
+        await offer(p, pi);
+        if (p.killAfterMs !== undefined)
+          killTimer = setTimeout(() => void killVictim(lab, probes, kill), p.killAfterMs);
+      }
+    }
+  } finally {
+    if (killTimer) clearTimeout(killTimer);
+  }
+  await kill.watch;
+  return runs;
+}
+
+function printSummary(
+  runs: readonly PhaseRun[],
+  stats: readonly SippStats[],
+  kill: KillResult,
+  final: Weights | null,
+  log: ControllerLog,
+): void {
+  say('');
+  say(
+    table([
+      [
+        'phase',
+        'offered',
+        'completed',
+        'failed',
+        ...IDS.map((id) => `INVITEs at ${id}`),
+        `dropped at ${IDS.join('/')}`,
+      ],
+      ...runs.map((r, i) => {
+        const total = r.invites.reduce((a, b) => a + b, 0);
+        return [
+          `${r.phase.label} for ${r.phase.seconds} s`,
+          String(stats[i]?.created ?? 0),
+          String(stats[i]?.successful ?? 0),
+          String(stats[i]?.failed ?? 0),
+          ...r.invites.map((n) => `${n} (${pct(n, total)})`),
+          r.drops.join('/'),
+        ];
+      }),
+      ['capacity share', '', '', '', ...CAPACITIES.map((c) => pct(c, POOL_CPS)), ''],
+    ]),
+  );
+  say('');
+  say(
+    `${VICTIM} SIGKILL -> weight 0 at the LB: ${ms(kill.outMs)} (read back from dispatcher.list every ${OUT_POLL_MS} ms)`,
+  );
+  let failures = false;
+  runs.forEach((r, i) => {
+    const st = stats[i];
+    if (!st || st.failed === 0) return;
+    failures = true;
+    const timedOut = Number(st.raw['FailedTimeoutOnRecv(C)'] ?? 0) || 0;
+    say(
+      `failed in "${r.phase.label}": ${timedOut} without a reply within ${RECV_TIMEOUT_MS / 1000} s, ` +
+        `${st.unexpectedMessages} with a final reply other than 200 (503: admission control)`,
+    );
+  });
+  if (failures)
+    say(
+      `(the LB keeps a call's INVITE retransmissions on the backend it chose first: a call it sent to ${VICTIM} ` +
+        'before it was out cannot complete)',
+    );
+  say(`final weights at the LB: ${weightsText(final)}`);
+  say(
+    `the controller pushed to the LB ${log.pushes} time${log.pushes === 1 ? '' : 's'}, ` +
+      'each push verified by reading dispatcher.list back',
+  );
+}
+
+async function main(): Promise<number> {
+  printBanner();
   let lab: RunningLab | undefined;
-  const clients: KamailioRpcClient[] = [];
+  let probes: Probes | undefined;
   const stop = async () => {
-    clients.splice(0).forEach((c) => c.close());
+    probes?.close();
+    probes = undefined;
     await lab?.stop();
     lab = undefined;
   };
@@ -356,21 +614,8 @@ async function main(): Promise<number> {
       net: 0,
       dir: join(tmpdir(), 'sipweigh-demo'),
     });
-    const running = lab;
-    const { plan } = running.state;
-    const rpcTo = (url: string, auth?: { username: string; password: string }) => {
-      const c = new KamailioRpcClient({ url, ...auth });
-      clients.push(c);
-      return c;
-    };
-    const lbRpc = rpcTo(running.state.lb_rpc_url, {
-      username: plan.lb.rpc.username,
-      password: plan.lb.rpc.password,
-    });
-    const beRpc = plan.backends.map((b) => rpcTo(`http://${b.sip.address}:${b.rpcPort}/RPC`));
-    const logFile = running.state.members.find((m) => m.role === 'controller')?.log;
-    if (!logFile) throw new Error('the lab started no controller');
-    const log = new ControllerLog(logFile);
+    probes = new Probes(lab);
+    const { log } = probes;
 
     // The controller trusts an agent after a few answers in a row, then scores the set.
     const scoreBy = performance.now() + FIRST_SCORE_DEADLINE_MS;
@@ -382,191 +627,18 @@ async function main(): Promise<number> {
       `lab up in ${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
         `${log.scoredAt !== null ? 'the controller scores the set' : 'the controller has not scored the set yet'}; ` +
         (log.admissionCps === null ? '' : `admission limit at the LB ${log.admissionCps} calls/s; `) +
-        `weights at the LB: ${weightsText(await readWeights(lbRpc))}`,
+        `weights at the LB: ${weightsText(await readWeights(probes.lb))}`,
     );
-    say('');
-    say(
-      'each second: offered = calls/s sipp offers; LB INV/s = INVITEs the LB received (with retransmissions);',
-    );
-    say('ok/failed = calls so far. Per backend: wt = its weight at the LB (dispatcher.list, read back);');
-    say(
-      "INV/s, share = INVITEs it received; pressure = the controller's tightest load signal, 1.00 = at the",
-    );
-    say('edge of capacity (rtt = OPTIONS round trip, queue = SIP socket queue, util = calls/s). The');
-    say(
-      `controller logs it with each change of the weights; (in parentheses) = logged over ${STALE_MS / 1000} s ago`,
-    );
-    say('');
-    say(groupLine(plan.backends.map((b, i) => `${b.id}, capacity ${CAPACITIES[i]} calls/s`)));
-    say(
-      liveLine(
-        LEAD.map((c) => c.title),
-        ids.map(() => PER_BACKEND.map((c) => c.title)),
-      ),
-    );
+    printLegend();
 
-    const runs: PhaseRun[] = [];
-    const offer = async (p: Phase, i: number) => {
-      const sipp = await startSipp(running.group, {
-        name: `uac-${i + 1}`,
-        scenario: LAB_SCENARIOS.uac,
-        localIp: plan.client.address,
-        localPort: 5060 + i, // a phase's last calls overlap the next phase: one port each
-        remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
-        rate: p.rate,
-        maxCalls: p.rate * p.seconds,
-        timeoutS: p.seconds + 30,
-        extraArgs: ['-recv_timeout', String(RECV_TIMEOUT_MS)],
-      });
-      runs.push({ phase: p, sipp, invites: new Map(), drops: new Map() });
-    };
-
-    const kill: Kill = { wall: null, outMs: null, watch: null };
-    const killVictim = async () => {
-      say(`  >> SIGKILL ${VICTIM}: its Kamailio and its agent`);
-      const wall = Date.now();
-      const since = performance.now();
-      await Promise.all([killMember(running, `backend-${VICTIM}`), killMember(running, `agent-${VICTIM}`)]);
-      kill.wall = wall;
-      kill.watch = timeToOut(lbRpc, VICTIM, since).then((v) => {
-        kill.outMs = v;
-        say(
-          v === null
-            ? `  >> ${VICTIM} still has weight at the LB ${OUT_DEADLINE_MS / 1000} s after the SIGKILL`
-            : `  >> ${VICTIM} out of rotation at the LB (weight 0 in dispatcher.list) ${ms(v)} after the SIGKILL`,
-        );
-      });
-    };
-
-    const deltas = new CounterDeltas();
-    const sampleCounters = () => Promise.all([invitesReceived(lbRpc), ...beRpc.map(invitesReceived)]);
-    const [lb0, ...be0] = await sampleCounters();
-    deltas.next('lb', lb0 ?? null);
-    ids.forEach((id, i) => deltas.next(id, be0[i] ?? null));
-    const sipSockets = plan.backends.map((b) => b.sip);
-    socketDrops(sipSockets).forEach((d, i) => deltas.next(`drops-${ids[i]}`, d));
-
-    const loadSeconds = PHASES.reduce((a, p) => a + p.seconds, 0);
-    const phaseAt = new Map<number, number>(); // second -> index of the phase starting then
-    PHASES.reduce((t, p, i) => (phaseAt.set(t, i), t + p.seconds), 0);
-    const start = performance.now();
-    let killTimer: NodeJS.Timeout | undefined;
-    try {
-      for (let t = 0; t <= loadSeconds + TAIL_S; t++) {
-        if (t > 0) {
-          await sleep(Math.max(0, start + t * 1000 - performance.now()));
-          const [weights, [lbNow, ...beNow]] = await Promise.all([readWeights(lbRpc), sampleCounters()]);
-          const limitBefore = log.admissionCps;
-          for (const e of log.poll()) {
-            if (typeof e === 'string') say(`  >> controller: ${e}`);
-            else
-              say(
-                `  >> controller: ${e.backend} ${e.from} -> ${e.to}` +
-                  (kill.wall === null ? '' : ` (${ms(e.at - kill.wall)} after the SIGKILL)`),
-              );
-          }
-          // Several changes a second are possible: one line with where the second started and ended.
-          if (log.admissionCps !== limitBefore)
-            say(
-              `  >> controller: admission limit at the LB ${limitBefore ?? 'none'} -> ${log.admissionCps} calls/s`,
-            );
-          const lbRate = deltas.next('lb', lbNow ?? null);
-          const got = ids.map((id, i) => deltas.next(id, beNow[i] ?? null));
-          const sum = got.reduce<number>((a, v) => a + (v ?? 0), 0);
-          const current = runs[runs.length - 1];
-          const dropped = socketDrops(sipSockets).map((d, i) => deltas.next(`drops-${ids[i]}`, d));
-          const add = (m: Map<string, number> | undefined, id: string, v: number | null) =>
-            m?.set(id, (m.get(id) ?? 0) + (v ?? 0));
-          ids.forEach((id, i) => {
-            add(current?.invites, id, got[i] ?? null);
-            add(current?.drops, id, dropped[i] ?? null);
-          });
-          const stale = log.scoredAt === null || Date.now() - log.scoredAt >= STALE_MS;
-          const calls = runs.map((r) => readSippStats(r.sipp.statsFile));
-          const ok = calls.reduce((a, s) => a + s.successful, 0);
-          const failed = calls.reduce((a, s) => a + s.failed, 0);
-          say(
-            liveLine(
-              [
-                `${t}s`,
-                t <= loadSeconds && current ? `${current.phase.rate}/s` : '0/s',
-                lbRate === null ? '?' : String(lbRate),
-                `${ok}/${failed}`,
-              ],
-              ids.map((id, i) => [
-                String(weights?.get(id) ?? '?'),
-                got[i] === null ? 'down' : String(got[i]),
-                got[i] === null ? '' : pct(got[i] ?? 0, sum),
-                pressureText(log.scores.get(id), stale),
-              ]),
-            ),
-          );
-        }
-        const pi = phaseAt.get(t);
-        const p = pi === undefined ? undefined : PHASES[pi];
-        if (p && pi !== undefined) {
-          await offer(p, pi);
-          if (p.killAfterMs !== undefined) killTimer = setTimeout(() => void killVictim(), p.killAfterMs);
-        }
-      }
-    } finally {
-      if (killTimer) clearTimeout(killTimer);
-    }
-    await kill.watch;
-
-    // Each phase's sipp ends by itself once its last call completed or timed out (bounded above).
+    const kill: KillResult = { wall: null, outMs: null, watch: null };
+    const runs = await runLoad(lab, probes, kill);
+    // Each phase's sipp ends by itself once its last call completed or timed out (bounded by timeoutS).
     const stats: SippStats[] = [];
     for (const r of runs) stats.push((await r.sipp.done()).stats);
-    const final = await readWeights(lbRpc);
+    const final = await readWeights(probes.lb);
     log.poll();
-
-    say('');
-    say(
-      table([
-        [
-          'phase',
-          'offered',
-          'completed',
-          'failed',
-          ...ids.map((id) => `INVITEs at ${id}`),
-          `dropped at ${ids.join('/')}`,
-        ],
-        ...runs.map((r, i) => {
-          const total = [...r.invites.values()].reduce((a, b) => a + b, 0);
-          return [
-            `${r.phase.label} for ${r.phase.seconds} s`,
-            String(stats[i]?.created ?? 0),
-            String(stats[i]?.successful ?? 0),
-            String(stats[i]?.failed ?? 0),
-            ...ids.map((id) => `${r.invites.get(id) ?? 0} (${pct(r.invites.get(id) ?? 0, total)})`),
-            ids.map((id) => r.drops.get(id) ?? 0).join('/'),
-          ];
-        }),
-        ['capacity share', '', '', '', ...CAPACITIES.map((c) => pct(c, pool)), ''],
-      ]),
-    );
-    say('');
-    say(
-      `${VICTIM} SIGKILL -> weight 0 at the LB: ${ms(kill.outMs)} (read back from dispatcher.list every ${OUT_POLL_MS} ms)`,
-    );
-    runs.forEach((r, i) => {
-      const st = stats[i];
-      if (!st || st.failed === 0) return;
-      const timedOut = Number(st.raw['FailedTimeoutOnRecv(C)'] ?? 0) || 0;
-      say(
-        `failed in "${r.phase.label}": ${timedOut} without a reply within ${RECV_TIMEOUT_MS / 1000} s, ` +
-          `${st.unexpectedMessages} with a final reply other than 200 (503: admission control)`,
-      );
-    });
-    say(
-      `(the LB keeps a call's INVITE retransmissions on the backend it chose first: a call it sent to ${VICTIM} ` +
-        'before it was out cannot complete)',
-    );
-    say(`final weights at the LB: ${weightsText(final)}`);
-    say(
-      `the controller pushed to the LB ${log.pushes} time${log.pushes === 1 ? '' : 's'}, ` +
-        'each push verified by reading dispatcher.list back',
-    );
+    printSummary(runs, stats, kill, final, log);
     say(`demo run time ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     const everyPhaseRan = stats.length === PHASES.length && stats.every((s) => s.created > 0);
     return kill.outMs !== null && everyPhaseRan ? 0 : 1;
