@@ -64,6 +64,11 @@ export interface ScoringParams {
 
   /** Panic when healthy / counted backends of a set falls below this; 0 disables. */
   readonly panic_threshold_ratio: number;
+  /**
+   * After a panic, a backend still proving itself (returning) keeps its held weight this long, so
+   * a healing partition does not take out whoever is confirmed last.
+   */
+  readonly panic_heal_grace_ms: number;
 
   readonly admission_enabled: boolean;
   /** Admission limit = pool capacity × this. */
@@ -123,6 +128,7 @@ export const DEFAULT_SCORING_PARAMS: ScoringParams = {
   max_weight_step: 20,
 
   panic_threshold_ratio: 0.5,
+  panic_heal_grace_ms: 3_000,
 
   admission_enabled: true,
   admission_headroom_ratio: 0.95,
@@ -199,6 +205,7 @@ export function validateScoringParams(p: ScoringParams): ScoringParams {
     fin(p.panic_threshold_ratio) && p.panic_threshold_ratio >= 0 && p.panic_threshold_ratio <= 1,
     'panic_threshold_ratio must be in [0, 1]',
   );
+  need(fin(p.panic_heal_grace_ms) && p.panic_heal_grace_ms >= 0, 'panic_heal_grace_ms must be >= 0');
   need(typeof p.admission_enabled === 'boolean', 'admission_enabled must be a boolean');
   need(
     fin(p.admission_headroom_ratio) && p.admission_headroom_ratio > 0 && p.admission_headroom_ratio <= 1,

@@ -74,6 +74,7 @@ const EMPTY_SET: SetMemory = {
   poolCapacityCps: null,
   admissionLimitCps: null,
   panicSince: null,
+  panicEndedAt: null,
 };
 
 function inRotation(h: BackendHealth): boolean {
@@ -199,11 +200,25 @@ function scoreSet(
   for (const b of members) {
     const { sample } = b;
     let m = b.memory;
-    if (!inRotation(sample.health)) {
+    // Answering again after a panic hold, and the LB still has it in rotation: taking it out now,
+    // a probe or two before it is confirmed, would move its share for nothing (partition healing).
+    const healing =
+      setMem.panicSince !== null ||
+      (setMem.panicEndedAt !== null && now - setMem.panicEndedAt <= p.panic_heal_grace_ms);
+    const keptThroughPanic =
+      healing && sample.health === 'returning' && (setMem.weights?.get(sample.id) ?? 0) > 0;
+    if (!inRotation(sample.health) && !keptThroughPanic) {
       if (m.rotation.kind !== 'out') m = { ...m, rotation: { kind: 'out' } };
     } else {
       if (m.rotation.kind === 'out') {
-        m = { ...m, rotation: { kind: 'in', since: now, slowStart: established && p.slow_start_ms > 0 } };
+        // Slow start only for a backend the LB was really told to skip: one the last output (held
+        // through a panic) still had in rotation has been taking calls all along, e.g. after a
+        // partition heals, and ramping it would push its share onto the others at once.
+        const wasOut = (setMem.weights?.get(sample.id) ?? 0) === 0;
+        m = {
+          ...m,
+          rotation: { kind: 'in', since: now, slowStart: established && wasOut && p.slow_start_ms > 0 },
+        };
       }
       const rot = m.rotation;
       let ramp: { ramp: number; until: number } | null = null;
@@ -293,7 +308,13 @@ function scoreSet(
       panic: null,
       backends: scores,
     },
-    memory: { weights, poolCapacityCps: pool, admissionLimitCps: limit, panicSince: null },
+    memory: {
+      weights,
+      poolCapacityCps: pool,
+      admissionLimitCps: limit,
+      panicSince: null,
+      panicEndedAt: setMem.panicSince !== null ? now : setMem.panicEndedAt,
+    },
     backends: memories,
   };
 }

@@ -182,6 +182,8 @@ export interface SetMemory {
   readonly poolCapacityCps: number | null;
   readonly admissionLimitCps: number | null;
   readonly panicSince: number | null;
+  /** When the last panic ended (backends still returning then keep their held weight a while). */
+  readonly panicEndedAt: number | null;
 }
 
 export interface ScorerState {

@@ -233,3 +233,25 @@ describe('scoring cycle', function () {
     expect([...next.state.sets.keys()]).to.deep.equal([1]);
   });
 });
+
+describe('scoring cycle: slow start only for what the LB was told to skip', function () {
+  it('a partition that heals brings nobody back through slow start; a single dead backend does ramp', function () {
+    let { state } = runCycles(initialScorerState(), 0, 2_000, (tt) => pool(tt));
+    // Every agent silent: all down, the set panics and holds its output.
+    const silent = runCycles(state, 2_250, 3_000, (tt) => pool(tt, { a: 'down', b: 'down', c: 'down' }));
+    expect(setOf(silent.last.sets).mode).to.equal('panic');
+    // Heals in two steps: a and b confirmed first (panic over), c still proving itself a cycle longer.
+    const healing = runCycles(silent.state, 3_250, 3_250, (tt) => pool(tt, { c: 'returning' }));
+    expect(weightsOf(setOf(healing.last.sets)).c, 'c kept while it is confirmed').to.be.greaterThan(0);
+    const healed = runCycles(healing.state, 3_500, 3_500, (tt) => pool(tt));
+    const c = setOf(healed.last.sets).backends.find((b) => b.id === 'c')!;
+    expect(c.assignment.phase).to.equal('normal');
+
+    // A single backend that really died and was taken out: it ramps when it returns.
+    state = healed.state;
+    const dead = runCycles(state, 3_750, 5_000, (tt) => pool(tt, { b: 'down' }));
+    expect(weightsOf(setOf(dead.last.sets)).b).to.equal(0);
+    const back = runCycles(dead.state, 5_250, 5_250, (tt) => pool(tt));
+    expect(setOf(back.last.sets).backends.find((x) => x.id === 'b')!.assignment.phase).to.equal('slow_start');
+  });
+});
