@@ -145,8 +145,8 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
     process.stdout.write(
       `      (30 s cut: ${proxy!.refusedWhileDown} connection attempts, controller CPU ${cpuMs} ms)\n`,
     );
-    // Backoff to 10 s at most: a handful of attempts, not a spin.
-    expect(proxy!.refusedWhileDown, 'attempts while cut').to.be.within(1, 30);
+    // Backoff to 1 s at most: about one attempt a second, not a spin.
+    expect(proxy!.refusedWhileDown, 'attempts while cut').to.be.within(5, 60);
     expect(cpuMs, 'controller CPU over the 30 s').to.be.below(10000);
     proxy!.setUp(true);
     const back = Date.now();
@@ -157,7 +157,7 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
       100,
     );
     process.stdout.write(`      (converged ${applied - back} ms after the RPC returned)\n`);
-    expect(applied - back, 'within one backoff step (10 s) plus a cycle').to.be.below(12000);
+    expect(applied - back, 'within one retry step (1 s) plus a push').to.be.below(3000);
     process.kill(labProcess(lab!, 'agent-be1').pid, 'SIGUSR2');
     await eventually(async () => ((await readWeights(rpc!))?.get('be1') ?? 0) > 0, 'be1 undrained', 20000);
   });
