@@ -612,9 +612,12 @@ async function main(): Promise<number> {
       capacities: [...CAPACITIES],
       controller: true,
       net: 0,
+      // A naive list (equal weights), as an operator might start: the controller corrects it.
+      initialWeights: 'equal',
       dir: join(tmpdir(), 'sipweigh-demo'),
     });
     probes = new Probes(lab);
+    say(`the LB starts with a naive list, equal weights: ${weightsText(await readWeights(probes.lb))}`);
     const { log } = probes;
 
     // The controller trusts an agent after a few answers in a row, then scores the set.

@@ -89,9 +89,15 @@ export function backendSettings(plan: LabPlan, be: BackendPlan): BackendSettings
   };
 }
 
-/** Equal relative weights, or proportional to the emulated capacities (the operator's static guess). */
-export function initialDestinations(plan: LabPlan): Destination[] {
-  const caps = plan.backends.map((b) => b.emulation?.callsPerSecond ?? 1);
+/**
+ * The LB's list at start: weights proportional to the emulated capacities (the operator's best static
+ * guess), or equal (a naive list, so the demo shows the controller correcting it).
+ */
+export function initialDestinations(
+  plan: LabPlan,
+  weights: 'capacity' | 'equal' = 'capacity',
+): Destination[] {
+  const caps = plan.backends.map((b) => (weights === 'equal' ? 1 : (b.emulation?.callsPerSecond ?? 1)));
   const max = Math.max(...caps);
   return plan.backends.map((b, i) => ({
     setId: plan.lb.dispatcherSet,
@@ -124,6 +130,8 @@ export interface StartLabOptions extends LabOptions {
   readonly detach?: boolean;
   /** Start a sipweigh agent beside each backend (default true). */
   readonly agents?: boolean;
+  /** The LB's list at start (default: proportional to capacity). */
+  readonly initialWeights?: 'capacity' | 'equal';
   /** Start `sipweigh controller` on the lab's config, closing the loop (default false). */
   readonly controller?: boolean;
   readonly shmMb?: number;
@@ -189,7 +197,7 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
   if (!existsSync(uasScenario)) throw new Error(`UAS scenario not found: ${uasScenario}`);
 
   const dispatcherList = join(dir, 'dispatcher.list');
-  writeAtomically(dispatcherList, formatDispatcherList(initialDestinations(plan)));
+  writeAtomically(dispatcherList, formatDispatcherList(initialDestinations(plan, opts.initialWeights)));
   const configs = writeLabConfigs(dir, plan);
 
   try {

@@ -38,6 +38,7 @@ export function labCommand(): Command {
     .option('--workers <n>', 'UDP workers of an emulated backend', parseCount, 4)
     .option('--uas-scenario <file>', 'sipp scenario run behind every backend instead of the answering UAS')
     .option('--no-agents', 'do not start a sipweigh agent beside each backend')
+    .option('--no-controller', 'do not start `sipweigh controller` (weights stay as the lab wrote them)')
     .addOption(dirOption())
     .option('--json', 'print every address and port as one JSON object')
     .action(
@@ -47,6 +48,7 @@ export function labCommand(): Command {
         workers: number;
         uasScenario?: string;
         agents: boolean;
+        controller: boolean;
         dir: string;
         json?: boolean;
       }) => {
@@ -55,6 +57,8 @@ export function labCommand(): Command {
           ...(opts.capacity ? { capacities: opts.capacity } : {}),
           workers: opts.workers,
           agents: opts.agents,
+          // The controller needs the agents' reports; without agents it would only see them down.
+          controller: opts.controller && opts.agents,
           ...(opts.uasScenario ? { uasScenario: opts.uasScenario } : {}),
           dir: opts.dir,
           detach: true,
