@@ -48,7 +48,7 @@ describe('sipweigh lab (real Kamailio and sipp)', function () {
     }
   });
 
-  it('lab up --backends 2 --json starts an LB and two backends with a UAS each', () => {
+  it('lab up --backends 2 --json starts an LB and two backends with a UAS and an agent each, and the controller', () => {
     const r = sipweigh('lab', 'up', '--backends', '2', '--capacity', '100,200', '--dir', dir, '--json');
     expect(r.code, r.err).to.equal(0);
     state = JSON.parse(r.out) as LabState;
@@ -59,6 +59,7 @@ describe('sipweigh lab (real Kamailio and sipp)', function () {
       'agent',
       'backend',
       'backend',
+      'controller',
       'lb',
       'uas',
       'uas',
