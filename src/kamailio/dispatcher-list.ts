@@ -32,7 +32,9 @@ function checkDestination(d: Destination): void {
   if (!Number.isInteger(d.rweight) || d.rweight < 1 || d.rweight > 100) {
     throw new Error(`rweight of ${d.uri} must be an integer 1..100, got ${d.rweight}`);
   }
-  if (!/^[A-Za-z0-9._-]+$/.test(d.duid)) throw new Error(`bad duid ${JSON.stringify(d.duid)}`);
+  // Every backend id (BACKEND_ID_PATTERN) must fit: an LB-discovered destination without a duid is
+  // named by its host:port, and refusing it here would fail every push to the node.
+  if (!ATTR_VALUE.test(d.duid)) throw new Error(`bad duid ${JSON.stringify(d.duid)}`);
   for (const [k, v] of Object.entries(d.extraAttrs ?? {})) {
     if (k === 'duid' || k === 'rweight' || !ATTR_NAME.test(k) || !ATTR_VALUE.test(v)) {
       throw new Error(`bad attribute ${JSON.stringify(k)}=${JSON.stringify(v)} of ${d.uri}`);

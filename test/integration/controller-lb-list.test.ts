@@ -1,0 +1,121 @@
+/**
+ * The controller (in process) against real Kamailio 5.6.3 LBs (kamailio/lb.cfg) on 127.13.0.x, with
+ * FAKE agents (test/support/fake-agent.ts) for the backends: what it does with the destinations an
+ * LB already lists. A destination without a duid (its id is then host:port) is pushed like any
+ * other; a reconcile while the LB is unreachable keeps the LB-discovered backends it could not
+ * re-read; a new set whose backends were never seen does not freeze the other sets.
+ */
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { configFromData } from '../../src/config/load.js';
+import type { ControllerConfig } from '../../src/config/types.js';
+import { Controller } from '../../src/controller/controller.js';
+import { deriveBackendKey } from '../../src/heartbeat/keys.js';
+import { silentLogger } from '../../src/util/logger.js';
+import { FakeAgent } from '../support/fake-agent.js';
+import { eventually, useProcessGroup } from '../support/harness.js';
+import { listedLines, RPC_PASSWORD, RPC_USER, testLb, type TestLb } from './push-lb.js';
+
+const MASTER = randomBytes(32);
+
+interface SetSpec {
+  readonly id: number;
+  readonly backends: readonly { id: string; uri: string; agent: { address: string; port: number } }[];
+}
+
+function controllerConfig(
+  dir: string,
+  heartbeatIp: string,
+  lb: TestLb,
+  sets: readonly SetSpec[],
+): ControllerConfig {
+  return configFromData(join(dir, 'controller.yaml'), {
+    kind: 'controller',
+    heartbeat: {
+      listen: { address: heartbeatIp, port: 17013 },
+      master_key: MASTER.toString('hex'),
+      probe_interval_ms: 200,
+    },
+    lb_nodes: [
+      {
+        name: lb.name,
+        rpc: {
+          url: `http://${lb.ip}:5071/RPC`,
+          username: RPC_USER,
+          password: RPC_PASSWORD,
+          timeout_ms: 1000,
+        },
+        dispatcher_list: { path: lb.listFile },
+      },
+    ],
+    sets: sets.map((s) => ({
+      id: s.id,
+      backends: s.backends.map((b) => ({ id: b.id, sip_uri: b.uri, capacity: 100, agent: b.agent })),
+    })),
+    scoring: { signals: { cpu_util: { knee: null }, mem_used_ratio: { knee: null } } },
+    // Never during the test: the tests call reconcile() themselves.
+    schedules: { reconcile: '0 0 0 1 1 *' },
+  }) as ControllerConfig;
+}
+
+async function fakeAgent(id: string, bindAddress: string, heartbeatIp: string): Promise<FakeAgent> {
+  return FakeAgent.start({
+    backendId: id,
+    key: deriveBackendKey(MASTER, id),
+    controller: { address: heartbeatIp, port: 17013 },
+    bindAddress,
+  });
+}
+
+describe('integration: the controller and the destinations an LB lists', function () {
+  this.timeout(120_000);
+  const h = useProcessGroup('controller-lb-list');
+  const agents: FakeAgent[] = [];
+  let controller: Controller | undefined;
+
+  afterEach(async function () {
+    await controller?.stop();
+    controller = undefined;
+  });
+  after(async function () {
+    for (const a of agents) await a.close();
+  });
+
+  describe('an LB-discovered destination without duid (id host:port)', function () {
+    let lb: TestLb;
+    const heartbeatIp = '127.13.0.2';
+
+    before(async function () {
+      lb = testLb(h.group, 'lb-a', '127.13.0.10', []);
+      // be1 was left inactive by an earlier run; the operator's own destination has no duid.
+      writeFileSync(
+        lb.listFile,
+        '1 sip:127.13.0.11:5060 1 0 duid=be1;rweight=50\n1 sip:127.13.0.45:5060 0 0 sw_capacity=50\n',
+      );
+      await lb.start();
+    });
+    after(() => lb?.rpc.client.close());
+
+    it('is pushed with the rest (be1 back in rotation), its duid and capacity written', async function () {
+      const be1 = await fakeAgent('be1', '127.13.1.11', heartbeatIp);
+      agents.push(be1);
+      controller = await Controller.start(
+        controllerConfig(h.group.runDir, heartbeatIp, lb, [
+          { id: 1, backends: [{ id: 'be1', uri: 'sip:127.13.0.11:5060', agent: be1.address }] },
+        ]),
+        { logger: silentLogger },
+      );
+      expect(controller.core.get('127.13.0.45:5060')?.source).to.equal('dispatcher');
+      await eventually(
+        async () => (await listedLines(lb.rpc)).includes('1 sip:127.13.0.11:5060 active 100'),
+        'be1 active at weight 100 on the LB',
+      );
+      const status = controller.nodeStatus()[0]?.sync;
+      expect(status?.lastOutcome?.ok, JSON.stringify(status?.lastOutcome)).to.equal(true);
+      const r = await lb.rpc.client.call('dispatcher.list');
+      expect(JSON.stringify(r)).to.include('duid=127.13.0.45:5060').and.include('sw_capacity=50');
+    });
+  });
+});
