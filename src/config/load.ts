@@ -210,6 +210,7 @@ interface RawController {
   schedules: { reconcile: string; timezone?: string; maintenance: { backend: string; drain?: string }[] };
   scoring: { cycle_ms: number; signals?: Record<string, Partial<SignalParams>> } & Record<string, unknown>;
   admission: AdmissionConfig;
+  status_file?: string;
   lb_nodes: { name: string; rpc: Record<string, unknown>; dispatcher_list: DispatcherListConfig }[];
   sets: { id: number; backends: { id: string; agent?: unknown; ssh?: unknown }[] }[];
 }
@@ -266,6 +267,9 @@ function resolveController(raw: RawController, baseDir: string, issues: ConfigIs
     },
     lb_nodes: lbNodes,
     scoring: { cycle_ms: raw.scoring.cycle_ms, params: scoringParams(raw, issues) },
+    ...(raw.status_file !== undefined
+      ? { status_file: isAbsolute(raw.status_file) ? raw.status_file : resolve(baseDir, raw.status_file) }
+      : {}),
   };
 }
 

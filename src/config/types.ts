@@ -116,6 +116,8 @@ export interface ControllerConfig {
   readonly scoring: ScoringConfig;
   readonly admission: AdmissionConfig;
   readonly schedules: SchedulesConfig;
+  /** Absolute path (resolved against the config's directory) of the status snapshot, if any. */
+  readonly status_file?: string;
   readonly logging: { readonly level: LogLevel };
 }
 

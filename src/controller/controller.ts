@@ -8,6 +8,7 @@
  * Fail-static: stopping (or dying) pushes nothing; Kamailio keeps the last weights it was given, and
  * its list file holds them for any reload or restart.
  */
+import { renameSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { ControllerConfig } from '../config/types.js';
 import { applyDiscovery } from '../discovery/apply.js';
@@ -28,6 +29,7 @@ import type { Logger } from '../util/logger.js';
 import { desiredDestinations } from './desired-list.js';
 import { NodeLink, type NodeDesired, type NodeOutcome } from './node-link.js';
 import { CronSchedules, planJobs, type ScheduledAction } from './schedules.js';
+import { buildStatus, type ControllerStatus } from './status.js';
 
 export interface ControllerOptions {
   readonly logger: Logger;
@@ -67,6 +69,9 @@ export class Controller {
   private schedules: CronSchedules | null = null;
   private readonly params: ScoringParams;
   private readonly startedAt = performance.now();
+  private readonly startedWall = Date.now();
+  private statusTimer: NodeJS.Timeout | null = null;
+  private statusFileError: string | null = null;
   private isSettled = false;
   /** Long enough for a live backend to pass return_after_oks probes, with room for a lost one. */
   private readonly graceMs: number;
@@ -128,6 +133,9 @@ export class Controller {
       throw e;
     }
     controller.cycleTimer = setInterval(() => controller.cycle(false), controller.cycleMs);
+    if (config.status_file !== undefined) {
+      controller.statusTimer = setInterval(() => controller.writeStatusFile(), 1000);
+    }
     opts.logger.info(
       {
         heartbeat: endpoint.address,
@@ -142,6 +150,33 @@ export class Controller {
 
   get core() {
     return this.endpoint.core;
+  }
+
+  /** What an operator reads: `sipweigh status`, the status file. */
+  status(): ControllerStatus {
+    return buildStatus({
+      now: { mono: performance.now(), wall: Date.now() },
+      startedAt: this.startedWall,
+      views: this.core.list(),
+      result: this.lastCycle,
+      nodes: this.nodeStatus(),
+      schedules: this.schedules?.status() ?? [],
+    });
+  }
+
+  private writeStatusFile(): void {
+    const file = this.config.status_file;
+    if (file === undefined) return;
+    const tmp = `${file}.${process.pid}.tmp`;
+    try {
+      writeFileSync(tmp, `${JSON.stringify(this.status(), null, 2)}\n`);
+      renameSync(tmp, file);
+    } catch (e) {
+      // A full disk or a missing directory must not stop the loop; say it once per kind of error.
+      const msg = (e as Error).message;
+      if (msg !== this.statusFileError) this.logger.warn({ file, err: msg }, 'cannot write the status file');
+      this.statusFileError = msg;
+    }
   }
 
   /** The last scoring result (status, demo, tests). */
@@ -424,6 +459,7 @@ export class Controller {
     if (this.stopped) return;
     this.stopped = true;
     if (this.cycleTimer) clearInterval(this.cycleTimer);
+    if (this.statusTimer) clearInterval(this.statusTimer);
     await this.schedules?.stop();
     await this.endpoint.close();
     await Promise.all([...this.syncs.values()].map((s) => s.close()));

@@ -1,6 +1,6 @@
 /**
  * One LB node as the controller drives it: its JSON-RPC client, the dispatcher pusher (list file +
- * reload + verify) and the admission pipes. `apply` brings the node to one desired state and says
+ * reload + verify) and the admission limiters. `apply` brings the node to one desired state and says
  * what happened; retries, backoff and coalescing are NodeSync's job (src/kamailio/node-sync.ts).
  * Order matters: weights first, then the admission limit, so a limit never arrives for a pool the
  * LB does not route to yet.
@@ -116,7 +116,7 @@ export class NodeLink {
       if (plan.changes.length === 0) return { kind: 'in_sync' };
       return { kind: 'applied', pipes: plan.changes.map((c) => ({ pipe: c.pipe, limitCps: c.limitCps })) };
     } catch (e) {
-      // No pipelimit module at all: the same as pipes missing, a config matter rather than a failure to retry.
+      // No htable RPC at all: the same as limiters missing, a config matter rather than a failure to retry.
       if (e instanceof RpcMethodError && /not found/i.test(e.rpcMessage)) {
         return { kind: 'missing', pipes: [...limits.keys()].map(admissionPipeName) };
       }

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { stringify } from 'yaml';
 import { deriveBackendKey } from '../heartbeat/keys.js';
 import type { BackendPlan, LabPlan } from './topology.js';
@@ -67,6 +67,7 @@ function controllerConfig(plan: LabPlan, masterKeyFile: string, dispatcherList: 
     scoring: { signals: { cpu_util: { knee: null }, mem_used_ratio: { knee: null } } },
     // Every 5 s rather than the default 30 s: the lab is for watching drift being repaired.
     schedules: { reconcile: '*/5 * * * * *' },
+    status_file: join(dirname(dispatcherList), 'status.json'),
     logging: { level: 'info' },
   };
 }

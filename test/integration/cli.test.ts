@@ -68,6 +68,18 @@ describe('sipweigh CLI', () => {
     expect(c.err).to.match(/needs a controller config/);
   });
 
+  it('status: needs --file until the HTTP API exists, and says clearly when the file is absent or not a status', () => {
+    const none = sipweigh('status');
+    expect(none.code).to.equal(2);
+    expect(none.err).to.match(/--file/);
+    const absent = sipweigh('status', '--file', join(dir, 'nope.json'));
+    expect(absent.code).to.equal(4);
+    expect(absent.err).to.match(/is the controller running with status_file set/);
+    const junk = sipweigh('status', '--file', write('junk.json', '{"hello": 1}'));
+    expect(junk.code).to.equal(1);
+    expect(junk.err).to.match(/not a sipweigh status file/);
+  });
+
   it('reports an unknown subcommand as a usage error', () => {
     const r = sipweigh('bogus');
     expect(r.code).to.equal(2);

@@ -21,6 +21,8 @@ import { sipweighCommand } from '../../src/lab/self-command.js';
 import { eventually, sleep } from '../support/harness.js';
 import { formatWeights, labRpc, ratioError, readWeights, WeightWatcher } from '../support/lb-watch.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
+import { sipweigh } from '../support/cli.js';
+import type { ControllerStatus } from '../../src/controller/status.js';
 
 const CAPACITIES = new Map([
   ['be1', 25],
@@ -177,6 +179,17 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
       expect(formatWeights((await readWeights(rpc!))!), 'weights kept through the partition').to.equal(
         before,
       );
+      // ...and the status says so, as `sipweigh status` shows it.
+      const statusFile = join(lab!.state.dir, 'status.json');
+      await eventually(
+        () => (JSON.parse(readFileSync(statusFile, 'utf8')) as ControllerStatus).sets[0]?.mode === 'panic',
+        'status file shows the panic',
+        5000,
+        200,
+      );
+      const shown = sipweigh('status', '--file', statusFile);
+      expect(shown.code, shown.err).to.equal(0);
+      expect(shown.out).to.match(/set 1: PANIC \(0\/3 answering.*last weights kept/);
     } finally {
       agents.forEach((a) => freezeMember(lab!, a, false));
     }

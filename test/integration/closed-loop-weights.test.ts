@@ -15,6 +15,8 @@ import { startLab, type RunningLab } from '../../src/lab/lab.js';
 import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
 import { startSipp, type SippRun } from '../../src/lab/sipp.js';
 import { eventually, sleep } from '../support/harness.js';
+import { sipweigh } from '../support/cli.js';
+import type { ControllerStatus } from '../../src/controller/status.js';
 import { formatWeights, labRpc, ratioError, readWeights, WeightWatcher } from '../support/lb-watch.js';
 
 const CAPACITIES = new Map([
@@ -88,6 +90,15 @@ describe('closed loop: weights follow capacity and health (real LB, backends, ag
         `${(ratioError(worst.weights, CAPACITIES) * 100).toFixed(1)} % off)\n`,
     );
     expect(ratioError(worst.weights, CAPACITIES), 'largest deviation in the 30 s window').to.be.at.most(0.1);
+    // The status file tells the same story as the LB.
+    const shown = sipweigh('status', '--file', join(lab!.state.dir, 'status.json'), '--json');
+    expect(shown.code, shown.err).to.equal(0);
+    const status = JSON.parse(shown.out) as ControllerStatus;
+    expect(status.sets[0]?.mode).to.equal('scored');
+    expect(status.sets[0]?.backends.map((b) => `${b.id}=${b.weight}`).join(' ')).to.equal(
+      formatWeights((await readWeights(rpc!))!),
+    );
+    expect(status.lb_nodes[0]?.consecutive_failures).to.equal(0);
     const r = await uac.done();
     expect(r.stats.failed, 'failed calls at 29 % load').to.be.at.most(Math.ceil(r.stats.created * 0.005));
   });
