@@ -215,7 +215,7 @@ export class Controller {
       defaultCapacity: DEFAULT_DISCOVERED_CAPACITY,
     });
     this.noteDiscovery(notes, new Set(ok.map((l) => l.node)));
-    const { added, removed } = applyDiscovery(this.core, backends);
+    const { added, removed } = applyDiscovery(this.core, backends, { complete: ok.length === lists.length });
     this.endpoint.arm();
     if (added.length > 0 || removed.length > 0) this.logger.info({ added, removed }, 'discovery');
   }

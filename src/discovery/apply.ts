@@ -2,6 +2,10 @@
  * Applies a discovery result to the heartbeat core: adds/updates every backend found, and removes
  * dispatcher-discovered backends that no LB lists any more. Config and hello backends are never
  * removed here (config changes restart the controller; hello backends leave by bye/down).
+ *
+ * `complete: false` (some LB could not be read) removes nothing: a backend missing from the lists
+ * that were read may be on the one that was not, and forgetting it would make the next push delete
+ * it from every LB, for good (it would no longer be listed anywhere to be discovered again).
  */
 import type { BackendSpec, ControllerCore } from '../heartbeat/controller-core.js';
 
@@ -10,7 +14,11 @@ export interface ApplySummary {
   readonly removed: readonly string[];
 }
 
-export function applyDiscovery(core: ControllerCore, backends: readonly BackendSpec[]): ApplySummary {
+export function applyDiscovery(
+  core: ControllerCore,
+  backends: readonly BackendSpec[],
+  opts: { readonly complete: boolean } = { complete: true },
+): ApplySummary {
   const wanted = new Set(backends.map((b) => b.id));
   const added: string[] = [];
   const removed: string[] = [];
@@ -18,7 +26,7 @@ export function applyDiscovery(core: ControllerCore, backends: readonly BackendS
     if (!core.get(b.id)) added.push(b.id);
     core.upsert(b);
   }
-  for (const v of core.list()) {
+  for (const v of opts.complete ? core.list() : []) {
     if (v.source === 'dispatcher' && !wanted.has(v.id)) {
       core.remove(v.id);
       removed.push(v.id);

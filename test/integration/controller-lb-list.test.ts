@@ -13,6 +13,7 @@ import { configFromData } from '../../src/config/load.js';
 import type { ControllerConfig } from '../../src/config/types.js';
 import { Controller } from '../../src/controller/controller.js';
 import { deriveBackendKey } from '../../src/heartbeat/keys.js';
+import type { KamailioInstance } from '../../src/lab/kamailio.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { FakeAgent } from '../support/fake-agent.js';
 import { eventually, useProcessGroup } from '../support/harness.js';
@@ -85,6 +86,7 @@ describe('integration: the controller and the destinations an LB lists', functio
 
   describe('an LB-discovered destination without duid (id host:port)', function () {
     let lb: TestLb;
+    let instance: KamailioInstance;
     const heartbeatIp = '127.13.0.2';
 
     before(async function () {
@@ -94,7 +96,7 @@ describe('integration: the controller and the destinations an LB lists', functio
         lb.listFile,
         '1 sip:127.13.0.11:5060 1 0 duid=be1;rweight=50\n1 sip:127.13.0.45:5060 0 0 sw_capacity=50\n',
       );
-      await lb.start();
+      instance = await lb.start();
     });
     after(() => lb?.rpc.client.close());
 
@@ -116,6 +118,40 @@ describe('integration: the controller and the destinations an LB lists', functio
       expect(status?.lastOutcome?.ok, JSON.stringify(status?.lastOutcome)).to.equal(true);
       const r = await lb.rpc.client.call('dispatcher.list');
       expect(JSON.stringify(r)).to.include('duid=127.13.0.45:5060').and.include('sw_capacity=50');
+    });
+
+    it('survives a reconcile while the LB is down: not forgotten, not deleted when it returns', async function () {
+      const be1 = await fakeAgent('be1', '127.13.1.12', heartbeatIp);
+      agents.push(be1);
+      controller = await Controller.start(
+        controllerConfig(h.group.runDir, heartbeatIp, lb, [
+          { id: 1, backends: [{ id: 'be1', uri: 'sip:127.13.0.11:5060', agent: be1.address }] },
+        ]),
+        { logger: silentLogger },
+      );
+      const c = controller;
+      await eventually(() => c.nodeStatus()[0]?.sync?.lastOutcome?.ok, 'the controller in sync with the LB');
+      const before = await listedLines(lb.rpc);
+      expect(before.some((l) => l.startsWith('1 sip:127.13.0.45:5060 '))).to.equal(true);
+
+      await instance.process.stop();
+      await c.reconcile();
+      expect(
+        c.core.get('127.13.0.45:5060'),
+        'still known after a reconcile that could not read the LB',
+      ).to.not.equal(undefined);
+      const restartedAt = Date.now();
+      instance = await lb.start();
+      await eventually(() => {
+        const s = c.nodeStatus()[0]?.sync;
+        return s?.lastOutcome?.ok === true && s.lastOutcome.at > restartedAt;
+      }, 'the controller in sync again after the LB returned');
+      await c.reconcile();
+      await eventually(() => {
+        const s = c.nodeStatus()[0]?.sync;
+        return s?.phase === 'idle' && s.lastOutcome?.ok;
+      }, 'the reconcile applied');
+      expect(await listedLines(lb.rpc)).to.deep.equal(before);
     });
   });
 });

@@ -220,4 +220,20 @@ describe('discovery merge', function () {
     expect(applyDiscovery(core, second.backends)).to.deep.equal({ added: [], removed: ['d1'] });
     expect(core.list().map((b) => b.id)).to.deep.equal(['cfg-a']);
   });
+
+  it('removes nothing when some LB could not be read (it may list what the others do not)', function () {
+    const core = new ControllerCore({ masterKeys: [Buffer.alloc(32, 1)] }, () => undefined);
+    const first = mergeDiscovery(
+      sets,
+      [{ node: 'lb1', targets: [target(2, 'sip:127.0.3.40:5060', 'duid=d1')] }],
+      { defaultCapacity: 1 },
+    );
+    applyDiscovery(core, first.backends);
+    const unread = mergeDiscovery(sets, [], { defaultCapacity: 1 });
+    expect(applyDiscovery(core, unread.backends, { complete: false })).to.deep.equal({
+      added: [],
+      removed: [],
+    });
+    expect(core.list().map((b) => b.id)).to.deep.equal(['cfg-a', 'd1']);
+  });
 });
