@@ -1,33 +1,53 @@
 /**
- * Admission control at the LB: the limit on new calls per dispatcher set, held by Kamailio's
- * pipelimit module (kamailio/sipweigh-lb.cfg with SIPWEIGH_ADMISSION_CONTROL) and changed over JSON-RPC.
+ * Admission control at the LB: the limit on new calls per dispatcher set, enforced by a GCRA rate
+ * limiter in kamailio/sipweigh-lb.cfg (SIPWEIGH_ADMISSION_CONTROL) and set over JSON-RPC.
  *
+ * The limiter of set N lives in the LB's htable `sipweigh_adm` (route SIPWEIGH_ADMISSION_CHECK):
+ * - `T_N`: emission interval in µs per call (1e6 / limit); 0 = no limit, negative = refuse every call;
+ * - `tau_N`: burst tolerance in µs; `tat_N`: the script's own schedule (not written here).
  * What Kamailio 5.6.3 does that shapes this module (measured on the shipped LB config):
- * - the snippet creates one TAILDROP pipe per set, `sipweigh_set_<SET>`, at start-up with the limit
- *   NO_LIMIT, so everything is admitted until a limit is set (admission fails open);
- * - `pl.set_pipe NAME ALGORITHM LIMIT` answers `{}`; an unknown pipe or algorithm is a 400 RPC error.
- *   It accepts any integer, also negative ones (TAILDROP then refuses every call), so limits are
- *   validated here before they travel;
- * - the limit counts per `timer_interval`, which the snippet sets to 1 s: limit = new calls per second;
- * - `pl.list` answers `[{name, algorithm, limit, counter, last_counter, unused_intervals}]`, where
- *   `counter` is the INVITEs checked in the current one-second window (admitted and refused) and
- *   `last_counter` those of the previous window: the offered rate of new calls;
- * - pipes live in shared memory: a Kamailio restart brings back the start-up pipe without limit, so
- *   the controller compares (`pipeLimitChanges`) and sets again what differs.
+ * - the snippet writes `T_N = 0` at start-up, so everything is admitted until a limit is set (fails
+ *   open), and a set without `T_N` is one the LB does no admission control for;
+ * - `htable.seti TABLE KEY INT` answers the string "Ok. Key set to new value."; it turns a non-numeric
+ *   value into 0 (= no limit) without complaint, so values are validated here before they travel;
+ * - `htable.dump TABLE` answers `[{entry, size, slot: [{name, value, type}]}]` (only non-empty slots);
+ *   an htable the LB lacks (admission control off) is a 500 "No such htable";
+ * - the htable lives in shared memory: a Kamailio restart brings back `T_N = 0`, so the controller
+ *   compares (`pipeLimitChanges`) and sets again what differs.
+ * The names keep the word "pipe" (pipelimit's, used before): a set's limiter is still called
+ * `sipweigh_set_N` in the controller's plans and logs.
  */
 import { RpcMethodError, type KamailioRpcClient } from './rpc.js';
 
-/** The pipe of a dispatcher set, as sipweigh-lb.cfg names it (route SIPWEIGH_ADMISSION_CHECK). */
+/** The htable holding every set's limiter (SIPWEIGH_ADMISSION_HTABLE in sipweigh-lb.cfg). */
+export const ADMISSION_HTABLE = 'sipweigh_adm';
+
+/** The name of a set's limiter in plans and logs. */
 export const ADMISSION_PIPE_PREFIX = 'sipweigh_set_';
 
-/** "No limit": SIPWEIGH_ADMISSION_NO_LIMIT in sipweigh-lb.cfg (a billion calls/s). */
-export const NO_LIMIT = 1_000_000_000;
+/** At or above this many calls/s a limit is no limit (T would be under 1 µs). */
+export const MAX_LIMIT_CPS = 1_000_000;
 
 /**
- * The algorithm every admission pipe uses. pipelimit's RED admits one request in
- * floor(last count / limit): below twice the limit that is 1, i.e. no limiting at all.
+ * Below this many calls/s the door is closed (T < 0): one call per 100 s at most. It also keeps
+ * T <= 1e8 µs, which the script's 32-bit arithmetic relies on (now + tau + T < 2^31).
  */
-export const ADMISSION_ALGORITHM = 'TAILDROP';
+export const MIN_LIMIT_CPS = 0.01;
+
+/**
+ * Burst tolerance: tau = 10 calls' worth of time, at least 100 ms, at most 1 s.
+ * - Too small refuses calls below the limit when arrivals are uneven. Poisson arrivals at 90 % of
+ *   the limit (simulated GCRA): 50 ms of tolerance refuses 5.3 % at 92 calls/s and 1.6 % at 185;
+ *   100 ms refuses 1.6 % and 0.2 %. False refusals depend on the tolerance in calls: ~10 calls keeps
+ *   them near 1.5 % at any rate, ~18 calls near 0.2 %.
+ * - Too large lets a burst through after a quiet spell: at most tau's worth of calls at once, i.e.
+ *   at most tau of extra queueing at a pool running at the limit. Under sustained overload GCRA
+ *   admits evenly, T apart, whatever tau is: the burst happens once, not every second.
+ * - The 1 s ceiling keeps the limiter never burstier than the one-second window it replaced.
+ */
+export const TOLERANCE_CALLS = 10;
+export const MIN_TOLERANCE_US = 100_000;
+export const MAX_TOLERANCE_US = 1_000_000;
 
 /** New calls per second a set may admit; `null` = no limit. */
 export type LimitCps = number | null;
@@ -35,20 +55,23 @@ export type LimitCps = number | null;
 /** Only `call` is used: tests and the controller may pass anything with that shape. */
 export type RpcCaller = Pick<KamailioRpcClient, 'call'>;
 
-export interface PipeState {
-  readonly name: string;
-  /** As reported: TAILDROP, RED, FEEDBACK, NETWORK (NOP pipes are not listed by Kamailio). */
-  readonly algorithm: string;
-  /** The raw pipelimit limit (per one-second window). */
-  readonly limit: number;
-  /** The limit in new calls per second, `null` when it is NO_LIMIT or more. */
-  readonly limitCps: LimitCps;
-  /** INVITEs checked (admitted + refused) in the current window and in the previous one. */
-  readonly counter: number;
-  readonly lastCounter: number;
+/** The two numbers the LB's limiter reads (µs, 32-bit signed integers). */
+export interface GcraParams {
+  /** Emission interval: 0 = no limit, -1 = refuse every call, else 1..1e8 µs per call. */
+  readonly emissionUs: number;
+  /** Burst tolerance, 0 when there is no limit or the door is closed. */
+  readonly toleranceUs: number;
 }
 
-/** A reply that is not what pipelimit answers: the LB runs something else, or a newer format. */
+export interface PipeState {
+  readonly name: string;
+  readonly setId: number;
+  readonly params: GcraParams;
+  /** The limit in new calls per second (1e6 / T, to 3 decimals), `null` when there is none. */
+  readonly limitCps: LimitCps;
+}
+
+/** A reply that is not what the htable module answers: the LB runs something else, or a newer format. */
 export class AdmissionReplyError extends Error {
   override readonly name = 'AdmissionReplyError';
   constructor(
@@ -60,14 +83,14 @@ export class AdmissionReplyError extends Error {
   }
 }
 
-/** The LB has no such pipe: admission control is not enabled there (SIPWEIGH_ADMISSION_CONTROL) or another set. */
+/** The LB has no limiter for the set: admission control is not enabled there (SIPWEIGH_ADMISSION_CONTROL) or another set. */
 export class AdmissionPipeMissingError extends Error {
   override readonly name = 'AdmissionPipeMissingError';
   constructor(
     readonly pipe: string,
     options?: ErrorOptions,
   ) {
-    super(`the LB has no admission pipe ${pipe}: is SIPWEIGH_ADMISSION_CONTROL defined for this set?`, options);
+    super(`the LB has no admission limiter ${pipe}: is SIPWEIGH_ADMISSION_CONTROL defined for this set?`, options);
   }
 }
 
@@ -76,7 +99,7 @@ export function admissionPipeName(setId: number): string {
   return `${ADMISSION_PIPE_PREFIX}${setId}`;
 }
 
-/** The set of an admission pipe name, or undefined for any other pipe (an operator's own). */
+/** The set of a limiter name, or undefined for any other name. */
 export function setIdOfPipe(name: string): number | undefined {
   const m = /^sipweigh_set_(0|[1-9][0-9]*)$/.exec(name);
   if (!m?.[1]) return undefined;
@@ -84,97 +107,138 @@ export function setIdOfPipe(name: string): number | undefined {
   return Number.isSafeInteger(id) ? id : undefined;
 }
 
+const NO_LIMIT_PARAMS: GcraParams = { emissionUs: 0, toleranceUs: 0 };
+const CLOSED_PARAMS: GcraParams = { emissionUs: -1, toleranceUs: 0 };
+
 /**
- * The pipelimit limit for a rate: whole calls per second, rounded down (never admit more than the
- * pool was said to carry), NO_LIMIT for `null` or anything at least as large. 0 refuses every call.
+ * The limiter's parameters for a rate (pure). T is rounded up (never admit faster than asked);
+ * `null` or >= MAX_LIMIT_CPS is no limit, under MIN_LIMIT_CPS (0 included) refuses every call.
  */
-export function pipeLimitFor(limitCps: LimitCps): number {
-  if (limitCps === null) return NO_LIMIT;
+export function gcraParamsFor(limitCps: LimitCps): GcraParams {
+  if (limitCps === null) return NO_LIMIT_PARAMS;
   if (typeof limitCps !== 'number' || Number.isNaN(limitCps) || limitCps < 0) {
     throw new RangeError(`admission limit must be a number >= 0 calls/s or null, got ${String(limitCps)}`);
   }
-  return limitCps >= NO_LIMIT ? NO_LIMIT : Math.floor(limitCps);
+  if (limitCps >= MAX_LIMIT_CPS) return NO_LIMIT_PARAMS;
+  if (limitCps < MIN_LIMIT_CPS) return CLOSED_PARAMS;
+  const emissionUs = Math.ceil(1e6 / limitCps);
+  const toleranceUs = Math.min(MAX_TOLERANCE_US, Math.max(MIN_TOLERANCE_US, TOLERANCE_CALLS * emissionUs));
+  return { emissionUs, toleranceUs };
+}
+
+/** The limit the LB enforces with an emission interval (pure): calls/s to 3 decimals, null = none. */
+export function limitCpsOf(emissionUs: number): LimitCps {
+  if (emissionUs === 0) return null;
+  if (emissionUs < 0) return 0;
+  return Math.round(1e9 / emissionUs) / 1000;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function intField(method: string, entry: Record<string, unknown>, key: string, reply: unknown): number {
-  const v = entry[key];
-  if (typeof v !== 'number' || !Number.isSafeInteger(v)) {
-    throw new AdmissionReplyError(method, `pipe field ${key} is not an integer`, reply);
-  }
-  return v;
-}
+const DUMP = 'htable.dump';
 
-/** Validates a `pl.list` result (pure). */
-export function parsePipeList(result: unknown): PipeState[] {
-  const method = 'pl.list';
-  if (!Array.isArray(result)) throw new AdmissionReplyError(method, 'not an array', result);
-  return result.map((entry: unknown): PipeState => {
-    if (!isRecord(entry)) throw new AdmissionReplyError(method, 'an entry is not an object', result);
-    const { name, algorithm } = entry;
-    if (typeof name !== 'string' || name === '') throw new AdmissionReplyError(method, 'pipe without a name', result);
-    if (typeof algorithm !== 'string' || algorithm === '') {
-      throw new AdmissionReplyError(method, `pipe ${name} without an algorithm`, result);
+/** The integer keys of an `htable.dump` result (pure, validated). String values are kept out. */
+function dumpEntries(result: unknown): Map<string, number | string> {
+  if (!Array.isArray(result)) throw new AdmissionReplyError(DUMP, 'not an array', result);
+  const out = new Map<string, number | string>();
+  for (const bucket of result) {
+    if (!isRecord(bucket) || !Array.isArray(bucket.slot)) {
+      throw new AdmissionReplyError(DUMP, 'a bucket without slot list', result);
     }
-    const limit = intField(method, entry, 'limit', result);
-    return {
-      name,
-      algorithm,
-      limit,
-      limitCps: limit >= NO_LIMIT ? null : limit,
-      counter: intField(method, entry, 'counter', result),
-      lastCounter: intField(method, entry, 'last_counter', result),
-    };
-  });
+    for (const item of bucket.slot as unknown[]) {
+      if (!isRecord(item) || typeof item.name !== 'string') throw new AdmissionReplyError(DUMP, 'an item without a name', result);
+      const { value } = item;
+      if (typeof value === 'number' && Number.isSafeInteger(value)) out.set(item.name, value);
+      else if (typeof value === 'string') out.set(item.name, value);
+      else throw new AdmissionReplyError(DUMP, `item ${item.name} has neither an integer nor a string value`, result);
+    }
+  }
+  return out;
 }
 
-function isUnknownPipe(e: unknown): boolean {
-  return e instanceof RpcMethodError && e.code === 400 && /unknown pipe/i.test(e.rpcMessage);
+/** Validates an `htable.dump sipweigh_adm` result into each set's limiter (pure). */
+export function parseLimiterDump(result: unknown): PipeState[] {
+  const entries = dumpEntries(result);
+  const states: PipeState[] = [];
+  for (const [key, value] of entries) {
+    const m = /^T_(0|[1-9][0-9]*)$/.exec(key);
+    if (!m?.[1]) continue;
+    const setId = Number(m[1]);
+    const tolerance = entries.get(`tau_${setId}`) ?? 0;
+    if (typeof value !== 'number' || typeof tolerance !== 'number') {
+      throw new AdmissionReplyError(DUMP, `T_${setId} or tau_${setId} is not an integer`, result);
+    }
+    const params = { emissionUs: value < 0 ? -1 : value, toleranceUs: tolerance };
+    states.push({ name: admissionPipeName(setId), setId, params, limitCps: limitCpsOf(params.emissionUs) });
+  }
+  return states.sort((a, b) => a.setId - b.setId);
 }
 
-/** Sets a pipe's limit (TAILDROP). Rejects with AdmissionPipeMissingError, AdmissionReplyError or RpcError. */
-export async function setPipeLimit(rpc: RpcCaller, pipe: string, limitCps: LimitCps): Promise<void> {
-  const limit = pipeLimitFor(limitCps);
+function isNoSuchHtable(e: unknown): boolean {
+  return e instanceof RpcMethodError && /no such htable/i.test(e.rpcMessage);
+}
+
+async function setInt(rpc: RpcCaller, pipe: string, key: string, value: number): Promise<void> {
   let result: unknown;
   try {
-    result = await rpc.call('pl.set_pipe', [pipe, ADMISSION_ALGORITHM, limit]);
+    result = await rpc.call('htable.seti', [ADMISSION_HTABLE, key, value]);
   } catch (e) {
-    if (isUnknownPipe(e)) throw new AdmissionPipeMissingError(pipe, { cause: e });
+    if (isNoSuchHtable(e)) throw new AdmissionPipeMissingError(pipe, { cause: e });
     throw e;
   }
-  // 5.6.3 answers an empty structure; anything with content is not the pipelimit we know.
-  const empty = result === null || (isRecord(result) && Object.keys(result).length === 0);
-  if (!empty) throw new AdmissionReplyError('pl.set_pipe', 'expected an empty result', result);
+  if (typeof result !== 'string' || !/^ok/i.test(result)) {
+    throw new AdmissionReplyError('htable.seti', 'expected "Ok. Key set to new value."', result);
+  }
 }
 
-/** Every pipe of the LB by name (admission pipes and any of the operator's own). */
+/**
+ * Sets a set's limit. tau is written before T: T is the switch (0 = no limit), so the script never
+ * combines a new T with the tolerance of a limit that no longer applies. Rejects with
+ * AdmissionPipeMissingError (no admission htable at the LB), AdmissionReplyError, RangeError or RpcError.
+ * It does not check that the LB enforces this set (the script checks only SIPWEIGH_DS_SET): plan with
+ * `pipeLimitChanges` on what `readPipeLimits` found.
+ */
+export async function setPipeLimit(rpc: RpcCaller, pipe: string, limitCps: LimitCps): Promise<void> {
+  const setId = setIdOfPipe(pipe);
+  if (setId === undefined) throw new RangeError(`not an admission limiter name: ${pipe}`);
+  const { emissionUs, toleranceUs } = gcraParamsFor(limitCps);
+  if (emissionUs !== 0) await setInt(rpc, pipe, `tau_${setId}`, toleranceUs);
+  await setInt(rpc, pipe, `T_${setId}`, emissionUs);
+}
+
+/** Every set's limiter at the LB by name; empty when the LB has no admission htable. */
 export async function readPipeLimits(rpc: RpcCaller): Promise<ReadonlyMap<string, PipeState>> {
-  const pipes = parsePipeList(await rpc.call('pl.list'));
-  return new Map(pipes.map((p) => [p.name, p]));
+  let result: unknown;
+  try {
+    result = await rpc.call(DUMP, [ADMISSION_HTABLE]);
+  } catch (e) {
+    if (isNoSuchHtable(e)) return new Map();
+    throw e;
+  }
+  return new Map(parseLimiterDump(result).map((p) => [p.name, p]));
 }
 
 export interface PipeLimitChange {
   readonly pipe: string;
   readonly limitCps: LimitCps;
-  /** The raw limit that will be written. */
-  readonly limit: number;
+  /** What will be written. */
+  readonly params: GcraParams;
   /** What the LB has now. */
   readonly current: PipeState;
 }
 
 export interface PipeLimitPlan {
-  /** Pipes whose limit or algorithm differ from the desired ones: set these. */
+  /** Limiters whose T or tau differ from the desired ones: set these. */
   readonly changes: readonly PipeLimitChange[];
-  /** Desired pipes the LB does not have (admission not enabled there): report, do not set. */
+  /** Desired limiters the LB does not have (admission not enabled there): report, do not set. */
   readonly missing: readonly string[];
 }
 
 /**
- * What to set so that the LB matches `desired` (pipe → calls/s or null), given what it has (pure).
- * In sync means the same algorithm (TAILDROP) and the same integer limit; pipes not in `desired`
+ * What to set so that the LB matches `desired` (limiter name → calls/s or null), given what it has
+ * (pure). In sync means the same T and, when there is a limit, the same tau; names not in `desired`
  * are left alone.
  */
 export function pipeLimitChanges(
@@ -184,14 +248,16 @@ export function pipeLimitChanges(
   const changes: PipeLimitChange[] = [];
   const missing: string[] = [];
   for (const [pipe, limitCps] of desired) {
-    const limit = pipeLimitFor(limitCps);
+    const params = gcraParamsFor(limitCps);
     const current = actual.get(pipe);
     if (!current) {
       missing.push(pipe);
       continue;
     }
-    const sameLimit = current.limit === limit || (limit === NO_LIMIT && current.limitCps === null);
-    if (current.algorithm !== ADMISSION_ALGORITHM || !sameLimit) changes.push({ pipe, limitCps, limit, current });
+    const same =
+      current.params.emissionUs === params.emissionUs &&
+      (params.emissionUs <= 0 || current.params.toleranceUs === params.toleranceUs);
+    if (!same) changes.push({ pipe, limitCps, params, current });
   }
   return { changes, missing };
 }

@@ -1,7 +1,8 @@
 /**
  * `kamailio -c` accepts the LB configs with admission control on and off: lb.cfg (transparent and
- * stateful, with the lab's defines), and the snippet inside an operator's config that loads
- * pipelimit itself, has its own event_route[htable:mod-init] and also uses the admission hook.
+ * stateful, with the lab's defines), and the snippet inside an operator's config that loads htable
+ * itself with a table of its own, has its own event_route[htable:mod-init] and also uses the
+ * admission hook. No pipelimit anywhere: the GCRA limiter needs only htable.
  */
 import { expect } from 'chai';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -24,7 +25,7 @@ function expectAccepted(cfg: string, defines: Defines = {}): void {
   expect(r.ok, `kamailio -c ${cfg} ${JSON.stringify(defines)}:\n${r.output}`).to.equal(true);
 }
 
-/** An operator's config around the snippet: its own modules, pipelimit included, loaded first. */
+/** An operator's config around the snippet: its own modules, htable included, loaded first. */
 const operatorCfg = (defines: string, extraRoutes: string) => `#!KAMAILIO
 listen=udp:127.8.2.40:5060
 listen=tcp:127.8.2.40:5071 name "sipweigh_rpc"
@@ -33,8 +34,6 @@ loadmodule "sl.so"
 loadmodule "pv.so"
 loadmodule "xlog.so"
 loadmodule "htable.so"
-loadmodule "pipelimit.so"
-modparam("pipelimit", "timer_interval", 1)
 modparam("htable", "htable", "mine=>size=4;")
 ${defines}
 include_file "${join(KAMAILIO_DIR, 'sipweigh-lb.cfg')}"
@@ -60,7 +59,7 @@ describe('admission control: LB configs pass kamailio -c', function () {
     expectAccepted(LB_CFG, { ...lab, SW_ADMISSION: false });
   });
 
-  it('the snippet with admission in an operator config with its own pipelimit, htable:mod-init route and admission hook', () => {
+  it('the snippet with admission in an operator config with its own htable, htable:mod-init route and admission hook', () => {
     const cfg = join(dir, 'operator-admission.cfg');
     writeFileSync(
       cfg,
