@@ -16,6 +16,7 @@ import { mergeDiscovery, type DiscoveryNote } from '../discovery/merge.js';
 import { endpointOptionsFromConfig } from '../heartbeat/config.js';
 import type { BackendView } from '../heartbeat/controller-core.js';
 import { ControllerEndpoint } from '../heartbeat/controller-endpoint.js';
+import { destinationKey } from '../kamailio/dispatcher-list.js';
 import { fetchDispatcherList } from '../kamailio/fetch-dispatcher-list.js';
 import { NodeSync, type SyncOutcome } from '../kamailio/node-sync.js';
 import {
@@ -64,8 +65,11 @@ export class Controller {
   /** LB nodes not pushed to, and why (their list holds sets we do not manage). */
   private readonly blocked = new Map<string, string>();
   private readonly syncs = new Map<string, NodeSync<NodeDesired, NodeOutcome>>();
-  /** Effective weight (0 = not active) of each backend as the first readable LB listed it at discovery. */
-  private listedWeights: ReadonlyMap<string, number> = new Map();
+  /**
+   * Effective weight (0 = not active) of each destination, by set and URI (how the LB itself tells
+   * them apart, duid or not), as the first readable LB listed it at discovery; null until one was read.
+   */
+  private listedWeights: ReadonlyMap<string, number> | null = null;
   private schedules: CronSchedules | null = null;
   private readonly params: ScoringParams;
   private readonly startedAt = performance.now();
@@ -208,7 +212,7 @@ export class Controller {
     const first = ok[0];
     if (first) {
       this.listedWeights = new Map(
-        first.targets.map((t) => [t.duid ?? t.uri, t.state === 'active' ? (t.rweight ?? 1) : 0] as const),
+        first.targets.map((t) => [destinationKey(t), t.state === 'active' ? (t.rweight ?? 1) : 0] as const),
       );
     }
     const { backends, notes } = mergeDiscovery(this.config.sets, ok, {
@@ -294,18 +298,20 @@ export class Controller {
     this.notePanics(result);
 
     this.logWeightChanges(result);
+    // A set that panicked before it was ever scored: we know nothing worth writing, so its
+    // backends keep what the LB listed at the last discovery (other sets are pushed as usual); one
+    // it did not list is not in its rotation, and stays out. Until an LB was read, push nothing.
+    const listed = this.listedWeights;
+    if (listed === null && result.sets.some((s) => s.weights === null)) return;
+    const viewOf = new Map(views.map((v) => [v.id, v]));
+    const listedWeight = (id: string): number => {
+      const v = viewOf.get(id);
+      return (v && listed?.get(destinationKey({ setId: v.set, uri: v.uri }))) ?? 0;
+    };
     const weights = new Map<string, number>();
     for (const set of result.sets) {
-      // A set that panicked before it was ever scored: we know nothing worth writing, so its
-      // backends keep what the LB listed at the last discovery (other sets are pushed as usual).
-      const source = set.weights ?? this.listedWeights;
-      for (const b of set.backends) weights.set(b.id, source.get(b.id) ?? 0);
-    }
-    if (
-      result.sets.some((s) => s.weights === null && s.backends.some((b) => !this.listedWeights.has(b.id)))
-    ) {
-      // ...unless the LB never listed one of them (it could not be read): then push nothing yet.
-      return;
+      for (const b of set.backends)
+        weights.set(b.id, set.weights ? (set.weights.get(b.id) ?? 0) : listedWeight(b.id));
     }
     const managed = new Set(this.config.sets.map((s) => s.id));
     const destinations = desiredDestinations(

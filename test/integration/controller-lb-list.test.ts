@@ -154,4 +154,78 @@ describe('integration: the controller and the destinations an LB lists', functio
       expect(await listedLines(lb.rpc)).to.deep.equal(before);
     });
   });
+
+  describe('a new set whose backends were never seen', function () {
+    let lb: TestLb;
+    const heartbeatIp = '127.13.0.3';
+
+    before(async function () {
+      lb = testLb(h.group, 'lb-b', '127.13.0.20', []);
+      writeFileSync(lb.listFile, '1 sip:127.13.0.21:5060 1 0 duid=be1;rweight=50\n');
+      await lb.start();
+    });
+    after(() => lb?.rpc.client.close());
+
+    it('does not stop the other sets being pushed (be1 back in rotation)', async function () {
+      const be1 = await fakeAgent('be1', '127.13.1.21', heartbeatIp);
+      agents.push(be1);
+      controller = await Controller.start(
+        controllerConfig(h.group.runDir, heartbeatIp, lb, [
+          { id: 1, backends: [{ id: 'be1', uri: 'sip:127.13.0.21:5060', agent: be1.address }] },
+          // Not deployed yet: nobody answers on its agent port, and the LB has never listed it.
+          {
+            id: 2,
+            backends: [
+              { id: 'be9', uri: 'sip:127.13.0.29:5060', agent: { address: '127.13.1.29', port: 7070 } },
+            ],
+          },
+        ]),
+        { logger: silentLogger },
+      );
+      await eventually(
+        async () => (await listedLines(lb.rpc)).includes('1 sip:127.13.0.21:5060 active 100'),
+        'be1 active at weight 100 on the LB',
+      );
+      const lines = await listedLines(lb.rpc);
+      expect(lines).to.include('2 sip:127.13.0.29:5060 inactive 1');
+    });
+  });
+
+  describe('a set in panic before its first scoring, listed without duids', function () {
+    let lb: TestLb;
+    const heartbeatIp = '127.13.0.4';
+
+    before(async function () {
+      lb = testLb(h.group, 'lb-c', '127.13.0.30', []);
+      // An operator's list from before sipweigh: no duid, so the LB names them only by set and URI.
+      writeFileSync(
+        lb.listFile,
+        '1 sip:127.13.0.31:5060 0 0 rweight=70\n1 sip:127.13.0.32:5060 1 0 rweight=30\n',
+      );
+      await lb.start();
+    });
+    after(() => lb?.rpc.client.close());
+
+    it('keeps what the LB listed (be1 active at 70, be2 inactive) while no agent answers', async function () {
+      const nobody = (port: number) => ({ address: '127.13.1.39', port });
+      controller = await Controller.start(
+        controllerConfig(h.group.runDir, heartbeatIp, lb, [
+          {
+            id: 1,
+            backends: [
+              { id: 'be1', uri: 'sip:127.13.0.31:5060', agent: nobody(7071) },
+              { id: 'be2', uri: 'sip:127.13.0.32:5060', agent: nobody(7072) },
+            ],
+          },
+        ]),
+        { logger: silentLogger },
+      );
+      const c = controller;
+      await eventually(() => c.nodeStatus()[0]?.sync?.lastOutcome?.ok, 'the controller in sync with the LB');
+      expect(await listedLines(lb.rpc)).to.deep.equal([
+        '1 sip:127.13.0.31:5060 active 70',
+        '1 sip:127.13.0.32:5060 inactive 1',
+      ]);
+    });
+  });
 });
