@@ -105,7 +105,8 @@ export class Controller {
   }
 
   static async start(config: ControllerConfig, opts: ControllerOptions): Promise<Controller> {
-    const links = config.lb_nodes.map((n) => new NodeLink(n));
+    const managed = new Set(config.sets.map((s) => s.id));
+    const links = config.lb_nodes.map((n) => new NodeLink(n, managed));
     // The endpoint's events reach the controller once it exists (it needs the endpoint first).
     const ref: { controller?: Controller } = {};
     const endpoint = await ControllerEndpoint.start(endpointOptionsFromConfig(config), {

@@ -70,7 +70,11 @@ export class NodeLink {
   private readonly transport: ListFileTransport;
   private readonly pusher: DispatcherPusher;
 
-  constructor(readonly config: LbNodeConfig) {
+  /** `managedSets`: the sets in the controller's config; a list with others is never rewritten. */
+  constructor(
+    readonly config: LbNodeConfig,
+    managedSets: ReadonlySet<number>,
+  ) {
     this.rpc = new KamailioRpcClient({
       url: config.rpc.url,
       ...(config.rpc.username !== undefined ? { username: config.rpc.username } : {}),
@@ -82,6 +86,7 @@ export class NodeLink {
       rpc: this.rpc,
       transport: this.transport,
       rpcDeadlineMs: config.rpc.timeout_ms,
+      managedSets,
     });
   }
 

@@ -80,6 +80,11 @@ export interface DispatcherPusherOptions {
   readonly transport: ListFileTransport;
   /** Deadline per RPC call (default 2000 ms; a reload of 5,000 destinations takes ~70 ms). */
   readonly rpcDeadlineMs?: number;
+  /**
+   * The sets this pusher owns. The whole file is rewritten, so an LB that lists any other set is
+   * not written to (stage 'read' fails): the rewrite would delete that set. Unset: every set.
+   */
+  readonly managedSets?: ReadonlySet<number>;
 }
 
 export class DispatcherPusher {
@@ -127,6 +132,11 @@ export class DispatcherPusher {
     const before = await timed('readMs', () => this.read());
     if (!before.ok) {
       return { kind: 'failed', stage: 'read', reason: before.error, changes: null, durations: done() };
+    }
+    const foreign = unmanagedSets(before.targets, this.options.managedSets);
+    if (foreign.length > 0) {
+      const reason = `the LB lists sets not managed here (${foreign.join(', ')}): rewriting its list would delete them`;
+      return { kind: 'failed', stage: 'read', reason, changes: null, durations: done() };
     }
     const { inSync, differences } = diffDispatcher(desired, before.targets);
     if (inSync) {
@@ -198,6 +208,11 @@ export class DispatcherPusher {
     const ms = this.options.rpcDeadlineMs;
     return ms === undefined ? {} : { deadlineMs: ms };
   }
+}
+
+function unmanagedSets(targets: readonly DispatcherTarget[], managed: ReadonlySet<number> | undefined): number[] {
+  if (managed === undefined) return [];
+  return [...new Set(targets.map((t) => t.setId).filter((id) => !managed.has(id)))].sort((a, b) => a - b);
 }
 
 /**

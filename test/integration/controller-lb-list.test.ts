@@ -228,4 +228,43 @@ describe('integration: the controller and the destinations an LB lists', functio
       ]);
     });
   });
+
+  describe('an LB unreachable at start-up whose list has a set not in the config', function () {
+    let lb: TestLb;
+    const heartbeatIp = '127.13.0.5';
+
+    before(function () {
+      lb = testLb(h.group, 'lb-d', '127.13.0.40', []);
+      writeFileSync(
+        lb.listFile,
+        '1 sip:127.13.0.41:5060 1 0 duid=be1;rweight=50\n7 sip:127.13.0.47:5060 0 0 duid=other;rweight=100\n',
+      );
+    });
+    after(() => lb?.rpc.client.close());
+
+    it('is not rewritten when it comes up: the other set stays', async function () {
+      const be1 = await fakeAgent('be1', '127.13.1.41', heartbeatIp);
+      agents.push(be1);
+      controller = await Controller.start(
+        controllerConfig(h.group.runDir, heartbeatIp, lb, [
+          { id: 1, backends: [{ id: 'be1', uri: 'sip:127.13.0.41:5060', agent: be1.address }] },
+        ]),
+        { logger: silentLogger },
+      );
+      const c = controller;
+      await lb.start();
+      // The first attempt that got a list from the LB, whatever it then did.
+      const outcome = await eventually(() => {
+        const o = c.nodeStatus()[0]?.sync?.lastOutcome;
+        const push = o?.result?.push;
+        if (!o || !push) return null;
+        return push.kind !== 'failed' || push.stage !== 'read' || /not managed/.test(push.reason) ? o : null;
+      }, 'a push attempt that read the LB');
+      expect(outcome.ok, JSON.stringify(outcome)).to.equal(false);
+      expect(await listedLines(lb.rpc)).to.deep.equal([
+        '1 sip:127.13.0.41:5060 inactive 50',
+        '7 sip:127.13.0.47:5060 active 100',
+      ]);
+    });
+  });
 });
