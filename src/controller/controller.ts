@@ -27,7 +27,7 @@ import {
   type ScoringParams,
 } from '../scoring/index.js';
 import type { Logger } from '../util/logger.js';
-import { desiredDestinations } from './desired-list.js';
+import { desiredAdmission, desiredDestinations } from './desired-list.js';
 import { NodeLink, type NodeDesired, type NodeOutcome } from './node-link.js';
 import { CronSchedules, planJobs, type ScheduledAction } from './schedules.js';
 import { buildStatus, type ControllerStatus } from './status.js';
@@ -328,14 +328,8 @@ export class Controller {
 
   /** The pool's limit split evenly over the LB nodes (each sees its share of the offered calls). */
   private admissionPerNode(result: CycleResult): Map<number, number | null> {
-    const out = new Map<number, number | null>();
-    if (!this.config.admission.enabled) return out;
-    const n = this.links.length;
-    for (const set of result.sets) {
-      const limit = set.admissionLimitCps;
-      out.set(set.set, limit === null ? null : Math.max(1, Math.ceil(limit / n)));
-    }
-    return out;
+    if (!this.config.admission.enabled) return new Map();
+    return desiredAdmission(result.sets, this.links.length);
   }
 
   /** One line per change of a set's weights, with what drove it. */

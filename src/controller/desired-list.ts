@@ -8,6 +8,7 @@
  * a rewrite never deletes an operator's other sets.
  */
 import type { Destination } from '../kamailio/dispatcher-list.js';
+import type { SetResult } from '../scoring/index.js';
 
 export interface ListedBackend {
   readonly id: string;
@@ -50,6 +51,22 @@ export function desiredDestinations(
   // A stable order: the same desired state always produces the same file, and the LB's
   // internal order (which algorithm 11 walks) does not churn between pushes.
   return managed.sort((a, b) => a.setId - b.setId || cmp(a.duid, b.duid) || cmp(a.uri, b.uri));
+}
+
+/**
+ * The admission limit per set at one LB node: the pool's limit split evenly over the `nodes` LB
+ * nodes (each sees its share of the offered calls). A set in panic that never had a limit is left
+ * out, so the LB keeps whatever it enforces (a previous run's limit): a null would lift it, at the
+ * moment the controller trusts its own view least.
+ */
+export function desiredAdmission(sets: readonly SetResult[], nodes: number): Map<number, number | null> {
+  const out = new Map<number, number | null>();
+  for (const set of sets) {
+    const limit = set.admissionLimitCps;
+    if (set.mode === 'panic' && limit === null) continue;
+    out.set(set.set, limit === null ? null : Math.max(1, Math.ceil(limit / nodes)));
+  }
+  return out;
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
