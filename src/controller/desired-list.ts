@@ -23,11 +23,26 @@ export interface ListedBackend {
 /** Kamailio's rweight range; 0 is written as state inactive. */
 export const MAX_RWEIGHT = 100;
 
+/** Who keeps a set and URI two backends claim: the operator's config, then the LB's own list. */
+const CLAIM_ORDER: Readonly<Record<ListedBackend['source'], number>> = { config: 0, dispatcher: 1, hello: 2 };
+
 export function desiredDestinations(
   backends: readonly ListedBackend[],
   weightOf: (id: string) => number,
 ): Destination[] {
-  const managed: Destination[] = backends.map((b) => {
+  // One line per set and URI: a list file with two is refused whole (formatDispatcherList), which
+  // would fail every push to every node for as long as, say, a self-registered agent announces a
+  // configured backend's URI under another id. The later claim is left out of the list.
+  const claimed = new Set<string>();
+  const unique = [...backends]
+    .sort((a, b) => CLAIM_ORDER[a.source] - CLAIM_ORDER[b.source] || cmp(a.id, b.id))
+    .filter((b) => {
+      const key = `${b.set} ${b.uri}`;
+      if (claimed.has(key)) return false;
+      claimed.add(key);
+      return true;
+    });
+  const managed: Destination[] = unique.map((b) => {
     const w = weightOf(b.id);
     if (!Number.isInteger(w) || w < 0 || w > MAX_RWEIGHT) {
       throw new Error(`weight of ${b.id} must be an integer 0..${MAX_RWEIGHT}, got ${w}`);
