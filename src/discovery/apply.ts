@@ -23,7 +23,12 @@ export function applyDiscovery(
   const added: string[] = [];
   const removed: string[] = [];
   for (const b of backends) {
-    if (!core.get(b.id)) added.push(b.id);
+    const known = core.get(b.id);
+    // A self-registered backend is in the LB's list because the controller wrote it there: taking
+    // that echo as an LB-discovered backend would exempt it for good from being forgotten after
+    // silence (and from the self-registration cap). Config still adopts it.
+    if (known?.source === 'hello' && b.source === 'dispatcher') continue;
+    if (!known) added.push(b.id);
     core.upsert(b);
   }
   for (const v of opts.complete ? core.list() : []) {

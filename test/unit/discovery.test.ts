@@ -221,6 +221,44 @@ describe('discovery merge', function () {
     expect(core.list().map((b) => b.id)).to.deep.equal(['cfg-a']);
   });
 
+  it('a self-registered backend the LB lists (our own write) stays self-registered, and is forgotten', function () {
+    let mono = 0;
+    const core = new ControllerCore(
+      {
+        masterKeys: [Buffer.alloc(32, 1)],
+        selfRegistrationSets: new Set([2]),
+        forgetSelfRegisteredAfterMs: 60_000,
+        clock: { mono: () => mono, wall: () => 1_700_000_000_000 + mono },
+      },
+      () => undefined,
+    );
+    core.upsert({
+      id: 'h1',
+      set: 2,
+      uri: 'sip:127.0.3.41:5060',
+      capacity: 10,
+      agent: { address: '127.0.3.41', port: 7070 },
+      source: 'hello',
+    });
+    const listed = mergeDiscovery(
+      sets,
+      [
+        {
+          node: 'lb1',
+          targets: [
+            target(2, 'sip:127.0.3.41:5060', 'duid=h1;rweight=1;sw_agent=127.0.3.41:7070;sw_capacity=10'),
+          ],
+        },
+      ],
+      { defaultCapacity: 1 },
+    );
+    applyDiscovery(core, listed.backends);
+    expect(core.get('h1')?.source).to.equal('hello');
+    mono = 61_000;
+    core.tick(mono);
+    expect(core.get('h1')).to.equal(undefined);
+  });
+
   it('removes nothing when some LB could not be read (it may list what the others do not)', function () {
     const core = new ControllerCore({ masterKeys: [Buffer.alloc(32, 1)] }, () => undefined);
     const first = mergeDiscovery(
