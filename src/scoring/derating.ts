@@ -31,7 +31,7 @@
 import type { ScoringParams } from './params.js';
 import type { DeratingState } from './types.js';
 
-/** What the signals say this cycle; low <= high. */
+/** What the signals say this cycle: `low` decides cuts, `high` (symptoms only, no utilisation) recoveries. */
 export interface PressureRange {
   readonly low: number;
   readonly high: number;

@@ -77,13 +77,15 @@ export interface ScoringParams {
 
 export const DEFAULT_SCORING_PARAMS: ScoringParams = {
   signals: {
-    // Early and sharp: 3 ms median at 95 %, 60 ms+ within a second above capacity. But the round
-    // trip also carries the host's scheduling noise and, on servers with long per-request work
-    // (the lab's emulation holds a worker 20-80 ms per INVITE), queueing well below capacity:
-    // in the closed-loop tests a 5 ms knee derated backends at 43 % load, and 20 ms still did on a
-    // busy 2-core host. At 50 ms it fires only on real distress, still within ~1 s of overload; the
-    // receive queue (next) is the earlier warning.
-    options_rtt_ms: { knee: 50, half_life_ms: 400, standing_window_ms: 1_000 },
+    // The round trip carries the server's per-request work: its queueing delay at a given load is
+    // a number of *service times*. On a real Kamailio (tens of µs per message) 50 ms means hundreds
+    // of messages waiting, but on a server whose workers wait on something (a database, the lab's
+    // emulation holding a worker 20-160 ms per INVITE) 50 ms is one queued call, and M/D/c queueing
+    // puts it there at ~85 % load: the closed-loop tests derated such pools to 60-70 % of their
+    // capacity. So the receive queue (next), which counts messages whatever they cost, is the early
+    // signal, and the round trip a backstop at 200 ms (reached within 1-2 s of real overload, which
+    // runs to 0.26-0.97 s): it still sees a backend whose workers are stuck while its socket is not.
+    options_rtt_ms: { knee: 200, half_life_ms: 400, standing_window_ms: 1_000 },
     // Early: 5–10 KB at 95 %, 120 KB after a second above capacity.
     udp_rx_queue_bytes: { knee: 32_768, half_life_ms: 400, standing_window_ms: 1_000 },
     // Certain but late: the socket buffer is full. One drop a second is enough; a long half-life
@@ -113,9 +115,9 @@ export const DEFAULT_SCORING_PARAMS: ScoringParams = {
   decrease_above_pressure: 1,
   recover_below_pressure: 0.7,
   overload_confirm_ms: 250,
-  decrease_gain_per_s: 1,
+  decrease_gain_per_s: 0.5,
   max_decrease_ratio_per_s: 0.5,
-  recover_per_s: 0.05,
+  recover_per_s: 0.1,
   recover_delay_ms: 1_000,
   max_cycle_gap_ms: 2_000,
 
@@ -131,7 +133,7 @@ export const DEFAULT_SCORING_PARAMS: ScoringParams = {
   panic_heal_grace_ms: 3_000,
 
   admission_enabled: true,
-  admission_headroom_ratio: 0.95,
+  admission_headroom_ratio: 0.92,
 };
 
 export class ScoringParamsError extends Error {

@@ -93,7 +93,12 @@ export function pressureRange(smoothed: SignalValues, latest: SignalValues): Pre
     const lo = a === null ? (b as number) : b === null ? a : Math.min(a, b);
     const hi = a === null ? (b as number) : b === null ? a : Math.max(a, b);
     low = low === null ? lo : Math.max(low, lo);
-    high = high === null ? hi : Math.max(high, hi);
+    // Utilisation is the load we send, not a symptom: it may cut (a backstop far above capacity)
+    // but does not hold back recovery. A backend busy at 90 % with an empty queue and a fast round
+    // trip is healthy and gets its capacity back; gating on it kept pools derated for tens of
+    // seconds after a transient, crawling at a tenth of the recovery rate.
+    if (name !== 'utilisation') high = high === null ? hi : Math.max(high, hi);
   }
-  return low === null || high === null ? null : { low, high };
+  if (low === null) return null;
+  return { low, high: high ?? 0 };
 }

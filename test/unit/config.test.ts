@@ -171,7 +171,7 @@ ${tail}`;
 
     it('applies defaults: admission on at 0.95, no maintenance', () => {
       const c = loadControllerConfig(file(controller('')));
-      expect(c.admission).to.deep.equal({ enabled: true, headroom: 0.95 });
+      expect(c.admission).to.deep.equal({ enabled: true, headroom: 0.92 });
       expect(c.schedules.maintenance).to.deep.equal([]);
       expect(c.lb_nodes[0]?.dispatcher_list.path).to.equal('/tmp/ds.list');
     });

@@ -39,7 +39,7 @@ describe('scoring derating law (AIMD with a hold band)', function () {
 
   it('falls multiplicatively with pressure, at most by max_decrease_ratio_per_s per second, never below the floor', function () {
     const mild = run(FRESH_DERATING, 1.2, 0, 5); // 1 s of confirmed overload at 1.2
-    expect(mild.factor).to.be.closeTo(Math.pow(1.2, -1), 1e-9);
+    expect(mild.factor).to.be.closeTo(Math.pow(1.2, -P.decrease_gain_per_s), 1e-9);
     const hard = run(FRESH_DERATING, 12, 0, 5); // rtt 60 ms: capped at halving per second
     expect(hard.factor).to.be.closeTo(0.5, 1e-9);
     expect(run(FRESH_DERATING, 1_000, 0, 400).factor).to.equal(P.factor_floor);
