@@ -6,11 +6,11 @@
  * are smoothed.
  *
  * Two things this buys, both measured in the closed-loop tests: a busy host's scheduling spikes
- * (one slow OPTIONS among several fast ones) no longer derate a backend at 30-40 % load, and the
- * once-a-second burst that the LB's admission control lets through (pipelimit counts per whole
- * second) no longer reads as overload: without this the controller kept cutting the pool's limit
- * until the bursts were small, down to a fifth of its capacity. Real overload keeps the queue up
- * from one report to the next and still shows within one window.
+ * (one slow OPTIONS among several fast ones) no longer derate a backend at 30-40 % load, and a
+ * burst the LB lets through (the admission limiter's burst tolerance; with the per-second pipelimit
+ * it first used, a burst every second) no longer reads as overload: without this the controller
+ * kept cutting the pool's limit until the bursts were small, down to a fifth of its capacity. Real
+ * overload keeps the queue up from one report to the next and still shows within one window.
  */
 import type { Smoothed } from './types.js';
 
