@@ -280,7 +280,19 @@ export class Controller {
     });
   }
 
+  /**
+   * Runs from timers: anything it throws would end the process, and with it the controller's
+   * watch over the LB. A bug here is logged and the LB stays on what it has (fail-static).
+   */
   private cycle(force: boolean): void {
+    try {
+      this.cycleOnce(force);
+    } catch (e) {
+      this.logger.error({ err: (e as Error).message }, 'cycle failed; the LB keeps its last weights');
+    }
+  }
+
+  private cycleOnce(force: boolean): void {
     if (this.stopped) return;
     let result: CycleResult;
     const views = this.core.list();
