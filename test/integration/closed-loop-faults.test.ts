@@ -16,10 +16,17 @@ import { startLab, type RunningLab } from '../../src/lab/lab.js';
 import { processTreeCpuMs } from '../../src/lab/process-cpu.js';
 import { pidAlive } from '../../src/lab/processes.js';
 import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
-import { runSippClient, startSipp } from '../../src/lab/sipp.js';
+import { runSippClient } from '../../src/lab/sipp.js';
 import { sipweighCommand } from '../../src/lab/self-command.js';
 import { eventually, sleep } from '../support/harness.js';
-import { formatWeights, labRpc, ratioError, readWeights, WeightWatcher } from '../support/lb-watch.js';
+import {
+  formatWeights,
+  labLoad,
+  labRpc,
+  ratioError,
+  readWeights,
+  WeightWatcher,
+} from '../support/lb-watch.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { sipweigh } from '../support/cli.js';
 import type { ControllerStatus } from '../../src/controller/status.js';
@@ -144,19 +151,7 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
     );
   }
 
-  function load(name: string, rate: number, seconds: number) {
-    const { plan } = lab!.state;
-    return startSipp(lab!.group, {
-      name,
-      scenario: LAB_SCENARIOS.uac,
-      localIp: plan.client.address,
-      localPort: 5060,
-      remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
-      rate,
-      maxCalls: rate * seconds,
-      timeoutS: seconds + 30,
-    });
-  }
+  const load = (name: string, rate: number, seconds: number) => labLoad(lab!, name, rate, seconds);
 
   it('keeps the LB on its weights when the LB’s JSON-RPC is cut for 30 s: no crash, no spin, converges after', async () => {
     const pid = labProcess(lab!, 'controller').pid;

@@ -12,12 +12,17 @@ import { formatDispatcherList } from '../../src/kamailio/dispatcher-list.js';
 import type { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import { killMember, respawnMember } from '../../src/lab/lab-control.js';
 import { startLab, type RunningLab } from '../../src/lab/lab.js';
-import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
-import { startSipp, type SippRun } from '../../src/lab/sipp.js';
 import { eventually, sleep } from '../support/harness.js';
 import { sipweigh } from '../support/cli.js';
 import type { ControllerStatus } from '../../src/controller/status.js';
-import { formatWeights, labRpc, ratioError, readWeights, WeightWatcher } from '../support/lb-watch.js';
+import {
+  formatWeights,
+  labLoad,
+  labRpc,
+  ratioError,
+  readWeights,
+  WeightWatcher,
+} from '../support/lb-watch.js';
 
 const CAPACITIES = new Map([
   ['be1', 50],
@@ -49,19 +54,7 @@ describe('closed loop: weights follow capacity and health (real LB, backends, ag
     await lab?.stop();
   });
 
-  function load(name: string, rate: number, seconds: number): Promise<SippRun> {
-    const { plan } = lab!.state;
-    return startSipp(lab!.group, {
-      name,
-      scenario: LAB_SCENARIOS.uac,
-      localIp: plan.client.address,
-      localPort: 5060,
-      remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
-      rate,
-      maxCalls: rate * seconds,
-      timeoutS: seconds + 30,
-    });
-  }
+  const load = (name: string, rate: number, seconds: number) => labLoad(lab!, name, rate, seconds);
 
   it('converges to the 1:2:4 capacity ratio within 10 s of steady load and holds it for 30 s', async () => {
     // The controller has confirmed every backend and pushed once: the loop is running.

@@ -6,6 +6,8 @@
 import { fetchDispatcherList } from '../../src/kamailio/fetch-dispatcher-list.js';
 import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import type { RunningLab } from '../../src/lab/lab.js';
+import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
+import { startSipp, type SippRun } from '../../src/lab/sipp.js';
 
 export interface WeightSample {
   /** Date.now() of the reading. */
@@ -88,4 +90,19 @@ export function formatWeights(w: ReadonlyMap<string, number>): string {
     .sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([id, v]) => `${id}=${v}`)
     .join(' ');
+}
+
+/** Steady calls through the lab's LB from its client address: `rate` calls/s for `seconds`, bounded. */
+export function labLoad(lab: RunningLab, name: string, rate: number, seconds: number): Promise<SippRun> {
+  const { plan } = lab.state;
+  return startSipp(lab.group, {
+    name,
+    scenario: LAB_SCENARIOS.uac,
+    localIp: plan.client.address,
+    localPort: 5060,
+    remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
+    rate,
+    maxCalls: rate * seconds,
+    timeoutS: seconds + 30,
+  });
 }
