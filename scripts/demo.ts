@@ -13,7 +13,7 @@
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fetchDispatcherList } from '../src/kamailio/fetch-dispatcher-list.js';
+import { fetchEffectiveWeights } from '../src/kamailio/fetch-dispatcher-list.js';
 import { KamailioRpcClient } from '../src/kamailio/rpc.js';
 import { killMember } from '../src/lab/lab-control.js';
 import { startLab, type RunningLab } from '../src/lab/lab.js';
@@ -65,9 +65,7 @@ type Weights = ReadonlyMap<string, number>;
 
 /** Backend id (duid) -> rweight while active, 0 otherwise; null when the LB did not answer. */
 async function readWeights(rpc: KamailioRpcClient): Promise<Weights | null> {
-  const list = await fetchDispatcherList(rpc, { deadlineMs: 800 });
-  if (!list.ok) return null;
-  return new Map(list.targets.map((t) => [t.duid ?? t.uri, t.state === 'active' ? (t.rweight ?? 0) : 0]));
+  return fetchEffectiveWeights(rpc, { deadlineMs: 800 });
 }
 
 /** Polls until `id` has weight 0 at the LB: ms since `since` (a performance.now()), or null. */

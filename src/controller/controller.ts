@@ -17,6 +17,7 @@ import { endpointOptionsFromConfig } from '../heartbeat/config.js';
 import type { BackendView } from '../heartbeat/controller-core.js';
 import { ControllerEndpoint } from '../heartbeat/controller-endpoint.js';
 import { destinationKey } from '../kamailio/dispatcher-list.js';
+import { effectiveWeight } from '../kamailio/dispatcher-list-reply.js';
 import { fetchDispatcherList } from '../kamailio/fetch-dispatcher-list.js';
 import { NodeSync, type SyncOutcome } from '../kamailio/node-sync.js';
 import {
@@ -213,7 +214,7 @@ export class Controller {
     const first = ok[0];
     if (first) {
       this.listedWeights = new Map(
-        first.targets.map((t) => [destinationKey(t), t.state === 'active' ? (t.rweight ?? 1) : 0] as const),
+        first.targets.map((t) => [destinationKey(t), effectiveWeight(t)] as const),
       );
     }
     const { backends, notes } = mergeDiscovery(this.config.sets, ok, {

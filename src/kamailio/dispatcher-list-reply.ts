@@ -42,6 +42,14 @@ export interface DispatcherTarget {
   } | null;
 }
 
+/**
+ * The weight a destination has in the LB's rotation: its rweight while active, 0 otherwise (inactive,
+ * disabled, or trying). A destination without an rweight counts 1, as algorithm 11 treats it.
+ */
+export function effectiveWeight(t: DispatcherTarget): number {
+  return t.state === 'active' ? (t.rweight ?? 1) : 0;
+}
+
 export type DispatcherListResult =
   | { readonly ok: true; readonly targets: readonly DispatcherTarget[] }
   | { readonly ok: false; readonly error: string };

@@ -4,7 +4,7 @@
  * which is an empty list here; every other failure comes back as `{ ok: false }`, never thrown.
  */
 import { RpcMethodError, type KamailioRpcClient } from './rpc.js';
-import { parseDispatcherList, type DispatcherListResult } from './dispatcher-list-reply.js';
+import { effectiveWeight, parseDispatcherList, type DispatcherListResult } from './dispatcher-list-reply.js';
 
 /** What the dispatcher readers and the pusher need of an RPC client (a counting wrapper fits too). */
 export type RpcCaller = Pick<KamailioRpcClient, 'call' | 'target'>;
@@ -25,4 +25,17 @@ export async function fetchDispatcherList(
       return parseDispatcherList({ error: { code: e.code, message: e.rpcMessage } });
     return { ok: false, error: `dispatcher.list on ${client.target}: ${(e as Error).message}` };
   }
+}
+
+/**
+ * What the LB holds, as an operator reads it: backend id (duid, else URI) -> effective weight
+ * (0 = out of rotation); null when the LB did not answer. For the demo and the tests.
+ */
+export async function fetchEffectiveWeights(
+  client: RpcCaller,
+  opts: { deadlineMs?: number } = {},
+): Promise<Map<string, number> | null> {
+  const list = await fetchDispatcherList(client, opts);
+  if (!list.ok) return null;
+  return new Map(list.targets.map((t) => [t.duid ?? t.uri, effectiveWeight(t)]));
 }

@@ -3,7 +3,7 @@
  * of each destination's effective weight (0 when not active). The closed-loop tests judge the
  * controller only by what the LB actually holds.
  */
-import { fetchDispatcherList } from '../../src/kamailio/fetch-dispatcher-list.js';
+import { fetchEffectiveWeights } from '../../src/kamailio/fetch-dispatcher-list.js';
 import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import type { RunningLab } from '../../src/lab/lab.js';
 import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
@@ -21,10 +21,8 @@ export function labRpc(lab: RunningLab): KamailioRpcClient {
   return new KamailioRpcClient({ url: lab.state.lb_rpc_url, username: rpc.username, password: rpc.password });
 }
 
-export async function readWeights(rpc: KamailioRpcClient): Promise<Map<string, number> | null> {
-  const list = await fetchDispatcherList(rpc, { deadlineMs: 2000 });
-  if (!list.ok) return null;
-  return new Map(list.targets.map((t) => [t.duid ?? t.uri, t.state === 'active' ? (t.rweight ?? 0) : 0]));
+export function readWeights(rpc: KamailioRpcClient): Promise<Map<string, number> | null> {
+  return fetchEffectiveWeights(rpc, { deadlineMs: 2000 });
 }
 
 export class WeightWatcher {
