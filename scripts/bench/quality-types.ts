@@ -1,0 +1,120 @@
+/**
+ * The record one run of `npm run bench -- quality` writes (JSON). The runner fills it; the analysis,
+ * the Markdown report and the plots read only this, so a stored run can be re-reported.
+ */
+
+/** The policies compared, in the order they are shown. */
+export const POLICIES = ['round_robin', 'static_equal', 'static_capacity', 'kamailio_cc', 'sipweigh'] as const;
+export type PolicyId = (typeof POLICIES)[number];
+
+export const POLICY_LABELS: Record<PolicyId, string> = {
+  round_robin: 'Kamailio round robin (alg 4)',
+  static_equal: 'equal static weights (alg 11)',
+  static_capacity: 'capacity-proportional static weights (alg 11)',
+  kamailio_cc: 'Kamailio adaptive (alg 11, cc=1)',
+  sipweigh: 'sipweigh',
+};
+
+/** INVITE→200 times of one step, in milliseconds (from sipp's per-call response-time trace). */
+export interface LatencyMs {
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+/** One policy at one offered load, measured over a fixed window after a warm-up. */
+export interface StepResult {
+  readonly policy: PolicyId;
+  /** Offered load as a fraction of the pool's total configured capacity (0.4 … 1.3). */
+  readonly load_fraction: number;
+  readonly offered_cps: number;
+  readonly duration_s: number;
+  /** Calls sipp started in the window. */
+  readonly calls: number;
+  /** Calls that reached 200 and completed. */
+  readonly ok: number;
+  /** Calls that did not: timeouts, errors, and refusals. */
+  readonly failed: number;
+  /** Of `failed`: calls the LB refused with 503 (admission control); reported apart, still failures. */
+  readonly refused_503: number;
+  /** failed / calls × 100. */
+  readonly failed_pct: number;
+  /** ok / duration_s: goodput. */
+  readonly success_cps: number;
+  /** null when no call succeeded. */
+  readonly setup_ms: LatencyMs | null;
+  /** Share of the window's INVITEs each backend received (by backend id; sums to ~1). */
+  readonly shares: Readonly<Record<string, number>>;
+}
+
+/** One sample of the capacity-drop run (one per second). */
+export interface DropSample {
+  /** Seconds since load started. */
+  readonly t_s: number;
+  /** Effective weight in rotation per backend as the LB holds it (0 = out of rotation). */
+  readonly weights: Readonly<Record<string, number>>;
+  /** Share of that second's INVITEs per backend. */
+  readonly shares: Readonly<Record<string, number>>;
+  readonly success_cps: number;
+  readonly failed: number;
+  /** p99 INVITE→200 of the calls that started in that second; null when none succeeded. */
+  readonly p99_ms: number | null;
+}
+
+/** A backend loses half its capacity mid-run; the same offered load throughout. */
+export interface DropResult {
+  readonly policy: PolicyId;
+  readonly backend: string;
+  readonly capacity_before_cps: number;
+  readonly capacity_after_cps: number;
+  readonly offered_cps: number;
+  readonly drop_at_s: number;
+  readonly duration_s: number;
+  /**
+   * Seconds from the drop until the dropped backend's weight share first fell to at most its new
+   * fair share (capacity_after / offered ... see the runner), and stayed there; null if never.
+   */
+  readonly follow_s: number | null;
+  /** Failed calls and p99 setup latency before the drop, and from 10 s after the drop to the end. */
+  readonly before: { readonly failed_pct: number; readonly success_cps: number; readonly p99_ms: number | null };
+  readonly after: { readonly failed_pct: number; readonly success_cps: number; readonly p99_ms: number | null };
+  readonly timeline: readonly DropSample[];
+}
+
+export interface MachineInfo {
+  readonly hostname: string;
+  readonly cpus: number;
+  readonly cpu_model: string;
+  readonly kernel: string;
+  readonly node: string;
+  readonly kamailio: string;
+  readonly sipp: string;
+  /** 1-minute load average when the run started: a noisy machine shows here. */
+  readonly loadavg_start: number;
+}
+
+export interface QualityRun {
+  readonly bench: 'quality';
+  readonly version: 1;
+  readonly quick: boolean;
+  /** The command line that produced the run. */
+  readonly command: string;
+  readonly started_at: string;
+  readonly finished_at: string;
+  readonly machine: MachineInfo;
+  readonly pool: {
+    readonly backends: readonly string[];
+    /** Configured (emulated) capacity of each backend, calls/s, same order as `backends`. */
+    readonly capacities_cps: readonly number[];
+    readonly total_cps: number;
+    readonly workers: number;
+  };
+  /** The headline's pass rule: a step counts as carried when both hold. */
+  readonly criteria: { readonly max_failed_pct: number; readonly max_p99_ms: number };
+  readonly policies: readonly PolicyId[];
+  /** Every measured step, all policies; overload steps (load_fraction > 1) included. */
+  readonly steps: readonly StepResult[];
+  /** Per policy: the capacity-drop run, when it was run. */
+  readonly capacity_drop: readonly DropResult[];
+}
