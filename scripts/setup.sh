@@ -8,8 +8,12 @@ cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
-# kamailio: the LB and backends; sip-tester: sipp; openssh-server: the agentless collector's tests.
-declare -A need=([kamailio]=kamailio [sipp]=sip-tester [sshd]=openssh-server)
+# kamailio: the LB and backends; sip-tester: sipp; openssh-server: the agentless collector's tests;
+# ansible-core + ansible-lint: the Ansible role's tests (the role uses ansible.builtin only, so the big
+# `ansible` collection package is not needed); systemd: `systemd-analyze verify` of the units (in a
+# container nothing starts: no systemd runs as PID 1 and the policy-rc.d below refuses services).
+declare -A need=([kamailio]=kamailio [sipp]=sip-tester [sshd]=openssh-server
+  [ansible-playbook]=ansible-core [ansible-lint]=ansible-lint [systemd-analyze]=systemd)
 missing=()
 for cmd in "${!need[@]}"; do
   if ! command -v "$cmd" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$cmd" ]; then missing+=("${need[$cmd]}"); fi
