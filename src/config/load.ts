@@ -19,6 +19,7 @@ import {
 import { validatorFor, type ErrorObject } from './schema-registry.js';
 import type {
   AdmissionConfig,
+  ApiConfig,
   AgentConfig,
   AnyConfig,
   ConfigKind,
@@ -211,6 +212,7 @@ interface RawController {
   scoring: { cycle_ms: number; signals?: Record<string, Partial<SignalParams>> } & Record<string, unknown>;
   admission: AdmissionConfig;
   status_file?: string;
+  api?: { listen: string; port: number; token_file?: string; read_without_token: boolean };
   lb_nodes: { name: string; rpc: Record<string, unknown>; dispatcher_list: DispatcherListConfig }[];
   sets: { id: number; backends: { id: string; agent?: unknown; ssh?: unknown }[] }[];
 }
@@ -267,9 +269,60 @@ function resolveController(raw: RawController, baseDir: string, issues: ConfigIs
     },
     lb_nodes: lbNodes,
     scoring: { cycle_ms: raw.scoring.cycle_ms, params: scoringParams(raw, issues) },
+    ...(raw.api !== undefined ? { api: apiConfig(raw.api, baseDir, issues) } : {}),
     ...(raw.status_file !== undefined
       ? { status_file: isAbsolute(raw.status_file) ? raw.status_file : resolve(baseDir, raw.status_file) }
       : {}),
+  };
+}
+
+/** A bearer token shorter than this is guessable; `openssl rand -hex 32` makes a good one. */
+const MIN_TOKEN_LENGTH = 16;
+
+/** 127.0.0.0/8: the only addresses where open reads are allowed. */
+export function isLoopback(address: string): boolean {
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address);
+}
+
+/**
+ * The API's token is read here like every other secret; open reads are refused off loopback (a
+ * status API open to the network tells anyone the pool's size and load), and without a token only
+ * open reads would be left, so off loopback a token file is required.
+ */
+function apiConfig(
+  raw: NonNullable<RawController['api']>,
+  baseDir: string,
+  issues: ConfigIssue[],
+): ApiConfig {
+  if (raw.read_without_token && !isLoopback(raw.listen)) {
+    issues.push({
+      path: 'api.read_without_token',
+      message: `must be false when api.listen (${raw.listen}) is not a loopback address (127.x.x.x)`,
+    });
+  }
+  const token = secret(raw, 'token', 'token_file', 'api', baseDir, issues, false) ?? null;
+  if (token !== null && token.length > 0 && token.length < MIN_TOKEN_LENGTH) {
+    issues.push({
+      path: 'api.token_file',
+      message: `the token must be at least ${MIN_TOKEN_LENGTH} characters`,
+    });
+  }
+  if (token === null && !(raw.read_without_token && isLoopback(raw.listen)) && raw.token_file === undefined) {
+    issues.push({
+      path: 'api.token_file',
+      message: 'required unless api.listen is a loopback address and api.read_without_token is true',
+    });
+  }
+  const tokenFile =
+    raw.token_file === undefined
+      ? {}
+      : { token_file: isAbsolute(raw.token_file) ? raw.token_file : resolve(baseDir, raw.token_file) };
+  return {
+    listen: raw.listen,
+    port: raw.port,
+    read_without_token: raw.read_without_token,
+    token,
+    ...tokenFile,
   };
 }
 

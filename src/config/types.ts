@@ -92,6 +92,18 @@ export interface SchedulesConfig {
   readonly maintenance: readonly MaintenanceSchedule[];
 }
 
+/** The controller's HTTP API (src/api/). */
+export interface ApiConfig {
+  readonly listen: string;
+  readonly port: number;
+  /** Resolved from `token_file`; null when none is configured (then only open reads work). */
+  readonly token: string | null;
+  /** Absolute path of the token file, if any (re-read on reload). */
+  readonly token_file?: string;
+  /** GETs answer without a token (only accepted with a loopback `listen`). */
+  readonly read_without_token: boolean;
+}
+
 export interface ControllerConfig {
   readonly kind: 'controller';
   readonly heartbeat: {
@@ -118,6 +130,8 @@ export interface ControllerConfig {
   readonly schedules: SchedulesConfig;
   /** Absolute path (resolved against the config's directory) of the status snapshot, if any. */
   readonly status_file?: string;
+  /** Absent: no HTTP API. */
+  readonly api?: ApiConfig;
   readonly logging: { readonly level: LogLevel };
 }
 
