@@ -135,6 +135,8 @@ export interface BackendView {
   readonly flapPenalty: number;
   readonly srttMs: number;
   readonly lastRttMs: number;
+  /** Probes of this backend that went unanswered, since it became known (status API, /metrics). */
+  readonly misses: number;
   readonly metrics: ReportMetrics | null;
   /** Monotonic ms of the last accepted report, NaN if none. */
   readonly lastReportAt: number;
@@ -179,6 +181,7 @@ class Backend implements DueItem, BackendView {
   probeSeq = randomBytes(4).readUInt32BE(0);
   nextProbeAt = Infinity;
   lastProbeAt = -Infinity;
+  misses = 0;
   metrics: ReportMetrics | null = null;
   lastReportAt = NaN;
   /** Monotonic ms of the last authentic message (or of registration). */
@@ -580,6 +583,7 @@ export class ControllerCore {
 
   private missed(b: Backend, now: number): void {
     this.counters.misses++;
+    b.misses++;
     // During a key rotation an agent may hold either key and cannot tell us which until it can
     // verify a probe: after each miss, sign the next probe with the other key. Once the agent
     // answers, receive() pins the key it used. Costs at most one miss per backend per rotation.
