@@ -30,13 +30,59 @@ import {
 import type { Logger } from '../util/logger.js';
 import { desiredAdmission, desiredDestinations } from './desired-list.js';
 import { NodeLink, type NodeDesired, type NodeOutcome } from './node-link.js';
+import type { ReloadChanges } from './reload-plan.js';
 import { CronSchedules, planJobs, type ScheduledAction } from './schedules.js';
 import { buildStatus, type ControllerStatus } from './status.js';
 
 export interface ControllerOptions {
   readonly logger: Logger;
-  /** Scoring cycle period (default 250 ms). */
+  /** Scoring cycle period (default: the config's scoring.cycle_ms). */
   readonly cycleMs?: number;
+  /** Told of every apply to an LB node (telemetry: push latency). */
+  readonly onNodeApply?: (node: string, record: NodeApplyRecord) => void;
+}
+
+/** One apply to an LB node as the API and /metrics report it. */
+export interface NodeApplyRecord {
+  /** `in_sync` only when the LB was read (a cache hit is no push and is not recorded). */
+  readonly outcome: 'applied' | 'in_sync' | 'failed';
+  /** Wall-clock ms when it finished. */
+  readonly at: number;
+  readonly durationMs: number;
+  readonly changes: number;
+  readonly error: string | null;
+  readonly driftRepaired: boolean;
+}
+
+/** Per LB node since the controller started. */
+export interface NodeCounters {
+  readonly pushes: { applied: number; in_sync: number; failed: number };
+  driftRepairs: number;
+  /** Failed applies of any kind (push or admission limit). */
+  errors: number;
+}
+
+/** What the status API and /metrics read of the controller, taken at one instant. */
+export interface ControllerSnapshot {
+  readonly now: { readonly mono: number; readonly wall: number };
+  readonly startedAt: number;
+  readonly views: readonly BackendView[];
+  readonly result: CycleResult | null;
+  readonly nodes: readonly NodeSnapshot[];
+  readonly status: ControllerStatus;
+}
+
+export interface NodeSnapshot {
+  readonly name: string;
+  readonly target: string;
+  readonly blocked: string | null;
+  /** Read or pushed successfully at least once. */
+  readonly synced: boolean;
+  readonly last: NodeApplyRecord | null;
+  readonly counters: NodeCounters;
+  /** Weight of each backend id as this node holds it since the last good push (0 = inactive). */
+  readonly weights: ReadonlyMap<string, number> | null;
+  readonly consecutiveFailures: number;
 }
 
 /**
@@ -72,7 +118,20 @@ export class Controller {
    */
   private listedWeights: ReadonlyMap<string, number> | null = null;
   private schedules: CronSchedules | null = null;
-  private readonly params: ScoringParams;
+  private params: ScoringParams;
+  private cfg: ControllerConfig;
+  private cycleMs: number;
+  /** Per LB node: ever read or pushed, counters, the last apply that reached the LB. */
+  private readonly synced = new Set<string>();
+  private readonly counters = new Map<string, NodeCounters>();
+  private readonly lastApply = new Map<string, NodeApplyRecord>();
+  /**
+   * Backends a reload removed, with the LB nodes that have not yet been pushed a list without them.
+   * Until then discovery ignores them: the LB still lists them (we wrote them there), and taking
+   * that echo for an LB-discovered backend would keep them in rotation for good.
+   */
+  private readonly retired = new Map<string, Set<string>>();
+  private readonly onNodeApply: ControllerOptions['onNodeApply'];
   private readonly startedAt = performance.now();
   private readonly startedWall = Date.now();
   private statusTimer: NodeJS.Timeout | null = null;
@@ -82,16 +141,25 @@ export class Controller {
   private readonly graceMs: number;
 
   private constructor(
-    readonly config: ControllerConfig,
+    config: ControllerConfig,
     private readonly endpoint: ControllerEndpoint,
     private readonly links: readonly NodeLink[],
     private readonly logger: Logger,
-    private readonly cycleMs: number,
+    cycleMs: number,
+    onNodeApply: ControllerOptions['onNodeApply'],
   ) {
+    this.cfg = config;
+    this.cycleMs = cycleMs;
+    this.onNodeApply = onNodeApply;
     this.params = config.scoring.params;
     const hb = config.heartbeat;
     this.graceMs = Math.max(2000, hb.probe_interval_ms * (hb.return_after_oks + 3));
     for (const link of links) {
+      this.counters.set(link.name, {
+        pushes: { applied: 0, in_sync: 0, failed: 0 },
+        driftRepairs: 0,
+        errors: 0,
+      });
       this.syncs.set(
         link.name,
         new NodeSync<NodeDesired, NodeOutcome>({
@@ -123,25 +191,17 @@ export class Controller {
       links,
       opts.logger,
       opts.cycleMs ?? config.scoring.cycle_ms,
+      opts.onNodeApply,
     );
     ref.controller = controller;
     try {
       await controller.discover();
-      controller.schedules = new CronSchedules(
-        planJobs(config.schedules),
-        (action) => controller.runScheduled(action),
-        opts.logger,
-        config.schedules.timezone,
-      );
-      await controller.schedules.start();
+      await controller.startSchedules();
     } catch (e) {
       await controller.stop();
       throw e;
     }
-    controller.cycleTimer = setInterval(() => controller.cycle(false), controller.cycleMs);
-    if (config.status_file !== undefined) {
-      controller.statusTimer = setInterval(() => controller.writeStatusFile(), 1000);
-    }
+    controller.startTimers();
     opts.logger.info(
       {
         heartbeat: endpoint.address,
@@ -158,6 +218,109 @@ export class Controller {
     return this.endpoint.core;
   }
 
+  /** The config in force (the one it started with, or the last reload). */
+  get config(): ControllerConfig {
+    return this.cfg;
+  }
+
+  private startTimers(): void {
+    if (this.cycleTimer) clearInterval(this.cycleTimer);
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    this.statusTimer = null;
+    this.cycleTimer = setInterval(() => this.cycle(false), this.cycleMs);
+    if (this.cfg.status_file !== undefined) {
+      this.statusTimer = setInterval(() => this.writeStatusFile(), 1000);
+    }
+  }
+
+  private async startSchedules(): Promise<void> {
+    const schedules = new CronSchedules(
+      planJobs(this.cfg.schedules),
+      (action) => this.runScheduled(action),
+      this.logger,
+      this.cfg.schedules.timezone,
+    );
+    this.schedules = schedules;
+    await schedules.start();
+  }
+
+  /**
+   * Puts a new config in force; `changes` is what planReload found live-changeable (it refused
+   * anything that needs a restart before this is called). Added backends start as never seen, are
+   * probed at once and enter rotation through the usual confirmation and slow start; removed ones
+   * leave the core now and the LB lists with the next push.
+   */
+  async applyConfig(next: ControllerConfig, changes: ReloadChanges): Promise<void> {
+    if (this.stopped) throw new Error('the controller is stopping');
+    const previous = this.cfg;
+    this.cfg = next;
+    this.params = next.scoring.params;
+    for (const id of changes.backends.removed) {
+      if (this.core.get(id)?.source !== 'config') continue;
+      this.core.remove(id);
+      this.retired.set(id, new Set(this.links.map((l) => l.name)));
+    }
+    for (const set of next.sets) {
+      for (const b of set.backends) {
+        if (!changes.backends.added.includes(b.id) && !changes.backends.changed.includes(b.id)) continue;
+        this.retired.delete(b.id);
+        this.core.upsert({
+          id: b.id,
+          set: set.id,
+          uri: b.sip_uri,
+          capacity: b.capacity,
+          ...(b.agent ? { agent: b.agent } : {}),
+          source: 'config',
+        });
+      }
+    }
+    this.endpoint.arm();
+    if (next.scoring.cycle_ms !== previous.scoring.cycle_ms) this.cycleMs = next.scoring.cycle_ms;
+    if (changes.schedules) {
+      await this.schedules?.stop();
+      await this.startSchedules();
+    }
+    this.startTimers();
+    this.cycle(false);
+  }
+
+  /** Everything the API and /metrics show, at one instant. */
+  snapshot(): ControllerSnapshot {
+    const now = { mono: performance.now(), wall: Date.now() };
+    return {
+      now,
+      startedAt: this.startedWall,
+      views: this.core.list(),
+      result: this.lastCycle,
+      status: this.status(),
+      nodes: this.links.map((l) => {
+        const sync = this.syncs.get(l.name)?.status();
+        return {
+          name: l.name,
+          target: l.describe(),
+          blocked: this.blocked.get(l.name) ?? null,
+          synced: this.synced.has(l.name),
+          last: this.lastApply.get(l.name) ?? null,
+          counters: this.counters.get(l.name)!,
+          weights: l.pushedWeights,
+          consecutiveFailures: sync?.consecutiveFailures ?? 0,
+        };
+      }),
+    };
+  }
+
+  /** Why the controller is not ready to be relied on (empty when it is). */
+  notReadyReasons(): string[] {
+    if (this.stopped) return ['the controller is stopping'];
+    return this.links
+      .filter((l) => !this.synced.has(l.name))
+      .map((l) =>
+        this.blocked.has(l.name)
+          ? `LB node ${l.name} is not pushed to: ${this.blocked.get(l.name)}`
+          : `LB node ${l.name} has not been read or pushed successfully yet`,
+      );
+  }
+
   /** What an operator reads: `sipweigh status`, the status file. */
   status(): ControllerStatus {
     return buildStatus({
@@ -171,7 +334,7 @@ export class Controller {
   }
 
   private writeStatusFile(): void {
-    const file = this.config.status_file;
+    const file = this.cfg.status_file;
     if (file === undefined) return;
     const tmp = `${file}.${process.pid}.tmp`;
     try {
@@ -207,7 +370,12 @@ export class Controller {
       this.links.map(async (l) => ({ link: l, result: await fetchDispatcherList(l.rpc) })),
     );
     const ok = lists.flatMap(({ link, result }) => {
-      if (result.ok) return [{ node: link.name, targets: result.targets }];
+      if (result.ok) {
+        this.synced.add(link.name);
+        // Backends a reload removed are not taken back from the list we wrote them into.
+        const targets = result.targets.filter((t) => t.duid === null || !this.retired.has(t.duid));
+        return [{ node: link.name, targets }];
+      }
       this.logger.warn({ node: link.name, err: result.error }, 'cannot read the LB dispatcher list');
       return [];
     });
@@ -217,7 +385,7 @@ export class Controller {
         first.targets.map((t) => [destinationKey(t), effectiveWeight(t)] as const),
       );
     }
-    const { backends, notes } = mergeDiscovery(this.config.sets, ok, {
+    const { backends, notes } = mergeDiscovery(this.cfg.sets, ok, {
       defaultCapacity: DEFAULT_DISCOVERED_CAPACITY,
     });
     this.noteDiscovery(notes, new Set(ok.map((l) => l.node)));
@@ -327,7 +495,7 @@ export class Controller {
       for (const b of set.backends)
         weights.set(b.id, set.weights ? (set.weights.get(b.id) ?? 0) : listedWeight(b.id));
     }
-    const managed = new Set(this.config.sets.map((s) => s.id));
+    const managed = new Set(this.cfg.sets.map((s) => s.id));
     const destinations = desiredDestinations(
       views.filter((v) => managed.has(v.set)),
       (id) => weights.get(id) ?? 0,
@@ -341,7 +509,7 @@ export class Controller {
 
   /** The pool's limit split evenly over the LB nodes (each sees its share of the offered calls). */
   private admissionPerNode(result: CycleResult): Map<number, number | null> {
-    if (!this.config.admission.enabled) return new Map();
+    if (!this.cfg.admission.enabled) return new Map();
     return desiredAdmission(result.sets, this.links.length);
   }
 
@@ -395,7 +563,42 @@ export class Controller {
     }
   }
 
+  /** Counters and the last apply of a node (API, /metrics); cache hits are no pushes and are skipped. */
+  private recordOutcome(link: NodeLink, outcome: SyncOutcome<NodeOutcome>): void {
+    const counters = this.counters.get(link.name);
+    if (!counters) return;
+    if (!outcome.ok) counters.errors++;
+    const push = outcome.result?.push;
+    if (push?.kind === 'in_sync' && push.checkedBy === 'cache') return;
+    const kind = push?.kind ?? 'failed';
+    counters.pushes[kind]++;
+    if (outcome.ok) {
+      this.synced.add(link.name);
+      for (const [id, pending] of this.retired) {
+        pending.delete(link.name);
+        if (pending.size === 0) this.retired.delete(id);
+      }
+    }
+    const driftRepaired = outcome.result?.driftRepaired ?? false;
+    if (driftRepaired) counters.driftRepairs++;
+    const record: NodeApplyRecord = {
+      outcome: kind,
+      at: outcome.at,
+      durationMs: push ? push.durations.totalMs : outcome.durationMs,
+      changes: push && push.kind !== 'in_sync' ? (push.changes?.length ?? 0) : 0,
+      error: outcome.ok ? null : outcome.reason,
+      driftRepaired,
+    };
+    this.lastApply.set(link.name, record);
+    try {
+      this.onNodeApply?.(link.name, record);
+    } catch {
+      // Telemetry must never stop the loop.
+    }
+  }
+
   private reportOutcome(link: NodeLink, outcome: SyncOutcome<NodeOutcome>, failures: number): void {
+    this.recordOutcome(link, outcome);
     const o = outcome.result;
     if (o === null) {
       this.logger.warn(
@@ -418,6 +621,7 @@ export class Controller {
       this.logger.info(
         {
           node: link.name,
+          ...(o.driftRepaired ? { drift_repaired: true } : {}),
           changes: push.changes.length,
           ms: Math.round(push.durations.totalMs * 10) / 10,
         },

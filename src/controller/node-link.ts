@@ -39,6 +39,12 @@ export type AdmissionOutcome =
 export interface NodeOutcome {
   readonly push: PushOutcome;
   readonly admission: AdmissionOutcome;
+  /**
+   * The push changed the LB although the controller wanted the same list as at its last success:
+   * something else changed the LB (an operator's reload, a restart, an edited file) and this
+   * push repaired it.
+   */
+  readonly driftRepaired: boolean;
 }
 
 function transportFor(cfg: LbNodeConfig): ListFileTransport {
@@ -69,6 +75,9 @@ export class NodeLink {
   readonly rpc: KamailioRpcClient;
   private readonly transport: ListFileTransport;
   private readonly pusher: DispatcherPusher;
+  /** The desired list of the last successful push (to tell drift from a change of our own). */
+  private lastGoodList: string | null = null;
+  private pushed: ReadonlyMap<string, number> | null = null;
 
   /** `managedSets`: the sets in the controller's config; a list with others is never rewritten. */
   constructor(
@@ -99,14 +108,29 @@ export class NodeLink {
   }
 
   /** `force`: read the LB even if nothing changed since the last verified push (reconcile, retries). */
+  /** Weight (0 = inactive) of each backend id as this node holds it since the last good push; null before. */
+  get pushedWeights(): ReadonlyMap<string, number> | null {
+    return this.pushed;
+  }
+
   async apply(desired: NodeDesired, force: boolean): Promise<ApplyResult<NodeOutcome>> {
+    const list = JSON.stringify(desired.destinations);
     const push = await this.pusher.push(desired.destinations, { force });
     if (push.kind === 'failed') {
-      const result: NodeOutcome = { push, admission: { kind: 'failed', reason: 'not tried: push failed' } };
+      const result: NodeOutcome = {
+        push,
+        admission: { kind: 'failed', reason: 'not tried: push failed' },
+        driftRepaired: false,
+      };
       return { ok: false, result, reason: `${push.stage}: ${push.reason}` };
     }
+    const driftRepaired = push.kind === 'applied' && list === this.lastGoodList;
+    this.lastGoodList = list;
+    this.pushed = new Map(
+      desired.destinations.map((d) => [d.duid, d.state === 'active' ? d.rweight : 0] as const),
+    );
     const admission = await this.applyAdmission(desired.admission);
-    const result: NodeOutcome = { push, admission };
+    const result: NodeOutcome = { push, admission, driftRepaired };
     if (admission.kind === 'failed') return { ok: false, result, reason: `admission: ${admission.reason}` };
     return { ok: true, result };
   }
