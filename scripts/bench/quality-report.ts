@@ -1,0 +1,551 @@
+/**
+ * The quality benchmark for people: a terminal line per step as the run goes, a final summary, and
+ * the Markdown section of BENCHMARKS.md (pure string builders), plus the one writer that puts that
+ * section into the file without touching the other benchmarks' sections.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, relative, sep } from 'node:path';
+import {
+  capacityVerdicts,
+  goals,
+  loadKey,
+  missReasons,
+  overloadGoodput,
+  qualitySummary,
+  type CapacityVerdict,
+  type Criteria,
+  type GoalResult,
+} from './quality-analysis.js';
+import {
+  POLICIES,
+  POLICY_LABELS,
+  type DropResult,
+  type PolicyId,
+  type QualityRun,
+  type StepResult,
+} from './quality-types.js';
+import { checkQualityRun, readQualityRun } from './quality-run-file.js';
+
+// --- number formats ------------------------------------------------------------------------------
+
+/** Calls/s: one decimal (steps are 20 s windows; a tenth is a couple of calls). */
+const cps = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : 'n/a');
+/** Percent: two decimals below 1 % (the criterion sits at 1 %), one above. */
+function pct(n: number): string {
+  if (!Number.isFinite(n)) return 'n/a';
+  if (n === 0) return '0';
+  return n < 1 ? n.toFixed(2) : n.toFixed(1);
+}
+/** Milliseconds: one decimal below 10 ms, whole above. */
+function ms(n: number | null | undefined): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return 'n/a';
+  return n < 10 ? n.toFixed(1) : n.toFixed(0);
+}
+const frac = (n: number) => n.toFixed(2);
+const loadPct = (loadFraction: number) => `${Math.round(loadFraction * 100)} %`;
+const share = (n: number | undefined) =>
+  n === undefined || !Number.isFinite(n) ? 'n/a' : `${(n * 100).toFixed(0)} %`;
+const refusedPct = (s: StepResult) => (s.calls > 0 ? (s.refused_503 / s.calls) * 100 : Number.NaN);
+const pad = (s: string, n: number) => s.padEnd(n);
+const lpad = (s: string, n: number) => s.padStart(n);
+
+/** Backends in the pool's order, then any others a step reports (a misnamed one shows, not vanishes). */
+function backendsOf(run: QualityRun): string[] {
+  const extra = new Set<string>();
+  for (const s of run.steps) for (const b of Object.keys(s.shares)) extra.add(b);
+  for (const d of run.capacity_drop)
+    for (const t of d.timeline) for (const b of Object.keys(t.weights)) extra.add(b);
+  for (const b of run.pool.backends) extra.delete(b);
+  return [...run.pool.backends, ...[...extra].sort()];
+}
+
+// --- terminal ------------------------------------------------------------------------------------
+
+/** The column heads matching formatStepLine. */
+export function formatStepHeader(): string {
+  return (
+    `${pad('policy', 16)} ${lpad('load', 5)} ${lpad('offered/s', 9)} ${lpad('ok/s', 7)} ${lpad('failed', 7)} ` +
+    `${lpad('503', 6)} ${lpad('p50', 6)} ${lpad('p95', 6)} ${lpad('p99 ms', 7)}  shares  verdict`
+  );
+}
+
+/** One step as the run goes: fits a terminal line, says whether the step counts as carried and why not. */
+export function formatStepLine(step: StepResult, criteria: Criteria): string {
+  const l = step.setup_ms;
+  const shares = Object.entries(step.shares)
+    .map(([b, v]) => `${b} ${share(v)}`)
+    .join(', ');
+  const reasons = missReasons(step, criteria);
+  const verdict = reasons.length === 0 ? 'carried' : `missed: ${reasons.join('; ')}`;
+  return (
+    `${pad(step.policy, 16)} ${lpad(loadPct(step.load_fraction), 5)} ${lpad(cps(step.offered_cps), 9)} ` +
+    `${lpad(cps(step.success_cps), 7)} ${lpad(`${pct(step.failed_pct)} %`, 7)} ${lpad(`${pct(refusedPct(step))} %`, 6)} ` +
+    `${lpad(ms(l?.p50), 6)} ${lpad(ms(l?.p95), 6)} ${lpad(ms(l?.p99), 7)}  ${shares}  ${verdict}`
+  );
+}
+
+function goalMark(g: GoalResult): string {
+  return g.met === null ? 'not judged' : g.met ? 'met' : 'NOT met';
+}
+
+/** The final terminal summary: the headline per policy, the goals, overload goodput, the drop. */
+export function formatSummary(run: QualityRun): string {
+  const lines = ['', `capacity fraction (${ruleShort(run.criteria)}):`];
+  for (const v of capacityVerdicts(run)) {
+    const miss = v.firstMiss
+      ? `  first miss at ${loadPct(v.firstMiss.load_fraction)}: ${v.firstMiss.reasons.join('; ')}`
+      : '';
+    lines.push(`  ${pad(v.policy, 16)} ${frac(v.fraction)}${miss}`);
+  }
+  const gs = goals(run);
+  lines.push('sipweigh against the goals:');
+  for (const g of gs) lines.push(`  ${pad(g.goal, 28)} ${pad(goalMark(g), 10)} ${g.detail}`);
+  const over = overloadGoodput(run);
+  const overKeys = overloadKeys(run);
+  if (overKeys.length > 0) {
+    lines.push(`overload goodput, calls/s (capacity ${cps(run.pool.total_cps)}):`);
+    for (const p of POLICIES) {
+      const o = over[p];
+      if (!o) continue;
+      lines.push(
+        `  ${pad(p, 16)} ${overKeys.map((k) => `${loadPct(Number(k))}: ${o[k] === undefined ? 'n/a' : cps(o[k])}`).join('  ')}`,
+      );
+    }
+  }
+  if (run.capacity_drop.length > 0) {
+    lines.push('capacity drop (weights follow within):');
+    for (const d of sortedDrops(run)) {
+      lines.push(
+        `  ${pad(d.policy, 16)} ${pad(d.follow_s === null ? 'never' : `${d.follow_s.toFixed(1)} s`, 8)} ` +
+          `failed ${pct(d.before.failed_pct)} % → ${pct(d.after.failed_pct)} %, p99 ${ms(d.before.p99_ms)} → ${ms(d.after.p99_ms)} ms`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+// --- Markdown ------------------------------------------------------------------------------------
+
+/** Relative links (from BENCHMARKS.md) to the plots that were written; absent plots are not linked. */
+export interface PlotLinks {
+  readonly latency?: string;
+  readonly goodput?: string;
+  readonly dropWeights?: string;
+}
+
+function ruleShort(c: Criteria): string {
+  return `carried = failed < ${c.max_failed_pct} % and p99 setup < ${c.max_p99_ms} ms`;
+}
+
+/** Markdown table cells cannot hold a bare `|` or a newline. */
+function cell(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+
+function row(cells: readonly string[]): string {
+  return `| ${cells.map(cell).join(' | ')} |`;
+}
+
+function table(
+  head: readonly string[],
+  rows: readonly (readonly string[])[],
+  align?: readonly ('l' | 'r')[],
+): string[] {
+  const sep = head.map((_, i) => ((align?.[i] ?? 'r') === 'l' ? '---' : '---:'));
+  return [row(head), `|${sep.join('|')}|`, ...rows.map(row)];
+}
+
+function overloadKeys(run: QualityRun): string[] {
+  const keys = new Set(run.steps.filter((s) => s.load_fraction > 1).map((s) => loadKey(s.load_fraction)));
+  return [...keys].sort((a, b) => Number(a) - Number(b));
+}
+
+function sortedDrops(run: QualityRun): DropResult[] {
+  return [...run.capacity_drop].sort((a, b) => POLICIES.indexOf(a.policy) - POLICIES.indexOf(b.policy));
+}
+
+function machineLines(run: QualityRun): string[] {
+  const m = run.machine;
+  return table(
+    ['machine', ''],
+    [
+      ['CPUs', `${m.cpus} × ${m.cpu_model}`],
+      ['kernel', m.kernel],
+      ['Node.js', m.node],
+      ['Kamailio', m.kamailio],
+      ['SIPp', m.sipp],
+      ['load average at start (1 min)', `${m.loadavg_start.toFixed(2)} (on ${m.cpus} CPUs)`],
+      ['host', m.hostname],
+    ],
+    ['l', 'l'],
+  );
+}
+
+function poolLines(run: QualityRun): string[] {
+  const total = run.pool.total_cps;
+  const rows = run.pool.backends.map((b, i) => {
+    const c = run.pool.capacities_cps[i];
+    return [b, c === undefined ? 'n/a' : cps(c), c === undefined || total <= 0 ? 'n/a' : share(c / total)];
+  });
+  rows.push(['total', cps(total), '100 %']);
+  return [
+    ...table(['backend', 'capacity, calls/s', 'fair share'], rows, ['l', 'r', 'r']),
+    '',
+    `Each backend runs ${run.pool.workers} workers with a fixed service delay, so its capacity is set by the ` +
+      "emulation, not by this machine's CPU. The fair share is the backend's capacity over the total: what an " +
+      'ideal balancer sends it.',
+  ];
+}
+
+function headlineLines(run: QualityRun, verdicts: readonly CapacityVerdict[]): string[] {
+  const rows = verdicts.map((v) => {
+    const miss = v.firstMiss
+      ? `${loadPct(v.firstMiss.load_fraction)}: ${v.firstMiss.reasons.join('; ')}`
+      : 'none (every step carried)';
+    const notes = [
+      v.passedAboveMiss.length > 0
+        ? `passed above the miss, not counted: ${v.passedAboveMiss.map(loadPct).join(', ')}`
+        : '',
+      v.fraction > 1 ? 'carried more than the configured capacity (emulation slack)' : '',
+    ].filter((s) => s !== '');
+    return [
+      POLICY_LABELS[v.policy],
+      frac(v.fraction),
+      cps(v.fraction * run.pool.total_cps),
+      miss,
+      notes.join('; '),
+    ];
+  });
+  return table(['policy', 'capacity fraction', 'carried, calls/s', 'first missed step', 'note'], rows, [
+    'l',
+    'r',
+    'r',
+    'l',
+    'l',
+  ]);
+}
+
+function goalLines(gs: readonly GoalResult[]): string[] {
+  return table(
+    ['sipweigh goal', 'result', 'figures'],
+    gs.map((g) => [g.goal, g.met === null ? 'not judged' : g.met ? '**met**' : '**not met**', g.detail]),
+    ['l', 'l', 'l'],
+  );
+}
+
+function stepTable(run: QualityRun, policy: PolicyId, backends: readonly string[]): string[] {
+  const steps = run.steps
+    .filter((s) => s.policy === policy)
+    .sort((a, b) => a.load_fraction - b.load_fraction || a.offered_cps - b.offered_cps);
+  const head = [
+    'offered load',
+    'offered calls/s',
+    'calls',
+    'success calls/s',
+    'failed %',
+    '503 %',
+    'p50 ms',
+    'p95 ms',
+    'p99 ms',
+    ...backends.map((b) => `${b} share`),
+    'carried',
+  ];
+  const rows = steps.map((s) => [
+    loadPct(s.load_fraction),
+    cps(s.offered_cps),
+    String(s.calls),
+    cps(s.success_cps),
+    pct(s.failed_pct),
+    pct(refusedPct(s)),
+    ms(s.setup_ms?.p50),
+    ms(s.setup_ms?.p95),
+    ms(s.setup_ms?.p99),
+    ...backends.map((b) => share(s.shares[b])),
+    missReasons(s, run.criteria).length === 0 ? 'yes' : 'no',
+  ]);
+  return table(head, rows);
+}
+
+function overloadLines(run: QualityRun): string[] {
+  const keys = overloadKeys(run);
+  if (keys.length === 0) return ['No overload steps in this run.'];
+  const over = overloadGoodput(run);
+  const total = run.pool.total_cps;
+  const rows = POLICIES.flatMap((p) => {
+    const o = over[p];
+    if (!o) return [];
+    return [
+      [
+        POLICY_LABELS[p],
+        ...keys.map((k) => {
+          const g = o[k];
+          return g === undefined ? 'n/a' : `${cps(g)} (${share(g / total)})`;
+        }),
+      ],
+    ];
+  });
+  return [
+    ...table(
+      ['policy', ...keys.map((k) => `goodput at ${loadPct(Number(k))} offered, calls/s (of capacity)`)],
+      rows,
+      ['l', ...keys.map(() => 'r' as const)],
+    ),
+    '',
+    `Offered: ${keys.map((k) => `${loadPct(Number(k))} = ${cps(Number(k) * total)} calls/s`).join(', ')}; ` +
+      `capacity ${cps(total)} calls/s. Calls the LB refused with 503 count as failed in the step tables.`,
+  ];
+}
+
+function dropLines(run: QualityRun): string[] {
+  const drops = sortedDrops(run);
+  if (drops.length === 0) return ['The capacity-drop variant was not run.'];
+  const first = drops[0]!;
+  const rows = drops.map((d) => [
+    POLICY_LABELS[d.policy],
+    d.backend,
+    `${cps(d.capacity_before_cps)} → ${cps(d.capacity_after_cps)}`,
+    d.follow_s === null ? 'never' : `${d.follow_s.toFixed(1)} s`,
+    pct(d.before.failed_pct),
+    ms(d.before.p99_ms),
+    cps(d.before.success_cps),
+    pct(d.after.failed_pct),
+    ms(d.after.p99_ms),
+    cps(d.after.success_cps),
+  ]);
+  return [
+    `One backend loses half its capacity ${first.drop_at_s} s into a ${first.duration_s} s run at a constant ` +
+      `${cps(first.offered_cps)} calls/s. "Follows within" is the time from the drop until the backend's weight ` +
+      'share first fell to its new fair share and stayed there. "After" is measured from 10 s after the drop to the end.',
+    '',
+    ...table(
+      [
+        'policy',
+        'backend',
+        'capacity, calls/s',
+        'weights follow within',
+        'before: failed %',
+        'before: p99 ms',
+        'before: success calls/s',
+        'after: failed %',
+        'after: p99 ms',
+        'after: success calls/s',
+      ],
+      rows,
+      ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
+  ];
+}
+
+function duration(run: QualityRun): string {
+  const s = (Date.parse(run.finished_at) - Date.parse(run.started_at)) / 1000;
+  if (!Number.isFinite(s) || s < 0) return 'n/a';
+  return s >= 120 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`;
+}
+
+/** The benchmark's section of BENCHMARKS.md (without the markers; writeBenchmarksSection adds them). */
+export function qualityMarkdown(run: QualityRun, opts: { runFile: string; plots: PlotLinks }): string {
+  const verdicts = capacityVerdicts(run);
+  const backends = backendsOf(run);
+  const c = run.criteria;
+  const out: string[] = [
+    "## Balancing quality: sipweigh against round robin, static weights and Kamailio's adaptive mode",
+    '',
+    '```sh',
+    run.command,
+    '```',
+    '',
+    `Run ${run.started_at} to ${run.finished_at} (${duration(run)})${run.quick ? ', **quick** (reduced) run' : ''}; ` +
+      `raw results: \`${opts.runFile}\` (re-report with \`npm run bench -- quality --report ${opts.runFile}\`).`,
+    '',
+    ...machineLines(run),
+    '',
+    '### Pool',
+    '',
+    ...poolLines(run),
+    '',
+    '### Headline: capacity fraction',
+    '',
+    `A step counts as **carried** when fewer than ${c.max_failed_pct} % of its calls failed (timeouts, errors ` +
+      `and 503 refusals alike) and the p99 call-setup latency (INVITE to 200) was under ${c.max_p99_ms} ms. A ` +
+      "policy's capacity fraction is the highest offered load, as a fraction of the pool's total capacity " +
+      `(${cps(run.pool.total_cps)} calls/s), that it carried **with every lower step carried too**: a step that ` +
+      'passes above a failed one is luck and does not count; 0 when even the lowest step failed. The figure ' +
+      'moves in the steps of the load ladder, so two policies within one step of each other are not told apart.',
+    '',
+    ...headlineLines(run, verdicts),
+    '',
+    ...goalLines(goals(run)),
+    '',
+    '### Steps per policy',
+    '',
+    'Failed % includes the 503 refusals, which are also shown apart. Shares are of the INVITEs the LB sent in ' +
+      'the measured window.',
+  ];
+  for (const p of POLICIES) {
+    if (!run.steps.some((s) => s.policy === p)) continue;
+    out.push('', `#### ${POLICY_LABELS[p]}`, '', ...stepTable(run, p, backends));
+  }
+  out.push(
+    '',
+    '### Overload: goodput',
+    '',
+    ...overloadLines(run),
+    '',
+    '### Capacity drop',
+    '',
+    ...dropLines(run),
+  );
+
+  const plots: string[] = [];
+  if (opts.plots.latency)
+    plots.push(`![p99 and p50 setup latency against offered load](${opts.plots.latency})`);
+  if (opts.plots.goodput) plots.push(`![goodput against offered load](${opts.plots.goodput})`);
+  if (opts.plots.dropWeights)
+    plots.push(`![weights over time in the capacity drop](${opts.plots.dropWeights})`);
+  if (plots.length > 0) out.push('', '### Plots', '', ...plots.flatMap((p) => [p, '']));
+  else out.push('');
+
+  out.push(
+    '### How to read this',
+    '',
+    'The headline table says how far each policy can load this pool before calls start failing or setup ' +
+      `latency runs away; the physical limit is 1.00 (every backend at its capacity). With unequal backends, round ` +
+      'robin and equal weights are held back by the smallest one, which saturates first; capacity-proportional weights are ' +
+      "the operator's best static guess and do well while the guess is right. In the latency plot, a policy is " +
+      `good up to where its p99 line crosses the ${c.max_p99_ms} ms rule. Past 100 % the goodput table and plot ` +
+      'show whether the pool keeps carrying (admission control refuses the excess with 503) or collapses. The ' +
+      'capacity-drop plot shows whether the weights follow a backend that loses half its capacity: static weights ' +
+      'cannot, so the weakened backend overflows until someone edits the list.',
+    '',
+  );
+  return out.join('\n');
+}
+
+// --- BENCHMARKS.md -------------------------------------------------------------------------------
+
+export function sectionMarkers(sectionId: string): { begin: string; end: string } {
+  if (!/^[a-z0-9][a-z0-9_-]*$/.test(sectionId)) {
+    throw new Error(`section id ${JSON.stringify(sectionId)}: expected lower-case letters, digits, _ and -`);
+  }
+  return { begin: `<!-- bench:${sectionId}:begin -->`, end: `<!-- bench:${sectionId}:end -->` };
+}
+
+function count(hay: string, needle: string): number {
+  return hay.split(needle).length - 1;
+}
+
+/**
+ * The whole file with this benchmark's section replaced (or appended, or in a new file when `existing`
+ * is null). Everything outside the markers is kept byte for byte. A file with a broken pair of markers
+ * is refused rather than guessed at: a guess could eat another benchmark's section.
+ */
+export function replaceSection(existing: string | null, sectionId: string, markdown: string): string {
+  const { begin, end } = sectionMarkers(sectionId);
+  if (markdown.includes(begin) || markdown.includes(end)) {
+    throw new Error(`the ${sectionId} section text itself contains its markers`);
+  }
+  const block = `${begin}\n${markdown.trimEnd()}\n${end}`;
+  if (existing === null) return `# Benchmarks\n\n${block}\n`;
+  const nb = count(existing, begin);
+  const ne = count(existing, end);
+  if (nb === 0 && ne === 0) {
+    const base = existing.trimEnd();
+    return base === '' ? `${block}\n` : `${base}\n\n${block}\n`;
+  }
+  const at = existing.indexOf(begin);
+  const endAt = existing.indexOf(end);
+  if (nb !== 1 || ne !== 1 || endAt < at) {
+    throw new Error(
+      `${sectionId} markers are broken (${nb} begin, ${ne} end${endAt < at && nb === 1 && ne === 1 ? ', end before begin' : ''}): fix the file by hand`,
+    );
+  }
+  return existing.slice(0, at) + block + existing.slice(endAt + end.length);
+}
+
+/**
+ * Writes `markdown` between `<!-- bench:ID:begin -->` and `<!-- bench:ID:end -->` in `file`, keeping the
+ * other sections; the file is replaced atomically (temp file in the same directory, then rename), so a
+ * crash leaves the old file or the new one, never half of one.
+ */
+export async function writeBenchmarksSection(
+  file: string,
+  sectionId: string,
+  markdown: string,
+): Promise<void> {
+  let existing: string | null;
+  try {
+    existing = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    existing = null;
+  }
+  const next = replaceSection(existing, sectionId, markdown);
+  if (next === existing) return;
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, next, 'utf8');
+    await rename(tmp, file);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
+// --- publishing a run ----------------------------------------------------------------------------
+
+export interface ReportOptions {
+  /** Where the run's JSON is (shown in BENCHMARKS.md relative to it, and in the last line as given). */
+  readonly runFile: string;
+  readonly benchmarksMd: string;
+  readonly plotDir: string;
+  /** BENCHMARKS.md section; default "quality". */
+  readonly sectionId?: string;
+}
+
+export interface ReportResult {
+  /** The last-line JSON object, serialised. */
+  readonly lastLine: string;
+  /** The terminal summary (formatSummary). */
+  readonly summary: string;
+  /** Files written: the plots, then BENCHMARKS.md. */
+  readonly files: readonly string[];
+}
+
+/** A path as a Markdown link from `fromFile`'s directory (forward slashes on every OS). */
+function linkFrom(fromFile: string, to: string): string {
+  return relative(dirname(fromFile), to).split(sep).join('/');
+}
+
+/**
+ * Publishes a run: the plots into `plotDir`, this benchmark's section of `benchmarksMd`, and the
+ * last-line JSON. The run is checked first, so a broken record fails before anything is rewritten.
+ */
+export async function reportQualityRun(run: QualityRun, opts: ReportOptions): Promise<ReportResult> {
+  checkQualityRun(run, opts.runFile);
+  // The charting library is loaded only here: the runner's per-step lines need none of it.
+  const { writeQualityPlots } = await import('./quality-plots.js');
+  const plots = await writeQualityPlots(run, opts.plotDir);
+  const link = (f: string | undefined) => (f === undefined ? undefined : linkFrom(opts.benchmarksMd, f));
+  const markdown = qualityMarkdown(run, {
+    runFile: linkFrom(opts.benchmarksMd, opts.runFile),
+    plots: {
+      latency: link(plots.latency),
+      goodput: link(plots.goodput),
+      dropWeights: link(plots.dropWeights),
+    },
+  });
+  await writeBenchmarksSection(opts.benchmarksMd, opts.sectionId ?? 'quality', markdown);
+  return {
+    lastLine: JSON.stringify(qualitySummary(run, opts.runFile)),
+    summary: formatSummary(run),
+    files: [...Object.values(plots), opts.benchmarksMd],
+  };
+}
+
+/** `npm run bench -- quality --report RUN.json`: re-report a stored run without running anything. */
+export async function reportStoredRun(
+  runFile: string,
+  opts: Omit<ReportOptions, 'runFile'>,
+): Promise<ReportResult> {
+  return reportQualityRun(await readQualityRun(runFile), { ...opts, runFile });
+}
