@@ -655,9 +655,13 @@ export class Controller {
     this.cycle(true);
   }
 
-  drain(backend: string, on: boolean): void {
+  /** `reason`: the operator's words, for the log. */
+  drain(backend: string, on: boolean, reason?: string): void {
     if (!this.core.drain(backend, on)) throw new Error(`no backend ${backend}`);
-    this.logger.info({ backend }, on ? 'backend drained by operator' : 'backend undrained by operator');
+    this.logger.info(
+      { backend, ...(reason !== undefined ? { reason } : {}) },
+      on ? 'backend drained by operator' : 'backend undrained by operator',
+    );
     this.cycle(false);
   }
 

@@ -15,6 +15,8 @@ export interface BackendStatus {
   readonly uri: string;
   readonly source: string;
   readonly health: string;
+  /** Drained by an operator (API, CLI, schedule); absent in status files of older versions. */
+  readonly drained?: boolean;
   readonly weight: number | null;
   readonly phase: string | null;
   readonly factor: number | null;
@@ -23,6 +25,8 @@ export interface BackendStatus {
   readonly capacity_cps: number;
   readonly effective_cps: number | null;
   readonly rtt_ms: number | null;
+  /** Probes unanswered since it became known; absent in status files of older versions. */
+  readonly misses?: number;
   readonly report_age_ms: number | null;
 }
 
@@ -105,6 +109,7 @@ export function buildStatus(inp: StatusInputs): ControllerStatus {
         uri: v?.uri ?? '',
         source: v?.source ?? '',
         health: b.health,
+        drained: v?.health.kind === 'draining' && v.health.cause === 'operator',
         weight: set.weights?.get(b.id) ?? null,
         phase: b.assignment.phase,
         factor: round(b.factor),
@@ -113,6 +118,7 @@ export function buildStatus(inp: StatusInputs): ControllerStatus {
         capacity_cps: b.capacityCps,
         effective_cps: round(b.effectiveCapacityCps, 1),
         rtt_ms: v && Number.isFinite(v.srttMs) ? round(v.srttMs, 1) : null,
+        misses: v?.misses ?? 0,
         report_age_ms:
           v && Number.isFinite(v.lastReportAt) ? Math.round(inp.now.mono - v.lastReportAt) : null,
       };
@@ -154,7 +160,7 @@ export function formatStatus(s: ControllerStatus): string {
     );
     for (const b of set.backends) {
       lines.push(
-        `  ${b.id.padEnd(12)} ${b.health.padEnd(10)} ${String(b.weight ?? '-').padStart(6)} ${(b.phase ?? '-').padEnd(10)} ${String(b.factor ?? '-').padStart(6)} ${String(b.pressure ?? '-').padStart(8)} ${(b.dominant ?? '-').padEnd(18)} ${String(b.rtt_ms ?? '-').padStart(7)}`,
+        `  ${b.id.padEnd(12)} ${(b.drained ? 'DRAINED' : b.health).padEnd(10)} ${String(b.weight ?? '-').padStart(6)} ${(b.phase ?? '-').padEnd(10)} ${String(b.factor ?? '-').padStart(6)} ${String(b.pressure ?? '-').padStart(8)} ${(b.dominant ?? '-').padEnd(18)} ${String(b.rtt_ms ?? '-').padStart(7)}`,
       );
     }
   }

@@ -11,11 +11,20 @@ import type { BackendPlan, LabPlan } from './topology.js';
 
 export interface LabConfigFiles {
   readonly masterKey: string;
+  /** Bearer token of the lab controller's HTTP API. */
+  readonly apiToken: string;
   readonly controller: string;
   readonly agents: Readonly<Record<string, string>>;
 }
 
 const DEFAULT_CAPACITY = 100;
+/** The lab controller's HTTP API listens beside its heartbeat socket, on this port. */
+export const LAB_API_PORT = 9060;
+
+/** Base URL of the lab controller's API (`sipweigh status --api`). */
+export function labApiUrl(plan: LabPlan): string {
+  return `http://${plan.controller.heartbeat.address}:${LAB_API_PORT}`;
+}
 
 function agentConfig(plan: LabPlan, be: BackendPlan, master: Buffer): object {
   return {
@@ -33,7 +42,12 @@ function agentConfig(plan: LabPlan, be: BackendPlan, master: Buffer): object {
   };
 }
 
-function controllerConfig(plan: LabPlan, masterKeyFile: string, dispatcherList: string): object {
+function controllerConfig(
+  plan: LabPlan,
+  masterKeyFile: string,
+  dispatcherList: string,
+  apiTokenFile: string,
+): object {
   return {
     kind: 'controller',
     heartbeat: { listen: plan.controller.heartbeat, master_key_file: masterKeyFile, probe_interval_ms: 200 },
@@ -68,6 +82,12 @@ function controllerConfig(plan: LabPlan, masterKeyFile: string, dispatcherList: 
     // Every 5 s rather than the default 30 s: the lab is for watching drift being repaired.
     schedules: { reconcile: '*/5 * * * * *' },
     status_file: join(dirname(dispatcherList), 'status.json'),
+    api: {
+      listen: plan.controller.heartbeat.address,
+      port: LAB_API_PORT,
+      token_file: apiTokenFile,
+      read_without_token: true,
+    },
     logging: { level: 'info' },
   };
 }
@@ -78,6 +98,8 @@ export function writeLabConfigs(dir: string, plan: LabPlan): LabConfigFiles {
   const master = randomBytes(32);
   const masterKey = join(dir, 'master.key');
   writeFileSync(masterKey, `${master.toString('hex')}\n`, { mode: 0o600 });
+  const apiToken = join(dir, 'api.token');
+  writeFileSync(apiToken, `${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
   const agents: Record<string, string> = {};
   for (const be of plan.backends) {
     const file = join(dir, `agent-${be.id}.yaml`);
@@ -87,8 +109,8 @@ export function writeLabConfigs(dir: string, plan: LabPlan): LabConfigFiles {
   const controller = join(dir, 'controller.yaml');
   writeFileSync(
     controller,
-    HEADER + stringify(controllerConfig(plan, masterKey, join(dir, 'dispatcher.list'))),
+    HEADER + stringify(controllerConfig(plan, masterKey, join(dir, 'dispatcher.list'), apiToken)),
     { mode: 0o600 },
   );
-  return { masterKey, controller, agents };
+  return { masterKey, apiToken, controller, agents };
 }

@@ -2,10 +2,10 @@ import { Command } from 'commander';
 import { runAgent } from '../../agent/index.js';
 import type { AgentConfig, ControllerConfig } from '../../config/types.js';
 import { readFileSync } from 'node:fs';
-import { Controller } from '../../controller/controller.js';
 import { formatStatus, type ControllerStatus } from '../../controller/status.js';
-import { createLogger } from '../../util/logger.js';
+import { addLogSecrets, createLogger } from '../../util/logger.js';
 import { CliError, EXIT } from '../exit-codes.js';
+import { runControllerDaemon } from './controller-daemon.js';
 import { loadOrExplain } from './validate.js';
 
 export function controllerCommand(): Command {
@@ -14,26 +14,13 @@ export function controllerCommand(): Command {
     .requiredOption('-c, --config <file>', 'controller config (YAML or JSON)')
     .addHelpText(
       'after',
-      '\nSignals: SIGTERM/SIGINT stop it; the LB keeps the last weights it was given (fail-static).',
+      '\nSignals: SIGHUP re-reads the config file (refused whole if invalid: the running config stays);\n' +
+        'SIGTERM/SIGINT stop it; the LB keeps the last weights it was given (fail-static).',
     )
     .action(async (opts: { config: string }) => {
       const config = loadOrExplain(opts.config, 'controller') as ControllerConfig;
       const logger = createLogger('sipweigh-controller', config.logging.level);
-      let controller: Controller;
-      try {
-        controller = await Controller.start(config, { logger });
-      } catch (e) {
-        throw new CliError(`controller could not start: ${(e as Error).message}`, EXIT.failure);
-      }
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off('SIGTERM', stop);
-          process.off('SIGINT', stop);
-          void controller.stop().finally(resolve);
-        };
-        process.on('SIGTERM', stop);
-        process.on('SIGINT', stop);
-      });
+      await runControllerDaemon(opts.config, config, logger);
     });
 }
 
@@ -48,6 +35,7 @@ export function agentCommand(): Command {
     )
     .action(async (opts: { config: string }) => {
       const config = loadOrExplain(opts.config, 'agent') as AgentConfig;
+      addLogSecrets(config.key, config.kamailio_rpc?.password);
       const logger = createLogger('sipweigh-agent', config.logging.level);
       let agent;
       try {

@@ -1,0 +1,321 @@
+/**
+ * The controller's Prometheus metrics (prom-client), one registry per controller. Most series are
+ * read from the controller at scrape time (its snapshot and the heartbeat core's counters), so a
+ * backend that leaves also leaves /metrics; push outcomes and latencies are recorded as they happen.
+ * Every name starts with `sipweigh_`; docs/operations.md lists them and
+ * scripts/grafana/sipweigh-dashboard.json uses them (a unit test checks it names only these).
+ *
+ * Not to be confused with src/metrics/, the agent's collection of its host's load.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ControllerSnapshot, NodeApplyRecord } from '../controller/controller.js';
+import { DROP_REASONS } from '../heartbeat/codec.js';
+import type { ControllerCounters } from '../heartbeat/controller-core.js';
+import { SIGNAL_NAMES } from '../scoring/index.js';
+
+export interface TelemetrySource {
+  snapshot(): ControllerSnapshot;
+  heartbeatCounters(): ControllerCounters;
+}
+
+export const HEALTH_STATES = ['up', 'suspect', 'down', 'returning', 'draining'] as const;
+
+/** Push latency buckets, seconds: a local push of a small list takes a few ms, an SFTP one 100s of ms. */
+const PUSH_BUCKETS = [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+type BackendLabels = 'backend' | 'set';
+
+export class ControllerTelemetry {
+  readonly registry = new Registry();
+  private source: TelemetrySource | null = null;
+  private readonly pushes: Counter<'node' | 'outcome'>;
+  private readonly pushSeconds: Histogram<'node' | 'outcome'>;
+  private readonly pushErrors: Counter<'node'>;
+  private readonly driftRepairs: Counter<'node'>;
+  private readonly reloads: Counter<'result'>;
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    const r = this.registry;
+    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: r, prefix: 'sipweigh_' });
+    this.pushes = new Counter({
+      name: 'sipweigh_lb_pushes_total',
+      help: 'Applies to an LB node that reached it: applied (list changed), in_sync (read, nothing to change), failed',
+      labelNames: ['node', 'outcome'],
+      registers: [r],
+    });
+    this.pushSeconds = new Histogram({
+      name: 'sipweigh_lb_push_duration_seconds',
+      help: 'Time of an apply that reached the LB node (read, write, reload, verify)',
+      labelNames: ['node', 'outcome'],
+      buckets: PUSH_BUCKETS,
+      registers: [r],
+    });
+    this.pushErrors = new Counter({
+      name: 'sipweigh_lb_push_errors_total',
+      help: 'Failed applies to an LB node (push or admission limit); retried with backoff',
+      labelNames: ['node'],
+      registers: [r],
+    });
+    this.driftRepairs = new Counter({
+      name: 'sipweigh_lb_drift_repairs_total',
+      help: 'Pushes that repaired an LB list changed behind the controller (reload, restart, edit)',
+      labelNames: ['node'],
+      registers: [r],
+    });
+    this.reloads = new Counter({
+      name: 'sipweigh_config_reloads_total',
+      help: 'Config reloads (SIGHUP or API) by result: applied or refused',
+      labelNames: ['result'],
+      registers: [r],
+    });
+    this.scraped(r);
+  }
+
+  /** The controller to read at scrape time (it exists after the telemetry, which it reports to). */
+  attach(source: TelemetrySource): void {
+    this.source = source;
+  }
+
+  observeApply(node: string, rec: NodeApplyRecord): void {
+    this.pushes.inc({ node, outcome: rec.outcome });
+    this.pushSeconds.observe({ node, outcome: rec.outcome }, Math.max(0, rec.durationMs) / 1000);
+    if (rec.outcome === 'failed' || rec.error !== null) this.pushErrors.inc({ node });
+    if (rec.driftRepaired) this.driftRepairs.inc({ node });
+  }
+
+  observeReload(applied: boolean): void {
+    this.reloads.inc({ result: applied ? 'applied' : 'refused' });
+  }
+
+  async text(): Promise<{ contentType: string; text: string }> {
+    return { contentType: this.registry.contentType, text: await this.registry.metrics() };
+  }
+
+  /** Series computed from the controller's state at each scrape. */
+  private scraped(r: Registry): void {
+    // One snapshot per scrape, shared by every collector (they run one after the other).
+    let cached: { at: number; snap: ControllerSnapshot } | null = null;
+    const snap = (): ControllerSnapshot | null => {
+      if (!this.source) return null;
+      const now = Date.now();
+      if (!cached || now - cached.at > 100) cached = { at: now, snap: this.source.snapshot() };
+      return cached.snap;
+    };
+    const perBackend = <L extends string>(
+      name: string,
+      help: string,
+      extra: readonly L[],
+      fill: (g: Gauge<BackendLabels | L>, s: ControllerSnapshot) => void,
+    ): void => {
+      new Gauge<BackendLabels | L>({
+        name,
+        help,
+        labelNames: ['backend', 'set', ...extra],
+        registers: [r],
+        collect() {
+          this.reset();
+          const s = snap();
+          if (s) fill(this, s);
+        },
+      });
+    };
+    const scoreOf = (s: ControllerSnapshot, id: string) => {
+      for (const set of s.result?.sets ?? []) {
+        const b = set.backends.find((x) => x.id === id);
+        if (b) return { set, b };
+      }
+      return null;
+    };
+
+    perBackend(
+      'sipweigh_backend_state',
+      'Health state, one series per state (1 = current)',
+      ['state'],
+      (g, s) => {
+        for (const v of s.views)
+          for (const st of HEALTH_STATES)
+            g.set({ backend: v.id, set: String(v.set), state: st }, v.health.kind === st ? 1 : 0);
+      },
+    );
+    perBackend(
+      'sipweigh_backend_drained',
+      '1 when drained by an operator (API, CLI, schedule)',
+      [],
+      (g, s) => {
+        for (const v of s.views)
+          g.set(
+            { backend: v.id, set: String(v.set) },
+            v.health.kind === 'draining' && v.health.cause === 'operator' ? 1 : 0,
+          );
+      },
+    );
+    perBackend('sipweigh_backend_capacity_cps', 'Configured capacity, calls/s', [], (g, s) => {
+      for (const v of s.views) g.set({ backend: v.id, set: String(v.set) }, v.capacity);
+    });
+    perBackend(
+      'sipweigh_backend_derating_factor',
+      'Fraction of its capacity the scorer believes the backend has (the score)',
+      [],
+      (g, s) => {
+        for (const v of s.views) {
+          const sc = scoreOf(s, v.id);
+          if (sc) g.set({ backend: v.id, set: String(v.set) }, sc.b.factor);
+        }
+      },
+    );
+    perBackend(
+      'sipweigh_backend_pressure',
+      'Tightest smoothed signal pressure (1 = at its knee)',
+      [],
+      (g, s) => {
+        for (const v of s.views) {
+          const p = scoreOf(s, v.id)?.b.pressure;
+          if (p !== undefined && p !== null) g.set({ backend: v.id, set: String(v.set) }, p);
+        }
+      },
+    );
+    perBackend(
+      'sipweigh_backend_effective_capacity_cps',
+      'capacity x factor x slow-start ramp, calls/s (0 out of rotation)',
+      [],
+      (g, s) => {
+        for (const v of s.views) {
+          const sc = scoreOf(s, v.id);
+          if (sc) g.set({ backend: v.id, set: String(v.set) }, sc.b.effectiveCapacityCps);
+        }
+      },
+    );
+    perBackend(
+      'sipweigh_backend_desired_weight',
+      'Weight the controller wants at every LB node (0 = inactive)',
+      [],
+      (g, s) => {
+        for (const v of s.views) {
+          const w = scoreOf(s, v.id)?.set.weights?.get(v.id);
+          if (w !== undefined) g.set({ backend: v.id, set: String(v.set) }, w);
+        }
+      },
+    );
+    perBackend(
+      'sipweigh_backend_weight',
+      'Weight the LB node holds since the last good push (0 = inactive)',
+      ['node'],
+      (g, s) => {
+        for (const v of s.views)
+          for (const n of s.nodes) {
+            const w = n.weights?.get(v.id);
+            if (w !== undefined) g.set({ backend: v.id, set: String(v.set), node: n.name }, w);
+          }
+      },
+    );
+    perBackend(
+      'sipweigh_backend_signal',
+      'Smoothed load signal in the unit its name carries (ms, bytes, per s, ratio)',
+      ['signal'],
+      (g, s) => {
+        for (const v of s.views) {
+          const sc = scoreOf(s, v.id);
+          if (!sc) continue;
+          for (const name of SIGNAL_NAMES) {
+            const x = sc.b.values[name];
+            if (x !== null) g.set({ backend: v.id, set: String(v.set), signal: name }, x);
+          }
+        }
+      },
+    );
+    perBackend('sipweigh_backend_heartbeat_rtt_seconds', 'Smoothed heartbeat round trip', [], (g, s) => {
+      for (const v of s.views)
+        if (Number.isFinite(v.srttMs)) g.set({ backend: v.id, set: String(v.set) }, v.srttMs / 1000);
+    });
+    perBackend('sipweigh_backend_report_age_seconds', 'Age of the last accepted report', [], (g, s) => {
+      for (const v of s.views)
+        if (Number.isFinite(v.lastReportAt))
+          g.set({ backend: v.id, set: String(v.set) }, Math.max(0, s.now.mono - v.lastReportAt) / 1000);
+    });
+    new Counter<BackendLabels>({
+      name: 'sipweigh_backend_heartbeat_misses_total',
+      help: 'Probes of the backend that went unanswered',
+      labelNames: ['backend', 'set'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const v of snap()?.views ?? []) this.inc({ backend: v.id, set: String(v.set) }, v.misses);
+      },
+    });
+
+    new Gauge<'set' | 'mode'>({
+      name: 'sipweigh_set_mode',
+      help: 'Scoring mode of a dispatcher set, one series per mode (1 = current; panic keeps the last weights)',
+      labelNames: ['set', 'mode'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const set of snap()?.status.sets ?? [])
+          for (const mode of ['scored', 'panic', 'waiting'])
+            this.set({ set: String(set.id), mode }, set.mode === mode ? 1 : 0);
+      },
+    });
+    new Gauge<'set'>({
+      name: 'sipweigh_set_admission_limit_cps',
+      help: 'Limit on new calls/s for the set (whole pool, split over the LB nodes)',
+      labelNames: ['set'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const set of snap()?.status.sets ?? [])
+          if (set.admission_limit_cps !== null) this.set({ set: String(set.id) }, set.admission_limit_cps);
+      },
+    });
+    new Gauge<'node'>({
+      name: 'sipweigh_lb_node_synced',
+      help: '1 once the LB node was read or pushed successfully',
+      labelNames: ['node'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const n of snap()?.nodes ?? []) this.set({ node: n.name }, n.synced ? 1 : 0);
+      },
+    });
+    new Gauge<'node'>({
+      name: 'sipweigh_lb_push_consecutive_failures',
+      help: 'Failed applies in a row (0 when the last one succeeded)',
+      labelNames: ['node'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const n of snap()?.nodes ?? []) this.set({ node: n.name }, n.consecutiveFailures);
+      },
+    });
+
+    const hb = () => this.source?.heartbeatCounters() ?? null;
+    new Counter<'reason'>({
+      name: 'sipweigh_heartbeat_dropped_total',
+      help: 'Heartbeat datagrams dropped, by reason (src/heartbeat/codec.ts DROP_REASONS)',
+      labelNames: ['reason'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const c = hb();
+        for (const reason of DROP_REASONS) this.inc({ reason }, c?.dropped[reason] ?? 0);
+      },
+    });
+    const hbCounter = (name: string, help: string, read: (c: ControllerCounters) => number) =>
+      new Counter({
+        name,
+        help,
+        registers: [r],
+        collect() {
+          this.reset();
+          const c = hb();
+          this.inc(c ? read(c) : 0);
+        },
+      });
+    hbCounter('sipweigh_heartbeat_received_total', 'Heartbeat datagrams received', (c) => c.received);
+    hbCounter('sipweigh_heartbeat_probes_sent_total', 'Probes sent', (c) => c.probesSent);
+    hbCounter(
+      'sipweigh_heartbeat_send_errors_total',
+      'Datagrams the socket failed to send',
+      (c) => c.sendErrors,
+    );
+  }
+}
