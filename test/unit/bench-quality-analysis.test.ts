@@ -1,0 +1,204 @@
+import { expect } from 'chai';
+import {
+  capacityFraction,
+  capacityVerdict,
+  goals,
+  loadKey,
+  missReasons,
+  qualitySummary,
+  stepCarried,
+} from '../../scripts/bench/quality-analysis.js';
+import type { PolicyId, QualityRun, StepResult } from '../../scripts/bench/quality-types.js';
+import { CRITERIA, fixtureRun, runWith, step } from './bench-quality-fixture.js';
+
+/** The fixture with one policy's steps replaced by carried steps up to `upTo` and a miss above. */
+function withFraction(run: QualityRun, policy: PolicyId, upTo: number): QualityRun {
+  const loads = [0.4, 0.55, 0.7, 0.8, 0.9, 1.0];
+  const mine = loads.map((l) => step(l, { policy, ...(l <= upTo ? {} : { failed_pct: 5, failed: 100 }) }));
+  return { ...run, steps: [...run.steps.filter((s) => s.policy !== policy), ...mine] };
+}
+
+describe('bench quality: which steps count as carried', () => {
+  it('failed % must be strictly under the limit', () => {
+    expect(stepCarried(step(0.7, { failed_pct: 0.99 }), CRITERIA)).to.equal(true);
+    expect(stepCarried(step(0.7, { failed_pct: 1 }), CRITERIA)).to.equal(false);
+    expect(missReasons(step(0.7, { failed_pct: 2.5 }), CRITERIA)).to.deep.equal(['failed 2.50 % ≥ 1 %']);
+  });
+
+  it('p99 must be strictly under the limit; a step without any successful call is not carried', () => {
+    const lat = (p99: number) => ({ p50: 10, p95: 50, p99, max: p99 });
+    expect(stepCarried(step(0.7, { setup_ms: lat(199.9) }), CRITERIA)).to.equal(true);
+    expect(missReasons(step(0.7, { setup_ms: lat(200) }), CRITERIA)).to.deep.equal(['p99 200 ms ≥ 200 ms']);
+    expect(missReasons(step(0.7, { setup_ms: null }), CRITERIA)).to.deep.equal(['no call succeeded']);
+  });
+
+  it('a step with no calls, or a NaN, is a miss rather than a pass', () => {
+    expect(missReasons(step(0.7, { calls: 0 }), CRITERIA)).to.include('no calls were offered');
+    expect(missReasons(step(0.7, { failed_pct: Number.NaN }), CRITERIA)).to.include('failed % unknown');
+  });
+
+  it('both reasons are given when both fail', () => {
+    const s = step(0.9, { failed_pct: 3, setup_ms: { p50: 50, p95: 400, p99: 900, max: 2000 } });
+    expect(missReasons(s, CRITERIA)).to.have.length(2);
+  });
+});
+
+describe('bench quality: capacity fraction', () => {
+  it('is the highest carried step when every step below is carried', () => {
+    const steps = [step(0.4), step(0.55), step(0.7), step(0.8, { failed_pct: 1.5 })];
+    expect(capacityFraction(steps, 'sipweigh', CRITERIA)).to.equal(0.7);
+  });
+
+  it('is monotone: a step passing above a missed one does not count, and is reported', () => {
+    const steps = [step(0.4), step(0.55, { failed_pct: 3 }), step(0.7), step(0.8)];
+    const v = capacityVerdict(steps, 'sipweigh', CRITERIA)!;
+    expect(v.fraction).to.equal(0.4);
+    expect(v.firstMiss).to.deep.equal({ load_fraction: 0.55, reasons: ['failed 3.00 % ≥ 1 %'] });
+    expect(v.passedAboveMiss).to.deep.equal([0.7, 0.8]);
+  });
+
+  it('the p99 rule alone stops the fraction', () => {
+    const slow = { p50: 40, p95: 150, p99: 260, max: 400 };
+    const steps = [step(0.4), step(0.55), step(0.7, { setup_ms: slow }), step(0.8)];
+    expect(capacityFraction(steps, 'sipweigh', CRITERIA)).to.equal(0.55);
+  });
+
+  it('is 0 when the lowest step fails, and null when the policy has no steps', () => {
+    expect(capacityFraction([step(0.4, { failed_pct: 2 }), step(0.55)], 'sipweigh', CRITERIA)).to.equal(0);
+    expect(capacityFraction([step(0.4)], 'round_robin', CRITERIA)).to.equal(null);
+    expect(capacityFraction([], 'sipweigh', CRITERIA)).to.equal(null);
+  });
+
+  it('does not depend on the order the steps come in, and reads only its own policy', () => {
+    const steps = [
+      step(0.8, { failed_pct: 4 }),
+      step(0.55),
+      step(0.4, { policy: 'round_robin', failed_pct: 9 }),
+      step(0.4),
+      step(0.7),
+    ];
+    expect(capacityFraction(steps, 'sipweigh', CRITERIA)).to.equal(0.7);
+    expect(capacityFraction(steps, 'round_robin', CRITERIA)).to.equal(0);
+  });
+
+  it('a load level measured twice counts only when both measurements carried', () => {
+    const steps = [step(0.4), step(0.55), step(0.55, { failed_pct: 1.2 }), step(0.7)];
+    expect(capacityFraction(steps, 'sipweigh', CRITERIA)).to.equal(0.4);
+  });
+
+  it('a carried overload step counts (and is not capped), an uncarried one does not', () => {
+    const all = [step(0.4), step(0.9), step(1.0), step(1.1)];
+    expect(capacityFraction(all, 'sipweigh', CRITERIA)).to.equal(1.1);
+    const refused = [step(0.4), step(0.9), step(1.0), step(1.1, { failed_pct: 8, refused_503: 300 })];
+    expect(capacityFraction(refused, 'sipweigh', CRITERIA)).to.equal(1.0);
+  });
+
+  it('refuses criteria and loads it cannot judge by', () => {
+    expect(() => capacityFraction([step(0.4)], 'sipweigh', { max_failed_pct: 0, max_p99_ms: 200 })).to.throw(
+      /criteria.max_failed_pct/,
+    );
+    expect(() => capacityFraction([step(Number.NaN)], 'sipweigh', CRITERIA)).to.throw(/load_fraction/);
+  });
+
+  it('the fixture: round robin and equal weights stop at the smallest backend, Kamailio cc=1 has a lucky step', () => {
+    const run = fixtureRun();
+    const f = (p: PolicyId) => capacityFraction(run.steps, p, run.criteria);
+    expect([
+      f('round_robin'),
+      f('static_equal'),
+      f('static_capacity'),
+      f('kamailio_cc'),
+      f('sipweigh'),
+    ]).to.deep.equal([0.4, 0.4, 0.9, 0.55, 0.9]);
+    expect(capacityVerdict(run.steps, 'kamailio_cc', run.criteria)!.passedAboveMiss).to.deep.equal([0.8]);
+  });
+});
+
+describe('bench quality: goals', () => {
+  const byId = (run: QualityRun) => Object.fromEntries(goals(run).map((g) => [g.id, g]));
+
+  it('the fixture meets all three, with the numbers', () => {
+    const g = byId(fixtureRun());
+    expect(g.total_capacity).to.include({ met: true, sipweigh: 0.9, target: 0.9 });
+    expect(g.vs_round_robin).to.include({ met: true });
+    expect(g.vs_round_robin!.target).to.be.closeTo(0.6, 1e-9);
+    expect(g.vs_round_robin!.detail).to.contain('2.25 × round robin');
+    expect(g.vs_kamailio_cc).to.include({ met: true, target: 0.55 });
+  });
+
+  it('a shortfall says by how much', () => {
+    const g = byId(withFraction(fixtureRun(), 'sipweigh', 0.8));
+    expect(g.total_capacity!.met).to.equal(false);
+    expect(g.total_capacity!.detail).to.equal('0.80 < 0.90: short by 0.10 of total capacity');
+  });
+
+  it('against round robin: 1.5 × is the bar, and a round robin that carried nothing is no bar at all', () => {
+    const rrHigh = withFraction(withFraction(fixtureRun(), 'round_robin', 0.7), 'sipweigh', 0.9);
+    const g = byId(rrHigh);
+    expect(g.vs_round_robin!.met).to.equal(false);
+    expect(g.vs_round_robin!.detail).to.match(/short by 0\.15/);
+    const bothZero = withFraction(withFraction(fixtureRun(), 'round_robin', 0), 'sipweigh', 0);
+    expect(byId(bothZero).vs_round_robin!.met).to.equal(false);
+  });
+
+  it('against Kamailio cc=1: equal is not above', () => {
+    const tie = withFraction(withFraction(fixtureRun(), 'kamailio_cc', 0.9), 'sipweigh', 0.9);
+    expect(byId(tie).vs_kamailio_cc!.met).to.equal(false);
+  });
+
+  it('a policy missing from the run leaves its goal not judged', () => {
+    const run = runWith([step(0.4), step(0.9)]);
+    const g = byId(run);
+    expect(g.total_capacity!.met).to.equal(true);
+    expect(g.vs_round_robin!.met).to.equal(null);
+    expect(g.vs_kamailio_cc!.met).to.equal(null);
+    expect(g.vs_kamailio_cc!.detail).to.contain('kamailio_cc not in this run');
+    expect(byId(runWith([step(0.4, { policy: 'round_robin' })])).total_capacity!.met).to.equal(null);
+  });
+});
+
+describe('bench quality: the last-line JSON', () => {
+  it('the fixture: every policy, overload goodput by load, drop follow times, the run file', () => {
+    const s = qualitySummary(fixtureRun(), 'bench-results/quality-x.json');
+    expect(JSON.parse(JSON.stringify(s))).to.deep.equal({
+      bench: 'quality',
+      capacity_fraction: {
+        round_robin: 0.4,
+        static_equal: 0.4,
+        static_capacity: 0.9,
+        kamailio_cc: 0.55,
+        sipweigh: 0.9,
+      },
+      overload_goodput_cps: {
+        round_robin: { '1.1': 94.2, '1.3': 61.7 },
+        static_equal: { '1.1': 93.1, '1.3': 60.4 },
+        static_capacity: { '1.1': 104.8, '1.3': 78.6 },
+        kamailio_cc: { '1.1': 98.3, '1.3': 80.1 },
+        sipweigh: { '1.1': 158.1, '1.3': 156.4 },
+      },
+      capacity_drop_follow_s: { static_capacity: null, kamailio_cc: null, sipweigh: 4 },
+      run_file: 'bench-results/quality-x.json',
+    });
+  });
+
+  it('policies not run are omitted, not null; no overload steps gives an empty object', () => {
+    const steps: StepResult[] = [step(0.4), step(0.7), step(0.4, { policy: 'round_robin' })];
+    const s = qualitySummary(runWith(steps), 'r.json');
+    expect(Object.keys(s.capacity_fraction)).to.deep.equal(['round_robin', 'sipweigh']);
+    expect(s.overload_goodput_cps).to.deep.equal({});
+    expect(s.capacity_drop_follow_s).to.deep.equal({});
+  });
+
+  it('repeated overload measurements at one level are averaged; keys survive float noise', () => {
+    const steps = [
+      step(0.4),
+      step(1.1, { success_cps: 150 }),
+      step(1.1, { success_cps: 160 }),
+      step(1.3000000000000003, { success_cps: 155.55 }),
+    ];
+    expect(qualitySummary(runWith(steps), 'r.json').overload_goodput_cps).to.deep.equal({
+      sipweigh: { '1.1': 155, '1.3': 155.6 },
+    });
+    expect(loadKey(1.1)).to.equal('1.1');
+  });
+});
