@@ -25,6 +25,10 @@ const BENCHES: Record<string, { what: string; load: () => Promise<Bench> }> = {
     what: 'backend SIGKILL under load: time to out of rotation and failed calls, sipweigh vs Kamailio probing',
     load: () => load('./failover.js', 'runFailoverBench'),
   },
+  quality: {
+    what: 'balancing quality: capacity used, failures, setup latency per policy, overload goodput, capacity drop',
+    load: () => load('./quality.js', 'runQualityBench'),
+  },
 };
 
 async function main(argv: string[]): Promise<number> {

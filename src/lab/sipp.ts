@@ -36,6 +36,8 @@ export interface SippOptions {
    * message, event), for scenarios with several outcomes; parsed into `SippResult.counts`.
    */
   readonly traceCounts?: boolean;
+  /** `-trace_rtt -rtt_freq 1`: every call's response times, to `SippRun.rttFile`. */
+  readonly traceRtt?: boolean;
   readonly extraArgs?: readonly string[];
 }
 
@@ -58,6 +60,8 @@ export interface SippRun {
   readonly messagesFile: string | undefined;
   /** sipp names it itself: `<scenario>_<pid>_counts.csv` in its working directory (the run dir). */
   readonly countsFile: string | undefined;
+  /** `<scenario>_<pid>_rtt.csv`, with traceRtt. */
+  readonly rttFile: string | undefined;
   /** Waits for sipp to end by itself (UAC) and parses its statistics. */
   done(): Promise<SippResult>;
 }
@@ -83,20 +87,33 @@ export function sippArgs(opts: SippOptions, statsFile: string, messagesFile?: st
   for (const [k, v] of Object.entries(opts.vars ?? {})) args.push('-set', k, String(v));
   if (messagesFile) args.push('-trace_msg', '-message_file', messagesFile);
   if (opts.traceCounts) args.push('-trace_counts');
+  if (opts.traceRtt) args.push('-trace_rtt', '-rtt_freq', '1');
   args.push(...(opts.extraArgs ?? []));
   if (opts.remote) args.push(opts.remote);
   return args;
 }
 
-/** Parses sipp's `;`-separated statistics file: the last data row, cumulative (C) counters. */
-export function parseSippStats(csv: string): SippStats {
+/**
+ * sipp's `;`-separated trace files (statistics, counts): one record per row, by column name. With
+ * `-fd 1` a row is written every second, so the rows are a time series of cumulative (C) and
+ * periodic (P) counters.
+ */
+export function parseSippRows(csv: string): Record<string, string>[] {
   const lines = csv.split('\n').filter((l) => l.trim() !== '');
   const header = lines[0]?.split(';') ?? [];
-  const last = lines.length > 1 ? (lines[lines.length - 1] ?? '').split(';') : [];
-  const raw: Record<string, string> = {};
-  header.forEach((name, i) => {
-    if (name) raw[name] = last[i] ?? '';
+  return lines.slice(1).map((line) => {
+    const cells = line.split(';');
+    const row: Record<string, string> = {};
+    header.forEach((name, i) => {
+      if (name) row[name] = cells[i] ?? '';
+    });
+    return row;
   });
+}
+
+/** Parses sipp's statistics file: the last row's cumulative (C) counters. */
+export function parseSippStats(csv: string): SippStats {
+  const raw = parseSippRows(csv).at(-1) ?? {};
   const num = (col: string): number => {
     const n = Number(raw[col]);
     return Number.isFinite(n) ? n : 0;
@@ -114,21 +131,40 @@ export function parseSippStats(csv: string): SippStats {
   };
 }
 
+/** The numeric per-message columns of one `-trace_counts` row (`0_INVITE_Sent`, `3_503_Recv`...). */
+export function countsOfRow(row: Readonly<Record<string, string>>): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const [name, cell] of Object.entries(row)) {
+    if (/^\d+_/.test(name) && /^\d+$/.test(cell)) counts[name] = Number(cell);
+  }
+  return counts;
+}
+
 /**
  * Parses sipp's `-trace_counts` file: the last row's numeric columns by name (cumulative counts per
  * scenario message, e.g. `0_INVITE_Sent`, `3_503_Recv`). Time columns and empty cells are left out.
  */
 export function parseSippCounts(csv: string): Record<string, number> {
-  const lines = csv.split('\n').filter((l) => l.trim() !== '');
-  const header = lines[0]?.split(';') ?? [];
-  const last = lines.length > 1 ? (lines[lines.length - 1] ?? '').split(';') : [];
-  const counts: Record<string, number> = {};
-  header.forEach((name, i) => {
-    const cell = last[i] ?? '';
-    if (!/^\d+_/.test(name) || !/^\d+$/.test(cell)) return;
-    counts[name] = Number(cell);
-  });
-  return counts;
+  return countsOfRow(parseSippRows(csv).at(-1) ?? {});
+}
+
+/** One line of sipp's `-trace_rtt` file: when (ms since sipp started) and the response time measured. */
+export interface SippRtt {
+  readonly atMs: number;
+  readonly ms: number;
+  /** Which response time (the scenario's `rtd="N"`). */
+  readonly rtd: number;
+}
+
+/** Parses a `-trace_rtt` file (`Date_ms;response_time_ms;rtd_no`, one line per call with -rtt_freq 1). */
+export function parseSippRtt(csv: string): SippRtt[] {
+  const out: SippRtt[] = [];
+  for (const line of csv.split('\n')) {
+    const [at, ms, rtd] = line.split(';').map(Number);
+    if (at === undefined || ms === undefined || rtd === undefined) continue;
+    if (Number.isFinite(at) && Number.isFinite(ms) && Number.isFinite(rtd)) out.push({ atMs: at, ms, rtd });
+  }
+  return out;
 }
 
 function readCounts(file: string | undefined): Record<string, number> {
@@ -163,12 +199,14 @@ export async function startSipp(group: ProcessGroup, opts: SippOptions): Promise
   const proc = group.spawn(opts.name, sippBinary(), sippArgs(opts, statsFile, messagesFile), {
     cwd: group.runDir,
   });
-  const countsFile = opts.traceCounts
-    ? join(
-        group.runDir,
-        `${basename(opts.scenario.replace(/^builtin:/, '')).replace(/\.xml$/, '')}_${proc.pid}_counts.csv`,
-      )
-    : undefined;
+  // sipp names these files itself, after the scenario and its pid, in its working directory.
+  const traceFile = (kind: string) =>
+    join(
+      group.runDir,
+      `${basename(opts.scenario.replace(/^builtin:/, '')).replace(/\.xml$/, '')}_${proc.pid}_${kind}.csv`,
+    );
+  const countsFile = opts.traceCounts ? traceFile('counts') : undefined;
+  const rttFile = opts.traceRtt ? traceFile('rtt') : undefined;
   const transport = opts.transport?.startsWith('t') ? 'tcp' : 'udp';
   if (!opts.remote) {
     const deadline = Date.now() + 10000;
@@ -186,6 +224,7 @@ export async function startSipp(group: ProcessGroup, opts: SippOptions): Promise
     statsFile,
     messagesFile,
     countsFile,
+    rttFile,
     done: async () => {
       const exit = await proc.exited;
       return { exit, stats: readSippStats(statsFile), counts: readCounts(countsFile) };

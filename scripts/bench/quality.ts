@@ -1,0 +1,468 @@
+/**
+ * `npm run bench -- quality [--quick]`: how well each balancing policy uses a pool of unequal
+ * backends, measured on the same machine in the same run.
+ *
+ * The pool is the lab's: Kamailio backends with emulated capacities (default 25/50/100 calls/s, i.e.
+ * 1:2:4; fixed workers and service delay, so the figures do not depend on this machine's CPU), a sipp
+ * UAS behind each, the transparent Kamailio LB in front. For each policy a fresh lab, then one sipp UAC
+ * per offered-load step (warm-up, then a measured window): calls, failures, 503 refusals, INVITE→200
+ * percentiles from sipp's per-call trace, and each backend's share from its own dialog counter.
+ *
+ * Policies: Kamailio round robin (algorithm 4); relative weights (algorithm 11) equal, or proportional
+ * to the configured capacities (the operator's best static guess); Kamailio's own adaptive mode
+ * (algorithm 11 with `cc=1` on the capacity weights, OPTIONS every second, latency statistics on);
+ * sipweigh (agents, controller, admission control: the product as shipped).
+ *
+ * Capacity-drop variant: the largest backend's service delay doubles mid-run (its capacity halves, a
+ * noisy neighbour) through the backend's JSON-RPC; the LB's weights are read every second.
+ *
+ * Writes the run's JSON, BENCHMARKS.md's quality section and SVG plots; prints one JSON line last.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, hostname, loadavg, release } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { formatDispatcherList } from '../../src/kamailio/dispatcher-list.js';
+import { fetchEffectiveWeights } from '../../src/kamailio/fetch-dispatcher-list.js';
+import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
+import { initialDestinations, startLab, type RunningLab } from '../../src/lab/lab.js';
+import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
+import { parseSippRows, parseSippRtt, startSipp, type SippRun } from '../../src/lab/sipp.js';
+import type { Defines } from '../../src/lab/kamailio.js';
+import { PACKAGE_ROOT } from '../../src/util/package-root.js';
+import { parseQualityOptions, type QualityOptions } from './quality-options.js';
+import type {
+  DropResult,
+  DropSample,
+  MachineInfo,
+  PolicyId,
+  QualityRun,
+  StepResult,
+} from './quality-types.js';
+import { measureWindow, perSecond, latencyOf, type SippTraces } from './quality-window.js';
+
+const CRITERIA = { max_failed_pct: 1, max_p99_ms: 200 } as const;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const say = (s: string) => process.stderr.write(`${s}\n`);
+
+// ---- the labs ------------------------------------------------------------------------------------
+
+/** What each policy changes in the lab: the LB's algorithm and probing, its list, the closed loop. */
+function policyLab(policy: PolicyId): {
+  defines: Defines;
+  weights: 'equal' | 'capacity';
+  cc: boolean;
+  loop: boolean;
+} {
+  switch (policy) {
+    case 'round_robin':
+      return { defines: { SW_DS_ALG: 4 }, weights: 'equal', cc: false, loop: false };
+    case 'static_equal':
+      return { defines: {}, weights: 'equal', cc: false, loop: false };
+    case 'static_capacity':
+      return { defines: {}, weights: 'capacity', cc: false, loop: false };
+    case 'kamailio_cc':
+      // Kamailio derives congestion from its own OPTIONS round trips: ping every destination each
+      // second and keep latency statistics.
+      return {
+        defines: { SW_DS_PING_INTERVAL: 1, SW_DS_LATENCY_STATS: 1, SW_DS_PROBING_MODE: 1 },
+        weights: 'capacity',
+        cc: true,
+        loop: false,
+      };
+    case 'sipweigh':
+      return { defines: {}, weights: 'capacity', cc: false, loop: true };
+  }
+}
+
+interface PolicyLab {
+  readonly lab: RunningLab;
+  readonly lbRpc: KamailioRpcClient;
+  readonly backendRpc: readonly KamailioRpcClient[];
+  readonly ids: readonly string[];
+  close(): Promise<void>;
+}
+
+async function startPolicyLab(o: QualityOptions, policy: PolicyId, dir: string): Promise<PolicyLab> {
+  const p = policyLab(policy);
+  const lab = await startLab({
+    backends: o.capacities.length,
+    capacities: o.capacities,
+    workers: o.workers,
+    net: o.net,
+    dir,
+    agents: p.loop,
+    controller: p.loop,
+    initialWeights: p.weights,
+    lbDefines: p.defines,
+  });
+  const plan = lab.state.plan;
+  const lbRpc = new KamailioRpcClient({
+    url: lab.state.lb_rpc_url,
+    username: plan.lb.rpc.username,
+    password: plan.lb.rpc.password,
+  });
+  const backendRpc = plan.backends.map(
+    (b) => new KamailioRpcClient({ url: `http://${b.sip.address}:${b.rpcPort}/RPC` }),
+  );
+  const close = async () => {
+    lbRpc.close();
+    backendRpc.forEach((c) => c.close());
+    await lab.stop();
+  };
+  try {
+    if (p.cc) {
+      const list = initialDestinations(plan, p.weights).map((d) => ({ ...d, extraAttrs: { cc: '1' } }));
+      writeFileSync(lab.state.dispatcher_list, formatDispatcherList(list));
+      await lbRpc.call('dispatcher.reload', []);
+    }
+    if (p.loop) await waitForLog(lab, 'controller', 'admission limits set', 30000);
+    // Kamailio's probing needs a few pings for its latency baseline; the loop a few probes.
+    await sleep(p.cc || p.loop ? 3000 : 500);
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  return { lab, lbRpc, backendRpc, ids: plan.backends.map((b) => b.id), close };
+}
+
+async function waitForLog(lab: RunningLab, name: string, text: string, timeoutMs: number): Promise<void> {
+  const p = lab.group.processes.find((x) => x.name === name);
+  if (!p) throw new Error(`no ${name} in the lab`);
+  const deadline = Date.now() + timeoutMs;
+  while (!readFileSync(p.logFile, 'utf8').includes(text)) {
+    if (!p.isRunning()) throw new Error(`${name} exited:\n${p.tail(20)}`);
+    if (Date.now() > deadline)
+      throw new Error(`${name} did not log "${text}" in ${timeoutMs} ms:\n${p.tail(20)}`);
+    await sleep(200);
+  }
+}
+
+/** Dialogs each backend has created so far (one per admitted INVITE, retransmissions not counted). */
+async function dialogsPerBackend(pl: PolicyLab): Promise<number[]> {
+  return Promise.all(
+    pl.backendRpc.map(async (rpc) => {
+      try {
+        const r = (await rpc.call('stats.fetch', ['dialog:processed_dialogs'], {
+          deadlineMs: 1000,
+        })) as Record<string, unknown>;
+        return Number(r['dialog.processed_dialogs']) || 0;
+      } catch {
+        return Number.NaN;
+      }
+    }),
+  );
+}
+
+function shares(
+  ids: readonly string[],
+  before: readonly number[],
+  after: readonly number[],
+): Record<string, number> {
+  const d = ids.map((_, i) => Math.max(0, (after[i] ?? 0) - (before[i] ?? 0)));
+  const sum = d.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
+  return Object.fromEntries(ids.map((id, i) => [id, sum > 0 ? Number(((d[i] ?? 0) / sum).toFixed(4)) : 0]));
+}
+
+// ---- one sipp run --------------------------------------------------------------------------------
+
+function startLoad(
+  pl: PolicyLab,
+  o: QualityOptions,
+  name: string,
+  rate: number,
+  seconds: number,
+): Promise<SippRun> {
+  const plan = pl.lab.state.plan;
+  return startSipp(pl.lab.group, {
+    name,
+    scenario: LAB_SCENARIOS.uacAdmission,
+    localIp: plan.client.address,
+    localPort: 5060,
+    remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
+    rate,
+    maxCalls: Math.round(rate * seconds),
+    // Bounded: the calls, then at most the receive timeout for the last of them.
+    timeoutS: Math.ceil(seconds + o.recvTimeoutMs / 1000 + 20),
+    traceCounts: true,
+    traceRtt: true,
+    extraArgs: ['-recv_timeout', String(o.recvTimeoutMs), '-max_recv_loops', '10000'],
+  });
+}
+
+function readTraces(run: SippRun): SippTraces {
+  const read = (f: string | undefined) => {
+    try {
+      return f ? readFileSync(f, 'utf8') : '';
+    } catch {
+      return '';
+    }
+  };
+  return {
+    stats: parseSippRows(read(run.statsFile)),
+    counts: parseSippRows(read(run.countsFile)),
+    rtt: parseSippRtt(read(run.rttFile)),
+  };
+}
+
+// ---- the steps -----------------------------------------------------------------------------------
+
+async function runStep(
+  pl: PolicyLab,
+  o: QualityOptions,
+  policy: PolicyId,
+  fraction: number,
+): Promise<StepResult> {
+  const total = o.capacities.reduce((a, b) => a + b, 0);
+  const rate = Math.round(fraction * total);
+  const sendS = o.warmupS + o.windowS;
+  const run = await startLoad(pl, o, `uac-${policy}-${Math.round(fraction * 100)}`, rate, sendS);
+  await sleep(o.warmupS * 1000);
+  const before = await dialogsPerBackend(pl);
+  await sleep(o.windowS * 1000);
+  const after = await dialogsPerBackend(pl);
+  const result = await run.done();
+  if (result.exit.code !== 0 && result.exit.code !== 1) {
+    say(`  (sipp ended with ${result.exit.code ?? result.exit.signal}: ${run.process.tail(3).trim()})`);
+  }
+  const w = measureWindow(readTraces(run), o.warmupS);
+  // Calls were offered from the window's real start to the end of sending.
+  const windowS = Math.max(1, sendS - w.fromS);
+  const failedPct = w.calls > 0 ? (100 * w.failed) / w.calls : 0;
+  return {
+    policy,
+    load_fraction: fraction,
+    offered_cps: rate,
+    duration_s: Number(windowS.toFixed(2)),
+    calls: w.calls,
+    ok: w.ok,
+    failed: w.failed,
+    refused_503: w.refused_503,
+    failed_pct: Number(failedPct.toFixed(3)),
+    success_cps: Number((w.ok / windowS).toFixed(2)),
+    setup_ms: w.setup_ms,
+    shares: shares(pl.ids, before, after),
+  };
+}
+
+// ---- the capacity drop ---------------------------------------------------------------------------
+
+async function setServiceDelay(rpc: KamailioRpcClient, us: number): Promise<void> {
+  await rpc.call('pv.shvSet', ['sw_service_delay_us', 'int', us]);
+}
+
+/** First time from which the dropped backend's weight share stays at or below `target`; null if never. */
+export function followTime(
+  samples: readonly DropSample[],
+  backend: string,
+  dropAtS: number,
+  target: number,
+): number | null {
+  let since: number | null = null;
+  for (const s of samples) {
+    if (s.t_s < dropAtS) continue;
+    const sum = Object.values(s.weights).reduce((a, b) => a + b, 0);
+    const share = sum > 0 ? (s.weights[backend] ?? 0) / sum : 0;
+    if (share <= target) since ??= s.t_s;
+    else since = null;
+  }
+  return since === null ? null : Number((since - dropAtS).toFixed(2));
+}
+
+async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId): Promise<DropResult> {
+  const drop = o.drop!;
+  const total = o.capacities.reduce((a, b) => a + b, 0);
+  const rate = Math.round(drop.loadFraction * total);
+  const duration = drop.beforeS + drop.afterS;
+  const victim = pl.ids[drop.backend]!;
+  const capBefore = o.capacities[drop.backend]!;
+  const delayUs = Math.round((o.workers * 1e6) / capBefore);
+  const run = await startLoad(pl, o, `uac-${policy}-drop`, rate, duration);
+  const t0 = Date.now();
+  const samples: { t_s: number; weights: Record<string, number>; dialogs: number[] }[] = [];
+  let dropped = false;
+  for (let tick = 1; tick <= duration; tick++) {
+    await sleep(Math.max(0, t0 + tick * 1000 - Date.now()));
+    if (!dropped && tick >= drop.beforeS) {
+      await setServiceDelay(pl.backendRpc[drop.backend]!, delayUs * 2);
+      dropped = true;
+    }
+    const [weights, dialogs] = await Promise.all([
+      fetchEffectiveWeights(pl.lbRpc, { deadlineMs: 800 }),
+      dialogsPerBackend(pl),
+    ]);
+    samples.push({
+      t_s: Number(((Date.now() - t0) / 1000).toFixed(2)),
+      weights: Object.fromEntries(pl.ids.map((id) => [id, weights?.get(id) ?? Number.NaN])),
+      dialogs,
+    });
+  }
+  await run.done();
+  const traces = readTraces(run);
+  const seconds = perSecond(traces);
+  const timeline: DropSample[] = samples.map((s, i) => {
+    const sec = seconds.find((x) => x.second === i + 1);
+    return {
+      t_s: s.t_s,
+      weights: s.weights,
+      shares: shares(pl.ids, samples[i - 1]?.dialogs ?? s.dialogs, s.dialogs),
+      success_cps: sec?.ok ?? 0,
+      failed: sec?.failed ?? 0,
+      p99_ms: sec?.p99_ms ?? null,
+    };
+  });
+  const part = (fromS: number, toS: number) => {
+    const secs = seconds.filter((s) => s.second > fromS && s.second <= toS);
+    const ok = secs.reduce((a, s) => a + s.ok, 0);
+    const failed = secs.reduce((a, s) => a + s.failed, 0);
+    const lat = latencyOf(
+      traces.rtt.filter((r) => r.rtd === 1 && r.atMs >= fromS * 1000 && r.atMs < toS * 1000).map((r) => r.ms),
+    );
+    return {
+      failed_pct: ok + failed > 0 ? Number(((100 * failed) / (ok + failed)).toFixed(3)) : 0,
+      success_cps: Number((ok / Math.max(1, toS - fromS)).toFixed(2)),
+      p99_ms: lat?.p99 ?? null,
+    };
+  };
+  // The most the halved backend can carry of the offered load, as a share of it.
+  const target = Math.min(1, capBefore / 2 / rate);
+  return {
+    policy,
+    backend: victim,
+    capacity_before_cps: capBefore,
+    capacity_after_cps: capBefore / 2,
+    offered_cps: rate,
+    drop_at_s: drop.beforeS,
+    duration_s: duration,
+    follow_s: followTime(timeline, victim, drop.beforeS, target),
+    before: part(4, drop.beforeS),
+    after: part(drop.beforeS + 10, duration),
+    timeline,
+  };
+}
+
+// ---- the run -------------------------------------------------------------------------------------
+
+function firstLine(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+      .split('\n')[0]!
+      .trim();
+  } catch (e) {
+    const out = (e as { stdout?: string }).stdout ?? '';
+    return out.split('\n')[0]?.trim() || 'unknown';
+  }
+}
+
+function machine(): MachineInfo {
+  return {
+    hostname: hostname(),
+    cpus: cpus().length,
+    cpu_model: cpus()[0]?.model.trim() ?? 'unknown',
+    kernel: release(),
+    node: process.version,
+    kamailio: firstLine('kamailio', ['-v']),
+    sipp: firstLine('sipp', ['-v']).replace(/^\s*SIPp\s*/i, 'SIPp ') || 'unknown',
+    loadavg_start: Number(loadavg()[0]!.toFixed(2)),
+  };
+}
+
+function formatStep(s: StepResult): string {
+  const lat = s.setup_ms ? `${s.setup_ms.p50}/${s.setup_ms.p95}/${s.setup_ms.p99} ms` : '-';
+  const sh = Object.entries(s.shares)
+    .map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`)
+    .join(' ');
+  return `  ${s.policy.padEnd(15)} ${String(Math.round(s.load_fraction * 100)).padStart(3)}% ${String(s.offered_cps).padStart(4)} cps: ok ${s.success_cps.toFixed(1).padStart(6)}/s failed ${s.failed_pct.toFixed(2).padStart(6)}% (503 ${s.refused_503}) setup p50/p95/p99 ${lat}  ${sh}`;
+}
+
+/** The report (and its charting library) is loaded only once there is a run to report. */
+async function report(
+  run: QualityRun,
+  opts: { runFile: string; benchmarksMd: string; plotDir: string },
+): Promise<string> {
+  const { reportQualityRun } = await import('./quality-report.js');
+  return (await reportQualityRun(run, opts)).lastLine;
+}
+
+export async function runQualityBench(args: string[]): Promise<void> {
+  const o = parseQualityOptions(args);
+  const outDir = resolve(PACKAGE_ROOT, o.outDir);
+  const runsDir = join(outDir, 'bench-results');
+  const plotDir = join(outDir, 'docs', 'bench');
+  mkdirSync(runsDir, { recursive: true });
+  if (o.reportOnly) {
+    const run = JSON.parse(readFileSync(o.reportOnly, 'utf8')) as QualityRun;
+    const lastLine = await report(run, {
+      runFile: o.reportOnly,
+      benchmarksMd: join(outDir, 'BENCHMARKS.md'),
+      plotDir,
+    });
+    process.stdout.write(`${lastLine}\n`);
+    return;
+  }
+  const started = new Date();
+  const m = machine();
+  const total = o.capacities.reduce((a, b) => a + b, 0);
+  say(
+    `quality bench: pool ${o.capacities.join('/')} calls/s (${total}), ${o.workers} workers each; steps ${o.steps.map((s) => `${Math.round(s * 100)}%`).join(' ')}; window ${o.windowS} s after ${o.warmupS} s warm-up; load average ${m.loadavg_start}`,
+  );
+  const steps: StepResult[] = [];
+  const drops: DropResult[] = [];
+  const labDir = (what: string) => join('/tmp', `sipweigh-quality-${process.pid}`, what);
+  for (const policy of o.policies) {
+    say(`${policy}:`);
+    const pl = await startPolicyLab(o, policy, labDir(`${policy}-steps`));
+    try {
+      for (const fraction of o.steps) {
+        const s = await runStep(pl, o, policy, fraction);
+        steps.push(s);
+        say(formatStep(s));
+      }
+    } finally {
+      await pl.close();
+    }
+    if (o.drop) {
+      const dl = await startPolicyLab(o, policy, labDir(`${policy}-drop`));
+      try {
+        const d = await runDrop(dl, o, policy);
+        drops.push(d);
+        say(
+          `  capacity drop (${d.backend} ${d.capacity_before_cps}→${d.capacity_after_cps} calls/s at ${d.drop_at_s} s, ${d.offered_cps} calls/s offered): follow ${d.follow_s ?? 'never'} s; failed ${d.before.failed_pct}% → ${d.after.failed_pct}%, p99 ${d.before.p99_ms ?? '-'} → ${d.after.p99_ms ?? '-'} ms`,
+        );
+      } finally {
+        await dl.close();
+      }
+    }
+  }
+  const run: QualityRun = {
+    bench: 'quality',
+    version: 1,
+    quick: o.quick,
+    command: `npm run bench -- quality${args.length ? ` ${args.join(' ')}` : ''}`,
+    started_at: started.toISOString(),
+    finished_at: new Date().toISOString(),
+    machine: m,
+    pool: {
+      backends: o.capacities.map((_, i) => `be${i + 1}`),
+      capacities_cps: o.capacities,
+      total_cps: total,
+      workers: o.workers,
+    },
+    criteria: CRITERIA,
+    policies: o.policies,
+    steps,
+    capacity_drop: drops,
+  };
+  const runFile = join(
+    runsDir,
+    `quality-${o.quick ? 'quick-' : ''}${started.toISOString().replace(/[:.]/g, '-')}.json`,
+  );
+  writeFileSync(runFile, `${JSON.stringify(run, null, 2)}\n`);
+  say(`run written to ${runFile}`);
+  const lastLine = await report(run, {
+    runFile: relative(outDir, runFile),
+    benchmarksMd: join(outDir, 'BENCHMARKS.md'),
+    plotDir,
+  });
+  process.stdout.write(`${lastLine}\n`);
+}
