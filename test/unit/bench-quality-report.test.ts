@@ -1,0 +1,296 @@
+import { expect } from 'chai';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  formatStepLine,
+  formatSummary,
+  qualityMarkdown,
+  replaceSection,
+  reportQualityRun,
+  reportStoredRun,
+  writeBenchmarksSection,
+} from '../../scripts/bench/quality-report.js';
+import { checkQualityRun, parseQualityRun } from '../../scripts/bench/quality-run-file.js';
+import { POLICIES, POLICY_LABELS } from '../../scripts/bench/quality-types.js';
+import { CRITERIA, FIXTURE_TEXT, fixtureRun, runWith, step } from './bench-quality-fixture.js';
+
+/** Unescaped `|` in a Markdown table line: the column count plus one. */
+const pipes = (line: string) => line.replace(/\\\|/g, '').split('|').length - 1;
+
+/** Every table in `md` as its lines. */
+function tables(md: string): string[][] {
+  const out: string[][] = [];
+  let cur: string[] = [];
+  for (const line of md.split('\n')) {
+    if (line.startsWith('|')) cur.push(line);
+    else if (cur.length > 0) {
+      out.push(cur);
+      cur = [];
+    }
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
+describe('bench quality: terminal lines', () => {
+  it('a step line: policy, load, goodput, failed, latency, shares and the verdict with its reason', () => {
+    const ok = formatStepLine(step(0.7), CRITERIA);
+    expect(ok).to.match(/^sipweigh\s+70 %\s+122\.5\s+122\.5\s+0 %/);
+    expect(ok).to.contain('be3 57 %');
+    expect(ok).to.match(/carried$/);
+    const miss = formatStepLine(step(1.1, { failed_pct: 12.5, refused_503: 400 }), CRITERIA);
+    expect(miss).to.contain('110 %');
+    expect(miss).to.contain('missed: failed 12.50 % ≥ 1 %');
+    expect(miss).to.contain('10.4 %'); // 400 refused of 3850 calls
+    expect(formatStepLine(step(0.4, { setup_ms: null }), CRITERIA)).to.contain('n/a');
+  });
+
+  it('the summary names every policy with its fraction, the goals, overload goodput and the drop', () => {
+    const s = formatSummary(fixtureRun());
+    for (const p of POLICIES) expect(s).to.match(new RegExp(`^  ${p}\\s+\\d\\.\\d\\d`, 'm'));
+    expect(s).to.match(/kamailio_cc\s+0\.55\s+first miss at 70 %/);
+    expect(s).to.contain('≥ 1.5 × round robin');
+    expect(s).to.match(/sipweigh\s+110 %: 158\.1\s+130 %: 156\.4/);
+    expect(s).to.match(/static_capacity\s+never/);
+    expect(s).to.match(/sipweigh\s+4\.0 s/);
+  });
+});
+
+describe('bench quality: the Markdown section', () => {
+  const run = fixtureRun();
+  const md = qualityMarkdown(run, {
+    runFile: 'bench-results/quality-2026.json',
+    plots: { latency: 'docs/bench/quality-latency.svg', dropWeights: 'docs/bench/quality-drop-weights.svg' },
+  });
+
+  it('has the exact command, the machine and the date', () => {
+    expect(md).to.contain('```sh\nnpm run bench -- quality\n```');
+    expect(md).to.contain('Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz');
+    expect(md).to.contain('2 ×');
+    for (const v of [
+      '6.1.0-27-cloud-amd64',
+      'v20.20.2',
+      '| Kamailio | 5.6.3 |',
+      '| SIPp | 3.6.1 |',
+      '0.41 (on 2 CPUs)',
+    ]) {
+      expect(md).to.contain(v);
+    }
+    expect(md).to.contain('2026-11-25T03:12:04.512Z');
+    expect(md).to.contain('(19.7 min)');
+    expect(md).to.contain('`bench-results/quality-2026.json`');
+  });
+
+  it('states the headline rule, including the monotone part', () => {
+    expect(md).to.contain('fewer than 1 % of its calls failed');
+    expect(md).to.contain('under 200 ms');
+    expect(md).to.contain('with every lower step carried too');
+  });
+
+  it('has a headline row and a step table for every policy, and the goals', () => {
+    for (const p of POLICIES) {
+      expect(md).to.contain(`#### ${POLICY_LABELS[p]}\n`);
+    }
+    expect(md).to.match(/^\| Kamailio round robin \(alg 4\) \| 0\.40 \| 70\.0 \| 55 %: failed 28\.21 %/m);
+    expect(md).to.match(/^\| sipweigh \| 0\.90 \| 157\.5 \| 100 %: failed 7\.60 % ≥ 1 % \|/m);
+    expect(md).to.contain('passed above the miss, not counted: 80 %');
+    expect(md).to.match(/^\| ≥ 1\.5 × round robin \| \*\*met\*\* \| 2\.25 × round robin/m);
+    // 8 load steps per policy: each step table has a head, a rule and 8 rows.
+    const stepTables = tables(md).filter((t) => t[0]!.startsWith('| offered load |'));
+    expect(stepTables).to.have.length(5);
+    for (const t of stepTables) expect(t).to.have.length(10);
+    expect(md).to.match(/^\| 100 % \| 175\.0 \| 3500 \| 161\.7 \| 7\.6 \| 7\.5 \| 15 \| 101 \| 171 \|/m);
+  });
+
+  it('has the overload and capacity-drop tables', () => {
+    expect(md).to.contain('goodput at 110 % offered');
+    expect(md).to.contain('goodput at 130 % offered');
+    expect(md).to.match(/^\| sipweigh \| 158\.1 \(90 %\) \| 156\.4 \(89 %\) \|$/m);
+    expect(md).to.match(
+      /^\| sipweigh \| be3 \| 100\.0 → 50\.0 \| 4\.0 s \| 0 \| 46 \| 105\.0 \| 0 \| 46 \| 105\.0 \|$/m,
+    );
+    expect(md).to.match(
+      /^\| capacity-proportional static weights \(alg 11\) \| be3 \| 100\.0 → 50\.0 \| never \|/m,
+    );
+  });
+
+  it('links the plots it is given and only those', () => {
+    expect(md).to.contain('](docs/bench/quality-latency.svg)');
+    expect(md).to.contain('](docs/bench/quality-drop-weights.svg)');
+    expect(md).not.to.contain('quality-goodput.svg');
+    expect(md).to.contain('### How to read this');
+  });
+
+  it('every table row has as many cells as its head', () => {
+    const all = tables(md);
+    expect(all.length).to.be.greaterThan(8);
+    for (const t of all) for (const line of t) expect(pipes(line), line).to.equal(pipes(t[0]!));
+  });
+
+  it('a run without overload steps or a drop says so instead of empty tables', () => {
+    const small = qualityMarkdown(runWith([step(0.4), step(0.7)]), { runFile: 'r.json', plots: {} });
+    expect(small).to.contain('No overload steps in this run.');
+    expect(small).to.contain('The capacity-drop variant was not run.');
+    expect(small).not.to.contain('### Plots');
+    expect(small).not.to.contain(POLICY_LABELS.round_robin);
+  });
+});
+
+describe('bench quality: BENCHMARKS.md sections', () => {
+  const other = '<!-- bench:failover:begin -->\nfailover table\n<!-- bench:failover:end -->';
+
+  it('creates the file, appends to one without the section, replaces only between its markers', () => {
+    const created = replaceSection(null, 'quality', 'Q1');
+    expect(created).to.equal(
+      '# Benchmarks\n\n<!-- bench:quality:begin -->\nQ1\n<!-- bench:quality:end -->\n',
+    );
+    const appended = replaceSection(`# Benchmarks\n\n${other}\n`, 'quality', 'Q1\n\n');
+    expect(appended).to.equal(
+      `# Benchmarks\n\n${other}\n\n<!-- bench:quality:begin -->\nQ1\n<!-- bench:quality:end -->\n`,
+    );
+    const before = `intro\n<!-- bench:quality:begin -->\nold\n<!-- bench:quality:end -->\n\n${other}\ntrailer`;
+    expect(replaceSection(before, 'quality', 'new')).to.equal(
+      `intro\n<!-- bench:quality:begin -->\nnew\n<!-- bench:quality:end -->\n\n${other}\ntrailer`,
+    );
+  });
+
+  it('is idempotent', () => {
+    const once = replaceSection(`x\n${other}\n`, 'quality', 'Q');
+    expect(replaceSection(once, 'quality', 'Q')).to.equal(once);
+  });
+
+  it('refuses broken markers, markers inside the text, and odd section ids', () => {
+    const begin = '<!-- bench:quality:begin -->';
+    const end = '<!-- bench:quality:end -->';
+    expect(() => replaceSection(`${begin}\nhalf`, 'quality', 'Q')).to.throw(/1 begin, 0 end/);
+    expect(() => replaceSection(`${end}\n${begin}`, 'quality', 'Q')).to.throw(/end before begin/);
+    expect(() => replaceSection(`${begin}${end}${begin}${end}`, 'quality', 'Q')).to.throw(/2 begin, 2 end/);
+    expect(() => replaceSection('', 'quality', `a ${end}`)).to.throw(/contains its markers/);
+    expect(() => replaceSection('', 'Quality -->', 'Q')).to.throw(/section id/);
+  });
+
+  it('writes the file atomically, keeps the other sections, and rewrites to the same bytes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sipweigh-bench-md-'));
+    try {
+      const file = join(dir, 'BENCHMARKS.md');
+      await writeBenchmarksSection(file, 'quality', 'first');
+      expect(await readFile(file, 'utf8')).to.contain('first');
+      await writeFile(file, `${await readFile(file, 'utf8')}\n${other}\n`);
+      await writeBenchmarksSection(file, 'quality', 'second');
+      const text = await readFile(file, 'utf8');
+      expect(text).to.contain('second');
+      expect(text).not.to.contain('first');
+      expect(text).to.contain(other);
+      await writeBenchmarksSection(file, 'quality', 'second');
+      expect(await readFile(file, 'utf8')).to.equal(text);
+      expect(await readdir(dir)).to.deep.equal(['BENCHMARKS.md']);
+      await writeFile(file, '<!-- bench:quality:begin -->\nbroken');
+      await writeBenchmarksSection(file, 'quality', 'third').then(
+        () => expect.fail('a broken file was overwritten'),
+        (e: Error) => expect(e.message).to.match(/markers are broken/),
+      );
+      expect(await readFile(file, 'utf8')).to.equal('<!-- bench:quality:begin -->\nbroken');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('bench quality: stored runs', () => {
+  it('the fixture reads back', () => {
+    const run = parseQualityRun(FIXTURE_TEXT, 'fixture.json');
+    expect(run.steps).to.have.length(40);
+    expect(run.capacity_drop).to.have.length(3);
+  });
+
+  it('a bad file gets an error naming the field', () => {
+    expect(() => parseQualityRun('{"bench":', 'f.json')).to.throw(/^f\.json: not JSON/);
+    const edit = (f: (r: Record<string, unknown>) => void) => {
+      const r = JSON.parse(FIXTURE_TEXT) as Record<string, unknown>;
+      f(r);
+      return () => checkQualityRun(r, 'f.json');
+    };
+    type Rec = Record<string, unknown>;
+    expect(
+      edit((r) => {
+        ((r.steps as Rec[])[2]!.setup_ms as Rec).p99 = 'slow';
+      }),
+    ).to.throw('f.json.steps[2].setup_ms.p99: expected a number, got "slow"');
+    expect(
+      edit((r) => {
+        (r.steps as Rec[])[0]!.policy = 'least_work_left';
+      }),
+    ).to.throw(/steps\[0\]\.policy: expected one of round_robin/);
+    expect(
+      edit((r) => {
+        r.version = 2;
+      }),
+    ).to.throw(/f\.json\.version/);
+    expect(
+      edit((r) => {
+        delete ((r.capacity_drop as Rec[])[1]!.timeline as Rec[])[3]!.weights;
+      }),
+    ).to.throw('f.json.capacity_drop[1].timeline[3].weights: expected an object, got nothing');
+    expect(
+      edit((r) => {
+        (r.pool as Rec).capacities_cps = [25, 50];
+      }),
+    ).to.throw(/3 backends but 2 capacities/);
+  });
+});
+
+describe('bench quality: publishing a run', function () {
+  this.timeout(60000);
+
+  it('writes the plots and the section, returns the last line; re-reporting the stored run gives the same bytes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sipweigh-bench-report-'));
+    try {
+      const runFile = join(dir, 'bench-results', 'quality-x.json');
+      const opts = { benchmarksMd: join(dir, 'BENCHMARKS.md'), plotDir: join(dir, 'docs', 'bench') };
+      await writeFile(join(dir, 'run.json'), FIXTURE_TEXT);
+      const r = await reportQualityRun(fixtureRun(), { ...opts, runFile });
+      expect(JSON.parse(r.lastLine)).to.include({ bench: 'quality', run_file: runFile });
+      expect(r.files.map((f) => f.slice(dir.length + 1))).to.deep.equal([
+        'docs/bench/quality-latency.svg',
+        'docs/bench/quality-goodput.svg',
+        'docs/bench/quality-drop-weights.svg',
+        'BENCHMARKS.md',
+      ]);
+      const md = await readFile(opts.benchmarksMd, 'utf8');
+      expect(md).to.contain('](docs/bench/quality-goodput.svg)');
+      expect(md).to.contain('`bench-results/quality-x.json`');
+      const svgBefore = await readFile(join(opts.plotDir, 'quality-latency.svg'), 'utf8');
+
+      const again = await reportStoredRun(join(dir, 'run.json'), { ...opts });
+      expect(JSON.parse(again.lastLine).capacity_fraction).to.deep.equal(
+        JSON.parse(r.lastLine).capacity_fraction,
+      );
+      expect(await readFile(join(opts.plotDir, 'quality-latency.svg'), 'utf8')).to.equal(svgBefore);
+      // The same bytes but for the run-file link (the stored copy is another file).
+      const md2 = await readFile(opts.benchmarksMd, 'utf8');
+      expect(md2.replace(/run\.json/g, 'bench-results/quality-x.json')).to.equal(md);
+      expect(r.summary).to.contain('capacity fraction');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a broken run is refused before anything is written', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sipweigh-bench-report-'));
+    try {
+      const bad = { ...fixtureRun(), criteria: { max_failed_pct: 1, max_p99_ms: -1 } };
+      await reportQualityRun(bad, {
+        runFile: join(dir, 'r.json'),
+        benchmarksMd: join(dir, 'BENCHMARKS.md'),
+        plotDir: join(dir, 'plots'),
+      }).then(
+        () => expect.fail('accepted'),
+        (e: Error) => expect(e.message).to.contain('criteria.max_p99_ms'),
+      );
+      expect(await readdir(dir)).to.deep.equal([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
