@@ -266,7 +266,7 @@ export function dropWeightsSpec(run: QualityRun): TopLevelSpec | null {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
-      text: `Capacity drop: ${first.backend} loses half its capacity at ${first.drop_at_s} s`,
+      text: `Capacity drop: ${first.backend} from ${first.capacity_before_cps} to ${first.capacity_after_cps} calls/s at ${first.drop_at_s} s`,
       subtitle: `${subtitle(run)}; ${first.offered_cps} calls/s offered throughout`,
     },
     config: CONFIG,

@@ -314,7 +314,8 @@ function dropLines(run: QualityRun): string[] {
     cps(d.after.success_cps),
   ]);
   return [
-    `One backend loses half its capacity ${first.drop_at_s} s into a ${first.duration_s} s run at a constant ` +
+    `${first.backend}'s capacity drops from ${cps(first.capacity_before_cps)} to ${cps(first.capacity_after_cps)} calls/s ` +
+      `${first.drop_at_s} s into a ${first.duration_s} s run at a constant ` +
       `${cps(first.offered_cps)} calls/s. "Follows within" is the time from the drop until the backend's weight ` +
       'share first fell to its new fair share and stayed there. "After" is measured from 10 s after the drop to the end.',
     '',
@@ -415,7 +416,7 @@ export function qualityMarkdown(run: QualityRun, opts: { runFile: string; plots:
       "the operator's best static guess and do well while the guess is right. In the latency plot, a policy is " +
       `good up to where its p99 line crosses the ${c.max_p99_ms} ms rule. Past 100 % the goodput table and plot ` +
       'show whether the pool keeps carrying (admission control refuses the excess with 503) or collapses. The ' +
-      'capacity-drop plot shows whether the weights follow a backend that loses half its capacity: static weights ' +
+      'capacity-drop plot shows whether the weights follow a backend that loses capacity: static weights ' +
       'cannot, so the weakened backend overflows until someone edits the list.',
     '',
   );

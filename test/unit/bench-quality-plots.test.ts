@@ -83,7 +83,7 @@ describe('bench quality: plots', function () {
     expect(svg.match(/aria-label="Min of fair_after: 0.4"/g)).to.have.length(3);
     expect(svg).to.contain('>share of the weights</text>');
     expect(svg).to.contain('>failed calls per second</text>');
-    expect(svg).to.contain('be3 loses half its capacity at 10 s');
+    expect(svg).to.contain('Capacity drop: be3 from 100 to 50 calls/s at 10 s');
   });
 
   it('the same run gives the same bytes', async () => {

@@ -106,6 +106,9 @@ describe('bench quality: the Markdown section', () => {
   it('has the overload and capacity-drop tables', () => {
     expect(md).to.contain('goodput at 110 % offered');
     expect(md).to.contain('goodput at 130 % offered');
+    expect(md).to.contain(
+      "be3's capacity drops from 100.0 to 50.0 calls/s 10 s into a 30 s run at a constant 105.0 calls/s",
+    );
     expect(md).to.match(/^\| sipweigh \| 158\.1 \(90 %\) \| 156\.4 \(89 %\) \|$/m);
     expect(md).to.match(
       /^\| sipweigh \| be3 \| 100\.0 → 50\.0 \| 4\.0 s \| 0 \| 46 \| 105\.0 \| 0 \| 46 \| 105\.0 \|$/m,
