@@ -7,8 +7,12 @@ export const EXIT = {
   usage: 2,
   /** A config file was refused: nothing was started or changed. */
   badConfig: 3,
-  /** Asked about something that is not there (no lab running). */
+  /** Asked about something that is not there (no lab running, no such backend). */
   absent: 4,
+  /** The controller's API could not be reached (not running, wrong address, no API configured). */
+  unreachable: 5,
+  /** The controller's API refused the token (missing or wrong). */
+  unauthorized: 6,
 } as const;
 
 /** An error whose message is meant for the operator as it is (no stack trace). */

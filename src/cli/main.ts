@@ -7,9 +7,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { PACKAGE_ROOT } from '../util/package-root.js';
-import { agentCommand, apiCommands, controllerCommand } from './commands/daemons.js';
+import { agentCommand, controllerCommand } from './commands/daemons.js';
 import { keysCommand } from './commands/keys.js';
 import { labCommand } from './commands/lab.js';
+import { operatorCommands } from './commands/operator.js';
 import { validateCommand } from './commands/validate.js';
 import { CliError, EXIT } from './exit-codes.js';
 
@@ -27,7 +28,7 @@ export function buildProgram(): Command {
     validateCommand(),
     keysCommand(),
     labCommand(),
-    ...apiCommands(),
+    ...operatorCommands(),
   ]) {
     program.addCommand(cmd.exitOverride());
   }

@@ -25,6 +25,7 @@ describe('sipweigh CLI', () => {
       ['status'],
       ['drain'],
       ['undrain'],
+      ['reload'],
     ]) {
       const r = sipweigh(...cmd, '--help');
       expect(r.code, `${cmd.join(' ')} --help: ${r.err}`).to.equal(0);
@@ -68,10 +69,16 @@ describe('sipweigh CLI', () => {
     expect(c.err).to.match(/needs a controller config/);
   });
 
-  it('status: needs --file until the HTTP API exists, and says clearly when the file is absent or not a status', () => {
-    const none = sipweigh('status');
-    expect(none.code).to.equal(2);
-    expect(none.err).to.match(/--file/);
+  it('status/drain/reload: one clear line and exit 5 when no controller answers; --file says clearly when the file is absent or not a status', () => {
+    // Nothing listens there (127.14.x.x is this suite's block).
+    for (const args of [['status'], ['drain', 'be1'], ['undrain', 'be1'], ['reload']]) {
+      const none = sipweigh(...args, '--api', 'http://127.14.9.9:9061');
+      expect(none.code, args.join(' ')).to.equal(5);
+      expect(none.err).to.equal('sipweigh: cannot reach the controller at http://127.14.9.9:9061: ECONNREFUSED\n');
+    }
+    const noApi = sipweigh('status', '--config', 'examples/agent.yaml');
+    expect(noApi.code).to.equal(5);
+    expect(noApi.err).to.match(/has no api section/);
     const absent = sipweigh('status', '--file', join(dir, 'nope.json'));
     expect(absent.code).to.equal(4);
     expect(absent.err).to.match(/is the controller running with status_file set/);
