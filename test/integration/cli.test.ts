@@ -74,7 +74,9 @@ describe('sipweigh CLI', () => {
     for (const args of [['status'], ['drain', 'be1'], ['undrain', 'be1'], ['reload']]) {
       const none = sipweigh(...args, '--api', 'http://127.14.9.9:9061');
       expect(none.code, args.join(' ')).to.equal(5);
-      expect(none.err).to.equal('sipweigh: cannot reach the controller at http://127.14.9.9:9061: ECONNREFUSED\n');
+      expect(none.err).to.equal(
+        'sipweigh: cannot reach the controller at http://127.14.9.9:9061: ECONNREFUSED\n',
+      );
     }
     const noApi = sipweigh('status', '--config', 'examples/agent.yaml');
     expect(noApi.code).to.equal(5);
