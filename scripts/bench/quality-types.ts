@@ -4,7 +4,13 @@
  */
 
 /** The policies compared, in the order they are shown. */
-export const POLICIES = ['round_robin', 'static_equal', 'static_capacity', 'kamailio_cc', 'sipweigh'] as const;
+export const POLICIES = [
+  'round_robin',
+  'static_equal',
+  'static_capacity',
+  'kamailio_cc',
+  'sipweigh',
+] as const;
 export type PolicyId = (typeof POLICIES)[number];
 
 export const POLICY_LABELS: Record<PolicyId, string> = {
@@ -72,14 +78,26 @@ export interface DropResult {
   readonly drop_at_s: number;
   readonly duration_s: number;
   /**
-   * Seconds from the drop until the dropped backend's weight share first fell to at most its new
-   * fair share (capacity_after / offered ... see the runner), and stayed there; null if never.
+   * Seconds from the drop until the dropped backend's share of the LB's weights first came within
+   * 10 % of its fair share after the drop (capacity_after / the pool's capacity after); null if never.
    */
   readonly follow_s: number | null;
   /** Failed calls and p99 setup latency before the drop, and from 10 s after the drop to the end. */
-  readonly before: { readonly failed_pct: number; readonly success_cps: number; readonly p99_ms: number | null };
-  readonly after: { readonly failed_pct: number; readonly success_cps: number; readonly p99_ms: number | null };
+  readonly before: {
+    readonly failed_pct: number;
+    readonly success_cps: number;
+    readonly p99_ms: number | null;
+  };
+  readonly after: {
+    readonly failed_pct: number;
+    readonly success_cps: number;
+    readonly p99_ms: number | null;
+  };
   readonly timeline: readonly DropSample[];
+  /** The dropped backend's fair share of the pool after the drop (its capacity / the pool's). */
+  readonly fair_share_after?: number;
+  /** Its mean share of the LB's weights from 10 s after the drop to the end. */
+  readonly settled_share?: number;
 }
 
 export interface MachineInfo {

@@ -251,22 +251,21 @@ async function setServiceDelay(rpc: KamailioRpcClient, us: number): Promise<void
   await rpc.call('pv.shvSet', ['sw_service_delay_us', 'int', us]);
 }
 
-/** First time from which the dropped backend's weight share stays at or below `target`; null if never. */
+/** The backend's share of the LB's weights in one sample (NaN when the list could not be read). */
+export function weightShare(s: DropSample, backend: string): number {
+  const sum = Object.values(s.weights).reduce((a, b) => a + b, 0);
+  return sum > 0 ? (s.weights[backend] ?? 0) / sum : Number.NaN;
+}
+
+/** Seconds from the drop until the backend's weight share first reached `target` or below; null if never. */
 export function followTime(
   samples: readonly DropSample[],
   backend: string,
   dropAtS: number,
   target: number,
 ): number | null {
-  let since: number | null = null;
-  for (const s of samples) {
-    if (s.t_s < dropAtS) continue;
-    const sum = Object.values(s.weights).reduce((a, b) => a + b, 0);
-    const share = sum > 0 ? (s.weights[backend] ?? 0) / sum : 0;
-    if (share <= target) since ??= s.t_s;
-    else since = null;
-  }
-  return since === null ? null : Number((since - dropAtS).toFixed(2));
+  const hit = samples.find((s) => s.t_s >= dropAtS && weightShare(s, backend) <= target);
+  return hit === undefined ? null : Number((hit.t_s - dropAtS).toFixed(2));
 }
 
 async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId): Promise<DropResult> {
@@ -324,8 +323,11 @@ async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId): Prom
       p99_ms: lat?.p99 ?? null,
     };
   };
-  // The most the halved backend can carry of the offered load, as a share of it.
-  const target = Math.min(1, capBefore / 2 / rate);
+  // Its fair share once halved: what a controller that knew the new capacities would give it.
+  const capsAfter = o.capacities.map((c, i) => (i === drop.backend ? c / 2 : c));
+  const fair = capBefore / 2 / capsAfter.reduce((a, b) => a + b, 0);
+  const settled = timeline.filter((s) => s.t_s >= drop.beforeS + 10).map((s) => weightShare(s, victim));
+  const settledShare = settled.length > 0 ? settled.reduce((a, b) => a + b, 0) / settled.length : Number.NaN;
   return {
     policy,
     backend: victim,
@@ -334,10 +336,12 @@ async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId): Prom
     offered_cps: rate,
     drop_at_s: drop.beforeS,
     duration_s: duration,
-    follow_s: followTime(timeline, victim, drop.beforeS, target),
+    follow_s: followTime(timeline, victim, drop.beforeS, fair * 1.1),
     before: part(4, drop.beforeS),
     after: part(drop.beforeS + 10, duration),
     timeline,
+    fair_share_after: Number(fair.toFixed(4)),
+    settled_share: Number(settledShare.toFixed(4)),
   };
 }
 
