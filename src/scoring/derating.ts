@@ -6,6 +6,13 @@
  *   multiplicatively, d ln(f)/dt = -gain × ln(pressure), but never faster than
  *   `max_decrease_ratio_per_s` (a collapsed backend at 60 ms rtt halves per second rather than
  *   vanishing in one cycle on signals that still lag the last push).
+ * - A cut stops at `served_floor_ratio` × the utilisation the backend serves (calls/s it handles
+ *   over its configured capacity). While its queue stands, a backend serves exactly what it can:
+ *   that throughput is a measurement of its capacity now. The queue signals lag the weights by a
+ *   second or two, so a cut driven by them alone keeps going while the queue drains and overshoots:
+ *   in the lab a backend whose capacity halved was cut to 0.28 and its load spilled onto peers
+ *   that then overloaded in turn. The margin below 1 covers INVITE retransmissions, which the
+ *   request counters include once the queue delay passes T1.
  * - Pressure below `recover_below_pressure`, and `recover_delay_ms` after the last cut: the factor
  *   recovers additively, slowly, and slower still as the pressure nears the band (rate ×
  *   (1 - pressure / recover_below), at least a tenth): in a pool simulation this narrowed the sawtooth
@@ -45,6 +52,8 @@ export function updateFactor(
   now: number,
   dtMs: number,
   p: ScoringParams,
+  /** Smoothed utilisation the backend serves (calls/s over configured capacity); null unknown. */
+  served: number | null = null,
 ): DeratingState {
   const dt = Math.min(Math.max(0, dtMs), p.max_cycle_gap_ms) / 1000;
   if (pressure !== null && pressure.low > p.decrease_above_pressure) {
@@ -54,7 +63,9 @@ export function updateFactor(
     }
     const byLaw = Math.pow(pressure.low / p.decrease_above_pressure, -p.decrease_gain_per_s * dt);
     const fastest = Math.pow(p.max_decrease_ratio_per_s, dt);
-    const factor = Math.max(p.factor_floor, s.factor * Math.max(byLaw, fastest));
+    // The floor never lifts the factor: it only ends a cut early.
+    const servedFloor = served === null ? 0 : Math.min(s.factor, served * p.served_floor_ratio);
+    const factor = Math.max(p.factor_floor, s.factor * Math.max(byLaw, fastest), servedFloor);
     return { factor, overSince, lastCutAt: now };
   }
   const base = s.overSince === null ? s : { ...s, overSince: null };

@@ -41,6 +41,11 @@ export interface ScoringParams {
   readonly decrease_gain_per_s: number;
   /** Fastest fall: the factor is multiplied by no less than this per second. */
   readonly max_decrease_ratio_per_s: number;
+  /**
+   * A cut stops at this fraction of the load the backend is serving (utilisation: calls/s it
+   * handles over its configured capacity); 0 = no such floor. See derating.ts.
+   */
+  readonly served_floor_ratio: number;
   /** Additive recovery, fraction of configured capacity per second. */
   readonly recover_per_s: number;
   /** No recovery until this long after the last cut (the signals lag the weights we pushed). */
@@ -117,6 +122,7 @@ export const DEFAULT_SCORING_PARAMS: ScoringParams = {
   overload_confirm_ms: 250,
   decrease_gain_per_s: 0.5,
   max_decrease_ratio_per_s: 0.5,
+  served_floor_ratio: 0.75,
   recover_per_s: 0.1,
   recover_delay_ms: 1_000,
   max_cycle_gap_ms: 2_000,
@@ -180,6 +186,10 @@ export function validateScoringParams(p: ScoringParams): ScoringParams {
     'max_decrease_ratio_per_s must be in (0, 1)',
   );
   need(fin(p.recover_per_s) && p.recover_per_s >= 0, 'recover_per_s must be >= 0');
+  need(
+    fin(p.served_floor_ratio) && p.served_floor_ratio >= 0 && p.served_floor_ratio < 1,
+    'served_floor_ratio must be in [0, 1)',
+  );
   need(fin(p.recover_delay_ms) && p.recover_delay_ms >= 0, 'recover_delay_ms must be >= 0');
   need(fin(p.max_cycle_gap_ms) && p.max_cycle_gap_ms > 0, 'max_cycle_gap_ms must be > 0');
   need(fin(p.slow_start_ms) && p.slow_start_ms >= 0, 'slow_start_ms must be >= 0');

@@ -155,7 +155,8 @@ function scoreBackend(
   }
   const top = tightest(pressures);
   if (inRotation(s.health)) {
-    m = { ...m, derating: updateFactor(m.derating, pressureRange(pressures, latest), now, dtMs, p) };
+    const range = pressureRange(pressures, latest);
+    m = { ...m, derating: updateFactor(m.derating, range, now, dtMs, p, values.utilisation) };
   }
   return {
     sample: s,

@@ -45,6 +45,22 @@ describe('scoring derating law (AIMD with a hold band)', function () {
     expect(run(FRESH_DERATING, 1_000, 0, 400).factor).to.equal(P.factor_floor);
   });
 
+  it('a cut stops at served_floor_ratio × the utilisation the backend serves, and that floor never lifts the factor', function () {
+    // A backend whose capacity halved serves 0.5 of its configured capacity while its queue stands.
+    let s = FRESH_DERATING;
+    for (let i = 0; i <= 40; i++) s = updateRange(s, { low: 3, high: 3 }, i * 250, 250, P, 0.5);
+    expect(s.factor).to.be.closeTo(0.5 * P.served_floor_ratio, 1e-9);
+    // Without the measurement the same overload cuts on, to the floor.
+    let blind = FRESH_DERATING;
+    for (let i = 0; i <= 40; i++) blind = updateRange(blind, { low: 3, high: 3 }, i * 250, 250, P, null);
+    expect(blind.factor).to.be.lessThan(0.2);
+    // Serving more than the factor says does not raise it during a cut.
+    const low = { ...FRESH_DERATING, factor: 0.3 };
+    const step = (st: DeratingState, at: number) => updateRange(st, { low: 3, high: 3 }, at, 250, P, 0.9);
+    const cut = step(step(low, 0), 250);
+    expect(cut.factor).to.equal(0.3);
+  });
+
   it('recovers additively and slowly, only recover_delay_ms after the last cut, never above 1', function () {
     const cut = run(FRESH_DERATING, 12, 0, 5);
     const at = cut.lastCutAt ?? 0;

@@ -181,14 +181,17 @@ describe('scoring properties over random histories', function () {
     );
   });
 
-  it('monotonic: more load on one backend, all else equal, never gives it more weight or a higher factor', function () {
+  // Served throughput (req_rate) is held equal: it is not a symptom but a measurement of what the
+  // backend can do, and a cut stops at a fraction of it (served_floor_ratio, derating.ts): a
+  // congested backend that serves more calls is demonstrably the bigger one.
+  it('monotonic: more symptoms on one backend at the same served rate, all else equal, never give it more weight or a higher factor', function () {
     const more = (lo: Load, bump: Load): Load => {
       const up = <T extends number | null>(a: T, b: T): T => (a === null || b === null ? a : ((a + b) as T));
       return {
         options_rtt_ms: up(lo.options_rtt_ms, bump.options_rtt_ms),
         udp_rx_queue_bytes: up(lo.udp_rx_queue_bytes, bump.udp_rx_queue_bytes),
         drops_inc: lo.drops_inc + bump.drops_inc,
-        req_rate: up(lo.req_rate, bump.req_rate),
+        req_rate: lo.req_rate,
         err5xx_rate: up(lo.err5xx_rate, bump.err5xx_rate),
         tm_current: up(lo.tm_current, bump.tm_current),
         cpu_util:
