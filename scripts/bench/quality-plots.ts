@@ -329,11 +329,15 @@ export function dropWeightsSpec(run: QualityRun): TopLevelSpec | null {
   };
 }
 
-/** A Vega-Lite spec to SVG, headless. */
+/**
+ * A Vega-Lite spec to SVG, headless. Vega writes the whole document on one line; one element per
+ * line keeps a regenerated plot's git diff to the marks that moved. (Whitespace between elements is
+ * not rendered, and text content is escaped, so `><` only ever occurs between two tags.)
+ */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
-    return await view.toSVG();
+    return (await view.toSVG()).replace(/></g, '>\n<');
   } finally {
     view.finalize();
   }
