@@ -90,7 +90,7 @@ export function parseQualityOptions(args: readonly string[]): QualityOptions {
   ).sort((a, b) => a - b);
   const workers = Number(value(args, '--workers') ?? 2);
   if (!Number.isInteger(workers) || workers < 1 || workers > 16) throw new Error('--workers: expected 1..16');
-  const windowS = Number(value(args, '--window') ?? (quick ? 3 : 12));
+  const windowS = Number(value(args, '--window') ?? (quick ? 2 : 12));
   if (!Number.isFinite(windowS) || windowS < 1 || windowS > 600)
     throw new Error('--window: expected 1..600 s');
   const net = Number(value(args, '--net') ?? 17);
@@ -102,9 +102,10 @@ export function parseQualityOptions(args: readonly string[]): QualityOptions {
     capacities,
     workers,
     steps,
-    warmupS: quick ? 2 : 4,
+    warmupS: quick ? 1 : 4,
     windowS,
-    recvTimeoutMs: 5000,
+    // A call without its 200 by then has failed for any caller (and the headline asks 200 ms).
+    recvTimeoutMs: quick ? 2000 : 5000,
     drop:
       quick || args.includes('--no-drop')
         ? null

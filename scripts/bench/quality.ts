@@ -118,7 +118,7 @@ async function startPolicyLab(o: QualityOptions, policy: PolicyId, dir: string):
     }
     if (p.loop) await waitForLog(lab, 'controller', 'admission limits set', 30000);
     // Kamailio's probing needs a few pings for its latency baseline; the loop a few probes.
-    await sleep(p.cc || p.loop ? 3000 : 500);
+    await sleep(p.cc || p.loop ? (o.quick ? 2000 : 3000) : 300);
   } catch (e) {
     await close();
     throw e;
