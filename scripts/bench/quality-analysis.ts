@@ -3,7 +3,13 @@
  * carried, its capacity fraction (the headline), sipweigh against the issue's goals, and the
  * last-line JSON object.
  */
-import { POLICIES, type PolicyId, type QualityRun, type StepResult } from './quality-types.js';
+import {
+  POLICIES,
+  type DropResult,
+  type PolicyId,
+  type QualityRun,
+  type StepResult,
+} from './quality-types.js';
 
 export type Criteria = QualityRun['criteria'];
 
@@ -203,6 +209,16 @@ export function goals(run: QualityRun): GoalResult[] {
     };
   }
   return [total, vsRr, vsCc];
+}
+
+/**
+ * The dropped backend's fair share after the drop: its new capacity over the pool's new total, as the
+ * runner recorded it or, for runs without the field, from the capacities.
+ */
+export function fairShareAfter(d: DropResult, poolTotalCps: number): number {
+  return (
+    d.fair_share_after ?? d.capacity_after_cps / (poolTotalCps - d.capacity_before_cps + d.capacity_after_cps)
+  );
 }
 
 /** "1.1", "1.3": the key of an overload step in the last-line JSON. */

@@ -7,6 +7,7 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import { fairShareAfter } from './quality-analysis.js';
 import { POLICIES, type PolicyId, type QualityRun } from './quality-types.js';
 
 export const PLOT_FILES = {
@@ -229,8 +230,8 @@ export function dropWeightsSpec(run: QualityRun): TopLevelSpec | null {
   const markers = drops.map((d) => ({
     policy: d.policy,
     drop_at_s: d.drop_at_s,
-    // What the dropped backend should get once the weights have followed: its new capacity over the new total.
-    fair_after: d.capacity_after_cps / (total - d.capacity_before_cps + d.capacity_after_cps),
+    // What the dropped backend should get once the weights have followed.
+    fair_after: fairShareAfter(d, total),
   }));
   const failedRows = drops.flatMap((d) =>
     d.timeline.map((t) => ({ policy: d.policy, t_s: t.t_s, failed: t.failed })),

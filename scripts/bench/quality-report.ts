@@ -8,6 +8,7 @@ import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, relative, sep } from 'node:path';
 import {
   capacityVerdicts,
+  fairShareAfter,
   goals,
   loadKey,
   missReasons,
@@ -306,6 +307,8 @@ function dropLines(run: QualityRun): string[] {
     d.backend,
     `${cps(d.capacity_before_cps)} → ${cps(d.capacity_after_cps)}`,
     d.follow_s === null ? 'never' : `${d.follow_s.toFixed(1)} s`,
+    share(fairShareAfter(d, run.pool.total_cps)),
+    share(d.settled_share),
     pct(d.before.failed_pct),
     ms(d.before.p99_ms),
     cps(d.before.success_cps),
@@ -316,8 +319,9 @@ function dropLines(run: QualityRun): string[] {
   return [
     `${first.backend}'s capacity drops from ${cps(first.capacity_before_cps)} to ${cps(first.capacity_after_cps)} calls/s ` +
       `${first.drop_at_s} s into a ${first.duration_s} s run at a constant ` +
-      `${cps(first.offered_cps)} calls/s. "Follows within" is the time from the drop until the backend's weight ` +
-      'share first fell to its new fair share and stayed there. "After" is measured from 10 s after the drop to the end.',
+      `${cps(first.offered_cps)} calls/s. "Weights follow within" is the time from the drop until the backend's ` +
+      'share of the weights first came within 10 % of its fair share after the drop (its new capacity over the ' +
+      'pool\'s); "settled" is its mean share of the weights, and "after" the calls, from 10 s after the drop to the end.',
     '',
     ...table(
       [
@@ -325,6 +329,8 @@ function dropLines(run: QualityRun): string[] {
         'backend',
         'capacity, calls/s',
         'weights follow within',
+        'fair share after',
+        'settled weight share',
         'before: failed %',
         'before: p99 ms',
         'before: success calls/s',
@@ -333,7 +339,7 @@ function dropLines(run: QualityRun): string[] {
         'after: success calls/s',
       ],
       rows,
-      ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
     ),
   ];
 }

@@ -24,6 +24,11 @@ const str: Check = (v, at) => {
 const bool: Check = (v, at) => {
   if (typeof v !== 'boolean') fail(at, 'true or false', v);
 };
+const optional =
+  (c: Check): Check =>
+  (v, at) => {
+    if (v !== undefined) c(v, at);
+  };
 const nullable =
   (c: Check): Check =>
   (v, at) => {
@@ -76,6 +81,8 @@ const drop = shape({
   drop_at_s: num,
   duration_s: num,
   follow_s: nullable(num),
+  fair_share_after: optional(num),
+  settled_share: optional(num),
   before: window,
   after: window,
   timeline: arrayOf(

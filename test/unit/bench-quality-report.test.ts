@@ -111,10 +111,11 @@ describe('bench quality: the Markdown section', () => {
     );
     expect(md).to.match(/^\| sipweigh \| 158\.1 \(90 %\) \| 156\.4 \(89 %\) \|$/m);
     expect(md).to.match(
-      /^\| sipweigh \| be3 \| 100\.0 → 50\.0 \| 4\.0 s \| 0 \| 46 \| 105\.0 \| 0 \| 46 \| 105\.0 \|$/m,
+      /^\| sipweigh \| be3 \| 100\.0 → 50\.0 \| 4\.0 s \| 40 % \| 38 % \| 0 \| 46 \| 105\.0 \| 0 \| 46 \| 105\.0 \|$/m,
     );
+    // Without the optional fields (an older run): the fair share from the capacities (50 of 125), no settled share.
     expect(md).to.match(
-      /^\| capacity-proportional static weights \(alg 11\) \| be3 \| 100\.0 → 50\.0 \| never \|/m,
+      /^\| capacity-proportional static weights \(alg 11\) \| be3 \| 100\.0 → 50\.0 \| never \| 40 % \| n\/a \|/m,
     );
   });
 
@@ -235,6 +236,11 @@ describe('bench quality: stored runs', () => {
         delete ((r.capacity_drop as Rec[])[1]!.timeline as Rec[])[3]!.weights;
       }),
     ).to.throw('f.json.capacity_drop[1].timeline[3].weights: expected an object, got nothing');
+    expect(
+      edit((r) => {
+        (r.capacity_drop as Rec[])[2]!.settled_share = '38 %';
+      }),
+    ).to.throw('f.json.capacity_drop[2].settled_share: expected a number, got "38 %"');
     expect(
       edit((r) => {
         (r.pool as Rec).capacities_cps = [25, 50];
