@@ -1,0 +1,465 @@
+/**
+ * The Ansible deployment (scripts/ansible), with the real ansible-core and ansible-lint that
+ * scripts/setup.sh installs: both playbooks pass --syntax-check and ansible-lint's production profile;
+ * the role, run with --connection=local into a temporary root (controller, then agent on the same
+ * "host"), places every file with the intended owner, mode and content, and a second run changes
+ * nothing. Nothing outside the temporary root is touched: no users, no systemctl, no /etc.
+ */
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import {
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../support/harness.js';
+
+const ANSIBLE_DIR = join(REPO_ROOT, 'scripts/ansible');
+const ROLE_DIR = join(ANSIBLE_DIR, 'roles/sipweigh');
+const RUN_TIMEOUT_MS = 480000;
+
+const MASTER_KEY = '5b1f0c3e9a7d2b4f6e8a0c1d3f5b7d9e1a2c4e6f8b0d2f4a6c8e0b1d3f5a7c9e';
+const API_TOKEN = 'test-token-0123456789abcdef';
+const LB_RPC_PASSWORD = 's3cret pass';
+
+// Host configs as an operator might have them before sipweigh: loopback addresses of this test's block.
+const LB_CFG = `#!KAMAILIO
+# A minimal LB host config.
+debug=2
+log_stderror=yes
+children=2
+listen=udp:127.16.0.10:5060
+
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+
+request_route {
+	sl_send_reply("404", "Not here");
+}
+`;
+const BACKEND_CFG = `#!KAMAILIO
+# A minimal backend host config.
+debug=2
+log_stderror=yes
+children=2
+listen=udp:127.16.0.11:5060
+
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "rr.so"
+
+request_route {
+	if (has_totag()) { loose_route(); }
+	t_relay();
+}
+`;
+
+interface Run {
+  readonly code: number | null;
+  readonly out: string;
+}
+
+interface Recap {
+  readonly ok: number;
+  readonly changed: number;
+  readonly unreachable: number;
+  readonly failed: number;
+}
+
+/** Sums the PLAY RECAP lines (one per host). */
+function recap(out: string): Recap {
+  const lines = [...out.matchAll(/^\S+\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm)];
+  if (lines.length === 0) throw new Error(`no PLAY RECAP in the output:\n${out.slice(-3000)}`);
+  const sum = (i: number) => lines.reduce((n, m) => n + Number(m[i]), 0);
+  return { ok: sum(1), changed: sum(2), unreachable: sum(3), failed: sum(4) };
+}
+
+describe('Ansible deployment (scripts/ansible)', function () {
+  this.timeout(RUN_TIMEOUT_MS + 60000);
+  const work = mkdtempSync(join(tmpdir(), 'sipweigh-ansible-'));
+  const root = join(work, 'root');
+  const me = userInfo().username;
+  const myGroup = spawnSync('id', ['-gn'], { encoding: 'utf8' }).stdout.trim();
+  // Everything Ansible and ansible-lint keep for themselves stays in the work directory too.
+  const env = {
+    ...process.env,
+    HOME: join(work, 'home'),
+    ANSIBLE_HOME: join(work, 'home/.ansible'),
+    ANSIBLE_LOCAL_TEMP: join(work, 'ansible-tmp'),
+    ANSIBLE_REMOTE_TEMP: join(work, 'ansible-tmp'),
+    ANSIBLE_CONFIG: join(ANSIBLE_DIR, 'ansible.cfg'),
+    ANSIBLE_NOCOLOR: '1',
+    ANSIBLE_FORCE_COLOR: '0',
+    NO_COLOR: '1',
+  };
+  // Paths a careless role would write on the real host: they must look the same after the runs.
+  const outside = [
+    '/etc/sipweigh',
+    '/opt/sipweigh',
+    '/usr/local/bin/sipweigh',
+    '/etc/systemd/system/sipweigh-agent.service',
+  ];
+  const outsideBefore = outside.map((p) => existsSync(p));
+  let tarball = '';
+
+  const run = (cmd: string, args: string[], cwd = work): Run => {
+    const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout: RUN_TIMEOUT_MS });
+    if (r.error)
+      throw new Error(`${cmd}: ${r.error.message} (scripts/setup.sh installs ansible-core and ansible-lint)`);
+    return { code: r.status, out: `${r.stdout}${r.stderr}` };
+  };
+
+  const common = () => ({
+    sipweigh_root: root,
+    sipweigh_release_tarball: tarball,
+    sipweigh_node_bin: process.execPath,
+    sipweigh_manage_user: false,
+    sipweigh_manage_services: false,
+    sipweigh_user: me,
+    sipweigh_group: myGroup,
+    sipweigh_kamailio_group: myGroup,
+    sipweigh_heartbeat_listen: { address: '127.16.0.10', port: 7950 },
+  });
+  const controllerPlay = (extra: Record<string, unknown> = {}) => ({
+    name: 'Controller into a temporary root',
+    hosts: 'localhost',
+    gather_facts: false,
+    become: false,
+    roles: [
+      {
+        role: ROLE_DIR,
+        vars: {
+          ...common(),
+          sipweigh_role: 'controller',
+          sipweigh_backends_group: 'test_backends',
+          sipweigh_master_key: MASTER_KEY,
+          sipweigh_api_token: API_TOKEN,
+          sipweigh_sets: [{ id: 1, name: 'edge' }],
+          sipweigh_lb_nodes: [
+            {
+              name: 'lb1',
+              rpc_url: 'http://127.16.0.10:5071/RPC',
+              rpc_username: 'sipweigh',
+              rpc_password: LB_RPC_PASSWORD,
+              dispatcher_list: '/var/lib/sipweigh/dispatcher.list',
+            },
+          ],
+          sipweigh_lb_rpc_listen: { address: '127.16.0.10', port: 5071 },
+          sipweigh_lb_rpc_password: LB_RPC_PASSWORD,
+          ...extra,
+        },
+      },
+    ],
+  });
+  const agentPlay = (extra: Record<string, unknown> = {}) => ({
+    name: 'Agent into the same root',
+    hosts: 'localhost',
+    gather_facts: false,
+    become: false,
+    roles: [
+      {
+        role: ROLE_DIR,
+        vars: {
+          ...common(),
+          sipweigh_role: 'agent',
+          // The key is derived where master.key lives (the controller's files, in this root).
+          sipweigh_key_host: 'localhost',
+          sipweigh_backend_id: 'be1',
+          sipweigh_capacity: 200,
+          sipweigh_sip: { address: '127.16.0.11', port: 5060 },
+          sipweigh_agent_listen: { address: '127.16.0.11', port: 7951 },
+          sipweigh_kamailio_rpc_url: 'http://127.16.0.11:5072/RPC',
+          sipweigh_kamailio_cfg: '/etc/kamailio/kamailio-backend.cfg',
+          sipweigh_backend_lb_trusted: ['127.16.0.10/32'],
+          ...extra,
+        },
+      },
+    ],
+  });
+
+  /** Runs a playbook (JSON is YAML) on localhost, with a backend host in the inventory for its vars. */
+  const playbook = (name: string, plays: unknown[]): Run => {
+    const inventory = {
+      all: {
+        hosts: { localhost: { ansible_connection: 'local', ansible_python_interpreter: '/usr/bin/python3' } },
+        children: {
+          // Never targeted: the controller's template reads its backends from this group's hostvars.
+          test_backends: {
+            hosts: {
+              'be1.test': {
+                sipweigh_backend_id: 'be1',
+                sipweigh_set: 1,
+                sipweigh_capacity: 200,
+                sipweigh_sip: { address: '127.16.0.11', port: 5060 },
+                sipweigh_agent_listen: { address: '127.16.0.11', port: 7951 },
+              },
+            },
+          },
+        },
+      },
+    };
+    writeFileSync(join(work, 'inventory.json'), JSON.stringify(inventory));
+    writeFileSync(join(work, `${name}.yml`), JSON.stringify(plays));
+    return run('ansible-playbook', ['-i', join(work, 'inventory.json'), join(work, `${name}.yml`)]);
+  };
+
+  const at = (p: string) => join(root, p);
+  const text = (p: string) => readFileSync(at(p), 'utf8');
+  const node = (...args: string[]): Run => {
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60000 });
+    return { code: r.status, out: `${r.stdout}${r.stderr}` };
+  };
+
+  before(() => {
+    mkdirSync(join(work, 'home'), { recursive: true });
+    mkdirSync(at('etc/kamailio'), { recursive: true });
+    writeFileSync(at('etc/kamailio/kamailio.cfg'), LB_CFG);
+    writeFileSync(at('etc/kamailio/kamailio-backend.cfg'), BACKEND_CFG);
+  });
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  it('ansible-playbook --syntax-check passes for site.yml and rolling-backends.yml', () => {
+    for (const pb of ['site.yml', 'rolling-backends.yml']) {
+      const r = run('ansible-playbook', ['--syntax-check', '-i', 'inventory.example.yml', pb], ANSIBLE_DIR);
+      expect(r.code, r.out).to.equal(0);
+      expect(r.out).to.contain(`playbook: ${pb}`);
+    }
+  });
+
+  it('ansible-lint passes the role and playbooks with the production profile, no rule skipped', () => {
+    const cfg = readFileSync(join(ANSIBLE_DIR, '.ansible-lint'), 'utf8');
+    expect(cfg).to.match(/^profile: production$/m);
+    expect(cfg).not.to.match(/^\s*(skip_list|warn_list|mock_modules|mock_roles)\s*:/m);
+    const r = run('ansible-lint', ['--nocolor'], ANSIBLE_DIR);
+    expect(r.code, r.out).to.equal(0);
+    expect(r.out).to.match(/Passed with production profile: 0 failure\(s\), 0 warning\(s\) on \d+ files/);
+    // The role's files were among those linted.
+    const files = Number(/on (\d+) files/.exec(r.out)?.[1]);
+    expect(files).to.be.greaterThan(15);
+  });
+
+  it('build-release.sh makes a self-contained tarball', () => {
+    const r = run('bash', [join(ANSIBLE_DIR, 'build-release.sh'), join(work, 'release')], REPO_ROOT);
+    expect(r.code, r.out).to.equal(0);
+    tarball = r.out.trim().split('\n').pop() ?? '';
+    expect(tarball).to.match(/sipweigh-\d+\.\d+\.\d+\.tar\.gz$/);
+    const list = spawnSync('tar', ['tzf', tarball], { encoding: 'utf8' }).stdout;
+    for (const f of [
+      'package.json',
+      'dist/src/cli/main.js',
+      'dist/schemas/heartbeat.schema.json',
+      'schemas/controller-config.schema.json',
+      'kamailio/sipweigh-lb.cfg',
+      'scripts/systemd/sipweigh-agent.service',
+      'node_modules/ajv/package.json',
+    ]) {
+      expect(list, f).to.match(new RegExp(`^sipweigh-[^/]+/${f.replace(/\./g, '\\.')}$`, 'm'));
+    }
+    // Production dependencies only.
+    expect(list).not.to.match(/\/node_modules\/mocha\//);
+  });
+
+  it('the role installs the controller and an agent into a temporary root', () => {
+    expect(tarball, 'the release tarball (previous test)').not.to.equal('');
+    const r = playbook('site', [controllerPlay(), agentPlay()]);
+    expect(r.code, r.out.slice(-4000)).to.equal(0);
+    const sum = recap(r.out);
+    expect(sum.failed).to.equal(0);
+    expect(sum.changed).to.be.greaterThan(20);
+  });
+
+  it('places every file with its owner and mode', () => {
+    const expected: [string, number][] = [
+      ['opt/sipweigh', 0o755],
+      ['usr/local/bin/sipweigh', 0o755],
+      ['etc/sipweigh', 0o750],
+      ['etc/sipweigh/controller.yaml', 0o640],
+      ['etc/sipweigh/agent.yaml', 0o640],
+      ['etc/sipweigh/master.key', 0o640],
+      ['etc/sipweigh/lb1.rpc-password', 0o640],
+      ['etc/sipweigh/api.token', 0o640],
+      ['etc/sipweigh/agent.key', 0o640],
+      ['var/lib/sipweigh', 0o755],
+      ['var/lib/sipweigh/dispatcher.list', 0o644],
+      ['etc/kamailio/sipweigh-lb.cfg', 0o644],
+      ['etc/kamailio/sipweigh-backend.cfg', 0o644],
+      ['etc/kamailio/sipweigh-lb-settings.cfg', 0o640],
+      ['etc/kamailio/sipweigh-backend-settings.cfg', 0o640],
+      ['etc/systemd/system/sipweigh-controller.service', 0o644],
+      ['etc/systemd/system/sipweigh-agent.service', 0o644],
+      ['etc/systemd/system/sipweigh-controller.service.d/paths.conf', 0o644],
+      ['etc/systemd/system/sipweigh-agent.service.d/paths.conf', 0o644],
+    ];
+    for (const [p, mode] of expected) {
+      const st = statSync(at(p));
+      expect((st.mode & 0o7777).toString(8), p).to.equal(mode.toString(8));
+      expect(st.uid, p).to.equal(process.getuid?.());
+    }
+    expect(readlinkSync(at('opt/sipweigh/current'))).to.match(/^releases\/[0-9a-f]{12}$/);
+    expect(lstatSync(at('opt/sipweigh/current')).isSymbolicLink()).to.equal(true);
+    expect(text('var/lib/sipweigh/dispatcher.list')).to.equal('');
+  });
+
+  it('writes configs that sipweigh validate accepts, with secrets in files', () => {
+    for (const kind of ['controller', 'agent']) {
+      const file = at(`etc/sipweigh/${kind}.yaml`);
+      // The repository's CLI and the launcher the role installed (its release, its Node).
+      const repo = node(join(REPO_ROOT, 'dist/src/cli/main.js'), 'validate', '--kind', kind, file);
+      expect(repo.code, repo.out).to.equal(0);
+      const installed = spawnSync(at('usr/local/bin/sipweigh'), ['validate', '--kind', kind, file], {
+        encoding: 'utf8',
+        timeout: 60000,
+      });
+      expect(installed.status, installed.stderr).to.equal(0);
+      expect(installed.stdout).to.contain(': ok,');
+    }
+    const controller = text('etc/sipweigh/controller.yaml');
+    expect(controller).to.contain(`master_key_file: "${at('etc/sipweigh/master.key')}"`);
+    expect(controller).to.contain(`password_file: "${at('etc/sipweigh/lb1.rpc-password')}"`);
+    expect(controller).to.contain(`token_file: "${at('etc/sipweigh/api.token')}"`);
+    // The backend came from the inventory group's host vars.
+    expect(controller).to.contain('"sip_uri": "sip:127.16.0.11:5060"');
+    // No secret inline in a config.
+    for (const secret of [MASTER_KEY, API_TOKEN, LB_RPC_PASSWORD]) expect(controller).not.to.contain(secret);
+    expect(text('etc/sipweigh/master.key')).to.equal(`${MASTER_KEY}\n`);
+    expect(text('etc/sipweigh/api.token')).to.equal(`${API_TOKEN}\n`);
+    expect(text('etc/sipweigh/lb1.rpc-password')).to.equal(`${LB_RPC_PASSWORD}\n`);
+    const agent = text('etc/sipweigh/agent.yaml');
+    expect(agent).to.contain(`key_file: "${at('etc/sipweigh/agent.key')}"`);
+    expect(agent).not.to.contain(MASTER_KEY);
+  });
+
+  it("derives the agent's key from the master key (sipweigh keys derive)", () => {
+    const derived = node(
+      join(REPO_ROOT, 'dist/src/cli/main.js'),
+      'keys',
+      'derive',
+      '--master-file',
+      at('etc/sipweigh/master.key'),
+      '--backend',
+      'be1',
+    );
+    expect(derived.code, derived.out).to.equal(0);
+    expect(text('etc/sipweigh/agent.key')).to.equal(derived.out);
+    expect(derived.out).to.match(/^[0-9a-f]{64}\n$/);
+  });
+
+  it('places the Kamailio snippets unchanged and includes them once; kamailio -c accepts the result', () => {
+    for (const which of ['lb', 'backend']) {
+      expect(text(`etc/kamailio/sipweigh-${which}.cfg`), which).to.equal(
+        readFileSync(join(REPO_ROOT, `kamailio/sipweigh-${which}.cfg`), 'utf8'),
+      );
+    }
+    const cases = [
+      { cfg: 'etc/kamailio/kamailio.cfg', which: 'lb', route: 'SIPWEIGH_LB', before: LB_CFG },
+      {
+        cfg: 'etc/kamailio/kamailio-backend.cfg',
+        which: 'backend',
+        route: 'SIPWEIGH_BACKEND',
+        before: BACKEND_CFG,
+      },
+    ];
+    for (const { cfg, which, route, before } of cases) {
+      const t = text(cfg);
+      const count = (s: string) => t.split(s).length - 1;
+      expect(count('# BEGIN sipweigh (managed by Ansible)'), cfg).to.equal(1);
+      expect(count('# END sipweigh (managed by Ansible)'), cfg).to.equal(1);
+      expect(count(`include_file "${at(`etc/kamailio/sipweigh-${which}.cfg`)}"`), cfg).to.equal(1);
+      expect(count(`include_file "${at(`etc/kamailio/sipweigh-${which}-settings.cfg`)}"`), cfg).to.equal(1);
+      expect(count(`route(${route});`), cfg).to.equal(1);
+      // The include sits before request_route, the call is its first statement.
+      expect(t).to.match(
+        new RegExp(`# END sipweigh \\(managed by Ansible\\)\\nrequest_route \\{\\n\\troute\\(${route}\\);`),
+      );
+      // Nothing else of the operator's file changed.
+      const stripped = t
+        .replace(/# BEGIN sipweigh[\s\S]*?# END sipweigh \(managed by Ansible\)\n/, '')
+        .replace(/\troute\(SIPWEIGH_\w+\);.*\n/, '');
+      expect(stripped, cfg).to.equal(before);
+      const check = spawnSync('kamailio', ['-c', '-f', at(cfg)], { encoding: 'utf8', timeout: 60000 });
+      expect(check.status, `${cfg}: ${check.stderr}`).to.equal(0);
+    }
+    const lbSettings = text('etc/kamailio/sipweigh-lb-settings.cfg');
+    expect(lbSettings).to.contain(`#!define SIPWEIGH_DS_LIST "${at('var/lib/sipweigh/dispatcher.list')}"`);
+    expect(lbSettings).to.contain(`#!define SIPWEIGH_RPC_PASSWORD "${LB_RPC_PASSWORD}"`);
+    expect(lbSettings).to.contain('listen=tcp:127.16.0.10:5071 name "sipweigh_rpc"');
+    expect(text('etc/kamailio/sipweigh-backend-settings.cfg')).to.contain(
+      '#!define SIPWEIGH_LB_TRUSTED "127.16.0.10/32"',
+    );
+  });
+
+  it('installs the shipped units unchanged, with a drop-in for the host paths', () => {
+    for (const role of ['controller', 'agent']) {
+      const unit = `sipweigh-${role}.service`;
+      expect(text(`etc/systemd/system/${unit}`)).to.equal(
+        readFileSync(join(REPO_ROOT, 'scripts/systemd', unit), 'utf8'),
+      );
+      const dropIn = text(`etc/systemd/system/${unit}.d/paths.conf`);
+      expect(dropIn).to.contain(
+        `ExecStart=\nExecStart=/usr/local/bin/sipweigh ${role} --config /etc/sipweigh/${role}.yaml\n`,
+      );
+    }
+    expect(text('etc/systemd/system/sipweigh-controller.service.d/paths.conf')).to.contain(
+      'ReadWritePaths=/var/lib/sipweigh',
+    );
+  });
+
+  it('a second run changes nothing', () => {
+    const r = playbook('site', [controllerPlay(), agentPlay()]);
+    expect(r.code, r.out.slice(-4000)).to.equal(0);
+    const sum = recap(r.out);
+    expect(sum.failed).to.equal(0);
+    expect(sum.ok).to.be.greaterThan(40);
+    const changedTasks = [...r.out.matchAll(/^TASK \[(.*)\][\s\S]*?^changed:/gm)].map((m) => m[1]);
+    expect(sum.changed, `changed: ${changedTasks.join('; ')}`).to.equal(0);
+  });
+
+  it('systemd-analyze verify accepts the installed units with their drop-ins', () => {
+    mkdirSync(at('usr/lib/systemd'), { recursive: true });
+    cpSync('/usr/lib/systemd/system', at('usr/lib/systemd/system'), {
+      recursive: true,
+      verbatimSymlinks: true,
+    });
+    mkdirSync(at('bin'), { recursive: true });
+    cpSync('/bin/kill', at('bin/kill'));
+    const r = spawnSync(
+      'systemd-analyze',
+      ['verify', `--root=${root}`, 'sipweigh-controller.service', 'sipweigh-agent.service'],
+      { encoding: 'utf8', timeout: 60000 },
+    );
+    expect(r.error, 'systemd-analyze (package systemd)').to.equal(undefined);
+    expect(r.stderr + r.stdout).to.equal('');
+    expect(r.status).to.equal(0);
+  });
+
+  it('refuses a config sipweigh validate rejects, and keeps the installed one', () => {
+    const before = text('etc/sipweigh/agent.yaml');
+    const r = playbook('bad-agent', [agentPlay({ sipweigh_capacity: -5 })]);
+    expect(r.code).not.to.equal(0);
+    expect(r.out).to.contain('failed to validate');
+    expect(r.out).to.match(/capacity/);
+    expect(text('etc/sipweigh/agent.yaml')).to.equal(before);
+  });
+
+  it('stops with a clear message when the host Node is too old', () => {
+    const r = playbook('old-node', [agentPlay({ sipweigh_node_min_version: '99.0.0' })]);
+    expect(r.code).not.to.equal(0);
+    expect(r.out).to.contain('sipweigh needs Node >= 99.0.0');
+    expect(recap(r.out).changed).to.equal(0);
+  });
+
+  it('touched nothing outside the temporary root', () => {
+    expect(outside.map((p) => existsSync(p))).to.deep.equal(outsideBefore);
+  });
+});
