@@ -20,7 +20,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, loadavg, release } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { formatDispatcherList } from '../../src/kamailio/dispatcher-list.js';
 import { fetchEffectiveWeights } from '../../src/kamailio/fetch-dispatcher-list.js';
@@ -31,6 +31,13 @@ import { parseSippRows, parseSippRtt, startSipp, type SippRun } from '../../src/
 import type { Defines } from '../../src/lab/kamailio.js';
 import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 import { parseQualityOptions, type QualityOptions } from './quality-options.js';
+import {
+  formatStepHeader,
+  formatStepLine,
+  reportQualityRun,
+  reportStoredRun,
+  type ReportResult,
+} from './quality-report.js';
 import type {
   DropResult,
   DropSample,
@@ -371,37 +378,25 @@ function machine(): MachineInfo {
   };
 }
 
-function formatStep(s: StepResult): string {
-  const lat = s.setup_ms ? `${s.setup_ms.p50}/${s.setup_ms.p95}/${s.setup_ms.p99} ms` : '-';
-  const sh = Object.entries(s.shares)
-    .map(([k, v]) => `${k} ${(v * 100).toFixed(0)}%`)
-    .join(' ');
-  return `  ${s.policy.padEnd(15)} ${String(Math.round(s.load_fraction * 100)).padStart(3)}% ${String(s.offered_cps).padStart(4)} cps: ok ${s.success_cps.toFixed(1).padStart(6)}/s failed ${s.failed_pct.toFixed(2).padStart(6)}% (503 ${s.refused_503}) setup p50/p95/p99 ${lat}  ${sh}`;
-}
-
-/** The report (and its charting library) is loaded only once there is a run to report. */
-async function report(
-  run: QualityRun,
-  opts: { runFile: string; benchmarksMd: string; plotDir: string },
-): Promise<string> {
-  const { reportQualityRun } = await import('./quality-report.js');
-  return (await reportQualityRun(run, opts)).lastLine;
+/** Prints the summary and the files written, then the one JSON line for machines, last. */
+function published(result: ReportResult): void {
+  say(result.summary);
+  say(`wrote ${result.files.join(', ')}`);
+  process.stdout.write(`${result.lastLine}\n`);
 }
 
 export async function runQualityBench(args: string[]): Promise<void> {
   const o = parseQualityOptions(args);
   const outDir = resolve(PACKAGE_ROOT, o.outDir);
   const runsDir = join(outDir, 'bench-results');
-  const plotDir = join(outDir, 'docs', 'bench');
   mkdirSync(runsDir, { recursive: true });
+  // A quick run has its own section and plots: it never overwrites the full run's figures.
+  const sectionId = o.quick ? 'quality-quick' : 'quality';
+  const plotDir = join(outDir, 'docs', 'bench', o.quick ? 'quick' : '');
+  const benchmarksMd = join(outDir, 'BENCHMARKS.md');
   if (o.reportOnly) {
-    const run = JSON.parse(readFileSync(o.reportOnly, 'utf8')) as QualityRun;
-    const lastLine = await report(run, {
-      runFile: o.reportOnly,
-      benchmarksMd: join(outDir, 'BENCHMARKS.md'),
-      plotDir,
-    });
-    process.stdout.write(`${lastLine}\n`);
+    const runFile = resolve(o.reportOnly);
+    published(await reportStoredRun(runFile, { benchmarksMd, plotDir, sectionId }));
     return;
   }
   const started = new Date();
@@ -415,12 +410,13 @@ export async function runQualityBench(args: string[]): Promise<void> {
   const labDir = (what: string) => join('/tmp', `sipweigh-quality-${process.pid}`, what);
   for (const policy of o.policies) {
     say(`${policy}:`);
+    say(formatStepHeader());
     const pl = await startPolicyLab(o, policy, labDir(`${policy}-steps`));
     try {
       for (const fraction of o.steps) {
         const s = await runStep(pl, o, policy, fraction);
         steps.push(s);
-        say(formatStep(s));
+        say(formatStepLine(s, CRITERIA));
       }
     } finally {
       await pl.close();
@@ -463,10 +459,5 @@ export async function runQualityBench(args: string[]): Promise<void> {
   );
   writeFileSync(runFile, `${JSON.stringify(run, null, 2)}\n`);
   say(`run written to ${runFile}`);
-  const lastLine = await report(run, {
-    runFile: relative(outDir, runFile),
-    benchmarksMd: join(outDir, 'BENCHMARKS.md'),
-    plotDir,
-  });
-  process.stdout.write(`${lastLine}\n`);
+  published(await reportQualityRun(run, { runFile, benchmarksMd, plotDir, sectionId }));
 }
