@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { authorize, bearerToken, tokenMatches, type AuthSettings } from '../../src/api/auth.js';
 import { parseBody } from '../../src/api/body.js';
+import { apiValidator } from '../../src/api/schemas.js';
 import { matchRoute } from '../../src/api/router.js';
 
 const TOKEN = 'c0ffee-0123456789abcdef';
@@ -127,5 +128,32 @@ describe('API request bodies (schemas/api/drain-request.schema.json)', function 
       expect(r.ok, text).to.equal(false);
       expect(r.ok ? '' : r.error, text).to.match(want);
     }
+  });
+});
+
+describe('API schemas (schemas/api/)', function () {
+  it('every one compiles in strict mode', function () {
+    for (const name of [
+      'error',
+      'health',
+      'ready',
+      'status',
+      'backend',
+      'backends',
+      'lb-nodes',
+      'drain-request',
+      'reload-response',
+    ] as const)
+      expect(() => apiValidator(name), name).to.not.throw();
+  });
+
+  it('ready: true alone, or false with its reasons', function () {
+    const v = apiValidator('ready');
+    expect(v({ ready: true })).to.equal(true);
+    expect(
+      v({ ready: false, reasons: ['LB node lb1 has not been read or pushed successfully yet'] }),
+    ).to.equal(true);
+    expect(v({ ready: false })).to.equal(false);
+    expect(v({ ready: true, reasons: [] })).to.equal(false);
   });
 });
