@@ -6,13 +6,14 @@
  */
 import { expect } from 'chai';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { fetchEffectiveWeights } from '../../src/kamailio/fetch-dispatcher-list.js';
 import type { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import { sipweigh } from '../support/cli.js';
-import { eventually } from '../support/harness.js';
+import { eventually, REPO_ROOT } from '../support/harness.js';
 import { labRpc } from '../support/lb-watch.js';
 import { expectSchema, http, startApiLab, waitReady, type ApiLab } from './api-support.js';
 
@@ -217,6 +218,25 @@ describe('controller HTTP API (real lab on 127.14.x.x)', function () {
     const undrained = sipweigh('undrain', 'be1', '--config', t!.controllerConfig);
     expect(undrained.code, undrained.err).to.equal(0);
     await eventually(async () => ((await lbWeight('be1')) ?? 0) > 0, 'be1 back in the LB list', 60000);
+  });
+
+  it('after `lab up`, plain `sipweigh status` and `sipweigh drain` find the lab controller and its token', async function () {
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src/cli/main.ts'), ...args], {
+        encoding: 'utf8',
+        cwd: REPO_ROOT,
+        timeout: 90000,
+        env: { ...process.env, SIPWEIGH_LAB_DIR: t!.lab.state.dir },
+      });
+    const status = run('status');
+    expect(status.status, status.stderr).to.equal(0);
+    expect(status.stdout).to.match(/^controller pid \d+/);
+    expect(status.stdout).to.match(/be2\s+up/);
+    const drained = run('drain', 'be2');
+    expect(drained.status, drained.stderr).to.equal(0);
+    const undrained = run('undrain', 'be2');
+    expect(undrained.status, undrained.stderr).to.equal(0);
+    await eventually(async () => ((await lbWeight('be2')) ?? 0) > 0, 'be2 back in the LB list', 60000);
   });
 
   it('the CLI says clearly when the token is refused (exit 6) or the backend unknown (exit 4)', async function () {
