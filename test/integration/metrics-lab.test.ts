@@ -6,7 +6,10 @@
  */
 import { expect } from 'chai';
 import { createSocket } from 'node:dgram';
-import { fetchEffectiveWeights } from '../../src/kamailio/fetch-dispatcher-list.js';
+import { writeFileSync } from 'node:fs';
+import { effectiveWeight } from '../../src/kamailio/dispatcher-list-reply.js';
+import { formatDispatcherList } from '../../src/kamailio/dispatcher-list.js';
+import { fetchDispatcherList, fetchEffectiveWeights } from '../../src/kamailio/fetch-dispatcher-list.js';
 import type { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import { freezeMember } from '../../src/lab/lab-control.js';
 import { SIGNAL_NAMES } from '../../src/scoring/index.js';
@@ -147,6 +150,40 @@ describe('Prometheus /metrics from a controller in the lab (127.14.x.x)', functi
       'the junk datagrams to be counted as dropped',
       20000,
     );
+  });
+
+  it('an LB list changed behind the controller is repaired at the next reconcile, and counted as drift', async function () {
+    const { state } = t!.lab;
+    const before = sum(await scrape(), 'sipweigh_lb_drift_repairs_total', { node: 'lb1' });
+    // An operator's edit: be1 down to weight 1 in the LB's own file, reloaded by hand.
+    const edited = (await fetchDispatcherList(rpc!, { deadlineMs: 2000 }))!;
+    expect(edited.ok).to.equal(true);
+    const targets = edited.ok ? edited.targets : [];
+    writeFileSync(
+      state.dispatcher_list,
+      formatDispatcherList(
+        targets.map((x) => ({
+          setId: x.setId,
+          uri: x.uri,
+          state: 'active' as const,
+          rweight: x.duid === 'be1' ? 1 : effectiveWeight(x),
+          duid: x.duid!,
+        })),
+      ),
+    );
+    await rpc!.call('dispatcher.reload', []);
+    expect((await fetchEffectiveWeights(rpc!, { deadlineMs: 2000 }))?.get('be1')).to.equal(1);
+    // The lab reconciles every 5 s.
+    await eventually(
+      async () => sum(await scrape(), 'sipweigh_lb_drift_repairs_total', { node: 'lb1' }) > before,
+      'a drift repair to be counted',
+      30000,
+    );
+    expect((await fetchEffectiveWeights(rpc!, { deadlineMs: 2000 }))?.get('be1')).to.be.greaterThan(1);
+    const nodes = (await http('GET', `${t!.base}/api/v1/lb-nodes`)).json as {
+      lb_nodes: { drift_repairs: number }[];
+    };
+    expect(nodes.lb_nodes[0]!.drift_repairs).to.be.greaterThan(0);
   });
 
   it('an agent that stops answering: misses count up, state goes down, weight at lb1 goes to 0', async function () {
