@@ -65,7 +65,10 @@ export class ConfigReloader {
   }
 
   private refused(trigger: string, error: string): ReloadResult {
-    this.logger.error({ trigger, file: this.file, err: error }, 'config reload refused; the running config stays');
+    this.logger.error(
+      { trigger, file: this.file, err: error },
+      'config reload refused; the running config stays',
+    );
     return { reloaded: false, error };
   }
 }
