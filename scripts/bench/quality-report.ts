@@ -294,7 +294,10 @@ function overloadLines(run: QualityRun): string[] {
     ),
     '',
     `Offered: ${keys.map((k) => `${loadPct(Number(k))} = ${cps(Number(k) * total)} calls/s`).join(', ')}; ` +
-      `capacity ${cps(total)} calls/s. Calls the LB refused with 503 count as failed in the step tables.`,
+      `capacity ${cps(total)} calls/s. Calls the LB refused with 503 count as failed in the step tables; ` +
+      'sipp does not retry after Retry-After. Only sipweigh limits admission here: the Kamailio policies run as ' +
+      'configured, without a rate limit of their own (an operator could add one at a fixed rate, which a ' +
+      'capacity drop would leave too high).',
   ];
 }
 
@@ -386,8 +389,10 @@ export function qualityMarkdown(run: QualityRun, opts: { runFile: string; plots:
     '',
     '### Steps per policy',
     '',
-    'Failed % includes the 503 refusals, which are also shown apart. Shares are of the INVITEs the LB sent in ' +
-      'the measured window.',
+    'Failed % includes the 503 refusals, which are also shown apart. Every call started in the window is ' +
+      'judged by its own fate, however late (sipp ends only when each call has ended). Shares are of the ' +
+      'dialogs each backend created in the window (its own `dialog:processed_dialogs`): under overload a ' +
+      'backend that falls behind shows less than it was sent.',
   ];
   for (const p of POLICIES) {
     if (!run.steps.some((s) => s.policy === p)) continue;

@@ -17,7 +17,7 @@ export const POLICY_LABELS: Record<PolicyId, string> = {
   round_robin: 'Kamailio round robin (alg 4)',
   static_equal: 'equal static weights (alg 11)',
   static_capacity: 'capacity-proportional static weights (alg 11)',
-  kamailio_cc: 'Kamailio adaptive (alg 11, cc=1)',
+  kamailio_cc: 'Kamailio adaptive (alg 11, cc=1 on capacity weights, OPTIONS every 1 s)',
   sipweigh: 'sipweigh',
 };
 

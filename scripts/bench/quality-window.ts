@@ -1,9 +1,9 @@
 /**
  * The quality benchmark's measurement, pure: what one sipp run's trace files say about a window of
- * it. The runner starts one sipp UAC per step; its counters are cumulative rows written every second
- * (`-trace_stat`, `-trace_counts`, both with `-fd 1`) and its per-call INVITE→200 times are in
- * `-trace_rtt`. A step's window starts after a warm-up and ends when sipp has finished every call, so
- * a call that times out after the load stopped still counts as failed.
+ * it. The runner starts one sipp UAC per step; its `-trace_counts` rows (cumulative, one a second with
+ * `-fd 1`) say how many INVITEs it sent when, and `-trace_rtt` holds one INVITE->200 time per answered
+ * call. Every call started in the window is judged by its own fate, however late: sipp exits only when
+ * each call has ended (answered, refused, or failed at the receive timeout).
  */
 import { countsOfRow, type SippRtt } from '../../src/lab/sipp.js';
 import type { LatencyMs } from './quality-types.js';
@@ -16,17 +16,17 @@ export function elapsedSeconds(cell: string | undefined): number {
   return h * 3600 + m * 60 + s + us / 1e6;
 }
 
-/** The last row at or before `atS` seconds into the run (the window's baseline); undefined if none. */
-function rowAt(
+/**
+ * The first row written at or after `atS` seconds into the run: the window's baseline. sipp writes
+ * its rows a few milliseconds late each second (1.008, 2.011 ...), so "the last row before" would
+ * open the window a whole second early.
+ */
+function rowFrom(
   rows: readonly Readonly<Record<string, string>>[],
   column: string,
   atS: number,
 ): Readonly<Record<string, string>> | undefined {
-  let found: Readonly<Record<string, string>> | undefined;
-  for (const row of rows) {
-    if (elapsedSeconds(row[column]) <= atS + 1e-6) found = row;
-  }
-  return found;
+  return rows.find((row) => elapsedSeconds(row[column]) >= atS - 1e-6);
 }
 
 /** Nearest-rank percentile of sorted values. */
@@ -48,8 +48,6 @@ export function latencyOf(samples: readonly number[]): LatencyMs | null {
 }
 
 export interface SippTraces {
-  /** `-trace_stat` rows (columns `ElapsedTime(C)`, `FailedCall(C)`...). */
-  readonly stats: readonly Readonly<Record<string, string>>[];
   /** `-trace_counts` rows of the admission UAC (columns `ElapsedTime`, `0_INVITE_Sent`, `3_503_Recv`, `4_200_Recv`). */
   readonly counts: readonly Readonly<Record<string, string>>[];
   readonly rtt: readonly SippRtt[];
@@ -77,37 +75,38 @@ export const ADMISSION_UAC = {
   answered: '4_200_Recv',
 } as const;
 
+/** When each answered call started, ms into the run: the 200 arrived `ms` after its INVITE. */
+function answeredStarts(t: SippTraces): { startMs: number; ms: number }[] {
+  return t.rtt.filter((r) => r.rtd === 1).map((r) => ({ startMs: r.atMs - r.ms, ms: r.ms }));
+}
+
 /**
- * Counts from `fromS` seconds into the run to its end: the deltas of the cumulative counters between
- * the baseline row and the last row, and the INVITE→200 times of the 200s received after `fromS`.
- * Failed = sipp's failed calls (timeouts, errors) plus the calls refused with 503, which sipp's
- * admission scenario ends as successful.
+ * The calls started from `fromS` seconds into the run to its end, by their own fate: INVITEs sent
+ * after the baseline row (cumulative counter), of which answered = the per-call INVITE->200 records
+ * of calls that started after it, refused = the 503s, failed = every call not answered (timeouts,
+ * refusals, and calls sipp never finished). Counting by start time keeps a warm-up call that times
+ * out inside the window from counting against it.
  */
 export function measureWindow(t: SippTraces, fromS: number): WindowCounts {
-  const base = rowAt(t.counts, 'ElapsedTime', fromS);
-  const from = base ? elapsedSeconds(base.ElapsedTime) : 0;
+  const base = rowFrom(t.counts, 'ElapsedTime', fromS);
+  const from = base ? elapsedSeconds(base.ElapsedTime) : Number.POSITIVE_INFINITY;
   const c0 = countsOfRow(base ?? {});
   const c1 = countsOfRow(t.counts.at(-1) ?? {});
-  const s0 = rowAt(t.stats, 'ElapsedTime(C)', from + 0.5) ?? {};
-  const s1 = t.stats.at(-1) ?? {};
-  const delta = (a: Record<string, number>, b: Record<string, number>, k: string) =>
-    (b[k] ?? 0) - (a[k] ?? 0);
-  const failedCalls = (Number(s1['FailedCall(C)']) || 0) - (Number(s0['FailedCall(C)']) || 0);
-  const refused = delta(c0, c1, ADMISSION_UAC.refused);
-  const setups = t.rtt.filter((r) => r.rtd === 1 && r.atMs >= from * 1000).map((r) => r.ms);
+  const delta = (k: string) => Math.max(0, (c1[k] ?? 0) - (c0[k] ?? 0));
+  const calls = base ? delta(ADMISSION_UAC.invite) : 0;
+  const answered = answeredStarts(t).filter((r) => r.startMs >= from * 1000);
+  const ok = Math.min(calls, answered.length);
   return {
-    fromS: from,
-    calls: delta(c0, c1, ADMISSION_UAC.invite),
-    // Calls started in the window that did not fail. The 200 counter would also count answers, in the
-    // window, to calls started before it: near saturation setups take seconds, and that inflates it.
-    ok: Math.max(0, delta(c0, c1, ADMISSION_UAC.invite) - failedCalls - refused),
-    failed: failedCalls + refused,
-    refused_503: refused,
-    setup_ms: latencyOf(setups),
+    fromS: Number.isFinite(from) ? from : fromS,
+    calls,
+    ok,
+    failed: calls - ok,
+    refused_503: base ? delta(ADMISSION_UAC.refused) : 0,
+    setup_ms: latencyOf(answered.map((r) => r.ms)),
   };
 }
 
-/** Per second of the run: calls answered, failed (timeouts + 503s), and the p99 of that second's setups. */
+/** Per second of the run, by the calls started in it: answered, not answered, and their p99 setup. */
 export interface SecondCounts {
   readonly second: number;
   readonly ok: number;
@@ -116,33 +115,25 @@ export interface SecondCounts {
 }
 
 export function perSecond(t: SippTraces): SecondCounts[] {
-  const out: SecondCounts[] = [];
-  const byS = new Map<number, number[]>();
-  for (const r of t.rtt) {
-    if (r.rtd !== 1) continue;
-    const s = Math.floor(r.atMs / 1000);
-    const list = byS.get(s) ?? [];
+  const bySecond = new Map<number, number[]>();
+  for (const r of answeredStarts(t)) {
+    const second = Math.floor(r.startMs / 1000) + 1;
+    const list = bySecond.get(second) ?? [];
     list.push(r.ms);
-    byS.set(s, list);
+    bySecond.set(second, list);
   }
-  let prevCounts: Record<string, number> = {};
-  let prevFailed = 0;
+  const out: SecondCounts[] = [];
+  let prevSent = 0;
   for (const row of t.counts) {
     const second = Math.round(elapsedSeconds(row.ElapsedTime));
     if (!Number.isFinite(second)) continue;
-    const counts = countsOfRow(row);
-    const statsRow = rowAt(t.stats, 'ElapsedTime(C)', second + 0.5) ?? {};
-    const failedCum = Number(statsRow['FailedCall(C)']) || 0;
-    const refused = (counts[ADMISSION_UAC.refused] ?? 0) - (prevCounts[ADMISSION_UAC.refused] ?? 0);
-    const lat = latencyOf(byS.get(second - 1) ?? []);
-    out.push({
-      second,
-      ok: (counts[ADMISSION_UAC.answered] ?? 0) - (prevCounts[ADMISSION_UAC.answered] ?? 0),
-      failed: Math.max(0, failedCum - prevFailed) + refused,
-      p99_ms: lat?.p99 ?? null,
-    });
-    prevCounts = counts;
-    prevFailed = failedCum;
+    const sent = countsOfRow(row)[ADMISSION_UAC.invite] ?? 0;
+    const started = Math.max(0, sent - prevSent);
+    prevSent = sent;
+    // Calls started in the second that ends at this row, by their own fate.
+    const setups = bySecond.get(second) ?? [];
+    const ok = Math.min(started, setups.length);
+    out.push({ second, ok, failed: started - ok, p99_ms: latencyOf(setups)?.p99 ?? null });
   }
   return out;
 }

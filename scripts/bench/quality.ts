@@ -49,6 +49,8 @@ import type {
 import { measureWindow, perSecond, latencyOf, type SippTraces } from './quality-window.js';
 
 const CRITERIA = { max_failed_pct: 1, max_p99_ms: 200 } as const;
+/** Idle pinging before load for Kamailio's cc=1: ten pings at 1 s, and one to spare. */
+const CC_BASELINE_MS = 11_000;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const say = (s: string) => process.stderr.write(`${s}\n`);
 
@@ -119,13 +121,20 @@ async function startPolicyLab(o: QualityOptions, policy: PolicyId, dir: string):
   };
   try {
     if (p.cc) {
-      const list = initialDestinations(plan, p.weights).map((d) => ({ ...d, extraAttrs: { cc: '1' } }));
+      // cc=1 adjusts from the `weight` attribute (rweight = weight - congestion ms, Kamailio 5.6
+      // dispatch.c ds_update_latency); without it Kamailio leaves the weights alone.
+      const list = initialDestinations(plan, p.weights).map((d) => ({
+        ...d,
+        extraAttrs: { weight: String(d.rweight), cc: '1' },
+      }));
       writeFileSync(lab.state.dispatcher_list, formatDispatcherList(list));
       await lbRpc.call('dispatcher.reload', []);
     }
     if (p.loop) await waitForLog(lab, 'controller', 'admission limits set', 30000);
-    // Kamailio's probing needs a few pings for its latency baseline; the loop a few probes.
-    await sleep(p.cc || p.loop ? (o.quick ? 2000 : 3000) : 300);
+    // Kamailio learns each destination's normal latency from its first ten pings (one a second),
+    // so it must ping an idle pool first or it takes the loaded latency for normal. The loop needs
+    // a few probes.
+    await sleep(p.cc ? CC_BASELINE_MS : p.loop ? (o.quick ? 2000 : 3000) : 300);
   } catch (e) {
     await close();
     throw e;
@@ -206,7 +215,6 @@ function readTraces(run: SippRun): SippTraces {
     }
   };
   return {
-    stats: parseSippRows(read(run.statsFile)),
     counts: parseSippRows(read(run.countsFile)),
     rtt: parseSippRtt(read(run.rttFile)),
   };
@@ -322,7 +330,9 @@ async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId): Prom
     const ok = secs.reduce((a, s) => a + s.ok, 0);
     const failed = secs.reduce((a, s) => a + s.failed, 0);
     const lat = latencyOf(
-      traces.rtt.filter((r) => r.rtd === 1 && r.atMs >= fromS * 1000 && r.atMs < toS * 1000).map((r) => r.ms),
+      traces.rtt
+        .filter((r) => r.rtd === 1 && r.atMs - r.ms >= fromS * 1000 && r.atMs - r.ms < toS * 1000)
+        .map((r) => r.ms),
     );
     return {
       failed_pct: ok + failed > 0 ? Number(((100 * failed) / (ok + failed)).toFixed(3)) : 0,
