@@ -12,7 +12,11 @@
  *   second or two, so a cut driven by them alone keeps going while the queue drains and overshoots:
  *   in the lab a backend whose capacity halved was cut to 0.28 and its load spilled onto peers
  *   that then overloaded in turn. The margin below 1 covers INVITE retransmissions, which the
- *   request counters include once the queue delay passes T1.
+ *   request counters include once the queue delay passes T1. The floor holds only
+ *   `served_floor_hold_ms` into an overload episode: the request counters also count retransmitted
+ *   INVITEs and BYEs and probes, so under heavy retransmission "served" reads up to 1.5 x the real
+ *   throughput, and a floor that held for ever could keep a backend above its capacity. A queue
+ *   that still stands after the pause is cut through it.
  * - Pressure below `recover_below_pressure`, and `recover_delay_ms` after the last cut: the factor
  *   recovers additively, slowly, and slower still as the pressure nears the band (rate ×
  *   (1 - pressure / recover_below), at least a tenth): in a pool simulation this narrowed the sawtooth
@@ -63,8 +67,9 @@ export function updateFactor(
     }
     const byLaw = Math.pow(pressure.low / p.decrease_above_pressure, -p.decrease_gain_per_s * dt);
     const fastest = Math.pow(p.max_decrease_ratio_per_s, dt);
-    // The floor never lifts the factor: it only ends a cut early.
-    const servedFloor = served === null ? 0 : Math.min(s.factor, served * p.served_floor_ratio);
+    // The floor never lifts the factor: it only pauses a cut, for the signals to catch up.
+    const floorHolds = served !== null && now - overSince < p.served_floor_hold_ms;
+    const servedFloor = floorHolds ? Math.min(s.factor, served * p.served_floor_ratio) : 0;
     const factor = Math.max(p.factor_floor, s.factor * Math.max(byLaw, fastest), servedFloor);
     return { factor, overSince, lastCutAt: now };
   }

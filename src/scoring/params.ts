@@ -46,6 +46,8 @@ export interface ScoringParams {
    * handles over its configured capacity); 0 = no such floor. See derating.ts.
    */
   readonly served_floor_ratio: number;
+  /** The floor holds only this long into an overload episode; a queue still standing then is cut through it. */
+  readonly served_floor_hold_ms: number;
   /** Additive recovery, fraction of configured capacity per second. */
   readonly recover_per_s: number;
   /** No recovery until this long after the last cut (the signals lag the weights we pushed). */
@@ -123,6 +125,7 @@ export const DEFAULT_SCORING_PARAMS: ScoringParams = {
   decrease_gain_per_s: 0.5,
   max_decrease_ratio_per_s: 0.5,
   served_floor_ratio: 0.75,
+  served_floor_hold_ms: 4_000,
   recover_per_s: 0.1,
   recover_delay_ms: 1_000,
   max_cycle_gap_ms: 2_000,
@@ -190,6 +193,7 @@ export function validateScoringParams(p: ScoringParams): ScoringParams {
     fin(p.served_floor_ratio) && p.served_floor_ratio >= 0 && p.served_floor_ratio < 1,
     'served_floor_ratio must be in [0, 1)',
   );
+  need(fin(p.served_floor_hold_ms) && p.served_floor_hold_ms >= 0, 'served_floor_hold_ms must be >= 0');
   need(fin(p.recover_delay_ms) && p.recover_delay_ms >= 0, 'recover_delay_ms must be >= 0');
   need(fin(p.max_cycle_gap_ms) && p.max_cycle_gap_ms > 0, 'max_cycle_gap_ms must be > 0');
   need(fin(p.slow_start_ms) && p.slow_start_ms >= 0, 'slow_start_ms must be >= 0');

@@ -45,11 +45,18 @@ describe('scoring derating law (AIMD with a hold band)', function () {
     expect(run(FRESH_DERATING, 1_000, 0, 400).factor).to.equal(P.factor_floor);
   });
 
-  it('a cut stops at served_floor_ratio × the utilisation the backend serves, and that floor never lifts the factor', function () {
+  it('a cut pauses at served_floor_ratio × the utilisation the backend serves, for served_floor_hold_ms, and never lifts the factor', function () {
     // A backend whose capacity halved serves 0.5 of its configured capacity while its queue stands.
     let s = FRESH_DERATING;
     for (let i = 0; i <= 40; i++) s = updateRange(s, { low: 3, high: 3 }, i * 250, 250, P, 0.5);
-    expect(s.factor).to.be.closeTo(0.5 * P.served_floor_ratio, 1e-9);
+    // During the pause (served_floor_hold_ms into the overload) the cut stops at the floor...
+    let paused = FRESH_DERATING;
+    for (let i = 0; i * 250 < P.served_floor_hold_ms; i++) {
+      paused = updateRange(paused, { low: 3, high: 3 }, i * 250, 250, P, 0.5);
+    }
+    expect(paused.factor).to.be.closeTo(0.5 * P.served_floor_ratio, 1e-9);
+    // ...a queue still standing after it is cut through (the served rate may count retransmissions).
+    expect(s.factor).to.be.lessThan(0.5 * P.served_floor_ratio);
     // Without the measurement the same overload cuts on, to the floor.
     let blind = FRESH_DERATING;
     for (let i = 0; i <= 40; i++) blind = updateRange(blind, { low: 3, high: 3 }, i * 250, 250, P, null);
