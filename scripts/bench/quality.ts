@@ -272,14 +272,23 @@ export function weightShare(s: DropSample, backend: string): number {
   return sum > 0 ? (s.weights[backend] ?? 0) / sum : Number.NaN;
 }
 
-/** Seconds from the drop until the backend's weight share first reached `target` or below; null if never. */
+/**
+ * Seconds from the drop until the backend's weight share first reached `target` or below by moving
+ * down; null if it never did. Weights that never move follow nothing, even when they already sit
+ * below the target (equal weights, round robin).
+ */
 export function followTime(
   samples: readonly DropSample[],
   backend: string,
   dropAtS: number,
   target: number,
 ): number | null {
-  const hit = samples.find((s) => s.t_s >= dropAtS && weightShare(s, backend) <= target);
+  const before = samples.filter((s) => s.t_s < dropAtS).at(-1);
+  const was = before === undefined ? Number.NaN : weightShare(before, backend);
+  const hit = samples.find((s) => {
+    const share = weightShare(s, backend);
+    return s.t_s >= dropAtS && share <= target && !(share >= was - 0.01);
+  });
   return hit === undefined ? null : Number((hit.t_s - dropAtS).toFixed(2));
 }
 

@@ -106,11 +106,14 @@ describe('quality bench: how fast the weights follow a capacity drop', function 
     sample(24, 100),
   ];
 
-  it('is the first sample after the drop at or below the target share', function () {
+  it('is the first sample after the drop whose share moved down to the target or below', function () {
     expect(weightShare(sample(0, 75), 'be3')).to.equal(0.5);
     // be3 share 60/135 = 0.44 at 22 s, 2 s after the drop at 20 s.
     expect(followTime(timeline, 'be3', 20, 0.45)).to.equal(2);
     expect(followTime(timeline, 'be3', 20, 0.35)).to.equal(3); // 40/115 = 0.348
     expect(followTime(timeline, 'be3', 20, 0.1)).to.equal(null);
+    // Weights that never move follow nothing, even below the target.
+    const still = [sample(19, 30), sample(21, 30), sample(22, 30)];
+    expect(followTime(still, 'be3', 20, 0.45)).to.equal(null);
   });
 });
