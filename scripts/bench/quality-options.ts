@@ -26,6 +26,8 @@ export interface QualityOptions {
   /** Seconds of load before a step's window opens (not measured), and the window's length. */
   readonly warmupS: number;
   readonly windowS: number;
+  /** The window of overload steps (> 100 %): long enough for a backlog to exceed the receive timeout. */
+  readonly overloadWindowS: number;
   /** A call without its final reply after this long is failed (sipp -recv_timeout). */
   readonly recvTimeoutMs: number;
   /** null: not run. */
@@ -104,6 +106,7 @@ export function parseQualityOptions(args: readonly string[]): QualityOptions {
     steps,
     warmupS: quick ? 1 : 4,
     windowS,
+    overloadWindowS: quick ? windowS : Math.max(windowS, 30),
     // A call without its 200 by then has failed for any caller (and the headline asks 200 ms).
     recvTimeoutMs: quick ? 2000 : 5000,
     drop:

@@ -46,7 +46,10 @@ export interface StepResult {
   readonly refused_503: number;
   /** failed / calls × 100. */
   readonly failed_pct: number;
-  /** ok / duration_s: goodput. */
+  /**
+   * Goodput: 200s received per second during the window (the pool's throughput). Near and over
+   * capacity it is below ok / duration_s, which would also count a backlog answered after the window.
+   */
   readonly success_cps: number;
   /** null when no call succeeded. */
   readonly setup_ms: LatencyMs | null;

@@ -66,6 +66,11 @@ export interface WindowCounts {
   readonly failed: number;
   readonly refused_503: number;
   readonly setup_ms: LatencyMs | null;
+  /**
+   * 200s received between the window's start and `toS` (the end of sending), whatever call they
+   * answer: the pool's throughput. Unlike `ok`, it cannot count a backlog served after the window.
+   */
+  readonly answered_in_window: number;
 }
 
 /** Message indexes of scripts/sipp/uac-admission.xml: 0 = INVITE, 3 = the 503, 4 = the 200. */
@@ -87,7 +92,7 @@ function answeredStarts(t: SippTraces): { startMs: number; ms: number }[] {
  * refusals, and calls sipp never finished). Counting by start time keeps a warm-up call that times
  * out inside the window from counting against it.
  */
-export function measureWindow(t: SippTraces, fromS: number): WindowCounts {
+export function measureWindow(t: SippTraces, fromS: number, toS = Number.POSITIVE_INFINITY): WindowCounts {
   const base = rowFrom(t.counts, 'ElapsedTime', fromS);
   const from = base ? elapsedSeconds(base.ElapsedTime) : Number.POSITIVE_INFINITY;
   const c0 = countsOfRow(base ?? {});
@@ -103,6 +108,8 @@ export function measureWindow(t: SippTraces, fromS: number): WindowCounts {
     failed: calls - ok,
     refused_503: base ? delta(ADMISSION_UAC.refused) : 0,
     setup_ms: latencyOf(answered.map((r) => r.ms)),
+    answered_in_window: t.rtt.filter((r) => r.rtd === 1 && r.atMs >= from * 1000 && r.atMs < toS * 1000)
+      .length,
   };
 }
 

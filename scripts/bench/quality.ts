@@ -230,17 +230,18 @@ async function runStep(
 ): Promise<StepResult> {
   const total = o.capacities.reduce((a, b) => a + b, 0);
   const rate = Math.round(fraction * total);
-  const sendS = o.warmupS + o.windowS;
+  // Overload runs longer: a backlog takes a while to outgrow the callers' patience.
+  const sendS = o.warmupS + (fraction > 1 ? o.overloadWindowS : o.windowS);
   const run = await startLoad(pl, o, `uac-${policy}-${Math.round(fraction * 100)}`, rate, sendS);
   await sleep(o.warmupS * 1000);
   const before = await dialogsPerBackend(pl);
-  await sleep(o.windowS * 1000);
+  await sleep((sendS - o.warmupS) * 1000);
   const after = await dialogsPerBackend(pl);
   const result = await run.done();
   if (result.exit.code !== 0 && result.exit.code !== 1) {
     say(`  (sipp ended with ${result.exit.code ?? result.exit.signal}: ${run.process.tail(3).trim()})`);
   }
-  const w = measureWindow(readTraces(run), o.warmupS);
+  const w = measureWindow(readTraces(run), o.warmupS, sendS);
   // Calls were offered from the window's real start to the end of sending.
   const windowS = Math.max(1, sendS - w.fromS);
   const failedPct = w.calls > 0 ? (100 * w.failed) / w.calls : 0;
@@ -254,7 +255,7 @@ async function runStep(
     failed: w.failed,
     refused_503: w.refused_503,
     failed_pct: Number(failedPct.toFixed(3)),
-    success_cps: Number((w.ok / windowS).toFixed(2)),
+    success_cps: Number((w.answered_in_window / windowS).toFixed(2)),
     setup_ms: w.setup_ms,
     shares: shares(pl.ids, before, after),
   };
@@ -426,11 +427,20 @@ export async function runQualityBench(args: string[]): Promise<void> {
   );
   const steps: StepResult[] = [];
   const drops: DropResult[] = [];
+  // Ctrl-C or a kill of the bench still stops every process of the current lab, by PID.
+  let current: PolicyLab | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    say(`${sig}: stopping the lab`);
+    void (current ? current.close() : Promise.resolve()).finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const labDir = (what: string) => join('/tmp', `sipweigh-quality-${process.pid}`, what);
   for (const policy of o.policies) {
     say(`${policy}:`);
     say(formatStepHeader());
     const pl = await startPolicyLab(o, policy, labDir(`${policy}-steps`));
+    current = pl;
     try {
       for (const fraction of o.steps) {
         const s = await runStep(pl, o, policy, fraction);
@@ -442,6 +452,7 @@ export async function runQualityBench(args: string[]): Promise<void> {
     }
     if (o.drop) {
       const dl = await startPolicyLab(o, policy, labDir(`${policy}-drop`));
+      current = dl;
       try {
         const d = await runDrop(dl, o, policy);
         drops.push(d);
@@ -453,6 +464,9 @@ export async function runQualityBench(args: string[]): Promise<void> {
       }
     }
   }
+  current = null;
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
   const run: QualityRun = {
     bench: 'quality',
     version: 1,

@@ -62,6 +62,12 @@ describe('quality bench: a step measured from sipp trace files', function () {
     expect(w.refused_503).to.equal(10);
   });
 
+  it('goodput counts the 200s received inside the window, whichever call they answer', function () {
+    // 200s at 1.2, 1.5 and 2.5 s fall in [1.008, 3); the one at 3.5 s came after sending ended.
+    expect(measureWindow(traces, 1, 3).answered_in_window).to.equal(3);
+    expect(measureWindow(traces, 1).answered_in_window).to.equal(4);
+  });
+
   it('takes setup percentiles from the INVITE->200 times (rtd 1) of those calls only', function () {
     expect(measureWindow(traces, 1).setup_ms).to.deep.equal({ p50: 30, p95: 40, p99: 40, max: 40 });
     expect(measureWindow({ ...traces, rtt: [] }, 1).setup_ms).to.equal(null);
