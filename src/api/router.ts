@@ -2,6 +2,7 @@
  * The API's routes and their matching, pure: (method, path) -> the route and its parameters, or
  * why not (404 unknown path, 405 known path with another method, with the methods it allows).
  */
+import { BACKEND_ID_PATTERN } from '../heartbeat/messages.js';
 import type { Access } from './auth.js';
 
 export type RouteName =
@@ -23,8 +24,11 @@ interface RouteDef {
   readonly access: Access;
 }
 
-/** A backend id as the config allows it (common.schema.json identifier). */
-const ID = '([A-Za-z0-9][A-Za-z0-9._-]{0,62})';
+/**
+ * One path segment, percent-encoded: backend ids include discovered ones named `host:port` (see
+ * BACKEND_ID_PATTERN), which clients send as `10.0.0.5%3A5060`. Decoded and checked in matchRoute.
+ */
+const ID = '([^/]{1,200})';
 
 export const ROUTES: readonly RouteDef[] = [
   { name: 'healthz', method: 'GET', pattern: /^\/healthz$/, access: 'open' },
@@ -56,8 +60,22 @@ export function matchRoute(method: string, url: string): RouteMatch {
   for (const r of ROUTES) {
     const m = r.pattern.exec(path);
     if (!m) continue;
-    if (r.method === method) return { kind: 'route', name: r.name, access: r.access, id: m[1] ?? null };
+    const id = m[1] === undefined ? null : backendId(m[1]);
+    if (id === undefined) return { kind: 'not_found' };
+    if (r.method === method) return { kind: 'route', name: r.name, access: r.access, id };
     allow.push(r.method);
   }
   return allow.length > 0 ? { kind: 'method_not_allowed', allow } : { kind: 'not_found' };
+}
+
+/** A percent-encoded path segment as a backend id; undefined when it cannot be one. */
+function backendId(segment: string): string | undefined {
+  let id: string;
+  try {
+    id = decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+  // Starting with a letter or digit also keeps `.` and `..` out.
+  return BACKEND_ID_PATTERN.test(id) && /^[A-Za-z0-9]/.test(id) ? id : undefined;
 }

@@ -59,7 +59,15 @@ export class ApiServer {
   }
 
   static async start(opts: ApiServerOptions, deps: ApiDeps): Promise<ApiServer> {
-    const server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 5_000 });
+    // Node checks these timeouts only every connectionsCheckingInterval (30 s by default): check each
+    // second, and cap the connections, so idle or trickling clients cannot pile up.
+    const server = createServer({
+      requestTimeout: 10_000,
+      headersTimeout: 5_000,
+      keepAliveTimeout: 5_000,
+      connectionsCheckingInterval: 1_000,
+    });
+    server.maxConnections = 256;
     const api = new ApiServer(server, deps, opts.auth);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => void api.handle(req, res));
     // A request node:http cannot even parse: answer 400 if the socket still takes it, then close.

@@ -55,6 +55,9 @@ describe('API routes', function () {
       ['GET', '/api/v1/backends', 'backends', null],
       ['GET', '/api/v1/backends/be-1.a_b', 'backend', 'be-1.a_b'],
       ['POST', '/api/v1/backends/be1/drain', 'drain', 'be1'],
+      // A backend discovered from the LB's list without a duid is named host:port.
+      ['POST', '/api/v1/backends/10.0.0.5%3A5060/drain', 'drain', '10.0.0.5:5060'],
+      ['GET', '/api/v1/backends/10.0.0.5:5060', 'backend', '10.0.0.5:5060'],
       ['POST', '/api/v1/backends/be1/undrain', 'undrain', 'be1'],
       ['GET', '/api/v1/lb-nodes', 'lb_nodes', null],
       ['POST', '/api/v1/reload', 'reload', null],
@@ -85,6 +88,8 @@ describe('API routes', function () {
       '/healthz/',
       '/api/v1/backends/-x',
       '/api/v1/backends/%2e%2e',
+      '/api/v1/backends/%E0%A4%A',
+      '/api/v1/backends/a%2Fb',
     ])
       expect(matchRoute('GET', url), url).to.deep.equal({ kind: 'not_found' });
   });
