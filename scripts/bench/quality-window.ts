@@ -122,25 +122,25 @@ export interface SecondCounts {
 }
 
 export function perSecond(t: SippTraces): SecondCounts[] {
-  const bySecond = new Map<number, number[]>();
+  const rows = t.counts
+    .map((row) => ({
+      at: elapsedSeconds(row.ElapsedTime),
+      sent: countsOfRow(row)[ADMISSION_UAC.invite] ?? 0,
+    }))
+    .filter((r) => Number.isFinite(r.at));
+  // Each answered call belongs to the row whose interval holds its start: sipp writes its rows a
+  // little later every second, so whole seconds drift away from the rows' own times.
+  const setups: number[][] = rows.map(() => []);
   for (const r of answeredStarts(t)) {
-    const second = Math.floor(r.startMs / 1000) + 1;
-    const list = bySecond.get(second) ?? [];
-    list.push(r.ms);
-    bySecond.set(second, list);
+    const k = rows.findIndex((row) => row.at * 1000 >= r.startMs);
+    if (k >= 0) setups[k]!.push(r.ms);
   }
-  const out: SecondCounts[] = [];
   let prevSent = 0;
-  for (const row of t.counts) {
-    const second = Math.round(elapsedSeconds(row.ElapsedTime));
-    if (!Number.isFinite(second)) continue;
-    const sent = countsOfRow(row)[ADMISSION_UAC.invite] ?? 0;
-    const started = Math.max(0, sent - prevSent);
-    prevSent = sent;
-    // Calls started in the second that ends at this row, by their own fate.
-    const setups = bySecond.get(second) ?? [];
-    const ok = Math.min(started, setups.length);
-    out.push({ second, ok, failed: started - ok, p99_ms: latencyOf(setups)?.p99 ?? null });
-  }
-  return out;
+  return rows.map((row, k) => {
+    const started = Math.max(0, row.sent - prevSent);
+    prevSent = row.sent;
+    const mine = setups[k]!;
+    const ok = Math.min(started, mine.length);
+    return { second: Math.round(row.at), ok, failed: started - ok, p99_ms: latencyOf(mine)?.p99 ?? null };
+  });
 }

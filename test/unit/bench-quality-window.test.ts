@@ -92,6 +92,12 @@ describe('quality bench: a step measured from sipp trace files', function () {
     expect(s[1]).to.include({ ok: 2, failed: 98, p99_ms: 400 });
     expect(s[5]).to.include({ ok: 0, failed: 0, p99_ms: null });
   });
+
+  it('per second: a call started just after a whole second still belongs to the row written after it', function () {
+    // The row at 1.008 s covers calls started up to 1.008 s; one started at 1.004 s is among them.
+    const drift = { counts: traces.counts, rtt: parseSippRtt('1014.0;10;1') };
+    expect(perSecond(drift)[1]).to.include({ ok: 1, failed: 99 });
+  });
 });
 
 describe('quality bench: how fast the weights follow a capacity drop', function () {
