@@ -374,15 +374,20 @@ async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId): Prom
 
 // ---- the run -------------------------------------------------------------------------------------
 
+/** The first non-empty line a command prints (sipp -v starts with an empty one). */
 function firstLine(cmd: string, args: string[]): string {
+  let out: string;
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-      .split('\n')[0]!
-      .trim();
+    out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (e) {
-    const out = (e as { stdout?: string }).stdout ?? '';
-    return out.split('\n')[0]?.trim() || 'unknown';
+    out = (e as { stdout?: string }).stdout ?? '';
   }
+  return (
+    out
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l !== '') ?? 'unknown'
+  );
 }
 
 function machine(): MachineInfo {
