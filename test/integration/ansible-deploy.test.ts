@@ -22,8 +22,8 @@ import {
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../support/harness.js';
+import { ANSIBLE_DIR, ansibleEnv } from '../support/ansible.js';
 
-const ANSIBLE_DIR = join(REPO_ROOT, 'scripts/ansible');
 const ROLE_DIR = join(ANSIBLE_DIR, 'roles/sipweigh');
 const RUN_TIMEOUT_MS = 480000;
 
@@ -92,17 +92,7 @@ describe('Ansible deployment (scripts/ansible)', function () {
   const me = userInfo().username;
   const myGroup = spawnSync('id', ['-gn'], { encoding: 'utf8' }).stdout.trim();
   // Everything Ansible and ansible-lint keep for themselves stays in the work directory too.
-  const env = {
-    ...process.env,
-    HOME: join(work, 'home'),
-    ANSIBLE_HOME: join(work, 'home/.ansible'),
-    ANSIBLE_LOCAL_TEMP: join(work, 'ansible-tmp'),
-    ANSIBLE_REMOTE_TEMP: join(work, 'ansible-tmp'),
-    ANSIBLE_CONFIG: join(ANSIBLE_DIR, 'ansible.cfg'),
-    ANSIBLE_NOCOLOR: '1',
-    ANSIBLE_FORCE_COLOR: '0',
-    NO_COLOR: '1',
-  };
+  const env = ansibleEnv(work);
   // Paths a careless role would write on the real host: they must look the same after the runs.
   const outside = [
     '/etc/sipweigh',

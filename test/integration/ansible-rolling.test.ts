@@ -13,9 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { labApiUrl } from '../../src/lab/lab-configs.js';
 import { startLab, type RunningLab } from '../../src/lab/lab.js';
-import { eventually, REPO_ROOT } from '../support/harness.js';
+import { eventually } from '../support/harness.js';
+import { ANSIBLE_DIR, ansibleEnv } from '../support/ansible.js';
 
-const ANSIBLE_DIR = join(REPO_ROOT, 'scripts/ansible');
 const RUN_TIMEOUT_MS = 300000;
 
 interface BackendJson {
@@ -108,15 +108,7 @@ describe('rolling-backends.yml against a running lab (127.16.x.x)', function () 
     ];
     writeFileSync(join(work, 'inventory.json'), JSON.stringify(inventory));
     writeFileSync(join(work, 'change.yml'), JSON.stringify(change));
-    const env = {
-      ...process.env,
-      HOME: join(work, 'home'),
-      ANSIBLE_HOME: join(work, 'home/.ansible'),
-      ANSIBLE_LOCAL_TEMP: join(work, 'ansible-tmp'),
-      ANSIBLE_REMOTE_TEMP: join(work, 'ansible-tmp'),
-      ANSIBLE_CONFIG: join(ANSIBLE_DIR, 'ansible.cfg'),
-      ANSIBLE_NOCOLOR: '1',
-    };
+    const env = ansibleEnv(work);
     const extra = {
       ansible_become: false,
       rolling_apply_role: false,
