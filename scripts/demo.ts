@@ -19,7 +19,7 @@ import { killMember } from '../src/lab/lab-control.js';
 import { startLab, type RunningLab } from '../src/lab/lab.js';
 import { LAB_SCENARIOS } from '../src/lab/scenarios.js';
 import { findUdpSocket, parseProcNetUdp } from '../src/metrics/proc-net-udp.js';
-import type { SipEndpoint } from '../src/lab/topology.js';
+import { labClient, type SipEndpoint } from '../src/lab/topology.js';
 import { readSippStats, startSipp, type SippRun, type SippStats } from '../src/lab/sipp.js';
 
 // ---- the script ------------------------------------------------------------------------------------
@@ -484,9 +484,7 @@ async function runLoad(lab: RunningLab, probes: Probes, kill: KillResult): Promi
     const sipp = await startSipp(lab.group, {
       name: `uac-${i + 1}`,
       scenario: LAB_SCENARIOS.uac,
-      localIp: plan.client.address,
-      localPort: 5060 + i, // a phase's last calls overlap the next phase: one port each
-      remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
+      ...labClient(plan, 5060 + i), // a phase's last calls overlap the next phase: one port each
       rate: p.rate,
       maxCalls: p.rate * p.seconds,
       timeoutS: p.seconds + 30,

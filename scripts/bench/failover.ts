@@ -59,7 +59,7 @@ import {
 } from '../../src/lab/lab.js';
 import type { ManagedProcess } from '../../src/lab/processes.js';
 import { startSipp } from '../../src/lab/sipp.js';
-import type { BackendPlan } from '../../src/lab/topology.js';
+import { labClient, type BackendPlan } from '../../src/lab/topology.js';
 import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import {
   failoverSummaryJson,
@@ -195,9 +195,7 @@ async function killOnce(
   const sipp = await startSipp(lab.group, {
     name: `uac-${mode}-${kill}`,
     scenario: LAB_SCENARIOS.uac,
-    localIp: plan.client.address,
-    localPort: CLIENT_PORT,
-    remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
+    ...labClient(plan, CLIENT_PORT),
     rate: o.rateCps,
     maxCalls: Math.ceil(o.rateCps * boundS),
     timeoutS: Math.ceil(boundS) + 30,

@@ -47,6 +47,7 @@ import type {
   StepResult,
 } from './quality-types.js';
 import { measureWindow, perSecond, latencyOf, type SippTraces } from './quality-window.js';
+import { labClient } from '../../src/lab/topology.js';
 
 const CRITERIA = { max_failed_pct: 1, max_p99_ms: 200 } as const;
 /** Idle pinging before load for Kamailio's cc=1: ten pings at 1 s, and one to spare. */
@@ -193,9 +194,7 @@ function startLoad(
   return startSipp(pl.lab.group, {
     name,
     scenario: LAB_SCENARIOS.uacAdmission,
-    localIp: plan.client.address,
-    localPort: 5060,
-    remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
+    ...labClient(plan),
     rate,
     maxCalls: Math.round(rate * seconds),
     // Bounded: the calls, then at most the receive timeout for the last of them.

@@ -101,3 +101,15 @@ export function planLab(opts: LabOptions): LabPlan {
     backends,
   };
 }
+
+/** Where a lab's sipp UAC sends from and to: the client's address, `port`, and the LB's SIP socket. */
+export function labClient(
+  plan: LabPlan,
+  port = 5060,
+): { readonly localIp: string; readonly localPort: number; readonly remote: string } {
+  return {
+    localIp: plan.client.address,
+    localPort: port,
+    remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
+  };
+}

@@ -30,6 +30,7 @@ import {
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { sipweigh } from '../support/cli.js';
 import type { ControllerStatus } from '../../src/controller/status.js';
+import { labClient } from '../../src/lab/topology.js';
 
 const CAPACITIES = new Map([
   ['be1', 25],
@@ -246,9 +247,7 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
     const r = await runSippClient(lab!.group, {
       name: 'uac-overload',
       scenario: LAB_SCENARIOS.uacAdmission,
-      localIp: plan.client.address,
-      localPort: 5060,
-      remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
+      ...labClient(plan),
       rate,
       maxCalls: rate * seconds,
       timeoutS: seconds + 40,

@@ -22,6 +22,7 @@ import { pidAlive } from '../../src/lab/processes.js';
 import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
 import { runSippClient } from '../../src/lab/sipp.js';
 import { eventually } from '../support/harness.js';
+import { labClient } from '../../src/lab/topology.js';
 
 describe('heartbeat end to end on the lab (real agents, Kamailio, sipp)', function () {
   this.timeout(240000);
@@ -95,9 +96,7 @@ describe('heartbeat end to end on the lab (real agents, Kamailio, sipp)', functi
     const uac = await runSippClient(lab!.group, {
       name: 'uac-load',
       scenario: LAB_SCENARIOS.uac,
-      localIp: plan.client.address,
-      localPort: 5060,
-      remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
+      ...labClient(plan),
       rate: 60,
       maxCalls: 300,
       timeoutS: 90,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import type { LabState } from '../../src/lab/lab.js';
-import type { LabPlan } from '../../src/lab/topology.js';
+import { labClient, type LabPlan } from '../../src/lab/topology.js';
 import { LAB_SCENARIOS } from '../../src/lab/lab.js';
 import { pidAlive, ProcessGroup } from '../../src/lab/processes.js';
 import { runSippClient } from '../../src/lab/sipp.js';
@@ -23,9 +23,7 @@ function callsThroughLab(
   return runSippClient(group, {
     name,
     scenario,
-    localIp: plan.client.address,
-    localPort: 5060,
-    remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
+    ...labClient(plan),
     rate,
     maxCalls: calls,
     timeoutS: 60,

@@ -8,6 +8,7 @@ import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import type { RunningLab } from '../../src/lab/lab.js';
 import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
 import { startSipp, type SippRun } from '../../src/lab/sipp.js';
+import { labClient } from '../../src/lab/topology.js';
 
 export interface WeightSample {
   /** Date.now() of the reading. */
@@ -96,9 +97,7 @@ export function labLoad(lab: RunningLab, name: string, rate: number, seconds: nu
   return startSipp(lab.group, {
     name,
     scenario: LAB_SCENARIOS.uac,
-    localIp: plan.client.address,
-    localPort: 5060,
-    remote: `${plan.lb.sip.address}:${plan.lb.sip.port}`,
+    ...labClient(plan),
     rate,
     maxCalls: rate * seconds,
     timeoutS: seconds + 30,
