@@ -16,12 +16,12 @@ import { createSocket, type Socket } from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { ControllerEndpoint } from '../../src/heartbeat/controller-endpoint.js';
+import { ProbeEndpoint } from '../../src/probe/probe-endpoint.js';
 import { encodeJson, encodeMessage, readHeader, typeMask } from '../../src/heartbeat/codec.js';
 import { deriveBackendKey, heartbeatKey, type HeartbeatKey } from '../../src/heartbeat/keys.js';
 import type { ReportMetrics } from '../../src/heartbeat/messages.js';
-import { literalLookup } from '../../src/heartbeat/udp-lookup.js';
-import { ControllerCore } from '../../src/heartbeat/controller-core.js';
+import { literalLookup } from '../../src/util/udp-lookup.js';
+import { ProbeCore } from '../../src/probe/probe-core.js';
 import { availableParallelism, loadavg } from 'node:os';
 
 const CONTROLLER_IP = '127.0.3.30';
@@ -243,7 +243,7 @@ function nextMessage(
 async function runOne(n: number, rate: number, warmupS: number, seconds: number): Promise<RunResult> {
   const gc = gcFn();
   const interval = 1000 / rate;
-  const ep = await ControllerEndpoint.start({
+  const ep = await ProbeEndpoint.start({
     listen: { address: CONTROLLER_IP, port: 0 },
     masterKeys: [MASTER],
     // No probe budget: the bench offers the full rate to see what one core does with it. A generous
@@ -334,7 +334,7 @@ function inProcessCosts(n: number): { usPerReport: number; usPerProbe: number } 
   // Receive path.
   const now = Date.now();
   // The wall clock stands still so that encoding the batches up front does not age them.
-  const core = new ControllerCore(
+  const core = new ProbeCore(
     { masterKeys: [MASTER], clock: { mono: () => performance.now(), wall: () => now } },
     () => undefined,
   );
@@ -373,7 +373,7 @@ function inProcessCosts(n: number): { usPerReport: number; usPerProbe: number } 
   // Probe path: n backends, 100 ms interval, 10 s of a manual clock, sends discarded.
   let mono = 0;
   let sent = 0;
-  const prober = new ControllerCore(
+  const prober = new ProbeCore(
     {
       masterKeys: [MASTER],
       clock: { mono: () => mono, wall: () => now + mono },
@@ -411,7 +411,7 @@ interface RxOnlyResult {
  * with "50,000 reports/s on one core".
  */
 async function runReceiveOnly(n: number, rate: number, seconds: number): Promise<RxOnlyResult> {
-  const ep = await ControllerEndpoint.start({
+  const ep = await ProbeEndpoint.start({
     listen: { address: CONTROLLER_IP, port: 0 },
     masterKeys: [MASTER],
   });

@@ -19,7 +19,7 @@ import { heartbeatKey, type HeartbeatKey } from '../heartbeat/keys.js';
 import { CONTROLLER_SENDS, type HeartbeatMessage, type ProbeMessage } from '../heartbeat/messages.js';
 import type { FreshnessLimits } from '../heartbeat/replay.js';
 import type { AgentConfig } from '../config/types.js';
-import type { BackoffPolicy } from '../metrics/backoff.js';
+import type { BackoffPolicy } from '../util/backoff.js';
 import type { Collector } from '../metrics/collector.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import { toReportMetrics } from '../metrics/report-metrics.js';

@@ -8,7 +8,7 @@
  *   ack announced them, at least 5 s) the controller has probably restarted and forgotten a
  *   self-registered backend, so announcing starts over.
  */
-import { backoffDelayMs, type BackoffPolicy } from '../metrics/backoff.js';
+import { backoffDelayMs, type BackoffPolicy } from '../util/backoff.js';
 import type { Logger } from '../util/logger.js';
 
 /** Hello repeats: 250 ms, 500 ms, 1 s ... up to 30 s, ±20 %. */

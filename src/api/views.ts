@@ -3,7 +3,7 @@
  * which one to call. Shapes are those of schemas/api/*.schema.json (the tests hold them to it).
  */
 import type { ControllerSnapshot, NodeSnapshot } from '../controller/controller.js';
-import type { BackendView } from '../heartbeat/controller-core.js';
+import type { BackendView } from '../probe/probe-core.js';
 import type { BackendScore, SetResult } from '../scoring/index.js';
 
 export interface BackendJson {

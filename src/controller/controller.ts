@@ -11,15 +11,15 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { ControllerConfig } from '../config/types.js';
-import { applyDiscovery } from '../discovery/apply.js';
+import { applyDiscovery } from '../probe/apply-discovery.js';
 import { mergeDiscovery, type DiscoveryNote } from '../discovery/merge.js';
-import { endpointOptionsFromConfig } from '../heartbeat/config.js';
-import type { BackendView } from '../heartbeat/controller-core.js';
-import { ControllerEndpoint } from '../heartbeat/controller-endpoint.js';
+import { endpointOptionsFromConfig } from '../probe/options.js';
+import type { BackendView } from '../probe/probe-core.js';
+import { ProbeEndpoint } from '../probe/probe-endpoint.js';
 import { destinationKey } from '../kamailio/dispatcher-list.js';
 import { effectiveWeight } from '../kamailio/dispatcher-list-reply.js';
 import { fetchDispatcherList } from '../kamailio/fetch-dispatcher-list.js';
-import { NodeSync, type SyncOutcome } from '../kamailio/node-sync.js';
+import { NodeSync, type SyncOutcome } from '../push/node-sync.js';
 import {
   initialScorerState,
   scoreCycle,
@@ -28,8 +28,8 @@ import {
   type ScoringParams,
 } from '../scoring/index.js';
 import type { Logger } from '../util/logger.js';
-import { desiredAdmission, desiredDestinations } from './desired-list.js';
-import { NodeLink, type NodeDesired, type NodeOutcome } from './node-link.js';
+import { desiredAdmission, desiredDestinations } from '../push/desired-list.js';
+import { NodeLink, type NodeDesired, type NodeOutcome } from '../push/node-link.js';
 import type { ReloadChanges } from './reload-plan.js';
 import { CronSchedules, planJobs, type ScheduledAction } from './schedules.js';
 import { buildStatus, type ControllerStatus } from './status.js';
@@ -142,7 +142,7 @@ export class Controller {
 
   private constructor(
     config: ControllerConfig,
-    private readonly endpoint: ControllerEndpoint,
+    private readonly endpoint: ProbeEndpoint,
     private readonly links: readonly NodeLink[],
     private readonly logger: Logger,
     cycleMs: number,
@@ -178,7 +178,7 @@ export class Controller {
     const links = config.lb_nodes.map((n) => new NodeLink(n, managed));
     // The endpoint's events reach the controller once it exists (it needs the endpoint first).
     const ref: { controller?: Controller } = {};
-    const endpoint = await ControllerEndpoint.start(endpointOptionsFromConfig(config), {
+    const endpoint = await ProbeEndpoint.start(endpointOptionsFromConfig(config), {
       onHealthChange: (b, from, to) => ref.controller?.healthChanged(b, from.kind, to.kind),
       onRegistered: (b) =>
         opts.logger.info({ backend: b.id, set: b.set, uri: b.uri }, 'backend registered itself'),

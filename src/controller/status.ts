@@ -4,11 +4,11 @@
  * and the signal behind it; per LB node its last push. Pure: built from what the controller holds,
  * so the same snapshot feeds the status file, `sipweigh status` and (later) the HTTP API.
  */
-import type { BackendView } from '../heartbeat/controller-core.js';
-import type { NodeSyncStatus } from '../kamailio/node-sync.js';
+import type { BackendView } from '../probe/probe-core.js';
+import type { NodeSyncStatus } from '../push/node-sync.js';
 import type { CycleResult } from '../scoring/index.js';
 import type { JobStatus } from './schedules.js';
-import type { NodeOutcome } from './node-link.js';
+import type { NodeOutcome } from '../push/node-link.js';
 
 export interface BackendStatus {
   readonly id: string;

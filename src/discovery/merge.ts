@@ -12,7 +12,7 @@
  * - the same destination on several LBs is one backend.
  */
 import type { SetConfig } from '../config/types.js';
-import type { BackendSpec, UdpAddress } from '../heartbeat/controller-core.js';
+import type { BackendSpec, UdpAddress } from '../probe/probe-core.js';
 import { BACKEND_ID_PATTERN } from '../heartbeat/messages.js';
 import type { DispatcherTarget } from '../kamailio/dispatcher-list-reply.js';
 

@@ -18,4 +18,4 @@ export { kamailioRpcCollector, type RpcCaller } from './kamailio-collector.js';
 export { optionsCollector, OptionsPinger } from './options-collector.js';
 export { SshBackendMonitor, type SshCollectorOptions, type KamcmdOptions } from './ssh-collector.js';
 export { sshCollectorOptions } from './ssh-config.js';
-export { SshHostKeyMismatchError, SshNotConnectedError, sha256Fingerprint } from './ssh-session.js';
+export { SshHostKeyMismatchError, SshNotConnectedError, sha256Fingerprint } from '../util/ssh-session.js';

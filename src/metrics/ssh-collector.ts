@@ -24,7 +24,7 @@ import { findUdpSocket, parseProcNetUdp, type Endianness, type UdpSocketRow } fr
 import { parseProcStat } from './proc-stat.js';
 import { toReportMetrics } from './report-metrics.js';
 import { buildSectionedCommand, parseSections, type SectionResult } from './sections.js';
-import { SshSession, type SshSessionOptions, type SshTarget } from './ssh-session.js';
+import { SshSession, type SshSessionOptions, type SshTarget } from '../util/ssh-session.js';
 import type { Measurements, PartialMeasurements, ReportMetrics } from './types.js';
 
 export interface KamcmdOptions {

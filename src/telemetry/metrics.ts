@@ -10,12 +10,12 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ControllerSnapshot, NodeApplyRecord } from '../controller/controller.js';
 import { DROP_REASONS } from '../heartbeat/codec.js';
-import type { ControllerCounters } from '../heartbeat/controller-core.js';
+import type { ProbeCounters } from '../probe/probe-core.js';
 import { SIGNAL_NAMES } from '../scoring/index.js';
 
 export interface TelemetrySource {
   snapshot(): ControllerSnapshot;
-  heartbeatCounters(): ControllerCounters;
+  heartbeatCounters(): ProbeCounters;
 }
 
 export const HEALTH_STATES = ['up', 'suspect', 'down', 'returning', 'draining'] as const;
@@ -299,7 +299,7 @@ export class ControllerTelemetry {
         for (const reason of DROP_REASONS) this.inc({ reason }, c?.dropped[reason] ?? 0);
       },
     });
-    const hbCounter = (name: string, help: string, read: (c: ControllerCounters) => number) =>
+    const hbCounter = (name: string, help: string, read: (c: ProbeCounters) => number) =>
       new Counter({
         name,
         help,

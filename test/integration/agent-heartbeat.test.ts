@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runAgent, type AgentHandle } from '../../src/agent/index.js';
 import { decodeDatagram, typeMask } from '../../src/heartbeat/codec.js';
-import { ControllerEndpoint } from '../../src/heartbeat/controller-endpoint.js';
+import { ProbeEndpoint } from '../../src/probe/probe-endpoint.js';
 import { deriveBackendKey, heartbeatKey } from '../../src/heartbeat/keys.js';
 import { AGENT_SENDS, type HeartbeatMessage } from '../../src/heartbeat/messages.js';
 import type { AgentConfig } from '../../src/config/types.js';
@@ -44,11 +44,11 @@ function agentConfig(
 
 describe('integration: agent heartbeat against the controller endpoint', function () {
   this.timeout(60000);
-  let ep: ControllerEndpoint;
+  let ep: ProbeEndpoint;
   let agent: AgentHandle | undefined;
 
   before(async function () {
-    ep = await ControllerEndpoint.start({
+    ep = await ProbeEndpoint.start({
       listen: { address: '127.0.4.1', port: 0 },
       masterKeys: [MASTER],
       selfRegistrationSets: new Set([1]),
@@ -105,10 +105,10 @@ describe('integration: agent heartbeat against the controller endpoint', functio
 
 describe('integration: agent timing guarantees', function () {
   this.timeout(60000);
-  let ep: ControllerEndpoint;
+  let ep: ProbeEndpoint;
   let agent: AgentHandle | undefined;
   before(async function () {
-    ep = await ControllerEndpoint.start({
+    ep = await ProbeEndpoint.start({
       listen: { address: '127.0.4.3', port: 0 },
       masterKeys: [MASTER],
       selfRegistrationSets: new Set([1]),
@@ -175,7 +175,7 @@ describe('integration: agent timing guarantees', function () {
     await ep.close();
     await eventually(() => !agent!.acknowledged, 'agent notices the silence');
     const hellosBefore = agent.counters().hellosSent;
-    ep = await ControllerEndpoint.start({
+    ep = await ProbeEndpoint.start({
       listen: address,
       masterKeys: [MASTER],
       selfRegistrationSets: new Set([1]),

@@ -10,7 +10,7 @@ import { expect } from 'chai';
 import { join } from 'node:path';
 import { runAgent, type AgentHandle } from '../../src/agent/index.js';
 import type { AgentConfig } from '../../src/config/types.js';
-import { ControllerEndpoint } from '../../src/heartbeat/controller-endpoint.js';
+import { ProbeEndpoint } from '../../src/probe/probe-endpoint.js';
 import { deriveBackendKey } from '../../src/heartbeat/keys.js';
 import type { ReportMetrics } from '../../src/heartbeat/messages.js';
 import { startKamailio } from '../../src/lab/kamailio.js';
@@ -35,7 +35,7 @@ const peak = (samples: readonly Sample[], f: (m: ReportMetrics) => number | null
 describe('integration: agent beside a loaded Kamailio backend', function () {
   this.timeout(240_000);
   const handle = useProcessGroup('agent-load');
-  let ep: ControllerEndpoint;
+  let ep: ProbeEndpoint;
   let agent: AgentHandle;
   const samples: Sample[] = [];
   const since = (t: number) => samples.filter((s) => s.at >= t);
@@ -67,7 +67,7 @@ describe('integration: agent beside a loaded Kamailio backend', function () {
       localPort: 5060,
       timeoutS: 200,
     });
-    ep = await ControllerEndpoint.start(
+    ep = await ProbeEndpoint.start(
       {
         listen: { address: '127.0.4.43', port: 0 },
         masterKeys: [MASTER],

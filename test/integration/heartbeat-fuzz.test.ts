@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { createSocket, type Socket } from 'node:dgram';
-import { ControllerEndpoint } from '../../src/heartbeat/controller-endpoint.js';
+import { ProbeEndpoint } from '../../src/probe/probe-endpoint.js';
 import { encodeMessage, DROP_REASONS } from '../../src/heartbeat/codec.js';
 import { deriveBackendKey, heartbeatKey } from '../../src/heartbeat/keys.js';
 import { AGENT_SENDS } from '../../src/heartbeat/messages.js';
@@ -23,12 +23,12 @@ const MAX_IN_FLIGHT = 500;
 
 describe('heartbeat fuzz: controller endpoint over UDP', function () {
   this.timeout(180_000);
-  let ep: ControllerEndpoint;
+  let ep: ProbeEndpoint;
   let sender: Socket;
   let agent: FakeAgent | undefined;
 
   before(async function () {
-    ep = await ControllerEndpoint.start({
+    ep = await ProbeEndpoint.start({
       listen: { address: '127.0.3.10', port: 0 },
       masterKeys: [MASTER],
       selfRegistrationSets: new Set([2]), // so that unknown-backend hellos go the long way (derive + MAC)

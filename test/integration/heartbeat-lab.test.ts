@@ -10,11 +10,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadControllerConfig } from '../../src/config/load.js';
-import { applyDiscovery } from '../../src/discovery/apply.js';
+import { applyDiscovery } from '../../src/probe/apply-discovery.js';
 import { fetchDispatcherList } from '../../src/kamailio/fetch-dispatcher-list.js';
 import { mergeDiscovery } from '../../src/discovery/merge.js';
-import { endpointOptionsFromConfig } from '../../src/heartbeat/config.js';
-import { ControllerEndpoint } from '../../src/heartbeat/controller-endpoint.js';
+import { endpointOptionsFromConfig } from '../../src/probe/options.js';
+import { ProbeEndpoint } from '../../src/probe/probe-endpoint.js';
 import type { ReportMetrics } from '../../src/heartbeat/messages.js';
 import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import { startLab, type RunningLab } from '../../src/lab/lab.js';
@@ -27,7 +27,7 @@ import { labClient } from '../../src/lab/topology.js';
 describe('heartbeat end to end on the lab (real agents, Kamailio, sipp)', function () {
   this.timeout(240000);
   let lab: RunningLab | undefined;
-  let ep: ControllerEndpoint | undefined;
+  let ep: ProbeEndpoint | undefined;
   const latest = new Map<string, ReportMetrics>();
   const peak = new Map<string, { dialogs: number; tm: number }>();
   const wentDown = new Map<string, number>();
@@ -40,7 +40,7 @@ describe('heartbeat end to end on the lab (real agents, Kamailio, sipp)', functi
       dir: mkdtempSync(join(tmpdir(), 'sipweigh-hb-lab-')),
     });
     const config = loadControllerConfig(lab.state.configs.controller);
-    ep = await ControllerEndpoint.start(endpointOptionsFromConfig(config), {
+    ep = await ProbeEndpoint.start(endpointOptionsFromConfig(config), {
       onReport: (b, m) => {
         latest.set(b.id, m);
         const p = peak.get(b.id) ?? { dialogs: 0, tm: 0 };

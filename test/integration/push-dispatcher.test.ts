@@ -7,11 +7,11 @@
 import { expect } from 'chai';
 import { readFileSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DispatcherPusher, dispatcherApplier, type PushOutcome } from '../../src/kamailio/dispatcher-push.js';
+import { DispatcherPusher, dispatcherApplier, type PushOutcome } from '../../src/push/pusher.js';
 import type { Destination } from '../../src/kamailio/dispatcher-list.js';
-import { LocalListFile } from '../../src/kamailio/local-list-file.js';
-import { NodeSync, type NodeSyncStatus, type SyncOutcome } from '../../src/kamailio/node-sync.js';
-import { NodeSyncFanout } from '../../src/kamailio/node-sync-fanout.js';
+import { LocalListFile } from '../../src/push/transports/local-file.js';
+import { NodeSync, type NodeSyncStatus, type SyncOutcome } from '../../src/push/node-sync.js';
+import { NodeSyncFanout } from '../../src/push/fanout.js';
 import type { KamailioInstance } from '../../src/lab/kamailio.js';
 import { eventually, useProcessGroup } from '../support/harness.js';
 import { destinations, linesOf, listedLines, testLb, type TestLb } from './push-lb.js';

@@ -5,10 +5,10 @@
  * README; the assertions are only about correctness (every push applied), never about time.
  */
 import { expect } from 'chai';
-import { DispatcherPusher, type PushDurations } from '../../src/kamailio/dispatcher-push.js';
-import type { ListFileTransport } from '../../src/kamailio/list-transport.js';
-import { LocalListFile } from '../../src/kamailio/local-list-file.js';
-import { SftpListFile } from '../../src/kamailio/sftp-list-file.js';
+import { DispatcherPusher, type PushDurations } from '../../src/push/pusher.js';
+import type { ListFileTransport } from '../../src/push/transports/transport.js';
+import { LocalListFile } from '../../src/push/transports/local-file.js';
+import { SftpListFile } from '../../src/push/transports/sftp.js';
 import { useProcessGroup } from '../support/harness.js';
 import { destinations, linesOf, listedLines, testLb, type TestLb } from './push-lb.js';
 import { startTestSshd, type TestSshd } from './push-sshd.js';

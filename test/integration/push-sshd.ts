@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import type { SshTarget } from '../../src/metrics/ssh-session.js';
+import type { SshTarget } from '../../src/util/ssh-session.js';
 import type { ManagedProcess, ProcessGroup } from '../../src/lab/processes.js';
 import { isBound } from '../../src/lab/sockets.js';
 import { eventually } from '../support/harness.js';

@@ -8,11 +8,11 @@ import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'n
 import { dirname, join } from 'node:path';
 import { startTestSshd, type TestSshd } from './push-sshd.js';
 import { pidAlive } from '../../src/lab/processes.js';
-import { DispatcherPusher } from '../../src/kamailio/dispatcher-push.js';
+import { DispatcherPusher } from '../../src/push/pusher.js';
 import { formatDispatcherList } from '../../src/kamailio/dispatcher-list.js';
-import { ListTransportError, type ListFileTransport } from '../../src/kamailio/list-transport.js';
-import { LocalListFile } from '../../src/kamailio/local-list-file.js';
-import { SftpListFile, type SftpListFileOptions } from '../../src/kamailio/sftp-list-file.js';
+import { ListTransportError, type ListFileTransport } from '../../src/push/transports/transport.js';
+import { LocalListFile } from '../../src/push/transports/local-file.js';
+import { SftpListFile, type SftpListFileOptions } from '../../src/push/transports/sftp.js';
 import { eventually, useProcessGroup } from '../support/harness.js';
 import { destinations, linesOf, listedLines, testLb } from './push-lb.js';
 

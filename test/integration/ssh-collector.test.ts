@@ -14,7 +14,7 @@ import { startKamailio, type KamailioInstance } from '../../src/lab/kamailio.js'
 import { isBound } from '../../src/lab/sockets.js';
 import { findUdpSocket, parseProcNetUdp } from '../../src/metrics/proc-net-udp.js';
 import { SshBackendMonitor, type SshCollectorOptions } from '../../src/metrics/ssh-collector.js';
-import { SshHostKeyMismatchError } from '../../src/metrics/ssh-session.js';
+import { SshHostKeyMismatchError } from '../../src/util/ssh-session.js';
 import { eventually, REPO_ROOT, sleep, useProcessGroup } from '../support/harness.js';
 
 const SSH_IP = '127.0.4.30';

@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { toReportMetrics } from '../../src/metrics/report-metrics.js';
-import { backoffDelayMs } from '../../src/metrics/backoff.js';
+import { backoffDelayMs } from '../../src/util/backoff.js';
 import { Announcer, HELLO_BACKOFF } from '../../src/agent/announcer.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { sleep } from '../support/harness.js';

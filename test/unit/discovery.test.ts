@@ -3,8 +3,8 @@ import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { parseAttrsBody, parseDispatcherList } from '../../src/kamailio/dispatcher-list-reply.js';
 import { hostPortOf, mergeDiscovery, parseAgentAttr } from '../../src/discovery/merge.js';
-import { applyDiscovery } from '../../src/discovery/apply.js';
-import { ControllerCore } from '../../src/heartbeat/controller-core.js';
+import { applyDiscovery } from '../../src/probe/apply-discovery.js';
+import { ProbeCore } from '../../src/probe/probe-core.js';
 import type { SetConfig } from '../../src/config/types.js';
 
 /** Replies recorded from a real Kamailio 5.6.3 loaded with discovery-fixtures/dispatcher.list. */
@@ -209,7 +209,7 @@ describe('discovery merge', function () {
   });
 
   it('applies to the core: adds, keeps config, removes vanished dispatcher backends', function () {
-    const core = new ControllerCore({ masterKeys: [Buffer.alloc(32, 1)] }, () => undefined);
+    const core = new ProbeCore({ masterKeys: [Buffer.alloc(32, 1)] }, () => undefined);
     const first = mergeDiscovery(
       sets,
       [{ node: 'lb1', targets: [target(2, 'sip:127.0.3.40:5060', 'duid=d1')] }],
@@ -223,7 +223,7 @@ describe('discovery merge', function () {
 
   it('a self-registered backend the LB lists (our own write) stays self-registered, and is forgotten', function () {
     let mono = 0;
-    const core = new ControllerCore(
+    const core = new ProbeCore(
       {
         masterKeys: [Buffer.alloc(32, 1)],
         selfRegistrationSets: new Set([2]),
@@ -260,7 +260,7 @@ describe('discovery merge', function () {
   });
 
   it('removes nothing when some LB could not be read (it may list what the others do not)', function () {
-    const core = new ControllerCore({ masterKeys: [Buffer.alloc(32, 1)] }, () => undefined);
+    const core = new ProbeCore({ masterKeys: [Buffer.alloc(32, 1)] }, () => undefined);
     const first = mergeDiscovery(
       sets,
       [{ node: 'lb1', targets: [target(2, 'sip:127.0.3.40:5060', 'duid=d1')] }],

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
-import { describeDifference, diffDispatcher } from '../../src/kamailio/dispatcher-diff.js';
+import { describeDifference, diffDispatcher } from '../../src/push/diff.js';
 import {
   formatDispatcherList,
   formatListedTargets,

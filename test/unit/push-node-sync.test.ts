@@ -4,14 +4,9 @@
  * and asserted as the values the policy computes, never as measured time.
  */
 import { expect } from 'chai';
-import type { BackoffPolicy } from '../../src/metrics/backoff.js';
-import {
-  NodeSync,
-  type ApplyContext,
-  type ApplyResult,
-  type SyncOutcome,
-} from '../../src/kamailio/node-sync.js';
-import { NodeSyncFanout } from '../../src/kamailio/node-sync-fanout.js';
+import type { BackoffPolicy } from '../../src/util/backoff.js';
+import { NodeSync, type ApplyContext, type ApplyResult, type SyncOutcome } from '../../src/push/node-sync.js';
+import { NodeSyncFanout } from '../../src/push/fanout.js';
 import { eventually } from '../support/harness.js';
 
 const FAST: BackoffPolicy = { initialMs: 2, maxMs: 16, factor: 2, jitter: 0 };

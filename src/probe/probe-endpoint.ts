@@ -1,18 +1,13 @@
 /**
- * The controller's heartbeat endpoint: ControllerCore bound to one UDP socket and one timer.
+ * The controller's heartbeat endpoint: ProbeCore bound to one UDP socket and one timer.
  * Everything that decides is in the core; this file only moves bytes and wakes the core up.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { literalLookup } from './udp-lookup.js';
+import { literalLookup } from '../util/udp-lookup.js';
 import { DEFAULT_OVERLOAD, nextProbeCap, type OverloadParams } from './overload.js';
-import {
-  ControllerCore,
-  type ControllerCoreOptions,
-  type ControllerEvents,
-  type UdpAddress,
-} from './controller-core.js';
+import { ProbeCore, type ProbeCoreOptions, type ProbeEvents, type UdpAddress } from './probe-core.js';
 
-export interface ControllerEndpointOptions extends ControllerCoreOptions {
+export interface ProbeEndpointOptions extends ProbeCoreOptions {
   readonly listen: UdpAddress;
   /** Overload protection (overload.ts); `false` turns it off. */
   readonly overload?: Partial<OverloadParams> | false;
@@ -22,8 +17,8 @@ export interface ControllerEndpointOptions extends ControllerCoreOptions {
   readonly socketBufferBytes?: number;
 }
 
-export class ControllerEndpoint {
-  readonly core: ControllerCore;
+export class ProbeEndpoint {
+  readonly core: ProbeCore;
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private closed = false;
@@ -31,13 +26,13 @@ export class ControllerEndpoint {
 
   private constructor(
     private readonly socket: Socket,
-    opts: ControllerEndpointOptions,
-    events: ControllerEvents,
+    opts: ProbeEndpointOptions,
+    events: ProbeEvents,
   ) {
     const onSent = (err: Error | null) => {
       if (err) this.core.sendFailed();
     };
-    this.core = new ControllerCore(
+    this.core = new ProbeCore(
       opts,
       (buf, to) => {
         try {
@@ -91,10 +86,7 @@ export class ControllerEndpoint {
     this.overloadTimer.unref();
   }
 
-  static async start(
-    opts: ControllerEndpointOptions,
-    events: ControllerEvents = {},
-  ): Promise<ControllerEndpoint> {
+  static async start(opts: ProbeEndpointOptions, events: ProbeEvents = {}): Promise<ProbeEndpoint> {
     const socket = createSocket({ type: 'udp4', reuseAddr: false, lookup: literalLookup });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
@@ -110,7 +102,7 @@ export class ControllerEndpoint {
     } catch {
       // Capped or refused by the kernel: the default still works, at lower burst tolerance.
     }
-    const ep = new ControllerEndpoint(socket, opts, events);
+    const ep = new ProbeEndpoint(socket, opts, events);
     ep.arm();
     return ep;
   }

@@ -1,6 +1,6 @@
 /** The whole list an LB node is given (pure): one line per set and URI, whoever claims it. */
 import { expect } from 'chai';
-import { desiredDestinations, type ListedBackend } from '../../src/controller/desired-list.js';
+import { desiredDestinations, type ListedBackend } from '../../src/push/desired-list.js';
 import { formatDispatcherList } from '../../src/kamailio/dispatcher-list.js';
 
 const backend = (id: string, uri: string, source: ListedBackend['source']): ListedBackend => ({

@@ -1,6 +1,6 @@
 /**
  * The controller's side of the heartbeat, without sockets or timers: it is handed datagrams and
- * clock ticks and hands back datagrams to send (through `send`) and events. controller-endpoint.ts
+ * clock ticks and hands back datagrams to send (through `send`) and events. probe-endpoint.ts
  * binds it to a UDP socket and a timer; tests can drive it directly.
  *
  * What it does per backend: schedule probes (with jitter), match reports to probes (RTT, misses),
@@ -22,8 +22,8 @@ import {
   DROP_REASONS,
   type DropReason,
   type DatagramHeader,
-} from './codec.js';
-import { backendKeys, deriveBackendKey, heartbeatKey, type HeartbeatKey } from './keys.js';
+} from '../heartbeat/codec.js';
+import { backendKeys, deriveBackendKey, heartbeatKey, type HeartbeatKey } from '../heartbeat/keys.js';
 import {
   AGENT_SENDS,
   BOOT_ID_PATTERN,
@@ -31,8 +31,8 @@ import {
   type HelloMessage,
   type ReportMessage,
   type ReportMetrics,
-} from './messages.js';
-import { DEFAULT_FRESHNESS, PeerReplayState, type FreshnessLimits } from './replay.js';
+} from '../heartbeat/messages.js';
+import { DEFAULT_FRESHNESS, PeerReplayState, type FreshnessLimits } from '../heartbeat/replay.js';
 import { DueHeap, type DueItem } from './due-heap.js';
 import { ProbeTracker } from '../health/probe-tracker.js';
 import {
@@ -89,7 +89,7 @@ export const DEFAULT_TIMING: HeartbeatTiming = {
   maxProbesPerSecond: 10_000,
 };
 
-export interface ControllerCoreOptions {
+export interface ProbeCoreOptions {
   /** Master keys, current first (a second one during rotation). */
   readonly masterKeys: readonly Buffer[];
   readonly timing?: Partial<HeartbeatTiming>;
@@ -115,7 +115,7 @@ export interface ControllerCoreOptions {
 }
 
 /** What the controller loop gets told. All optional; called synchronously from receive()/tick(). */
-export interface ControllerEvents {
+export interface ProbeEvents {
   onReport?(b: BackendView, metrics: ReportMetrics, rttMs: number | null): void;
   onHealthChange?(b: BackendView, from: HealthState, to: HealthState): void;
   onRegistered?(b: BackendView): void;
@@ -143,7 +143,7 @@ export interface BackendView {
   readonly agentBoot: string | null;
 }
 
-export interface ControllerCounters {
+export interface ProbeCounters {
   received: number;
   accepted: { report: number; hello: number; bye: number };
   dropped: Record<DropReason, number>;
@@ -234,9 +234,9 @@ class Backend implements DueItem, BackendView {
 
 const ACCEPT = typeMask(AGENT_SENDS);
 
-export class ControllerCore {
+export class ProbeCore {
   readonly bootId: string;
-  readonly counters: ControllerCounters;
+  readonly counters: ProbeCounters;
   private readonly backends = new Map<string, Backend>();
   private readonly heap = new DueHeap<Backend>();
   private readonly timing: HeartbeatTiming;
@@ -263,10 +263,10 @@ export class ControllerCore {
   onScheduleChange: (() => void) | null = null;
 
   constructor(
-    opts: ControllerCoreOptions,
+    opts: ProbeCoreOptions,
     /** Sends one datagram; must not throw (count failures itself or via `sendFailed`). */
     private readonly send: (buf: Buffer, to: UdpAddress) => void,
-    private readonly events: ControllerEvents = {},
+    private readonly events: ProbeEvents = {},
   ) {
     if (opts.masterKeys.length < 1 || opts.masterKeys.length > 2)
       throw new RangeError('one or two master keys');

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { createSocket } from 'node:dgram';
-import { ControllerEndpoint } from '../../src/heartbeat/controller-endpoint.js';
+import { ProbeEndpoint } from '../../src/probe/probe-endpoint.js';
 import type { HealthKind } from '../../src/health/state-machine.js';
 import { deriveBackendKey } from '../../src/heartbeat/keys.js';
 import { eventually, sleep } from '../support/harness.js';
@@ -18,12 +18,12 @@ const AGENT_IP = '127.0.3.2';
 
 describe('heartbeat controller endpoint (UDP, fake agents)', function () {
   this.timeout(60_000);
-  let ep: ControllerEndpoint;
+  let ep: ProbeEndpoint;
   const agents: FakeAgent[] = [];
   const transitions: { id: string; from: HealthKind; to: HealthKind; at: number }[] = [];
 
   before(async function () {
-    ep = await ControllerEndpoint.start(
+    ep = await ProbeEndpoint.start(
       {
         listen: { address: CTRL_IP, port: 0 },
         masterKeys: [MASTER],
@@ -97,7 +97,7 @@ describe('heartbeat controller endpoint (UDP, fake agents)', function () {
 
   it('with the default timing (200 ms interval, 150 ms timeout) a killed agent is down within a second or so', async function () {
     const seen: { to: HealthKind; at: number }[] = [];
-    const ep3 = await ControllerEndpoint.start(
+    const ep3 = await ProbeEndpoint.start(
       { listen: { address: CTRL_IP, port: 0 }, masterKeys: [MASTER] },
       { onHealthChange: (_b, _f, to) => seen.push({ to: to.kind, at: performance.now() }) },
     );
@@ -172,7 +172,7 @@ describe('heartbeat controller endpoint (UDP, fake agents)', function () {
   });
 
   it('key rotation: an agent still on the previous master is accepted and probed with its key', async function () {
-    const ep2 = await ControllerEndpoint.start({
+    const ep2 = await ProbeEndpoint.start({
       listen: { address: CTRL_IP, port: 0 },
       masterKeys: [NEW_MASTER, MASTER],
       timing: { probeIntervalMs: 100, probeTimeoutMs: 80 },
@@ -230,7 +230,7 @@ describe('heartbeat controller endpoint: schedule changes arm the timer (127.0.6
   this.timeout(20000);
 
   it('probes a backend added after start without being told to re-arm', async function () {
-    const ep = await ControllerEndpoint.start({
+    const ep = await ProbeEndpoint.start({
       listen: { address: '127.0.6.10', port: 0 },
       masterKeys: [Buffer.alloc(32, 0x61)],
       timing: { probeIntervalMs: 100, probeTimeoutMs: 80 },

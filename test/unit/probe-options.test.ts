@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { fileURLToPath } from 'node:url';
 import { loadControllerConfig } from '../../src/config/load.js';
-import { endpointOptionsFromConfig } from '../../src/heartbeat/config.js';
-import { ControllerCore } from '../../src/heartbeat/controller-core.js';
+import { endpointOptionsFromConfig } from '../../src/probe/options.js';
+import { ProbeCore } from '../../src/probe/probe-core.js';
 
 describe('heartbeat options from the controller config', function () {
   const cfg = loadControllerConfig(fileURLToPath(new URL('../../examples/controller.yaml', import.meta.url)));
@@ -30,7 +30,7 @@ describe('heartbeat options from the controller config', function () {
   });
 
   it('builds a working core', function () {
-    const core = new ControllerCore(endpointOptionsFromConfig(cfg), () => undefined);
+    const core = new ProbeCore(endpointOptionsFromConfig(cfg), () => undefined);
     expect(core.size).to.equal(0);
   });
 });

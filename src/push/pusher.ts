@@ -18,11 +18,11 @@
  * The pusher never throws; every end is an outcome. Calls are serialised per pusher.
  */
 import { performance } from 'node:perf_hooks';
-import { describeDifference, diffDispatcher, type DestinationDiff } from './dispatcher-diff.js';
-import { formatDispatcherList, formatListedTargets, type Destination } from './dispatcher-list.js';
-import type { DispatcherTarget } from './dispatcher-list-reply.js';
-import { fetchDispatcherList, type RpcCaller } from './fetch-dispatcher-list.js';
-import type { ListFileTransport } from './list-transport.js';
+import { describeDifference, diffDispatcher, type DestinationDiff } from './diff.js';
+import { formatDispatcherList, formatListedTargets, type Destination } from '../kamailio/dispatcher-list.js';
+import type { DispatcherTarget } from '../kamailio/dispatcher-list-reply.js';
+import { fetchDispatcherList, type RpcCaller } from '../kamailio/fetch-dispatcher-list.js';
+import type { ListFileTransport } from './transports/transport.js';
 import type { Applier } from './node-sync.js';
 
 export type PushStage = 'input' | 'read' | 'write' | 'reload' | 'verify';
@@ -51,7 +51,11 @@ export type PushOutcome =
       readonly checkedBy: 'cache' | 'read';
       readonly durations: PushDurations;
     }
-  | { readonly kind: 'applied'; readonly changes: readonly DestinationDiff[]; readonly durations: PushDurations }
+  | {
+      readonly kind: 'applied';
+      readonly changes: readonly DestinationDiff[];
+      readonly durations: PushDurations;
+    }
   | {
       readonly kind: 'failed';
       readonly stage: Exclude<PushStage, 'verify'>;
@@ -121,7 +125,13 @@ export class DispatcherPusher {
     try {
       content = formatDispatcherList(desired);
     } catch (e) {
-      return { kind: 'failed', stage: 'input', reason: (e as Error).message, changes: null, durations: done() };
+      return {
+        kind: 'failed',
+        stage: 'input',
+        reason: (e as Error).message,
+        changes: null,
+        durations: done(),
+      };
     }
     if (!options.force && content === this.lastVerified) {
       return { kind: 'in_sync', checkedBy: 'cache', durations: done() };
@@ -156,7 +166,14 @@ export class DispatcherPusher {
     const after = await timed('verifyMs', () => this.read());
     if (!after.ok) {
       const reason = `read-back failed: ${after.error}`;
-      return { kind: 'failed', stage: 'verify', reason, changes: differences, rollback: null, durations: done() };
+      return {
+        kind: 'failed',
+        stage: 'verify',
+        reason,
+        changes: differences,
+        rollback: null,
+        durations: done(),
+      };
     }
     const left = diffDispatcher(desired, after.targets);
     if (!left.inSync) {
@@ -210,7 +227,10 @@ export class DispatcherPusher {
   }
 }
 
-function unmanagedSets(targets: readonly DispatcherTarget[], managed: ReadonlySet<number> | undefined): number[] {
+function unmanagedSets(
+  targets: readonly DispatcherTarget[],
+  managed: ReadonlySet<number> | undefined,
+): number[] {
   if (managed === undefined) return [];
   return [...new Set(targets.map((t) => t.setId).filter((id) => !managed.has(id)))].sort((a, b) => a - b);
 }

@@ -3,7 +3,7 @@
  * set in panic that never had a limit (the LB keeps what it enforces).
  */
 import { expect } from 'chai';
-import { desiredAdmission } from '../../src/controller/desired-list.js';
+import { desiredAdmission } from '../../src/push/desired-list.js';
 import type { SetResult } from '../../src/scoring/index.js';
 
 function scored(set: number, limit: number): SetResult {

@@ -1,7 +1,7 @@
 /**
  * One LB node as the controller drives it: its JSON-RPC client, the dispatcher pusher (list file +
  * reload + verify) and the admission limiters. `apply` brings the node to one desired state and says
- * what happened; retries, backoff and coalescing are NodeSync's job (src/kamailio/node-sync.ts).
+ * what happened; retries, backoff and coalescing are NodeSync's job (src/push/node-sync.ts).
  * Order matters: weights first, then the admission limit, so a limit never arrives for a pool the
  * LB does not route to yet.
  */
@@ -14,13 +14,13 @@ import {
   setPipeLimit,
   type LimitCps,
 } from '../kamailio/admission.js';
-import { DispatcherPusher, type PushOutcome } from '../kamailio/dispatcher-push.js';
+import { DispatcherPusher, type PushOutcome } from './pusher.js';
 import type { Destination } from '../kamailio/dispatcher-list.js';
-import type { ListFileTransport } from '../kamailio/list-transport.js';
-import { LocalListFile } from '../kamailio/local-list-file.js';
-import type { ApplyResult } from '../kamailio/node-sync.js';
+import type { ListFileTransport } from './transports/transport.js';
+import { LocalListFile } from './transports/local-file.js';
+import type { ApplyResult } from './node-sync.js';
 import { KamailioRpcClient, RpcMethodError } from '../kamailio/rpc.js';
-import { SftpListFile } from '../kamailio/sftp-list-file.js';
+import { SftpListFile } from './transports/sftp.js';
 
 export interface NodeDesired {
   readonly destinations: readonly Destination[];

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { DEFAULT_OVERLOAD as P, nextProbeCap } from '../../src/heartbeat/overload.js';
+import { DEFAULT_OVERLOAD as P, nextProbeCap } from '../../src/probe/overload.js';
 
 describe('probe-rate cap under overload (event-loop utilisation)', function () {
   it('cuts to a fraction of the current rate when the loop is saturated', function () {

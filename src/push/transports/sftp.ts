@@ -20,8 +20,8 @@
 import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import { Client, type SFTPWrapper } from 'ssh2';
-import { normaliseFingerprint, sha256Fingerprint, type SshTarget } from '../metrics/ssh-session.js';
-import { ListTransportError, tempNameFor, type ListFileTransport } from './list-transport.js';
+import { normaliseFingerprint, sha256Fingerprint, type SshTarget } from '../../util/ssh-session.js';
+import { ListTransportError, tempNameFor, type ListFileTransport } from './transport.js';
 
 export interface SftpListFileOptions {
   readonly ssh: SshTarget;
@@ -56,7 +56,8 @@ export class SftpListFile implements ListFileTransport {
   private connects = 0;
 
   constructor(private readonly options: SftpListFileOptions) {
-    if (!posix.isAbsolute(options.path)) throw new Error(`list file path must be absolute, got ${options.path}`);
+    if (!posix.isAbsolute(options.path))
+      throw new Error(`list file path must be absolute, got ${options.path}`);
     this.path = options.path;
     this.fingerprint = normaliseFingerprint(options.ssh.hostFingerprint);
     this.target = `sftp://${options.ssh.username}@${options.ssh.host}:${options.ssh.port}${options.path}`;
@@ -78,7 +79,9 @@ export class SftpListFile implements ListFileTransport {
       timer = setTimeout(() => {
         // A stalled server must not hold the next write: drop the connection, reconnect next time.
         this.drop();
-        reject(new ListTransportError('deadline', this.target, `write did not finish within ${deadlineMs} ms`));
+        reject(
+          new ListTransportError('deadline', this.target, `write did not finish within ${deadlineMs} ms`),
+        );
       }, deadlineMs);
     });
     try {
@@ -120,7 +123,8 @@ export class SftpListFile implements ListFileTransport {
       };
       client.on('ready', () => {
         client.sftp((err, sftp) => {
-          if (err) return fail(new ListTransportError('connect', this.target, `no SFTP subsystem: ${err.message}`));
+          if (err)
+            return fail(new ListTransportError('connect', this.target, `no SFTP subsystem: ${err.message}`));
           settled = true;
           this.connects++;
           sftp.on('close', () => fail(new ListTransportError('connect', this.target, 'SFTP channel closed')));
@@ -170,9 +174,9 @@ export class SftpListFile implements ListFileTransport {
       if (kind === 'connect') this.drop();
       throw new ListTransportError(kind, this.target, `${what}: ${message}`, { cause: e });
     };
-    const handle = await call<Buffer>((cb) => sftp.open(temp, 'wx', { mode: this.options.mode ?? 0o644 }, cb)).catch(
-      io(`create ${temp}`),
-    );
+    const handle = await call<Buffer>((cb) =>
+      sftp.open(temp, 'wx', { mode: this.options.mode ?? 0o644 }, cb),
+    ).catch(io(`create ${temp}`));
     try {
       try {
         const data = Buffer.from(content, 'utf8');
@@ -193,7 +197,9 @@ export class SftpListFile implements ListFileTransport {
           'the SFTP server lacks posix-rename@openssh.com: the list cannot be replaced atomically',
         );
       }
-      await call<void>((cb) => sftp.ext_openssh_rename(temp, this.path, cb)).catch(io(`rename to ${this.path}`));
+      await call<void>((cb) => sftp.ext_openssh_rename(temp, this.path, cb)).catch(
+        io(`rename to ${this.path}`),
+      );
     } catch (e) {
       await call<void>((cb) => sftp.unlink(temp, cb)).catch(() => undefined);
       throw e;

@@ -7,7 +7,7 @@
  * that were read may be on the one that was not, and forgetting it would make the next push delete
  * it from every LB, for good (it would no longer be listed anywhere to be discovered again).
  */
-import type { BackendSpec, ControllerCore } from '../heartbeat/controller-core.js';
+import type { BackendSpec, ProbeCore } from './probe-core.js';
 
 export interface ApplySummary {
   readonly added: readonly string[];
@@ -15,7 +15,7 @@ export interface ApplySummary {
 }
 
 export function applyDiscovery(
-  core: ControllerCore,
+  core: ProbeCore,
   backends: readonly BackendSpec[],
   opts: { readonly complete: boolean } = { complete: true },
 ): ApplySummary {

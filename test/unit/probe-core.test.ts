@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ControllerCore, type UdpAddress } from '../../src/heartbeat/controller-core.js';
+import { ProbeCore, type UdpAddress } from '../../src/probe/probe-core.js';
 import { DROP_REASONS, decodeDatagram, encodeMessage, type DropReason } from '../../src/heartbeat/codec.js';
 import { deriveBackendKey, heartbeatKey } from '../../src/heartbeat/keys.js';
 import { AGENT_SENDS, type ProbeMessage } from '../../src/heartbeat/messages.js';
@@ -10,11 +10,11 @@ const MASTER = Buffer.alloc(32, 0x44);
 const AGENT: UdpAddress = { address: '127.0.3.50', port: 4000 };
 
 /** A core on a manual clock, recording what it sends. */
-function makeCore(opts: Partial<ConstructorParameters<typeof ControllerCore>[0]> = {}) {
+function makeCore(opts: Partial<ConstructorParameters<typeof ProbeCore>[0]> = {}) {
   let mono = 1000;
   const wall0 = 1_700_000_000_000;
   const sent: { buf: Buffer; to: UdpAddress }[] = [];
-  const core = new ControllerCore(
+  const core = new ProbeCore(
     {
       masterKeys: [MASTER],
       clock: { mono: () => mono, wall: () => wall0 + mono },

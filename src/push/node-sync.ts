@@ -12,7 +12,7 @@
  * - nothing is thrown to the caller: outcomes go to `onOutcome` and `status()`;
  * - `force` (a reconcile) survives coalescing: a newer state submitted without it still reads the LB.
  */
-import { backoffDelayMs, type BackoffPolicy } from '../metrics/backoff.js';
+import { backoffDelayMs, type BackoffPolicy } from '../util/backoff.js';
 
 /** What an applier reports; `ok: false` gets retried with backoff. */
 export type ApplyResult<R> =
@@ -116,7 +116,8 @@ export class NodeSync<T, R> {
     };
     if (this.closed) return { phase: 'closed', ...common };
     if (this.inFlight) return { phase: 'applying', since: this.inFlightSince, ...common };
-    if (this.nextRetryAt !== null) return { phase: 'waiting_retry', nextRetryAt: this.nextRetryAt, ...common };
+    if (this.nextRetryAt !== null)
+      return { phase: 'waiting_retry', nextRetryAt: this.nextRetryAt, ...common };
     return { phase: 'idle', ...common };
   }
 

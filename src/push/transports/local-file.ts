@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, isAbsolute } from 'node:path';
-import { ListTransportError, tempNameFor, type ListFileTransport } from './list-transport.js';
+import { ListTransportError, tempNameFor, type ListFileTransport } from './transport.js';
 
 export interface LocalListFileOptions {
   /** Absolute path of Kamailio's `list_file`. */

@@ -12,13 +12,21 @@
  * - attrs: every other attribute (duid, or anything an operator added such as socket= or weight=),
  *   compared as key=value pairs; the file we write carries exactly `duid=…;rweight=…`.
  */
-import { destinationAttrs, destinationKey, type Destination, type DestinationState } from './dispatcher-list.js';
-import { parseAttrsBody, type DispatcherTarget } from './dispatcher-list-reply.js';
+import {
+  destinationAttrs,
+  destinationKey,
+  type Destination,
+  type DestinationState,
+} from '../kamailio/dispatcher-list.js';
+import { parseAttrsBody, type DispatcherTarget } from '../kamailio/dispatcher-list-reply.js';
 
 export type FieldChange =
   | {
       readonly field: 'state';
-      readonly from: { readonly state: DispatcherTarget['state']; readonly probing: DispatcherTarget['probing'] };
+      readonly from: {
+        readonly state: DispatcherTarget['state'];
+        readonly probing: DispatcherTarget['probing'];
+      };
       readonly to: DestinationState;
     }
   | { readonly field: 'rweight'; readonly from: number | null; readonly to: number }
@@ -53,7 +61,11 @@ function otherAttrs(attrs: Readonly<Record<string, string>>): string {
 export function compareDestination(desired: Destination, actual: DispatcherTarget): FieldChange[] {
   const changes: FieldChange[] = [];
   if (actual.state !== desired.state || actual.probing !== 'none') {
-    changes.push({ field: 'state', from: { state: actual.state, probing: actual.probing }, to: desired.state });
+    changes.push({
+      field: 'state',
+      from: { state: actual.state, probing: actual.probing },
+      to: desired.state,
+    });
   }
   if (actual.rweight !== desired.rweight) {
     changes.push({ field: 'rweight', from: actual.rweight, to: desired.rweight });

@@ -1,8 +1,8 @@
 /** Maps the controller's validated config to heartbeat endpoint options (one place, so defaults live in the schema only). */
 import type { ControllerConfig } from '../config/types.js';
-import type { ControllerEndpointOptions } from './controller-endpoint.js';
+import type { ProbeEndpointOptions } from './probe-endpoint.js';
 
-export function endpointOptionsFromConfig(cfg: ControllerConfig): ControllerEndpointOptions {
+export function endpointOptionsFromConfig(cfg: ControllerConfig): ProbeEndpointOptions {
   const hb = cfg.heartbeat;
   return {
     listen: hb.listen,

@@ -10,8 +10,8 @@
 import { createHash } from 'node:crypto';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
-import { silentLogger, type Logger } from '../util/logger.js';
-import { RemoteShell } from './remote-shell.js';
+import { silentLogger, type Logger } from './logger.js';
+import { RemoteShell } from '../metrics/remote-shell.js';
 
 export interface SshTarget {
   readonly host: string;
