@@ -19,7 +19,8 @@ export type ApiSchemaName =
   | 'backends'
   | 'lb-nodes'
   | 'drain-request'
-  | 'reload-response';
+  | 'reload-response'
+  | 'event';
 
 let ajv: Ajv2020 | undefined;
 

@@ -6,11 +6,12 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ControllerSnapshot } from '../controller/controller.js';
+import type { ControllerSnapshot } from '../controller/snapshot.js';
 import type { ReloadResult } from '../controller/reload.js';
 import type { Logger } from '../util/logger.js';
 import { authorize, type AuthSettings } from './auth.js';
 import { parseBody, readBody } from './body.js';
+import { historyParam, streamEvents, type EventSource } from './event-stream.js';
 import { matchRoute, type RouteName } from './router.js';
 import { backendJson, backendsJson, lbNodesJson, readyJson } from './views.js';
 
@@ -22,6 +23,8 @@ export interface ApiDeps {
   drain(id: string, on: boolean, reason: string | null): boolean;
   reload(): Promise<ReloadResult>;
   metrics(): Promise<{ readonly contentType: string; readonly text: string }>;
+  /** The controller's events (GET /api/v1/events). */
+  readonly events: EventSource;
   readonly logger: Logger;
 }
 
@@ -37,6 +40,8 @@ interface Answer {
   readonly headers?: Readonly<Record<string, string | readonly string[]>>;
   /** Already JSON or text (metrics). */
   readonly raw?: { readonly contentType: string; readonly text: string };
+  /** Not one answer but the event stream, from now on (and first the kept events when `history`). */
+  readonly events?: { readonly history: boolean };
 }
 
 const json = (status: number, body: unknown, headers?: Answer['headers']): Answer => ({
@@ -116,7 +121,8 @@ export class ApiServer {
       );
       answer = error(500, 'internal error (logged by the controller)');
     }
-    this.send(res, answer);
+    if (answer.events) streamEvents(res, this.deps.events, answer.events.history);
+    else this.send(res, answer);
   }
 
   private send(res: ServerResponse, a: Answer): void {
@@ -168,6 +174,10 @@ export class ApiServer {
         return json(200, backendsJson(d.snapshot()));
       case 'lb_nodes':
         return json(200, lbNodesJson(d.snapshot()));
+      case 'events': {
+        const q = historyParam(req.url ?? '');
+        return q.ok ? { status: 200, body: null, events: { history: q.history } } : error(400, q.error);
+      }
       case 'backend':
         return this.oneBackend(id ?? '');
       case 'drain':

@@ -2,7 +2,7 @@
  * The API's JSON, built from one controller snapshot by pure functions: the route handlers only pick
  * which one to call. Shapes are those of schemas/api/*.schema.json (the tests hold them to it).
  */
-import type { ControllerSnapshot, NodeSnapshot } from '../controller/controller.js';
+import type { ControllerSnapshot, NodeSnapshot } from '../controller/snapshot.js';
 import type { BackendView } from '../probe/probe-core.js';
 import type { BackendScore, SetResult } from '../scoring/index.js';
 

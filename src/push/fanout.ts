@@ -41,6 +41,11 @@ export class NodeSyncFanout<T, R> {
     return s !== undefined;
   }
 
+  /** One node's status; undefined when no node has that name. */
+  statusOf(node: string): NodeSyncStatus<R> | undefined {
+    return this.syncs.get(node)?.status();
+  }
+
   status(): NodeSyncStatus<R>[] {
     return [...this.syncs.values()].map((s) => s.status());
   }

@@ -11,6 +11,7 @@ import {
   admissionPipeName,
   pipeLimitChanges,
   readPipeLimits,
+  setIdOfPipe,
   setPipeLimit,
   type LimitCps,
 } from '../kamailio/admission.js';
@@ -24,16 +25,27 @@ import { SftpListFile } from './transports/sftp.js';
 
 export interface NodeDesired {
   readonly destinations: readonly Destination[];
-  /** Limit on new calls/s per dispatcher set at this node; empty when admission control is off. */
-  readonly admission: ReadonlyMap<number, LimitCps>;
+  readonly admission: AdmissionDesired;
 }
+
+/** What the controller wants of a node's admission limiters. */
+export type AdmissionDesired =
+  /** Limit on new calls/s per dispatcher set at this node; sets not listed are left alone. */
+  | { readonly kind: 'limits'; readonly limits: ReadonlyMap<number, LimitCps> }
+  /**
+   * Admission control is off: no limit on these sets. A limit an earlier config (or run) set is
+   * lifted, or the LB would go on refusing calls that nothing asks it to refuse any more.
+   */
+  | { readonly kind: 'off'; readonly sets: readonly number[] };
 
 export type AdmissionOutcome =
   | { readonly kind: 'off' }
   | { readonly kind: 'in_sync' }
-  | { readonly kind: 'applied'; readonly pipes: readonly { pipe: string; limitCps: LimitCps }[] }
-  /** The LB has no such pipe: its config does not enable SIPWEIGH_ADMISSION_CONTROL (lb.cfg: SW_ADMISSION). */
-  | { readonly kind: 'missing'; readonly pipes: readonly string[] }
+  | { readonly kind: 'applied'; readonly limits: readonly { set: number; limitCps: LimitCps }[] }
+  /** Admission is off and the LB still held limits: lifted. */
+  | { readonly kind: 'cleared'; readonly sets: readonly number[] }
+  /** The LB has no such limiter: its config does not enable SIPWEIGH_ADMISSION_CONTROL (lb.cfg: SW_ADMISSION). */
+  | { readonly kind: 'missing'; readonly sets: readonly number[] }
   | { readonly kind: 'failed'; readonly reason: string };
 
 export interface NodeOutcome {
@@ -78,6 +90,8 @@ export class NodeLink {
   /** The desired list of the last successful push (to tell drift from a change of our own). */
   private lastGoodList: string | null = null;
   private pushed: ReadonlyMap<string, number> | null = null;
+  /** The sets whose limits were last seen lifted while admission is off (no need to read again). */
+  private offConfirmed: string | null = null;
 
   /** `managedSets`: the sets in the controller's config; a list with others is never rewritten. */
   constructor(
@@ -107,12 +121,12 @@ export class NodeLink {
     return this.pusher.describe();
   }
 
-  /** `force`: read the LB even if nothing changed since the last verified push (reconcile, retries). */
   /** Weight (0 = inactive) of each backend id as this node holds it since the last good push; null before. */
   get pushedWeights(): ReadonlyMap<string, number> | null {
     return this.pushed;
   }
 
+  /** `force`: read the LB even if nothing changed since the last verified push (reconcile, retries). */
   async apply(desired: NodeDesired, force: boolean): Promise<ApplyResult<NodeOutcome>> {
     const list = JSON.stringify(desired.destinations);
     const push = await this.pusher.push(desired.destinations, { force });
@@ -129,25 +143,55 @@ export class NodeLink {
     this.pushed = new Map(
       desired.destinations.map((d) => [d.duid, d.state === 'active' ? d.rweight : 0] as const),
     );
-    const admission = await this.applyAdmission(desired.admission);
+    const admission = await this.applyAdmission(desired.admission, force);
     const result: NodeOutcome = { push, admission, driftRepaired };
     if (admission.kind === 'failed') return { ok: false, result, reason: `admission: ${admission.reason}` };
     return { ok: true, result };
   }
 
-  private async applyAdmission(limits: ReadonlyMap<number, LimitCps>): Promise<AdmissionOutcome> {
-    if (limits.size === 0) return { kind: 'off' };
+  private async applyAdmission(desired: AdmissionDesired, force: boolean): Promise<AdmissionOutcome> {
+    if (desired.kind === 'off') return this.liftLimits(desired.sets, force);
+    this.offConfirmed = null;
+    const limits = desired.limits;
+    if (limits.size === 0) return { kind: 'in_sync' };
     try {
-      const desired = new Map([...limits].map(([set, limit]) => [admissionPipeName(set), limit] as const));
-      const plan = pipeLimitChanges(desired, await readPipeLimits(this.rpc));
-      if (plan.missing.length > 0) return { kind: 'missing', pipes: plan.missing };
+      const wanted = new Map([...limits].map(([set, limit]) => [admissionPipeName(set), limit] as const));
+      const plan = pipeLimitChanges(wanted, await readPipeLimits(this.rpc));
+      if (plan.missing.length > 0) return { kind: 'missing', sets: plan.missing.map(setOf) };
       for (const c of plan.changes) await setPipeLimit(this.rpc, c.pipe, c.limitCps);
       if (plan.changes.length === 0) return { kind: 'in_sync' };
-      return { kind: 'applied', pipes: plan.changes.map((c) => ({ pipe: c.pipe, limitCps: c.limitCps })) };
+      return {
+        kind: 'applied',
+        limits: plan.changes.map((c) => ({ set: setOf(c.pipe), limitCps: c.limitCps })),
+      };
     } catch (e) {
       // No htable RPC at all: the same as limiters missing, a config matter rather than a failure to retry.
       if (e instanceof RpcMethodError && /not found/i.test(e.rpcMessage)) {
-        return { kind: 'missing', pipes: [...limits.keys()].map(admissionPipeName) };
+        return { kind: 'missing', sets: [...limits.keys()] };
+      }
+      return { kind: 'failed', reason: (e as Error).message };
+    }
+  }
+
+  /**
+   * Admission off: every limiter of `sets` the LB has is set to no limit. Read once per switch to
+   * off (and on a forced apply: a reconcile, a retry), not every cycle: only the controller sets them.
+   */
+  private async liftLimits(sets: readonly number[], force: boolean): Promise<AdmissionOutcome> {
+    const key = JSON.stringify(sets);
+    if (this.offConfirmed === key && !force) return { kind: 'off' };
+    try {
+      const wanted = new Map(sets.map((set) => [admissionPipeName(set), null] as const));
+      // A set without a limiter is one the LB does no admission for: nothing to lift there.
+      const plan = pipeLimitChanges(wanted, await readPipeLimits(this.rpc));
+      for (const c of plan.changes) await setPipeLimit(this.rpc, c.pipe, null);
+      this.offConfirmed = key;
+      if (plan.changes.length === 0) return { kind: 'off' };
+      return { kind: 'cleared', sets: plan.changes.map((c) => setOf(c.pipe)) };
+    } catch (e) {
+      if (e instanceof RpcMethodError && /not found/i.test(e.rpcMessage)) {
+        this.offConfirmed = key;
+        return { kind: 'off' };
       }
       return { kind: 'failed', reason: (e as Error).message };
     }
@@ -158,3 +202,6 @@ export class NodeLink {
     this.rpc.close();
   }
 }
+
+/** The set of a limiter this module named itself. */
+const setOf = (pipe: string): number => setIdOfPipe(pipe) ?? -1;

@@ -8,7 +8,8 @@
  * Not to be confused with src/metrics/, the agent's collection of its host's load.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ControllerSnapshot, NodeApplyRecord } from '../controller/controller.js';
+import type { ControllerSnapshot } from '../controller/snapshot.js';
+import type { StampedEvent } from '../controller/events.js';
 import { DROP_REASONS } from '../heartbeat/codec.js';
 import type { ProbeCounters } from '../probe/probe-core.js';
 import { SIGNAL_NAMES } from '../scoring/index.js';
@@ -76,11 +77,14 @@ export class ControllerTelemetry {
     this.source = source;
   }
 
-  observeApply(node: string, rec: NodeApplyRecord): void {
-    this.pushes.inc({ node, outcome: rec.outcome });
-    this.pushSeconds.observe({ node, outcome: rec.outcome }, Math.max(0, rec.durationMs) / 1000);
-    if (rec.outcome === 'failed' || rec.error !== null) this.pushErrors.inc({ node });
-    if (rec.driftRepaired) this.driftRepairs.inc({ node });
+  /** Fed by the controller's events (EventBus.subscribe): pushes, their latency, errors, drift. */
+  observe(e: StampedEvent): void {
+    if (e.type !== 'node_push') return;
+    const { node, outcome } = e;
+    this.pushes.inc({ node, outcome });
+    this.pushSeconds.observe({ node, outcome }, Math.max(0, e.ms) / 1000);
+    if (outcome === 'failed' || e.error !== null) this.pushErrors.inc({ node });
+    if (e.drift_repaired) this.driftRepairs.inc({ node });
   }
 
   observeReload(applied: boolean): void {

@@ -2,7 +2,7 @@
  * The controller's HTTP API on a real lab (127.14.x.x): LB, two backends with agents, the
  * controller started by the lab with its API. Every endpoint, its answer checked against
  * schemas/api/; bad bodies (400), missing and wrong tokens (401), unknown paths (404), wrong
- * methods (405); drain and undrain through the CLI as the LB itself lists them.
+ * methods (405); drain and undrain through the CLI as the LB itself lists them; the event stream.
  */
 import { expect } from 'chai';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,8 @@ import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
+import { followEvents } from '../../src/api/event-client.js';
+import type { StampedEvent } from '../../src/controller/events.js';
 import { fetchEffectiveWeights } from '../../src/kamailio/fetch-dispatcher-list.js';
 import type { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import { sipweigh } from '../support/cli.js';
@@ -185,6 +187,55 @@ describe('controller HTTP API (real lab on 127.14.x.x)', function () {
     expect((await http('GET', `${api()}/healthz`)).status).to.equal(200);
   });
 
+  it('GET /api/v1/events streams NDJSON: the history, then a drain as it happens, every line per the schema', async function () {
+    const seen: StampedEvent[] = [];
+    const bad: string[] = [];
+    const f = followEvents({ url: api(), token: null, history: true, onBadLine: (l) => bad.push(l) }, (e) =>
+      seen.push(e),
+    );
+    try {
+      await f.ready;
+      // The history: the start, the first push and the first weights, before this test connected.
+      await eventually(
+        () =>
+          ['controller_started', 'node_push', 'weights_changed'].every((t) => seen.some((e) => e.type === t)),
+        'the kept events replayed',
+        10000,
+      );
+      const from = seen.length;
+      const d = await http('POST', `${api()}/api/v1/backends/be1/drain`, { token: t!.token });
+      expect(d.status).to.equal(200);
+      const be1Weight = (e: StampedEvent) =>
+        e.type === 'weights_changed' ? e.backends.find((b) => b.id === 'be1')?.weight : undefined;
+      await eventually(
+        () => {
+          const live = seen.slice(from);
+          return (
+            live.some((e) => e.type === 'backend_drained' && e.backend === 'be1' && e.drained) &&
+            live.some((e) => be1Weight(e) === 0) &&
+            live.some((e) => e.type === 'node_push' && e.outcome === 'applied' && e.node === 'lb1')
+          );
+        },
+        'the drain, be1 at weight 0 and the push, as events',
+        30000,
+      );
+      await http('POST', `${api()}/api/v1/backends/be1/undrain`, { token: t!.token });
+      await eventually(
+        () => seen.slice(from).some((e) => (be1Weight(e) ?? 0) > 0),
+        'be1 back in the weights',
+        60000,
+      );
+    } finally {
+      f.close();
+    }
+    expect(bad).to.deep.equal([]);
+    for (const e of seen) expectSchema('event', e);
+    expect(seen.every((e, i) => i === 0 || e.time >= seen[i - 1]!.time)).to.equal(true);
+    const wrong = await http('GET', `${api()}/api/v1/events?history=maybe`);
+    expect(wrong.status).to.equal(400);
+    expectSchema('error', wrong.json);
+  });
+
   it('POST drain / undrain with the token: 200 with the backend, 404 for an unknown one', async function () {
     const d = await http('POST', `${api()}/api/v1/backends/be2/drain`, {
       token: t!.token,
@@ -283,6 +334,12 @@ describe('controller HTTP API (real lab on 127.14.x.x)', function () {
         );
         expect((await http('GET', `${api()}${path}`, { token: t!.token })).status, path).to.equal(200);
       }
+      // The event stream is a read like the others.
+      const stream = await http('GET', `${api()}/api/v1/events`);
+      expect(stream.status).to.equal(401);
+      const follower = followEvents({ url: api(), token: t!.token }, () => undefined);
+      await follower.ready;
+      follower.close();
       // The probes stay open: a load balancer or systemd checking health has no token.
       expect((await http('GET', `${api()}/healthz`)).status).to.equal(200);
       expect((await http('GET', `${api()}/readyz`)).status).to.equal(200);

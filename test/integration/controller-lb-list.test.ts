@@ -267,4 +267,39 @@ describe('integration: the controller and the destinations an LB lists', functio
       ]);
     });
   });
+
+  describe('an LB up at start-up whose list has a set not in the config', function () {
+    let lb: TestLb;
+    const heartbeatIp = '127.13.0.6';
+
+    before(async function () {
+      lb = testLb(h.group, 'lb-e', '127.13.0.50', []);
+      writeFileSync(
+        lb.listFile,
+        '1 sip:127.13.0.51:5060 0 0 duid=be1;rweight=50\n7 sip:127.13.0.57:5060 0 0 duid=other;rweight=100\n',
+      );
+      await lb.start();
+    });
+    after(() => lb?.rpc.client.close());
+
+    it('is blocked, and the controller is not ready while it is (what /readyz says)', async function () {
+      const be1 = await fakeAgent('be1', '127.13.1.51', heartbeatIp);
+      agents.push(be1);
+      controller = await Controller.start(
+        controllerConfig(h.group.runDir, heartbeatIp, lb, [
+          { id: 1, backends: [{ id: 'be1', uri: 'sip:127.13.0.51:5060', agent: be1.address }] },
+        ]),
+        { logger: silentLogger },
+      );
+      // Discovery read the LB at start-up: it was read, and found blocked.
+      expect(controller.nodeStatus()[0]?.blocked).to.match(/sets not in this config \(7\)/);
+      expect(controller.notReadyReasons()).to.deep.equal([
+        `LB node lb-e is not pushed to: ${controller.nodeStatus()[0]?.blocked}`,
+      ]);
+      expect(await listedLines(lb.rpc)).to.deep.equal([
+        '1 sip:127.13.0.51:5060 active 50',
+        '7 sip:127.13.0.57:5060 active 100',
+      ]);
+    });
+  });
 });

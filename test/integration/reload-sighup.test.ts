@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
+import { admissionPipeName, readPipeLimits } from '../../src/kamailio/admission.js';
 import { formatDispatcherList } from '../../src/kamailio/dispatcher-list.js';
 import { fetchDispatcherList, fetchEffectiveWeights } from '../../src/kamailio/fetch-dispatcher-list.js';
 import type { KamailioRpcClient } from '../../src/kamailio/rpc.js';
@@ -226,6 +227,23 @@ describe('live reload: SIGHUP and POST /api/v1/reload (real lab on 127.15.x.x)',
     );
     expect(await lbIds()).to.deep.equal(['be2', 'be3']);
     expect(await apiIds()).to.deep.equal(['be2', 'be3']);
+  });
+
+  it('admission switched off by a reload: the limit the controller set at the LB is lifted; on again: set again', async function () {
+    const limit = async () => (await readPipeLimits(rpc!)).get(admissionPipeName(1))?.limitCps;
+    await eventually(async () => typeof (await limit()) === 'number', 'a limit set at the LB', 30000);
+    const running = readFileSync(file, 'utf8');
+    const off = parse(running) as ControllerYaml;
+    off.admission = { enabled: false };
+    expect((await sighup(stringify(off))).msg).to.equal('config reloaded');
+    // T_1 = 0 at the LB: no limit, every call admitted again.
+    await eventually(async () => (await limit()) === null, 'the limit lifted at the LB (T_1 = 0)', 30000);
+    const status = (await http('GET', `${t!.base}/api/v1/status`)).json as {
+      sets: { admission_limit_cps: number | null }[];
+    };
+    expect(status.sets[0]?.admission_limit_cps).to.equal(null);
+    expect((await sighup(running)).msg).to.equal('config reloaded');
+    await eventually(async () => typeof (await limit()) === 'number', 'the limit set again', 30000);
   });
 
   it('the whole log (start, reloads good and bad, a failing RPC) holds no secret', async function () {

@@ -5,6 +5,7 @@
 import { ApiServer } from '../../api/server.js';
 import type { ApiConfig, ControllerConfig } from '../../config/types.js';
 import { Controller } from '../../controller/controller.js';
+import { EventBus } from '../../controller/events.js';
 import { ConfigReloader, type ReloadResult } from '../../controller/reload.js';
 import { ControllerTelemetry } from '../../telemetry/metrics.js';
 import { addLogSecrets, scrubSecrets } from '../../util/logger.js';
@@ -36,12 +37,11 @@ export async function runControllerDaemon(
   };
   process.on('SIGHUP', onHup);
   const telemetry = new ControllerTelemetry();
+  const events = new EventBus();
+  events.subscribe((e) => telemetry.observe(e));
   let controller: Controller;
   try {
-    controller = await Controller.start(config, {
-      logger,
-      onNodeApply: (node, rec) => telemetry.observeApply(node, rec),
-    });
+    controller = await Controller.start(config, { logger, events });
   } catch (e) {
     process.off('SIGHUP', onHup);
     throw new CliError(`controller could not start: ${scrubSecrets((e as Error).message)}`, EXIT.failure);
@@ -81,6 +81,7 @@ export async function runControllerDaemon(
           },
           reload: () => reload('api'),
           metrics: () => telemetry.text(),
+          events,
         },
       );
     } catch (e) {

@@ -1,0 +1,127 @@
+/**
+ * The controller's log: one line per event, the readable words in one place. Pure mapping
+ * (`logLineOf`), and the subscriber that writes it. The log is for people; programs read the events.
+ */
+import type { Logger } from '../util/logger.js';
+import type { ControllerEvent, EventBus } from './events.js';
+
+export interface LogLine {
+  readonly level: 'debug' | 'info' | 'warn' | 'error';
+  readonly fields: object;
+  readonly msg: string;
+}
+
+const line = (level: LogLine['level'], fields: object, msg: string): LogLine => ({ level, fields, msg });
+
+/** The log line of an event (null: not logged, e.g. a read that found the LB in sync). */
+export function logLineOf(e: ControllerEvent): LogLine | null {
+  switch (e.type) {
+    case 'controller_started':
+      return line(
+        'info',
+        { heartbeat: e.heartbeat, lb_nodes: e.lb_nodes, backends: e.backends, admission: e.admission },
+        'controller started',
+      );
+    case 'controller_stopped':
+      return line('info', {}, 'controller stopped; the LB keeps its last weights');
+    case 'weights_changed':
+      return line(
+        'info',
+        { set: e.set, mode: e.mode, pool_cps: e.pool_cps, backends: e.backends },
+        'weights',
+      );
+    case 'backend_health':
+      return line('info', { backend: e.backend, set: e.set, from: e.from, to: e.to }, 'backend health');
+    case 'backend_registered':
+      return line('info', { backend: e.backend, set: e.set, uri: e.uri }, 'backend registered itself');
+    case 'backend_forgotten':
+      return line('info', { backend: e.backend }, 'self-registered backend forgotten after silence');
+    case 'backend_drained':
+      return line(
+        'info',
+        { backend: e.backend, ...(e.reason !== null ? { reason: e.reason } : {}) },
+        e.drained ? 'backend drained by operator' : 'backend undrained by operator',
+      );
+    case 'sample_rejected':
+      return line('warn', { backend: e.backend, reason: e.reason }, 'sample rejected by scorer');
+    case 'set_waiting':
+      return line('info', { set: e.set }, 'waiting for the first reports of the set');
+    case 'panic_started':
+      return line(
+        'error',
+        { set: e.set, healthy: e.healthy, counted: e.counted, threshold: e.threshold },
+        'PANIC: most of the set looks down at once; suspecting the observer, keeping the last weights',
+      );
+    case 'panic_ended':
+      return line('warn', { set: e.set }, 'panic over: the set is scored again');
+    case 'discovery':
+      return line('info', { added: e.added, removed: e.removed }, 'discovery');
+    case 'discovery_problem':
+      return line('warn', { node: e.node, kind: e.kind, detail: e.detail }, 'discovery');
+    case 'lb_list_unreadable':
+      return line('warn', { node: e.node, err: e.error }, 'cannot read the LB dispatcher list');
+    case 'node_blocked':
+      return line('error', { node: e.node, sets: e.sets }, `not pushing to ${e.node}: ${e.reason}`);
+    case 'node_unblocked':
+      return line('info', { node: e.node }, 'LB node unblocked');
+    case 'node_push':
+      return pushLine(e);
+    case 'node_reachable':
+      return line('info', { node: e.node }, e.again ? 'LB node reachable again, in sync' : 'LB node in sync');
+    case 'node_unreachable':
+      return line(
+        'warn',
+        { node: e.node, reason: e.error },
+        'LB node unreachable; it keeps its last weights',
+      );
+    case 'admission_applied':
+      return line('info', { node: e.node, limits: e.limits }, 'admission limits set');
+    case 'admission_cleared':
+      return line('info', { node: e.node, sets: e.sets }, 'admission off: limits lifted at the LB');
+    case 'admission_missing':
+      return line(
+        'warn',
+        { node: e.node, sets: e.sets },
+        'admission limiters missing: the LB config lacks SIPWEIGH_ADMISSION_CONTROL',
+      );
+    case 'admission_failed':
+      return line('warn', { node: e.node, reason: e.error }, 'admission limit not set');
+    case 'cycle_failed':
+      return e.stage === 'scoring'
+        ? line('error', { err: e.error }, 'scoring failed; weights left as they are')
+        : line('error', { err: e.error }, 'cycle failed; the LB keeps its last weights');
+    case 'status_file_error':
+      return line('warn', { file: e.file, err: e.error }, 'cannot write the status file');
+  }
+}
+
+function pushLine(e: Extract<ControllerEvent, { type: 'node_push' }>): LogLine | null {
+  if (e.outcome === 'applied') {
+    return line(
+      'info',
+      { node: e.node, ...(e.drift_repaired ? { drift_repaired: true } : {}), changes: e.changes, ms: e.ms },
+      'dispatcher list pushed and verified',
+    );
+  }
+  if (e.outcome === 'in_sync') return null;
+  if (e.stage === 'apply') {
+    return line(
+      'warn',
+      { node: e.node, reason: e.error ?? '', failures: e.failures },
+      'LB node apply failed',
+    );
+  }
+  return line(
+    'warn',
+    { node: e.node, stage: e.stage, reason: e.error, failures: e.failures },
+    'push failed; the LB keeps its last good weights',
+  );
+}
+
+/** Writes every event of `bus` to `logger`; returns the unsubscribe function. */
+export function logEvents(bus: EventBus, logger: Logger): () => void {
+  return bus.subscribe((e) => {
+    const l = logLineOf(e);
+    if (l) logger[l.level](l.fields, l.msg);
+  });
+}

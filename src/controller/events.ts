@@ -1,0 +1,165 @@
+/**
+ * What the controller tells the world, typed: the log (event-log.ts), /metrics (telemetry/), the
+ * API's event stream and through it the demo and the benches all subscribe here. Nobody parses a
+ * log line: a consumer that needs a fact reads it from an event. Field names are snake_case where
+ * they reach the wire (GET /api/v1/events, schemas/api/event.schema.json).
+ */
+import type { LimitCps } from '../kamailio/admission.js';
+
+export interface BackendWeight {
+  readonly id: string;
+  readonly weight: number;
+  readonly phase: string;
+  readonly factor: number;
+  readonly pressure: number | null;
+  readonly dominant: string | null;
+}
+
+/** How an apply to an LB node ended, as the API and /metrics report it. */
+export type PushOutcomeKind = 'applied' | 'in_sync' | 'failed';
+
+export type ControllerEvent =
+  | {
+      readonly type: 'controller_started';
+      readonly heartbeat: { readonly address: string; readonly port: number };
+      readonly lb_nodes: readonly string[];
+      readonly backends: number;
+      readonly admission: boolean;
+    }
+  | { readonly type: 'controller_stopped' }
+  /** A set's weights changed (emitted only on change), with what drove them. */
+  | {
+      readonly type: 'weights_changed';
+      readonly set: number;
+      readonly mode: 'scored' | 'panic';
+      readonly pool_cps: number | null;
+      readonly backends: readonly BackendWeight[];
+    }
+  | {
+      readonly type: 'backend_health';
+      readonly backend: string;
+      readonly set: number;
+      readonly from: string;
+      readonly to: string;
+    }
+  | {
+      readonly type: 'backend_registered';
+      readonly backend: string;
+      readonly set: number;
+      readonly uri: string;
+    }
+  | { readonly type: 'backend_forgotten'; readonly backend: string }
+  | {
+      readonly type: 'backend_drained';
+      readonly backend: string;
+      readonly drained: boolean;
+      readonly reason: string | null;
+    }
+  | { readonly type: 'sample_rejected'; readonly backend: string; readonly reason: string }
+  /** A set with nothing heard yet: start-up, not a partition. */
+  | { readonly type: 'set_waiting'; readonly set: number }
+  | {
+      readonly type: 'panic_started';
+      readonly set: number;
+      readonly healthy: number;
+      readonly counted: number;
+      readonly threshold: number;
+    }
+  | { readonly type: 'panic_ended'; readonly set: number }
+  | { readonly type: 'discovery'; readonly added: readonly string[]; readonly removed: readonly string[] }
+  /** Something in an LB's list discovery could not take (a bad id or attribute, a conflict). */
+  | {
+      readonly type: 'discovery_problem';
+      readonly node: string;
+      readonly kind: string;
+      readonly detail: string;
+    }
+  | { readonly type: 'lb_list_unreadable'; readonly node: string; readonly error: string }
+  | {
+      readonly type: 'node_blocked';
+      readonly node: string;
+      readonly sets: readonly number[];
+      readonly reason: string;
+    }
+  | { readonly type: 'node_unblocked'; readonly node: string }
+  /** An apply that reached the LB (a verified push, a read that found it in sync) or failed. */
+  | {
+      readonly type: 'node_push';
+      readonly node: string;
+      readonly outcome: PushOutcomeKind;
+      readonly changes: number;
+      readonly ms: number;
+      readonly drift_repaired: boolean;
+      /** Where a failed apply stopped (read, write, reload, verify, admission, apply). */
+      readonly stage: string | null;
+      readonly error: string | null;
+      readonly failures: number;
+    }
+  /** The first success, or the first after failures. */
+  | { readonly type: 'node_reachable'; readonly node: string; readonly again: boolean }
+  /** The first failure after a success. */
+  | { readonly type: 'node_unreachable'; readonly node: string; readonly error: string }
+  | {
+      readonly type: 'admission_applied';
+      readonly node: string;
+      readonly limits: readonly { readonly set: number; readonly limitCps: LimitCps }[];
+    }
+  /** Admission control is off: limits the LB still held were lifted. */
+  | { readonly type: 'admission_cleared'; readonly node: string; readonly sets: readonly number[] }
+  /** The LB config lacks SIPWEIGH_ADMISSION_CONTROL for these sets. */
+  | { readonly type: 'admission_missing'; readonly node: string; readonly sets: readonly number[] }
+  | { readonly type: 'admission_failed'; readonly node: string; readonly error: string }
+  | { readonly type: 'cycle_failed'; readonly stage: 'scoring' | 'cycle'; readonly error: string }
+  | { readonly type: 'status_file_error'; readonly file: string; readonly error: string };
+
+export type ControllerEventType = ControllerEvent['type'];
+
+/** An event as subscribers receive it: stamped with the wall clock (epoch ms) when it was emitted. */
+export type StampedEvent = ControllerEvent & { readonly time: number };
+
+export type EventListener = (event: StampedEvent) => void;
+
+/** Events kept for late subscribers (GET /api/v1/events?history=1): the latest this many. */
+export const EVENT_HISTORY = 1000;
+
+/**
+ * A small synchronous emitter that also keeps the latest events, so a subscriber that arrives late
+ * (the demo, a bench) can start from what already happened. A listener that throws stops no one.
+ */
+export class EventBus {
+  private readonly listeners = new Set<EventListener>();
+  private readonly kept: StampedEvent[] = [];
+
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly keep: number = EVENT_HISTORY,
+  ) {}
+
+  /** The latest events, oldest first. */
+  history(): readonly StampedEvent[] {
+    return [...this.kept];
+  }
+
+  /** Returns the unsubscribe function. */
+  subscribe(listener: EventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  emit(event: ControllerEvent): void {
+    const stamped: StampedEvent = { ...event, time: this.now() };
+    this.kept.push(stamped);
+    if (this.kept.length > this.keep) this.kept.splice(0, this.kept.length - this.keep);
+    for (const l of this.listeners) {
+      try {
+        l(stamped);
+      } catch {
+        // A faulty subscriber (telemetry, a closed stream) must never stop the loop.
+      }
+    }
+  }
+
+  emitAll(events: readonly ControllerEvent[]): void {
+    for (const e of events) this.emit(e);
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * The event stream's contract, pure: one example of every controller event type (the map's type
+ * makes the compiler demand all of them) validates against schemas/api/event.schema.json, and what
+ * the schema refuses; the `?history=` query.
+ */
+import { expect } from 'chai';
+import { historyParam } from '../../src/api/event-stream.js';
+import { apiValidator } from '../../src/api/schemas.js';
+import type { ControllerEvent, ControllerEventType } from '../../src/controller/events.js';
+
+const EXAMPLES: { readonly [K in ControllerEventType]: Extract<ControllerEvent, { type: K }> } = {
+  controller_started: {
+    type: 'controller_started',
+    heartbeat: { address: '127.0.0.1', port: 5070 },
+    lb_nodes: ['lb1: http://127.0.0.10:5071/RPC'],
+    backends: 3,
+    admission: true,
+  },
+  controller_stopped: { type: 'controller_stopped' },
+  weights_changed: {
+    type: 'weights_changed',
+    set: 1,
+    mode: 'scored',
+    pool_cps: 350,
+    backends: [{ id: 'be1', weight: 14, phase: 'normal', factor: 1, pressure: 0.41, dominant: 'cpu_util' }],
+  },
+  backend_health: { type: 'backend_health', backend: 'be1', set: 1, from: 'up', to: 'suspect' },
+  backend_registered: { type: 'backend_registered', backend: 'be9', set: 1, uri: 'sip:10.0.0.9:5060' },
+  backend_forgotten: { type: 'backend_forgotten', backend: 'be9' },
+  backend_drained: { type: 'backend_drained', backend: 'be1', drained: true, reason: null },
+  sample_rejected: { type: 'sample_rejected', backend: 'be1', reason: 'capacity' },
+  set_waiting: { type: 'set_waiting', set: 1 },
+  panic_started: { type: 'panic_started', set: 1, healthy: 0, counted: 3, threshold: 0.5 },
+  panic_ended: { type: 'panic_ended', set: 1 },
+  discovery: { type: 'discovery', added: ['10.0.0.5:5060'], removed: [] },
+  discovery_problem: {
+    type: 'discovery_problem',
+    node: 'lb1',
+    kind: 'bad_attr',
+    detail: 'sip:x: sw_capacity',
+  },
+  lb_list_unreadable: { type: 'lb_list_unreadable', node: 'lb1', error: 'ECONNREFUSED' },
+  node_blocked: {
+    type: 'node_blocked',
+    node: 'lb1',
+    sets: [7],
+    reason: 'its dispatcher list has sets not in this config',
+  },
+  node_unblocked: { type: 'node_unblocked', node: 'lb1' },
+  node_push: {
+    type: 'node_push',
+    node: 'lb1',
+    outcome: 'applied',
+    changes: 2,
+    ms: 4.2,
+    drift_repaired: false,
+    stage: null,
+    error: null,
+    failures: 0,
+  },
+  node_reachable: { type: 'node_reachable', node: 'lb1', again: true },
+  node_unreachable: { type: 'node_unreachable', node: 'lb1', error: 'read: ECONNREFUSED' },
+  admission_applied: { type: 'admission_applied', node: 'lb1', limits: [{ set: 1, limitCps: 175 }] },
+  admission_cleared: { type: 'admission_cleared', node: 'lb1', sets: [1] },
+  admission_missing: { type: 'admission_missing', node: 'lb1', sets: [1] },
+  admission_failed: { type: 'admission_failed', node: 'lb1', error: 'timeout' },
+  cycle_failed: { type: 'cycle_failed', stage: 'scoring', error: 'bug' },
+  status_file_error: { type: 'status_file_error', file: '/run/x.json', error: 'EACCES' },
+};
+
+describe('API: the event stream contract', function () {
+  const validate = apiValidator('event');
+
+  for (const [type, example] of Object.entries(EXAMPLES)) {
+    it(`${type}: as streamed, matches the schema`, function () {
+      const line = JSON.parse(JSON.stringify({ ...example, time: 1_764_000_000_000 })) as unknown;
+      expect(validate(line), JSON.stringify(validate.errors)).to.equal(true);
+    });
+  }
+
+  it('refuses a line without time, an unknown type, or a field out of shape', function () {
+    expect(validate({ type: 'panic_ended', set: 1 })).to.equal(false);
+    expect(validate({ type: 'no_such_event', time: 1 })).to.equal(false);
+    expect(validate({ type: 'panic_ended', set: '1', time: 1 })).to.equal(false);
+  });
+
+  it('?history= is 0 or 1', function () {
+    expect(historyParam('/api/v1/events')).to.deep.equal({ ok: true, history: false });
+    expect(historyParam('/api/v1/events?history=1')).to.deep.equal({ ok: true, history: true });
+    expect(historyParam('/api/v1/events?history=yes')).to.deep.equal({
+      ok: false,
+      error: 'history: must be 0 or 1',
+    });
+  });
+});
