@@ -6,13 +6,17 @@
  *
  * Every second it prints, per backend: the weight the LB holds (read back from dispatcher.list: the
  * truth of where calls go), the INVITEs the backend received in that second and their share, and the
- * controller's pressure signal (from its log). At the end: calls per phase, the time from the kill
+ * controller's pressure signal (from its event stream, GET /api/v1/events). At the end: calls per phase, the time from the kill
  * to the backend's weight 0 at the LB, the final weights. Everything is stopped by PID at the end
  * (also on Ctrl-C or failure).
  */
-import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { followEvents, type EventFollower } from '../src/api/event-client.js';
+import { targetFromConfig } from '../src/cli/commands/api-client.js';
+import { logLineOf } from '../src/controller/event-log.js';
+import type { StampedEvent } from '../src/controller/events.js';
 import { fetchEffectiveWeights } from '../src/kamailio/fetch-dispatcher-list.js';
 import { KamailioRpcClient } from '../src/kamailio/rpc.js';
 import { killMember } from '../src/lab/lab-control.js';
@@ -121,7 +125,7 @@ class CounterDeltas {
   }
 }
 
-// ---- what the controller says: its JSON log ------------------------------------------------------
+// ---- what the controller says: its event stream (GET /api/v1/events) ------------------------------
 
 interface BackendScore {
   readonly weight: number;
@@ -131,7 +135,7 @@ interface BackendScore {
 }
 
 interface HealthChange {
-  /** Epoch ms of the log line. */
+  /** Epoch ms of the event. */
   readonly at: number;
   readonly backend: string;
   readonly from: string;
@@ -139,75 +143,64 @@ interface HealthChange {
 }
 
 /**
- * Follows controller.log (pino JSON lines): the latest score per backend (logged with each change of
- * the weights), health changes, admission limits, panics and verified pushes.
+ * Follows the lab controller's events through its API (found as `sipweigh status` finds it): the
+ * latest score per backend (told with each change of the weights), health changes, admission
+ * limits, panics and verified pushes.
  */
-class ControllerLog {
+class ControllerEvents {
   readonly scores = new Map<string, BackendScore>();
-  /** Epoch ms of the latest weights line; null until the controller first scored the set. */
+  /** Epoch ms of the latest weights; null until the controller first scored the set. */
   scoredAt: number | null = null;
   pushes = 0;
   /** The latest limit on new calls the controller set at the LB (admission control), calls/s. */
   admissionCps: number | null = null;
-  private offset = 0;
-  private partial = '';
+  private news: (HealthChange | string)[] = [];
+  private readonly follower: EventFollower;
 
-  constructor(private readonly file: string) {}
-
-  /** Reads what was appended since the last call; returns what to tell the operator of it. */
-  poll(): (HealthChange | string)[] {
-    let size: number;
-    try {
-      size = statSync(this.file).size;
-    } catch {
-      return []; // not written yet
-    }
-    if (size <= this.offset) return [];
-    const buf = Buffer.alloc(size - this.offset);
-    const fd = openSync(this.file, 'r');
-    try {
-      readSync(fd, buf, 0, buf.length, this.offset);
-    } finally {
-      closeSync(fd);
-    }
-    this.offset = size;
-    const lines = (this.partial + buf.toString('utf8')).split('\n');
-    this.partial = lines.pop() ?? '';
-    return lines.flatMap((l) => this.take(l));
+  private constructor(url: string, token: string | null) {
+    this.follower = followEvents({ url, token, history: true }, (e) => this.take(e));
   }
 
-  private take(line: string): (HealthChange | string)[] {
-    let o: Record<string, unknown>;
+  /** Connected to the controller's API of a running lab. */
+  static async open(controllerConfig: string): Promise<ControllerEvents> {
+    const target = targetFromConfig(controllerConfig);
+    const token = target.tokenFile === null ? null : readFileSync(target.tokenFile, 'utf8').trim();
+    const events = new ControllerEvents(target.url, token);
     try {
-      o = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      return []; // not a log record (a stray print): nothing to show
+      await events.follower.ready;
+    } catch (e) {
+      throw new Error(`cannot follow the controller's events at ${target.url}: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
-    const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-    const str = (v: unknown) => (typeof v === 'string' ? v : null);
-    if (o.msg === 'weights' && Array.isArray(o.backends)) {
-      this.scoredAt = num(o.time) ?? Date.now();
-      for (const b of o.backends as Record<string, unknown>[]) {
-        const id = str(b.id);
-        if (id === null) continue;
-        this.scores.set(id, {
-          weight: num(b.weight) ?? 0,
-          phase: str(b.phase) ?? '?',
-          pressure: num(b.pressure),
-          dominant: str(b.dominant),
-        });
-      }
-    } else if (o.msg === 'dispatcher list pushed and verified') {
+    return events;
+  }
+
+  /** What to tell the operator of what arrived since the last call. */
+  poll(): (HealthChange | string)[] {
+    const out = this.news;
+    this.news = [];
+    return out;
+  }
+
+  close(): void {
+    this.follower.close();
+  }
+
+  private take(e: StampedEvent): void {
+    if (e.type === 'weights_changed') {
+      this.scoredAt = e.time;
+      for (const b of e.backends) this.scores.set(b.id, b);
+    } else if (e.type === 'node_push' && e.outcome === 'applied') {
       this.pushes++;
-    } else if (o.msg === 'admission limits set' && Array.isArray(o.pipes)) {
-      // The lab's LB has one set, so one pipe.
-      this.admissionCps = num((o.pipes as Record<string, unknown>[])[0]?.limitCps) ?? this.admissionCps;
-    } else if (o.msg === 'backend health' && typeof o.backend === 'string') {
-      return [{ at: num(o.time) ?? Date.now(), backend: o.backend, from: String(o.from), to: String(o.to) }];
-    } else if (typeof o.msg === 'string' && o.msg.startsWith('PANIC')) {
-      return [o.msg];
+    } else if (e.type === 'admission_applied') {
+      // The lab's LB has one set, so one limit.
+      this.admissionCps = e.limits[0]?.limitCps ?? this.admissionCps;
+    } else if (e.type === 'backend_health') {
+      this.news.push({ at: e.time, backend: e.backend, from: e.from, to: e.to });
+    } else if (e.type === 'panic_started') {
+      this.news.push(logLineOf(e)?.msg ?? 'PANIC');
     }
-    return [];
   }
 }
 
@@ -306,12 +299,14 @@ const POOL_CPS = CAPACITIES.reduce((a, b) => a + b, 0);
 /** Everything the demo reads, opened on a running lab; `close()` ends the RPC connections. */
 class Probes {
   readonly lb: KamailioRpcClient;
-  readonly log: ControllerLog;
   private readonly backends: KamailioRpcClient[];
   private readonly sipSockets: SipEndpoint[];
   private readonly deltas = new CounterDeltas();
 
-  constructor(lab: RunningLab) {
+  constructor(
+    lab: RunningLab,
+    readonly told: ControllerEvents,
+  ) {
     const { plan } = lab.state;
     this.lb = new KamailioRpcClient({
       url: lab.state.lb_rpc_url,
@@ -322,9 +317,10 @@ class Probes {
       (b) => new KamailioRpcClient({ url: `http://${b.sip.address}:${b.rpcPort}/RPC` }),
     );
     this.sipSockets = plan.backends.map((b) => b.sip);
-    const logFile = lab.state.members.find((m) => m.role === 'controller')?.log;
-    if (!logFile) throw new Error('the lab started no controller');
-    this.log = new ControllerLog(logFile);
+  }
+
+  static async open(lab: RunningLab): Promise<Probes> {
+    return new Probes(lab, await ControllerEvents.open(lab.state.configs.controller));
   }
 
   /**
@@ -347,6 +343,7 @@ class Probes {
   }
 
   close(): void {
+    this.told.close();
     this.lb.close();
     this.backends.forEach((c) => c.close());
   }
@@ -372,7 +369,7 @@ interface PhaseRun {
 }
 
 interface KillResult {
-  /** Epoch ms of the SIGKILL (controller log times are epoch ms). */
+  /** Epoch ms of the SIGKILL (controller event times are epoch ms). */
   wall: number | null;
   /** SIGKILL to weight 0 at the LB; null if not seen within OUT_DEADLINE_MS. */
   outMs: number | null;
@@ -418,9 +415,9 @@ function printLegend(): void {
 }
 
 /** What the controller said since the last second: health changes, panics, a new admission limit. */
-function printControllerNews(log: ControllerLog, kill: KillResult): void {
-  const limitBefore = log.admissionCps;
-  for (const e of log.poll()) {
+function printControllerNews(told: ControllerEvents, kill: KillResult): void {
+  const limitBefore = told.admissionCps;
+  for (const e of told.poll()) {
     if (typeof e === 'string') say(`  >> controller: ${e}`);
     else
       say(
@@ -429,8 +426,10 @@ function printControllerNews(log: ControllerLog, kill: KillResult): void {
       );
   }
   // Several changes a second are possible: one line from where the second started to where it ended.
-  if (log.admissionCps !== limitBefore)
-    say(`  >> controller: admission limit at the LB ${limitBefore ?? 'none'} -> ${log.admissionCps} calls/s`);
+  if (told.admissionCps !== limitBefore)
+    say(
+      `  >> controller: admission limit at the LB ${limitBefore ?? 'none'} -> ${told.admissionCps} calls/s`,
+    );
 }
 
 function liveRow(
@@ -438,13 +437,13 @@ function liveRow(
   offeredCps: number,
   s: Second,
   runs: readonly PhaseRun[],
-  log: ControllerLog,
+  told: ControllerEvents,
 ): string {
   const sum = s.invites.reduce<number>((a, v) => a + (v ?? 0), 0);
   const calls = runs.map((r) => readSippStats(r.sipp.statsFile));
   const ok = calls.reduce((a, c) => a + c.successful, 0);
   const failed = calls.reduce((a, c) => a + c.failed, 0);
-  const stale = log.scoredAt === null || Date.now() - log.scoredAt >= STALE_MS;
+  const stale = told.scoredAt === null || Date.now() - told.scoredAt >= STALE_MS;
   return liveLine(
     [`${t}s`, `${offeredCps}/s`, s.lbInvites === null ? '?' : String(s.lbInvites), `${ok}/${failed}`],
     IDS.map((id, i) => {
@@ -453,7 +452,7 @@ function liveRow(
         String(s.weights?.get(id) ?? '?'),
         got === null ? 'down' : String(got),
         got === null ? '' : pct(got, sum),
-        pressureText(log.scores.get(id), stale),
+        pressureText(told.scores.get(id), stale),
       ];
     }),
   );
@@ -504,14 +503,14 @@ async function runLoad(lab: RunningLab, probes: Probes, kill: KillResult): Promi
       if (t > 0) {
         await sleep(Math.max(0, start + t * 1000 - performance.now()));
         const second = await probes.sample();
-        printControllerNews(probes.log, kill);
+        printControllerNews(probes.told, kill);
         const current = runs[runs.length - 1];
         if (current)
           IDS.forEach((_, i) => {
             current.invites[i]! += second.invites[i] ?? 0;
             current.drops[i]! += second.drops[i] ?? 0;
           });
-        say(liveRow(t, t <= loadSeconds ? (current?.phase.rate ?? 0) : 0, second, runs, probes.log));
+        say(liveRow(t, t <= loadSeconds ? (current?.phase.rate ?? 0) : 0, second, runs, probes.told));
       }
       const pi = phaseAt.get(t);
       const p = pi === undefined ? undefined : PHASES[pi];
@@ -533,7 +532,7 @@ function printSummary(
   stats: readonly SippStats[],
   kill: KillResult,
   final: Weights | null,
-  log: ControllerLog,
+  told: ControllerEvents,
 ): void {
   say('');
   say(
@@ -582,7 +581,7 @@ function printSummary(
     );
   say(`final weights at the LB: ${weightsText(final)}`);
   say(
-    `the controller pushed to the LB ${log.pushes} time${log.pushes === 1 ? '' : 's'}, ` +
+    `the controller pushed to the LB ${told.pushes} time${told.pushes === 1 ? '' : 's'}, ` +
       'each push verified by reading dispatcher.list back',
   );
 }
@@ -612,20 +611,20 @@ async function main(): Promise<number> {
       initialWeights: 'equal',
       dir: join(tmpdir(), 'sipweigh-demo'),
     });
-    probes = new Probes(lab);
+    probes = await Probes.open(lab);
     say(`the LB starts with a naive list, equal weights: ${weightsText(await readWeights(probes.lb))}`);
-    const { log } = probes;
+    const { told } = probes;
 
     // The controller trusts an agent after a few answers in a row, then scores the set.
     const scoreBy = performance.now() + FIRST_SCORE_DEADLINE_MS;
-    while (log.scoredAt === null && performance.now() < scoreBy) {
-      log.poll();
+    while (told.scoredAt === null && performance.now() < scoreBy) {
+      told.poll();
       await sleep(100);
     }
     say(
       `lab up in ${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
-        `${log.scoredAt !== null ? 'the controller scores the set' : 'the controller has not scored the set yet'}; ` +
-        (log.admissionCps === null ? '' : `admission limit at the LB ${log.admissionCps} calls/s; `) +
+        `${told.scoredAt !== null ? 'the controller scores the set' : 'the controller has not scored the set yet'}; ` +
+        (told.admissionCps === null ? '' : `admission limit at the LB ${told.admissionCps} calls/s; `) +
         `weights at the LB: ${weightsText(await readWeights(probes.lb))}`,
     );
     printLegend();
@@ -636,8 +635,8 @@ async function main(): Promise<number> {
     const stats: SippStats[] = [];
     for (const r of runs) stats.push((await r.sipp.done()).stats);
     const final = await readWeights(probes.lb);
-    log.poll();
-    printSummary(runs, stats, kill, final, log);
+    told.poll();
+    printSummary(runs, stats, kill, final, told);
     say(`demo run time ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     const everyPhaseRan = stats.length === PHASES.length && stats.every((s) => s.created > 0);
     return kill.outMs !== null && everyPhaseRan ? 0 : 1;

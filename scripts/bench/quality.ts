@@ -22,6 +22,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, loadavg, release } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { followEvents } from '../../src/api/event-client.js';
+import { targetFromConfig } from '../../src/cli/commands/api-client.js';
+import type { StampedEvent } from '../../src/controller/events.js';
 import { formatDispatcherList } from '../../src/kamailio/dispatcher-list.js';
 import { fetchEffectiveWeights } from '../../src/kamailio/fetch-dispatcher-list.js';
 import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
@@ -131,7 +134,7 @@ async function startPolicyLab(o: QualityOptions, policy: PolicyId, dir: string):
       writeFileSync(lab.state.dispatcher_list, formatDispatcherList(list));
       await lbRpc.call('dispatcher.reload', []);
     }
-    if (p.loop) await waitForLog(lab, 'controller', 'admission limits set', 30000);
+    if (p.loop) await waitForEvent(lab, (e) => e.type === 'admission_applied', 'admission limits set', 30000);
     // Kamailio learns each destination's normal latency from its first ten pings (one a second),
     // so it must ping an idle pool first or it takes the loaded latency for normal. The loop needs
     // a few probes.
@@ -143,15 +146,28 @@ async function startPolicyLab(o: QualityOptions, policy: PolicyId, dir: string):
   return { lab, lbRpc, backendRpc, ids: plan.backends.map((b) => b.id), close };
 }
 
-async function waitForLog(lab: RunningLab, name: string, text: string, timeoutMs: number): Promise<void> {
-  const p = lab.group.processes.find((x) => x.name === name);
-  if (!p) throw new Error(`no ${name} in the lab`);
-  const deadline = Date.now() + timeoutMs;
-  while (!readFileSync(p.logFile, 'utf8').includes(text)) {
-    if (!p.isRunning()) throw new Error(`${name} exited:\n${p.tail(20)}`);
-    if (Date.now() > deadline)
-      throw new Error(`${name} did not log "${text}" in ${timeoutMs} ms:\n${p.tail(20)}`);
-    await sleep(200);
+/** Waits for an event of the lab controller (GET /api/v1/events, the kept ones first). */
+async function waitForEvent(
+  lab: RunningLab,
+  wanted: (e: StampedEvent) => boolean,
+  what: string,
+  timeoutMs: number,
+): Promise<void> {
+  const target = targetFromConfig(lab.state.configs.controller);
+  const token = target.tokenFile === null ? null : readFileSync(target.tokenFile, 'utf8').trim();
+  let seen = false;
+  const follower = followEvents({ url: target.url, token, history: true }, (e) => {
+    seen ||= wanted(e);
+  });
+  try {
+    await follower.ready;
+    const deadline = Date.now() + timeoutMs;
+    while (!seen) {
+      if (Date.now() > deadline) throw new Error(`the controller did not tell "${what}" in ${timeoutMs} ms`);
+      await sleep(200);
+    }
+  } finally {
+    follower.close();
   }
 }
 
