@@ -5,6 +5,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { EventListener, StampedEvent } from '../controller/events.js';
+import { scrubSecrets } from '../util/logger.js';
 
 /** What the stream needs of the controller's event bus. */
 export interface EventSource {
@@ -41,7 +42,8 @@ export function streamEvents(res: ServerResponse, source: EventSource, history: 
       res.destroy();
       return;
     }
-    res.write(`${JSON.stringify(e)}\n`);
+    // The same guard as the log: a secret that travels inside an error message never leaves.
+    res.write(`${scrubSecrets(JSON.stringify(e))}\n`);
   };
   if (history) for (const e of source.history()) write(e);
   const unsubscribe = source.subscribe(write);

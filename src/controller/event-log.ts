@@ -86,6 +86,18 @@ export function logLineOf(e: ControllerEvent): LogLine | null {
       );
     case 'admission_failed':
       return line('warn', { node: e.node, reason: e.error }, 'admission limit not set');
+    case 'config_reloaded':
+      return line(
+        'info',
+        { trigger: e.trigger, file: e.file, changes: e.changes, unchanged: e.unchanged },
+        'config reloaded',
+      );
+    case 'config_reload_refused':
+      return line(
+        'error',
+        { trigger: e.trigger, file: e.file, err: e.error },
+        'config reload refused; the running config stays',
+      );
     case 'cycle_failed':
       return e.stage === 'scoring'
         ? line('error', { err: e.error }, 'scoring failed; weights left as they are')

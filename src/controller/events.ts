@@ -5,6 +5,7 @@
  * they reach the wire (GET /api/v1/events, schemas/api/event.schema.json).
  */
 import type { LimitCps } from '../kamailio/admission.js';
+import type { ReloadChanges } from './reload-plan.js';
 
 export interface BackendWeight {
   readonly id: string;
@@ -109,6 +110,21 @@ export type ControllerEvent =
   /** The LB config lacks SIPWEIGH_ADMISSION_CONTROL for these sets. */
   | { readonly type: 'admission_missing'; readonly node: string; readonly sets: readonly number[] }
   | { readonly type: 'admission_failed'; readonly node: string; readonly error: string }
+  | {
+      readonly type: 'config_reloaded';
+      readonly trigger: 'SIGHUP' | 'api';
+      readonly file: string;
+      readonly changes: ReloadChanges;
+      /** The file said what was already in force. */
+      readonly unchanged: boolean;
+    }
+  /** Refused whole: the running config stays. `error` names files and fields, never values. */
+  | {
+      readonly type: 'config_reload_refused';
+      readonly trigger: 'SIGHUP' | 'api';
+      readonly file: string;
+      readonly error: string;
+    }
   | { readonly type: 'cycle_failed'; readonly stage: 'scoring' | 'cycle'; readonly error: string }
   | { readonly type: 'status_file_error'; readonly file: string; readonly error: string };
 

@@ -6,13 +6,15 @@
 import { ConfigError } from '../config/errors.js';
 import { loadControllerConfig } from '../config/load.js';
 import type { ControllerConfig } from '../config/types.js';
-import type { Logger } from '../util/logger.js';
 import type { Controller } from './controller.js';
+import type { EventBus } from './events.js';
 import { nothingChanged, planReload, type ReloadChanges } from './reload-plan.js';
 
 export type ReloadResult =
   | { readonly reloaded: true; readonly changes: ReloadChanges }
   | { readonly reloaded: false; readonly error: string };
+
+type Trigger = 'SIGHUP' | 'api';
 
 export interface ReloaderHooks {
   /** After a config was put in force (the logging level, the API's auth). */
@@ -25,18 +27,18 @@ export class ConfigReloader {
   constructor(
     readonly file: string,
     private readonly controller: Controller,
-    private readonly logger: Logger,
+    private readonly events: EventBus,
     private readonly hooks: ReloaderHooks = {},
   ) {}
 
   /** Never rejects: every failure is a refused reload with its reason. */
-  reload(trigger: 'SIGHUP' | 'api'): Promise<ReloadResult> {
+  reload(trigger: Trigger): Promise<ReloadResult> {
     const run = this.queue.then(() => this.run(trigger));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async run(trigger: string): Promise<ReloadResult> {
+  private async run(trigger: Trigger): Promise<ReloadResult> {
     let next: ControllerConfig;
     try {
       next = loadControllerConfig(this.file);
@@ -57,18 +59,18 @@ export class ConfigReloader {
     } catch (e) {
       return this.refused(trigger, `${this.file}: ${(e as Error).message}`);
     }
-    this.logger.info(
-      { trigger, file: this.file, changes: plan.changes, unchanged: nothingChanged(plan.changes) },
-      'config reloaded',
-    );
+    this.events.emit({
+      type: 'config_reloaded',
+      trigger,
+      file: this.file,
+      changes: plan.changes,
+      unchanged: nothingChanged(plan.changes),
+    });
     return { reloaded: true, changes: plan.changes };
   }
 
-  private refused(trigger: string, error: string): ReloadResult {
-    this.logger.error(
-      { trigger, file: this.file, err: error },
-      'config reload refused; the running config stays',
-    );
+  private refused(trigger: Trigger, error: string): ReloadResult {
+    this.events.emit({ type: 'config_reload_refused', trigger, file: this.file, error });
     return { reloaded: false, error };
   }
 }

@@ -3,14 +3,17 @@
  * that always fails, a second LB node where nothing listens (lb2). SIGHUP with a broken config
  * keeps the old one running (it still answers and still pushes); with a valid one it applies it
  * (a backend added enters the LB's list, one removed leaves it, and stays out across reconciles).
- * Last, the whole log of that controller — start, reloads good and bad, a failing RPC — is searched
- * for every secret it was given.
+ * The test follows the controller's events (GET /api/v1/events) to see each reload's outcome. Last,
+ * the whole log and event stream of that controller — start, reloads good and bad, a failing RPC —
+ * are searched for every secret it was given.
  */
 import { expect } from 'chai';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { admissionPipeName, readPipeLimits } from '../../src/kamailio/admission.js';
+import { followEvents, type EventFollower } from '../../src/api/event-client.js';
+import type { StampedEvent } from '../../src/controller/events.js';
 import { formatDispatcherList } from '../../src/kamailio/dispatcher-list.js';
 import { fetchDispatcherList, fetchEffectiveWeights } from '../../src/kamailio/fetch-dispatcher-list.js';
 import type { KamailioRpcClient } from '../../src/kamailio/rpc.js';
@@ -22,7 +25,6 @@ import { eventually } from '../support/harness.js';
 import { labRpc } from '../support/lb-watch.js';
 import { expectSchema, http, startApiLab, type ApiLab } from './api-support.js';
 
-const REFUSED = 'config reload refused; the running config stays';
 const LB2_PASSWORD = 'lb2-rpc-password-e4b1c9d7';
 const BAD_MASTER_KEY = `${'9f'.repeat(31)}zz`;
 
@@ -46,7 +48,12 @@ describe('live reload: SIGHUP and POST /api/v1/reload (real lab on 127.15.x.x)',
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-  const countMsg = (msg: string) => logLines().filter((l) => l.msg === msg).length;
+  /** What the controller told (GET /api/v1/events), from its start. */
+  const told: StampedEvent[] = [];
+  let follower: EventFollower | undefined;
+  type ReloadEvent = Extract<StampedEvent, { type: 'config_reloaded' | 'config_reload_refused' }>;
+  const reloads = (): ReloadEvent[] =>
+    told.filter((e): e is ReloadEvent => e.type === 'config_reloaded' || e.type === 'config_reload_refused');
   const lbIds = async () => {
     const r = await fetchDispatcherList(rpc!, { deadlineMs: 2000 });
     return r.ok ? r.targets.map((x) => x.duid).sort() : null;
@@ -56,17 +63,17 @@ describe('live reload: SIGHUP and POST /api/v1/reload (real lab on 127.15.x.x)',
     ((await http('GET', `${t!.base}/api/v1/backends`)).json as { backends: { id: string }[] }).backends
       .map((b) => b.id)
       .sort();
-  /** Writes `cfg` as the controller's file and sends SIGHUP; resolves with the log line it produced. */
-  async function sighup(cfg: string): Promise<Record<string, unknown>> {
+  /** Writes `cfg` as the controller's file and sends SIGHUP; resolves with the event it produced. */
+  async function sighup(cfg: string): Promise<ReloadEvent> {
     writeFileSync(file, cfg);
-    const before = countMsg('config reloaded') + countMsg(REFUSED);
+    const before = reloads().length;
     process.kill(controller!.pid, 'SIGHUP');
     return eventually(
       () => {
-        const lines = logLines().filter((l) => l.msg === 'config reloaded' || l.msg === REFUSED);
-        return lines.length > before ? lines[lines.length - 1] : null;
+        const seen = reloads();
+        return seen.length > before ? seen[seen.length - 1] : null;
       },
-      'the controller to log the reload',
+      'the controller to tell the reload',
       30000,
     );
   }
@@ -117,9 +124,12 @@ describe('live reload: SIGHUP and POST /api/v1/reload (real lab on 127.15.x.x)',
       'the controller up with be1 and be2 in rotation',
       90000,
     );
+    follower = followEvents({ url: t.base, token: t.token, history: true }, (e) => told.push(e));
+    await follower.ready;
   });
 
   after(async function () {
+    follower?.close();
     rpc?.close();
     await t?.lab.stop();
   });
@@ -137,8 +147,8 @@ describe('live reload: SIGHUP and POST /api/v1/reload (real lab on 127.15.x.x)',
     // Remove be1 and, in the same file, break be2's capacity: nothing of it may be applied.
     const broken = withBackends(['be2']).replace(/capacity: 100/, 'capacity: -5');
     const line = await sighup(broken);
-    expect(line.msg).to.equal(REFUSED);
-    expect(String(line.err)).to.match(
+    expect(line.type).to.equal('config_reload_refused');
+    expect(line.type === 'config_reload_refused' && line.error).to.match(
       new RegExp(
         `^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:\\d+:\\d+: sets\\[0\\]\\.backends\\[0\\]\\.capacity: must be > 0`,
       ),
@@ -179,12 +189,12 @@ describe('live reload: SIGHUP and POST /api/v1/reload (real lab on 127.15.x.x)',
       .replace(/master_key_file: .*/, `master_key: ${BAD_MASTER_KEY}`)
       .concat(`bogus: [lab-secret, ${LB2_PASSWORD}\n`);
     const line = await sighup(yaml);
-    expect(line.msg).to.equal(REFUSED);
-    expect(String(line.err)).to.match(/malformed YAML/);
+    expect(line.type).to.equal('config_reload_refused');
+    expect(line.type === 'config_reload_refused' && line.error).to.match(/malformed YAML/);
     const invalidKey = await sighup(
       withBackends(['be1', 'be2']).replace(/master_key_file: .*/, `master_key: ${BAD_MASTER_KEY}`),
     );
-    expect(String(invalidKey.err)).to.match(
+    expect(invalidKey.type === 'config_reload_refused' && invalidKey.error).to.match(
       /heartbeat\.master_key: must be a secret key as 64 to 128 hex digits/,
     );
     expect(await apiIds()).to.deep.equal(['be1', 'be2']);
@@ -192,8 +202,8 @@ describe('live reload: SIGHUP and POST /api/v1/reload (real lab on 127.15.x.x)',
 
   it('SIGHUP with a valid config: be3 added enters the LB list (slow start), be1 removed leaves it and stays out', async function () {
     const line = await sighup(withBackends(['be2', 'be3']));
-    expect(line.msg).to.equal('config reloaded');
-    expect((line.changes as { backends: unknown }).backends).to.deep.equal({
+    expect(line.type).to.equal('config_reloaded');
+    expect(line.type === 'config_reloaded' && line.changes.backends).to.deep.equal({
       added: ['be3'],
       removed: ['be1'],
       changed: [],
@@ -205,11 +215,9 @@ describe('live reload: SIGHUP and POST /api/v1/reload (real lab on 127.15.x.x)',
     );
     expect(await apiIds()).to.deep.equal(['be2', 'be3']);
     // be3 entered through the confirmation and slow start, not at full weight at once.
-    const be3Weights = logLines()
-      .filter((l) => l.msg === 'weights')
-      .flatMap((l) =>
-        (l.backends as { id: string; weight: number; phase: string }[]).filter((b) => b.id === 'be3'),
-      );
+    const be3Weights = told.flatMap((e) =>
+      e.type === 'weights_changed' ? e.backends.filter((b) => b.id === 'be3') : [],
+    );
     expect(be3Weights.find((b) => b.weight > 0)?.phase).to.equal('slow_start');
     // The lab reconciles every 5 s (re-reading the LB): be1, which the LB listed until our push, must not return.
     const status = async () =>
@@ -235,14 +243,14 @@ describe('live reload: SIGHUP and POST /api/v1/reload (real lab on 127.15.x.x)',
     const running = readFileSync(file, 'utf8');
     const off = parse(running) as ControllerYaml;
     off.admission = { enabled: false };
-    expect((await sighup(stringify(off))).msg).to.equal('config reloaded');
+    expect((await sighup(stringify(off))).type).to.equal('config_reloaded');
     // T_1 = 0 at the LB: no limit, every call admitted again.
     await eventually(async () => (await limit()) === null, 'the limit lifted at the LB (T_1 = 0)', 30000);
     const status = (await http('GET', `${t!.base}/api/v1/status`)).json as {
       sets: { admission_limit_cps: number | null }[];
     };
     expect(status.sets[0]?.admission_limit_cps).to.equal(null);
-    expect((await sighup(running)).msg).to.equal('config reloaded');
+    expect((await sighup(running)).type).to.equal('config_reloaded');
     await eventually(async () => typeof (await limit()) === 'number', 'the limit set again', 30000);
   });
 
@@ -259,7 +267,11 @@ describe('live reload: SIGHUP and POST /api/v1/reload (real lab on 127.15.x.x)',
       lb2_rpc_password: LB2_PASSWORD,
       api_token: t!.token,
     };
-    for (const [what, value] of Object.entries(secrets)) expect(log, what).to.not.contain(value);
+    const stream = JSON.stringify(told);
+    for (const [what, value] of Object.entries(secrets)) {
+      expect(log, what).to.not.contain(value);
+      expect(stream, `${what} in the event stream`).to.not.contain(value);
+    }
     expect(log.split('\n').length).to.be.greaterThan(20);
   });
 });

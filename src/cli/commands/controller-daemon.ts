@@ -52,7 +52,7 @@ export async function runControllerDaemon(
   });
 
   let api: ApiServer | null = null;
-  const reloader = new ConfigReloader(file, controller, logger, {
+  const reloader = new ConfigReloader(file, controller, events, {
     applied: (next) => {
       registerConfigSecrets(next);
       if (process.env.SIPWEIGH_LOG_LEVEL === undefined) logger.level = next.logging.level;
