@@ -13,6 +13,9 @@ import { readPipeLimits, admissionPipeName } from '../../src/kamailio/admission.
 import type { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import { freezeMember, killMember, labProcess } from '../../src/lab/lab-control.js';
 import { startLab, type RunningLab } from '../../src/lab/lab.js';
+import { labApiUrl } from '../../src/lab/lab-configs.js';
+import { followEvents, type EventFollower } from '../../src/api/event-client.js';
+import type { StampedEvent } from '../../src/controller/events.js';
 import { processTreeCpuMs } from '../../src/lab/process-cpu.js';
 import { pidAlive } from '../../src/lab/processes.js';
 import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
@@ -53,7 +56,9 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
   let rpc: KamailioRpcClient | undefined;
   let watcher: WeightWatcher | undefined;
   let proxy: TcpProxy | undefined;
-  let controllerLog = '';
+  /** What the controller told (GET /api/v1/events), from its start. */
+  const told: StampedEvent[] = [];
+  let follower: EventFollower | undefined;
 
   /** The lab's controller config, pointed at the relay instead of the LB's RPC port. */
   function startController(): number {
@@ -64,15 +69,30 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
     writeFileSync(viaProxy, stringify(cfg), { mode: 0o600 });
     const self = sipweighCommand();
     const p = lab!.group.spawn('controller', self.cmd, [...self.args, 'controller', '--config', viaProxy]);
-    controllerLog = p.logFile;
     return p.pid;
   }
 
-  const logLines = (): Record<string, unknown>[] =>
-    readFileSync(controllerLog, 'utf8')
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  /** Follows the controller's events once its API answers (the kept ones first: nothing is missed). */
+  async function followController(): Promise<EventFollower> {
+    const token = readFileSync(lab!.state.configs.apiToken, 'utf8').trim();
+    return eventually(
+      async () => {
+        const f = followEvents({ url: labApiUrl(lab!.state.plan), token, history: true }, (e) =>
+          told.push(e),
+        );
+        try {
+          await f.ready;
+          return f;
+        } catch {
+          return null;
+        }
+      },
+      'the controller’s event stream',
+      60000,
+      200,
+    );
+  }
+  const toldOf = (type: StampedEvent['type']) => told.some((e) => e.type === type);
 
   before(async function () {
     lab = await startLab({
@@ -93,15 +113,11 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
       localAddress: lbRpc.address,
     });
     startController();
+    follower = await followController();
     rpc = labRpc(lab);
     watcher = new WeightWatcher(rpc, 200).start();
     // The lab's list already has capacity-proportional weights: wait for the controller's own push.
-    await eventually(
-      () => logLines().some((l) => l.msg === 'LB node in sync'),
-      'the controller’s first push',
-      60000,
-      200,
-    );
+    await eventually(() => toldOf('node_reachable'), 'the controller’s first push', 60000, 200);
     await eventually(
       async () => {
         const w = await readWeights(rpc!);
@@ -114,6 +130,7 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
   });
 
   after(async function () {
+    follower?.close();
     watcher?.stop();
     rpc?.close();
     await lab?.stop();
@@ -192,12 +209,7 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
     const agents = ['agent-be1', 'agent-be2', 'agent-be3'];
     agents.forEach((a) => freezeMember(lab!, a, true));
     try {
-      await eventually(
-        () => logLines().some((l) => String(l.msg).startsWith('PANIC')),
-        'the controller logs its panic',
-        15000,
-        200,
-      );
+      await eventually(() => toldOf('panic_started'), 'the controller tells its panic', 15000, 200);
       await sleep(3000);
       expect(formatWeights((await readWeights(rpc!))!), 'weights kept through the partition').to.equal(
         before,
@@ -216,12 +228,7 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
     } finally {
       agents.forEach((a) => freezeMember(lab!, a, false));
     }
-    await eventually(
-      () => logLines().some((l) => String(l.msg).startsWith('panic over')),
-      'panic over',
-      20000,
-      200,
-    );
+    await eventually(() => toldOf('panic_ended'), 'panic over', 20000, 200);
   });
 
   it('admits what the pool can carry at 130 % offered load: admitted calls succeed, the excess gets 503', async () => {
