@@ -185,7 +185,9 @@ describe('integration: dispatcher push into a real LB', function () {
       const [one, two] = fan.status();
       expect(one!.lastOutcome).to.deep.include({ ok: true, node: 'lb1' });
       expect(two!.lastOutcome).to.deep.include({ ok: false, node: 'lb2' });
-      expect(two!.phase).to.equal('waiting_retry');
+      // lb2 keeps retrying: waiting for its next attempt, or (on a busy runner, 100 ms later) in it.
+      expect(['waiting_retry', 'applying']).to.include(two!.phase);
+      expect(two!.consecutiveFailures).to.be.at.least(1);
       expect(await listedLines(lb.rpc)).to.deep.equal(linesOf(desiredC));
       // lb2's file was never written: its push failed at the read, before any write.
       expect(readFileSync(lb2.listFile, 'utf8')).to.not.include('rweight=90');
