@@ -4,6 +4,7 @@
  * the schema refuses; the `?history=` query.
  */
 import { expect } from 'chai';
+import { LineSplitter } from '../../src/api/event-client.js';
 import { historyParam } from '../../src/api/event-stream.js';
 import { apiValidator } from '../../src/api/schemas.js';
 import type { ControllerEvent, ControllerEventType } from '../../src/controller/events.js';
@@ -112,5 +113,12 @@ describe('API: the event stream contract', function () {
       ok: false,
       error: 'history: must be 0 or 1',
     });
+  });
+
+  it('the reader splits NDJSON at newlines, whatever the chunks, keeping a partial line for later', function () {
+    const lines = new LineSplitter();
+    expect(lines.push('{"a":1}\n{"b"')).to.deep.equal(['{"a":1}']);
+    expect(lines.push(':2}\n\n{"c":3}\n')).to.deep.equal(['{"b":2}', '{"c":3}']);
+    expect(lines.push('')).to.deep.equal([]);
   });
 });
