@@ -4,6 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, jsonPointerToPath } from '../../src/config/errors.js';
 import { loadConfig, loadControllerConfig } from '../../src/config/load.js';
+import {
+  DEFAULT_HEALTH_PARAMS,
+  HEARTBEAT_DEFAULTS,
+  endpointOptionsFromConfig,
+  timingOf,
+} from '../../src/probe/options.js';
+import { DEFAULT_TIMING } from '../../src/probe/probe-core.js';
+import { DEFAULT_SCORING_PARAMS } from '../../src/scoring/params.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sipweigh-config-'));
 let n = 0;
@@ -150,6 +158,61 @@ sets:
 `;
     const e = refusal(file(text));
     expect(e.issues.map((i) => i.path)).to.deep.equal(['sets[0].backends[1].capacity']);
+  });
+
+  it('refuses sets[].name by name (it was accepted and then shown nowhere)', () => {
+    const e = refusal(
+      file(`kind: controller
+heartbeat:
+  listen: { address: 127.0.0.10, port: 7950 }
+  master_key: ${KEY}
+lb_nodes:
+  - { name: lb1, rpc: { url: "http://127.0.0.10:5071/RPC" }, dispatcher_list: { path: /tmp/ds.list } }
+sets:
+  - id: 1
+    name: edge
+`),
+    );
+    expect(e.issues.map((i) => i.path)).to.deep.equal(['sets[0].name']);
+    expect(e.issues[0]?.message).to.match(/unknown field/);
+    expect(e.issues[0]?.line).to.equal(9);
+  });
+
+  it('the defaults the code falls back on are the ones the schema fills in', () => {
+    const c = loadControllerConfig(
+      file(`kind: controller
+heartbeat:
+  listen: { address: 127.0.0.10, port: 7950 }
+  master_key: ${KEY}
+lb_nodes:
+  - { name: lb1, rpc: { url: "http://127.0.0.10:5071/RPC" }, dispatcher_list: { path: /tmp/ds.list } }
+sets:
+  - id: 1
+`),
+    );
+    expect(c.scoring.params).to.deep.equal(DEFAULT_SCORING_PARAMS);
+    expect(endpointOptionsFromConfig(c).timing).to.deep.equal(timingOf(HEARTBEAT_DEFAULTS));
+    expect(endpointOptionsFromConfig(c).health).to.deep.equal(DEFAULT_HEALTH_PARAMS);
+    expect(DEFAULT_TIMING.probeIntervalMs).to.equal(c.heartbeat.probe_interval_ms);
+    // A partial override of one signal keeps that signal's other defaults.
+    const tuned = loadControllerConfig(
+      file(`kind: controller
+heartbeat:
+  listen: { address: 127.0.0.10, port: 7950 }
+  master_key: ${KEY}
+lb_nodes:
+  - { name: lb1, rpc: { url: "http://127.0.0.10:5071/RPC" }, dispatcher_list: { path: /tmp/ds.list } }
+sets:
+  - id: 1
+scoring:
+  signals:
+    options_rtt_ms: { knee: 80 }
+`),
+    );
+    expect(tuned.scoring.params.signals.options_rtt_ms).to.deep.equal({
+      ...DEFAULT_SCORING_PARAMS.signals.options_rtt_ms,
+      knee: 80,
+    });
   });
 
   describe('controller schedules, push target and admission', () => {
