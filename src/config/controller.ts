@@ -9,7 +9,7 @@ import { apiConfig } from './api-access.js';
 import { checkController } from './cross-checks.js';
 import type { ConfigIssue } from './errors.js';
 import { rpcConfig } from './rpc-section.js';
-import { hexKey, resolvePath, secret } from './secrets.js';
+import { hexKey, readableFile, resolvePath, secret } from './secrets.js';
 import type {
   ControllerConfig,
   ControllerSection,
@@ -40,10 +40,23 @@ function heartbeatConfig(section: HeartbeatSection, baseDir: string, issues: Con
 }
 
 function lbNodeConfigs(c: ControllerSection, baseDir: string, issues: ConfigIssue[]): LbNodeConfig[] {
-  return c.lb_nodes.map((lb, i) => ({
-    ...lb,
-    rpc: rpcConfig(lb.rpc, `lb_nodes[${i}].rpc`, baseDir, issues),
-  }));
+  return c.lb_nodes.map((lb, i) => {
+    const list = lb.dispatcher_list;
+    const field = `lb_nodes[${i}].dispatcher_list.sftp.private_key_file`;
+    return {
+      ...lb,
+      rpc: rpcConfig(lb.rpc, `lb_nodes[${i}].rpc`, baseDir, issues),
+      dispatcher_list: list.sftp
+        ? {
+            ...list,
+            sftp: {
+              ...list.sftp,
+              private_key_file: readableFile(list.sftp.private_key_file, field, baseDir, issues),
+            },
+          }
+        : list,
+    };
+  });
 }
 
 /** The scoring section and admission{} merged; relations checked by the scorer's own rules. */

@@ -8,7 +8,7 @@
 import { dirname, resolve } from 'node:path';
 import { agentConfig } from './agent.js';
 import { controllerConfig } from './controller.js';
-import { ConfigError, type ConfigIssue } from './errors.js';
+import { ConfigError, pathToJsonPointer, type ConfigIssue } from './errors.js';
 import { NOWHERE, readConfigFile, type Locate } from './read.js';
 import { schemaIssues } from './schema-issues.js';
 import { validatorFor } from './schema-registry.js';
@@ -75,7 +75,13 @@ export function configFromData(
     if (!validate(data)) throw new ConfigError(file, schemaIssues(validate.errors ?? [], locate));
     config = agentConfig(data, baseDir, issues);
   }
-  if (issues.length > 0) throw new ConfigError(file, issues);
+  if (issues.length > 0) {
+    // Rules checked after the schema name a field too: point at its line like the schema's issues.
+    const placed = issues.map((i) =>
+      i.line === undefined ? { ...i, ...locate(pathToJsonPointer(i.path)) } : i,
+    );
+    throw new ConfigError(file, placed);
+  }
   return config;
 }
 
