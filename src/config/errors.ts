@@ -47,3 +47,13 @@ export function pointerSegments(pointer: string): (string | number)[] {
     .map((raw) => raw.replace(/~1/g, '/').replace(/~0/g, '~'))
     .map((seg) => (/^\d+$/.test(seg) ? Number(seg) : seg));
 }
+
+/** `sets[0].backends[1]` → `/sets/0/backends/1` (the inverse of jsonPointerToPath). */
+export function pathToJsonPointer(path: string): string {
+  if (path === '') return '';
+  return `/${path
+    .replace(/\[(\d+)\]/g, '.$1')
+    .split('.')
+    .map((seg) => seg.replace(/~/g, '~0').replace(/\//g, '~1'))
+    .join('/')}`;
+}

@@ -13,14 +13,14 @@ const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 export const SCHEMA_BASE = 'https://sipweigh.dev/schemas/';
 
 let ajv: Ajv2020 | undefined;
+let defaultsAjv: Ajv2020 | undefined;
 
-function registry(): Ajv2020 {
-  if (ajv) return ajv;
+function loaded(strict: boolean): Ajv2020 {
   // useDefaults: the schema is the one place defaults are written down.
   const instance = new Ajv2020({
     allErrors: true,
     useDefaults: true,
-    strict: true,
+    strict,
     allowUnionTypes: true,
     verbose: true,
   });
@@ -30,8 +30,12 @@ function registry(): Ajv2020 {
     .sort()) {
     instance.addSchema(JSON.parse(readFileSync(join(SCHEMA_DIR, file), 'utf8')) as object);
   }
-  ajv = instance;
   return instance;
+}
+
+function registry(): Ajv2020 {
+  ajv ??= loaded(true);
+  return ajv;
 }
 
 /** The compiled validator of `schemas/<name>.schema.json`. */
@@ -39,6 +43,24 @@ export function validatorFor<T = unknown>(name: string): ValidateFunction<T> {
   const v = registry().getSchema<T>(`${SCHEMA_BASE}${name}.schema.json`);
   if (!v) throw new Error(`no schema named ${name} in ${SCHEMA_DIR}`);
   return v;
+}
+
+/**
+ * What the schema fills in for a part of a config file left empty: ajv's useDefaults applied to `{}`
+ * at `pointer` (e.g. `/properties/scoring`). Code that needs a default reads it here, so the
+ * schema stays the one place a default is written down. Required fields are absent from the result.
+ */
+export function schemaDefaults<T>(name: string, pointer: string): T {
+  // Not strict: strict mode refuses to compile a part whose own `default` it would ignore (we
+  // start from `{}` anyway). The schemas themselves are checked strictly by registry().
+  defaultsAjv ??= loaded(false);
+  const v = defaultsAjv.getSchema(`${SCHEMA_BASE}${name}.schema.json#${pointer}`);
+  if (!v) throw new Error(`no ${pointer} in schema ${name}`);
+  const filled: Record<string, unknown> = {};
+  // The filled object is the answer whatever the verdict: `{}` lacks the required fields.
+  v(filled);
+  // T is the section's type, held to the schema by test/unit/config-schema-shapes.test.ts.
+  return filled as T;
 }
 
 export type { ErrorObject };

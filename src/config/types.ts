@@ -1,6 +1,11 @@
 /**
- * Config files as the code sees them after validation (defaults applied, secrets read from files).
- * Shapes mirror schemas/*-config.schema.json; the schema is the source of truth for what is accepted.
+ * Config files as the code sees them. Two layers:
+ * - `...Section` types: what the schema lets through, defaults filled in by ajv (useDefaults). The
+ *   schema is the source of truth; test/unit/config-schema-shapes.test.ts holds a typed key list of
+ *   each section, which the compiler checks against the type and the test against the schema (every
+ *   field, required or optional), so the two cannot drift apart.
+ * - `...Config` types: a section after its secrets are read and its paths resolved; derived from
+ *   the section types, so a new schema field reaches the code without a second declaration.
  */
 import type { ScoringParams } from '../scoring/params.js';
 
@@ -11,14 +16,22 @@ export interface UdpEndpoint {
   readonly port: number;
 }
 
-export interface KamailioRpcConfig {
+export interface LoggingSection {
+  readonly level: LogLevel;
+}
+
+export interface KamailioRpcSection {
   readonly url: string;
   readonly username?: string;
-  /** Resolved from `password` or `password_file`. */
   readonly password?: string;
+  readonly password_file?: string;
   readonly timeout_ms: number;
 }
 
+/** `password` is resolved from `password` or `password_file`. */
+export type KamailioRpcConfig = Omit<KamailioRpcSection, 'password_file'>;
+
+/** A backend's `ssh:` section: agentless collection. */
 export interface SshConfig {
   readonly host: string;
   readonly port: number;
@@ -40,12 +53,14 @@ export interface BackendConfig {
 
 export interface SetConfig {
   readonly id: number;
-  readonly name?: string;
   readonly self_registration: boolean;
   readonly backends: readonly BackendConfig[];
 }
 
-/** Writing the LB's dispatcher list over SFTP, for a controller on another host than the LB. */
+/**
+ * Writing the LB's dispatcher list over SFTP, for a controller on another host than the LB.
+ * After loading, `private_key_file` is absolute (resolved against the config file's directory).
+ */
 export interface SftpConfig {
   readonly host: string;
   readonly port: number;
@@ -61,15 +76,23 @@ export interface DispatcherListConfig {
   readonly sftp?: SftpConfig;
 }
 
-export interface LbNodeConfig {
+export interface LbNodeSection {
   readonly name: string;
-  readonly rpc: KamailioRpcConfig;
+  readonly rpc: KamailioRpcSection;
   readonly dispatcher_list: DispatcherListConfig;
 }
 
+export type LbNodeConfig = Omit<LbNodeSection, 'rpc'> & { readonly rpc: KamailioRpcConfig };
+
+/** The scoring section: the cycle period and the scorer's own parameters (admission's come from admission{}). */
+export type ScoringSection = { readonly cycle_ms: number } & Omit<
+  ScoringParams,
+  'admission_enabled' | 'admission_headroom_ratio'
+>;
+
 export interface ScoringConfig {
   readonly cycle_ms: number;
-  /** The scorer's parameters: defaults, the file's overrides and admission{} merged, then validated. */
+  /** The scorer's parameters: the scoring section and admission{} merged, then validated. */
   readonly params: ScoringParams;
 }
 
@@ -92,64 +115,95 @@ export interface SchedulesConfig {
   readonly maintenance: readonly MaintenanceSchedule[];
 }
 
-/** The controller's HTTP API (src/api/). */
-export interface ApiConfig {
+export interface ApiSection {
   readonly listen: string;
   readonly port: number;
-  /** Resolved from `token_file`; null when none is configured (then only open reads work). */
-  readonly token: string | null;
-  /** Absolute path of the token file, if any (re-read on reload). */
   readonly token_file?: string;
   /** GETs answer without a token (only accepted with a loopback `listen`). */
   readonly read_without_token: boolean;
 }
 
-export interface ControllerConfig {
-  readonly kind: 'controller';
-  readonly heartbeat: {
-    readonly listen: UdpEndpoint;
-    /** Resolved master keys: the current one first, then the previous one during a rotation. */
-    readonly master_keys: readonly Buffer[];
-    readonly probe_interval_ms: number;
-    readonly probe_timeout_ms: number;
-    readonly probe_jitter: number;
-    readonly down_after_misses: number;
-    readonly return_after_oks: number;
-    readonly flap_half_life_ms: number;
-    readonly flap_base_hold_ms: number;
-    readonly flap_max_hold_ms: number;
-    readonly max_clock_skew_ms: number;
-    readonly max_message_age_ms: number;
-    readonly max_self_registered: number;
-    readonly max_probes_per_s: number;
-  };
-  readonly lb_nodes: readonly LbNodeConfig[];
-  readonly sets: readonly SetConfig[];
-  readonly scoring: ScoringConfig;
-  readonly admission: AdmissionConfig;
-  readonly schedules: SchedulesConfig;
-  /** Absolute path (resolved against the config's directory) of the status snapshot, if any. */
-  readonly status_file?: string;
-  /** Absent: no HTTP API. */
-  readonly api?: ApiConfig;
-  readonly logging: { readonly level: LogLevel };
+/** The controller's HTTP API (src/api/). */
+export type ApiConfig = ApiSection & {
+  /** Resolved from `token_file`; null when none is configured (then only open reads work). */
+  readonly token: string | null;
+};
+
+export interface HeartbeatSection {
+  readonly listen: UdpEndpoint;
+  readonly master_key?: string;
+  readonly master_key_file?: string;
+  readonly previous_master_key?: string;
+  readonly previous_master_key_file?: string;
+  readonly probe_interval_ms: number;
+  readonly probe_timeout_ms: number;
+  readonly probe_jitter: number;
+  readonly down_after_misses: number;
+  readonly return_after_oks: number;
+  readonly flap_half_life_ms: number;
+  readonly flap_base_hold_ms: number;
+  readonly flap_max_hold_ms: number;
+  readonly max_clock_skew_ms: number;
+  readonly max_message_age_ms: number;
+  readonly max_self_registered: number;
+  readonly max_probes_per_s: number;
 }
 
-export interface AgentConfig {
+export type HeartbeatKeyField =
+  'master_key' | 'master_key_file' | 'previous_master_key' | 'previous_master_key_file';
+
+export type HeartbeatConfig = Omit<HeartbeatSection, HeartbeatKeyField> & {
+  /** Resolved master keys: the current one first, then the previous one during a rotation. */
+  readonly master_keys: readonly Buffer[];
+};
+
+export interface ControllerSection {
+  readonly kind: 'controller';
+  readonly heartbeat: HeartbeatSection;
+  readonly lb_nodes: readonly LbNodeSection[];
+  readonly sets: readonly SetConfig[];
+  readonly scoring: ScoringSection;
+  readonly admission: AdmissionConfig;
+  readonly schedules: SchedulesConfig;
+  readonly status_file?: string;
+  readonly api?: ApiSection;
+  readonly logging: LoggingSection;
+}
+
+export type ControllerConfig = Omit<
+  ControllerSection,
+  'heartbeat' | 'lb_nodes' | 'scoring' | 'api' | 'status_file'
+> & {
+  readonly heartbeat: HeartbeatConfig;
+  readonly lb_nodes: readonly LbNodeConfig[];
+  readonly scoring: ScoringConfig;
+  /** Absent: no HTTP API. */
+  readonly api?: ApiConfig;
+  /** Absolute path (resolved against the config's directory) of the status snapshot, if any. */
+  readonly status_file?: string;
+};
+
+export interface AgentSection {
   readonly kind: 'agent';
   readonly backend_id: string;
   readonly set: number;
   readonly listen: UdpEndpoint;
   readonly controller: UdpEndpoint;
-  /** Resolved from `key` or `key_file`: this backend's derived heartbeat key. */
-  readonly key: Buffer;
+  readonly key?: string;
+  readonly key_file?: string;
   readonly capacity: number;
   readonly draining: boolean;
   readonly sip: UdpEndpoint;
-  readonly kamailio_rpc?: KamailioRpcConfig;
+  readonly kamailio_rpc?: KamailioRpcSection;
   readonly collect_interval_ms: number;
-  readonly logging: { readonly level: LogLevel };
+  readonly logging: LoggingSection;
 }
+
+export type AgentConfig = Omit<AgentSection, 'key' | 'key_file' | 'kamailio_rpc'> & {
+  /** Resolved from `key` or `key_file`: this backend's derived heartbeat key. */
+  readonly key: Buffer;
+  readonly kamailio_rpc?: KamailioRpcConfig;
+};
 
 export type AnyConfig = ControllerConfig | AgentConfig;
 export type ConfigKind = AnyConfig['kind'];

@@ -30,14 +30,6 @@ export interface HealthParams {
   readonly flapMaxHoldMs: number;
 }
 
-export const DEFAULT_HEALTH_PARAMS: HealthParams = {
-  downAfterMisses: 3,
-  returnAfterOks: 5,
-  flapHalfLifeMs: 60_000,
-  flapBaseHoldMs: 2_000,
-  flapMaxHoldMs: 60_000,
-};
-
 /** Why a backend is draining; the stronger cause wins (operator > bye > report flag). */
 export type DrainCause = 'operator' | 'bye' | 'report';
 const DRAIN_RANK: Record<DrainCause, number> = { report: 0, bye: 1, operator: 2 };
@@ -130,7 +122,8 @@ function drain(h: BackendHealth, at: number, cause: DrainCause): BackendHealth {
 export function transition(
   h: BackendHealth,
   ev: HealthEvent,
-  p: HealthParams = DEFAULT_HEALTH_PARAMS,
+  /** The defaults are the config schema's (src/probe/options.ts DEFAULT_HEALTH_PARAMS). */
+  p: HealthParams,
 ): BackendHealth {
   const s = h.state;
   const at = ev.at;

@@ -66,7 +66,6 @@ function controllerConfig(
     sets: [
       {
         id: plan.lb.dispatcherSet,
-        name: 'lab',
         self_registration: false,
         backends: plan.backends.map((be) => ({
           id: be.id,

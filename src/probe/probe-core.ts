@@ -32,11 +32,11 @@ import {
   type ReportMessage,
   type ReportMetrics,
 } from '../heartbeat/messages.js';
-import { DEFAULT_FRESHNESS, PeerReplayState, type FreshnessLimits } from '../heartbeat/replay.js';
+import { PeerReplayState, type FreshnessLimits } from '../heartbeat/replay.js';
+import { DEFAULT_HEALTH_PARAMS, HEARTBEAT_DEFAULTS, freshnessOf, timingOf } from './options.js';
 import { DueHeap, type DueItem } from './due-heap.js';
 import { ProbeTracker } from '../health/probe-tracker.js';
 import {
-  DEFAULT_HEALTH_PARAMS,
   initialHealth,
   transition,
   type BackendHealth,
@@ -80,14 +80,8 @@ export interface HeartbeatTiming {
   readonly maxProbesPerSecond: number;
 }
 
-export const DEFAULT_TIMING: HeartbeatTiming = {
-  probeIntervalMs: 200,
-  probeTimeoutMs: 150,
-  jitter: 0.1,
-  suspectSpeedup: 2,
-  // About half of what one core sustained in scripts/bench/heartbeat.ts (probe + report + socket I/O).
-  maxProbesPerSecond: 10_000,
-};
+/** The schema's defaults (max_probes_per_s: about half of what one core sustained in the heartbeat bench). */
+export const DEFAULT_TIMING: HeartbeatTiming = { ...timingOf(HEARTBEAT_DEFAULTS), suspectSpeedup: 2 };
 
 export interface ProbeCoreOptions {
   /** Master keys, current first (a second one during rotation). */
@@ -278,9 +272,9 @@ export class ProbeCore {
     if (!(this.timing.jitter >= 0 && this.timing.jitter < 1))
       throw new RangeError('jitter must be in [0, 1)');
     this.healthParams = { ...DEFAULT_HEALTH_PARAMS, ...opts.health };
-    this.freshness = opts.freshness ?? DEFAULT_FRESHNESS;
+    this.freshness = opts.freshness ?? freshnessOf(HEARTBEAT_DEFAULTS);
     this.selfRegSets = opts.selfRegistrationSets ?? new Set();
-    this.maxSelfRegistered = opts.maxSelfRegistered ?? 10_000;
+    this.maxSelfRegistered = opts.maxSelfRegistered ?? HEARTBEAT_DEFAULTS.max_self_registered;
     this.forgetAfterMs = opts.forgetSelfRegisteredAfterMs ?? 600_000;
     if (!(this.forgetAfterMs > 0)) throw new RangeError('forgetSelfRegisteredAfterMs must be > 0');
     this.bootId = opts.bootId ?? randomBytes(12).toString('base64url');

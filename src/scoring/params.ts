@@ -1,6 +1,6 @@
 /**
- * Every tunable of the scorer, with its default and the reason for it. Field names are snake_case
- * with the unit in the name so the config file can use them as they are.
+ * Every tunable of the scorer. Field names are snake_case with the unit in the name so the config
+ * file can use them as they are; the defaults live in the config schema (see DEFAULT_SCORING_PARAMS).
  *
  * The figures behind the defaults come from an emulated backend (KAMAILIO-NOTES.md, "Emulating a
  * backend"): below 80 % of capacity the local OPTIONS round trip is 0.1–0.2 ms and the UDP receive
@@ -8,6 +8,8 @@
  * the round trip passes 60 ms and the queue 120 KB within a second, and drops follow about a second
  * later. Transaction counts and CPU lag or stay flat.
  */
+import { schemaDefaults } from '../config/schema-registry.js';
+import type { AdmissionConfig, ScoringSection } from '../config/types.js';
 import { SIGNAL_NAMES, type SignalName } from './types.js';
 
 export interface SignalParams {
@@ -82,68 +84,20 @@ export interface ScoringParams {
   readonly admission_headroom_ratio: number;
 }
 
-export const DEFAULT_SCORING_PARAMS: ScoringParams = {
-  signals: {
-    // The round trip carries the server's per-request work: its queueing delay at a given load is
-    // a number of *service times*. On a real Kamailio (tens of µs per message) 50 ms means hundreds
-    // of messages waiting, but on a server whose workers wait on something (a database, the lab's
-    // emulation holding a worker 20-160 ms per INVITE) 50 ms is one queued call, and M/D/c queueing
-    // puts it there at ~85 % load: the closed-loop tests derated such pools to 60-70 % of their
-    // capacity. So the receive queue (next), which counts messages whatever they cost, is the early
-    // signal, and the round trip a backstop at 200 ms (reached within 1-2 s of real overload, which
-    // runs to 0.26-0.97 s): it still sees a backend whose workers are stuck while its socket is not.
-    options_rtt_ms: { knee: 200, half_life_ms: 400, standing_window_ms: 1_000 },
-    // Early: 5–10 KB at 95 %, 120 KB after a second above capacity.
-    udp_rx_queue_bytes: { knee: 32_768, half_life_ms: 400, standing_window_ms: 1_000 },
-    // Certain but late: the socket buffer is full. One drop a second is enough; a long half-life
-    // keeps that evidence for a while after the drops stop.
-    udp_drops_per_s: { knee: 1, half_life_ms: 1_000, standing_window_ms: 0 },
-    // 5xx replies per second as a fraction of configured capacity (independent of req_rate, so
-    // more traffic can never make it look better).
-    err5xx_ratio: { knee: 0.1, half_life_ms: 2_000, standing_window_ms: 0 },
-    // Calls/s (req_rate / requests_per_call) over configured capacity. Only a backstop at 1.5:
-    // it is the load we send, not a symptom, and a knee at 1 would ratchet the whole pool's
-    // factors down whenever it is offered more than it can carry (admission's job).
-    utilisation: { knee: 1.5, half_life_ms: 1_000, standing_window_ms: 0 },
-    // Transactions in memory per call/s of capacity (~10 when healthy); lags.
-    tm_per_cps: { knee: 40, half_life_ms: 2_000, standing_window_ms: 0 },
-    // Depends on call hold time, which we do not know: off unless the operator sets it.
-    dialogs_per_cps: { knee: null, half_life_ms: 2_000, standing_window_ms: 0 },
-    // Host-wide and slow; flat on the emulation, meaningful on real servers.
-    cpu_util: { knee: 0.9, half_life_ms: 2_000, standing_window_ms: 0 },
-    mem_used_ratio: { knee: 0.95, half_life_ms: 5_000, standing_window_ms: 0 },
-    // Needs the core count to mean anything: off unless the operator sets it.
-    load1: { knee: null, half_life_ms: 0, standing_window_ms: 0 },
-  },
-  requests_per_call: 3,
-  report_stale_ms: 3_000,
+/** The scorer's parameters from the controller config's scoring and admission sections. */
+export function scoringParamsFrom(scoring: ScoringSection, admission: AdmissionConfig): ScoringParams {
+  const { cycle_ms: _cycle, ...params } = scoring;
+  return { ...params, admission_enabled: admission.enabled, admission_headroom_ratio: admission.headroom };
+}
 
-  factor_floor: 0.1,
-  decrease_above_pressure: 1,
-  recover_below_pressure: 0.7,
-  overload_confirm_ms: 250,
-  decrease_gain_per_s: 0.5,
-  max_decrease_ratio_per_s: 0.5,
-  served_floor_ratio: 0.75,
-  served_floor_hold_ms: 4_000,
-  recover_per_s: 0.1,
-  recover_delay_ms: 1_000,
-  max_cycle_gap_ms: 2_000,
-
-  slow_start_ms: 5_000,
-  slow_start_initial_ratio: 0.1,
-
-  weight_max: 100,
-  weight_min: 1,
-  weight_deadband_ratio: 0.04,
-  max_weight_step: 20,
-
-  panic_threshold_ratio: 0.5,
-  panic_heal_grace_ms: 3_000,
-
-  admission_enabled: true,
-  admission_headroom_ratio: 0.92,
-};
+/**
+ * The defaults as schemas/controller-config.schema.json writes them down, each with the reason for
+ * it (its `$comment` or description there): the schema is the one place a default lives.
+ */
+export const DEFAULT_SCORING_PARAMS: ScoringParams = scoringParamsFrom(
+  schemaDefaults<ScoringSection>('controller-config', '/properties/scoring'),
+  schemaDefaults<AdmissionConfig>('controller-config', '/properties/admission'),
+);
 
 export class ScoringParamsError extends Error {
   constructor(readonly problems: readonly string[]) {

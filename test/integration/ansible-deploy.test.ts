@@ -135,7 +135,7 @@ describe('Ansible deployment (scripts/ansible)', function () {
           sipweigh_backends_group: 'test_backends',
           sipweigh_master_key: MASTER_KEY,
           sipweigh_api_token: API_TOKEN,
-          sipweigh_sets: [{ id: 1, name: 'edge' }],
+          sipweigh_sets: [{ id: 1 }],
           sipweigh_lb_nodes: [
             {
               name: 'lb1',

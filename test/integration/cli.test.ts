@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sipweigh } from '../support/cli.js';
@@ -67,6 +67,46 @@ describe('sipweigh CLI', () => {
     const c = sipweigh('controller', '--config', 'examples/agent.yaml');
     expect(c.code).to.equal(3);
     expect(c.err).to.match(/needs a controller config/);
+  });
+
+  it('validate and controller refuse an SFTP private_key_file that cannot be read: exit 3 naming the field, relative paths from the config file', () => {
+    // The file sits next to the config; the CLI runs from the repository root, so only a path
+    // resolved against the config's directory finds it.
+    const sub = join(dir, 'sftp');
+    mkdirSync(sub, { recursive: true });
+    writeFileSync(join(sub, 'id_present'), 'not really a key, but readable\n');
+    const config = (keyFile: string) => `kind: controller
+heartbeat:
+  listen: { address: 127.14.9.8, port: 7950 }
+  master_key: ${'ab'.repeat(32)}
+lb_nodes:
+  - name: lb1
+    rpc: { url: "http://127.14.9.8:5071/RPC" }
+    dispatcher_list:
+      path: /tmp/sipweigh-cli-sftp.list
+      sftp:
+        host: 127.14.9.8
+        username: sipweigh
+        private_key_file: ${keyFile}
+        host_fingerprint: SHA256:${'A'.repeat(43)}
+sets:
+  - id: 1
+`;
+    const missing = join(sub, 'missing.yaml');
+    writeFileSync(missing, config('id_absent'));
+    const field = 'lb_nodes[0].dispatcher_list.sftp.private_key_file';
+    const v = sipweigh('validate', missing);
+    expect(v.code, v.err).to.equal(3);
+    expect(v.err).to.contain(`${missing}:13:27: ${field}: cannot read ${join(sub, 'id_absent')}: ENOENT`);
+    const c = sipweigh('controller', '--config', missing);
+    expect(c.code, c.err).to.equal(3);
+    expect(c.err).to.contain(field);
+    expect(c.err).to.match(/nothing was started or changed/);
+
+    const present = join(sub, 'present.yaml');
+    writeFileSync(present, config('id_present'));
+    const ok = sipweigh('validate', present);
+    expect(ok.code, ok.err).to.equal(0);
   });
 
   it('status/drain/reload: one clear line and exit 5 when no controller answers; --file says clearly when the file is absent or not a status', () => {

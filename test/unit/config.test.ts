@@ -2,8 +2,16 @@ import { expect } from 'chai';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, jsonPointerToPath } from '../../src/config/errors.js';
+import { ConfigError, jsonPointerToPath, pathToJsonPointer } from '../../src/config/errors.js';
 import { loadConfig, loadControllerConfig } from '../../src/config/load.js';
+import {
+  DEFAULT_HEALTH_PARAMS,
+  HEARTBEAT_DEFAULTS,
+  endpointOptionsFromConfig,
+  timingOf,
+} from '../../src/probe/options.js';
+import { DEFAULT_TIMING } from '../../src/probe/probe-core.js';
+import { DEFAULT_SCORING_PARAMS } from '../../src/scoring/params.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sipweigh-config-'));
 let n = 0;
@@ -152,6 +160,61 @@ sets:
     expect(e.issues.map((i) => i.path)).to.deep.equal(['sets[0].backends[1].capacity']);
   });
 
+  it('refuses sets[].name by name (it was accepted and then shown nowhere)', () => {
+    const e = refusal(
+      file(`kind: controller
+heartbeat:
+  listen: { address: 127.0.0.10, port: 7950 }
+  master_key: ${KEY}
+lb_nodes:
+  - { name: lb1, rpc: { url: "http://127.0.0.10:5071/RPC" }, dispatcher_list: { path: /tmp/ds.list } }
+sets:
+  - id: 1
+    name: edge
+`),
+    );
+    expect(e.issues.map((i) => i.path)).to.deep.equal(['sets[0].name']);
+    expect(e.issues[0]?.message).to.match(/unknown field/);
+    expect(e.issues[0]?.line).to.equal(9);
+  });
+
+  it('the defaults the code falls back on are the ones the schema fills in', () => {
+    const c = loadControllerConfig(
+      file(`kind: controller
+heartbeat:
+  listen: { address: 127.0.0.10, port: 7950 }
+  master_key: ${KEY}
+lb_nodes:
+  - { name: lb1, rpc: { url: "http://127.0.0.10:5071/RPC" }, dispatcher_list: { path: /tmp/ds.list } }
+sets:
+  - id: 1
+`),
+    );
+    expect(c.scoring.params).to.deep.equal(DEFAULT_SCORING_PARAMS);
+    expect(endpointOptionsFromConfig(c).timing).to.deep.equal(timingOf(HEARTBEAT_DEFAULTS));
+    expect(endpointOptionsFromConfig(c).health).to.deep.equal(DEFAULT_HEALTH_PARAMS);
+    expect(DEFAULT_TIMING.probeIntervalMs).to.equal(c.heartbeat.probe_interval_ms);
+    // A partial override of one signal keeps that signal's other defaults.
+    const tuned = loadControllerConfig(
+      file(`kind: controller
+heartbeat:
+  listen: { address: 127.0.0.10, port: 7950 }
+  master_key: ${KEY}
+lb_nodes:
+  - { name: lb1, rpc: { url: "http://127.0.0.10:5071/RPC" }, dispatcher_list: { path: /tmp/ds.list } }
+sets:
+  - id: 1
+scoring:
+  signals:
+    options_rtt_ms: { knee: 80 }
+`),
+    );
+    expect(tuned.scoring.params.signals.options_rtt_ms).to.deep.equal({
+      ...DEFAULT_SCORING_PARAMS.signals.options_rtt_ms,
+      knee: 80,
+    });
+  });
+
   describe('controller schedules, push target and admission', () => {
     const controller = (
       tail: string,
@@ -242,8 +305,33 @@ sets:
     expect(a.kind === 'agent' && a.key.toString('hex')).to.equal(KEY);
   });
 
-  it('formats JSON pointers as operator paths', () => {
+  it('formats JSON pointers as operator paths, and back', () => {
     expect(jsonPointerToPath('/sets/0/backends/12/ssh/host')).to.equal('sets[0].backends[12].ssh.host');
     expect(jsonPointerToPath('')).to.equal('');
+    for (const p of ['/sets/0/backends/12/ssh/host', '', '/heartbeat/master_key_file', '/lb_nodes/3'])
+      expect(pathToJsonPointer(jsonPointerToPath(p))).to.equal(p);
+  });
+
+  it('resolves an SFTP private_key_file against the config file, and names it with its line when unreadable', () => {
+    writeFileSync(join(dir, 'id_sftp'), 'key\n');
+    const text = (keyFile: string) => `kind: controller
+heartbeat:
+  listen: { address: 127.0.0.10, port: 7950 }
+  master_key: ${KEY}
+lb_nodes:
+  - name: lb1
+    rpc: { url: "http://127.0.0.10:5071/RPC" }
+    dispatcher_list:
+      path: /tmp/ds.list
+      sftp: { host: 127.0.0.20, username: u, private_key_file: ${keyFile}, host_fingerprint: "SHA256:${'A'.repeat(43)}" }
+sets:
+  - id: 1
+`;
+    const c = loadControllerConfig(file(text('id_sftp')));
+    expect(c.lb_nodes[0]?.dispatcher_list.sftp?.private_key_file).to.equal(join(dir, 'id_sftp'));
+    const e = refusal(file(text('no_such_key')));
+    expect(e.issues.map((i) => i.path)).to.deep.equal(['lb_nodes[0].dispatcher_list.sftp.private_key_file']);
+    expect(e.issues[0]?.message).to.contain(`cannot read ${join(dir, 'no_such_key')}: ENOENT`);
+    expect(e.issues[0]?.line).to.equal(10);
   });
 });

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
+import { DEFAULT_HEALTH_PARAMS as P } from '../../src/probe/options.js';
 import {
-  DEFAULT_HEALTH_PARAMS as P,
   initialHealth,
   inRotation,
   transition,

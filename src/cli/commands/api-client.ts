@@ -6,11 +6,19 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse } from 'yaml';
+import { schemaDefaults } from '../../config/schema-registry.js';
+import type { ApiSection } from '../../config/types.js';
 import { DEFAULT_LAB_DIR, readLabState } from '../../lab/lab.js';
 import { pidAlive } from '../../lab/processes.js';
 import { CliError, EXIT } from '../exit-codes.js';
 
-export const DEFAULT_API_URL = 'http://127.0.0.1:9060';
+/** The api section's defaults, as the controller schema fills them in. */
+const API_DEFAULTS = schemaDefaults<Pick<ApiSection, 'listen' | 'port'>>(
+  'controller-config',
+  '/properties/api',
+);
+
+export const DEFAULT_API_URL = `http://${API_DEFAULTS.listen}:${API_DEFAULTS.port}`;
 
 export interface ApiTarget {
   readonly url: string;
@@ -60,10 +68,10 @@ export function targetFromConfig(file: string): { url: string; tokenFile: string
       EXIT.unreachable,
     );
   }
-  const listen = typeof api.listen === 'string' ? api.listen : '127.0.0.1';
+  const listen = typeof api.listen === 'string' ? api.listen : API_DEFAULTS.listen;
   // A wildcard bind is reached on loopback from the controller's own host.
   const host = listen === '0.0.0.0' ? '127.0.0.1' : listen;
-  const port = typeof api.port === 'number' ? api.port : 9060;
+  const port = typeof api.port === 'number' ? api.port : API_DEFAULTS.port;
   const tf = typeof api.token_file === 'string' ? api.token_file : null;
   return {
     url: `http://${host}:${port}`,
