@@ -1,5 +1,5 @@
 /**
- * Admission control at a real LB (kamailio/lb.cfg with SW_ADMISSION) in front of backends of emulated
+ * Admission control at a real LB (src/lab/kamailio/lb.cfg with SW_ADMISSION) in front of backends of emulated
  * capacity, with sipp as the load: the GCRA limiter fails open, limits set over JSON-RPC take effect,
  * refused INVITEs get a stateless 503 with Retry-After, retransmissions are neither counted twice nor
  * refused, admitted calls leave the LB evenly spread (not in a once-a-second burst), and at 130 % of

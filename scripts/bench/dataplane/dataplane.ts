@@ -1,5 +1,5 @@
 /**
- * Data-plane benchmark: the same Kamailio LB (kamailio/lb.cfg) relaying calls transparently
+ * Data-plane benchmark: the same Kamailio LB (src/lab/kamailio/lb.cfg) relaying calls transparently
  * (send_udp, no Via: it sees only the INVITE) and statefully (t_relay with SW_STATEFUL: Via added,
  * a transaction per INVITE, every reply through it), side by side in one run, at the same offered
  * rates, in front of the same two backends and UASes on 127.0.2.x.

@@ -9,7 +9,7 @@
  *     and a 1 s timeout per ping (t_set_fr in event_route[tm:local-request]: the OPTIONS is sent,
  *     resent after T1 = 500 ms, then fails; tm's global 32 s would otherwise apply). On loopback no
  *     ICMP error shortens that: only the timeout detects the dead backend. See SW_DS_* in
- *     kamailio/lb.cfg.
+ *     src/lab/kamailio/lb.cfg.
  *   - sipweigh: the lab with an agent per backend and `sipweigh controller` running (heartbeats,
  *     scoring, push of the dispatcher list), admission control off (see
  *     startControllerWithoutAdmission); the LB does not ping.
@@ -86,7 +86,7 @@ const T0 = performance.now();
 const log = (s: string) =>
   process.stderr.write(`failover [${((performance.now() - T0) / 1000).toFixed(1)} s]: ${s}\n`);
 
-/** LB defines for Kamailio's own probing (kamailio/lb.cfg); none for sipweigh, whose LB does not ping. */
+/** LB defines for Kamailio's own probing (src/lab/kamailio/lb.cfg); none for sipweigh, whose LB does not ping. */
 export function probeDefines(o: FailoverOptions): Defines {
   return {
     SW_DS_PING_INTERVAL: o.pingIntervalS,
