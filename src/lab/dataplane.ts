@@ -30,7 +30,7 @@ export const DATAPLANE_NET = {
   dsSet: 1,
 } as const;
 
-export interface BackendSpec {
+export interface DataPlaneBackend {
   /** Relative weight (dispatcher `rweight`, 1..100). */
   readonly weight: number;
   /** Extra backend.cfg defines (SW_PRE_RELAY_DELAY_US, SW_SERVICE_DELAY_US, SW_WORKERS...). */
@@ -38,7 +38,7 @@ export interface BackendSpec {
 }
 
 export interface DataPlaneOptions {
-  readonly backends: readonly BackendSpec[];
+  readonly backends: readonly DataPlaneBackend[];
   /** Extra lb.cfg defines, e.g. `{ SW_STATEFUL: true }`. */
   readonly lbDefines?: Defines;
   readonly lbShmMb?: number;

@@ -8,10 +8,10 @@
 import { readFileSync } from 'node:fs';
 import type { LbNodeConfig } from '../config/types.js';
 import {
-  admissionPipeName,
-  pipeLimitChanges,
-  readPipeLimits,
-  setPipeLimit,
+  admissionLimiterName,
+  limiterChanges,
+  readLimiters,
+  setLimiter,
   type LimitCps,
 } from '../kamailio/admission.js';
 import { DispatcherPusher, type PushOutcome } from './pusher.js';
@@ -28,13 +28,35 @@ export interface NodeDesired {
   readonly admission: ReadonlyMap<number, LimitCps>;
 }
 
+/** A limit written to a set's limiter at an LB. */
+export interface AppliedLimit {
+  readonly limiter: string;
+  readonly limitCps: LimitCps;
+}
+
 export type AdmissionOutcome =
   | { readonly kind: 'off' }
   | { readonly kind: 'in_sync' }
-  | { readonly kind: 'applied'; readonly pipes: readonly { pipe: string; limitCps: LimitCps }[] }
-  /** The LB has no such pipe: its config does not enable SIPWEIGH_ADMISSION_CONTROL (lb.cfg: SW_ADMISSION). */
-  | { readonly kind: 'missing'; readonly pipes: readonly string[] }
+  | {
+      readonly kind: 'applied';
+      readonly limiters: readonly AppliedLimit[];
+      /** TODO(merge): remove alias (the controller still reads `pipes`). */
+      readonly pipes: readonly AppliedLimit[];
+    }
+  /** The LB has no such limiter: its config does not enable SIPWEIGH_ADMISSION_CONTROL (lb.cfg: SW_ADMISSION). */
+  | {
+      readonly kind: 'missing';
+      readonly limiters: readonly string[];
+      /** TODO(merge): remove alias (the controller still reads `pipes`). */
+      readonly pipes: readonly string[];
+    }
   | { readonly kind: 'failed'; readonly reason: string };
+
+const missing = (limiters: readonly string[]): AdmissionOutcome => ({
+  kind: 'missing',
+  limiters,
+  pipes: limiters,
+});
 
 export interface NodeOutcome {
   readonly push: PushOutcome;
@@ -138,16 +160,17 @@ export class NodeLink {
   private async applyAdmission(limits: ReadonlyMap<number, LimitCps>): Promise<AdmissionOutcome> {
     if (limits.size === 0) return { kind: 'off' };
     try {
-      const desired = new Map([...limits].map(([set, limit]) => [admissionPipeName(set), limit] as const));
-      const plan = pipeLimitChanges(desired, await readPipeLimits(this.rpc));
-      if (plan.missing.length > 0) return { kind: 'missing', pipes: plan.missing };
-      for (const c of plan.changes) await setPipeLimit(this.rpc, c.pipe, c.limitCps);
+      const desired = new Map([...limits].map(([set, limit]) => [admissionLimiterName(set), limit] as const));
+      const plan = limiterChanges(desired, await readLimiters(this.rpc));
+      if (plan.missing.length > 0) return missing(plan.missing);
+      for (const c of plan.changes) await setLimiter(this.rpc, c.limiter, c.limitCps);
       if (plan.changes.length === 0) return { kind: 'in_sync' };
-      return { kind: 'applied', pipes: plan.changes.map((c) => ({ pipe: c.pipe, limitCps: c.limitCps })) };
+      const limiters = plan.changes.map((c) => ({ limiter: c.limiter, limitCps: c.limitCps }));
+      return { kind: 'applied', limiters, pipes: limiters };
     } catch (e) {
       // No htable RPC at all: the same as limiters missing, a config matter rather than a failure to retry.
       if (e instanceof RpcMethodError && /not found/i.test(e.rpcMessage)) {
-        return { kind: 'missing', pipes: [...limits.keys()].map(admissionPipeName) };
+        return missing([...limits.keys()].map(admissionLimiterName));
       }
       return { kind: 'failed', reason: (e as Error).message };
     }
