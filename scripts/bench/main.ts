@@ -1,7 +1,10 @@
 /**
  * `npm run bench -- NAME [--quick] [options]`: one entry point for every benchmark. Each benchmark
- * prints its table for people and, as its last line, one JSON object for machines.
+ * prints its table for people and, as its last line, one JSON object for machines. Each lives in its
+ * own folder; common/ holds the one option parser and the one registry of what Ctrl-C must stop.
  */
+import { BenchHelpShown, BenchUsageError } from './common/options.js';
+
 type Bench = (args: string[]) => Promise<void>;
 
 /** Each benchmark module exports one runner; loaded on demand so one bench's imports never slow another. */
@@ -15,19 +18,19 @@ async function load(file: string, exportName: string): Promise<Bench> {
 const BENCHES: Record<string, { what: string; load: () => Promise<Bench> }> = {
   dataplane: {
     what: 'LB CPU per call and calls/s: transparent (no Via) against stateful t_relay',
-    load: () => load('./dataplane.js', 'runDataplaneBench'),
+    load: () => load('./dataplane/dataplane.js', 'runDataplaneBench'),
   },
   heartbeat: {
     what: 'controller heartbeat endpoint: reports/s, CPU per 1k reports, memory per backend',
-    load: () => load('./heartbeat.js', 'runHeartbeatBench'),
+    load: () => load('./heartbeat/heartbeat.js', 'runHeartbeatBench'),
   },
   failover: {
     what: 'backend SIGKILL under load: time to out of rotation and failed calls, sipweigh vs Kamailio probing',
-    load: () => load('./failover.js', 'runFailoverBench'),
+    load: () => load('./failover/failover.js', 'runFailoverBench'),
   },
   quality: {
     what: 'balancing quality: capacity used, failures, setup latency per policy, overload goodput, capacity drop',
-    load: () => load('./quality.js', 'runQualityBench'),
+    load: () => load('./quality/quality.js', 'runQualityBench'),
   },
 };
 
@@ -36,19 +39,25 @@ async function main(argv: string[]): Promise<number> {
   const bench = name ? BENCHES[name] : undefined;
   if (!bench) {
     const list = Object.entries(BENCHES).map(([n, b]) => `  ${n.padEnd(10)} ${b.what}`);
-    process.stderr.write(`usage: npm run bench -- NAME [--quick]\n${list.join('\n')}\n`);
+    process.stderr.write(`usage: npm run bench -- NAME [--quick] [--help]\n${list.join('\n')}\n`);
     return name ? 2 : 0;
   }
-  await (
-    await bench.load()
-  )(rest);
+  const run = await bench.load();
+  try {
+    await run(rest);
+  } catch (e) {
+    if (e instanceof BenchHelpShown) return 0;
+    throw e;
+  }
   return 0;
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
-    process.stderr.write(`bench failed: ${(e as Error).stack ?? String(e)}\n`);
+    // An option error is the operator's: its message says it all, a stack would hide it.
+    const text = e instanceof BenchUsageError ? e.message : ((e as Error).stack ?? String(e));
+    process.stderr.write(`bench failed: ${text}\n`);
     process.exit(1);
   },
 );

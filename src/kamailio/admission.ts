@@ -13,9 +13,8 @@
  * - `htable.dump TABLE` answers `[{entry, size, slot: [{name, value, type}]}]` (only non-empty slots);
  *   an htable the LB lacks (admission control off) is a 500 "No such htable";
  * - the htable lives in shared memory: a Kamailio restart brings back `T_N = 0`, so the controller
- *   compares (`pipeLimitChanges`) and sets again what differs.
- * The names keep the word "pipe" (pipelimit's, used before): a set's limiter is still called
- * `sipweigh_set_N` in the controller's plans and logs.
+ *   compares (`limiterChanges`) and sets again what differs.
+ * A set's limiter is called `sipweigh_set_N` in the controller's plans and logs.
  */
 import { RpcMethodError, type KamailioRpcClient } from './rpc.js';
 
@@ -23,7 +22,7 @@ import { RpcMethodError, type KamailioRpcClient } from './rpc.js';
 export const ADMISSION_HTABLE = 'sipweigh_adm';
 
 /** The name of a set's limiter in plans and logs. */
-export const ADMISSION_PIPE_PREFIX = 'sipweigh_set_';
+export const ADMISSION_LIMITER_PREFIX = 'sipweigh_set_';
 
 /** At or above this many calls/s a limit is no limit (T would be under 1 µs). */
 export const MAX_LIMIT_CPS = 1_000_000;
@@ -53,7 +52,7 @@ export const MAX_TOLERANCE_US = 1_000_000;
 export type LimitCps = number | null;
 
 /** Only `call` is used: tests and the controller may pass anything with that shape. */
-export type RpcCaller = Pick<KamailioRpcClient, 'call'>;
+export type AdmissionRpc = Pick<KamailioRpcClient, 'call'>;
 
 /** The two numbers the LB's limiter reads (µs, 32-bit signed integers). */
 export interface GcraParams {
@@ -63,7 +62,7 @@ export interface GcraParams {
   readonly toleranceUs: number;
 }
 
-export interface PipeState {
+export interface LimiterState {
   readonly name: string;
   readonly setId: number;
   readonly params: GcraParams;
@@ -84,23 +83,23 @@ export class AdmissionReplyError extends Error {
 }
 
 /** The LB has no limiter for the set: admission control is not enabled there (SIPWEIGH_ADMISSION_CONTROL) or another set. */
-export class AdmissionPipeMissingError extends Error {
-  override readonly name = 'AdmissionPipeMissingError';
+export class AdmissionLimiterMissingError extends Error {
+  override readonly name = 'AdmissionLimiterMissingError';
   constructor(
-    readonly pipe: string,
+    readonly limiter: string,
     options?: ErrorOptions,
   ) {
-    super(`the LB has no admission limiter ${pipe}: is SIPWEIGH_ADMISSION_CONTROL defined for this set?`, options);
+    super(`the LB has no admission limiter ${limiter}: is SIPWEIGH_ADMISSION_CONTROL defined for this set?`, options);
   }
 }
 
-export function admissionPipeName(setId: number): string {
+export function admissionLimiterName(setId: number): string {
   if (!Number.isSafeInteger(setId) || setId < 0) throw new RangeError(`dispatcher set must be an integer >= 0, got ${setId}`);
-  return `${ADMISSION_PIPE_PREFIX}${setId}`;
+  return `${ADMISSION_LIMITER_PREFIX}${setId}`;
 }
 
 /** The set of a limiter name, or undefined for any other name. */
-export function setIdOfPipe(name: string): number | undefined {
+export function setIdOfLimiter(name: string): number | undefined {
   const m = /^sipweigh_set_(0|[1-9][0-9]*)$/.exec(name);
   if (!m?.[1]) return undefined;
   const id = Number(m[1]);
@@ -159,9 +158,9 @@ function dumpEntries(result: unknown): Map<string, number | string> {
 }
 
 /** Validates an `htable.dump sipweigh_adm` result into each set's limiter (pure). */
-export function parseLimiterDump(result: unknown): PipeState[] {
+export function parseLimiterDump(result: unknown): LimiterState[] {
   const entries = dumpEntries(result);
-  const states: PipeState[] = [];
+  const states: LimiterState[] = [];
   for (const [key, value] of entries) {
     const m = /^T_(0|[1-9][0-9]*)$/.exec(key);
     if (!m?.[1]) continue;
@@ -171,7 +170,7 @@ export function parseLimiterDump(result: unknown): PipeState[] {
       throw new AdmissionReplyError(DUMP, `T_${setId} or tau_${setId} is not an integer`, result);
     }
     const params = { emissionUs: value < 0 ? -1 : value, toleranceUs: tolerance };
-    states.push({ name: admissionPipeName(setId), setId, params, limitCps: limitCpsOf(params.emissionUs) });
+    states.push({ name: admissionLimiterName(setId), setId, params, limitCps: limitCpsOf(params.emissionUs) });
   }
   return states.sort((a, b) => a.setId - b.setId);
 }
@@ -180,12 +179,12 @@ function isNoSuchHtable(e: unknown): boolean {
   return e instanceof RpcMethodError && /no such htable/i.test(e.rpcMessage);
 }
 
-async function setInt(rpc: RpcCaller, pipe: string, key: string, value: number): Promise<void> {
+async function setInt(rpc: AdmissionRpc, limiter: string, key: string, value: number): Promise<void> {
   let result: unknown;
   try {
     result = await rpc.call('htable.seti', [ADMISSION_HTABLE, key, value]);
   } catch (e) {
-    if (isNoSuchHtable(e)) throw new AdmissionPipeMissingError(pipe, { cause: e });
+    if (isNoSuchHtable(e)) throw new AdmissionLimiterMissingError(limiter, { cause: e });
     throw e;
   }
   if (typeof result !== 'string' || !/^ok/i.test(result)) {
@@ -196,20 +195,20 @@ async function setInt(rpc: RpcCaller, pipe: string, key: string, value: number):
 /**
  * Sets a set's limit. tau is written before T: T is the switch (0 = no limit), so the script never
  * combines a new T with the tolerance of a limit that no longer applies. Rejects with
- * AdmissionPipeMissingError (no admission htable at the LB), AdmissionReplyError, RangeError or RpcError.
+ * AdmissionLimiterMissingError (no admission htable at the LB), AdmissionReplyError, RangeError or RpcError.
  * It does not check that the LB enforces this set (the script checks only SIPWEIGH_DS_SET): plan with
- * `pipeLimitChanges` on what `readPipeLimits` found.
+ * `limiterChanges` on what `readLimiters` found.
  */
-export async function setPipeLimit(rpc: RpcCaller, pipe: string, limitCps: LimitCps): Promise<void> {
-  const setId = setIdOfPipe(pipe);
-  if (setId === undefined) throw new RangeError(`not an admission limiter name: ${pipe}`);
+export async function setLimiter(rpc: AdmissionRpc, limiter: string, limitCps: LimitCps): Promise<void> {
+  const setId = setIdOfLimiter(limiter);
+  if (setId === undefined) throw new RangeError(`not an admission limiter name: ${limiter}`);
   const { emissionUs, toleranceUs } = gcraParamsFor(limitCps);
-  if (emissionUs !== 0) await setInt(rpc, pipe, `tau_${setId}`, toleranceUs);
-  await setInt(rpc, pipe, `T_${setId}`, emissionUs);
+  if (emissionUs !== 0) await setInt(rpc, limiter, `tau_${setId}`, toleranceUs);
+  await setInt(rpc, limiter, `T_${setId}`, emissionUs);
 }
 
 /** Every set's limiter at the LB by name; empty when the LB has no admission htable. */
-export async function readPipeLimits(rpc: RpcCaller): Promise<ReadonlyMap<string, PipeState>> {
+export async function readLimiters(rpc: AdmissionRpc): Promise<ReadonlyMap<string, LimiterState>> {
   let result: unknown;
   try {
     result = await rpc.call(DUMP, [ADMISSION_HTABLE]);
@@ -220,18 +219,18 @@ export async function readPipeLimits(rpc: RpcCaller): Promise<ReadonlyMap<string
   return new Map(parseLimiterDump(result).map((p) => [p.name, p]));
 }
 
-export interface PipeLimitChange {
-  readonly pipe: string;
+export interface LimiterChange {
+  readonly limiter: string;
   readonly limitCps: LimitCps;
   /** What will be written. */
   readonly params: GcraParams;
   /** What the LB has now. */
-  readonly current: PipeState;
+  readonly current: LimiterState;
 }
 
-export interface PipeLimitPlan {
+export interface LimiterPlan {
   /** Limiters whose T or tau differ from the desired ones: set these. */
-  readonly changes: readonly PipeLimitChange[];
+  readonly changes: readonly LimiterChange[];
   /** Desired limiters the LB does not have (admission not enabled there): report, do not set. */
   readonly missing: readonly string[];
 }
@@ -241,23 +240,23 @@ export interface PipeLimitPlan {
  * (pure). In sync means the same T and, when there is a limit, the same tau; names not in `desired`
  * are left alone.
  */
-export function pipeLimitChanges(
+export function limiterChanges(
   desired: ReadonlyMap<string, LimitCps>,
-  actual: ReadonlyMap<string, PipeState>,
-): PipeLimitPlan {
-  const changes: PipeLimitChange[] = [];
+  actual: ReadonlyMap<string, LimiterState>,
+): LimiterPlan {
+  const changes: LimiterChange[] = [];
   const missing: string[] = [];
-  for (const [pipe, limitCps] of desired) {
+  for (const [limiter, limitCps] of desired) {
     const params = gcraParamsFor(limitCps);
-    const current = actual.get(pipe);
+    const current = actual.get(limiter);
     if (!current) {
-      missing.push(pipe);
+      missing.push(limiter);
       continue;
     }
     const same =
       current.params.emissionUs === params.emissionUs &&
       (params.emissionUs <= 0 || current.params.toleranceUs === params.toleranceUs);
-    if (!same) changes.push({ pipe, limitCps, params, current });
+    if (!same) changes.push({ limiter, limitCps, params, current });
   }
   return { changes, missing };
 }

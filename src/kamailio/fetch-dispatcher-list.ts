@@ -7,10 +7,10 @@ import { RpcMethodError, type KamailioRpcClient } from './rpc.js';
 import { effectiveWeight, parseDispatcherList, type DispatcherListResult } from './dispatcher-list-reply.js';
 
 /** What the dispatcher readers and the pusher need of an RPC client (a counting wrapper fits too). */
-export type RpcCaller = Pick<KamailioRpcClient, 'call' | 'target'>;
+export type DispatcherListRpc = Pick<KamailioRpcClient, 'call' | 'target'>;
 
 export async function fetchDispatcherList(
-  client: RpcCaller,
+  client: DispatcherListRpc,
   opts: { deadlineMs?: number } = {},
 ): Promise<DispatcherListResult> {
   try {
@@ -32,7 +32,7 @@ export async function fetchDispatcherList(
  * (0 = out of rotation); null when the LB did not answer. For the demo and the tests.
  */
 export async function fetchEffectiveWeights(
-  client: RpcCaller,
+  client: DispatcherListRpc,
   opts: { deadlineMs?: number } = {},
 ): Promise<Map<string, number> | null> {
   const list = await fetchDispatcherList(client, opts);

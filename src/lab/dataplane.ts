@@ -1,13 +1,13 @@
 /**
  * A small data-plane topology on loopback for the data-plane tests and benchmark: one LB (the
- * shipped kamailio/lb.cfg) in front of N backends (kamailio/backend.cfg), each backend relaying to
+ * lab's src/lab/kamailio/lb.cfg) in front of N backends (src/lab/kamailio/backend.cfg), each backend relaying to
  * its own sipp UAS. Addresses come from the data-plane block 127.0.2.0/24:
  *   LB 127.0.2.10 (SIP 5060, JSON-RPC 5071), backend i 127.0.2.(11+i) (SIP 5060, JSON-RPC 5072),
  *   its UAS 127.0.2.(51+i):5060, clients 127.0.2.100 and up.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KAMAILIO_CFG_DIR } from '../util/package-root.js';
+import { LAB_KAMAILIO_CFG_DIR } from '../util/package-root.js';
 import { formatDispatcherList } from '../kamailio/dispatcher-list.js';
 import { backendDefines, lbDefines } from './defines.js';
 import { startKamailio, type Defines, type KamailioInstance } from './kamailio.js';
@@ -30,7 +30,7 @@ export const DATAPLANE_NET = {
   dsSet: 1,
 } as const;
 
-export interface BackendSpec {
+export interface DataPlaneBackend {
   /** Relative weight (dispatcher `rweight`, 1..100). */
   readonly weight: number;
   /** Extra backend.cfg defines (SW_PRE_RELAY_DELAY_US, SW_SERVICE_DELAY_US, SW_WORKERS...). */
@@ -38,7 +38,7 @@ export interface BackendSpec {
 }
 
 export interface DataPlaneOptions {
-  readonly backends: readonly BackendSpec[];
+  readonly backends: readonly DataPlaneBackend[];
   /** Extra lb.cfg defines, e.g. `{ SW_STATEFUL: true }`. */
   readonly lbDefines?: Defines;
   readonly lbShmMb?: number;
@@ -87,7 +87,7 @@ export async function startDataPlane(group: ProcessGroup, opts: DataPlaneOptions
     specs.map(async (b): Promise<BackendNode> => {
       const kamailio = await startKamailio(group, {
         name: `backend${b.index}`,
-        cfg: join(KAMAILIO_CFG_DIR, 'backend.cfg'),
+        cfg: join(LAB_KAMAILIO_CFG_DIR, 'backend.cfg'),
         defines: {
           ...backendDefines({
             sip: { address: b.ip, port: net.sipPort },
@@ -115,7 +115,7 @@ export async function startDataPlane(group: ProcessGroup, opts: DataPlaneOptions
 
   const lb = await startKamailio(group, {
     name: 'lb',
-    cfg: join(KAMAILIO_CFG_DIR, 'lb.cfg'),
+    cfg: join(LAB_KAMAILIO_CFG_DIR, 'lb.cfg'),
     shmMb: opts.lbShmMb ?? 64,
     defines: {
       ...lbDefines({

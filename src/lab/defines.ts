@@ -1,6 +1,6 @@
 /**
- * The preprocessor defines that instantiate the shipped example configs (kamailio/lb.cfg and
- * kamailio/backend.cfg); names are documented in those files' headers. One mapping, used by the lab,
+ * The preprocessor defines that instantiate the lab's Kamailio configs (src/lab/kamailio/lb.cfg and
+ * src/lab/kamailio/backend.cfg); names are documented in those files' headers. One mapping, used by the lab,
  * the data-plane topology of the tests and the benchmarks.
  * String-valued settings are passed quoted (`NAME="value"`) so the configs can use them where
  * Kamailio expects a string (modparams, comparisons); addresses and ports go bare into listen=.

@@ -1,12 +1,12 @@
 /**
  * The local lab: a Kamailio LB, N Kamailio backends and a sipp UAS behind each, on loopback, from the
- * project's own kamailio/ configs. `up` leaves the processes running (their PIDs in a state file),
+ * lab's own configs (src/lab/kamailio/, built on the product snippets in kamailio/). `up` leaves the processes running (their PIDs in a state file),
  * `down` stops them by PID, `status` checks them. Also used in-process by tests, the demo and the
  * benchmarks (`startLab` returns a handle whose `stop()` ends everything).
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KAMAILIO_CFG_DIR } from '../util/package-root.js';
+import { LAB_KAMAILIO_CFG_DIR } from '../util/package-root.js';
 import { formatDispatcherList, type Destination } from '../kamailio/dispatcher-list.js';
 import { backendDefines, lbDefines, type BackendSettings, type LbSettings } from './defines.js';
 import { startKamailio, type Defines, type KamailioInstance } from './kamailio.js';
@@ -20,8 +20,8 @@ import { planLab, type BackendPlan, type LabOptions, type LabPlan } from './topo
 
 export const DEFAULT_LAB_DIR = process.env.SIPWEIGH_LAB_DIR ?? '/tmp/sipweigh-lab';
 export const LAB_CONFIGS = {
-  lb: join(KAMAILIO_CFG_DIR, 'lb.cfg'),
-  backend: join(KAMAILIO_CFG_DIR, 'backend.cfg'),
+  lb: join(LAB_KAMAILIO_CFG_DIR, 'lb.cfg'),
+  backend: join(LAB_KAMAILIO_CFG_DIR, 'backend.cfg'),
 };
 export { LAB_SCENARIOS };
 

@@ -14,7 +14,7 @@ export {
 } from './types.js';
 export { toReportMetrics } from './report-metrics.js';
 export { cpuCollector, loadCollector, memoryCollector, udpSocketCollector } from './host-collectors.js';
-export { kamailioRpcCollector, type RpcCaller } from './kamailio-collector.js';
+export { kamailioRpcCollector, type KamailioStatsRpc } from './kamailio-collector.js';
 export { optionsCollector, OptionsPinger } from './options-collector.js';
 export { SshBackendMonitor, type SshCollectorOptions, type KamcmdOptions } from './ssh-collector.js';
 export { sshCollectorOptions } from './ssh-config.js';

@@ -17,7 +17,7 @@ import { KamailioRateTracker } from './kamailio-rate-tracker.js';
 import type { PartialMeasurements } from './types.js';
 
 /** What the collector needs of an RPC client (KamailioRpcClient fits). */
-export interface RpcCaller {
+export interface KamailioStatsRpc {
   call(
     method: string,
     params?: readonly RpcParam[],
@@ -92,7 +92,7 @@ function isMethodNotFound(e: unknown): boolean {
   return e instanceof RpcMethodError && /not found/i.test(e.rpcMessage);
 }
 
-export function kamailioRpcCollector(rpc: RpcCaller, cadence: Cadence): Collector {
+export function kamailioRpcCollector(rpc: KamailioStatsRpc, cadence: Cadence): Collector {
   const rates = new KamailioRateTracker();
   /** method → performance.now() before which it is not called again. */
   const unsupported = new Map<string, number>();

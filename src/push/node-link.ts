@@ -8,11 +8,11 @@
 import { readFileSync } from 'node:fs';
 import type { LbNodeConfig } from '../config/types.js';
 import {
-  admissionPipeName,
-  pipeLimitChanges,
-  readPipeLimits,
-  setIdOfPipe,
-  setPipeLimit,
+  admissionLimiterName,
+  limiterChanges,
+  readLimiters,
+  setIdOfLimiter,
+  setLimiter,
   type LimitCps,
 } from '../kamailio/admission.js';
 import { DispatcherPusher, type PushOutcome } from './pusher.js';
@@ -155,14 +155,14 @@ export class NodeLink {
     const limits = desired.limits;
     if (limits.size === 0) return { kind: 'in_sync' };
     try {
-      const wanted = new Map([...limits].map(([set, limit]) => [admissionPipeName(set), limit] as const));
-      const plan = pipeLimitChanges(wanted, await readPipeLimits(this.rpc));
+      const wanted = new Map([...limits].map(([set, limit]) => [admissionLimiterName(set), limit] as const));
+      const plan = limiterChanges(wanted, await readLimiters(this.rpc));
       if (plan.missing.length > 0) return { kind: 'missing', sets: plan.missing.map(setOf) };
-      for (const c of plan.changes) await setPipeLimit(this.rpc, c.pipe, c.limitCps);
+      for (const c of plan.changes) await setLimiter(this.rpc, c.limiter, c.limitCps);
       if (plan.changes.length === 0) return { kind: 'in_sync' };
       return {
         kind: 'applied',
-        limits: plan.changes.map((c) => ({ set: setOf(c.pipe), limitCps: c.limitCps })),
+        limits: plan.changes.map((c) => ({ set: setOf(c.limiter), limitCps: c.limitCps })),
       };
     } catch (e) {
       // No htable RPC at all: the same as limiters missing, a config matter rather than a failure to retry.
@@ -181,13 +181,13 @@ export class NodeLink {
     const key = JSON.stringify(sets);
     if (this.offConfirmed === key && !force) return { kind: 'off' };
     try {
-      const wanted = new Map(sets.map((set) => [admissionPipeName(set), null] as const));
+      const wanted = new Map(sets.map((set) => [admissionLimiterName(set), null] as const));
       // A set without a limiter is one the LB does no admission for: nothing to lift there.
-      const plan = pipeLimitChanges(wanted, await readPipeLimits(this.rpc));
-      for (const c of plan.changes) await setPipeLimit(this.rpc, c.pipe, null);
+      const plan = limiterChanges(wanted, await readLimiters(this.rpc));
+      for (const c of plan.changes) await setLimiter(this.rpc, c.limiter, null);
       this.offConfirmed = key;
       if (plan.changes.length === 0) return { kind: 'off' };
-      return { kind: 'cleared', sets: plan.changes.map((c) => setOf(c.pipe)) };
+      return { kind: 'cleared', sets: plan.changes.map((c) => setOf(c.limiter)) };
     } catch (e) {
       if (e instanceof RpcMethodError && /not found/i.test(e.rpcMessage)) {
         this.offConfirmed = key;
@@ -204,4 +204,4 @@ export class NodeLink {
 }
 
 /** The set of a limiter this module named itself. */
-const setOf = (pipe: string): number => setIdOfPipe(pipe) ?? -1;
+const setOf = (limiter: string): number => setIdOfLimiter(limiter) ?? -1;

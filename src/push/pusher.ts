@@ -21,7 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { describeDifference, diffDispatcher, type DestinationDiff } from './diff.js';
 import { formatDispatcherList, formatListedTargets, type Destination } from '../kamailio/dispatcher-list.js';
 import type { DispatcherTarget } from '../kamailio/dispatcher-list-reply.js';
-import { fetchDispatcherList, type RpcCaller } from '../kamailio/fetch-dispatcher-list.js';
+import { fetchDispatcherList, type DispatcherListRpc } from '../kamailio/fetch-dispatcher-list.js';
 import type { ListFileTransport } from './transports/transport.js';
 import type { Applier } from './node-sync.js';
 
@@ -80,7 +80,7 @@ export interface PushOptions {
 }
 
 export interface DispatcherPusherOptions {
-  readonly rpc: RpcCaller;
+  readonly rpc: DispatcherListRpc;
   readonly transport: ListFileTransport;
   /** Deadline per RPC call (default 2000 ms; a reload of 5,000 destinations takes ~70 ms). */
   readonly rpcDeadlineMs?: number;

@@ -25,7 +25,7 @@ import { standingValue } from './standing.js';
 import {
   SIGNAL_NAMES,
   type Assignment,
-  type BackendHealth,
+  type HealthStatus,
   type BackendMemory,
   type BackendSample,
   type BackendScore,
@@ -77,7 +77,7 @@ const EMPTY_SET: SetMemory = {
   panicEndedAt: null,
 };
 
-function inRotation(h: BackendHealth): boolean {
+function inRotation(h: HealthStatus): boolean {
   return h === 'up' || h === 'suspect';
 }
 

@@ -6,7 +6,7 @@
 import type { ReportMetrics } from '../heartbeat/messages.js';
 
 /** `BackendView.health.kind` (src/health/state-machine.ts). */
-export type BackendHealth = 'up' | 'suspect' | 'down' | 'draining' | 'returning';
+export type HealthStatus = 'up' | 'suspect' | 'down' | 'draining' | 'returning';
 
 /** One backend as the controller sees it at the start of a cycle. */
 export interface BackendSample {
@@ -15,7 +15,7 @@ export interface BackendSample {
   readonly set: number;
   /** Configured capacity, calls per second (> 0). */
   readonly capacity: number;
-  readonly health: BackendHealth;
+  readonly health: HealthStatus;
   /** Latest accepted report and when it arrived (controller's monotonic ms), or null if none yet. */
   readonly report: { readonly metrics: ReportMetrics; readonly at: number } | null;
 }
@@ -67,7 +67,7 @@ export type Knowledge = 'fresh' | 'stale' | 'none';
 export interface BackendScore {
   readonly id: string;
   readonly set: number;
-  readonly health: BackendHealth;
+  readonly health: HealthStatus;
   readonly capacityCps: number;
   readonly knowledge: Knowledge;
   /** Smoothed pressure per signal (null: unknown or disabled). */

@@ -1,5 +1,5 @@
 /**
- * The installed package's root (where schemas/ and kamailio/ live), found from this file's location,
+ * The installed package's root (where schemas/, kamailio/ and src/lab/kamailio/ live), found from this file's location,
  * so the same code works from src/ under tsx and from dist/src/ after the build.
  */
 import { existsSync } from 'node:fs';
@@ -19,3 +19,5 @@ function findRoot(): string {
 export const PACKAGE_ROOT = findRoot();
 export const SCHEMA_DIR = join(PACKAGE_ROOT, 'schemas');
 export const KAMAILIO_CFG_DIR = join(PACKAGE_ROOT, 'kamailio');
+/** The lab's own Kamailio configs (its LB and its capacity-emulating backends), not the product's. */
+export const LAB_KAMAILIO_CFG_DIR = join(PACKAGE_ROOT, 'src', 'lab', 'kamailio');

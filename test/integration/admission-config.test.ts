@@ -12,9 +12,9 @@ import { lbDefines } from '../../src/lab/defines.js';
 import { lbSettings } from '../../src/lab/lab.js';
 import { kamailioCheck, type Defines } from '../../src/lab/kamailio.js';
 import { planLab } from '../../src/lab/topology.js';
-import { KAMAILIO_DIR } from '../support/harness.js';
+import { KAMAILIO_DIR, LAB_KAMAILIO_DIR } from '../support/harness.js';
 
-const LB_CFG = join(KAMAILIO_DIR, 'lb.cfg');
+const LB_CFG = join(LAB_KAMAILIO_DIR, 'lb.cfg');
 
 function check(cfg: string, defines: Defines = {}): { ok: boolean; output: string } {
   return kamailioCheck(cfg, defines);

@@ -1,5 +1,5 @@
 /**
- * Admission control at a real LB (kamailio/lb.cfg with SW_ADMISSION) in front of backends of emulated
+ * Admission control at a real LB (src/lab/kamailio/lb.cfg with SW_ADMISSION) in front of backends of emulated
  * capacity, with sipp as the load: the GCRA limiter fails open, limits set over JSON-RPC take effect,
  * refused INVITEs get a stateless 503 with Retry-After, retransmissions are neither counted twice nor
  * refused, admitted calls leave the LB evenly spread (not in a once-a-second burst), and at 130 % of
@@ -11,9 +11,9 @@
 import { expect } from 'chai';
 import { LAB_SCENARIOS } from '../../src/lab/lab.js';
 import {
-  admissionPipeName,
-  readPipeLimits,
-  setPipeLimit,
+  admissionLimiterName,
+  readLimiters,
+  setLimiter,
   type LimitCps,
 } from '../../src/kamailio/admission.js';
 import { runSippClient, type SippResult } from '../../src/lab/sipp.js';
@@ -33,7 +33,7 @@ import { sleep } from '../support/harness.js';
 import { CLIENT_IP, startAdmissionLab, type AdmissionLab } from './admission-lab.js';
 
 const UAC = join(PACKAGE_ROOT, 'scripts', 'sipp', 'uac-admission.xml');
-const PIPE = admissionPipeName(1);
+const LIMITER = admissionLimiterName(1);
 /** lb.cfg's default SW_ADMISSION_RETRY_AFTER. */
 const RETRY_AFTER = '2';
 
@@ -151,7 +151,7 @@ function loadWindows(samples: readonly Sample[]): LoadWindow[] {
 }
 
 async function limitOf(lab: AdmissionLab): Promise<LimitCps | undefined> {
-  return (await readPipeLimits(lab.rpc)).get(PIPE)?.limitCps;
+  return (await readLimiters(lab.rpc)).get(LIMITER)?.limitCps;
 }
 
 describe('integration: admission control at the LB (GCRA limiter)', function () {
@@ -171,10 +171,10 @@ describe('integration: admission control at the LB (GCRA limiter)', function () 
   });
 
   it('starts with the set limiter and no limit: every call is admitted (fails open)', async function () {
-    const pipe = (await readPipeLimits(theLab().rpc)).get(PIPE);
-    expect(pipe, 'limiter written at start-up').to.not.equal(undefined);
-    expect(pipe?.params.emissionUs).to.equal(0);
-    expect(pipe?.limitCps).to.equal(null);
+    const limiter = (await readLimiters(theLab().rpc)).get(LIMITER);
+    expect(limiter, 'limiter written at start-up').to.not.equal(undefined);
+    expect(limiter?.params.emissionUs).to.equal(0);
+    expect(limiter?.limitCps).to.equal(null);
 
     const o = await offer(theLab(), 50, 100);
     expect(o.result.stats.failed).to.equal(0);
@@ -184,7 +184,7 @@ describe('integration: admission control at the LB (GCRA limiter)', function () 
   });
 
   it('a limit set over JSON-RPC takes effect at once, survives dispatcher.reload; lifting it admits every call again', async function () {
-    await setPipeLimit(theLab().rpc, PIPE, 10);
+    await setLimiter(theLab().rpc, LIMITER, 10);
     expect(await limitOf(theLab())).to.equal(10);
     // The controller's weight pushes reload the dispatcher: the limit lives in its own htable, untouched.
     await theLab().rpc.call('dispatcher.reload');
@@ -199,7 +199,7 @@ describe('integration: admission control at the LB (GCRA limiter)', function () 
     expect(limited.lb.admitted).to.equal(limited.answered);
     expect(limited.lb.refused).to.equal(limited.refused);
 
-    await setPipeLimit(theLab().rpc, PIPE, null);
+    await setLimiter(theLab().rpc, LIMITER, null);
     expect(await limitOf(theLab())).to.equal(null);
     const open = await offer(theLab(), 40, 80);
     expect(open.answered).to.equal(80);
@@ -226,7 +226,7 @@ describe('integration: admission control at the LB (GCRA limiter)', function () 
       thePeer().messages((m) => m.status === status && header(m.text, 'Call-ID') === callId);
 
     it('refuses over the limit with 503 + Retry-After, statelessly; its retransmission, ACK and CANCEL are answered without counting', async function () {
-      await setPipeLimit(theLab().rpc, PIPE, 0);
+      await setLimiter(theLab().rpc, LIMITER, 0);
       const before = await theLab().stats();
       const callId = `adm-refused-${Date.now()}@test`;
       const branch = newBranch();
@@ -260,7 +260,7 @@ describe('integration: admission control at the LB (GCRA limiter)', function () 
       expect(repliesTo(callId, 503)).to.have.length(2);
 
       // A retry after Retry-After (same Call-ID, new CSeq and branch) is a new attempt: admitted now.
-      await setPipeLimit(theLab().rpc, PIPE, null);
+      await setLimiter(theLab().rpc, LIMITER, null);
       await toLb(sipRequest({ method: 'INVITE', ruri: ruri(), callId, cseq: 2, via: via() }));
       const answered = await thePeer().waitFor(
         (m) =>
@@ -276,7 +276,7 @@ describe('integration: admission control at the LB (GCRA limiter)', function () 
     it('counts an admitted INVITE once: its retransmissions go to the same backend, never through the limiter', async function () {
       // 1 call/s with tau = 1 s: a retransmission that reached the limiter would be admitted (and
       // counted) again, or refused once the tolerance is used up; either shows in the counters.
-      await setPipeLimit(theLab().rpc, PIPE, 1);
+      await setLimiter(theLab().rpc, LIMITER, 1);
       expect(await limitOf(theLab())).to.equal(1);
       const before = await theLab().stats();
       const callId = `adm-retrans-${Date.now()}@test`;
@@ -294,11 +294,11 @@ describe('integration: admission control at the LB (GCRA limiter)', function () 
       expect(delta(before, after, 'script.sipweigh_sticky')).to.equal(3);
       expect(repliesTo(callId, 503)).to.have.length(0);
       expect(repliesTo(callId, 200).length).to.be.at.least(1);
-      await setPipeLimit(theLab().rpc, PIPE, null);
+      await setLimiter(theLab().rpc, LIMITER, null);
     });
     it('reads the schedule (TAT) in 32-bit µs modulo 2,000 s: a TAT beyond tau is honoured, a stale one is reset', async function () {
       // 1 call/s, tau = 1 s. The test writes the script's TAT itself, on the clock Kamailio reads.
-      await setPipeLimit(theLab().rpc, PIPE, 1);
+      await setLimiter(theLab().rpc, LIMITER, 1);
       const cycleUs = 2_000_000_000;
       const nowUs = () => (Date.now() % 2_000_000) * 1000;
       const setTat = (offsetUs: number) =>
@@ -327,12 +327,12 @@ describe('integration: admission control at the LB (GCRA limiter)', function () 
         await setTat(-1_500_000_000);
         await attempt('aliased', 200);
       } finally {
-        await setPipeLimit(theLab().rpc, PIPE, null);
+        await setLimiter(theLab().rpc, LIMITER, null);
       }
     });
 
     it('refuses a TCP client over the limit too (stateful path), with Retry-After', async function () {
-      await setPipeLimit(theLab().rpc, PIPE, 0);
+      await setLimiter(theLab().rpc, LIMITER, 0);
       const before = await theLab().stats();
       const invite = (callId: string) => (tcpVia: string) =>
         sipRequest({ method: 'INVITE', ruri: ruri(), callId, via: tcpVia, transport: 'TCP' });
@@ -347,7 +347,7 @@ describe('integration: admission control at the LB (GCRA limiter)', function () 
       expect(delta(before, middle, 'script.sipweigh_admission_503')).to.equal(1);
       expect(delta(before, middle, 'script.sipweigh_stateful')).to.equal(0);
 
-      await setPipeLimit(theLab().rpc, PIPE, null);
+      await setLimiter(theLab().rpc, LIMITER, null);
       const admitted = await tcpSipRequest(
         CLIENT_IP,
         theLab().lb,
@@ -384,14 +384,14 @@ describe('integration: admission control at the LB (GCRA limiter)', function () 
           await sleep(100);
         }
       })();
-      await setPipeLimit(theLab().rpc, PIPE, limit);
+      await setLimiter(theLab().rpc, LIMITER, limit);
       let o: Outcome;
       try {
         o = await offer(theLab(), rate, rate * seconds);
       } finally {
         done = true;
         await sampling;
-        await setPipeLimit(theLab().rpc, PIPE, null);
+        await setLimiter(theLab().rpc, LIMITER, null);
       }
       const w = loadWindows(samples);
       const overAdmitted = w.filter((x) => x.admitted / x.seconds > 1.5 * limit);
@@ -429,7 +429,7 @@ describe('integration: admission control at the LB (GCRA limiter)', function () 
       const seconds = 15;
       const rate = Math.round(1.3 * POOL_CPS);
       const limit = Math.floor(0.95 * POOL_CPS);
-      await setPipeLimit(theLab().rpc, PIPE, limit);
+      await setLimiter(theLab().rpc, LIMITER, limit);
       const o = await offer(theLab(), rate, rate * seconds, 60);
       // Refused calls end successfully in the scenario (503 with Retry-After, ACK): every call sipp
       // counts as unsuccessful (failed, or still unfinished when it stopped) was an admitted one.
@@ -455,7 +455,7 @@ describe('integration: admission control at the LB (GCRA limiter)', function () 
           elapsed_s: o.elapsedS,
         })}`,
       );
-      await setPipeLimit(theLab().rpc, PIPE, null);
+      await setLimiter(theLab().rpc, LIMITER, null);
       expect(o.result.stats.created).to.equal(rate * seconds);
       if (offeredS > seconds * 1.15) {
         // sipp itself was starved: the offered load was well under 130 %, so the premise is not met.

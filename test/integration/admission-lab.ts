@@ -1,6 +1,6 @@
 /**
  * The admission-control tests' topology, on the admission block 127.8.x.x (the lab plan with net 8):
- * the shipped kamailio/lb.cfg with SW_ADMISSION at 127.8.0.10, backends of emulated capacity
+ * the shipped src/lab/kamailio/lb.cfg with SW_ADMISSION at 127.8.0.10, backends of emulated capacity
  * (backend.cfg) at 127.8.0.11+, a sipp UAS behind each at 127.8.1.11+, clients at 127.8.0.5.
  * startLab() cannot pass extra LB defines, so this composes the same parts (plan, defines, list).
  */

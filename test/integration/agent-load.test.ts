@@ -1,5 +1,5 @@
 /**
- * An agent beside a real Kamailio backend (kamailio/backend.cfg, 2 workers and a 20 ms service delay
+ * An agent beside a real Kamailio backend (src/lab/kamailio/backend.cfg, 2 workers and a 20 ms service delay
  * per INVITE: capacity ≈ 2 / 20 ms ≈ 100 calls/s) under sipp load, probed by the real controller
  * endpoint. The in-flight work it reports (transactions, dialogs, request rate) must rise with the
  * load and fall after it. A short burst above capacity must show in the signals that see work waiting
@@ -43,7 +43,7 @@ describe('integration: agent beside a loaded Kamailio backend', function () {
   before(async function () {
     await startKamailio(handle.group, {
       name: 'backend',
-      cfg: join(REPO_ROOT, 'kamailio', 'backend.cfg'),
+      cfg: join(REPO_ROOT, 'src', 'lab', 'kamailio', 'backend.cfg'),
       defines: {
         SW_BE_IP: BE_IP,
         SW_BE_PORT: 5060,

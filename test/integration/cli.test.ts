@@ -129,6 +129,28 @@ sets:
     expect(junk.err).to.match(/not a sipweigh status file/);
   });
 
+  it('lab up refuses options it would ignore or that would turn off something else, naming them, starting nothing', () => {
+    const labDir = join(dir, 'lab-refused');
+    const workers = sipweigh('lab', 'up', '--workers', '2', '--dir', labDir);
+    expect(workers.code, workers.err).to.equal(2);
+    expect(workers.err).to.match(/--workers .*give --capacity too/);
+    const agents = sipweigh('lab', 'up', '--no-agents', '--dir', labDir);
+    expect(agents.code, agents.err).to.equal(2);
+    expect(agents.err).to.match(/--no-agents .*add --no-controller/);
+    // Nothing was started: no lab state in the directory.
+    expect(sipweigh('lab', 'status', '--dir', labDir).code).to.equal(4);
+  });
+
+  it('status --file refuses the API options it would ignore, naming them', () => {
+    const file = write('status-file.json', '{}');
+    const r = sipweigh('status', '--file', file, '--api', 'http://127.14.9.9:9061', '--token-file', file);
+    expect(r.code, r.err).to.equal(2);
+    expect(r.err).to.match(/--file reads the status file, not the API: drop --api, --token-file/);
+    const c = sipweigh('status', '--file', file, '-c', 'examples/controller.yaml');
+    expect(c.code).to.equal(2);
+    expect(c.err).to.match(/drop --config/);
+  });
+
   it('reports an unknown subcommand as a usage error', () => {
     const r = sipweigh('bogus');
     expect(r.code).to.equal(2);

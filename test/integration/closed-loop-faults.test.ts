@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { readPipeLimits, admissionPipeName } from '../../src/kamailio/admission.js';
+import { readLimiters, admissionLimiterName } from '../../src/kamailio/admission.js';
 import type { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import { freezeMember, killMember, labProcess } from '../../src/lab/lab-control.js';
 import { startLab, type RunningLab } from '../../src/lab/lab.js';
@@ -233,10 +233,10 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
 
   it('admits what the pool can carry at 130 % offered load: admitted calls succeed, the excess gets 503', async () => {
     await settled();
-    const pipe = admissionPipeName(1);
+    const limiter = admissionLimiterName(1);
     const limit = await eventually(
       async () => {
-        const l = (await readPipeLimits(rpc!)).get(pipe)?.limitCps ?? null;
+        const l = (await readLimiters(rpc!)).get(limiter)?.limitCps ?? null;
         return l !== null && l >= 0.8 * POOL ? l : null;
       },
       'the controller sets the admission limit near the pool capacity',

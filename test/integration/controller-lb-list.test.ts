@@ -1,5 +1,5 @@
 /**
- * The controller (in process) against real Kamailio 5.6.3 LBs (kamailio/lb.cfg) on 127.13.0.x, with
+ * The controller (in process) against real Kamailio 5.6.3 LBs (src/lab/kamailio/lb.cfg) on 127.13.0.x, with
  * FAKE agents (test/support/fake-agent.ts) for the backends: what it does with the destinations an
  * LB already lists. A destination without a duid (its id is then host:port) is pushed like any
  * other; a reconcile while the LB is unreachable keeps the LB-discovered backends it could not

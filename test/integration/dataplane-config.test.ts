@@ -12,10 +12,10 @@ import { backendDefines, lbDefines } from '../../src/lab/defines.js';
 import { backendSettings, lbSettings } from '../../src/lab/lab.js';
 import { kamailioCheck, type Defines } from '../../src/lab/kamailio.js';
 import { planLab } from '../../src/lab/topology.js';
-import { KAMAILIO_DIR } from '../support/harness.js';
+import { KAMAILIO_DIR, LAB_KAMAILIO_DIR } from '../support/harness.js';
 
-const LB_CFG = join(KAMAILIO_DIR, 'lb.cfg');
-const BACKEND_CFG = join(KAMAILIO_DIR, 'backend.cfg');
+const LB_CFG = join(LAB_KAMAILIO_DIR, 'lb.cfg');
+const BACKEND_CFG = join(LAB_KAMAILIO_DIR, 'backend.cfg');
 
 function expectAccepted(cfg: string, defines: Defines = {}): void {
   const r = kamailioCheck(cfg, defines);

@@ -151,6 +151,7 @@ describe("sipweigh lab --uas-scenario (an operator's own call flow)", function (
       '--backends',
       '2',
       '--no-agents',
+      '--no-controller',
       '--uas-scenario',
       join(REPO_ROOT, 'scripts/sipp/uas-busy.xml'),
       '--dir',

@@ -1,5 +1,5 @@
 /**
- * The dispatcher push against real Kamailio 5.6.3 LBs (kamailio/lb.cfg) on 127.0.7.10 and .20, the
+ * The dispatcher push against real Kamailio 5.6.3 LBs (src/lab/kamailio/lb.cfg) on 127.0.7.10 and .20, the
  * list file written locally: weights and states land, survive an operator's reload and a restart,
  * an in-sync push writes and reloads nothing, failures leave the LB on its previous list, and the
  * NodeSync machinery backs off from an unreachable LB and converges when it returns.

@@ -1,5 +1,5 @@
 /**
- * A real LB for the push tests: the shipped kamailio/lb.cfg on a 127.0.7.x address, its dispatcher
+ * A real LB for the push tests: the shipped src/lab/kamailio/lb.cfg on a 127.0.7.x address, its dispatcher
  * list in the test's run directory, and an RPC client that counts the calls it makes per method (so
  * a test can say "no reload happened" from the client's side as well as from the file's).
  */
@@ -11,7 +11,7 @@ import type { ProcessGroup } from '../../src/lab/processes.js';
 import { KamailioRpcClient, type CallOptions, type RpcParam } from '../../src/kamailio/rpc.js';
 import { formatDispatcherList, type Destination } from '../../src/kamailio/dispatcher-list.js';
 import { fetchDispatcherList } from '../../src/kamailio/fetch-dispatcher-list.js';
-import { KAMAILIO_DIR } from '../support/harness.js';
+import { LAB_KAMAILIO_DIR } from '../support/harness.js';
 
 export const RPC_USER = 'sipweigh';
 export const RPC_PASSWORD = 'push-test';
@@ -66,7 +66,7 @@ export function testLb(
     start: () =>
       startKamailio(group, {
         name,
-        cfg: join(KAMAILIO_DIR, 'lb.cfg'),
+        cfg: join(LAB_KAMAILIO_DIR, 'lb.cfg'),
         defines: lbDefines({
           sip: { address: ip, port: 5060 },
           rpc: { address: ip, port: 5071, username: RPC_USER, password: RPC_PASSWORD },

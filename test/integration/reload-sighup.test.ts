@@ -11,7 +11,7 @@ import { expect } from 'chai';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { admissionPipeName, readPipeLimits } from '../../src/kamailio/admission.js';
+import { admissionLimiterName, readLimiters } from '../../src/kamailio/admission.js';
 import { followEvents, type EventFollower } from '../../src/api/event-client.js';
 import type { StampedEvent } from '../../src/controller/events.js';
 import { formatDispatcherList } from '../../src/kamailio/dispatcher-list.js';
@@ -238,7 +238,7 @@ describe('live reload: SIGHUP and POST /api/v1/reload (real lab on 127.15.x.x)',
   });
 
   it('admission switched off by a reload: the limit the controller set at the LB is lifted; on again: set again', async function () {
-    const limit = async () => (await readPipeLimits(rpc!)).get(admissionPipeName(1))?.limitCps;
+    const limit = async () => (await readLimiters(rpc!)).get(admissionLimiterName(1))?.limitCps;
     await eventually(async () => typeof (await limit()) === 'number', 'a limit set at the LB', 30000);
     const running = readFileSync(file, 'utf8');
     const off = parse(running) as ControllerYaml;

@@ -10,6 +10,8 @@ import { ProcessGroup } from '../../src/lab/processes.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const KAMAILIO_DIR = join(REPO_ROOT, 'kamailio');
+/** The lab's own LB and backend configs (built on the snippets in KAMAILIO_DIR). */
+export const LAB_KAMAILIO_DIR = join(REPO_ROOT, 'src', 'lab', 'kamailio');
 export const SCENARIO_DIR = join(REPO_ROOT, 'test', 'scenarios');
 
 export interface GroupHandle {

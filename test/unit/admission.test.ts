@@ -2,24 +2,24 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import {
   ADMISSION_HTABLE,
-  AdmissionPipeMissingError,
+  AdmissionLimiterMissingError,
   AdmissionReplyError,
   MAX_LIMIT_CPS,
   MAX_TOLERANCE_US,
   MIN_LIMIT_CPS,
   MIN_TOLERANCE_US,
-  admissionPipeName,
+  admissionLimiterName,
   gcraParamsFor,
   limitCpsOf,
   parseLimiterDump,
-  pipeLimitChanges,
-  readPipeLimits,
-  setIdOfPipe,
-  setPipeLimit,
+  limiterChanges,
+  readLimiters,
+  setIdOfLimiter,
+  setLimiter,
   type GcraParams,
   type LimitCps,
-  type PipeState,
-  type RpcCaller,
+  type LimiterState,
+  type AdmissionRpc,
 } from '../../src/kamailio/admission.js';
 import { RpcMethodError, type RpcParam } from '../../src/kamailio/rpc.js';
 
@@ -40,7 +40,7 @@ const DUMP_START = [
 const SET_OK = 'Ok. Key set to new value.';
 
 /** Records calls and answers with a scripted result or error: stands in for the RPC client. */
-function fakeRpc(answer: (method: string, params: readonly RpcParam[]) => unknown): RpcCaller & {
+function fakeRpc(answer: (method: string, params: readonly RpcParam[]) => unknown): AdmissionRpc & {
   calls: Array<[string, readonly RpcParam[]]>;
 } {
   const calls: Array<[string, readonly RpcParam[]]> = [];
@@ -66,25 +66,25 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
   throw new Error('expected a rejection');
 }
 
-const state = (name: string, params: GcraParams): PipeState => ({
+const state = (name: string, params: GcraParams): LimiterState => ({
   name,
-  setId: setIdOfPipe(name) ?? 0,
+  setId: setIdOfLimiter(name) ?? 0,
   params,
   limitCps: limitCpsOf(params.emissionUs),
 });
 
 describe('admission: limiter names', function () {
   it('names the limiter of a set as the controller logs it, and reads the set back', function () {
-    expect(admissionPipeName(1)).to.equal('sipweigh_set_1');
-    expect(setIdOfPipe('sipweigh_set_1')).to.equal(1);
-    expect(setIdOfPipe('sipweigh_set_0')).to.equal(0);
-    fc.assert(fc.property(fc.nat(), (id) => setIdOfPipe(admissionPipeName(id)) === id));
+    expect(admissionLimiterName(1)).to.equal('sipweigh_set_1');
+    expect(setIdOfLimiter('sipweigh_set_1')).to.equal(1);
+    expect(setIdOfLimiter('sipweigh_set_0')).to.equal(0);
+    fc.assert(fc.property(fc.nat(), (id) => setIdOfLimiter(admissionLimiterName(id)) === id));
   });
 
   it('refuses set ids that are not non-negative integers, and ignores other names', function () {
-    for (const bad of [-1, 1.5, NaN, Infinity]) expect(() => admissionPipeName(bad)).to.throw(RangeError);
+    for (const bad of [-1, 1.5, NaN, Infinity]) expect(() => admissionLimiterName(bad)).to.throw(RangeError);
     for (const other of ['sipweigh_set_', 'sipweigh_set_01', 'sipweigh_set_1x', 'one', 'sipweigh_set_-1']) {
-      expect(setIdOfPipe(other), other).to.equal(undefined);
+      expect(setIdOfLimiter(other), other).to.equal(undefined);
     }
   });
 });
@@ -178,11 +178,11 @@ describe('admission: htable.dump replies', function () {
 });
 
 describe('admission: RPC calls', function () {
-  it('setPipeLimit writes tau, then T (the switch), with htable.seti; lifting a limit writes T = 0 only', async function () {
+  it('setLimiter writes tau, then T (the switch), with htable.seti; lifting a limit writes T = 0 only', async function () {
     const rpc = fakeRpc(() => SET_OK);
-    await setPipeLimit(rpc, 'sipweigh_set_1', 92);
-    await setPipeLimit(rpc, 'sipweigh_set_1', null);
-    await setPipeLimit(rpc, 'sipweigh_set_1', 0);
+    await setLimiter(rpc, 'sipweigh_set_1', 92);
+    await setLimiter(rpc, 'sipweigh_set_1', null);
+    await setLimiter(rpc, 'sipweigh_set_1', 0);
     expect(rpc.calls).to.deep.equal([
       ['htable.seti', [ADMISSION_HTABLE, 'tau_1', 108700]],
       ['htable.seti', [ADMISSION_HTABLE, 'T_1', 10870]],
@@ -192,21 +192,21 @@ describe('admission: RPC calls', function () {
     ]);
   });
 
-  it('setPipeLimit refuses a bad limit or a name that is no limiter before any call', async function () {
+  it('setLimiter refuses a bad limit or a name that is no limiter before any call', async function () {
     const rpc = fakeRpc(() => SET_OK);
-    expect(await rejection(setPipeLimit(rpc, 'sipweigh_set_1', -5))).to.be.instanceOf(RangeError);
-    expect(await rejection(setPipeLimit(rpc, 'p', 5))).to.be.instanceOf(RangeError);
+    expect(await rejection(setLimiter(rpc, 'sipweigh_set_1', -5))).to.be.instanceOf(RangeError);
+    expect(await rejection(setLimiter(rpc, 'p', 5))).to.be.instanceOf(RangeError);
     expect(rpc.calls).to.have.length(0);
   });
 
-  it('an LB without the admission htable gives AdmissionPipeMissingError on set, no limiters on read', async function () {
+  it('an LB without the admission htable gives AdmissionLimiterMissingError on set, no limiters on read', async function () {
     const rpc = fakeRpc(() => {
       throw new RpcMethodError('htable.seti', 'http://lb/RPC', 500, 'No such htable');
     });
-    const e = await rejection(setPipeLimit(rpc, 'sipweigh_set_2', 10));
-    expect(e).to.be.instanceOf(AdmissionPipeMissingError);
-    expect((e as AdmissionPipeMissingError).pipe).to.equal('sipweigh_set_2');
-    expect((await readPipeLimits(rpc)).size).to.equal(0);
+    const e = await rejection(setLimiter(rpc, 'sipweigh_set_2', 10));
+    expect(e).to.be.instanceOf(AdmissionLimiterMissingError);
+    expect((e as AdmissionLimiterMissingError).limiter).to.equal('sipweigh_set_2');
+    expect((await readLimiters(rpc)).size).to.equal(0);
   });
 
   it('other RPC errors pass through unchanged; an unexpected reply is an AdmissionReplyError', async function () {
@@ -214,11 +214,11 @@ describe('admission: RPC calls', function () {
     const failing = fakeRpc(() => {
       throw other;
     });
-    expect(await rejection(setPipeLimit(failing, 'sipweigh_set_1', 1))).to.equal(other);
-    expect(await rejection(readPipeLimits(failing))).to.equal(other);
+    expect(await rejection(setLimiter(failing, 'sipweigh_set_1', 1))).to.equal(other);
+    expect(await rejection(readLimiters(failing))).to.equal(other);
     expect(
       await rejection(
-        setPipeLimit(
+        setLimiter(
           fakeRpc(() => ({})),
           'sipweigh_set_1',
           1,
@@ -227,21 +227,21 @@ describe('admission: RPC calls', function () {
     ).to.be.instanceOf(AdmissionReplyError);
   });
 
-  it('readPipeLimits dumps the htable and returns the limiters by name', async function () {
+  it('readLimiters dumps the htable and returns the limiters by name', async function () {
     const rpc = fakeRpc(() => DUMP_5_6_3);
-    const pipes = await readPipeLimits(rpc);
+    const limiters = await readLimiters(rpc);
     expect(rpc.calls).to.deep.equal([['htable.dump', [ADMISSION_HTABLE]]]);
-    expect([...pipes.keys()]).to.deep.equal(['sipweigh_set_1']);
-    expect(await rejection(readPipeLimits(fakeRpc(() => 'garbage')))).to.be.instanceOf(AdmissionReplyError);
+    expect([...limiters.keys()]).to.deep.equal(['sipweigh_set_1']);
+    expect(await rejection(readLimiters(fakeRpc(() => 'garbage')))).to.be.instanceOf(AdmissionReplyError);
   });
 });
 
 describe('admission: in-sync check', function () {
   const desired = (entries: Array<[string, LimitCps]>) => new Map(entries);
-  const actual = (...pipes: PipeState[]) => new Map(pipes.map((p) => [p.name, p]));
+  const actual = (...limiters: LimiterState[]) => new Map(limiters.map((p) => [p.name, p]));
 
   it('nothing to set when T and tau match (closed and unlimited ignore tau)', function () {
-    const plan = pipeLimitChanges(
+    const plan = limiterChanges(
       desired([
         ['sipweigh_set_1', 92],
         ['sipweigh_set_2', null],
@@ -257,7 +257,7 @@ describe('admission: in-sync check', function () {
   });
 
   it('sets what differs: another T, another tau, a restarted LB back at no limit', function () {
-    const plan = pipeLimitChanges(
+    const plan = limiterChanges(
       desired([
         ['a', 150],
         ['b', 92],
@@ -272,22 +272,19 @@ describe('admission: in-sync check', function () {
         state('other', gcraParamsFor(3)),
       ),
     );
-    expect(plan.changes.map((c) => [c.pipe, c.params.emissionUs, c.current.params.emissionUs])).to.deep.equal(
-      [
-        ['a', 6667, 5406],
-        ['b', 10870, 10870],
-        ['c', 11112, 0],
-        ['d', 0, 25000],
-      ],
-    );
+    expect(
+      plan.changes.map((c) => [c.limiter, c.params.emissionUs, c.current.params.emissionUs]),
+    ).to.deep.equal([
+      ['a', 6667, 5406],
+      ['b', 10870, 10870],
+      ['c', 11112, 0],
+      ['d', 0, 25000],
+    ]);
     expect(plan.missing).to.deep.equal([]);
   });
 
   it('reports desired limiters the LB lacks instead of setting them, and leaves others alone', function () {
-    const plan = pipeLimitChanges(
-      desired([['sipweigh_set_2', 10]]),
-      actual(state('other', gcraParamsFor(3))),
-    );
+    const plan = limiterChanges(desired([['sipweigh_set_2', 10]]), actual(state('other', gcraParamsFor(3))));
     expect(plan).to.deep.equal({ changes: [], missing: ['sipweigh_set_2'] });
   });
 
@@ -305,9 +302,9 @@ describe('admission: in-sync check', function () {
           const now = new Map(
             Object.entries(have).map(([n, [t, tau]]) => [n, state(n, { emissionUs: t, toleranceUs: tau })]),
           );
-          const { changes } = pipeLimitChanges(d, now);
-          for (const c of changes) now.set(c.pipe, state(c.pipe, c.params));
-          return pipeLimitChanges(d, now).changes.length === 0;
+          const { changes } = limiterChanges(d, now);
+          for (const c of changes) now.set(c.limiter, state(c.limiter, c.params));
+          return limiterChanges(d, now).changes.length === 0;
         },
       ),
     );

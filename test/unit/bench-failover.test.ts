@@ -14,7 +14,7 @@ import {
   splitFailures,
   type KillResult,
   type ModeOutcome,
-} from '../../scripts/bench/failover-report.js';
+} from '../../scripts/bench/failover/report.js';
 
 function target(uri: string, state: DispatcherTarget['state'], rweight: number | null): DispatcherTarget {
   return {
@@ -80,7 +80,7 @@ describe('bench failover: options', () => {
     expect(() => parseFailoverOptions(['--kills', '2.5'])).to.throw(/--kills.*integer/);
     expect(() => parseFailoverOptions(['--modes', 'opensips'])).to.throw(/--modes/);
     expect(() => parseFailoverOptions(['--rate', 'fast'])).to.throw(/--rate/);
-    expect(() => parseFailoverOptions(['--frobnicate'])).to.throw(/unknown option --frobnicate/);
+    expect(() => parseFailoverOptions(['--frobnicate'])).to.throw(/unknown option '--frobnicate'/);
     // 3 x 100 calls/s: after a kill 200 calls/s remain; 190 is over 90 % of that.
     expect(() => parseFailoverOptions(['--rate', '190'])).to.throw(/overload/);
     expect(parseFailoverOptions(['--rate', '170']).rateCps).to.equal(170);

@@ -7,8 +7,8 @@ import {
   missReasons,
   qualitySummary,
   stepCarried,
-} from '../../scripts/bench/quality-analysis.js';
-import type { PolicyId, QualityRun, StepResult } from '../../scripts/bench/quality-types.js';
+} from '../../scripts/bench/quality/analysis.js';
+import type { PolicyId, QualityRun, StepResult } from '../../scripts/bench/quality/types.js';
 import { CRITERIA, fixtureRun, runWith, step } from './bench-quality-fixture.js';
 
 /** The fixture with one policy's steps replaced by carried steps up to `upTo` and a miss above. */

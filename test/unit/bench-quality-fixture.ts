@@ -3,7 +3,7 @@
  * 25/50/100 calls/s pool, not measured) and a step builder for the rule-by-rule cases.
  */
 import { readFileSync } from 'node:fs';
-import type { QualityRun, StepResult } from '../../scripts/bench/quality-types.js';
+import type { QualityRun, StepResult } from '../../scripts/bench/quality/types.js';
 
 export const FIXTURE_TEXT = readFileSync(new URL('./bench-quality-fixture.json', import.meta.url), 'utf8');
 

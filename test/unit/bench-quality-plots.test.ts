@@ -9,8 +9,8 @@ import {
   qualityPlotSpecs,
   renderQualityPlots,
   renderSvg,
-} from '../../scripts/bench/quality-plots.js';
-import { POLICIES, type QualityRun } from '../../scripts/bench/quality-types.js';
+} from '../../scripts/bench/quality/plots.js';
+import { POLICIES, type QualityRun } from '../../scripts/bench/quality/types.js';
 import { fixtureRun, runWith, step } from './bench-quality-fixture.js';
 
 /** aria-labels of the line paths (vega labels each series by its first point and its fields). */

@@ -10,9 +10,9 @@ import {
   reportQualityRun,
   reportStoredRun,
   writeBenchmarksSection,
-} from '../../scripts/bench/quality-report.js';
-import { checkQualityRun, parseQualityRun } from '../../scripts/bench/quality-run-file.js';
-import { POLICIES, POLICY_LABELS } from '../../scripts/bench/quality-types.js';
+} from '../../scripts/bench/quality/report.js';
+import { checkQualityRun, parseQualityRun } from '../../scripts/bench/quality/run-file.js';
+import { POLICIES, POLICY_LABELS } from '../../scripts/bench/quality/types.js';
 import { CRITERIA, FIXTURE_TEXT, fixtureRun, runWith, step } from './bench-quality-fixture.js';
 
 /** Unescaped `|` in a Markdown table line: the column count plus one. */

@@ -4,8 +4,8 @@
  */
 import { expect } from 'chai';
 import { parseSippRows, parseSippRtt } from '../../src/lab/sipp.js';
-import { followTime, weightShare } from '../../scripts/bench/quality.js';
-import { elapsedSeconds, measureWindow, percentile, perSecond } from '../../scripts/bench/quality-window.js';
+import { followTime, weightShare } from '../../scripts/bench/quality/quality.js';
+import { elapsedSeconds, measureWindow, percentile, perSecond } from '../../scripts/bench/quality/window.js';
 
 const counts = (rows: [string, number, number, number][]) =>
   [

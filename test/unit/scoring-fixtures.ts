@@ -9,7 +9,7 @@ import {
   DEFAULT_SCORING_PARAMS,
   initialScorerState,
   scoreCycle,
-  type BackendHealth,
+  type HealthStatus,
   type BackendSample,
   type ScorerState,
   type ScoringParams,
@@ -41,7 +41,7 @@ export function quietMetrics(over: Partial<ReportMetrics> = {}): ReportMetrics {
 export function sample(
   id: string,
   capacity: number,
-  opts: { set?: number; health?: BackendHealth; metrics?: ReportMetrics | null; at?: number } = {},
+  opts: { set?: number; health?: HealthStatus; metrics?: ReportMetrics | null; at?: number } = {},
 ): BackendSample {
   const metrics = opts.metrics === undefined ? quietMetrics({ capacity }) : opts.metrics;
   return {

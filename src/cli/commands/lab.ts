@@ -16,6 +16,30 @@ function parseCapacities(value: string): number[] {
   return caps;
 }
 
+/** Which of `lab up`'s options the operator gave on the command line (not defaults). */
+export interface LabUpChoices {
+  readonly capacity: boolean;
+  readonly workers: boolean;
+  /** false: --no-agents. */
+  readonly agents: boolean;
+  /** false: --no-controller. */
+  readonly controller: boolean;
+}
+
+/**
+ * Why `lab up` refuses a combination of options, naming them, or null (pure). An option that would
+ * be accepted and then ignored, or that would silently turn off something else, is refused instead.
+ */
+export function labUpRefusal(c: LabUpChoices): string | null {
+  if (c.workers && !c.capacity) {
+    return '--workers sets the UDP workers of an emulated backend: give --capacity too (without it the backends are not emulated and --workers would do nothing)';
+  }
+  if (!c.agents && c.controller) {
+    return '--no-agents leaves the controller without reports (it would take every backend for down): add --no-controller to run the lab without both';
+  }
+  return null;
+}
+
 const dirOption = () => new Option('--dir <dir>', 'lab state and run directory').default(DEFAULT_LAB_DIR);
 
 export function labCommand(): Command {
@@ -35,30 +59,39 @@ export function labCommand(): Command {
       'emulated capacity in calls/s: one value for all backends, or one per backend (e.g. 50,100,200)',
       parseCapacities,
     )
-    .option('--workers <n>', 'UDP workers of an emulated backend', parseCount, 4)
+    .option('--workers <n>', 'UDP workers of each emulated backend (with --capacity)', parseCount, 4)
     .option('--uas-scenario <file>', 'sipp scenario run behind every backend instead of the answering UAS')
-    .option('--no-agents', 'do not start a sipweigh agent beside each backend')
+    .option('--no-agents', 'do not start a sipweigh agent beside each backend (needs --no-controller)')
     .option('--no-controller', 'do not start `sipweigh controller` (weights stay as the lab wrote them)')
     .addOption(dirOption())
     .option('--json', 'print every address and port as one JSON object')
     .action(
-      async (opts: {
-        backends: number;
-        capacity?: number[];
-        workers: number;
-        uasScenario?: string;
-        agents: boolean;
-        controller: boolean;
-        dir: string;
-        json?: boolean;
-      }) => {
+      async (
+        opts: {
+          backends: number;
+          capacity?: number[];
+          workers: number;
+          uasScenario?: string;
+          agents: boolean;
+          controller: boolean;
+          dir: string;
+          json?: boolean;
+        },
+        cmd: Command,
+      ) => {
+        const refusal = labUpRefusal({
+          capacity: opts.capacity !== undefined,
+          workers: cmd.getOptionValueSource('workers') === 'cli',
+          agents: opts.agents,
+          controller: opts.controller,
+        });
+        if (refusal) throw new CliError(`lab up: ${refusal}`, EXIT.usage);
         const running = await startLab({
           backends: opts.backends,
           ...(opts.capacity ? { capacities: opts.capacity } : {}),
           workers: opts.workers,
           agents: opts.agents,
-          // The controller needs the agents' reports; without agents it would only see them down.
-          controller: opts.controller && opts.agents,
+          controller: opts.controller,
           ...(opts.uasScenario ? { uasScenario: opts.uasScenario } : {}),
           dir: opts.dir,
           detach: true,

@@ -8,7 +8,7 @@ import { formatStatus, type ControllerStatus } from '../../controller/status.js'
 import { CliError, EXIT } from '../exit-codes.js';
 import { callApi, DEFAULT_API_URL, resolveTarget, type TargetOptions } from './api-client.js';
 
-interface TargetFlags {
+export interface TargetFlags {
   api?: string;
   tokenFile?: string;
   config?: string;
@@ -62,6 +62,18 @@ function checkStatus(status: ControllerStatus, from: string, what = 'status file
   }
 }
 
+/**
+ * The API options given together with `status --file`, which reads the file and never the API
+ * (pure): they would be ignored, so the command refuses them by name.
+ */
+export function apiOptionsBesideFile(o: TargetFlags): string[] {
+  return [
+    ...(o.api !== undefined ? ['--api'] : []),
+    ...(o.tokenFile !== undefined ? ['--token-file'] : []),
+    ...(o.config !== undefined ? ['--config'] : []),
+  ];
+}
+
 const print = (json: boolean | undefined, value: unknown, text: string): void => {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : text);
 };
@@ -76,6 +88,13 @@ function statusCommand(): Command {
     .option('--json', 'machine-readable output')
     .action(async (opts: TargetFlags & { file?: string; json?: boolean }) => {
       if (opts.file !== undefined) {
+        const ignored = apiOptionsBesideFile(opts);
+        if (ignored.length > 0) {
+          throw new CliError(
+            `status: --file reads the status file, not the API: drop ${ignored.join(', ')} (or --file to ask the API)`,
+            EXIT.usage,
+          );
+        }
         const status = readStatusFile(opts.file);
         return print(opts.json, status, formatStatus(status));
       }

@@ -3,7 +3,7 @@
  * hand-edited or truncated file gets an error naming the field instead of a NaN deep in a table.
  */
 import { readFile } from 'node:fs/promises';
-import { POLICIES, type QualityRun } from './quality-types.js';
+import { POLICIES, type QualityRun } from './types.js';
 
 type Check = (v: unknown, at: string) => void;
 

@@ -7,8 +7,8 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { fairShareAfter } from './quality-analysis.js';
-import { POLICIES, type PolicyId, type QualityRun } from './quality-types.js';
+import { fairShareAfter } from './analysis.js';
+import { POLICIES, type PolicyId, type QualityRun } from './types.js';
 
 export const PLOT_FILES = {
   latency: 'quality-latency.svg',

@@ -17,7 +17,7 @@ import {
   type CapacityVerdict,
   type Criteria,
   type GoalResult,
-} from './quality-analysis.js';
+} from './analysis.js';
 import {
   POLICIES,
   POLICY_LABELS,
@@ -25,8 +25,8 @@ import {
   type PolicyId,
   type QualityRun,
   type StepResult,
-} from './quality-types.js';
-import { checkQualityRun, readQualityRun } from './quality-run-file.js';
+} from './types.js';
+import { checkQualityRun, readQualityRun } from './run-file.js';
 
 // --- number formats ------------------------------------------------------------------------------
 
@@ -535,7 +535,7 @@ function linkFrom(fromFile: string, to: string): string {
 export async function reportQualityRun(run: QualityRun, opts: ReportOptions): Promise<ReportResult> {
   checkQualityRun(run, opts.runFile);
   // The charting library is loaded only here: the runner's per-step lines need none of it.
-  const { writeQualityPlots } = await import('./quality-plots.js');
+  const { writeQualityPlots } = await import('./plots.js');
   const plots = await writeQualityPlots(run, opts.plotDir);
   const link = (f: string | undefined) => (f === undefined ? undefined : linkFrom(opts.benchmarksMd, f));
   const markdown = qualityMarkdown(run, {

@@ -12,177 +12,20 @@
  * covered by the agent's own tests. Everything runs on 127.0.3.x.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { createSocket, type Socket } from 'node:dgram';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { ProbeEndpoint } from '../../src/probe/probe-endpoint.js';
-import { encodeJson, encodeMessage, readHeader, typeMask } from '../../src/heartbeat/codec.js';
-import { deriveBackendKey, heartbeatKey, type HeartbeatKey } from '../../src/heartbeat/keys.js';
-import type { ReportMetrics } from '../../src/heartbeat/messages.js';
-import { literalLookup } from '../../src/util/udp-lookup.js';
-import { ProbeCore } from '../../src/probe/probe-core.js';
+import { ProbeEndpoint } from '../../../src/probe/probe-endpoint.js';
+import { encodeMessage } from '../../../src/heartbeat/codec.js';
+import { deriveBackendKey, heartbeatKey, type HeartbeatKey } from '../../../src/heartbeat/keys.js';
+import { ProbeCore } from '../../../src/probe/probe-core.js';
+import { stopOnInterrupt } from '../common/cleanup.js';
+import { benchCommand, numberIn, numberListIn, parseBenchArgs } from '../common/options.js';
+import { backendId, SIM_IPS, SIM_METRICS, type SimConfig, type SimToParent } from './simulator.js';
 import { availableParallelism, loadavg } from 'node:os';
 
 const CONTROLLER_IP = '127.0.3.30';
-const SIM_IPS = ['127.0.3.31', '127.0.3.32', '127.0.3.33', '127.0.3.34'];
 const MASTER = Buffer.alloc(32, 0x5e);
-
-interface SimConfig {
-  n: number;
-  masterHex: string;
-  controller: { address: string; port: number };
-}
-type SimToParent =
-  { kind: 'ready'; ports: number[] } | { kind: 'stats'; probes: number; reports: number; cpuMs: number };
-
-const backendId = (i: number) => `bench-${i}`;
-
-// ---------------------------------------------------------------------------------------------
-// Simulated agents (child process)
-
-const SIM_METRICS: ReportMetrics = {
-  cpu_util: 0.42,
-  mem_used_ratio: 0.31,
-  load1: 1.5,
-  tm_current: 120,
-  dialogs_active: 800,
-  req_rate: 95.5,
-  err5xx_rate: 0.1,
-  udp_rx_queue_bytes: 0,
-  udp_drops: 0,
-  options_rtt_ms: 0.4,
-  capacity: 200,
-  draining: false,
-};
-
-const METRICS_JSON = JSON.stringify(SIM_METRICS);
-
-async function runSimulator(): Promise<void> {
-  const cfg = await new Promise<SimConfig>((resolve) =>
-    process.once('message', (m) => resolve(m as SimConfig)),
-  );
-  const master = Buffer.from(cfg.masterHex, 'hex');
-  const keys = new Map<string, HeartbeatKey>();
-  for (let i = 0; i < cfg.n; i++)
-    keys.set(backendId(i), heartbeatKey(deriveBackendKey(master, backendId(i))));
-  const boot = 'benchsim' + process.pid;
-  let seq = 0;
-  let probes = 0;
-  let reports = 0;
-  const probeMask = typeMask(['probe']);
-  const sockets: Socket[] = [];
-  for (const ip of SIM_IPS) {
-    const s = createSocket({ type: 'udp4', lookup: literalLookup });
-    await new Promise<void>((r) => s.bind(0, ip, () => r()));
-    try {
-      s.setRecvBufferSize(4 << 20);
-      s.setSendBufferSize(4 << 20);
-    } catch {
-      /* capped */
-    }
-    s.on('message', (buf) => {
-      probes++;
-      const h = readHeader(buf, probeMask);
-      if (!h.ok) return;
-      const key = keys.get(h.header.backendId);
-      if (!key) return;
-      let p: { seq: number; ts: number };
-      try {
-        p = JSON.parse(buf.toString('latin1', h.header.payloadOffset, h.header.macOffset)) as {
-          seq: number;
-          ts: number;
-        };
-      } catch {
-        return;
-      }
-      // Built by hand like the controller's probes, so the simulator stays cheaper than what it measures.
-      const json =
-        '{"seq":' +
-        seq++ +
-        ',"ts":' +
-        Date.now() +
-        ',"boot":"' +
-        boot +
-        '","echo_seq":' +
-        p.seq +
-        ',"echo_ts":' +
-        p.ts +
-        ',"metrics":' +
-        METRICS_JSON +
-        '}';
-      const out = encodeJson('report', h.header.backendId, key, json);
-      reports++;
-      s.send(out, cfg.controller.port, cfg.controller.address);
-    });
-    s.on('error', () => undefined);
-    sockets.push(s);
-  }
-  process.send!({ kind: 'ready', ports: sockets.map((s) => s.address().port) } satisfies SimToParent);
-  let blaster: NodeJS.Timeout | null = null;
-  process.on('message', (m) => {
-    const msg = m as { kind?: string; rate?: number };
-    if (msg.kind === 'blast') {
-      // Receive-only mode: unsolicited reports at a fixed rate, round robin over the backends,
-      // each correctly signed with a fresh sequence number, in 1 ms batches over all sockets.
-      const perMs = (msg.rate ?? 0) / 1000;
-      let due = 0;
-      let next = 0;
-      const started = performance.now();
-      blaster = setInterval(() => {
-        const target = Math.floor((performance.now() - started) * perMs);
-        // Catch up at most 5 ms worth per tick: if the simulator cannot keep the rate, it sends less
-        // (reported as "sent") instead of starving its own event loop.
-        due = Math.max(due, target - Math.ceil(5 * perMs));
-        for (; due < target; due++) {
-          const i = next++ % cfg.n;
-          const id = backendId(i);
-          const now = Date.now();
-          const json =
-            '{"seq":' +
-            seq++ +
-            ',"ts":' +
-            now +
-            ',"boot":"' +
-            boot +
-            '","echo_seq":0,"echo_ts":' +
-            now +
-            ',"metrics":' +
-            METRICS_JSON +
-            '}';
-          reports++;
-          sockets[i % sockets.length]!.send(
-            encodeJson('report', id, keys.get(id)!, json),
-            cfg.controller.port,
-            cfg.controller.address,
-          );
-        }
-      }, 1);
-      return;
-    }
-    if (msg.kind === 'peek') {
-      const u = process.cpuUsage();
-      process.send!({
-        kind: 'stats',
-        probes,
-        reports,
-        cpuMs: (u.user + u.system) / 1000,
-      } satisfies SimToParent);
-      return;
-    }
-    if (msg.kind !== 'stop') return;
-    if (blaster) clearInterval(blaster);
-    const u = process.cpuUsage();
-    process.send!(
-      { kind: 'stats', probes, reports, cpuMs: (u.user + u.system) / 1000 } satisfies SimToParent,
-      () => {
-        for (const s of sockets) s.close();
-        process.exit(0);
-      },
-    );
-  });
-  process.on('disconnect', () => process.exit(0));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Controller side (this process)
@@ -218,9 +61,14 @@ function gcFn(): () => void {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function startSimulator(): ChildProcess {
-  return fork(fileURLToPath(import.meta.url), ['--simulate'], {
+  const child = fork(fileURLToPath(new URL('./simulator.js', import.meta.url)), [], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  const unregister = stopOnInterrupt(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  child.once('exit', unregister);
+  return child;
 }
 
 function nextMessage(
@@ -457,19 +305,28 @@ async function runReceiveOnly(n: number, rate: number, seconds: number): Promise
   }
 }
 
-function arg(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
-
 export async function runHeartbeatBench(args: string[]): Promise<void> {
-  const quick = args.includes('--quick');
-  const sizes = (arg(args, '--backends') ?? '1000,5000').split(',').map(Number);
-  const rate = Number(arg(args, '--rate') ?? 10);
-  const seconds = Number(arg(args, '--seconds') ?? (quick ? 8 : 30));
+  const o = parseBenchArgs<{ backends: number[]; rate: number; seconds?: number; rxRate: number }>(
+    benchCommand(
+      'heartbeat',
+      'controller heartbeat endpoint: reports/s, CPU per 1k reports, memory per backend',
+    )
+      .option(
+        '--backends <list>',
+        'simulated backends per run, comma-separated',
+        numberListIn(1, 1_000_000, true),
+        [1000, 5000],
+      )
+      .option('--rate <n>', 'probes per backend per second', numberIn(0.01, 1000), 10)
+      .option('--seconds <s>', 'measured seconds per run (default 30; --quick 8)', numberIn(1, 3600))
+      .option('--rx-rate <n>', 'receive-only run: reports/s offered', numberIn(1, 10_000_000, true), 50_000),
+    args,
+  );
+  const quick = o.quick;
+  const sizes = o.backends;
+  const rate = o.rate;
+  const seconds = o.seconds ?? (quick ? 8 : 30);
   const warmup = quick ? 3 : 5;
-  if (sizes.some((s) => !(s > 0)) || !(rate > 0) || !(seconds > 0))
-    throw new Error('bad --backends/--rate/--seconds');
 
   // Largest first: its memory figure is the one reported, and it is cleanest in a fresh heap.
   const results: RunResult[] = [];
@@ -480,7 +337,7 @@ export async function runHeartbeatBench(args: string[]): Promise<void> {
     results.push(await runOne(n, rate, warmup, seconds));
   }
   results.sort((a, b) => a.backends - b.backends);
-  const rxRate = Number(arg(args, '--rx-rate') ?? 50_000);
+  const rxRate = o.rxRate;
   process.stderr.write(
     `heartbeat bench: receive path only, ${rxRate} reports/s from ${Math.max(...sizes)} backends…\n`,
   );
@@ -564,19 +421,4 @@ export async function runHeartbeatBench(args: string[]): Promise<void> {
       quick,
     }),
   );
-}
-
-// Runnable on its own (`npx tsx scripts/bench/heartbeat.ts [--quick]`), and as the simulator child.
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  if (process.argv.includes('--simulate')) {
-    void runSimulator();
-  } else {
-    runHeartbeatBench(process.argv.slice(2)).then(
-      () => process.exit(0),
-      (e: unknown) => {
-        process.stderr.write(`heartbeat bench failed: ${(e as Error).stack ?? String(e)}\n`);
-        process.exit(1);
-      },
-    );
-  }
 }

@@ -2,7 +2,8 @@
  * The failover benchmark's pure half: its options, what "out of rotation" means in a dispatcher.list
  * reply, and the summary (distributions, table, last-line JSON). No I/O, no clock.
  */
-import type { DispatcherTarget } from '../../src/kamailio/dispatcher-list-reply.js';
+import type { DispatcherTarget } from '../../../src/kamailio/dispatcher-list-reply.js';
+import { benchCommand, namesOf, numberIn, parseBenchArgs } from '../common/options.js';
 
 /** The two ways of taking a dead backend out of rotation that the bench compares. */
 export type FailoverMode = 'kamailio_probe' | 'sipweigh';
@@ -41,54 +42,43 @@ export interface FailoverOptions {
   readonly stableMs: number;
 }
 
-function arg(args: readonly string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
-
-function num(args: readonly string[], name: string, fallback: number, min: number, max: number): number {
-  const raw = arg(args, name);
-  const v = raw === undefined ? fallback : Number(raw);
-  if (!Number.isFinite(v) || v < min || v > max) {
-    throw new Error(`${name}: expected a number ${min}..${max}, got ${raw ?? String(fallback)}`);
-  }
-  return v;
-}
-
-function int(args: readonly string[], name: string, fallback: number, min: number, max: number): number {
-  const v = num(args, name, fallback, min, max);
-  if (!Number.isInteger(v)) throw new Error(`${name}: expected an integer, got ${v}`);
-  return v;
+interface FailoverArgs {
+  modes?: FailoverMode[];
+  kills?: number;
+  backends: number;
+  capacity: number;
+  rate?: number;
+  holdMs: number;
+  pingTimeoutMs: number;
 }
 
 export function parseFailoverOptions(args: readonly string[]): FailoverOptions {
-  const known = new Set([
-    '--quick',
-    '--modes',
-    '--kills',
-    '--backends',
-    '--capacity',
-    '--rate',
-    '--hold-ms',
-    '--ping-timeout-ms',
-  ]);
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (!known.has(a)) throw new Error(`unknown option ${a}`);
-    if (a !== '--quick') i++;
-  }
-  const quick = args.includes('--quick');
-  const modesArg = arg(args, '--modes');
-  const modes = modesArg === undefined ? FAILOVER_MODES : modesArg.split(',').map((m) => m.trim());
-  for (const m of modes) {
-    if (!(FAILOVER_MODES as readonly string[]).includes(m)) {
-      throw new Error(`--modes: ${FAILOVER_MODES.join(',')}, got ${JSON.stringify(m)}`);
-    }
-  }
-  const backends = int(args, '--backends', 3, 2, 9);
-  const capacityCps = num(args, '--capacity', 100, 10, 1000);
+  const o = parseBenchArgs<FailoverArgs>(
+    benchCommand('failover', 'backend SIGKILL under load: time to out of rotation and failed calls')
+      .option(
+        '--modes <list>',
+        `comma-separated, of ${FAILOVER_MODES.join(',')} (default both)`,
+        namesOf(FAILOVER_MODES),
+      )
+      .option('--kills <n>', 'kills per mode (default 5; --quick 2)', numberIn(1, 50, true))
+      .option('--backends <n>', 'backends in the pool', numberIn(2, 9, true), 3)
+      .option('--capacity <cps>', 'emulated capacity of each backend, calls/s', numberIn(10, 1000), 100)
+      .option('--rate <cps>', 'offered calls/s (default half the pool)', numberIn(1, 5000))
+      .option('--hold-ms <ms>', 'call duration between ACK and BYE', numberIn(0, 10000, true), 200)
+      .option(
+        '--ping-timeout-ms <ms>',
+        "Kamailio mode: each OPTIONS ping's timeout",
+        numberIn(100, 32000, true),
+        1000,
+      ),
+    args,
+  );
+  const quick = o.quick;
+  const modes = o.modes ?? FAILOVER_MODES;
+  const backends = o.backends;
+  const capacityCps = o.capacity;
   // Half the pool: after one of three backends dies the other two run at 75 %, below the collapse.
-  const rateCps = num(args, '--rate', (backends * capacityCps) / 2, 1, 5000);
+  const rateCps = o.rate ?? (backends * capacityCps) / 2;
   if (rateCps > (backends - 1) * capacityCps * 0.9) {
     throw new Error(
       `--rate ${rateCps}: the ${backends - 1} backends left after a kill carry ${(backends - 1) * capacityCps} calls/s; ` +
@@ -97,20 +87,20 @@ export function parseFailoverOptions(args: readonly string[]): FailoverOptions {
   }
   return {
     quick,
-    modes: modes as FailoverMode[],
+    modes,
     // Each sipweigh kill after the first waits ~6 s for the restarted backend's slow start (5 s) to
     // finish: 2 kills per mode keep --quick under a minute on a busy 2-core machine.
-    kills: int(args, '--kills', quick ? 2 : 5, 1, 50),
+    kills: o.kills ?? (quick ? 2 : 5),
     backends,
     capacityCps,
     rateCps,
-    holdMs: int(args, '--hold-ms', 200, 0, 10000),
+    holdMs: o.holdMs,
     warmupS: quick ? 1 : 2,
     afterKillS: quick ? 2 : 3,
     afterOutMs: 1000,
     recvTimeoutMs: 2000,
     pingIntervalS: 1,
-    pingTimeoutMs: int(args, '--ping-timeout-ms', 1000, 100, 32000),
+    pingTimeoutMs: o.pingTimeoutMs,
     pollMs: 10,
     outDeadlineMs: 15000,
     recoverS: quick ? 10 : 20,

@@ -1,5 +1,5 @@
 /**
- * Data-plane benchmark: the same Kamailio LB (kamailio/lb.cfg) relaying calls transparently
+ * Data-plane benchmark: the same Kamailio LB (src/lab/kamailio/lb.cfg) relaying calls transparently
  * (send_udp, no Via: it sees only the INVITE) and statefully (t_relay with SW_STATEFUL: Via added,
  * a transaction per INVITE, every reply through it), side by side in one run, at the same offered
  * rates, in front of the same two backends and UASes on 127.0.2.x.
@@ -18,12 +18,13 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
-import { DATAPLANE_NET, startDataPlane, startUases } from '../../src/lab/dataplane.js';
-import { ProcessGroup } from '../../src/lab/processes.js';
-import { processTreeCpuMs } from '../../src/lab/process-cpu.js';
-import { runSippClient } from '../../src/lab/sipp.js';
+import { LAB_SCENARIOS } from '../../../src/lab/scenarios.js';
+import { DATAPLANE_NET, startDataPlane, startUases } from '../../../src/lab/dataplane.js';
+import { ProcessGroup } from '../../../src/lab/processes.js';
+import { processTreeCpuMs } from '../../../src/lab/process-cpu.js';
+import { runSippClient } from '../../../src/lab/sipp.js';
+import { stopOnInterrupt } from '../common/cleanup.js';
+import { benchCommand, numberIn, numberListIn, parseBenchArgs } from '../common/options.js';
 
 export type Mode = 'transparent' | 'stateful';
 
@@ -49,26 +50,29 @@ interface BenchOptions {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function arg(args: readonly string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
-
+/** The bench's command line; the reduced `--quick` run is one rate for a few seconds. */
 export function parseOptions(args: readonly string[]): BenchOptions {
-  const quick = args.includes('--quick');
-  const ratesArg = arg(args, '--rates');
-  const rates = ratesArg ? ratesArg.split(',').map(Number) : quick ? [250] : [150, 300];
-  const seconds = Number(arg(args, '--seconds') ?? (quick ? 8 : 20));
-  if (!rates.every((r) => Number.isInteger(r) && r > 0 && r <= 5000))
-    throw new Error(`--rates: 1..5000 calls/s, got ${ratesArg}`);
-  if (!(Number.isFinite(seconds) && seconds >= 2 && seconds <= 300))
-    throw new Error(`--seconds: 2..300, got ${seconds}`);
-  return { rates, seconds, idleSeconds: quick ? 2 : 3 };
+  const o = parseBenchArgs<{ rates?: number[]; seconds?: number }>(
+    benchCommand('dataplane', 'LB CPU per call: transparent relaying against stateful t_relay')
+      .option(
+        '--rates <list>',
+        'offered calls/s, comma-separated (default 150,300; --quick 250)',
+        numberListIn(1, 5000, true),
+      )
+      .option('--seconds <s>', 'load per mode and rate (default 20; --quick 8)', numberIn(2, 300)),
+    args,
+  );
+  return {
+    rates: o.rates ?? (o.quick ? [250] : [150, 300]),
+    seconds: o.seconds ?? (o.quick ? 8 : 20),
+    idleSeconds: o.quick ? 2 : 3,
+  };
 }
 
 /** One mode at one rate, on a fresh topology (so no transaction or table state carries over). */
 async function measure(mode: Mode, rate: number, opts: BenchOptions): Promise<ModeResult> {
   const group = new ProcessGroup(mkdtempSync(join(tmpdir(), `sipweigh-bench-dataplane-${mode}-`)));
+  const unregister = stopOnInterrupt(() => group.stopAll());
   try {
     const plane = await startDataPlane(group, {
       backends: [{ weight: 50 }, { weight: 50 }],
@@ -119,6 +123,7 @@ async function measure(mode: Mode, rate: number, opts: BenchOptions): Promise<Mo
     };
   } finally {
     await group.stopAll();
+    unregister();
   }
 }
 
@@ -169,15 +174,4 @@ export async function runDataplaneBench(args: string[]): Promise<void> {
     })),
   };
   process.stdout.write(`${JSON.stringify(summary)}\n`);
-}
-
-// Runnable on its own: `npx tsx scripts/bench/dataplane.ts [--quick]` or `node dist/scripts/bench/dataplane.js`.
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  runDataplaneBench(process.argv.slice(2)).then(
-    () => process.exit(0),
-    (e: unknown) => {
-      process.stderr.write(`dataplane bench failed: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exit(1);
-    },
-  );
 }

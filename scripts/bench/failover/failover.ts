@@ -9,7 +9,7 @@
  *     and a 1 s timeout per ping (t_set_fr in event_route[tm:local-request]: the OPTIONS is sent,
  *     resent after T1 = 500 ms, then fails; tm's global 32 s would otherwise apply). On loopback no
  *     ICMP error shortens that: only the timeout detects the dead backend. See SW_DS_* in
- *     kamailio/lb.cfg.
+ *     src/lab/kamailio/lb.cfg.
  *   - sipweigh: the lab with an agent per backend and `sipweigh controller` running (heartbeats,
  *     scoring, push of the dispatcher list), admission control off (see
  *     startControllerWithoutAdmission); the LB does not ping.
@@ -46,9 +46,8 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import type { Defines } from '../../src/lab/kamailio.js';
+import type { Defines } from '../../../src/lab/kamailio.js';
 import {
   LAB_SCENARIOS,
   startLab,
@@ -56,11 +55,11 @@ import {
   startLabBackend,
   startLabController,
   type RunningLab,
-} from '../../src/lab/lab.js';
-import type { ManagedProcess } from '../../src/lab/processes.js';
-import { startSipp } from '../../src/lab/sipp.js';
-import { labClient, type BackendPlan } from '../../src/lab/topology.js';
-import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
+} from '../../../src/lab/lab.js';
+import type { ManagedProcess } from '../../../src/lab/processes.js';
+import { startSipp } from '../../../src/lab/sipp.js';
+import { labClient, type BackendPlan } from '../../../src/lab/topology.js';
+import { KamailioRpcClient } from '../../../src/kamailio/rpc.js';
 import {
   failoverSummaryJson,
   formatFailoverTable,
@@ -74,8 +73,9 @@ import {
   type FailoverOptions,
   type KillResult,
   type ModeOutcome,
-} from './failover-report.js';
+} from './report.js';
 import { readTargets, waitForTargets, watchOutOfRotation } from './rotation-watch.js';
+import { stopOnInterrupt } from '../common/cleanup.js';
 
 /** The bench's address block (127.9.0.x LB/backends/client, 127.9.1.x UASes). */
 const NET = 9;
@@ -86,7 +86,7 @@ const T0 = performance.now();
 const log = (s: string) =>
   process.stderr.write(`failover [${((performance.now() - T0) / 1000).toFixed(1)} s]: ${s}\n`);
 
-/** LB defines for Kamailio's own probing (kamailio/lb.cfg); none for sipweigh, whose LB does not ping. */
+/** LB defines for Kamailio's own probing (src/lab/kamailio/lb.cfg); none for sipweigh, whose LB does not ping. */
 export function probeDefines(o: FailoverOptions): Defines {
   return {
     SW_DS_PING_INTERVAL: o.pingIntervalS,
@@ -257,20 +257,16 @@ async function killOnce(
   }
 }
 
-async function runMode(
-  mode: FailoverMode,
-  o: FailoverOptions,
-  onLab: (l: RunningLab | null) => void,
-): Promise<ModeOutcome> {
+async function runMode(mode: FailoverMode, o: FailoverOptions): Promise<ModeOutcome> {
   const lab = await startModeLab(mode, o);
-  onLab(lab);
+  const unregister = stopOnInterrupt(() => lab.stop());
   if (runsSipweigh(mode)) {
     try {
       await startControllerWithoutAdmission(lab);
     } catch (e) {
       // The controller is the part under test in this mode: report it, do not fail the whole bench.
       await lab.stop();
-      onLab(null);
+      unregister();
       const msg = (e as Error).message;
       const reason = msg.split('\n').find((l) => /not part of this version|error|exited/i.test(l)) ?? msg;
       return { mode, runnable: false, reason: `sipweigh controller did not start: ${reason.trim()}` };
@@ -300,7 +296,7 @@ async function runMode(
   } finally {
     rpc.close();
     await lab.stop();
-    onLab(null);
+    unregister();
   }
   return { mode, runnable: true, kills };
 }
@@ -308,38 +304,14 @@ async function runMode(
 export async function runFailoverBench(args: string[]): Promise<void> {
   const o = parseFailoverOptions(args);
   const t0 = performance.now();
-  // Ctrl-C or a kill of the bench still stops every process of the current lab, by PID.
-  let current: RunningLab | null = null;
-  const onSignal = (sig: NodeJS.Signals) => {
-    log(`${sig}: stopping the lab`);
-    void (current ? current.stop() : Promise.resolve()).finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   const outcomes: ModeOutcome[] = [];
-  try {
-    for (const mode of o.modes) {
-      log(
-        `${mode}: ${o.kills} kills, ${o.backends} backends × ${o.capacityCps} calls/s, ${o.rateCps} calls/s offered`,
-      );
-      outcomes.push(await runMode(mode, o, (l) => (current = l)));
-    }
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+  for (const mode of o.modes) {
+    log(
+      `${mode}: ${o.kills} kills, ${o.backends} backends × ${o.capacityCps} calls/s, ${o.rateCps} calls/s offered`,
+    );
+    outcomes.push(await runMode(mode, o));
   }
   process.stdout.write(`${formatFailoverTable(outcomes)}\n`);
   const seconds = (performance.now() - t0) / 1000;
   process.stdout.write(`${JSON.stringify(failoverSummaryJson(outcomes, { options: o, seconds }))}\n`);
-}
-
-// Runnable on its own: `npx tsx scripts/bench/failover.ts [--quick]` or `node dist/scripts/bench/failover.js`.
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  runFailoverBench(process.argv.slice(2)).then(
-    () => process.exit(0),
-    (e: unknown) => {
-      process.stderr.write(`failover bench failed: ${(e as Error).stack ?? String(e)}\n`);
-      process.exit(1);
-    },
-  );
 }

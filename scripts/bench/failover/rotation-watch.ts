@@ -3,10 +3,10 @@
  * (Kamailio's own probing and the sipweigh controller), so the resolution of the measurement is the
  * same: the poll period plus one RPC round trip (about a millisecond on loopback).
  */
-import type { DispatcherTarget } from '../../src/kamailio/dispatcher-list-reply.js';
-import { fetchDispatcherList } from '../../src/kamailio/fetch-dispatcher-list.js';
-import type { KamailioRpcClient } from '../../src/kamailio/rpc.js';
-import { isOutOfRotation } from './failover-report.js';
+import type { DispatcherTarget } from '../../../src/kamailio/dispatcher-list-reply.js';
+import { fetchDispatcherList } from '../../../src/kamailio/fetch-dispatcher-list.js';
+import type { KamailioRpcClient } from '../../../src/kamailio/rpc.js';
+import { isOutOfRotation } from './report.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -5,8 +5,8 @@
  * call. Every call started in the window is judged by its own fate, however late: sipp exits only when
  * each call has ended (answered, refused, or failed at the receive timeout).
  */
-import { countsOfRow, type SippRtt } from '../../src/lab/sipp.js';
-import type { LatencyMs } from './quality-types.js';
+import { countsOfRow, type SippRtt } from '../../../src/lab/sipp.js';
+import type { LatencyMs } from './types.js';
 
 /** sipp's elapsed-time cells: `00:00:07` (statistics) or `00:00:07:004000` (counts). */
 export function elapsedSeconds(cell: string | undefined): number {

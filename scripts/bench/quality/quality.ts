@@ -22,35 +22,29 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, loadavg, release } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { followEvents } from '../../src/api/event-client.js';
-import { targetFromConfig } from '../../src/cli/commands/api-client.js';
-import type { StampedEvent } from '../../src/controller/events.js';
-import { formatDispatcherList } from '../../src/kamailio/dispatcher-list.js';
-import { fetchEffectiveWeights } from '../../src/kamailio/fetch-dispatcher-list.js';
-import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
-import { initialDestinations, startLab, type RunningLab } from '../../src/lab/lab.js';
-import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
-import { parseSippRows, parseSippRtt, startSipp, type SippRun } from '../../src/lab/sipp.js';
-import type { Defines } from '../../src/lab/kamailio.js';
-import { PACKAGE_ROOT } from '../../src/util/package-root.js';
-import { parseQualityOptions, type QualityOptions } from './quality-options.js';
+import { followEvents } from '../../../src/api/event-client.js';
+import { targetFromConfig } from '../../../src/cli/commands/api-client.js';
+import type { StampedEvent } from '../../../src/controller/events.js';
+import { formatDispatcherList } from '../../../src/kamailio/dispatcher-list.js';
+import { fetchEffectiveWeights } from '../../../src/kamailio/fetch-dispatcher-list.js';
+import { KamailioRpcClient } from '../../../src/kamailio/rpc.js';
+import { initialDestinations, startLab, type RunningLab } from '../../../src/lab/lab.js';
+import { LAB_SCENARIOS } from '../../../src/lab/scenarios.js';
+import { parseSippRows, parseSippRtt, startSipp, type SippRun } from '../../../src/lab/sipp.js';
+import type { Defines } from '../../../src/lab/kamailio.js';
+import { PACKAGE_ROOT } from '../../../src/util/package-root.js';
+import { parseQualityOptions, type QualityOptions } from './options.js';
+import { withStopped } from '../common/cleanup.js';
 import {
   formatStepHeader,
   formatStepLine,
   reportQualityRun,
   reportStoredRun,
   type ReportResult,
-} from './quality-report.js';
-import type {
-  DropResult,
-  DropSample,
-  MachineInfo,
-  PolicyId,
-  QualityRun,
-  StepResult,
-} from './quality-types.js';
-import { measureWindow, perSecond, latencyOf, type SippTraces } from './quality-window.js';
-import { labClient } from '../../src/lab/topology.js';
+} from './report.js';
+import type { DropResult, DropSample, MachineInfo, PolicyId, QualityRun, StepResult } from './types.js';
+import { measureWindow, perSecond, latencyOf, type SippTraces } from './window.js';
+import { labClient } from '../../../src/lab/topology.js';
 
 const CRITERIA = { max_failed_pct: 1, max_p99_ms: 200 } as const;
 /** Idle pinging before load for Kamailio's cc=1: ten pings at 1 s, and one to spare. */
@@ -447,46 +441,36 @@ export async function runQualityBench(args: string[]): Promise<void> {
   );
   const steps: StepResult[] = [];
   const drops: DropResult[] = [];
-  // Ctrl-C or a kill of the bench still stops every process of the current lab, by PID.
-  let current: PolicyLab | null = null;
-  const onSignal = (sig: NodeJS.Signals) => {
-    say(`${sig}: stopping the lab`);
-    void (current ? current.close() : Promise.resolve()).finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   const labDir = (what: string) => join('/tmp', `sipweigh-quality-${process.pid}`, what);
   for (const policy of o.policies) {
     say(`${policy}:`);
     say(formatStepHeader());
-    const pl = await startPolicyLab(o, policy, labDir(`${policy}-steps`));
-    current = pl;
-    try {
-      for (const fraction of o.steps) {
-        const s = await runStep(pl, o, policy, fraction);
-        steps.push(s);
-        say(formatStepLine(s, CRITERIA));
-      }
-    } finally {
-      await pl.close();
-    }
-    if (o.drop) {
-      const dl = await startPolicyLab(o, policy, labDir(`${policy}-drop`));
-      current = dl;
-      try {
-        const d = await runDrop(dl, o, policy);
-        drops.push(d);
-        say(
-          `  capacity drop (${d.backend} ${d.capacity_before_cps}→${d.capacity_after_cps} calls/s at ${d.drop_at_s} s, ${d.offered_cps} calls/s offered): follow ${d.follow_s ?? 'never'} s; failed ${d.before.failed_pct}% → ${d.after.failed_pct}%, p99 ${d.before.p99_ms ?? '-'} → ${d.after.p99_ms ?? '-'} ms`,
-        );
-      } finally {
-        await dl.close();
-      }
+    await withStopped(
+      () => startPolicyLab(o, policy, labDir(`${policy}-steps`)),
+      (pl) => pl.close(),
+      async (pl) => {
+        for (const fraction of o.steps) {
+          const s = await runStep(pl, o, policy, fraction);
+          steps.push(s);
+          say(formatStepLine(s, CRITERIA));
+        }
+      },
+    );
+    const drop = o.drop;
+    if (drop) {
+      await withStopped(
+        () => startPolicyLab(o, policy, labDir(`${policy}-drop`)),
+        (dl) => dl.close(),
+        async (dl) => {
+          const d = await runDrop(dl, o, policy);
+          drops.push(d);
+          say(
+            `  capacity drop (${d.backend} ${d.capacity_before_cps}→${d.capacity_after_cps} calls/s at ${d.drop_at_s} s, ${d.offered_cps} calls/s offered): follow ${d.follow_s ?? 'never'} s; failed ${d.before.failed_pct}% → ${d.after.failed_pct}%, p99 ${d.before.p99_ms ?? '-'} → ${d.after.p99_ms ?? '-'} ms`,
+          );
+        },
+      );
     }
   }
-  current = null;
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
   const run: QualityRun = {
     bench: 'quality',
     version: 1,

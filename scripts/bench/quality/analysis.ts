@@ -3,13 +3,7 @@
  * carried, its capacity fraction (the headline), sipweigh against the issue's goals, and the
  * last-line JSON object.
  */
-import {
-  POLICIES,
-  type DropResult,
-  type PolicyId,
-  type QualityRun,
-  type StepResult,
-} from './quality-types.js';
+import { POLICIES, type DropResult, type PolicyId, type QualityRun, type StepResult } from './types.js';
 
 export type Criteria = QualityRun['criteria'];
 

@@ -1,0 +1,101 @@
+/**
+ * Options of `npm run bench -- quality`, pure: the pool, the steps, the capacity-drop variant and the
+ * reduced `--quick` run.
+ */
+import { benchCommand, namesOf, numberIn, numberListIn, parseBenchArgs } from '../common/options.js';
+import { POLICIES, type PolicyId } from './types.js';
+
+export interface DropOptions {
+  /** Index of the backend whose capacity halves (default the largest). */
+  readonly backend: number;
+  /** Offered load, as a fraction of the total capacity before the drop. */
+  readonly loadFraction: number;
+  /** Seconds of load before the drop, and after it. */
+  readonly beforeS: number;
+  readonly afterS: number;
+}
+
+export interface QualityOptions {
+  readonly quick: boolean;
+  readonly policies: readonly PolicyId[];
+  /** Emulated capacity per backend, calls/s (default 1:2:4). */
+  readonly capacities: readonly number[];
+  /** UDP workers of each emulated backend: service delay = workers / capacity. */
+  readonly workers: number;
+  /** Offered loads as fractions of the total capacity, ascending; > 1 are the overload steps. */
+  readonly steps: readonly number[];
+  /** Seconds of load before a step's window opens (not measured), and the window's length. */
+  readonly warmupS: number;
+  readonly windowS: number;
+  /** The window of overload steps (> 100 %): long enough for a backlog to exceed the receive timeout. */
+  readonly overloadWindowS: number;
+  /** A call without its final reply after this long is failed (sipp -recv_timeout). */
+  readonly recvTimeoutMs: number;
+  /** null: not run. */
+  readonly drop: DropOptions | null;
+  /** Second octet of the labs' loopback addresses (127.N.x.x). */
+  readonly net: number;
+  /** Where the run's JSON, BENCHMARKS.md and the plots go (relative to the package root). */
+  readonly outDir: string;
+  /** Re-report a stored run instead of measuring. */
+  readonly reportOnly: string | undefined;
+}
+
+export const FULL_STEPS = [0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.3] as const;
+export const QUICK_STEPS = [0.6, 0.9, 1.3] as const;
+
+interface QualityArgs {
+  policies?: PolicyId[];
+  capacity: number[];
+  workers: number;
+  steps?: number[];
+  window?: number;
+  report?: string;
+  net: number;
+  drop: boolean;
+}
+
+export function parseQualityOptions(args: readonly string[]): QualityOptions {
+  const o = parseBenchArgs<QualityArgs>(
+    benchCommand('quality', 'balancing quality per policy, overload goodput, capacity drop')
+      .option(
+        '--policies <list>',
+        `comma-separated, of ${POLICIES.join(',')} (default all)`,
+        namesOf(POLICIES),
+      )
+      .option(
+        '--capacity <list>',
+        'emulated capacity per backend, calls/s',
+        numberListIn(1, 1000),
+        [25, 50, 100],
+      )
+      .option('--workers <n>', 'UDP workers per emulated backend', numberIn(1, 16, true), 2)
+      .option('--steps <list>', 'offered loads as fractions of the total capacity', numberListIn(0.05, 3))
+      .option('--window <s>', 'measured seconds per step (default 12; --quick 2)', numberIn(1, 600))
+      .option('--report <file>', 're-report a stored run instead of measuring')
+      .option('--net <n>', "second octet of the labs' loopback addresses", numberIn(1, 254, true), 17)
+      .option('--no-drop', 'skip the capacity-drop run'),
+    args,
+  );
+  const quick = o.quick;
+  const capacities = o.capacity;
+  const steps = [...(o.steps ?? (quick ? QUICK_STEPS : FULL_STEPS))].sort((a, b) => a - b);
+  const windowS = o.window ?? (quick ? 2 : 12);
+  const largest = capacities.indexOf(Math.max(...capacities));
+  return {
+    quick,
+    policies: o.policies ?? [...POLICIES],
+    capacities,
+    workers: o.workers,
+    steps,
+    warmupS: quick ? 1 : 4,
+    windowS,
+    overloadWindowS: quick ? windowS : Math.max(windowS, 30),
+    // A call without its 200 by then has failed for any caller (and the headline asks 200 ms).
+    recvTimeoutMs: quick ? 2000 : 5000,
+    drop: quick || !o.drop ? null : { backend: largest, loadFraction: 0.6, beforeS: 20, afterS: 30 },
+    net: o.net,
+    outDir: '.',
+    reportOnly: o.report,
+  };
+}
