@@ -270,6 +270,7 @@ export class Controller {
           uri: b.sip_uri,
           capacity: b.capacity,
           ...(b.agent ? { agent: b.agent } : {}),
+          ...(b.ssh ? { ssh: b.ssh } : {}),
           source: 'config',
         });
       }

@@ -30,6 +30,13 @@ export function agentlessSsh(spec: { readonly agent?: unknown; readonly ssh?: Ss
   return probedBy(spec) === 'ssh' ? (spec.ssh ?? null) : null;
 }
 
+/** Equal SSH settings (a reload that changes none of them leaves the running poller alone). */
+export function sameSsh(a: SshConfig | null | undefined, b: SshConfig | null | undefined): boolean {
+  if (!a || !b) return !a === !b;
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].every((k) => a[k as keyof SshConfig] === b[k as keyof SshConfig]);
+}
+
 export interface PollCadence {
   /** One probe per interval (the ssh section's interval_ms). */
   readonly intervalMs: number;

@@ -35,7 +35,14 @@ import {
 import { DEFAULT_FRESHNESS, PeerReplayState, type FreshnessLimits } from '../heartbeat/replay.js';
 import { DueHeap, type DueItem } from './due-heap.js';
 import type { SshConfig } from '../config/types.js';
-import { agentlessSsh, probedBy, sshTargetName, type PollVerdict, type ProbeVia } from './agentless.js';
+import {
+  agentlessSsh,
+  probedBy,
+  sameSsh,
+  sshTargetName,
+  type PollVerdict,
+  type ProbeVia,
+} from './agentless.js';
 import { ProbeTracker } from '../health/probe-tracker.js';
 import {
   DEFAULT_HEALTH_PARAMS,
@@ -707,11 +714,4 @@ export class ProbeCore {
     }
     this.events.onHealthChange?.(b, before, after);
   }
-}
-
-/** Equal SSH settings (a reload that changes none of them leaves the running poller alone). */
-function sameSsh(a: SshConfig | null, b: SshConfig | null): boolean {
-  if (a === null || b === null) return a === b;
-  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-  return [...keys].every((k) => a[k as keyof SshConfig] === b[k as keyof SshConfig]);
 }
