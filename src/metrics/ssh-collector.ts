@@ -6,7 +6,7 @@
  *   (sections.ts), parsed by the agent's own parsers.
  * - Kamailio figures, where configured, come from `kamcmd` (tm.stats, dlg.stats_active, stats.fetchn)
  *   in one command at a slower cadence, turned into the same measurements as the agent's JSON-RPC path.
- * Commands go to one long-lived shell on the connection (remote-shell.ts), not an exec each.
+ * Commands go to one long-lived shell on the connection (util/remote-shell.ts), not an exec each.
  * - OPTIONS round trip is not measured here (it would time the network, not the host): it stays null.
  * Each section fails alone, and a lost connection nulls everything until the session reconnects.
  */
