@@ -30,10 +30,13 @@ export interface BackendJson {
     readonly signals: Readonly<Record<string, number | null>>;
   } | null;
   readonly heartbeat: {
+    readonly via: BackendView['via'];
     readonly agent: string | null;
+    readonly ssh: string | null;
     readonly rtt_ms: number | null;
     readonly last_rtt_ms: number | null;
     readonly misses: number;
+    readonly last_error: string | null;
   };
 }
 
@@ -106,10 +109,13 @@ export function backendJson(snap: ControllerSnapshot, v: BackendView): BackendJs
           }
         : null,
     heartbeat: {
+      via: v.via,
       agent: v.agent ? `${v.agent.address}:${v.agent.port}` : null,
+      ssh: v.sshTarget,
       rtt_ms: finite(v.srttMs),
       last_rtt_ms: finite(v.lastRttMs),
       misses: v.misses,
+      last_error: v.lastError,
     },
   };
 }

@@ -40,7 +40,9 @@ export interface SshConfig {
   readonly host_fingerprint: string;
   readonly interval_ms: number;
   readonly kamcmd: boolean;
+  readonly kamcmd_socket?: string;
   readonly sip_port: number;
+  readonly sip_address?: string;
 }
 
 export interface BackendConfig {

@@ -326,6 +326,7 @@ export function planRegistryReload(
         uri: b.sip_uri,
         capacity: b.capacity,
         ...(b.agent ? { agent: b.agent } : {}),
+        ...(b.ssh ? { ssh: b.ssh } : {}),
         source: 'config',
       })),
   );

@@ -27,6 +27,8 @@ export interface BackendStatus {
   readonly rtt_ms: number | null;
   /** Probes unanswered since it became known; absent in status files of older versions. */
   readonly misses?: number;
+  /** Why its last probe failed (an SSH failure, a refused host key, no SIP server); absent when none. */
+  readonly last_error?: string;
   readonly report_age_ms: number | null;
 }
 
@@ -119,6 +121,7 @@ export function buildStatus(inp: StatusInputs): ControllerStatus {
         effective_cps: round(b.effectiveCapacityCps, 1),
         rtt_ms: v && Number.isFinite(v.srttMs) ? round(v.srttMs, 1) : null,
         misses: v?.misses ?? 0,
+        ...(v?.lastError ? { last_error: v.lastError } : {}),
         report_age_ms:
           v && Number.isFinite(v.lastReportAt) ? Math.round(inp.now.mono - v.lastReportAt) : null,
       };

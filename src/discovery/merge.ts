@@ -75,6 +75,7 @@ export function mergeDiscovery(
         uri: b.sip_uri,
         capacity: b.capacity,
         agent: b.agent,
+        ...(b.ssh ? { ssh: b.ssh } : {}),
         source: 'config',
       });
       configUris.add(`${set.id} ${b.sip_uri}`);

@@ -100,7 +100,8 @@ export class ProbeTracker {
     this.count--;
   }
 
-  private sample(rtt: number): void {
+  /** One round-trip sample (also from an agentless probe, which has no probe sequence to match). */
+  sample(rtt: number): void {
     this.lastRttMs = rtt;
     if (Number.isNaN(this.srttMs)) {
       this.srttMs = rtt;

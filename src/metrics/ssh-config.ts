@@ -31,8 +31,9 @@ export function sshCollectorOptions(
     intervalMs: cfg.interval_ms,
     // Kamailio's figures move with calls, the host's with everything: kamcmd at a third of the rate.
     kamailioIntervalMs: cfg.interval_ms * 3,
-    ...(cfg.kamcmd ? { kamcmd: {} } : {}),
-    // The SSH host name need not be the SIP listen address, so the socket is matched by port alone.
-    sipSocket: { port: cfg.sip_port },
+    ...(cfg.kamcmd ? { kamcmd: cfg.kamcmd_socket !== undefined ? { socket: cfg.kamcmd_socket } : {} } : {}),
+    // The SSH host name need not be the SIP listen address: the socket is matched by port alone
+    // unless the operator names its address (several SIP servers on one host sharing the port).
+    sipSocket: { port: cfg.sip_port, ...(cfg.sip_address !== undefined ? { address: cfg.sip_address } : {}) },
   };
 }

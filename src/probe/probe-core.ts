@@ -35,6 +35,15 @@ import {
 import { PeerReplayState, type FreshnessLimits } from '../heartbeat/replay.js';
 import { DEFAULT_HEALTH_PARAMS, HEARTBEAT_DEFAULTS, freshnessOf, timingOf } from './options.js';
 import { DueHeap, type DueItem } from './due-heap.js';
+import type { SshConfig } from '../config/types.js';
+import {
+  agentlessSsh,
+  probedBy,
+  sameSsh,
+  sshTargetName,
+  type PollVerdict,
+  type ProbeVia,
+} from './agentless.js';
 import { ProbeTracker } from '../health/probe-tracker.js';
 import {
   initialHealth,
@@ -60,6 +69,8 @@ export interface BackendSpec {
   readonly capacity: number;
   /** The agent's heartbeat address; without one the backend is not probed until its hello arrives. */
   readonly agent?: UdpAddress;
+  /** Agentless: probed over SSH (ssh-poller.ts) when there is no `agent`. */
+  readonly ssh?: SshConfig;
   readonly source: BackendSource;
 }
 
@@ -125,6 +136,12 @@ export interface BackendView {
   readonly capacity: number;
   readonly source: BackendSource;
   readonly agent: UdpAddress | null;
+  /** How it is probed (agentless.ts). */
+  readonly via: ProbeVia;
+  /** `user@host:port` of an agentless backend's SSH probe, else null. */
+  readonly sshTarget: string | null;
+  /** Why its last probe failed (SSH down, a refused host key, no SIP server); null after a good one. */
+  readonly lastError: string | null;
   readonly health: HealthState;
   readonly flapPenalty: number;
   readonly srttMs: number;
@@ -155,6 +172,8 @@ export interface ProbeCounters {
   internalErrors: number;
   /** Times the overload cap on the probe rate changed (overload.ts). */
   probeCapChanges: number;
+  /** Agentless probes over SSH, by verdict (their misses are also in `misses`). */
+  sshProbes: { ok: number; missed: number };
 }
 
 class Backend implements DueItem, BackendView {
@@ -181,6 +200,7 @@ class Backend implements DueItem, BackendView {
   /** Monotonic ms of the last authentic message (or of registration). */
   lastHeardAt: number;
   reportedDraining = false;
+  lastError: string | null = null;
 
   constructor(
     public spec: BackendSpec,
@@ -224,6 +244,13 @@ class Backend implements DueItem, BackendView {
   get agentBoot() {
     return this.replay.currentBoot;
   }
+  get via() {
+    return probedBy(this.spec);
+  }
+  get sshTarget() {
+    const ssh = agentlessSsh(this.spec);
+    return ssh ? sshTargetName(ssh) : null;
+  }
 }
 
 const ACCEPT = typeMask(AGENT_SENDS);
@@ -255,6 +282,11 @@ export class ProbeCore {
    * would wait for the next datagram to be probed at all.
    */
   onScheduleChange: (() => void) | null = null;
+  /**
+   * Called when a backend starts or stops being probed over SSH, or its SSH settings change, so the
+   * SSH shell can start, restart or stop that backend's poller (agentlessSpec tells which).
+   */
+  onAgentlessChange: ((id: string) => void) | null = null;
 
   constructor(
     opts: ProbeCoreOptions,
@@ -297,6 +329,7 @@ export class ProbeCore {
       forgotten: 0,
       internalErrors: 0,
       probeCapChanges: 0,
+      sshProbes: { ok: 0, missed: 0 },
     };
   }
 
@@ -314,21 +347,32 @@ export class ProbeCore {
     return [...this.backends.values()];
   }
 
-  /** Adds (or updates the address/capacity of) a backend from config or an LB's list. */
+  /**
+   * Adds (or updates the address/capacity of) a backend from config or an LB's list. The spec's
+   * `agent` is the configured address: one that a reload removed or changed is probed no more.
+   * An address learned from the agent's hello is the core's own and outlives re-upserts (every
+   * reconcile upserts each backend again) until the next hello moves it.
+   */
   upsert(spec: BackendSpec): BackendView {
     const now = this.mono();
     const old = this.backends.get(spec.id);
     if (old) {
       // A hello-registered backend that later appears in config/dispatcher is adopted by them.
-      const merged: BackendSpec = { ...spec, agent: spec.agent ?? old.agent ?? undefined };
       if (old.source === 'hello' && spec.source !== 'hello') this.selfRegistered--;
-      old.spec = merged;
+      const before = old.spec;
+      old.spec = spec;
       if (spec.agent) this.setAgent(old, spec.agent, now);
+      else if (before.agent || spec.ssh) this.stopProbing(old);
+      if (!sameSsh(agentlessSsh(before), agentlessSsh(spec))) {
+        if (probedBy(before) !== probedBy(spec)) old.lastError = null;
+        this.onAgentlessChange?.(spec.id);
+      }
       return old;
     }
     const b = new Backend(spec, backendKeys(spec.id, this.masters), now);
     this.backends.set(spec.id, b);
     if (b.agent) this.startProbing(b, now);
+    if (agentlessSsh(spec)) this.onAgentlessChange?.(spec.id);
     return b;
   }
 
@@ -339,7 +383,46 @@ export class ProbeCore {
     this.backends.delete(id);
     if (b.health.kind === 'suspect') this.suspects--;
     if (b.source === 'hello') this.selfRegistered--;
+    if (agentlessSsh(b.spec)) this.onAgentlessChange?.(id);
     return true;
+  }
+
+  /** The SSH settings of a backend probed over SSH; undefined for any other (or unknown) id. */
+  agentlessSpec(id: string): SshConfig | undefined {
+    const b = this.backends.get(id);
+    return (b && agentlessSsh(b.spec)) ?? undefined;
+  }
+
+  /** Ids of the backends probed over SSH. */
+  agentlessIds(): string[] {
+    return [...this.backends.values()].filter((b) => agentlessSsh(b.spec) !== null).map((b) => b.id);
+  }
+
+  /**
+   * One SSH probe's verdict (agentless.ts judgePoll), fed like a probe and its report: an ok
+   * answers with its round trip and its metrics become the latest report; a miss is a miss.
+   * Ignored for a backend no longer probed over SSH (a verdict that raced a reload).
+   */
+  recordPoll(id: string, verdict: PollVerdict): void {
+    const b = this.backends.get(id);
+    if (!b || agentlessSsh(b.spec) === null) return;
+    const now = this.mono();
+    b.lastHeardAt = now;
+    if (!verdict.ok) {
+      b.lastError = verdict.cause;
+      this.counters.sshProbes.missed++;
+      this.counters.misses++;
+      b.misses++;
+      this.apply(b, { type: 'probe_missed', at: now });
+      return;
+    }
+    b.lastError = null;
+    this.counters.sshProbes.ok++;
+    b.tracker.sample(verdict.rttMs);
+    b.metrics = verdict.metrics;
+    b.lastReportAt = now;
+    this.apply(b, { type: 'probe_ok', at: now });
+    this.events.onReport?.(b, verdict.metrics, verdict.rttMs);
   }
 
   /** Operator drain / undrain. */
@@ -456,8 +539,9 @@ export class ProbeCore {
 
   private onHello(b: Backend, msg: HelloMessage, from: UdpAddress, now: number, newBoot: boolean): void {
     this.counters.accepted.hello++;
-    // A configured agent address wins; otherwise the hello's source is where probes go.
-    if (!b.spec.agent) this.setAgent(b, from, now);
+    // A configured agent address wins, and so does a configured SSH probe (one measurement per
+    // backend); otherwise the hello's source is where probes go.
+    if (probedBy(b.spec) === 'hello') this.setAgent(b, from, now);
     this.apply(b, { type: 'hello', at: now, newBoot });
     const ack = encodeMessage(
       {
@@ -498,6 +582,13 @@ export class ProbeCore {
     const changed = !b.agent || b.agent.address !== to.address || b.agent.port !== to.port;
     b.agent = { address: to.address, port: to.port };
     if (changed || b.heapIndex < 0) this.startProbing(b, now);
+  }
+
+  /** Its address was withdrawn (a reload): no more probes until a hello brings one. */
+  private stopProbing(b: Backend): void {
+    b.agent = null;
+    b.nextProbeAt = Infinity;
+    this.heap.remove(b);
   }
 
   private startProbing(b: Backend, now: number): void {

@@ -1,11 +1,19 @@
 /**
- * The controller's heartbeat endpoint: ProbeCore bound to one UDP socket and one timer.
- * Everything that decides is in the core; this file only moves bytes and wakes the core up.
+ * The controller's probe endpoint: ProbeCore bound to one UDP socket and one timer for the agents,
+ * and to one SSH poller per agentless backend (ssh-poller.ts). Everything that decides is in the
+ * core and agentless.ts; this file only moves bytes and wakes the core up.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { literalLookup } from '../util/udp-lookup.js';
 import { DEFAULT_OVERLOAD, nextProbeCap, type OverloadParams } from './overload.js';
-import { ProbeCore, type ProbeCoreOptions, type ProbeEvents, type UdpAddress } from './probe-core.js';
+import {
+  DEFAULT_TIMING,
+  ProbeCore,
+  type ProbeCoreOptions,
+  type ProbeEvents,
+  type UdpAddress,
+} from './probe-core.js';
+import { SshPollers, type SshPollerOptions } from './ssh-poller.js';
 
 export interface ProbeEndpointOptions extends ProbeCoreOptions {
   readonly listen: UdpAddress;
@@ -15,6 +23,8 @@ export interface ProbeEndpointOptions extends ProbeCoreOptions {
   readonly overloadSampleMs?: number;
   /** Requested SO_RCVBUF/SO_SNDBUF (the kernel may cap it at net.core.rmem_max). */
   readonly socketBufferBytes?: number;
+  /** Agentless backends' SSH probes (session timing, key reading); defaults suit production. */
+  readonly ssh?: SshPollerOptions;
 }
 
 export class ProbeEndpoint {
@@ -23,6 +33,7 @@ export class ProbeEndpoint {
   private timerAt = Infinity;
   private closed = false;
   private overloadTimer: NodeJS.Timeout | null = null;
+  private readonly ssh: SshPollers;
 
   private constructor(
     private readonly socket: Socket,
@@ -44,6 +55,14 @@ export class ProbeEndpoint {
       events,
     );
     this.core.onScheduleChange = () => this.arm();
+    const timing = { ...DEFAULT_TIMING, ...opts.timing };
+    this.ssh = new SshPollers(this.core, {
+      jitter: timing.jitter,
+      suspectSpeedup: timing.suspectSpeedup,
+      ...(opts.random ? { random: opts.random } : {}),
+      ...opts.ssh,
+    });
+    this.core.onAgentlessChange = (id) => this.ssh.sync(id);
     socket.on('message', (buf: Buffer, rinfo: RemoteInfo) => {
       try {
         this.core.receive(buf, rinfo);
@@ -112,6 +131,11 @@ export class ProbeEndpoint {
     return { address: a.address, port: a.port };
   }
 
+  /** Agentless backends being probed over SSH. */
+  get sshPollers(): number {
+    return this.ssh.size;
+  }
+
   get recvBufferBytes(): number {
     return this.socket.getRecvBufferSize();
   }
@@ -145,6 +169,8 @@ export class ProbeEndpoint {
     if (this.overloadTimer !== null) clearInterval(this.overloadTimer);
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    this.core.onAgentlessChange = null;
+    await this.ssh.close();
     await new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
 }

@@ -1,5 +1,7 @@
 /**
- * One SSH connection to a backend host, kept open and re-established with backoff when it drops.
+ * SSH, the one implementation: `openSsh` makes one connection with the host key pinned (used as is
+ * by the SFTP list transport, which reconnects at its caller's pace), and `SshSession` keeps one
+ * open to a backend host and re-establishes it with backoff when it drops (the agentless probe).
  *
  * The host key is checked against a configured SHA256 fingerprint (the form `ssh-keygen -lf` prints,
  * `SHA256:` + unpadded base64 of the key blob's SHA-256). A mismatch refuses the connection and is
@@ -11,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import { backoffDelayMs, type BackoffPolicy } from './backoff.js';
 import { silentLogger, type Logger } from './logger.js';
-import { RemoteShell } from '../metrics/remote-shell.js';
+import { RemoteShell } from './remote-shell.js';
 
 export interface SshTarget {
   readonly host: string;
@@ -24,10 +26,7 @@ export interface SshTarget {
   readonly hostFingerprint: string;
 }
 
-export interface SshSessionOptions {
-  readonly connectTimeoutMs?: number;
-  /** Liveness check of an idle connection (ssh keepalive), so a dead host is noticed without a command. */
-  readonly keepaliveIntervalMs?: number;
+export interface SshSessionOptions extends SshConnectOptions {
   readonly reconnect?: BackoffPolicy;
 }
 
@@ -54,6 +53,11 @@ export class SshHostKeyMismatchError extends Error {
   }
 }
 
+/** The server refused our key (or the private key could not be used at all). */
+export class SshAuthError extends Error {
+  override readonly name = 'SshAuthError';
+}
+
 /** No connection at the moment (connecting, or waiting to retry after a failure). */
 export class SshNotConnectedError extends Error {
   override readonly name = 'SshNotConnectedError';
@@ -76,11 +80,85 @@ export function normaliseFingerprint(text: string): string {
   return `SHA256:${body.replace(/=+$/, '')}`;
 }
 
+export interface SshConnectOptions {
+  readonly connectTimeoutMs?: number;
+  /** Liveness check of an idle connection (ssh keepalive), so a dead peer is noticed without traffic. */
+  readonly keepaliveIntervalMs?: number;
+}
+
+export interface SshOpening {
+  /** The connection; `end()` it to give up (also while connecting). */
+  readonly client: Client;
+  /**
+   * Resolves once authenticated; rejects with SshHostKeyMismatchError, SshAuthError or the
+   * transport's error (refused, timed out, closed) if it never got there.
+   */
+  readonly ready: Promise<void>;
+}
+
+/**
+ * Opens one SSH connection to `target`, pinned to its host fingerprint. `onClosed` is told, once,
+ * why a connection that was ready has ended (never for one that failed to open: `ready` says so).
+ */
+export function openSsh(
+  target: SshTarget,
+  options: SshConnectOptions = {},
+  onClosed: (why: Error) => void = () => undefined,
+): SshOpening {
+  const name = `${target.username}@${target.host}:${target.port}`;
+  const expected = normaliseFingerprint(target.hostFingerprint);
+  const client = new Client();
+  let mismatch: SshHostKeyMismatchError | undefined;
+  let failure: Error | undefined;
+  let opened = false;
+  const ready = new Promise<void>((resolve, reject) => {
+    client.on('ready', () => {
+      opened = true;
+      resolve();
+    });
+    client.on('error', (e: Error & { level?: string }) => {
+      failure ??=
+        mismatch ??
+        (e.level === 'client-authentication'
+          ? new SshAuthError(`ssh ${name}: key refused: ${e.message}`, { cause: e })
+          : e);
+    });
+    client.on('close', () => {
+      const why = failure ?? mismatch ?? new Error(`ssh ${name}: connection closed`);
+      if (opened) onClosed(why);
+      else reject(why);
+    });
+    try {
+      client.connect({
+        host: target.host,
+        port: target.port,
+        username: target.username,
+        privateKey: target.privateKey,
+        ...(target.passphrase !== undefined ? { passphrase: target.passphrase } : {}),
+        readyTimeout: options.connectTimeoutMs ?? 10_000,
+        keepaliveInterval: options.keepaliveIntervalMs ?? 5_000,
+        keepaliveCountMax: 3,
+        hostVerifier: (key: Buffer) => {
+          const presented = sha256Fingerprint(key);
+          if (presented === expected) return true;
+          mismatch = new SshHostKeyMismatchError(name, presented, expected);
+          return false;
+        },
+      } satisfies ConnectConfig);
+    } catch (e) {
+      // A malformed private key throws synchronously.
+      reject(new SshAuthError(`ssh ${name}: ${(e as Error).message}`, { cause: e }));
+    }
+  });
+  // A caller that only ends the client must not leave an unhandled rejection behind.
+  ready.catch(() => undefined);
+  return { client, ready };
+}
+
 export type SshSessionState = 'connecting' | 'ready' | 'waiting' | 'closed';
 
 export class SshSession {
   readonly target: string;
-  private readonly expectedFingerprint: string;
   private client: Client | undefined;
   private shell: RemoteShell | undefined;
   private current: SshSessionState = 'waiting';
@@ -95,7 +173,8 @@ export class SshSession {
     private readonly logger: Logger = silentLogger,
   ) {
     this.target = `${ssh.username}@${ssh.host}:${ssh.port}`;
-    this.expectedFingerprint = normaliseFingerprint(ssh.hostFingerprint);
+    // Checked now: a malformed fingerprint is a configuration error, not a reason to retry.
+    normaliseFingerprint(ssh.hostFingerprint);
   }
 
   get state(): SshSessionState {
@@ -193,60 +272,34 @@ export class SshSession {
   private connect(): void {
     if (this.current === 'closed') return;
     this.current = 'connecting';
-    const client = new Client();
+    const { client, ready } = openSsh(this.ssh, this.options, (why) => this.lost(client, why));
     this.client = client;
-    let mismatch: SshHostKeyMismatchError | undefined;
-    const config: ConnectConfig = {
-      host: this.ssh.host,
-      port: this.ssh.port,
-      username: this.ssh.username,
-      privateKey: this.ssh.privateKey,
-      readyTimeout: this.options.connectTimeoutMs ?? 10_000,
-      keepaliveInterval: this.options.keepaliveIntervalMs ?? 5_000,
-      keepaliveCountMax: 3,
-      hostVerifier: (key: Buffer) => {
-        const presented = sha256Fingerprint(key);
-        if (presented === this.expectedFingerprint) return true;
-        mismatch = new SshHostKeyMismatchError(this.target, presented, this.expectedFingerprint);
-        return false;
+    ready.then(
+      () => {
+        if (this.client !== client) return;
+        this.current = 'ready';
+        this.shell = new RemoteShell(client, `ssh ${this.target}`);
+        this.attempt = 0;
+        this.connects++;
+        if (this.failure) this.logger.info({ ssh: this.target }, 'ssh connected again');
+        this.failure = undefined;
       },
-      ...(this.ssh.passphrase !== undefined ? { passphrase: this.ssh.passphrase } : {}),
-    };
-    client.on('ready', () => {
-      if (this.client !== client) return;
-      this.current = 'ready';
-      this.shell = new RemoteShell(client, `ssh ${this.target}`);
-      this.attempt = 0;
-      this.connects++;
-      if (this.failure) this.logger.info({ ssh: this.target }, 'ssh connected again');
-      this.failure = undefined;
-    });
-    client.on('error', (e: Error) => {
-      if (this.client !== client) return;
-      this.failure = mismatch ?? e;
-    });
-    client.on('close', () => {
-      if (this.client !== client) return;
-      this.client = undefined;
-      this.shell?.close();
-      this.shell = undefined;
-      if (this.current === 'closed') return;
-      this.failure ??= new Error('connection closed');
-      const delay = backoffDelayMs(this.options.reconnect ?? SSH_RECONNECT, this.attempt++, Math.random());
-      this.current = 'waiting';
-      this.logger.warn(
-        { ssh: this.target, err: this.failure.message, retryInMs: delay },
-        'ssh connection lost',
-      );
-      this.retryTimer = setTimeout(() => this.connect(), delay);
-      this.retryTimer.unref();
-    });
-    try {
-      client.connect(config);
-    } catch (e) {
-      // A bad private key throws synchronously: surface it like any other failure and retry later.
-      this.failure = e instanceof Error ? e : new Error(String(e));
-      client.emit('close');
-    }
+      (e: Error) => this.lost(client, e),
+    );
+  }
+
+  /** The connection failed to open or dropped: retry after a backoff (unless closed). */
+  private lost(client: Client, why: Error): void {
+    if (this.client !== client) return;
+    this.client = undefined;
+    this.shell?.close();
+    this.shell = undefined;
+    if (this.current === 'closed') return;
+    this.failure = why;
+    const delay = backoffDelayMs(this.options.reconnect ?? SSH_RECONNECT, this.attempt++, Math.random());
+    this.current = 'waiting';
+    this.logger.warn({ ssh: this.target, err: why.message, retryInMs: delay }, 'ssh connection lost');
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+    this.retryTimer.unref();
   }
 }

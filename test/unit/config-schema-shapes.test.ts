@@ -80,6 +80,8 @@ const ssh: Presence<SshConfig> = {
   interval_ms: 'required',
   kamcmd: 'required',
   sip_port: 'required',
+  kamcmd_socket: 'optional',
+  sip_address: 'optional',
 };
 const backend: Presence<BackendConfig> = {
   id: 'required',

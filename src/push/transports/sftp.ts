@@ -14,13 +14,20 @@
  * of the LB host the rename may be lost, which the controller's reconcile repairs.
  *
  * The connection is kept open between writes and opened again on the next write after it dropped;
- * the pacing of those attempts is the caller's backoff (NodeSync), not a timer here. The host key is
- * checked against a SHA256 fingerprint as `ssh-keygen -lf` prints it.
+ * the pacing of those attempts is the caller's backoff (NodeSync), not a timer here. The connection
+ * is util/ssh-session.ts's `openSsh`, the one SSH implementation: the host key is pinned to a SHA256
+ * fingerprint as `ssh-keygen -lf` prints it, a mismatch is a `host_key` failure.
  */
 import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
-import { Client, type SFTPWrapper } from 'ssh2';
-import { normaliseFingerprint, sha256Fingerprint, type SshTarget } from '../../util/ssh-session.js';
+import type { Client, SFTPWrapper } from 'ssh2';
+import {
+  normaliseFingerprint,
+  openSsh,
+  SshAuthError,
+  SshHostKeyMismatchError,
+  type SshTarget,
+} from '../../util/ssh-session.js';
 import { ListTransportError, tempNameFor, type ListFileTransport } from './transport.js';
 
 export interface SftpListFileOptions {
@@ -50,7 +57,6 @@ const CHUNK = 32 * 1024;
 
 export class SftpListFile implements ListFileTransport {
   private readonly path: string;
-  private readonly fingerprint: string;
   private readonly target: string;
   private connection: Promise<Connection> | undefined;
   private connects = 0;
@@ -59,7 +65,8 @@ export class SftpListFile implements ListFileTransport {
     if (!posix.isAbsolute(options.path))
       throw new Error(`list file path must be absolute, got ${options.path}`);
     this.path = options.path;
-    this.fingerprint = normaliseFingerprint(options.ssh.hostFingerprint);
+    // A malformed fingerprint is a configuration error, said at start-up rather than at each write.
+    normaliseFingerprint(options.ssh.hostFingerprint);
     this.target = `sftp://${options.ssh.username}@${options.ssh.host}:${options.ssh.port}${options.path}`;
   }
 
@@ -107,60 +114,43 @@ export class SftpListFile implements ListFileTransport {
   }
 
   private open(): Promise<Connection> {
-    const pending = new Promise<Connection>((resolve, reject) => {
-      const client = new Client();
-      let mismatch: string | undefined;
-      let settled = false;
-      const lost = { value: false };
-      const fail = (e: ListTransportError) => {
+    const lost = { value: false };
+    const pending = (async (): Promise<Connection> => {
+      const forget = () => {
         lost.value = true;
         if (this.connection === pending) this.connection = undefined;
-        if (!settled) {
-          settled = true;
-          reject(e);
-        }
-        client.end();
       };
-      client.on('ready', () => {
+      const { client, ready } = openSsh(this.options.ssh, this.options, forget);
+      try {
+        await ready;
+      } catch (e) {
+        forget();
+        if (e instanceof SshHostKeyMismatchError)
+          throw new ListTransportError('host_key', this.target, e.message, { cause: e });
+        if (e instanceof SshAuthError)
+          throw new ListTransportError('auth', this.target, e.message, { cause: e });
+        throw new ListTransportError('connect', this.target, (e as Error).message, { cause: e });
+      }
+      return new Promise<Connection>((resolve, reject) => {
         client.sftp((err, sftp) => {
-          if (err)
-            return fail(new ListTransportError('connect', this.target, `no SFTP subsystem: ${err.message}`));
-          settled = true;
+          if (err) {
+            forget();
+            client.end();
+            return reject(
+              new ListTransportError('connect', this.target, `no SFTP subsystem: ${err.message}`, {
+                cause: err,
+              }),
+            );
+          }
           this.connects++;
-          sftp.on('close', () => fail(new ListTransportError('connect', this.target, 'SFTP channel closed')));
+          sftp.on('close', () => {
+            forget();
+            client.end();
+          });
           resolve({ client, sftp, lost });
         });
       });
-      client.on('error', (e: Error & { level?: string }) => {
-        if (mismatch) return fail(new ListTransportError('host_key', this.target, mismatch));
-        if (e.level === 'client-authentication') {
-          return fail(new ListTransportError('auth', this.target, `key refused: ${e.message}`, { cause: e }));
-        }
-        fail(new ListTransportError('connect', this.target, e.message, { cause: e }));
-      });
-      client.on('close', () => fail(new ListTransportError('connect', this.target, 'connection closed')));
-      try {
-        client.connect({
-          host: this.options.ssh.host,
-          port: this.options.ssh.port,
-          username: this.options.ssh.username,
-          privateKey: this.options.ssh.privateKey,
-          ...(this.options.ssh.passphrase !== undefined ? { passphrase: this.options.ssh.passphrase } : {}),
-          readyTimeout: this.options.connectTimeoutMs ?? 10_000,
-          keepaliveInterval: this.options.keepaliveIntervalMs ?? 5_000,
-          keepaliveCountMax: 3,
-          hostVerifier: (key: Buffer) => {
-            const presented = sha256Fingerprint(key);
-            if (presented === this.fingerprint) return true;
-            mismatch = `host key is ${presented}, expected ${this.fingerprint}: refusing to connect (re-installed host, or a man in the middle?)`;
-            return false;
-          },
-        });
-      } catch (e) {
-        // A malformed private key throws synchronously.
-        fail(new ListTransportError('auth', this.target, (e as Error).message, { cause: e }));
-      }
-    });
+    })();
     return pending;
   }
 
