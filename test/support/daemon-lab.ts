@@ -10,9 +10,11 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { fetchDispatcherList, fetchEffectiveWeights } from '../../src/kamailio/fetch-dispatcher-list.js';
 import type { DispatcherTarget } from '../../src/kamailio/dispatcher-list-reply.js';
-import type { KamailioRpcClient } from '../../src/kamailio/rpc.js';
+import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
+import { lbDefines } from '../../src/lab/defines.js';
+import { startKamailio, type KamailioInstance } from '../../src/lab/kamailio.js';
 import { labApiUrl } from '../../src/lab/lab-configs.js';
-import { startLab, type RunningLab, type StartLabOptions } from '../../src/lab/lab.js';
+import { LAB_CONFIGS, startLab, type RunningLab, type StartLabOptions } from '../../src/lab/lab.js';
 import type { ManagedProcess } from '../../src/lab/processes.js';
 import { sipweighCommand } from '../../src/lab/self-command.js';
 import { http, parseMetrics, type Sample } from '../integration/api-support.js';
@@ -122,4 +124,46 @@ export async function startDaemonLab(opts: Omit<StartLabOptions, 'dir' | 'contro
     },
   };
   return d;
+}
+
+/**
+ * Another LB beside the lab's: the same shipped kamailio/lb.cfg with admission control, its own
+ * address and list file, the lab's RPC credentials. Started (again) on whatever the file holds.
+ */
+export function startExtraLb(
+  lab: RunningLab,
+  name: string,
+  ip: string,
+  listFile: string,
+): Promise<KamailioInstance> {
+  const { rpc } = lab.state.plan.lb;
+  return startKamailio(lab.group, {
+    name,
+    cfg: LAB_CONFIGS.lb,
+    defines: {
+      ...lbDefines({
+        sip: { address: ip, port: 5060 },
+        rpc: { address: ip, port: 5071, username: rpc.username, password: rpc.password },
+        rpcAllow: ['127.0.0.1', ip],
+        dispatcherList: listFile,
+        dispatcherSet: lab.state.plan.lb.dispatcherSet,
+      }),
+      SW_ADMISSION: true,
+    },
+    shmMb: 64,
+    waitFor: [
+      { transport: 'udp', address: ip, port: 5060 },
+      { transport: 'tcp', address: ip, port: 5071 },
+    ],
+  });
+}
+
+/** An RPC client for an LB started with `startExtraLb`. */
+export function extraLbRpc(lab: RunningLab, ip: string): KamailioRpcClient {
+  const { rpc } = lab.state.plan.lb;
+  return new KamailioRpcClient({
+    url: `http://${ip}:5071/RPC`,
+    username: rpc.username,
+    password: rpc.password,
+  });
 }
