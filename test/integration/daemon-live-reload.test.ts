@@ -66,8 +66,10 @@ describe('live reload through the daemons (real lab on 127.32.x.x)', function ()
     watcher = new WeightWatcher(d.rpc, 100).start();
     await eventually(
       async () => {
+        // Scored and pushed by the controller (the lab's list already says 100 before it has).
+        const api = await d!.backends();
         const w = await weights();
-        return w.get('be1') === 100 && w.get('be2') === 100;
+        return api.every((b) => b.weights.lb1 === 100) && w.get('be1') === 100 && w.get('be2') === 100;
       },
       'both backends at weight 100',
       60000,
