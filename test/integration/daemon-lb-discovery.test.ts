@@ -4,7 +4,9 @@
  * managed backend (API: source dispatcher, probed at its sw_agent) with a weight at the LB. Then an
  * operator adds be2 at runtime with `dispatcher.add` (Kamailio 5.6: group, address, flags, priority,
  * attrs): the next reconcile adopts it, probes its agent and gives it a weight in proportion to its
- * sw_capacity, and the attributes survive the controller's rewrite of the list.
+ * sw_capacity, and the attributes survive the controller's rewrite of the list. Last, be3 added
+ * without `sw_agent`: adopted but not probed until its agent says hello, then probed where the
+ * hello came from.
  */
 import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
@@ -17,7 +19,7 @@ describe('LB discovery through the daemons (real lab on 127.35.x.x)', function (
   let d: DaemonLab | undefined;
 
   before(async function () {
-    d = await startDaemonLab({ backends: 2, net: 35 });
+    d = await startDaemonLab({ backends: 3, net: 35 });
     const { state } = d.lab;
     // Only be1, added by an operator with its agent's address and capacity; no backend in the config.
     writeFileSync(
@@ -101,5 +103,39 @@ describe('LB discovery through the daemons (real lab on 127.35.x.x)', function (
     const t = (await d!.lbTargets()).find((x) => x.duid === 'be2')!;
     expect(t.attrs).to.deep.include({ sw_agent: '127.35.0.12:7951', sw_capacity: '50' });
     expect((await d!.backend('be2'))!.weights.lb1).to.equal(50);
+  });
+
+  it('a destination added without sw_agent is probed once its agent says hello, at the hello’s source', async function () {
+    const added = await d!.rpc.call('dispatcher.add', [
+      1,
+      'sip:127.35.0.13:5060',
+      0,
+      0,
+      'duid=be3;sw_capacity=100',
+    ]);
+    expect(String(added)).to.match(/^Ok/);
+    await eventually(
+      async () => (await d!.backend('be3')) !== null,
+      'be3 adopted at the next reconcile',
+      30000,
+      200,
+    );
+    // be3's agent has been saying hello since the lab started (refused then: unknown), with backoff up to 30 s.
+    const be3 = await eventually(
+      async () => {
+        const b = await d!.backend('be3');
+        return b?.state === 'up' ? b : null;
+      },
+      'be3 up once its agent said hello',
+      90000,
+      250,
+    );
+    expect(be3).to.deep.include({ source: 'dispatcher', uri: 'sip:127.35.0.13:5060' });
+    expect((be3 as unknown as { heartbeat: { agent: string } }).heartbeat.agent).to.equal('127.35.0.13:7951');
+    await eventually(
+      async () => ((await d!.lbWeights())?.get('be3') ?? 0) > 0,
+      'be3 in rotation at the LB',
+      30000,
+    );
   });
 });
