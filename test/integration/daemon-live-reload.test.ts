@@ -10,7 +10,7 @@
 import { expect } from 'chai';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readPipeLimits, admissionPipeName } from '../../src/kamailio/admission.js';
+import { readLimiters, admissionLimiterName } from '../../src/kamailio/admission.js';
 import { startDaemonLab, type ControllerYaml, type DaemonLab } from '../support/daemon-lab.js';
 import { eventually, sleep } from '../support/harness.js';
 import { WeightWatcher } from '../support/lb-watch.js';
@@ -45,7 +45,7 @@ describe('live reload through the daemons (real lab on 127.32.x.x)', function ()
     return (r.json as { changes: Record<string, unknown> }).changes;
   }
   const weights = async () => (await d!.lbWeights()) ?? new Map<string, number>();
-  const limitAtLb = async () => (await readPipeLimits(d!.rpc)).get(admissionPipeName(1))?.limitCps ?? null;
+  const limitAtLb = async () => (await readLimiters(d!.rpc)).get(admissionLimiterName(1))?.limitCps ?? null;
   const logLevelsSince = (offset: number): number[] =>
     readFileSync(d!.controller!.logFile, 'utf8')
       .slice(offset)
@@ -134,20 +134,16 @@ describe('live reload through the daemons (real lab on 127.32.x.x)', function ()
     cfg = next;
   });
 
-  // BUG, fails until fixed in src/controller/controller.ts (being rewritten elsewhere, so not edited
-  // here): with `admission.enabled: false` the controller sends no admission at all (an empty map
-  // from admissionPerNode), so NodeLink leaves the LB's limiter as it was and the LB keeps refusing
-  // calls above the last limit for good. Disabling admission must lift the limit: admissionPerNode
-  // should map every managed set to null (no limit, T=0) when admission is disabled.
+  // Found by this test: disabling admission used to leave the LB's last limit in force for good.
   it('admission.enabled: false applies live: the LB’s limit is lifted; enabled again, it returns', async function () {
     const off = structuredClone(cfg);
     off.admission = { ...(cfg.admission as object), enabled: false };
     const changes = await apiReload(off);
     expect(changes.admission).to.equal(true);
-    const pipe = async () => (await readPipeLimits(d!.rpc)).get(admissionPipeName(1));
+    const limiter = async () => (await readLimiters(d!.rpc)).get(admissionLimiterName(1));
     await eventually(
       async () => {
-        const p = await pipe();
+        const p = await limiter();
         return p !== undefined && p.limitCps === null;
       },
       'no admission limit at the LB once admission is disabled',

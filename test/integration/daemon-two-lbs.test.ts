@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { admissionPipeName, readPipeLimits } from '../../src/kamailio/admission.js';
+import { admissionLimiterName, readLimiters } from '../../src/kamailio/admission.js';
 import { fetchEffectiveWeights } from '../../src/kamailio/fetch-dispatcher-list.js';
 import type { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import type { KamailioInstance } from '../../src/lab/kamailio.js';
@@ -80,7 +80,7 @@ describe('two LB nodes behind one controller (real lab on 127.33.x.x)', function
 
   it('each LB enforces half of the pool’s admission limit', async function () {
     const limit = async (rpc: KamailioRpcClient) =>
-      (await readPipeLimits(rpc)).get(admissionPipeName(1))?.limitCps;
+      (await readLimiters(rpc)).get(admissionLimiterName(1))?.limitCps;
     // Pool 2 x 100 calls/s x headroom 0.92, split over two LB nodes: 92 each.
     await eventually(
       async () => {
@@ -112,7 +112,7 @@ describe('two LB nodes behind one controller (real lab on 127.33.x.x)', function
     // The restarted LB lost its admission limit with its memory: set again.
     await eventually(
       async () => {
-        const l = (await readPipeLimits(rpc2!)).get(admissionPipeName(1))?.limitCps;
+        const l = (await readLimiters(rpc2!)).get(admissionLimiterName(1))?.limitCps;
         return typeof l === 'number' && Math.abs(l - 92) < 1;
       },
       'lb2’s admission limit set again',
