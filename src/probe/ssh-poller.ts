@@ -85,7 +85,29 @@ class SshPoller {
     return this.collection;
   }
 
+  /**
+   * Before a timed probe: lets a connection attempt under way finish, and starts the shell of a new
+   * connection with the long deadline. Neither is the backend's answer time (the shell's start is the
+   * account's login, seconds on some hosts): timing them made every reconnect, and every switch from
+   * an agent to SSH at a reload, cost a backend in rotation its place. Bounded by the connect timeout
+   * and the command deadline; a failure here is judged by the probe that follows.
+   */
+  private async prepare(session: SshSession): Promise<void> {
+    await session.settled();
+    if (this.closed || session.state !== 'ready' || session.shellStarted) return;
+    await session.run('true', this.cadence.commandDeadlineMs, this.abort.signal).catch(() => undefined);
+  }
+
   private async probe(): Promise<void> {
+    let collection: SshProbeCollection | null = null;
+    let unusable: string | null = null;
+    try {
+      collection = this.connect();
+    } catch (e) {
+      unusable = e instanceof Error ? e.message : String(e);
+    }
+    if (this.session) await this.prepare(this.session);
+    if (this.closed) return;
     const started = performance.now();
     // Misses while the probe is still out: one at the timeout, one more per interval after, as
     // unanswered heartbeat probes would count; a late answer then changes nothing.
@@ -101,7 +123,8 @@ class SshPoller {
     missAfter(this.cadence.timeoutMs);
     let outcome: PollOutcome;
     try {
-      const sample = await this.connect().collect(this.cadence.commandDeadlineMs, this.abort.signal);
+      if (collection === null) throw new Error(unusable ?? 'no SSH session');
+      const sample = await collection.collect(this.cadence.commandDeadlineMs, this.abort.signal);
       outcome = { kind: 'answered', rttMs: performance.now() - started, sample };
     } catch (e) {
       outcome = { kind: 'failed', error: e instanceof Error ? e.message : String(e) };

@@ -46,6 +46,11 @@ export class RemoteShell {
     return turn;
   }
 
+  /** Whether the shell is running (its start, the account's login shell, is behind us). */
+  get started(): boolean {
+    return this.channel !== undefined;
+  }
+
   close(): void {
     this.closed = true;
     this.discard(new Error(`${this.label}: shell closed`));

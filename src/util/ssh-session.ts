@@ -161,6 +161,7 @@ export class SshSession {
   readonly target: string;
   private client: Client | undefined;
   private shell: RemoteShell | undefined;
+  private attemptDone: Promise<void> = Promise.resolve();
   private current: SshSessionState = 'waiting';
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -187,6 +188,16 @@ export class SshSession {
   }
 
   /** Successful connections so far (a reconnect raises it). */
+  /** Whether the long-lived shell of the current connection is running (its first command has run). */
+  get shellStarted(): boolean {
+    return this.shell?.started ?? false;
+  }
+
+  /** Resolves once the connection attempt under way (if any) has succeeded or failed. */
+  settled(): Promise<void> {
+    return this.attemptDone;
+  }
+
   get connections(): number {
     return this.connects;
   }
@@ -274,6 +285,10 @@ export class SshSession {
     this.current = 'connecting';
     const { client, ready } = openSsh(this.ssh, this.options, (why) => this.lost(client, why));
     this.client = client;
+    this.attemptDone = ready.then(
+      () => undefined,
+      () => undefined,
+    );
     ready.then(
       () => {
         if (this.client !== client) return;

@@ -50,6 +50,9 @@ describe('integration: an agentless backend measured over SSH by the controller'
   let watcher: WeightWatcher | undefined;
   let base = '';
   let be2: BackendPlan;
+  let cfgFile = '';
+  let editConfig: (edit: (backends: Record<string, unknown>[]) => void) => void = () => undefined;
+  let sshFor: (be: BackendPlan) => Record<string, unknown> = () => ({});
   /** When the LB was first seen holding the controller's weights. */
   let pushedAt = Infinity;
 
@@ -113,6 +116,12 @@ describe('integration: an agentless backend measured over SSH by the controller'
     cfg.scoring.panic_threshold_ratio = 0.2;
     const file = join(lab.state.dir, 'controller-agentless.yaml');
     writeFileSync(file, stringify(cfg), { mode: 0o600 });
+    cfgFile = file;
+    editConfig = (edit) => {
+      edit(cfg.sets[0]!.backends);
+      writeFileSync(file, stringify(cfg), { mode: 0o600 });
+    };
+    sshFor = (be) => ssh(be, sshd!.target.hostFingerprint);
     const self = sipweighCommand();
     const validated = execFileSync(self.cmd, [...self.args, 'validate', file], { encoding: 'utf8' });
     expect(validated).to.include(': ok');
@@ -226,6 +235,39 @@ describe('integration: an agentless backend measured over SSH by the controller'
     const since = watcher!.samples.filter((s) => s.at >= pushedAt);
     expect(since.length).to.be.greaterThan(10);
     expect(since.every((s) => (s.weights.get('be3') ?? 0) === 0)).to.equal(true);
+  });
+
+  it('a live reload that moves be1 from its agent to SSH: measured over SSH, its old agent address probed no more', async function () {
+    await eventually(async () => (await backend('be1')).state === 'up', 'be1 up on its agent', 60_000, 250);
+    editConfig((backends) => {
+      const b1 = backends[0]!;
+      delete b1.agent;
+      b1.ssh = sshFor(lab!.state.plan.backends[0]!);
+    });
+    process.kill(labProcess(lab!, 'controller').pid, 'SIGHUP');
+    const moved = await eventually(
+      async () => {
+        const b = await backend('be1');
+        return b.heartbeat.via === 'ssh' && b.heartbeat.last_error === null && b.heartbeat.rtt_ms !== null
+          ? b
+          : null;
+      },
+      `be1 probed over SSH after the reload of ${cfgFile}`,
+      30_000,
+      250,
+    );
+    expect(moved.state).to.be.oneOf(['up', 'suspect']);
+    // Its agent is no longer needed: stopped, be1 stays up and no probe to its address goes unanswered.
+    // SIGKILL, not SIGTERM: its bye would drain be1, which is not what this is about.
+    const agent = labProcess(lab!, 'agent-be1');
+    process.kill(agent.pid, 'SIGKILL');
+    await agent.exited;
+    const misses = (await backend('be1')).heartbeat.misses;
+    await sleep(3000); // 15 heartbeat intervals: a forgotten probe to the old address would miss 15 times
+    const after = await backend('be1');
+    expect(after.state).to.equal('up');
+    expect(after.heartbeat.misses - misses, 'misses after the agent stopped').to.be.at.most(1);
+    expect((await readWeights(rpc!))?.get('be1') ?? 0).to.be.greaterThan(0);
   });
 
   it('killing its Kamailio takes it out of rotation (time from kill to inactive in the LB list)', async function () {
