@@ -699,5 +699,6 @@ function toSample(v: BackendView) {
     capacity: v.capacity,
     health: v.health.kind,
     report: v.metrics && Number.isFinite(v.lastReportAt) ? { metrics: v.metrics, at: v.lastReportAt } : null,
+    probed: v.agent !== null,
   };
 }
