@@ -389,15 +389,24 @@ function isTimeZone(tz: string): boolean {
 
 function resolveAgent(raw: Record<string, unknown>, baseDir: string, issues: ConfigIssue[]): AgentConfig {
   const key = hexKey(secret(raw, 'key', 'key_file', '', baseDir, issues, true), 'key', issues, DERIVED_KEY);
+  const previous = hexKey(
+    secret(raw, 'previous_key', 'previous_key_file', '', baseDir, issues, false),
+    'previous_key',
+    issues,
+    DERIVED_KEY,
+  );
   const {
     key: _k,
     key_file: _f,
+    previous_key: _pk,
+    previous_key_file: _pf,
     kamailio_rpc,
     ...rest
   } = raw as Record<string, unknown> & { kamailio_rpc?: Record<string, unknown> };
   return {
     ...(rest as unknown as AgentConfig),
     key: key ?? Buffer.alloc(0),
+    ...(previous ? { previous_key: previous } : {}),
     ...(kamailio_rpc ? { kamailio_rpc: rpc(kamailio_rpc, 'kamailio_rpc', baseDir, issues) } : {}),
   };
 }

@@ -143,6 +143,8 @@ export interface AgentConfig {
   readonly controller: UdpEndpoint;
   /** Resolved from `key` or `key_file`: this backend's derived heartbeat key. */
   readonly key: Buffer;
+  /** During a key rotation (`previous_key` or `previous_key_file`): still accepted, never signed with. */
+  readonly previous_key?: Buffer;
   readonly capacity: number;
   readonly draining: boolean;
   readonly sip: UdpEndpoint;
