@@ -11,6 +11,10 @@
  *   carry the flag from the next probe on.
  * - Everything it receives that is not an authentic, fresh controller message is dropped and counted
  *   by reason; nothing received can throw out of the datagram handler.
+ * - Keys: it signs with its current key and accepts the controller's messages signed with the current
+ *   or, during a rotation, the previous one (`previous_key`). SIGHUP (when `reload` is given) re-reads
+ *   the config and puts new keys in force without a restart (reload-plan.ts); a file that changes
+ *   anything else is refused whole, and the running config stays.
  */
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
@@ -29,6 +33,7 @@ import { Announcer } from './announcer.js';
 import { agentCollectors } from './collectors.js';
 import { ControllerReplay } from './controller-replay.js';
 import { DropCounters, type DropCounts } from './drop-counters.js';
+import { planAgentReload, type AgentReloadPlan } from './reload-plan.js';
 
 export const AGENT_SOFTWARE = 'sipweigh-agent/0.1';
 const ACCEPT_MASK = typeMask(CONTROLLER_SENDS);
@@ -47,6 +52,11 @@ export interface AgentOptions {
   readonly helloBackoff?: BackoffPolicy;
   /** Announce again after this long without an authentic probe (default: 20 probe intervals, at least 5 s). */
   readonly silenceBeforeHelloMs?: number;
+  /**
+   * Re-reads the config file (throws with the reason if it is unusable). With `signals`, SIGHUP calls
+   * it and puts the result in force as `reload()` does; without it SIGHUP is ignored with a warning.
+   */
+  readonly reread?: () => AgentConfig;
 }
 
 export interface AgentCounters {
@@ -66,6 +76,11 @@ export interface AgentHandle {
   readonly acknowledged: boolean;
   readonly draining: boolean;
   setDraining(draining: boolean): void;
+  /**
+   * Puts `next` in force if it changes only the keys (current, previous), or refuses it whole naming
+   * the fields that need a restart. Never restarts anything: the backend stays in rotation.
+   */
+  reload(next: AgentConfig): AgentReloadPlan;
   /** The figures the next report would carry. */
   measurements(): Measurements;
   collectors(): CollectorStatus[];
@@ -79,8 +94,10 @@ export interface AgentHandle {
 class Agent implements AgentHandle {
   readonly bootId = randomBytes(12).toString('base64url');
   readonly closed: Promise<void>;
-  private readonly key: HeartbeatKey;
-  private readonly keys: readonly HeartbeatKey[];
+  /** The running config: the start one, with the keys of the last reload. */
+  private config: AgentConfig;
+  /** Current key first (signs everything), then the previous one during a rotation (accepted only). */
+  private keys: readonly HeartbeatKey[];
   private readonly lookup: KeyLookup;
   private readonly replay: ControllerReplay;
   private readonly drops = new DropCounters();
@@ -100,12 +117,12 @@ class Agent implements AgentHandle {
   private readonly removeSignalHandlers: () => void;
 
   constructor(
-    private readonly config: AgentConfig,
+    config: AgentConfig,
     private readonly logger: Logger,
     private readonly options: AgentOptions,
   ) {
-    this.key = heartbeatKey(config.key);
-    this.keys = [this.key];
+    this.config = config;
+    this.keys = agentKeys(config);
     this.lookup = (backendId) => (backendId === config.backend_id ? this.keys : undefined);
     this.replay = new ControllerReplay(options.freshness);
     this.isDraining = config.draining;
@@ -165,6 +182,18 @@ class Agent implements AgentHandle {
     if (draining === this.isDraining) return;
     this.isDraining = draining;
     this.logger.info({ draining }, draining ? 'draining: asking for no new calls' : 'no longer draining');
+  }
+
+  reload(next: AgentConfig): AgentReloadPlan {
+    const plan = planAgentReload(this.config, next);
+    if (!plan.ok) return plan;
+    if (plan.keys) {
+      // Built before anything is swapped: a key the codec refuses throws here, with nothing changed.
+      const keys = agentKeys(next);
+      this.keys = keys;
+      this.config = next;
+    }
+    return plan;
   }
 
   measurements(): Measurements {
@@ -278,7 +307,7 @@ class Agent implements AgentHandle {
   private send(msg: HeartbeatMessage, to: { address: string; port: number }): Promise<void> {
     let datagram: Buffer;
     try {
-      datagram = encodeMessage(msg, this.key);
+      datagram = encodeMessage(msg, this.keys[0]!);
     } catch (e) {
       const err = e instanceof EncodeError ? e.message : String(e);
       this.logger.error({ type: msg.type, err }, 'could not encode heartbeat message');
@@ -306,20 +335,51 @@ class Agent implements AgentHandle {
     };
     const onDrain = () => this.setDraining(true);
     const onUndrain = () => this.setDraining(false);
+    // SIGHUP's default action ends the process: it is always handled, if only to say it did nothing.
+    const onHup = () => this.reloadFromFile();
     process.on('SIGTERM', onStop);
     process.on('SIGINT', onStop);
     process.on('SIGUSR1', onDrain);
     process.on('SIGUSR2', onUndrain);
+    process.on('SIGHUP', onHup);
     return () => {
       process.off('SIGTERM', onStop);
       process.off('SIGINT', onStop);
       process.off('SIGUSR1', onDrain);
       process.off('SIGUSR2', onUndrain);
+      process.off('SIGHUP', onHup);
     };
+  }
+
+  private reloadFromFile(): void {
+    if (!this.options.reread) {
+      this.logger.warn({ signal: 'SIGHUP' }, 'no config file to re-read: SIGHUP ignored');
+      return;
+    }
+    let plan: AgentReloadPlan;
+    try {
+      plan = this.reload(this.options.reread());
+    } catch (e) {
+      this.logger.error(
+        { signal: 'SIGHUP', err: e instanceof Error ? e.message : String(e) },
+        'config reload refused; the running config stays',
+      );
+      return;
+    }
+    if (plan.ok) this.logger.info({ signal: 'SIGHUP', keys: plan.keys }, 'config reloaded');
+    else
+      this.logger.error(
+        { signal: 'SIGHUP', restart: plan.restart },
+        'config reload refused (these fields need a restart); the running config stays',
+      );
   }
 }
 
 type Envelope = { backendId: string; seq: number; ts: number; boot: string };
+
+function agentKeys(config: AgentConfig): HeartbeatKey[] {
+  return [config.key, ...(config.previous_key ? [config.previous_key] : [])].map(heartbeatKey);
+}
 
 function helloMessage(config: AgentConfig, envelope: Envelope): HeartbeatMessage {
   return {

@@ -6,10 +6,24 @@ import type { AgentConfig, AgentSection } from './types.js';
 
 export function agentConfig(a: AgentSection, baseDir: string, issues: ConfigIssue[]): AgentConfig {
   const key = hexKey(secret(a, 'key', 'key_file', '', baseDir, issues, true), 'key', issues, DERIVED_KEY);
-  const { key: _inline, key_file: _file, kamailio_rpc, ...rest } = a;
+  const previous = hexKey(
+    secret(a, 'previous_key', 'previous_key_file', '', baseDir, issues, false),
+    'previous_key',
+    issues,
+    DERIVED_KEY,
+  );
+  const {
+    key: _inline,
+    key_file: _file,
+    previous_key: _previousInline,
+    previous_key_file: _previousFile,
+    kamailio_rpc,
+    ...rest
+  } = a;
   return {
     ...rest,
     key: key ?? Buffer.alloc(0),
+    ...(previous ? { previous_key: previous } : {}),
     ...(kamailio_rpc ? { kamailio_rpc: rpcConfig(kamailio_rpc, 'kamailio_rpc', baseDir, issues) } : {}),
   };
 }

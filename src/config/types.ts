@@ -193,6 +193,8 @@ export interface AgentSection {
   readonly controller: UdpEndpoint;
   readonly key?: string;
   readonly key_file?: string;
+  readonly previous_key?: string;
+  readonly previous_key_file?: string;
   readonly capacity: number;
   readonly draining: boolean;
   readonly sip: UdpEndpoint;
@@ -201,9 +203,14 @@ export interface AgentSection {
   readonly logging: LoggingSection;
 }
 
-export type AgentConfig = Omit<AgentSection, 'key' | 'key_file' | 'kamailio_rpc'> & {
+export type AgentConfig = Omit<
+  AgentSection,
+  'key' | 'key_file' | 'previous_key' | 'previous_key_file' | 'kamailio_rpc'
+> & {
   /** Resolved from `key` or `key_file`: this backend's derived heartbeat key. */
   readonly key: Buffer;
+  /** During a key rotation (`previous_key` or `previous_key_file`): still accepted, never signed with. */
+  readonly previous_key?: Buffer;
   readonly kamailio_rpc?: KamailioRpcConfig;
 };
 

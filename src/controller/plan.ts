@@ -341,6 +341,9 @@ export function scorerSample(v: BackendView): BackendSample {
     capacity: v.capacity,
     health: v.health.kind,
     report: v.metrics && Number.isFinite(v.lastReportAt) ? { metrics: v.metrics, at: v.lastReportAt } : null,
+    // An agent's address (configured, listed or learned from its hello) or an SSH section: the
+    // controller can observe it, so its health counts in the panic check.
+    probed: v.agent !== null || v.via === 'ssh',
   };
 }
 

@@ -5,9 +5,11 @@
  * running controller never holds half of one file and half of another.
  *
  * Live: backends (added, removed, changed), scoring, admission, schedules, logging level, the status
- * file, the API's token and open reads. Restart: the heartbeat section (socket, keys, timing: the
- * endpoint and every backend's key are built from it), the LB nodes (their RPC clients and list
- * transports), the API's address and port, the set ids and their self-registration.
+ * file, the API's token and open reads, and the heartbeat master keys (a rotation's steps: every
+ * backend's keys are derived again, each still probed with the key its agent uses). Restart: the
+ * rest of the heartbeat section (socket, timing: the endpoint is built from it), the LB nodes (their
+ * RPC clients and list transports), the API's address and port, the set ids and their
+ * self-registration.
  *
  * The result names fields and backend ids only, never values: it is logged and returned by the API,
  * and values include secrets (keys, RPC passwords, the API token).
@@ -28,6 +30,8 @@ export interface ReloadChanges {
   readonly status_file: boolean;
   /** The API's token or its open reads changed. */
   readonly api_auth: boolean;
+  /** The heartbeat master keys (current, previous) changed: a key rotation step. */
+  readonly heartbeat_keys: boolean;
 }
 
 export type ReloadPlan =
@@ -55,11 +59,9 @@ function changedKeys(a: object | undefined, b: object | undefined, prefix: strin
   return keys.filter((k) => !same(ra[k], rb[k])).map((k) => `${prefix}${k}`);
 }
 
+/** Heartbeat fields that need a restart: all but the master keys. */
 function heartbeatFields(a: ControllerConfig, b: ControllerConfig): string[] {
-  return changedKeys(a.heartbeat, b.heartbeat, 'heartbeat.').map((f) =>
-    // The resolved keys come from master_key(_file) and previous_master_key(_file).
-    f === 'heartbeat.master_keys' ? 'heartbeat.master_key' : f,
-  );
+  return changedKeys(a.heartbeat, b.heartbeat, 'heartbeat.').filter((f) => f !== 'heartbeat.master_keys');
 }
 
 function lbNodeFields(a: ControllerConfig, b: ControllerConfig): string[] {
@@ -160,6 +162,7 @@ export function planReload(running: ControllerConfig, next: ControllerConfig): R
         next.api !== undefined &&
         (running.api.token !== next.api.token ||
           running.api.read_without_token !== next.api.read_without_token),
+      heartbeat_keys: !same(running.heartbeat.master_keys, next.heartbeat.master_keys),
     },
   };
 }
@@ -173,6 +176,7 @@ export function nothingChanged(c: ReloadChanges): boolean {
     !c.schedules &&
     c.logging_level === null &&
     !c.status_file &&
-    !c.api_auth
+    !c.api_auth &&
+    !c.heartbeat_keys
   );
 }

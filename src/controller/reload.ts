@@ -54,6 +54,8 @@ export class ConfigReloader {
       return this.refused(trigger, error);
     }
     try {
+      // Keys first: backends the new config adds get theirs derived from the new masters.
+      if (plan.changes.heartbeat_keys) this.controller.core.setMasterKeys(next.heartbeat.master_keys);
       await this.controller.applyConfig(next, plan.changes);
       this.hooks.applied?.(next, plan.changes);
     } catch (e) {

@@ -179,7 +179,7 @@ export interface ProbeCounters {
 class Backend implements DueItem, BackendView {
   due = Infinity;
   heapIndex = -1;
-  readonly keys: HeartbeatKey[];
+  keys: HeartbeatKey[];
   /** Index in `keys` of the key the agent last signed with; probes are signed with the same one. */
   signKey = 0;
   replay: PeerReplayState;
@@ -255,6 +255,11 @@ class Backend implements DueItem, BackendView {
 
 const ACCEPT = typeMask(AGENT_SENDS);
 
+function checkedMasters(masters: readonly Buffer[]): readonly Buffer[] {
+  if (masters.length < 1 || masters.length > 2) throw new RangeError('one or two master keys');
+  return masters;
+}
+
 export class ProbeCore {
   readonly bootId: string;
   readonly counters: ProbeCounters;
@@ -263,7 +268,7 @@ export class ProbeCore {
   private readonly timing: HeartbeatTiming;
   private readonly healthParams: HealthParams;
   private readonly freshness: FreshnessLimits;
-  private readonly masters: readonly Buffer[];
+  private masters: readonly Buffer[];
   private readonly selfRegSets: ReadonlySet<number>;
   private readonly maxSelfRegistered: number;
   private readonly forgetAfterMs: number;
@@ -294,9 +299,7 @@ export class ProbeCore {
     private readonly send: (buf: Buffer, to: UdpAddress) => void,
     private readonly events: ProbeEvents = {},
   ) {
-    if (opts.masterKeys.length < 1 || opts.masterKeys.length > 2)
-      throw new RangeError('one or two master keys');
-    this.masters = opts.masterKeys;
+    this.masters = checkedMasters(opts.masterKeys);
     this.timing = { ...DEFAULT_TIMING, ...opts.timing };
     if (!(this.timing.probeTimeoutMs > 0 && this.timing.probeIntervalMs > 0))
       throw new RangeError('probe interval and timeout must be > 0');
@@ -374,6 +377,23 @@ export class ProbeCore {
     if (b.agent) this.startProbing(b, now);
     if (agentlessSsh(spec)) this.onAgentlessChange?.(spec.id);
     return b;
+  }
+
+  /**
+   * Puts new master keys in force (a rotation's steps, by config reload). Each backend keeps being
+   * probed with the key its agent last signed with if that key is still held, so an agent that has
+   * not moved yet misses nothing; a backend whose key was dropped is probed with the new current one.
+   */
+  setMasterKeys(masters: readonly Buffer[]): void {
+    this.masters = checkedMasters(masters);
+    for (const b of this.backends.values()) {
+      const signing = b.keys[b.signKey]!;
+      b.keys = backendKeys(b.id, this.masters);
+      b.signKey = Math.max(
+        0,
+        b.keys.findIndex((k) => k.secret.equals(signing.secret)),
+      );
+    }
   }
 
   remove(id: string): boolean {

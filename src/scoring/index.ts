@@ -9,7 +9,7 @@ export {
 } from './params.js';
 export { initialScorerState, scoreCycle } from './scorer.js';
 export { admissionLimit, poolCapacity } from './admission.js';
-export { panicCheck, type PanicCheck } from './panic.js';
+export { panicCheck, type PanicCheck, type PanicMember } from './panic.js';
 export { liveWeight, stepWeight, targetWeights } from './weights.js';
 export { rampRatio } from './slow-start.js';
 export { FRESH_DERATING, updateFactor, type PressureRange } from './derating.js';

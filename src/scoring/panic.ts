@@ -12,8 +12,16 @@
  * every agent falls silent together, the first backend to reach down finds the others already
  * suspect (they missed the same probes), so the set panics before anything is taken out. A single
  * dead backend among answering ones still leaves at once.
+ *
+ * Backends the controller has no way to probe (no agent address: an LB-listed destination without
+ * `sw_agent`, an SSH-only backend) are not counted either, neither as down nor as healthy: their
+ * health is a placeholder, not an observation, so it cannot say whether the observer is cut off.
+ * Counting them as down would hold a set where they are the majority in panic for ever.
  */
-import type { HealthStatus } from './types.js';
+import type { BackendSample } from './types.js';
+
+/** What the check reads of a backend. `probed` absent means probed (see BackendSample). */
+export type PanicMember = Pick<BackendSample, 'health' | 'probed'>;
 
 export interface PanicCheck {
   readonly panic: boolean;
@@ -21,13 +29,13 @@ export interface PanicCheck {
   readonly counted: number;
 }
 
-export function panicCheck(healths: readonly HealthStatus[], thresholdRatio: number): PanicCheck {
+export function panicCheck(members: readonly PanicMember[], thresholdRatio: number): PanicCheck {
   let healthy = 0;
   let counted = 0;
-  for (const h of healths) {
-    if (h === 'draining') continue;
+  for (const m of members) {
+    if (m.probed === false || m.health === 'draining') continue;
     counted++;
-    if (h === 'up') healthy++;
+    if (m.health === 'up') healthy++;
   }
   // An empty (or all-draining) set has nothing to protect; threshold 0 disables panic.
   const panic = thresholdRatio > 0 && counted > 0 && healthy / counted < thresholdRatio;

@@ -272,7 +272,7 @@ function scoreSet(
   }
 
   const check = panicCheck(
-    members.map((b) => b.sample.health),
+    members.map((b) => b.sample),
     p.panic_threshold_ratio,
   );
   if (check.panic) {

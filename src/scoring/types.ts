@@ -18,6 +18,11 @@ export interface BackendSample {
   readonly health: HealthStatus;
   /** Latest accepted report and when it arrived (controller's monotonic ms), or null if none yet. */
   readonly report: { readonly metrics: ReportMetrics; readonly at: number } | null;
+  /**
+   * False when the controller has no way to probe it (no agent address): its health is a
+   * placeholder, so the panic check leaves it out. Absent means probed.
+   */
+  readonly probed?: boolean;
 }
 
 /**

@@ -21,7 +21,9 @@ import {
 } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../support/harness.js';
+import { deriveBackendKey } from '../../src/heartbeat/keys.js';
+import { ProcessGroup, type ManagedProcess } from '../../src/lab/processes.js';
+import { eventually, REPO_ROOT } from '../support/harness.js';
 import { ANSIBLE_DIR, ansibleEnv } from '../support/ansible.js';
 
 const ROLE_DIR = join(ANSIBLE_DIR, 'roles/sipweigh');
@@ -30,6 +32,8 @@ const RUN_TIMEOUT_MS = 480000;
 const MASTER_KEY = '5b1f0c3e9a7d2b4f6e8a0c1d3f5b7d9e1a2c4e6f8b0d2f4a6c8e0b1d3f5a7c9e';
 const API_TOKEN = 'test-token-0123456789abcdef';
 const LB_RPC_PASSWORD = 's3cret pass';
+const NEW_MASTER_KEY = 'a1c3e5f7092b4d6f81a3c5e7f9021b3d5f7a9c1e3b5d7f9a0c2e4b6d8f0a1c3e';
+const NEW_API_TOKEN = 'test-token-rotated-fedcba9876543210';
 
 // Host configs as an operator might have them before sipweigh: loopback addresses of this test's block.
 const LB_CFG = `#!KAMAILIO
@@ -447,6 +451,173 @@ describe('Ansible deployment (scripts/ansible)', function () {
     expect(r.code).not.to.equal(0);
     expect(r.out).to.contain('sipweigh needs Node >= 99.0.0');
     expect(recap(r.out).changed).to.equal(0);
+  });
+
+  const derived = (master: string) =>
+    `${deriveBackendKey(Buffer.from(master, 'hex'), 'be1').toString('hex')}\n`;
+  /** True when the play ran the role's handler `name` (the role is named by its path here). */
+  const handlerRan = (out: string, name: string) =>
+    out.split('\n').some((l) => l.startsWith('RUNNING HANDLER [') && l.includes(`sipweigh : ${name}]`));
+  const validates = (kind: string) => {
+    const r = spawnSync(
+      at('usr/local/bin/sipweigh'),
+      ['validate', '--kind', kind, at(`etc/sipweigh/${kind}.yaml`)],
+      {
+        encoding: 'utf8',
+        timeout: 60000,
+      },
+    );
+    expect(r.status, `${kind}: ${r.stderr}`).to.equal(0);
+  };
+
+  it('rotates the master key in the documented steps: both keys on the controller and the agent, then the new one alone; reloads, no restart', () => {
+    // 1. The controller: new master current, old previous.
+    const start = playbook('rotate-controller', [
+      controllerPlay({ sipweigh_master_key: NEW_MASTER_KEY, sipweigh_previous_master_key: MASTER_KEY }),
+    ]);
+    expect(start.code, start.out.slice(-4000)).to.equal(0);
+    expect(text('etc/sipweigh/master.key')).to.equal(`${NEW_MASTER_KEY}\n`);
+    expect(text('etc/sipweigh/previous-master.key')).to.equal(`${MASTER_KEY}\n`);
+    expect((statSync(at('etc/sipweigh/previous-master.key')).mode & 0o777).toString(8)).to.equal('640');
+    expect(text('etc/sipweigh/controller.yaml')).to.contain(
+      `previous_master_key_file: "${at('etc/sipweigh/previous-master.key')}"`,
+    );
+    expect(handlerRan(start.out, 'Reload sipweigh controller'), 'the controller is reloaded').to.equal(true);
+    expect(handlerRan(start.out, 'Restart sipweigh'), 'and not restarted').to.equal(false);
+    validates('controller');
+
+    // 2. The agent: its key from the new master, the previous one from the old master, by reload.
+    const agent = playbook('rotate-agent', [agentPlay()]);
+    expect(agent.code, agent.out.slice(-4000)).to.equal(0);
+    expect(text('etc/sipweigh/agent.key')).to.equal(derived(NEW_MASTER_KEY));
+    expect(text('etc/sipweigh/agent.previous-key')).to.equal(derived(MASTER_KEY));
+    expect(text('etc/sipweigh/agent.yaml')).to.contain(
+      `previous_key_file: "${at('etc/sipweigh/agent.previous-key')}"`,
+    );
+    expect(agent.out).to.contain('sipweigh agent config applied by SIGHUP (keys only');
+    expect(handlerRan(agent.out, 'Restart sipweigh'), 'the agent is not restarted').to.equal(false);
+    validates('agent');
+    for (const secret of [MASTER_KEY, NEW_MASTER_KEY]) {
+      expect(text('etc/sipweigh/agent.yaml')).not.to.contain(secret);
+      expect(text('etc/sipweigh/controller.yaml')).not.to.contain(secret);
+    }
+
+    // 3 and 4. The old master leaves the controller, then the agent's previous key goes.
+    const end = playbook('rotate-end', [
+      controllerPlay({ sipweigh_master_key: NEW_MASTER_KEY }),
+      agentPlay(),
+    ]);
+    expect(end.code, end.out.slice(-4000)).to.equal(0);
+    expect(existsSync(at('etc/sipweigh/previous-master.key'))).to.equal(false);
+    expect(existsSync(at('etc/sipweigh/agent.previous-key'))).to.equal(false);
+    expect(text('etc/sipweigh/controller.yaml')).not.to.contain('previous_master_key_file');
+    expect(text('etc/sipweigh/agent.yaml')).not.to.contain('previous_key_file');
+    expect(text('etc/sipweigh/agent.key')).to.equal(derived(NEW_MASTER_KEY));
+    expect(end.out).to.contain('sipweigh agent config applied by SIGHUP (keys only');
+    expect(handlerRan(end.out, 'Restart sipweigh')).to.equal(false);
+    validates('controller');
+    validates('agent');
+
+    // Anything else in the agent's config still restarts it.
+    const other = playbook('agent-capacity', [agentPlay({ sipweigh_capacity: 300 })]);
+    expect(other.code, other.out.slice(-4000)).to.equal(0);
+    expect(other.out).to.contain('sipweigh agent config applied by a restart');
+  });
+
+  describe('with a running controller (its API on 127.16.0.10:9061)', function () {
+    const group = new ProcessGroup(join(work, 'processes'));
+    let controller: ManagedProcess | undefined;
+    const api = 'http://127.16.0.10:9061';
+    const apiPlace = { sipweigh_api_listen: '127.16.0.10', sipweigh_api_port: 9061 };
+    /** The role's controller tasks with services managed: its handlers reload the running controller. */
+    const managedControllerPlay = (extra: Record<string, unknown>) => ({
+      name: 'Controller config of a running controller',
+      hosts: 'localhost',
+      gather_facts: false,
+      become: false,
+      tasks: [
+        {
+          name: 'The controller tasks, services managed',
+          'ansible.builtin.include_role': { name: ROLE_DIR, tasks_from: 'controller' },
+          vars: {
+            ...controllerPlay({ ...apiPlace, sipweigh_manage_services: true, ...extra }).roles[0]!.vars,
+          },
+        },
+      ],
+    });
+    /** POST /api/v1/reload's status; a connection the server closed while idle (keep-alive) is retried. */
+    const reloadWith = async (token: string): Promise<number> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const res = await fetch(`${api}/api/v1/reload`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${token}` },
+            signal: AbortSignal.timeout(15000),
+          });
+          await res.arrayBuffer();
+          return res.status;
+        } catch (e) {
+          if (attempt >= 2) throw e;
+        }
+      }
+    };
+
+    before(async function () {
+      if (tarball === '') this.skip();
+      const r = playbook('api-place', [controllerPlay(apiPlace)]);
+      expect(r.code, r.out.slice(-4000)).to.equal(0);
+      controller = group.spawn('controller', at('usr/local/bin/sipweigh'), [
+        'controller',
+        '--config',
+        at('etc/sipweigh/controller.yaml'),
+      ]);
+      await eventually(
+        async () => {
+          if (!controller!.isRunning()) throw new Error(`controller exited:\n${controller!.tail(20)}`);
+          return (
+            (await fetch(`${api}/healthz`, { signal: AbortSignal.timeout(2000) }).catch(() => null)) !== null
+          );
+        },
+        'the controller API to answer',
+        60000,
+      );
+    });
+    after(async function () {
+      await group.stopAll();
+    });
+
+    it('rotating the API token reloads it with the token it has; the new one is in force after', async function () {
+      const r = playbook('api-token', [managedControllerPlay({ sipweigh_api_token: NEW_API_TOKEN })]);
+      expect(r.code, r.out.slice(-4000)).to.equal(0);
+      expect(handlerRan(r.out, 'Reload sipweigh controller')).to.equal(true);
+      expect(recap(r.out).failed).to.equal(0);
+      expect(await reloadWith(NEW_API_TOKEN)).to.equal(200);
+      expect(await reloadWith(API_TOKEN)).to.equal(401);
+      expect(existsSync(at('etc/sipweigh/api.token.in-force')), 'the replaced token is forgotten').to.equal(
+        false,
+      );
+      expect(controller!.isRunning()).to.equal(true);
+    });
+
+    it('a master key rotation step is a live reload of the running controller, not a restart', async function () {
+      const pid = controller!.pid;
+      const r = playbook('api-master', [
+        managedControllerPlay({
+          sipweigh_api_token: NEW_API_TOKEN,
+          sipweigh_master_key: MASTER_KEY,
+          sipweigh_previous_master_key: NEW_MASTER_KEY,
+        }),
+      ]);
+      expect(r.code, r.out.slice(-4000)).to.equal(0);
+      expect(handlerRan(r.out, 'Reload sipweigh controller')).to.equal(true);
+      expect(handlerRan(r.out, 'Restart sipweigh')).to.equal(false);
+      expect(controller!.pid).to.equal(pid);
+      expect(controller!.isRunning()).to.equal(true);
+      const log = readFileSync(controller!.logFile, 'utf8');
+      expect(log).to.match(/"heartbeat_keys":true/);
+      for (const secret of [MASTER_KEY, NEW_MASTER_KEY, API_TOKEN, NEW_API_TOKEN])
+        expect(log).not.to.contain(secret);
+    });
   });
 
   it('touched nothing outside the temporary root', () => {

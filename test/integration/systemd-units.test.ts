@@ -135,9 +135,9 @@ describe('systemd units (scripts/systemd)', function () {
     expect(values(unit, 'Service', 'ReadWritePaths')).to.deep.equal(['/var/lib/sipweigh']);
   });
 
-  it('agent: no reload (it has none), no state, nothing writable', () => {
+  it('agent: reloads its keys with SIGHUP, no state, nothing writable', () => {
     const unit = readUnit('sipweigh-agent.service');
-    expect(values(unit, 'Service', 'ExecReload')).to.deep.equal([]);
+    expect(values(unit, 'Service', 'ExecReload')).to.deep.equal(['/bin/kill -HUP $MAINPID']);
     expect(values(unit, 'Service', 'ExecStart')).to.deep.equal([
       '/usr/local/bin/sipweigh agent --config /etc/sipweigh/agent.yaml',
     ]);

@@ -8,6 +8,7 @@ import { silentLogger } from '../../src/util/logger.js';
 import { sleep } from '../support/harness.js';
 import { ControllerReplay, REMEMBERED_CONTROLLER_BOOTS } from '../../src/agent/controller-replay.js';
 import { DropCounters } from '../../src/agent/drop-counters.js';
+import { planAgentReload } from '../../src/agent/reload-plan.js';
 import { checkConfigEncodable, runAgent } from '../../src/agent/agent.js';
 import type { AgentConfig } from '../../src/config/types.js';
 import { payloadValidators } from '../../src/heartbeat/schema.js';
@@ -213,5 +214,56 @@ describe('agent: config values the protocol cannot carry', function () {
       expect(String(error)).to.match(/cannot be sent in heartbeat v1/);
       expect(String(error)).to.include(field);
     }
+  });
+});
+
+describe('agent: reload plan (SIGHUP)', function () {
+  const base: AgentConfig = {
+    kind: 'agent',
+    backend_id: 'be1',
+    set: 1,
+    listen: { address: '127.0.0.11', port: 7951 },
+    controller: { address: '127.0.0.10', port: 7950 },
+    key: Buffer.alloc(32, 1),
+    capacity: 100,
+    draining: false,
+    sip: { address: '127.0.0.11', port: 5060 },
+    kamailio_rpc: {
+      url: 'http://127.0.0.11:5072/RPC',
+      password: 'rpc-secret-31',
+      timeout_ms: 500,
+    },
+    collect_interval_ms: 250,
+    logging: { level: 'info' },
+  };
+
+  it('takes new keys live: current and previous, added or dropped', function () {
+    const rotating = { ...base, key: Buffer.alloc(32, 2), previous_key: Buffer.alloc(32, 1) };
+    expect(planAgentReload(base, rotating)).to.deep.equal({ ok: true, keys: true });
+    expect(planAgentReload(rotating, { ...rotating, previous_key: undefined })).to.deep.equal({
+      ok: true,
+      keys: true,
+    });
+    expect(planAgentReload(rotating, { ...rotating, key: Buffer.alloc(32, 2) })).to.deep.equal({
+      ok: true,
+      keys: false,
+    });
+  });
+
+  it('refuses whole, naming each field and no value, a change that needs a restart', function () {
+    const next = {
+      ...base,
+      key: Buffer.alloc(32, 2),
+      listen: { address: '127.0.0.12', port: 7951 },
+      capacity: 50,
+      kamailio_rpc: {
+        url: 'http://127.0.0.11:5072/RPC',
+        password: 'rpc-secret-32',
+        timeout_ms: 500,
+      },
+    };
+    const plan = planAgentReload(base, next);
+    expect(plan).to.deep.equal({ ok: false, restart: ['capacity', 'kamailio_rpc', 'listen'] });
+    expect(JSON.stringify(plan)).to.not.match(/rpc-secret/);
   });
 });

@@ -10,7 +10,12 @@ const RPC_PASSWORD = 'rpc-password-7f3a';
 
 /** The fields the cases edit (the rest passes through to the loader as it is). */
 interface Draft {
-  heartbeat: { listen: { port: number }; master_key: string; probe_interval_ms?: number };
+  heartbeat: {
+    listen: { port: number };
+    master_key: string;
+    previous_master_key?: string;
+    probe_interval_ms?: number;
+  };
   lb_nodes: { name: string; rpc: { password: string } }[];
   sets: { id: number; self_registration?: boolean; backends?: Record<string, unknown>[] }[];
   api?: { port: number };
@@ -110,10 +115,27 @@ describe('reload plan', function () {
     expect(nothingChanged(plan.changes)).to.equal(false);
   });
 
+  it('applies a master key rotation live: new current, old as previous, then old dropped', function () {
+    const rotating = edit((d) => {
+      d.heartbeat.master_key = OTHER_KEY;
+      d.heartbeat.previous_master_key = KEY;
+    });
+    const start = planReload(running, rotating);
+    if (!start.ok) throw new Error(start.restart.join(', '));
+    expect(start.changes.heartbeat_keys).to.equal(true);
+    expect(nothingChanged(start.changes)).to.equal(false);
+    const end = planReload(
+      rotating,
+      edit((d) => (d.heartbeat.master_key = OTHER_KEY)),
+    );
+    expect(end.ok && end.changes.heartbeat_keys).to.equal(true);
+    const same = planReload(rotating, rotating);
+    expect(same.ok && same.changes.heartbeat_keys).to.equal(false);
+  });
+
   it('refuses, naming each field, what needs a restart', function () {
     const cases: [(d: Draft) => void, string][] = [
       [(d) => (d.heartbeat.listen.port = 7951), 'heartbeat.listen'],
-      [(d) => (d.heartbeat.master_key = OTHER_KEY), 'heartbeat.master_key'],
       [(d) => (d.heartbeat.probe_interval_ms = 100), 'heartbeat.probe_interval_ms'],
       [(d) => (d.lb_nodes[0]!.rpc.password = 'another-password'), 'lb_nodes[lb1].rpc'],
       [(d) => (d.lb_nodes[0]!.name = 'lb9'), 'lb_nodes[lb9] (added)'],

@@ -24,6 +24,7 @@ const LOADER_READS: Readonly<Record<string, string>> = {
   'lb_nodes[].rpc.password_file': 'lb_nodes[].rpc.password',
   key: 'the agent key (Buffer)',
   key_file: 'the agent key (Buffer)',
+  previous_key_file: 'the agent previous key (Buffer)',
   'kamailio_rpc.password_file': 'kamailio_rpc.password',
   kind: 'which schema and config type apply',
 };

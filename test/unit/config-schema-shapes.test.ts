@@ -161,6 +161,8 @@ const agent: Presence<AgentSection> = {
   controller: 'required',
   key: 'optional',
   key_file: 'optional',
+  previous_key: 'optional',
+  previous_key_file: 'optional',
   capacity: 'required',
   draining: 'required',
   sip: 'required',

@@ -57,6 +57,21 @@ describe('config loading', () => {
     expect(a.key).to.have.length(32);
   });
 
+  it("reads an agent's previous key (inline or from a file) for a key rotation, and checks it", () => {
+    const previous = 'cd'.repeat(32);
+    const inline = loadConfig(file(agent(`previous_key: ${previous}\n`)));
+    expect(inline.kind === 'agent' && inline.previous_key?.toString('hex')).to.equal(previous);
+    const keyFile = file(`${previous}\n`, 'key');
+    const fromFile = loadConfig(file(agent(`previous_key_file: ${keyFile}\n`)));
+    expect(fromFile.kind === 'agent' && fromFile.previous_key?.toString('hex')).to.equal(previous);
+    const none = loadConfig(file(agent()));
+    expect(none.kind === 'agent' && none.previous_key).to.equal(undefined);
+    const bad = refusal(file(agent(`previous_key_file: ${file('abc\n', 'key')}\n`)));
+    expect(bad.issues.map((i) => i.path)).to.deep.equal(['previous_key']);
+    const both = refusal(file(agent(`previous_key: ${previous}\nprevious_key_file: ${keyFile}\n`)));
+    expect(both.issues.map((i) => i.path)).to.deep.equal(['previous_key_file']);
+  });
+
   it('fills in optional sections left out (logging, schedules) from the schema defaults', () => {
     const a = loadConfig(file(agent()));
     expect(a.logging.level).to.equal('info');

@@ -478,4 +478,72 @@ describe('controller core (no sockets, manual clock)', function () {
     expect(core.get('live-1')!.health.kind).to.equal('up');
     expect(core.counters.forgotten).to.equal(1);
   });
+  it('takes new master keys live: each backend is still probed with the key its agent signs with, no probe missed', function () {
+    const OLD = MASTER;
+    const NEW = Buffer.alloc(32, 0x66);
+    const { core, sent, advance, wall } = makeCore({ masterKeys: [OLD] });
+    core.upsert({ id: 'rot-1', set: 1, uri: 'sip:x', capacity: 1, agent: AGENT, source: 'config' });
+    const keyOf = (m: Buffer) => heartbeatKey(deriveBackendKey(m, 'rot-1'));
+    let seq = 0;
+    /** Waits for the next probe, says which master signed it, and answers it signed with `agentMaster`. */
+    const round = (agentMaster: Buffer): 'old' | 'new' | 'none' => {
+      const n = sent.length;
+      while (sent.length === n) advance(1);
+      const buf = sent[sent.length - 1]!.buf;
+      const signer = (['old', 'new'] as const).find((w) => {
+        const d = decodeDatagram(buf, () => [keyOf(w === 'old' ? OLD : NEW)]);
+        return d.ok && d.msg.type === 'probe';
+      });
+      const d = decodeDatagram(buf, () => [keyOf(OLD), keyOf(NEW)]);
+      if (!d.ok || d.msg.type !== 'probe') return 'none';
+      advance(2);
+      const report = {
+        type: 'report' as const,
+        backendId: 'rot-1',
+        seq: seq++,
+        ts: wall(),
+        boot: 'agentboot1',
+        echoSeq: d.msg.seq,
+        echoTs: d.msg.ts,
+        metrics: IDLE_METRICS,
+      };
+      // The agent verifies with what it holds; here it holds both during its move (current + previous).
+      core.receive(encodeMessage(report, keyOf(agentMaster)), AGENT);
+      return signer ?? 'none';
+    };
+    for (let i = 0; i < 6; i++) round(OLD);
+    expect(core.get('rot-1')!.health.kind).to.equal('up');
+
+    // 1. The controller gets the new master as current and the old one as previous.
+    core.setMasterKeys([NEW, OLD]);
+    expect(round(OLD), 'an agent still on the old key is probed with it').to.equal('old');
+    // 2. The agent moves to its new key: from its first report on, probes follow.
+    round(NEW);
+    expect(round(NEW)).to.equal('new');
+    // 3. The old master is dropped.
+    core.setMasterKeys([NEW]);
+    expect(round(NEW)).to.equal('new');
+    expect(core.counters.misses).to.equal(0);
+    expect(core.get('rot-1')!.health.kind).to.equal('up');
+    // A report signed with the dropped master is no longer authentic.
+    const dropped = core.counters.dropped.unknown_key + core.counters.dropped.bad_mac;
+    core.receive(
+      encodeMessage(
+        {
+          type: 'report',
+          backendId: 'rot-1',
+          seq: seq++,
+          ts: wall(),
+          boot: 'agentboot1',
+          echoSeq: 1,
+          echoTs: 1,
+          metrics: IDLE_METRICS,
+        },
+        keyOf(OLD),
+      ),
+      AGENT,
+    );
+    expect(core.counters.dropped.unknown_key + core.counters.dropped.bad_mac).to.equal(dropped + 1);
+    expect(() => core.setMasterKeys([])).to.throw(RangeError);
+  });
 });

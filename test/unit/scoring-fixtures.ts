@@ -41,7 +41,13 @@ export function quietMetrics(over: Partial<ReportMetrics> = {}): ReportMetrics {
 export function sample(
   id: string,
   capacity: number,
-  opts: { set?: number; health?: HealthStatus; metrics?: ReportMetrics | null; at?: number } = {},
+  opts: {
+    set?: number;
+    health?: HealthStatus;
+    metrics?: ReportMetrics | null;
+    at?: number;
+    probed?: boolean;
+  } = {},
 ): BackendSample {
   const metrics = opts.metrics === undefined ? quietMetrics({ capacity }) : opts.metrics;
   return {
@@ -50,6 +56,7 @@ export function sample(
     capacity,
     health: opts.health ?? 'up',
     report: metrics === null ? null : { metrics, at: opts.at ?? 0 },
+    probed: opts.probed ?? true,
   };
 }
 

@@ -8,7 +8,15 @@ import {
   rampRatio,
   validateScoringParams,
 } from '../../src/scoring/index.js';
+import type { HealthStatus } from '../../src/scoring/index.js';
+import fc from 'fast-check';
 import { P } from './scoring-fixtures.js';
+
+/** Probed members with these healths (what an agent-backed set hands the panic check). */
+const probed = (...healths: HealthStatus[]) => healths.map((health) => ({ health, probed: true }));
+/** Backends the controller has no way to probe (no agent address: LB-listed without sw_agent, SSH-only). */
+const unprobed = (n: number, health: HealthStatus = 'down') =>
+  Array.from({ length: n }, () => ({ health, probed: false }));
 
 describe('scoring slow start ramp', function () {
   it('rises linearly from slow_start_initial_ratio to 1 over slow_start_ms', function () {
@@ -25,22 +33,62 @@ describe('scoring slow start ramp', function () {
 
 describe('scoring panic threshold', function () {
   it('panics when fewer than threshold of the counted backends look healthy', function () {
-    expect(panicCheck(['up', 'down', 'down'], 0.5)).to.deep.equal({ panic: true, healthy: 1, counted: 3 });
-    expect(panicCheck(['up', 'down'], 0.5).panic).to.equal(false); // exactly half is not below
-    expect(panicCheck(['suspect', 'returning', 'down'], 0.5).panic).to.equal(true);
+    expect(panicCheck(probed('up', 'down', 'down'), 0.5)).to.deep.equal({
+      panic: true,
+      healthy: 1,
+      counted: 3,
+    });
+    expect(panicCheck(probed('up', 'down'), 0.5).panic).to.equal(false); // exactly half is not below
+    expect(panicCheck(probed('suspect', 'returning', 'down'), 0.5).panic).to.equal(true);
     // A suspect is not evidence that the observer sees it: one up of three is a panic.
-    expect(panicCheck(['suspect', 'up', 'down'], 0.5).panic).to.equal(true);
-    expect(panicCheck(['up', 'up', 'suspect', 'down'], 0.5).panic).to.equal(false);
+    expect(panicCheck(probed('suspect', 'up', 'down'), 0.5).panic).to.equal(true);
+    expect(panicCheck(probed('up', 'up', 'suspect', 'down'), 0.5).panic).to.equal(false);
   });
 
   it('does not count draining backends, and threshold 0 disables it', function () {
-    expect(panicCheck(['up', 'draining', 'draining', 'draining'], 0.5)).to.deep.equal({
+    expect(panicCheck(probed('up', 'draining', 'draining', 'draining'), 0.5)).to.deep.equal({
       panic: false,
       healthy: 1,
       counted: 1,
     });
-    expect(panicCheck(['draining'], 0.5).panic).to.equal(false);
-    expect(panicCheck(['down', 'down'], 0).panic).to.equal(false);
+    expect(panicCheck(probed('draining'), 0.5).panic).to.equal(false);
+    expect(panicCheck(probed('down', 'down'), 0).panic).to.equal(false);
+  });
+
+  it('leaves out backends the controller cannot probe: neither down nor healthy', function () {
+    // One agent-backed backend up among three LB-listed destinations without an agent: scored.
+    expect(panicCheck([...probed('up'), ...unprobed(3)], 0.5)).to.deep.equal({
+      panic: false,
+      healthy: 1,
+      counted: 1,
+    });
+    // Nor do they make a set look healthy: a placeholder `up` is not evidence either.
+    expect(panicCheck([...probed('up', 'down', 'down'), ...unprobed(5, 'up')], 0.5)).to.deep.equal({
+      panic: true,
+      healthy: 1,
+      counted: 3,
+    });
+    // A set of unprobeable backends only has nothing the observer could have lost sight of.
+    expect(panicCheck(unprobed(4), 0.5).panic).to.equal(false);
+  });
+
+  it('law: adding unprobeable backends never changes the verdict or the counts', function () {
+    const health = fc.constantFrom<HealthStatus>('up', 'suspect', 'down', 'draining', 'returning');
+    fc.assert(
+      fc.property(
+        fc.array(health, { maxLength: 12 }),
+        fc.array(health, { maxLength: 12 }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        fc.integer({ min: 0, max: 12 }),
+        (seen, unseen, threshold, at) => {
+          const members = probed(...seen);
+          const mixed = [...members];
+          mixed.splice(Math.min(at, mixed.length), 0, ...unseen.map((h) => ({ health: h, probed: false })));
+          expect(panicCheck(mixed, threshold)).to.deep.equal(panicCheck(members, threshold));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
 

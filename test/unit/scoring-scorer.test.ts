@@ -200,6 +200,18 @@ describe('scoring cycle', function () {
     expect(setOf(healed.sets).mode).to.equal('scored');
   });
 
+  it('backends the controller cannot probe do not hold the set in panic: the probed ones are scored', function () {
+    // a has an agent; three LB-listed destinations without one sit in the same set, never probed.
+    const samples = (t: number) => [
+      sample('a', 100, { at: t - 10 }),
+      ...['x', 'y', 'z'].map((id) => sample(id, 100, { health: 'down', metrics: null, probed: false })),
+    ];
+    const out = runCycles(initialScorerState(), 0, 1_000, samples);
+    const r = setOf(out.last.sets);
+    expect(r.mode).to.equal('scored');
+    expect(weightsOf(r).a).to.be.greaterThan(0);
+  });
+
   it('panic before any output: weights null (leave the LB as it is), other sets unaffected', function () {
     const samples = [...pool(0, { a: 'down', b: 'down', c: 'down' }), sample('x', 50, { set: 2 })];
     const out = scoreCycle(initialScorerState(), samples, 0, P);

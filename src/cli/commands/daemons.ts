@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { runAgent } from '../../agent/index.js';
+import { loadAgentConfig } from '../../config/load.js';
 import type { AgentConfig, ControllerConfig } from '../../config/types.js';
 import { addLogSecrets, createLogger } from '../../util/logger.js';
 import { CliError, EXIT } from '../exit-codes.js';
@@ -29,15 +30,22 @@ export function agentCommand(): Command {
     .addHelpText(
       'after',
       '\nSignals: SIGTERM/SIGINT send bye (the controller drains this backend at once) and stop;\n' +
-        'SIGUSR1 drains (no new calls, dialogs continue), SIGUSR2 undrains.',
+        'SIGUSR1 drains (no new calls, dialogs continue), SIGUSR2 undrains; SIGHUP re-reads the config\n' +
+        'and puts new keys (key, previous_key) in force without a restart (a file that changes more is refused).',
     )
     .action(async (opts: { config: string }) => {
+      const secrets = (c: AgentConfig) => addLogSecrets(c.key, c.previous_key, c.kamailio_rpc?.password);
       const config = loadOrExplain(opts.config, 'agent') as AgentConfig;
-      addLogSecrets(config.key, config.kamailio_rpc?.password);
+      secrets(config);
       const logger = createLogger('sipweigh-agent', config.logging.level);
+      const reread = () => {
+        const next = loadAgentConfig(opts.config);
+        secrets(next);
+        return next;
+      };
       let agent;
       try {
-        agent = await runAgent(config, logger);
+        agent = await runAgent(config, logger, { reread });
       } catch (e) {
         throw new CliError(`agent could not start: ${(e as Error).message}`, EXIT.failure);
       }

@@ -153,6 +153,7 @@ interface ReloadAnswer {
     logging_level: { from: string; to: string } | null;
     status_file: boolean;
     api_auth: boolean;
+    heartbeat_keys: boolean;
   };
 }
 
@@ -168,6 +169,7 @@ export function describeChanges(c: NonNullable<ReloadAnswer['changes']>): string
   if (c.logging_level) parts.push(`log level ${c.logging_level.from} -> ${c.logging_level.to}`);
   if (c.status_file) parts.push('status file');
   if (c.api_auth) parts.push('API token / open reads');
+  if (c.heartbeat_keys) parts.push('heartbeat master keys');
   return parts.length === 0 ? 'nothing changed' : parts.join('; ');
 }
 
