@@ -25,6 +25,7 @@ import { LAB_SCENARIOS } from '../src/lab/scenarios.js';
 import { findUdpSocket, parseProcNetUdp } from '../src/metrics/proc-net-udp.js';
 import { labClient, type SipEndpoint } from '../src/lab/topology.js';
 import { readSippStats, startSipp, type SippRun, type SippStats } from '../src/lab/sipp.js';
+import { sleep } from '../src/util/sleep.js';
 
 // ---- the script ------------------------------------------------------------------------------------
 
@@ -60,8 +61,6 @@ const OUT_DEADLINE_MS = 10000;
 const OUT_POLL_MS = 50;
 /** A pressure the controller has not logged for this long is marked as old. */
 const STALE_MS = 2000;
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 // ---- what the LB holds: dispatcher.list ----------------------------------------------------------
 

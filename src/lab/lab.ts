@@ -17,6 +17,7 @@ import { LAB_SCENARIOS } from './scenarios.js';
 import { startSipp } from './sipp.js';
 import { isBound, type Endpoint } from './sockets.js';
 import { planLab, type BackendPlan, type LabOptions, type LabPlan } from './topology.js';
+import { sleep } from '../util/sleep.js';
 
 export const DEFAULT_LAB_DIR = process.env.SIPWEIGH_LAB_DIR ?? '/tmp/sipweigh-lab';
 export const LAB_CONFIGS = {
@@ -111,8 +112,6 @@ export function initialDestinations(
 function member(role: LabMember['role'], p: ManagedProcess, endpoints: readonly Endpoint[]): LabMember {
   return { name: p.name, role, pid: p.pid, log: p.logFile, endpoints };
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 async function waitBound(p: ManagedProcess, ep: Endpoint, timeoutMs = 20000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

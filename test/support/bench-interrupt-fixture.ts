@@ -10,8 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stopOnInterrupt, withStopped } from '../../scripts/bench/common/cleanup.js';
 import { ProcessGroup } from '../../src/lab/processes.js';
-
-const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { sleep } from '../../src/util/sleep.js';
 
 async function midStart(): Promise<void> {
   await withStopped(
@@ -21,7 +20,7 @@ async function midStart(): Promise<void> {
       const first = group.spawn('first', 'sleep', ['60']);
       const second = group.spawn('second', 'sleep', ['60']);
       process.stdout.write(`started ${first.pid},${second.pid}\n`);
-      await wait(60000); // still starting when the signal arrives
+      await sleep(60000); // still starting when the signal arrives
       return group;
     },
     (group) => group.stopAll(),
@@ -44,7 +43,7 @@ async function started(): Promise<void> {
     stop,
     async (c) => {
       process.stdout.write(`started ${byHand.pid},${c.pid}\n`);
-      await wait(60000);
+      await sleep(60000);
     },
   );
 }

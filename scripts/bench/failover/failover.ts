@@ -76,12 +76,12 @@ import {
 } from './report.js';
 import { readTargets, waitForTargets, watchOutOfRotation } from './rotation-watch.js';
 import { withStopped } from '../common/cleanup.js';
+import { sleep } from '../../../src/util/sleep.js';
 
 /** The bench's address block (127.9.0.x LB/backends/client, 127.9.1.x UASes). */
 const NET = 9;
 const CLIENT_PORT = 5090;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const T0 = performance.now();
 const log = (s: string) =>
   process.stderr.write(`failover [${((performance.now() - T0) / 1000).toFixed(1)} s]: ${s}\n`);

@@ -46,11 +46,11 @@ import {
 import type { DropResult, DropSample, MachineInfo, PolicyId, QualityRun, StepResult } from './types.js';
 import { measureWindow, perSecond, latencyOf, type SippTraces } from './window.js';
 import { labClient } from '../../../src/lab/topology.js';
+import { sleep } from '../../../src/util/sleep.js';
 
 const CRITERIA = { max_failed_pct: 1, max_p99_ms: 200 } as const;
 /** Idle pinging before load for Kamailio's cc=1: ten pings at 1 s, and one to spare. */
 const CC_BASELINE_MS = 11_000;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const say = (s: string) => process.stderr.write(`${s}\n`);
 
 // ---- the labs ------------------------------------------------------------------------------------
