@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { followEvents, type EventFollower } from '../src/api/event-client.js';
 import { targetFromConfig } from '../src/cli/commands/api-client.js';
 import { logLineOf } from '../src/controller/event-log.js';
-import type { StampedEvent } from '../src/controller/events.js';
+import type { BackendWeight, StampedEvent } from '../src/controller/events.js';
 import { fetchEffectiveWeights } from '../src/kamailio/fetch-dispatcher-list.js';
 import { KamailioRpcClient } from '../src/kamailio/rpc.js';
 import { killMember } from '../src/lab/lab-control.js';
@@ -25,6 +25,7 @@ import { LAB_SCENARIOS } from '../src/lab/scenarios.js';
 import { findUdpSocket, parseProcNetUdp } from '../src/metrics/proc-net-udp.js';
 import { labClient, type SipEndpoint } from '../src/lab/topology.js';
 import { readSippStats, startSipp, type SippRun, type SippStats } from '../src/lab/sipp.js';
+import { sleep } from '../src/util/sleep.js';
 
 // ---- the script ------------------------------------------------------------------------------------
 
@@ -32,7 +33,7 @@ import { readSippStats, startSipp, type SippRun, type SippStats } from '../src/l
 const CAPACITIES = [50, 100, 200] as const;
 const VICTIM = 'be2';
 
-interface Phase {
+interface LoadPhase {
   readonly label: string;
   /** Calls/s offered to the LB. */
   readonly rate: number;
@@ -43,7 +44,7 @@ interface Phase {
 
 // The last two steps stay under what is left after the kill (250 calls/s), so what the table
 // shows is the LB moving calls, not an overloaded pool collapsing (that is admission control's job).
-const PHASES: readonly Phase[] = [
+const PHASES: readonly LoadPhase[] = [
   { label: '60/s', rate: 60, seconds: 5 },
   { label: '120/s', rate: 120, seconds: 5 },
   { label: '180/s', rate: 180, seconds: 5 },
@@ -60,8 +61,6 @@ const OUT_DEADLINE_MS = 10000;
 const OUT_POLL_MS = 50;
 /** A pressure the controller has not logged for this long is marked as old. */
 const STALE_MS = 2000;
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 // ---- what the LB holds: dispatcher.list ----------------------------------------------------------
 
@@ -127,13 +126,6 @@ class CounterDeltas {
 
 // ---- what the controller says: its event stream (GET /api/v1/events) ------------------------------
 
-interface BackendScore {
-  readonly weight: number;
-  readonly phase: string;
-  readonly pressure: number | null;
-  readonly dominant: string | null;
-}
-
 interface HealthChange {
   /** Epoch ms of the event. */
   readonly at: number;
@@ -148,7 +140,7 @@ interface HealthChange {
  * limits, panics and verified pushes.
  */
 class ControllerEvents {
-  readonly scores = new Map<string, BackendScore>();
+  readonly scores = new Map<string, BackendWeight>();
   /** Epoch ms of the latest weights; null until the controller first scored the set. */
   scoredAt: number | null = null;
   pushes = 0;
@@ -267,7 +259,7 @@ const weightsText = (w: Weights | null) =>
  * In parentheses when `stale`: the controller logs scores only with a change of the weights, so an
  * old value is the last one known, not the current one.
  */
-function pressureText(s: BackendScore | undefined, stale: boolean): string {
+function pressureText(s: BackendWeight | undefined, stale: boolean): string {
   if (s === undefined) return '';
   let text: string;
   if (s.phase !== 'normal') text = s.phase.replace('_', ' ');
@@ -360,7 +352,7 @@ interface Second {
 // ---- the run -----------------------------------------------------------------------------------------
 
 interface PhaseRun {
-  readonly phase: Phase;
+  readonly phase: LoadPhase;
   readonly sipp: SippRun;
   /** INVITEs each backend received in the seconds this phase was the newest one offering load. */
   readonly invites: number[];
@@ -368,7 +360,7 @@ interface PhaseRun {
   readonly drops: number[];
 }
 
-interface KillResult {
+interface VictimKill {
   /** Epoch ms of the SIGKILL (controller event times are epoch ms). */
   wall: number | null;
   /** SIGKILL to weight 0 at the LB; null if not seen within OUT_DEADLINE_MS. */
@@ -415,7 +407,7 @@ function printLegend(): void {
 }
 
 /** What the controller said since the last second: health changes, panics, a new admission limit. */
-function printControllerNews(told: ControllerEvents, kill: KillResult): void {
+function printControllerNews(told: ControllerEvents, kill: VictimKill): void {
   const limitBefore = told.admissionCps;
   for (const e of told.poll()) {
     if (typeof e === 'string') say(`  >> controller: ${e}`);
@@ -459,7 +451,7 @@ function liveRow(
 }
 
 /** SIGKILL of the victim's Kamailio and agent, then a watch of the LB until its weight is 0. */
-async function killVictim(lab: RunningLab, probes: Probes, result: KillResult): Promise<void> {
+async function killVictim(lab: RunningLab, probes: Probes, result: VictimKill): Promise<void> {
   say(`  >> SIGKILL ${VICTIM}: its Kamailio and its agent`);
   const wall = Date.now();
   const since = performance.now();
@@ -476,10 +468,10 @@ async function killVictim(lab: RunningLab, probes: Probes, result: KillResult): 
 }
 
 /** The phases, one sipp each, a live line a second, the kill on its timer; returns the phases run. */
-async function runLoad(lab: RunningLab, probes: Probes, kill: KillResult): Promise<PhaseRun[]> {
+async function runLoad(lab: RunningLab, probes: Probes, kill: VictimKill): Promise<PhaseRun[]> {
   const { plan } = lab.state;
   const runs: PhaseRun[] = [];
-  const offer = async (p: Phase, i: number) => {
+  const offer = async (p: LoadPhase, i: number) => {
     const sipp = await startSipp(lab.group, {
       name: `uac-${i + 1}`,
       scenario: LAB_SCENARIOS.uac,
@@ -530,7 +522,7 @@ async function runLoad(lab: RunningLab, probes: Probes, kill: KillResult): Promi
 function printSummary(
   runs: readonly PhaseRun[],
   stats: readonly SippStats[],
-  kill: KillResult,
+  kill: VictimKill,
   final: Weights | null,
   told: ControllerEvents,
 ): void {
@@ -629,7 +621,7 @@ async function main(): Promise<number> {
     );
     printLegend();
 
-    const kill: KillResult = { wall: null, outMs: null, watch: null };
+    const kill: VictimKill = { wall: null, outMs: null, watch: null };
     const runs = await runLoad(lab, probes, kill);
     // Each phase's sipp ends by itself once its last call completed or timed out (bounded by timeoutS).
     const stats: SippStats[] = [];

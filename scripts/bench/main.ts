@@ -3,6 +3,7 @@
  * prints its table for people and, as its last line, one JSON object for machines. Each lives in its
  * own folder; common/ holds the one option parser and the one registry of what Ctrl-C must stop.
  */
+import { installInterruptHandler } from './common/cleanup.js';
 import { BenchHelpShown, BenchUsageError } from './common/options.js';
 
 type Bench = (args: string[]) => Promise<void>;
@@ -43,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
     return name ? 2 : 0;
   }
   const run = await bench.load();
+  // Before the first lab: a Ctrl-C that finds no handler kills Node and leaves detached labs running.
+  installInterruptHandler();
   try {
     await run(rest);
   } catch (e) {

@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ManagedProcess, ProcessGroup } from './processes.js';
 import { formatEndpoint, isBound, type Endpoint } from './sockets.js';
+import { sleep } from '../util/sleep.js';
 
 export type DefineValue = string | number | boolean;
 export type Defines = Readonly<Record<string, DefineValue>>;
@@ -56,8 +57,6 @@ export function kamailioCheck(cfg: string, defines: Defines = {}, binary = kamai
   const r = spawnSync(binary, ['-c', '-f', cfg, ...defineArgs(defines)], { encoding: 'utf8' });
   return { ok: r.status === 0, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export async function startKamailio(group: ProcessGroup, opts: KamailioOptions): Promise<KamailioInstance> {
   const runDir = join(group.runDir, opts.name);

@@ -6,6 +6,7 @@
 import type { RunningLab } from './lab.js';
 import { signalGroup, type ManagedProcess } from './processes.js';
 import { isBound, type Endpoint } from './sockets.js';
+import { sleep } from '../util/sleep.js';
 
 /** The newest process of that name (a respawned member replaces the killed one). */
 export function labProcess(lab: RunningLab, name: string): ManagedProcess {
@@ -27,8 +28,6 @@ export async function killMember(lab: RunningLab, name: string): Promise<number>
 export function freezeMember(lab: RunningLab, name: string, frozen: boolean): void {
   signalGroup(labProcess(lab, name).pid, frozen ? 'SIGSTOP' : 'SIGCONT');
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Starts a killed member again with its original command and waits for its sockets. */
 export async function respawnMember(

@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { sleep } from '../util/sleep.js';
 
 export interface ExitInfo {
   readonly code: number | null;
@@ -64,8 +65,6 @@ export function signalGroup(pid: number, signal: NodeJS.Signals): void {
     }
   }
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Stops a process (and its group) that may not be our child: used by `lab down` on PIDs read back

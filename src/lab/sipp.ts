@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { ExitInfo, ManagedProcess, ProcessGroup } from './processes.js';
 import { isBound } from './sockets.js';
+import { sleep } from '../util/sleep.js';
 
 export type SippTransport = 'u1' | 'un' | 't1' | 'tn';
 
@@ -185,8 +186,6 @@ export function readSippStats(statsFile: string): SippStats {
   }
   return parseSippStats(csv);
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export function sippBinary(): string {
   return process.env.SIPWEIGH_SIPP ?? 'sipp';

@@ -31,7 +31,7 @@ export interface OptionsCollectorOptions {
   readonly replyTimeoutMs: number;
 }
 
-interface Pending {
+interface PendingPing {
   readonly tx: OptionsTransaction;
   readonly sentAt: number;
   resolve(rttMs: number): void;
@@ -41,7 +41,7 @@ interface Pending {
 export class OptionsPinger {
   private socket: dgram.Socket | undefined;
   private opening: Promise<dgram.Socket> | undefined;
-  private pending: Pending | undefined;
+  private pending: PendingPing | undefined;
   private cseq = 0;
   private local: UdpEndpoint | undefined;
 

@@ -74,16 +74,16 @@ export interface SubmitOptions {
   readonly force?: boolean;
 }
 
-interface Pending<T> {
+interface PendingSubmit<T> {
   readonly desired: T;
   readonly force: boolean;
 }
 
 export class NodeSync<T, R> {
   readonly node: string;
-  private pending: Pending<T> | null = null;
+  private pending: PendingSubmit<T> | null = null;
   /** The state being retried after a failure, until a newer one replaces it or it succeeds. */
-  private failed: Pending<T> | null = null;
+  private failed: PendingSubmit<T> | null = null;
   private inFlight: Promise<void> | null = null;
   private inFlightSince = 0;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -152,7 +152,7 @@ export class NodeSync<T, R> {
   }
 
   /** Applies one state and records the outcome; never rejects. */
-  private async run(job: Pending<T>): Promise<SyncOutcome<R>> {
+  private async run(job: PendingSubmit<T>): Promise<SyncOutcome<R>> {
     const start = this.now();
     let result: ApplyResult<R>;
     try {

@@ -20,6 +20,7 @@ import {
   type MessageType,
 } from '../../src/heartbeat/messages.js';
 import { IDLE_METRICS } from './fake-agent.js';
+import { sleep } from '../../src/util/sleep.js';
 
 export interface FuzzTarget {
   /** The backend id the receiver knows. */
@@ -374,7 +375,7 @@ export async function sendPaced(
   }
   const tailUntil = Date.now() + (opts.tailMs ?? 10_000);
   while (receivedSoFar() < sent - sendErrors && Date.now() < tailUntil) {
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   return { sent, sendErrors, byKind, elapsedS: (Date.now() - started) / 1000 };
 }

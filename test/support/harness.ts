@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProcessGroup } from '../../src/lab/processes.js';
+import { sleep } from '../../src/util/sleep.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const KAMAILIO_DIR = join(REPO_ROOT, 'kamailio');
@@ -42,7 +43,7 @@ export function useProcessGroup(label: string): GroupHandle {
   return handle;
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { sleep };
 
 /** Polls `probe` until it returns a truthy value or the (generous) deadline passes. */
 export async function eventually<T>(

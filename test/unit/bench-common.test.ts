@@ -50,12 +50,17 @@ describe('bench common: options and interrupts', function () {
     expect(unknown.stderr).to.match(/quality/);
   });
 
-  it('SIGINT stops every process the bench registered, then exits 130', async () => {
+  /** Runs the fixture, SIGINTs it once it printed its PIDs; returns them, its exit code and stderr. */
+  async function interrupt(
+    ...args: string[]
+  ): Promise<{ pids: number[]; code: number | null; stderr: string }> {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', join(REPO_ROOT, 'test/support/bench-interrupt-fixture.ts')],
-      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+      ['--import', 'tsx', join(REPO_ROOT, 'test/support/bench-interrupt-fixture.ts'), ...args],
+      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     try {
       const pids = await new Promise<number[]>((resolve, reject) => {
         let out = '';
@@ -64,16 +69,29 @@ describe('bench common: options and interrupts', function () {
           const line = out.split('\n').find((l) => l.startsWith('started '));
           if (line) resolve(line.slice(8).split(',').map(Number));
         });
-        child.once('exit', (code) => reject(new Error(`fixture exited ${code} before starting`)));
+        child.once('exit', (code) => reject(new Error(`fixture exited ${code} before starting:\n${stderr}`)));
       });
       expect(pids).to.have.length(2);
       expect(pids.every(alive)).to.equal(true);
       const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
       child.kill('SIGINT');
-      expect(await exited).to.equal(130);
-      expect(pids.filter(alive)).to.deep.equal([]);
+      return { pids, code: await exited, stderr };
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
+  }
+
+  it('SIGINT stops every process the bench registered, then exits 130', async () => {
+    const { pids, code } = await interrupt();
+    expect(code).to.equal(130);
+    expect(pids.filter(alive)).to.deep.equal([]);
+  });
+
+  it("SIGINT during the first lab's start stops what the start has started so far", async () => {
+    const { pids, code, stderr } = await interrupt('mid-start');
+    expect(code).to.equal(130);
+    // The start's own registration stopped them (the handler counts one), not an exit-time kill alone.
+    expect(stderr).to.match(/SIGINT: stopping 1 lab/);
+    expect(pids.filter(alive)).to.deep.equal([]);
   });
 });

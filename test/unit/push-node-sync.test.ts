@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import type { BackoffPolicy } from '../../src/util/backoff.js';
 import { NodeSync, type ApplyContext, type ApplyResult, type SyncOutcome } from '../../src/push/node-sync.js';
 import { NodeSyncFanout } from '../../src/push/fanout.js';
-import { eventually } from '../support/harness.js';
+import { eventually, sleep } from '../support/harness.js';
 
 const FAST: BackoffPolicy = { initialMs: 2, maxMs: 16, factor: 2, jitter: 0 };
 
@@ -128,7 +128,7 @@ describe('push: NodeSync', function () {
     await eventually(() => gate.calls.length === 1, 'apply');
     let closed = false;
     const closing = t.close().then(() => (closed = true));
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     expect(closed).to.equal(false);
     gate.calls[0]!.release({ ok: true, result: 'seven' });
     await closing;

@@ -25,6 +25,7 @@ import { processTreeCpuMs } from '../../../src/lab/process-cpu.js';
 import { runSippClient } from '../../../src/lab/sipp.js';
 import { stopOnInterrupt } from '../common/cleanup.js';
 import { benchCommand, numberIn, numberListIn, parseBenchArgs } from '../common/options.js';
+import { sleep } from '../../../src/util/sleep.js';
 
 export type Mode = 'transparent' | 'stateful';
 
@@ -47,8 +48,6 @@ interface BenchOptions {
   readonly seconds: number;
   readonly idleSeconds: number;
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The bench's command line; the reduced `--quick` run is one rate for a few seconds. */
 export function parseOptions(args: readonly string[]): BenchOptions {

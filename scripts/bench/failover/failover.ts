@@ -56,7 +56,7 @@ import {
   startLabController,
   type RunningLab,
 } from '../../../src/lab/lab.js';
-import type { ManagedProcess } from '../../../src/lab/processes.js';
+import type { ManagedProcess, ProcessGroup } from '../../../src/lab/processes.js';
 import { startSipp } from '../../../src/lab/sipp.js';
 import { labClient, type BackendPlan } from '../../../src/lab/topology.js';
 import { KamailioRpcClient } from '../../../src/kamailio/rpc.js';
@@ -75,13 +75,13 @@ import {
   type ModeOutcome,
 } from './report.js';
 import { readTargets, waitForTargets, watchOutOfRotation } from './rotation-watch.js';
-import { stopOnInterrupt } from '../common/cleanup.js';
+import { withStopped } from '../common/cleanup.js';
+import { sleep } from '../../../src/util/sleep.js';
 
 /** The bench's address block (127.9.0.x LB/backends/client, 127.9.1.x UASes). */
 const NET = 9;
 const CLIENT_PORT = 5090;
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const T0 = performance.now();
 const log = (s: string) =>
   process.stderr.write(`failover [${((performance.now() - T0) / 1000).toFixed(1)} s]: ${s}\n`);
@@ -138,8 +138,13 @@ async function restartBackend(lab: RunningLab, be: BackendPlan, withAgent: boole
 /** Kamailio's own probing needs no sipweigh process at all: no agents, no controller. */
 const runsSipweigh = (mode: FailoverMode) => mode === 'sipweigh';
 
-async function startModeLab(mode: FailoverMode, o: FailoverOptions): Promise<RunningLab> {
+async function startModeLab(
+  mode: FailoverMode,
+  o: FailoverOptions,
+  onGroup: (group: ProcessGroup) => void,
+): Promise<RunningLab> {
   return startLab({
+    onGroup,
     backends: o.backends,
     capacities: [o.capacityCps],
     net: NET,
@@ -258,15 +263,20 @@ async function killOnce(
 }
 
 async function runMode(mode: FailoverMode, o: FailoverOptions): Promise<ModeOutcome> {
-  const lab = await startModeLab(mode, o);
-  const unregister = stopOnInterrupt(() => lab.stop());
+  return withStopped(
+    (whileStarting) => startModeLab(mode, o, (g) => whileStarting(() => g.stopAll())),
+    (lab) => lab.stop(),
+    (lab) => runModeOn(lab, mode, o),
+  );
+}
+
+/** One mode's kills on its started lab (which the caller stops). */
+async function runModeOn(lab: RunningLab, mode: FailoverMode, o: FailoverOptions): Promise<ModeOutcome> {
   if (runsSipweigh(mode)) {
     try {
       await startControllerWithoutAdmission(lab);
     } catch (e) {
       // The controller is the part under test in this mode: report it, do not fail the whole bench.
-      await lab.stop();
-      unregister();
       const msg = (e as Error).message;
       const reason = msg.split('\n').find((l) => /not part of this version|error|exited/i.test(l)) ?? msg;
       return { mode, runnable: false, reason: `sipweigh controller did not start: ${reason.trim()}` };
@@ -295,8 +305,6 @@ async function runMode(mode: FailoverMode, o: FailoverOptions): Promise<ModeOutc
     }
   } finally {
     rpc.close();
-    await lab.stop();
-    unregister();
   }
   return { mode, runnable: true, kills };
 }

@@ -7,8 +7,7 @@ import type { DispatcherTarget } from '../../../src/kamailio/dispatcher-list-rep
 import { fetchDispatcherList } from '../../../src/kamailio/fetch-dispatcher-list.js';
 import type { KamailioRpcClient } from '../../../src/kamailio/rpc.js';
 import { isOutOfRotation } from './report.js';
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+import { sleep } from '../../../src/util/sleep.js';
 
 export async function readTargets(client: KamailioRpcClient, setId: number): Promise<DispatcherTarget[]> {
   const r = await fetchDispatcherList(client, { deadlineMs: 1000 });

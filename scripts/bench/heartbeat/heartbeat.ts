@@ -23,6 +23,7 @@ import { stopOnInterrupt } from '../common/cleanup.js';
 import { benchCommand, numberIn, numberListIn, parseBenchArgs } from '../common/options.js';
 import { backendId, SIM_IPS, SIM_METRICS, type SimConfig, type SimToParent } from './simulator.js';
 import { availableParallelism, loadavg } from 'node:os';
+import { sleep } from '../../../src/util/sleep.js';
 
 const CONTROLLER_IP = '127.0.3.30';
 const MASTER = Buffer.alloc(32, 0x5e);
@@ -57,8 +58,6 @@ function gcFn(): () => void {
     gc?.();
   };
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function startSimulator(): ChildProcess {
   const child = fork(fileURLToPath(new URL('./simulator.js', import.meta.url)), [], {

@@ -32,6 +32,7 @@ import { initialDestinations, startLab, type RunningLab } from '../../../src/lab
 import { LAB_SCENARIOS } from '../../../src/lab/scenarios.js';
 import { parseSippRows, parseSippRtt, startSipp, type SippRun } from '../../../src/lab/sipp.js';
 import type { Defines } from '../../../src/lab/kamailio.js';
+import type { ProcessGroup } from '../../../src/lab/processes.js';
 import { PACKAGE_ROOT } from '../../../src/util/package-root.js';
 import { parseQualityOptions, type QualityOptions } from './options.js';
 import { withStopped } from '../common/cleanup.js';
@@ -45,11 +46,11 @@ import {
 import type { DropResult, DropSample, MachineInfo, PolicyId, QualityRun, StepResult } from './types.js';
 import { measureWindow, perSecond, latencyOf, type SippTraces } from './window.js';
 import { labClient } from '../../../src/lab/topology.js';
+import { sleep } from '../../../src/util/sleep.js';
 
 const CRITERIA = { max_failed_pct: 1, max_p99_ms: 200 } as const;
 /** Idle pinging before load for Kamailio's cc=1: ten pings at 1 s, and one to spare. */
 const CC_BASELINE_MS = 11_000;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const say = (s: string) => process.stderr.write(`${s}\n`);
 
 // ---- the labs ------------------------------------------------------------------------------------
@@ -90,9 +91,15 @@ interface PolicyLab {
   close(): Promise<void>;
 }
 
-async function startPolicyLab(o: QualityOptions, policy: PolicyId, dir: string): Promise<PolicyLab> {
+async function startPolicyLab(
+  o: QualityOptions,
+  policy: PolicyId,
+  dir: string,
+  onGroup: (group: ProcessGroup) => void,
+): Promise<PolicyLab> {
   const p = policyLab(policy);
   const lab = await startLab({
+    onGroup,
     backends: o.capacities.length,
     capacities: o.capacities,
     workers: o.workers,
@@ -446,7 +453,8 @@ export async function runQualityBench(args: string[]): Promise<void> {
     say(`${policy}:`);
     say(formatStepHeader());
     await withStopped(
-      () => startPolicyLab(o, policy, labDir(`${policy}-steps`)),
+      (whileStarting) =>
+        startPolicyLab(o, policy, labDir(`${policy}-steps`), (g) => whileStarting(() => g.stopAll())),
       (pl) => pl.close(),
       async (pl) => {
         for (const fraction of o.steps) {
@@ -459,7 +467,8 @@ export async function runQualityBench(args: string[]): Promise<void> {
     const drop = o.drop;
     if (drop) {
       await withStopped(
-        () => startPolicyLab(o, policy, labDir(`${policy}-drop`)),
+        (whileStarting) =>
+          startPolicyLab(o, policy, labDir(`${policy}-drop`), (g) => whileStarting(() => g.stopAll())),
         (dl) => dl.close(),
         async (dl) => {
           const d = await runDrop(dl, o, policy);
