@@ -11,7 +11,7 @@ import { formatDispatcherList, type Destination } from '../kamailio/dispatcher-l
 import { backendDefines, lbDefines, type BackendSettings, type LbSettings } from './defines.js';
 import { startKamailio, type Defines, type KamailioInstance } from './kamailio.js';
 import { pidAlive, ProcessGroup, stopPid, type ManagedProcess } from './processes.js';
-import { writeLabConfigs, type LabConfigFiles } from './lab-configs.js';
+import { LAB_API_PORT, writeLabConfigs, type LabConfigFiles } from './lab-configs.js';
 import { sipweighCommand } from './self-command.js';
 import { LAB_SCENARIOS } from './scenarios.js';
 import { startSipp } from './sipp.js';
@@ -174,7 +174,7 @@ export async function startLabAgent(
   return p;
 }
 
-/** `sipweigh controller` on a config file, once its heartbeat socket is bound. */
+/** `sipweigh controller` on a config file, once its heartbeat socket and its API are bound. */
 export async function startLabController(
   group: ProcessGroup,
   plan: LabPlan,
@@ -183,6 +183,8 @@ export async function startLabController(
   const self = sipweighCommand();
   const p = group.spawn('controller', self.cmd, [...self.args, 'controller', '--config', config]);
   await waitBound(p, { transport: 'udp', ...plan.controller.heartbeat });
+  // The API comes up after the first discovery: whoever follows the lab's events connects to it next.
+  await waitBound(p, { transport: 'tcp', address: plan.controller.heartbeat.address, port: LAB_API_PORT });
   return p;
 }
 
