@@ -12,7 +12,8 @@
  * - the same destination on several LBs is one backend.
  */
 import type { SetConfig } from '../config/types.js';
-import type { BackendSpec, UdpAddress } from '../probe/probe-core.js';
+import type { BackendSpec } from './backend-spec.js';
+import type { UdpAddress } from '../util/udp-address.js';
 import { BACKEND_ID_PATTERN } from '../heartbeat/messages.js';
 import type { DispatcherTarget } from '../kamailio/dispatcher-list-reply.js';
 

@@ -7,7 +7,8 @@
  * that were read may be on the one that was not, and forgetting it would make the next push delete
  * it from every LB, for good (it would no longer be listed anywhere to be discovered again).
  */
-import type { BackendSpec, ProbeCore } from './probe-core.js';
+import type { BackendSpec } from '../discovery/backend-spec.js';
+import type { ProbeCore } from './probe-core.js';
 
 export interface ApplySummary {
   readonly added: readonly string[];

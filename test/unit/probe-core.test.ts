@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { ProbeCore, type UdpAddress } from '../../src/probe/probe-core.js';
+import { ProbeCore } from '../../src/probe/probe-core.js';
+import type { UdpAddress } from '../../src/util/udp-address.js';
 import { DROP_REASONS, decodeDatagram, encodeMessage, type DropReason } from '../../src/heartbeat/codec.js';
 import { deriveBackendKey, heartbeatKey } from '../../src/heartbeat/keys.js';
 import { AGENT_SENDS, type ProbeMessage } from '../../src/heartbeat/messages.js';
