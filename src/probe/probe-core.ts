@@ -33,7 +33,13 @@ import {
   type ReportMetrics,
 } from '../heartbeat/messages.js';
 import { PeerReplayState, type FreshnessLimits } from '../heartbeat/replay.js';
-import { DEFAULT_HEALTH_PARAMS, HEARTBEAT_DEFAULTS, freshnessOf, timingOf } from './options.js';
+import {
+  DEFAULT_HEALTH_PARAMS,
+  HEARTBEAT_DEFAULTS,
+  SUSPECT_SPEEDUP,
+  freshnessOf,
+  timingOf,
+} from './options.js';
 import { DueHeap, type DueItem } from './due-heap.js';
 import type { SshConfig } from '../config/types.js';
 import type { BackendSource, BackendSpec } from '../discovery/backend-spec.js';
@@ -74,7 +80,10 @@ export interface HeartbeatTiming {
 }
 
 /** The schema's defaults (max_probes_per_s: about half of what one core sustained in the heartbeat bench). */
-export const DEFAULT_TIMING: HeartbeatTiming = { ...timingOf(HEARTBEAT_DEFAULTS), suspectSpeedup: 2 };
+export const DEFAULT_TIMING: HeartbeatTiming = {
+  ...timingOf(HEARTBEAT_DEFAULTS),
+  suspectSpeedup: SUSPECT_SPEEDUP,
+};
 
 export interface ProbeCoreOptions {
   /** Master keys, current first (a second one during rotation). */
