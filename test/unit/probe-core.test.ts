@@ -47,7 +47,7 @@ function lastProbe(sent: { buf: Buffer }[], id: string): ProbeMessage {
   return d.msg;
 }
 
-describe('controller core (no sockets, manual clock)', function () {
+describe('probe core (no sockets, manual clock)', function () {
   it("starts each backend's probe sequence at a random point, so a report captured before a restart answers no new probe", function () {
     const firstSeqs = [0, 1, 2].map(() => {
       const { core, sent, advance } = makeCore();
