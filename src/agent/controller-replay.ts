@@ -8,7 +8,8 @@
  * accepted message can be, whatever the windows remember.
  */
 import type { DropReason } from '../heartbeat/codec.js';
-import { DEFAULT_FRESHNESS, PeerReplayState, type FreshnessLimits } from '../heartbeat/replay.js';
+import { DEFAULT_FRESHNESS } from '../config/freshness.js';
+import { PeerReplayState, type FreshnessLimits } from '../heartbeat/replay.js';
 
 /** Controller boot ids remembered at once; the least recently heard is forgotten first. */
 export const REMEMBERED_CONTROLLER_BOOTS = 8;

@@ -1,14 +1,10 @@
 /** A schema-valid controller section → the controller's config: secrets read, paths resolved, rules checked. */
-import {
-  scoringParamsFrom,
-  ScoringParamsError,
-  validateScoringParams,
-  type ScoringParams,
-} from '../scoring/params.js';
+import { ScoringParamsError, validateScoringParams, type ScoringParams } from '../scoring/params.js';
 import { apiConfig } from './api-access.js';
 import { checkController } from './cross-checks.js';
 import type { ConfigIssue } from './errors.js';
 import { rpcConfig } from './rpc-section.js';
+import { scoringParamsFrom } from './scoring-params.js';
 import { hexKey, readableFile, resolvePath, secret } from './secrets.js';
 import type {
   ControllerConfig,

@@ -8,13 +8,8 @@
  *   the section types, so a new schema field reaches the code without a second declaration.
  */
 import type { ScoringParams } from '../scoring/params.js';
-
-export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
-
-export interface UdpEndpoint {
-  readonly address: string;
-  readonly port: number;
-}
+import type { LogLevel } from '../util/logger.js';
+import type { UdpAddress } from '../util/udp-address.js';
 
 export interface LoggingSection {
   readonly level: LogLevel;
@@ -49,7 +44,7 @@ export interface BackendConfig {
   readonly id: string;
   readonly sip_uri: string;
   readonly capacity: number;
-  readonly agent?: UdpEndpoint;
+  readonly agent?: UdpAddress;
   readonly ssh?: SshConfig;
 }
 
@@ -132,7 +127,7 @@ export type ApiConfig = ApiSection & {
 };
 
 export interface HeartbeatSection {
-  readonly listen: UdpEndpoint;
+  readonly listen: UdpAddress;
   readonly master_key?: string;
   readonly master_key_file?: string;
   readonly previous_master_key?: string;
@@ -189,15 +184,15 @@ export interface AgentSection {
   readonly kind: 'agent';
   readonly backend_id: string;
   readonly set: number;
-  readonly listen: UdpEndpoint;
-  readonly controller: UdpEndpoint;
+  readonly listen: UdpAddress;
+  readonly controller: UdpAddress;
   readonly key?: string;
   readonly key_file?: string;
   readonly previous_key?: string;
   readonly previous_key_file?: string;
   readonly capacity: number;
   readonly draining: boolean;
-  readonly sip: UdpEndpoint;
+  readonly sip: UdpAddress;
   readonly kamailio_rpc?: KamailioRpcSection;
   readonly collect_interval_ms: number;
   readonly logging: LoggingSection;

@@ -12,6 +12,7 @@
 import { performance } from 'node:perf_hooks';
 import type { ControllerConfig } from '../config/types.js';
 import { fetchDispatcherList } from '../kamailio/fetch-dispatcher-list.js';
+import { DEFAULT_DISCOVERED_CAPACITY } from '../discovery/merge.js';
 import { applyDiscovery } from '../probe/apply-discovery.js';
 import { endpointOptionsFromConfig } from '../probe/options.js';
 import type { BackendView } from '../probe/probe-core.js';
@@ -50,9 +51,6 @@ export interface ControllerOptions {
   /** Where the controller's events go (default: a bus of its own); the logger is subscribed here. */
   readonly events?: EventBus;
 }
-
-/** Capacity of LB-discovered destinations without `sw_capacity`. */
-const DEFAULT_DISCOVERED_CAPACITY = 100;
 
 export class Controller {
   private scorer: ScorerState = initialScorerState();

@@ -1,18 +1,19 @@
 /**
  * Discovery, pure: merges the backends named in the config with the destinations each LB's
- * dispatcher.list reports, into one list of BackendSpec for the heartbeat core. (The third source,
- * signed hellos, is handled by the core itself, which alone can authenticate them.)
+ * dispatcher.list reports, into one list of BackendSpec for the probe registry. (The third source,
+ * signed hellos, is handled by the registry itself (probe/probe-core.ts), which alone can authenticate them.)
  *
  * Rules:
  * - only sets the controller manages (those in its config) are taken from LBs; others are noted;
  * - the config wins: a dispatcher destination with a configured backend's id or URI is that backend;
  * - a destination's backend id is its `duid` attribute, else its URI's host:port;
  * - its agent address comes from the attribute `sw_agent=IP:PORT`, its capacity from
- *   `sw_capacity=N` (else `defaultCapacity`); without `sw_agent` it is not probed until it says hello;
+ *   `sw_capacity=N` (else `defaultCapacity`, in the daemon DEFAULT_DISCOVERED_CAPACITY); without `sw_agent` it is not probed until it says hello;
  * - the same destination on several LBs is one backend.
  */
 import type { SetConfig } from '../config/types.js';
-import type { BackendSpec, UdpAddress } from '../probe/probe-core.js';
+import type { BackendSpec } from './backend-spec.js';
+import type { UdpAddress } from '../util/udp-address.js';
 import { BACKEND_ID_PATTERN } from '../heartbeat/messages.js';
 import type { DispatcherTarget } from '../kamailio/dispatcher-list-reply.js';
 
@@ -36,6 +37,12 @@ export interface DiscoveryResult {
   readonly backends: readonly BackendSpec[];
   readonly notes: readonly DiscoveryNote[];
 }
+
+/**
+ * Capacity of an LB-discovered destination without `sw_capacity`: a middling figure the scorer
+ * starts from and derates as the backend's reports come in (docs/heartbeat-protocol.md, discovery).
+ */
+export const DEFAULT_DISCOVERED_CAPACITY = 100;
 
 export interface DiscoveryOptions {
   readonly defaultCapacity: number;

@@ -36,8 +36,6 @@ export const MAGIC_0 = 0x53; // 'S'
 export const MAGIC_1 = 0x57; // 'W'
 export const HEADER_FIXED_BYTES = 6;
 export const MAC_BYTES = 32;
-/** Smallest well-formed datagram: header with a 1-byte id, "{}" and the MAC. */
-export const MIN_DATAGRAM_BYTES = HEADER_FIXED_BYTES + 1 + 2 + MAC_BYTES;
 
 /**
  * Why a datagram was dropped. A closed set: receivers count by it, operators alert on it.

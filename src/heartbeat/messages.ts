@@ -128,4 +128,3 @@ export interface ByeMessage extends Envelope {
 }
 
 export type HeartbeatMessage = ProbeMessage | ReportMessage | HelloMessage | HelloAckMessage | ByeMessage;
-export type MessageOf<T extends MessageType> = Extract<HeartbeatMessage, { type: T }>;

@@ -20,7 +20,6 @@ export interface FreshnessLimits {
   /** Clock skew tolerated the other way: a timestamp further ahead than this is `future_dated`. */
   readonly maxFutureMs: number;
 }
-export const DEFAULT_FRESHNESS: FreshnessLimits = { maxAgeMs: 5000, maxFutureMs: 1000 };
 
 export function checkFreshness(
   ts: number,

@@ -23,10 +23,3 @@ function compile(type: MessageType): ValidateFunction {
 export const payloadValidators: Readonly<Record<MessageType, ValidateFunction>> = Object.fromEntries(
   MESSAGE_TYPES.map((t) => [t, compile(t)]),
 ) as Record<MessageType, ValidateFunction>;
-
-/** For tests and diagnostics: the first schema error of an invalid payload, as text. */
-export function explainPayload(type: MessageType, payload: unknown): string | null {
-  const v = payloadValidators[type];
-  if (v(payload)) return null;
-  return ajv.errorsText(v.errors);
-}

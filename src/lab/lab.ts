@@ -134,7 +134,7 @@ export interface StartLabOptions extends LabOptions {
   /** Start `sipweigh controller` on the lab's config, closing the loop (default false). */
   readonly controller?: boolean;
   readonly shmMb?: number;
-  /** Extra preprocessor defines for the LB (kamailio/lb.cfg header), over the lab's own. */
+  /** Extra preprocessor defines for the LB (src/lab/kamailio/lb.cfg header), over the lab's own. */
   readonly lbDefines?: Defines;
   /**
    * Handed the lab's process group before its first process starts, so a caller can stop a lab

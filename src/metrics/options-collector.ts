@@ -13,17 +13,17 @@
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Collector } from './collector.js';
+import type { UdpAddress } from '../util/udp-address.js';
 import {
   buildOptions,
   matchOptionsResponse,
   newOptionsTransaction,
   type OptionsTransaction,
-  type UdpEndpoint,
 } from './sip-options.js';
 
 export interface OptionsCollectorOptions {
   /** Kamailio's SIP UDP socket. */
-  readonly target: UdpEndpoint;
+  readonly target: UdpAddress;
   /** Address to send from (default: the target's address, which is local to the agent). */
   readonly localAddress?: string;
   readonly intervalMs: number;
@@ -43,10 +43,10 @@ export class OptionsPinger {
   private opening: Promise<dgram.Socket> | undefined;
   private pending: PendingPing | undefined;
   private cseq = 0;
-  private local: UdpEndpoint | undefined;
+  private local: UdpAddress | undefined;
 
   constructor(
-    private readonly target: UdpEndpoint,
+    private readonly target: UdpAddress,
     private readonly localAddress: string = target.address,
   ) {}
 

@@ -8,6 +8,7 @@
  * socket and ran its script, which is what the round trip measures.
  */
 import { randomBytes } from 'node:crypto';
+import type { UdpAddress } from '../util/udp-address.js';
 
 export interface OptionsTransaction {
   readonly branch: string;
@@ -16,21 +17,16 @@ export interface OptionsTransaction {
   readonly cseq: number;
 }
 
-export interface UdpEndpoint {
-  readonly address: string;
-  readonly port: number;
-}
-
 export function newOptionsTransaction(cseq: number): OptionsTransaction {
   const token = () => randomBytes(8).toString('hex');
   return { branch: `z9hG4bK-sw-${token()}`, callId: `${token()}@sipweigh-agent`, fromTag: token(), cseq };
 }
 
-function hostport(ep: UdpEndpoint): string {
+function hostport(ep: UdpAddress): string {
   return ep.address.includes(':') ? `[${ep.address}]:${ep.port}` : `${ep.address}:${ep.port}`;
 }
 
-export function buildOptions(tx: OptionsTransaction, local: UdpEndpoint, target: UdpEndpoint): Buffer {
+export function buildOptions(tx: OptionsTransaction, local: UdpAddress, target: UdpAddress): Buffer {
   const uri = `sip:${hostport(target)}`;
   return Buffer.from(
     [

@@ -5,27 +5,23 @@
  *   prints /proc/stat, /proc/meminfo, /proc/loadavg, /proc/net/udp and /proc/net/udp6 between markers
  *   (sections.ts), parsed by the agent's own parsers.
  * - Kamailio figures, where configured, come from `kamcmd` (tm.stats, dlg.stats_active, stats.fetchn)
- *   in one command at a slower cadence, turned into the same measurements as the agent's JSON-RPC path.
+ *   in the same command, turned into the same measurements as the agent's JSON-RPC path.
  * Commands go to one long-lived shell on the connection (util/remote-shell.ts), not an exec each.
  * - OPTIONS round trip is not measured here (it would time the network, not the host): it stays null.
  * Each section fails alone, and a lost connection nulls everything until the session reconnects.
  */
-import { Sampler, type CollectorStatus } from './sampler.js';
-import type { Collector } from './collector.js';
 import { CpuTracker } from './cpu-tracker.js';
 import { KamailioRateTracker } from './kamailio-rate-tracker.js';
 import { kamailioMeasurements } from './kamailio-collector.js';
 import { FETCHN_GROUPS } from './kamailio-stats.js';
 import { parseKamcmdStruct } from './kamcmd-output.js';
 import { parseLoadavg } from './loadavg.js';
-import { silentLogger, type Logger } from '../util/logger.js';
 import { memUsedRatio, parseMeminfo } from './meminfo.js';
 import { findUdpSocket, parseProcNetUdp, type Endianness, type UdpSocketRow } from './proc-net-udp.js';
 import { parseProcStat } from './proc-stat.js';
-import { toReportMetrics } from './report-metrics.js';
 import { buildSectionedCommand, parseSections, type SectionCommand, type SectionResult } from './sections.js';
-import { SshSession, type SshSessionOptions, type SshTarget } from '../util/ssh-session.js';
-import type { Measurements, PartialMeasurements, ReportMetrics } from './types.js';
+import type { SshSession, SshTarget } from '../util/ssh-session.js';
+import type { PartialMeasurements } from './types.js';
 
 export interface KamcmdOptions {
   /** kamcmd binary on the host (default `kamcmd`, found through the login PATH). */
@@ -36,18 +32,11 @@ export interface KamcmdOptions {
 
 export interface SshCollectorOptions {
   readonly ssh: SshTarget;
-  /** Host figures cadence. */
-  readonly intervalMs: number;
-  /** Kamailio figures cadence (default 3 × intervalMs); only with `kamcmd`. */
-  readonly kamailioIntervalMs?: number;
   readonly kamcmd?: KamcmdOptions;
   /** Kamailio's SIP UDP socket on the host; without an address every socket on the port counts. */
   readonly sipSocket?: { readonly address?: string; readonly port: number };
   /** How the host prints /proc/net addresses (default little-endian, as on x86 and most ARM). */
   readonly endianness?: Endianness;
-  readonly session?: SshSessionOptions;
-  /** Deadline of one remote command (default 5 s). */
-  readonly execTimeoutMs?: number;
 }
 
 const HOST_SECTIONS = [
@@ -125,58 +114,6 @@ export function hostMeasurements(
     });
   }
   return { values, problems, sipSocket };
-}
-
-function sshHostCollector(session: SshSession, options: SshCollectorOptions): Collector {
-  const cpu = new CpuTracker();
-  const command = buildSectionedCommand(HOST_SECTIONS);
-  const execTimeoutMs = options.execTimeoutMs ?? 5000;
-  return {
-    name: 'ssh-host',
-    fields: options.sipSocket
-      ? ['cpu_util', 'mem_used_ratio', 'load1', 'udp_rx_queue_bytes', 'udp_drops']
-      : ['cpu_util', 'mem_used_ratio', 'load1'],
-    intervalMs: options.intervalMs,
-    timeoutMs: execTimeoutMs + 500,
-    async collect(signal) {
-      let output;
-      try {
-        output = await session.run(command, execTimeoutMs, signal);
-      } catch (e) {
-        cpu.reset(); // a CPU delta must not span a gap we did not see
-        throw e;
-      }
-      return hostMeasurements(parseSections(output), cpu, options.sipSocket, options.endianness);
-    },
-  };
-}
-
-function sshKamailioCollector(
-  session: SshSession,
-  options: SshCollectorOptions,
-  kamcmd: KamcmdOptions,
-): Collector {
-  const rates = new KamailioRateTracker();
-  const command = buildSectionedCommand(kamcmdSections(kamcmd));
-  const execTimeoutMs = options.execTimeoutMs ?? 5000;
-  return {
-    name: 'ssh-kamcmd',
-    fields: ['tm_current', 'dialogs_active', 'req_rate', 'err5xx_rate'],
-    intervalMs: options.kamailioIntervalMs ?? options.intervalMs * 3,
-    timeoutMs: execTimeoutMs + 500,
-    async collect(signal) {
-      let output;
-      try {
-        output = await session.run(command, execTimeoutMs, signal);
-      } catch (e) {
-        rates.reset();
-        throw e;
-      }
-      const { values, problems } = kamcmdMeasurements(parseSections(output), rates, performance.now());
-      if (Object.keys(values).length === 0 && problems.length > 0) throw new Error(problems.join('; '));
-      return { values, problems };
-    },
-  };
 }
 
 /** The three kamcmd calls, as sections of one remote command. */
@@ -267,42 +204,5 @@ export class SshProbeCollection {
       sipSocket: host.sipSocket,
       kamailio: kam.answered ? 'answered' : 'silent',
     };
-  }
-}
-
-/** One agentless backend: its SSH session and the collectors that share it. */
-export class SshBackendMonitor {
-  readonly session: SshSession;
-  private readonly sampler: Sampler;
-
-  constructor(options: SshCollectorOptions, logger: Logger = silentLogger) {
-    this.session = new SshSession(options.ssh, options.session, logger);
-    const collectors = [sshHostCollector(this.session, options)];
-    if (options.kamcmd) collectors.push(sshKamailioCollector(this.session, options, options.kamcmd));
-    this.sampler = new Sampler(collectors, logger);
-  }
-
-  start(): void {
-    this.session.start();
-    this.sampler.start();
-  }
-
-  /** The latest figures (null where unknown: not connected yet, or a section failed). */
-  measurements(): Measurements {
-    return this.sampler.snapshot();
-  }
-
-  /** The figures as a report's metrics, so the controller treats agentless backends like the rest. */
-  report(capacity: number, draining: boolean): ReportMetrics {
-    return toReportMetrics(this.sampler.snapshot(), capacity, draining);
-  }
-
-  collectors(): CollectorStatus[] {
-    return this.sampler.status();
-  }
-
-  async stop(): Promise<void> {
-    this.session.close();
-    await this.sampler.stop();
   }
 }

@@ -28,9 +28,6 @@ export function sshCollectorOptions(
       privateKey,
       hostFingerprint: cfg.host_fingerprint,
     },
-    intervalMs: cfg.interval_ms,
-    // Kamailio's figures move with calls, the host's with everything: kamcmd at a third of the rate.
-    kamailioIntervalMs: cfg.interval_ms * 3,
     ...(cfg.kamcmd ? { kamcmd: cfg.kamcmd_socket !== undefined ? { socket: cfg.kamcmd_socket } : {} } : {}),
     // The SSH host name need not be the SIP listen address: the socket is matched by port alone
     // unless the operator names its address (several SIP servers on one host sharing the port).

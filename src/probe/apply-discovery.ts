@@ -1,13 +1,14 @@
 /**
- * Applies a discovery result to the heartbeat core: adds/updates every backend found, and removes
+ * Applies a discovery result to the probe registry: adds/updates every backend found, and removes
  * dispatcher-discovered backends that no LB lists any more. Config and hello backends are never
- * removed here (config changes restart the controller; hello backends leave by bye/down).
+ * removed here (config backends leave through a live reload of the config; hello backends by bye/down).
  *
  * `complete: false` (some LB could not be read) removes nothing: a backend missing from the lists
  * that were read may be on the one that was not, and forgetting it would make the next push delete
  * it from every LB, for good (it would no longer be listed anywhere to be discovered again).
  */
-import type { BackendSpec, ProbeCore } from './probe-core.js';
+import type { BackendSpec } from '../discovery/backend-spec.js';
+import type { ProbeCore } from './probe-core.js';
 
 export interface ApplySummary {
   readonly added: readonly string[];

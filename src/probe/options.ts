@@ -18,6 +18,12 @@ export const HEARTBEAT_DEFAULTS: HeartbeatTunables = schemaDefaults<HeartbeatTun
   '/properties/heartbeat',
 );
 
+/**
+ * While a backend is suspect it is probed this many times faster (heartbeat and SSH alike): the
+ * suspicion is confirmed or cleared sooner, at a cost bounded to the few suspect backends.
+ */
+export const SUSPECT_SPEEDUP = 2;
+
 export function timingOf(hb: HeartbeatTunables): Omit<HeartbeatTiming, 'suspectSpeedup'> {
   return {
     probeIntervalMs: hb.probe_interval_ms,

@@ -33,9 +33,17 @@ import {
   type ReportMetrics,
 } from '../heartbeat/messages.js';
 import { PeerReplayState, type FreshnessLimits } from '../heartbeat/replay.js';
-import { DEFAULT_HEALTH_PARAMS, HEARTBEAT_DEFAULTS, freshnessOf, timingOf } from './options.js';
+import {
+  DEFAULT_HEALTH_PARAMS,
+  HEARTBEAT_DEFAULTS,
+  SUSPECT_SPEEDUP,
+  freshnessOf,
+  timingOf,
+} from './options.js';
 import { DueHeap, type DueItem } from './due-heap.js';
 import type { SshConfig } from '../config/types.js';
+import type { BackendSource, BackendSpec } from '../discovery/backend-spec.js';
+import type { UdpAddress } from '../util/udp-address.js';
 import {
   agentlessSsh,
   probedBy,
@@ -53,26 +61,6 @@ import {
   type HealthParams,
   type HealthState,
 } from '../health/state-machine.js';
-
-export interface UdpAddress {
-  readonly address: string;
-  readonly port: number;
-}
-
-/** Where a backend came from; config and dispatcher entries are never replaced by a hello. */
-export type BackendSource = 'config' | 'dispatcher' | 'hello';
-
-export interface BackendSpec {
-  readonly id: string;
-  readonly set: number;
-  readonly uri: string;
-  readonly capacity: number;
-  /** The agent's heartbeat address; without one the backend is not probed until its hello arrives. */
-  readonly agent?: UdpAddress;
-  /** Agentless: probed over SSH (ssh-poller.ts) when there is no `agent`. */
-  readonly ssh?: SshConfig;
-  readonly source: BackendSource;
-}
 
 export interface HeartbeatTiming {
   /** Probe interval while up/down/returning/draining. */
@@ -92,7 +80,10 @@ export interface HeartbeatTiming {
 }
 
 /** The schema's defaults (max_probes_per_s: about half of what one core sustained in the heartbeat bench). */
-export const DEFAULT_TIMING: HeartbeatTiming = { ...timingOf(HEARTBEAT_DEFAULTS), suspectSpeedup: 2 };
+export const DEFAULT_TIMING: HeartbeatTiming = {
+  ...timingOf(HEARTBEAT_DEFAULTS),
+  suspectSpeedup: SUSPECT_SPEEDUP,
+};
 
 export interface ProbeCoreOptions {
   /** Master keys, current first (a second one during rotation). */

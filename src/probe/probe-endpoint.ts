@@ -5,14 +5,9 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { literalLookup } from '../util/udp-lookup.js';
+import type { UdpAddress } from '../util/udp-address.js';
 import { DEFAULT_OVERLOAD, nextProbeCap, type OverloadParams } from './overload.js';
-import {
-  DEFAULT_TIMING,
-  ProbeCore,
-  type ProbeCoreOptions,
-  type ProbeEvents,
-  type UdpAddress,
-} from './probe-core.js';
+import { DEFAULT_TIMING, ProbeCore, type ProbeCoreOptions, type ProbeEvents } from './probe-core.js';
 import { SshPollers, type SshPollerOptions } from './ssh-poller.js';
 
 export interface ProbeEndpointOptions extends ProbeCoreOptions {

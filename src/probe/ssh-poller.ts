@@ -22,6 +22,7 @@ import {
   type PollOutcome,
 } from './agentless.js';
 import type { ProbeCore } from './probe-core.js';
+import { SUSPECT_SPEEDUP } from './options.js';
 
 export interface SshPollerOptions {
   readonly session?: SshSessionOptions;
@@ -142,7 +143,7 @@ class SshPoller {
         suspect: after?.health.kind === 'suspect',
         elapsedMs: performance.now() - started,
         jitter: this.options.jitter ?? 0.1,
-        suspectSpeedup: this.options.suspectSpeedup ?? 2,
+        suspectSpeedup: this.options.suspectSpeedup ?? SUSPECT_SPEEDUP,
         random: (this.options.random ?? Math.random)(),
       }),
     );

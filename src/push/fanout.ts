@@ -46,10 +46,6 @@ export class NodeSyncFanout<T, R> {
     return this.syncs.get(node)?.status();
   }
 
-  status(): NodeSyncStatus<R>[] {
-    return [...this.syncs.values()].map((s) => s.status());
-  }
-
   async close(): Promise<void> {
     await Promise.all([...this.syncs.values()].map((s) => s.close()));
   }

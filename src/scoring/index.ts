@@ -1,7 +1,6 @@
 /** Scoring: heartbeat reports -> derated capacities -> Kamailio rweights per set, panic and admission figures. */
 export * from './types.js';
 export {
-  DEFAULT_SCORING_PARAMS,
   ScoringParamsError,
   validateScoringParams,
   type ScoringParams,

@@ -1,6 +1,7 @@
 /**
  * Every tunable of the scorer. Field names are snake_case with the unit in the name so the config
- * file can use them as they are; the defaults live in the config schema (see DEFAULT_SCORING_PARAMS).
+ * file can use them as they are; the defaults live in the config schema, and config/ hands them in
+ * (config/scoring-params.ts: DEFAULT_SCORING_PARAMS), so this pure module reads no file.
  *
  * The figures behind the defaults come from an emulated backend (KAMAILIO-NOTES.md, "Emulating a
  * backend"): below 80 % of capacity the local OPTIONS round trip is 0.1–0.2 ms and the UDP receive
@@ -8,8 +9,6 @@
  * the round trip passes 60 ms and the queue 120 KB within a second, and drops follow about a second
  * later. Transaction counts and CPU lag or stay flat.
  */
-import { schemaDefaults } from '../config/schema-registry.js';
-import type { AdmissionConfig, ScoringSection } from '../config/types.js';
 import { SIGNAL_NAMES, type SignalName } from './types.js';
 
 export interface SignalParams {
@@ -83,21 +82,6 @@ export interface ScoringParams {
   /** Admission limit = pool capacity × this. */
   readonly admission_headroom_ratio: number;
 }
-
-/** The scorer's parameters from the controller config's scoring and admission sections. */
-export function scoringParamsFrom(scoring: ScoringSection, admission: AdmissionConfig): ScoringParams {
-  const { cycle_ms: _cycle, ...params } = scoring;
-  return { ...params, admission_enabled: admission.enabled, admission_headroom_ratio: admission.headroom };
-}
-
-/**
- * The defaults as schemas/controller-config.schema.json writes them down, each with the reason for
- * it (its `$comment` or description there): the schema is the one place a default lives.
- */
-export const DEFAULT_SCORING_PARAMS: ScoringParams = scoringParamsFrom(
-  schemaDefaults<ScoringSection>('controller-config', '/properties/scoring'),
-  schemaDefaults<AdmissionConfig>('controller-config', '/properties/admission'),
-);
 
 export class ScoringParamsError extends Error {
   constructor(readonly problems: readonly string[]) {

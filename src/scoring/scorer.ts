@@ -17,7 +17,7 @@
 import { admissionLimit, poolCapacity } from './admission.js';
 import { FRESH_DERATING, updateFactor } from './derating.js';
 import { panicCheck } from './panic.js';
-import { DEFAULT_SCORING_PARAMS, type ScoringParams } from './params.js';
+import type { ScoringParams } from './params.js';
 import { pressureRange, reportSignals, tightest } from './signals.js';
 import { rampRatio } from './slow-start.js';
 import { current, ewmaFold } from './smoothing.js';
@@ -328,7 +328,7 @@ export function scoreCycle(
   state: ScorerState,
   samples: readonly BackendSample[],
   now: number,
-  p: ScoringParams = DEFAULT_SCORING_PARAMS,
+  p: ScoringParams,
 ): CycleResult {
   const dtMs = state.at === null ? 0 : Math.max(0, now - state.at);
   const rejected: RejectedSample[] = [];

@@ -1,6 +1,6 @@
 /**
  * The controller's Prometheus metrics (prom-client), one registry per controller. Most series are
- * read from the controller at scrape time (its snapshot and the heartbeat core's counters), so a
+ * read from the controller at scrape time (its snapshot and the probe registry's counters), so a
  * backend that leaves also leaves /metrics; push outcomes and latencies are recorded as they happen.
  * Every name starts with `sipweigh_`; docs/operations.md lists them and
  * scripts/grafana/sipweigh-dashboard.json uses them (a unit test checks it names only these).

@@ -3,7 +3,8 @@
  * redacted here, once, for every logger the program makes.
  */
 import { pino } from 'pino';
-import type { LogLevel } from '../config/types.js';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
 /**
  * The logging surface library modules depend on: a structural subset of pino's logger, so the CLI

@@ -18,6 +18,5 @@ function findRoot(): string {
 
 export const PACKAGE_ROOT = findRoot();
 export const SCHEMA_DIR = join(PACKAGE_ROOT, 'schemas');
-export const KAMAILIO_CFG_DIR = join(PACKAGE_ROOT, 'kamailio');
 /** The lab's own Kamailio configs (its LB and its capacity-emulating backends), not the product's. */
 export const LAB_KAMAILIO_CFG_DIR = join(PACKAGE_ROOT, 'src', 'lab', 'kamailio');

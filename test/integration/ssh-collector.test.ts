@@ -1,5 +1,5 @@
 /**
- * The agentless SSH collector against a real OpenSSH server started by the test on 127.0.4.30
+ * The agentless probe's collection (what the controller's SSH poller runs each probe) against a real OpenSSH server started by the test on 127.0.4.30
  * (host and client keys made with ssh-keygen in a temp dir), reading real /proc figures and, through
  * kamcmd, a real Kamailio's statistics; refusing a wrong host key; reconnecting after sshd restarts.
  */
@@ -13,8 +13,13 @@ import type { ManagedProcess } from '../../src/lab/processes.js';
 import { startKamailio, type KamailioInstance } from '../../src/lab/kamailio.js';
 import { isBound } from '../../src/lab/sockets.js';
 import { findUdpSocket, parseProcNetUdp } from '../../src/metrics/proc-net-udp.js';
-import { SshBackendMonitor, type SshCollectorOptions } from '../../src/metrics/ssh-collector.js';
-import { SshHostKeyMismatchError } from '../../src/util/ssh-session.js';
+import {
+  SshProbeCollection,
+  type AgentlessSample,
+  type SshCollectorOptions,
+} from '../../src/metrics/ssh-collector.js';
+import { agentlessMetrics } from '../../src/probe/agentless.js';
+import { SshHostKeyMismatchError, SshSession, type SshTarget } from '../../src/util/ssh-session.js';
 import { eventually, REPO_ROOT, sleep, useProcessGroup } from '../support/harness.js';
 
 const SSH_IP = '127.0.4.30';
@@ -30,7 +35,7 @@ describe('integration: agentless SSH collector', function () {
   let fingerprint: string;
   let clientKey: Buffer;
   let kamailio: KamailioInstance;
-  const monitors: SshBackendMonitor[] = [];
+  const sessions: SshSession[] = [];
 
   const startSshd = async (port = SSH_PORT): Promise<ManagedProcess> => {
     const p = handle.group.spawn(`sshd-${port}`, '/usr/sbin/sshd', [
@@ -64,29 +69,27 @@ describe('integration: agentless SSH collector', function () {
     return p;
   };
 
-  const monitor = (overrides: Partial<SshCollectorOptions> = {}) => {
-    const m = new SshBackendMonitor({
-      ssh: {
+  /** One agentless backend as the poller holds it: a session and the probe's collection on it. */
+  const probe = (
+    overrides: { ssh?: SshTarget } & Pick<SshCollectorOptions, 'kamcmd' | 'sipSocket'> = {},
+  ): Probe => {
+    const session = new SshSession(
+      overrides.ssh ?? {
         host: SSH_IP,
         port: SSH_PORT,
         username: userInfo().username,
         privateKey: clientKey,
         hostFingerprint: fingerprint,
       },
-      intervalMs: 200,
-      // Generous: each exec runs the account's shell start-up, which takes 1-2 s on a loaded CI box.
-      execTimeoutMs: 20000,
-      kamailioIntervalMs: 300,
-      session: {
+      {
         reconnect: { initialMs: 100, maxMs: 500, factor: 2, jitter: 0.2 },
         keepaliveIntervalMs: 1000,
         connectTimeoutMs: 5000,
       },
-      ...overrides,
-    });
-    monitors.push(m);
-    m.start();
-    return m;
+    );
+    sessions.push(session);
+    session.start();
+    return { session, collection: new SshProbeCollection(session, overrides) };
   };
 
   before(async function () {
@@ -132,7 +135,7 @@ describe('integration: agentless SSH collector', function () {
   });
 
   after(async function () {
-    await Promise.all(monitors.map((m) => m.stop()));
+    for (const s of sessions) s.close();
   });
 
   it('reads real host figures over one SSH connection, including a socket queue it can check', async function () {
@@ -149,35 +152,35 @@ describe('integration: agentless SSH collector', function () {
     const local = findUdpSocket(parseProcNetUdp(readFileSync('/proc/net/udp', 'utf8')), HOLD_IP, HOLD_PORT)!;
     expect(local.rxQueueBytes).to.be.greaterThan(0);
 
-    const m = monitor({ sipSocket: { address: HOLD_IP, port: HOLD_PORT } });
-    const figures = await eventually(
-      () => {
-        const s = m.measurements();
-        return s.cpu_util !== null && s.udp_rx_queue_bytes !== null ? s : undefined;
-      },
+    const m = probe({ sipSocket: { address: HOLD_IP, port: HOLD_PORT } });
+    const sample = await sampleUntil(
+      m,
+      (s) => s.values.cpu_util !== undefined && s.values.udp_rx_queue_bytes !== undefined,
       'host figures over ssh',
-      60000,
     );
+    const figures = sample.values;
     expect(figures.cpu_util).to.be.within(0, 1);
     expect(figures.mem_used_ratio).to.be.within(0, 1);
     expect(figures.load1).to.be.at.least(0);
     expect(figures.udp_rx_queue_bytes).to.equal(local.rxQueueBytes);
     expect(figures.udp_drops).to.equal(0);
+    expect(sample.sipSocket).to.equal('found');
     // Nothing Kamailio-related was configured, and OPTIONS are never timed over SSH.
-    expect(figures.tm_current).to.equal(null);
-    expect(figures.options_rtt_ms).to.equal(null);
+    expect(sample.kamailio).to.equal('off');
+    expect(figures.tm_current).to.equal(undefined);
     expect(m.session.connections).to.equal(1);
-    const report = m.report(120, false);
+    const report = agentlessMetrics(sample, 120);
     expect(report).to.include({ capacity: 120, draining: false, udp_rx_queue_bytes: local.rxQueueBytes });
+    expect(report.options_rtt_ms).to.equal(null);
     await holder.stop();
   });
 
-  it('reads Kamailio figures through kamcmd at its own cadence, with rates from counter deltas', async function () {
-    const m = monitor({
+  it('reads Kamailio figures through kamcmd in the same command, with rates from counter deltas', async function () {
+    const m = probe({
       kamcmd: { socket: `unix:${join(kamailio.runDir, 'kamailio_ctl')}` },
       sipSocket: { port: 5060 },
     });
-    await eventually(() => m.measurements().tm_current !== null, 'tm.stats over kamcmd', 60000);
+    await sampleUntil(m, (s) => s.values.tm_current !== undefined, 'tm.stats over kamcmd');
     // Offer some SIP requests; the request rate must see them.
     const tx = createSocket('udp4');
     await new Promise<void>((r) => tx.bind(0, '127.0.4.34', () => r()));
@@ -188,28 +191,29 @@ describe('integration: agentless SSH collector', function () {
       }
     };
     const deadline = Date.now() + 60000;
-    let rate = 0;
-    while (Date.now() < deadline && !(rate > 0)) {
+    let sample: AgentlessSample | undefined;
+    while (Date.now() < deadline && !((sample?.values.req_rate ?? 0) > 0)) {
       await sendOptions(20);
       await sleep(200);
-      rate = m.measurements().req_rate ?? 0;
+      sample = await m.collection.collect(20000).catch(() => sample);
     }
     tx.close();
-    expect(rate).to.be.greaterThan(0);
-    const s = m.measurements();
+    expect(sample?.values.req_rate).to.be.greaterThan(0);
+    const s = sample!.values;
+    expect(sample!.kamailio).to.equal('answered');
     expect(s.tm_current).to.be.at.least(0);
     expect(s.dialogs_active).to.equal(0);
     expect(s.err5xx_rate).to.be.at.least(0);
     // Port-only matching found Kamailio's SIP socket.
+    expect(sample!.sipSocket).to.equal('found');
     expect(s.udp_rx_queue_bytes).to.be.a('number');
-    expect(m.collectors().find((c) => c.name === 'ssh-kamcmd')!.state).to.be.oneOf(['ok', 'degraded']);
   });
 
   it('refuses a host whose key does not match the configured fingerprint, with a clear error', async function () {
     const wrong = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', join(dir, 'client_key.pub')], {
       encoding: 'utf8',
     }).split(' ')[1]!;
-    const m = monitor({
+    const m = probe({
       ssh: {
         host: SSH_IP,
         port: SSH_PORT,
@@ -223,13 +227,16 @@ describe('integration: agentless SSH collector', function () {
     expect(err.message).to.include(fingerprint).and.include(wrong).and.include('refusing');
     await sleep(500);
     expect(m.session.connections).to.equal(0);
-    expect(m.measurements().mem_used_ratio).to.equal(null);
-    expect(m.collectors()[0]!.problems.join()).to.include('host key');
-    await m.stop();
+    const refused = await m.collection.collect(20000).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(refused?.message).to.include('host key');
+    m.session.close();
   });
 
   it('runs commands in one long-lived shell, in order; an overrun discards it and the next gets a new one', async function () {
-    const m = monitor();
+    const m = probe();
     await eventually(() => m.session.state === 'ready', 'connected', 60000);
     const pids = await Promise.all([m.session.run('echo $$', 20000), m.session.run('echo $$', 20000)]);
     expect(pids[0]).to.match(/^\d+\n$/);
@@ -245,21 +252,18 @@ describe('integration: agentless SSH collector', function () {
     const after = await m.session.run('echo $$', 20000);
     expect(after).to.match(/^\d+\n$/);
     expect(after, 'a fresh shell after the overrun').to.not.equal(pids[0]);
-    await m.stop();
+    m.session.close();
   });
 
   it('refuses a malformed fingerprint at construction', function () {
     expect(
       () =>
-        new SshBackendMonitor({
-          ssh: {
-            host: SSH_IP,
-            port: SSH_PORT,
-            username: 'x',
-            privateKey: clientKey,
-            hostFingerprint: 'MD5:aa:bb',
-          },
-          intervalMs: 1000,
+        new SshSession({
+          host: SSH_IP,
+          port: SSH_PORT,
+          username: 'x',
+          privateKey: clientKey,
+          hostFingerprint: 'MD5:aa:bb',
         }),
     ).to.throw('SHA256:');
   });
@@ -267,7 +271,7 @@ describe('integration: agentless SSH collector', function () {
   it('reconnects with backoff after the SSH server is restarted (its connection dropped)', async function () {
     const port = SSH_PORT + 1;
     let server = await startSshd(port);
-    const m = monitor({
+    const m = probe({
       ssh: {
         host: SSH_IP,
         port,
@@ -291,8 +295,12 @@ describe('integration: agentless SSH collector', function () {
       }
     }
     await eventually(
-      () => m.measurements().mem_used_ratio === null,
-      'figures gone while sshd is down',
+      () =>
+        m.collection.collect(20000).then(
+          () => false,
+          () => true,
+        ),
+      'probes failing while sshd is down',
       60000,
     );
     expect(m.session.state).to.not.equal('ready');
@@ -301,19 +309,38 @@ describe('integration: agentless SSH collector', function () {
     server = await startSshd(port);
     await figures(m, 'figures after the restart', server);
     expect(m.session.connections).to.equal(2);
-    await m.stop();
+    m.session.close();
     await server.stop();
   });
 });
 
+interface Probe {
+  readonly session: SshSession;
+  readonly collection: SshProbeCollection;
+}
+
+/** Probes every 200 ms, as a poller would, until a sample satisfies `ok`; a failed probe is retried. */
+function sampleUntil(
+  m: Probe,
+  ok: (s: AgentlessSample) => boolean,
+  what: string,
+  timeoutMs = 60000,
+): Promise<AgentlessSample> {
+  return eventually(
+    async () => {
+      const s = await m.collection.collect(20000);
+      return ok(s) ? s : undefined;
+    },
+    what,
+    timeoutMs,
+    200,
+  );
+}
+
 /** Waits for host figures; on timeout says what the session was doing and what sshd logged. */
-async function figures(m: SshBackendMonitor, what: string, server: ManagedProcess): Promise<void> {
-  await eventually(() => m.measurements().mem_used_ratio !== null, what, 60000).catch((e: Error) => {
-    const why = {
-      state: m.session.state,
-      lastError: m.session.lastError?.message,
-      collectors: m.collectors(),
-    };
+async function figures(m: Probe, what: string, server: ManagedProcess): Promise<void> {
+  await sampleUntil(m, (s) => s.values.mem_used_ratio !== undefined, what).catch((e: Error) => {
+    const why = { state: m.session.state, lastError: m.session.lastError?.message };
     throw new Error(`${e.message}: ${JSON.stringify(why)}\n${server.tail(60)}`, { cause: e });
   });
 }

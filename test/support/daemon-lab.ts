@@ -127,7 +127,7 @@ export async function startDaemonLab(opts: Omit<StartLabOptions, 'dir' | 'contro
 }
 
 /**
- * Another LB beside the lab's: the same shipped kamailio/lb.cfg with admission control, its own
+ * Another LB beside the lab's: the same lab src/lab/kamailio/lb.cfg with admission control, its own
  * address and list file, the lab's RPC credentials. Started (again) on whatever the file holds.
  */
 export function startExtraLb(

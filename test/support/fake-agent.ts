@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { decodeDatagram, encodeMessage, typeMask, type DropReason } from '../../src/heartbeat/codec.js';
 import { heartbeatKey, type HeartbeatKey } from '../../src/heartbeat/keys.js';
 import { CONTROLLER_SENDS, type HeartbeatMessage, type ReportMetrics } from '../../src/heartbeat/messages.js';
-import { DEFAULT_FRESHNESS, PeerReplayState } from '../../src/heartbeat/replay.js';
+import { DEFAULT_FRESHNESS } from '../../src/config/freshness.js';
+import { PeerReplayState } from '../../src/heartbeat/replay.js';
 
 export interface FakeAgentOptions {
   backendId: string;

@@ -27,6 +27,9 @@ const LOADER_READS: Readonly<Record<string, string>> = {
   previous_key_file: 'the agent previous key (Buffer)',
   'kamailio_rpc.password_file': 'kamailio_rpc.password',
   kind: 'which schema and config type apply',
+  admission: 'scoring.params (config/scoring-params.ts)',
+  'admission.enabled': 'scoring.params.admission_enabled',
+  'admission.headroom': 'scoring.params.admission_headroom_ratio',
 };
 
 const READ_AT: Readonly<Record<string, string>> = {
@@ -58,9 +61,6 @@ const READ_AT: Readonly<Record<string, string>> = {
   'scoring.signals.utilisation': 'src/scoring/signals.ts',
   'scoring.signals.load1': 'src/scoring/signals.ts',
   ...Object.fromEntries(SIGNAL_NAMES.map((n) => [`scoring.signals.${n}.knee`, 'src/scoring/signals.ts'])),
-  admission: 'src/scoring/params.ts',
-  'admission.enabled': 'src/scoring/params.ts',
-  'admission.headroom': 'src/scoring/params.ts',
   schedules: 'src/controller/controller.ts',
   'schedules.reconcile': 'src/controller/schedules.ts',
   'schedules.timezone': 'src/controller/controller.ts',

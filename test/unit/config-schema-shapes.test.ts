@@ -26,15 +26,15 @@ import type {
   SetConfig,
   SftpConfig,
   SshConfig,
-  UdpEndpoint,
 } from '../../src/config/types.js';
 import type { SignalParams } from '../../src/scoring/params.js';
 import { SIGNAL_NAMES, type SignalName } from '../../src/scoring/types.js';
 import { fieldsOf, objectInside, schemaNode, type SchemaNode } from '../support/schema-fields.js';
+import type { UdpAddress } from '../../src/util/udp-address.js';
 
 type Presence<T> = { readonly [K in keyof T]-?: object extends Pick<T, K> ? 'optional' : 'required' };
 
-const udpEndpoint: Presence<UdpEndpoint> = { address: 'required', port: 'required' };
+const udpEndpoint: Presence<UdpAddress> = { address: 'required', port: 'required' };
 const logging: Presence<LoggingSection> = { level: 'required' };
 const rpc: Presence<KamailioRpcSection> = {
   url: 'required',

@@ -11,7 +11,7 @@ import {
   timingOf,
 } from '../../src/probe/options.js';
 import { DEFAULT_TIMING } from '../../src/probe/probe-core.js';
-import { DEFAULT_SCORING_PARAMS } from '../../src/scoring/params.js';
+import { DEFAULT_SCORING_PARAMS } from '../../src/config/scoring-params.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sipweigh-config-'));
 let n = 0;

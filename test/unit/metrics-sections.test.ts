@@ -68,8 +68,6 @@ describe('metrics: SSH collector options from the controller config', function (
       hostFingerprint: cfg.host_fingerprint,
     });
     expect(o).to.deep.include({
-      intervalMs: 2000,
-      kamailioIntervalMs: 6000,
       kamcmd: {},
       sipSocket: { port: 5080 },
     });

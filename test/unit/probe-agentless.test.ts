@@ -14,7 +14,8 @@ import {
   probedBy,
   sameSsh,
 } from '../../src/probe/agentless.js';
-import { ProbeCore, type UdpAddress } from '../../src/probe/probe-core.js';
+import { ProbeCore } from '../../src/probe/probe-core.js';
+import type { UdpAddress } from '../../src/util/udp-address.js';
 
 const SSH: SshConfig = {
   host: '127.0.9.1',

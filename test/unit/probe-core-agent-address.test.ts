@@ -4,7 +4,8 @@
  * hello. The configured address is the spec's; a hello-learned one is the core's and never pinned.
  */
 import { expect } from 'chai';
-import { ProbeCore, type UdpAddress } from '../../src/probe/probe-core.js';
+import { ProbeCore } from '../../src/probe/probe-core.js';
+import type { UdpAddress } from '../../src/util/udp-address.js';
 import { encodeMessage } from '../../src/heartbeat/codec.js';
 import { deriveBackendKey, heartbeatKey } from '../../src/heartbeat/keys.js';
 

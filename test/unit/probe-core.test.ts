@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { ProbeCore, type UdpAddress } from '../../src/probe/probe-core.js';
+import { ProbeCore } from '../../src/probe/probe-core.js';
+import type { UdpAddress } from '../../src/util/udp-address.js';
 import { DROP_REASONS, decodeDatagram, encodeMessage, type DropReason } from '../../src/heartbeat/codec.js';
 import { deriveBackendKey, heartbeatKey } from '../../src/heartbeat/keys.js';
 import { AGENT_SENDS, type ProbeMessage } from '../../src/heartbeat/messages.js';
@@ -46,7 +47,7 @@ function lastProbe(sent: { buf: Buffer }[], id: string): ProbeMessage {
   return d.msg;
 }
 
-describe('controller core (no sockets, manual clock)', function () {
+describe('probe core (no sockets, manual clock)', function () {
   it("starts each backend's probe sequence at a random point, so a report captured before a restart answers no new probe", function () {
     const firstSeqs = [0, 1, 2].map(() => {
       const { core, sent, advance } = makeCore();

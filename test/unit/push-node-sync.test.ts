@@ -155,14 +155,15 @@ describe('push: NodeSyncFanout', function () {
     );
     try {
       fan.submit(1);
-      await eventually(() => fan.status().every((s) => s.lastOutcome !== null), 'both outcomes');
-      const [up, down] = fan.status();
+      const status = () => [fan.statusOf('up')!, fan.statusOf('down')!];
+      await eventually(() => status().every((s) => s.lastOutcome !== null), 'both outcomes');
+      const [up, down] = status();
       expect(up).to.include({ node: 'up', consecutiveFailures: 0 });
       expect(up!.lastOutcome).to.include({ ok: true, result: 'up:1' });
       expect(down).to.include({ node: 'down' });
       expect(down!.lastOutcome).to.include({ ok: false, reason: 'ECONNREFUSED' });
       downOk = true;
-      await eventually(() => fan.status()[1]!.lastOutcome?.ok, 'down node recovers');
+      await eventually(() => fan.statusOf('down')!.lastOutcome?.ok, 'down node recovers');
       expect(applied.sort()).to.deep.equal(['down:1', 'up:1']);
       expect(fan.submitTo('nope', 2)).to.equal(false);
       expect(

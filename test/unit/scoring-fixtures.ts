@@ -5,8 +5,8 @@
  * above capacity). It is a model (a fake of real backends), not a measurement.
  */
 import type { ReportMetrics } from '../../src/heartbeat/messages.js';
+import { DEFAULT_SCORING_PARAMS } from '../../src/config/scoring-params.js';
 import {
-  DEFAULT_SCORING_PARAMS,
   initialScorerState,
   scoreCycle,
   type HealthStatus,

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
+import { DEFAULT_SCORING_PARAMS } from '../../src/config/scoring-params.js';
 import {
-  DEFAULT_SCORING_PARAMS,
   ScoringParamsError,
   admissionLimit,
   panicCheck,
