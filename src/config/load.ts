@@ -12,7 +12,14 @@ import { ConfigError, pathToJsonPointer, type ConfigIssue } from './errors.js';
 import { NOWHERE, readConfigFile, type Locate } from './read.js';
 import { schemaIssues } from './schema-issues.js';
 import { validatorFor } from './schema-registry.js';
-import type { AgentSection, AnyConfig, ConfigKind, ControllerConfig, ControllerSection } from './types.js';
+import type {
+  AgentConfig,
+  AgentSection,
+  AnyConfig,
+  ConfigKind,
+  ControllerConfig,
+  ControllerSection,
+} from './types.js';
 
 const KINDS: readonly ConfigKind[] = ['controller', 'agent'];
 
@@ -84,5 +91,12 @@ export function loadConfig(file: string, expected?: ConfigKind): AnyConfig {
 export function loadControllerConfig(file: string): ControllerConfig {
   const config = loadConfig(file, 'controller');
   if (config.kind !== 'controller') throw new Error('unreachable: kind was checked');
+  return config;
+}
+
+/** The agent's config, as a SIGHUP re-reads it (key rotation). */
+export function loadAgentConfig(file: string): AgentConfig {
+  const config = loadConfig(file, 'agent');
+  if (config.kind !== 'agent') throw new Error('unreachable: kind was checked');
   return config;
 }
