@@ -77,18 +77,24 @@ export class ControllerTelemetry {
     this.source = source;
   }
 
-  /** Fed by the controller's events (EventBus.subscribe): pushes, their latency, errors, drift. */
+  /** Fed by the controller's events (EventBus.subscribe): pushes, their latency, errors, drift, reloads. */
   observe(e: StampedEvent): void {
-    if (e.type !== 'node_push') return;
-    const { node, outcome } = e;
-    this.pushes.inc({ node, outcome });
-    this.pushSeconds.observe({ node, outcome }, Math.max(0, e.ms) / 1000);
-    if (outcome === 'failed' || e.error !== null) this.pushErrors.inc({ node });
-    if (e.drift_repaired) this.driftRepairs.inc({ node });
-  }
-
-  observeReload(applied: boolean): void {
-    this.reloads.inc({ result: applied ? 'applied' : 'refused' });
+    switch (e.type) {
+      case 'node_push': {
+        const { node, outcome } = e;
+        this.pushes.inc({ node, outcome });
+        this.pushSeconds.observe({ node, outcome }, Math.max(0, e.ms) / 1000);
+        if (outcome === 'failed' || e.error !== null) this.pushErrors.inc({ node });
+        if (e.drift_repaired) this.driftRepairs.inc({ node });
+        return;
+      }
+      case 'config_reloaded':
+        this.reloads.inc({ result: 'applied' });
+        return;
+      case 'config_reload_refused':
+        this.reloads.inc({ result: 'refused' });
+        return;
+    }
   }
 
   async text(): Promise<{ contentType: string; text: string }> {

@@ -61,7 +61,6 @@ export async function runControllerDaemon(
   });
   const reload = async (trigger: 'SIGHUP' | 'api'): Promise<ReloadResult> => {
     const r = await reloader.reload(trigger);
-    telemetry.observeReload(r.reloaded);
     // The error names files and fields only; scrubbing is a second guard for the API's answer.
     return r.reloaded ? r : { reloaded: false, error: scrubSecrets(r.error) };
   };
