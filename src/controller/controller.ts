@@ -10,7 +10,7 @@
  * its list file holds them for any reload or restart.
  */
 import { performance } from 'node:perf_hooks';
-import type { ControllerConfig } from '../config/types.js';
+import type { ControllerConfig, SchedulesConfig } from '../config/types.js';
 import { fetchDispatcherList } from '../kamailio/fetch-dispatcher-list.js';
 import { applyDiscovery } from '../probe/apply-discovery.js';
 import { endpointOptionsFromConfig } from '../probe/options.js';
@@ -38,7 +38,7 @@ import {
   type Retired,
 } from './plan.js';
 import type { ReloadChanges } from './reload-plan.js';
-import { CronSchedules, planJobs, type ScheduledAction } from './schedules.js';
+import { CronSchedules, planJobs, type ScheduledAction, type Schedules } from './schedules.js';
 import { nodeSnapshot, type ControllerSnapshot } from './snapshot.js';
 import { StatusFileWriter } from './status-file.js';
 import { buildStatus, type ControllerStatus } from './status.js';
@@ -49,7 +49,18 @@ export interface ControllerOptions {
   readonly cycleMs?: number;
   /** Where the controller's events go (default: a bus of its own); the logger is subscribed here. */
   readonly events?: EventBus;
+  /** Makes the calendar of a config (default: node-cron); tests inject one that fails to start. */
+  readonly schedules?: SchedulesFactory;
 }
+
+export type SchedulesFactory = (
+  config: SchedulesConfig,
+  run: (action: ScheduledAction) => Promise<void>,
+  logger: Logger,
+) => Schedules;
+
+const cronSchedules: SchedulesFactory = (config, run, logger) =>
+  new CronSchedules(planJobs(config), run, logger, config.timezone);
 
 /** Capacity of LB-discovered destinations without `sw_capacity`. */
 const DEFAULT_DISCOVERED_CAPACITY = 100;
@@ -68,7 +79,7 @@ export class Controller {
   /** Fallback weights of a set in panic before its first score (plan.ts cycleWeights). */
   private listed: ReadonlyMap<string, number> | null = null;
   private retired: Retired = new Map();
-  private schedules: CronSchedules | null = null;
+  private schedules: Schedules | null = null;
   private cfg: ControllerConfig;
   private cycleMs: number;
   private readonly startedAt = performance.now();
@@ -84,6 +95,7 @@ export class Controller {
     private readonly logger: Logger,
     readonly events: EventBus,
     cycleMs: number,
+    private readonly makeSchedules: SchedulesFactory,
   ) {
     this.cfg = config;
     this.cycleMs = cycleMs;
@@ -112,11 +124,19 @@ export class Controller {
       onForgotten: (b) => events.emit({ type: 'backend_forgotten', backend: b.id }),
     });
     const cycleMs = opts.cycleMs ?? config.scoring.cycle_ms;
-    const controller = new Controller(config, endpoint, links, opts.logger, events, cycleMs);
+    const controller = new Controller(
+      config,
+      endpoint,
+      links,
+      opts.logger,
+      events,
+      cycleMs,
+      opts.schedules ?? cronSchedules,
+    );
     ref.controller = controller;
     try {
       await controller.discover();
-      await controller.startSchedules();
+      controller.schedules = await controller.startSchedules(config);
     } catch (e) {
       await controller.stop();
       throw e;
@@ -152,15 +172,20 @@ export class Controller {
     }
   }
 
-  private async startSchedules(): Promise<void> {
-    const schedules = new CronSchedules(
-      planJobs(this.cfg.schedules),
+  /** The running calendar of `config`; on failure nothing of it is left running. */
+  private async startSchedules(config: ControllerConfig): Promise<Schedules> {
+    const schedules = this.makeSchedules(
+      config.schedules,
       (action) => this.runScheduled(action),
       this.logger,
-      this.cfg.schedules.timezone,
     );
-    this.schedules = schedules;
-    await schedules.start();
+    try {
+      await schedules.start();
+    } catch (e) {
+      await schedules.stop().catch(() => undefined);
+      throw e;
+    }
+    return schedules;
   }
 
   /**
@@ -168,21 +193,33 @@ export class Controller {
    * anything that needs a restart before this is called). Added backends start as never seen, are
    * probed at once and enter rotation through the usual confirmation and slow start; removed ones
    * leave the core now and the LB lists with the next push.
+   *
+   * All or nothing: whatever can fail (planning, starting the new calendar) runs first and touches
+   * nothing in force, so a refused reload leaves the old config wholly in force. The new calendar
+   * starts before the old one stops: for that instant both exist, rather than none if the swap failed.
    */
   async applyConfig(next: ControllerConfig, changes: ReloadChanges): Promise<void> {
     if (this.stopped) throw new Error('the controller is stopping');
-    const previous = this.cfg;
-    this.cfg = next;
     const nodes = this.links.map((l) => l.name);
     const plan = planRegistryReload(next, changes, (id) => this.core.get(id)?.source, this.retired, nodes);
+    const schedules = changes.schedules ? await this.startSchedules(next) : null;
+    if (this.stopped) {
+      // stop() ran while the calendar started: it must not outlive the controller.
+      await schedules?.stop();
+      throw new Error('the controller is stopping');
+    }
+    // Commit: nothing from here on throws.
+    const previous = this.cfg;
+    this.cfg = next;
     for (const id of plan.remove) this.core.remove(id);
     for (const spec of plan.upsert) this.core.upsert(spec);
     this.retired = plan.retired;
     this.endpoint.arm();
     if (next.scoring.cycle_ms !== previous.scoring.cycle_ms) this.cycleMs = next.scoring.cycle_ms;
-    if (changes.schedules) {
-      await this.schedules?.stop();
-      await this.startSchedules();
+    if (schedules) {
+      const old = this.schedules;
+      this.schedules = schedules;
+      await old?.stop().catch(() => undefined);
     }
     this.startTimers();
     this.cycle(false);

@@ -51,7 +51,14 @@ export interface JobStatus {
   readonly lastError: string | null;
 }
 
-export class CronSchedules {
+/** A running calendar, as the controller holds it. */
+export interface Schedules {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  status(): JobStatus[];
+}
+
+export class CronSchedules implements Schedules {
   private readonly tasks: {
     job: PlannedJob;
     task: ScheduledTask;
