@@ -17,7 +17,7 @@ import { endpointOptionsFromConfig } from '../probe/options.js';
 import type { BackendView } from '../probe/probe-core.js';
 import { ProbeEndpoint } from '../probe/probe-endpoint.js';
 import { NodeSyncFanout } from '../push/fanout.js';
-import { NodeLink, type NodeDesired, type NodeOutcome } from '../push/node-link.js';
+import { NodeLink, readsAfresh, type NodeDesired, type NodeOutcome } from '../push/node-link.js';
 import type { SyncOutcome } from '../push/node-sync.js';
 import { initialScorerState, scoreCycle, type CycleResult, type ScorerState } from '../scoring/index.js';
 import type { Logger } from '../util/logger.js';
@@ -104,8 +104,7 @@ export class Controller {
     this.fanout = new NodeSyncFanout(
       links.map((link) => ({
         name: link.name,
-        // A retry after a failure reads the LB again: the failed attempt may have half-happened.
-        apply: (desired: NodeDesired, ctx) => link.apply(desired, ctx.force || ctx.attempt > 0),
+        apply: (desired: NodeDesired, ctx) => link.apply(desired, readsAfresh(ctx)),
       })),
       { onOutcome: (o, status) => this.applied(o, status.consecutiveFailures) },
     );
