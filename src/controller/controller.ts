@@ -11,6 +11,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { ControllerConfig, SchedulesConfig } from '../config/types.js';
+import type { HealthKind } from '../health/state-machine.js';
 import { fetchDispatcherList } from '../kamailio/fetch-dispatcher-list.js';
 import { applyDiscovery } from '../probe/apply-discovery.js';
 import { endpointOptionsFromConfig } from '../probe/options.js';
@@ -151,7 +152,8 @@ export class Controller {
     return controller;
   }
 
-  get core() {
+  /** The probe registry: every backend, its health, its last report. */
+  get probe() {
     return this.endpoint.core;
   }
 
@@ -191,7 +193,7 @@ export class Controller {
    * Puts a new config in force; `changes` is what planReload found live-changeable (it refused
    * anything that needs a restart before this is called). Added backends start as never seen, are
    * probed at once and enter rotation through the usual confirmation and slow start; removed ones
-   * leave the core now and the LB lists with the next push.
+   * leave the probe registry now and the LB lists with the next push.
    *
    * All or nothing: whatever can fail (planning, starting the new calendar) runs first and touches
    * nothing in force, so a refused reload leaves the old config wholly in force. The new calendar
@@ -200,7 +202,7 @@ export class Controller {
   async applyConfig(next: ControllerConfig, changes: ReloadChanges): Promise<void> {
     if (this.stopped) throw new Error('the controller is stopping');
     const nodes = this.links.map((l) => l.name);
-    const plan = planRegistryReload(next, changes, (id) => this.core.get(id)?.source, this.retired, nodes);
+    const plan = planRegistryReload(next, changes, (id) => this.probe.get(id)?.source, this.retired, nodes);
     const schedules = changes.schedules ? await this.startSchedules(next) : null;
     if (this.stopped) {
       // stop() ran while the calendar started: it must not outlive the controller.
@@ -210,8 +212,8 @@ export class Controller {
     // Commit: nothing from here on throws.
     const previous = this.cfg;
     this.cfg = next;
-    for (const id of plan.remove) this.core.remove(id);
-    for (const spec of plan.upsert) this.core.upsert(spec);
+    for (const id of plan.remove) this.probe.remove(id);
+    for (const spec of plan.upsert) this.probe.upsert(spec);
     this.retired = plan.retired;
     this.endpoint.arm();
     if (next.scoring.cycle_ms !== previous.scoring.cycle_ms) this.cycleMs = next.scoring.cycle_ms;
@@ -229,7 +231,7 @@ export class Controller {
     return {
       now: { mono: performance.now(), wall: Date.now() },
       startedAt: this.startedWall,
-      views: this.core.list(),
+      views: this.probe.list(),
       result: this.lastCycle,
       status: this.status(),
       nodes: this.nodes.map((n, i) =>
@@ -248,7 +250,7 @@ export class Controller {
     return buildStatus({
       now: { mono: performance.now(), wall: Date.now() },
       startedAt: this.startedWall,
-      views: this.core.list(),
+      views: this.probe.list(),
       result: this.lastCycle,
       nodes: this.nodeStatus(),
       schedules: this.schedules?.status() ?? [],
@@ -279,12 +281,12 @@ export class Controller {
     this.nodes = [...plan.nodes];
     if (plan.listed !== null) this.listed = plan.listed;
     this.events.emitAll(plan.events);
-    const { added, removed } = applyDiscovery(this.core, plan.backends, { complete: plan.complete });
+    const { added, removed } = applyDiscovery(this.probe, plan.backends, { complete: plan.complete });
     this.endpoint.arm();
     this.events.emitAll(discoveryEvents(added, removed));
   }
 
-  private healthChanged(b: BackendView, from: string, to: string): void {
+  private healthChanged(b: BackendView, from: HealthKind, to: HealthKind): void {
     this.events.emit({ type: 'backend_health', backend: b.id, set: b.set, from, to });
     if (this.cycleQueued || this.stopped) return;
     // Not from inside the core's callback: the cycle reads the core, which is mid-update here.
@@ -309,7 +311,7 @@ export class Controller {
 
   private cycleOnce(force: boolean): void {
     if (this.stopped) return;
-    const views = this.core.list();
+    const views = this.probe.list();
     this.settled = isSettled(this.settled, views, performance.now() - this.startedAt, this.graceMs);
     if (!this.settled) return;
     let result: CycleResult;
@@ -353,7 +355,7 @@ export class Controller {
 
   /** `reason`: the operator's words, for the log. */
   drain(backend: string, on: boolean, reason?: string): void {
-    if (!this.core.drain(backend, on)) throw new Error(`no backend ${backend}`);
+    if (!this.probe.drain(backend, on)) throw new Error(`no backend ${backend}`);
     this.events.emit({ type: 'backend_drained', backend, drained: on, reason: reason ?? null });
     this.cycle(false);
   }

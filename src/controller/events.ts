@@ -4,6 +4,7 @@
  * log line: a consumer that needs a fact reads it from an event. Field names are snake_case where
  * they reach the wire (GET /api/v1/events, schemas/api/event.schema.json).
  */
+import type { HealthKind } from '../health/state-machine.js';
 import type { LimitCps } from '../kamailio/admission.js';
 import type { ReloadChanges } from './reload-plan.js';
 
@@ -40,8 +41,8 @@ export type ControllerEvent =
       readonly type: 'backend_health';
       readonly backend: string;
       readonly set: number;
-      readonly from: string;
-      readonly to: string;
+      readonly from: HealthKind;
+      readonly to: HealthKind;
     }
   | {
       readonly type: 'backend_registered';

@@ -13,7 +13,7 @@
  * suspect (they missed the same probes), so the set panics before anything is taken out. A single
  * dead backend among answering ones still leaves at once.
  */
-import type { HealthStatus } from './types.js';
+import type { HealthKind } from '../health/state-machine.js';
 
 export interface PanicCheck {
   readonly panic: boolean;
@@ -21,7 +21,7 @@ export interface PanicCheck {
   readonly counted: number;
 }
 
-export function panicCheck(healths: readonly HealthStatus[], thresholdRatio: number): PanicCheck {
+export function panicCheck(healths: readonly HealthKind[], thresholdRatio: number): PanicCheck {
   let healthy = 0;
   let counted = 0;
   for (const h of healths) {

@@ -4,10 +4,14 @@
  * the schema refuses; the `?history=` query.
  */
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HEALTH_KINDS } from '../../src/health/state-machine.js';
 import { LineSplitter } from '../../src/api/event-client.js';
 import { historyParam } from '../../src/api/event-stream.js';
 import { apiValidator } from '../../src/api/schemas.js';
 import type { ControllerEvent, ControllerEventType } from '../../src/controller/events.js';
+import { REPO_ROOT } from '../support/harness.js';
 
 const EXAMPLES: { readonly [K in ControllerEventType]: Extract<ControllerEvent, { type: K }> } = {
   controller_started: {
@@ -99,6 +103,16 @@ describe('API: the event stream contract', function () {
       expect(validate(line), JSON.stringify(validate.errors)).to.equal(true);
     });
   }
+
+  it('backend_health states are the health kinds, in the schema as in the code', function () {
+    const schema = JSON.parse(readFileSync(join(REPO_ROOT, 'schemas/api/event.schema.json'), 'utf8')) as {
+      $defs: { health_kind: { enum: string[] } };
+    };
+    expect(schema.$defs.health_kind.enum).to.have.members([...HEALTH_KINDS]);
+    expect(HEALTH_KINDS).to.have.length(5);
+    const health = EXAMPLES.backend_health;
+    expect(validate({ ...health, to: 'dead', time: 1 })).to.equal(false);
+  });
 
   it('refuses a line without time, an unknown type, or a field out of shape', function () {
     expect(validate({ type: 'panic_ended', set: 1 })).to.equal(false);

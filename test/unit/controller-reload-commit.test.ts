@@ -90,7 +90,7 @@ describe('Controller.applyConfig: a reload that fails is not half applied', func
     await controller.applyConfig(after, plan.changes).catch((e: Error) => (error = e));
     expect(error, 'applyConfig rejects').to.be.instanceOf(Error);
     expect(controller.config).to.equal(before);
-    expect(controller.core.list().map((v) => v.id)).to.have.members(['be1', 'be2']);
+    expect(controller.probe.list().map((v) => v.id)).to.have.members(['be1', 'be2']);
     expect(made).to.have.length(2);
     expect(made[0]!.running, 'the old calendar still runs').to.equal(true);
     expect(made[1]!.running, 'nothing of the new calendar runs').to.equal(false);
@@ -99,7 +99,7 @@ describe('Controller.applyConfig: a reload that fails is not half applied', func
     failNext = false;
     await controller.applyConfig(after, plan.changes);
     expect(controller.config).to.equal(after);
-    expect(controller.core.list().map((v) => v.id)).to.have.members(['be2', 'be3']);
+    expect(controller.probe.list().map((v) => v.id)).to.have.members(['be2', 'be3']);
     expect(made[0]!.running, 'the old calendar stopped').to.equal(false);
     expect(made[2]!.running, 'the new calendar runs').to.equal(true);
     expect(controller.status().schedules.map((j) => j.name)).to.deep.equal(['drain be2']);

@@ -4,12 +4,12 @@
  * below 80 %, ~3 ms at 95 %, 60 ms+ above capacity; rx queue 0 -> 5-10 KB -> 120 KB; drops only
  * above capacity). It is a model (a fake of real backends), not a measurement.
  */
+import type { HealthKind } from '../../src/health/state-machine.js';
 import type { ReportMetrics } from '../../src/heartbeat/messages.js';
 import {
   DEFAULT_SCORING_PARAMS,
   initialScorerState,
   scoreCycle,
-  type HealthStatus,
   type BackendSample,
   type ScorerState,
   type ScoringParams,
@@ -41,7 +41,7 @@ export function quietMetrics(over: Partial<ReportMetrics> = {}): ReportMetrics {
 export function sample(
   id: string,
   capacity: number,
-  opts: { set?: number; health?: HealthStatus; metrics?: ReportMetrics | null; at?: number } = {},
+  opts: { set?: number; health?: HealthKind; metrics?: ReportMetrics | null; at?: number } = {},
 ): BackendSample {
   const metrics = opts.metrics === undefined ? quietMetrics({ capacity }) : opts.metrics;
   return {

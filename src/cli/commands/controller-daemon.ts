@@ -48,7 +48,7 @@ export async function runControllerDaemon(
   }
   telemetry.attach({
     snapshot: () => controller.snapshot(),
-    heartbeatCounters: () => controller.core.counters,
+    probeCounters: () => controller.probe.counters,
   });
 
   let api: ApiServer | null = null;
@@ -74,7 +74,7 @@ export async function runControllerDaemon(
           snapshot: () => controller.snapshot(),
           notReadyReasons: () => controller.notReadyReasons(),
           drain: (id, on, reason) => {
-            if (controller.core.get(id) === undefined) return false;
+            if (controller.probe.get(id) === undefined) return false;
             controller.drain(id, on, reason ?? undefined);
             return true;
           },
