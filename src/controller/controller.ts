@@ -58,10 +58,11 @@ export type SchedulesFactory = (
   config: SchedulesConfig,
   run: (action: ScheduledAction) => Promise<void>,
   logger: Logger,
+  failed: (job: string, error: string) => void,
 ) => Schedules;
 
-const cronSchedules: SchedulesFactory = (config, run, logger) =>
-  new CronSchedules(planJobs(config), run, logger, config.timezone);
+const cronSchedules: SchedulesFactory = (config, run, logger, failed) =>
+  new CronSchedules(planJobs(config), run, logger, failed, config.timezone);
 
 /** Capacity of LB-discovered destinations without `sw_capacity`. */
 const DEFAULT_DISCOVERED_CAPACITY = 100;
@@ -179,6 +180,7 @@ export class Controller {
       config.schedules,
       (action) => this.runScheduled(action),
       this.logger,
+      (job, error) => this.events.emit({ type: 'schedule_failed', job, error }),
     );
     try {
       await schedules.start();

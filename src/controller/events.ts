@@ -127,7 +127,20 @@ export type ControllerEvent =
       readonly error: string;
     }
   | { readonly type: 'cycle_failed'; readonly stage: 'scoring' | 'cycle'; readonly error: string }
-  | { readonly type: 'status_file_error'; readonly file: string; readonly error: string };
+  | { readonly type: 'status_file_error'; readonly file: string; readonly error: string }
+  /** A scheduled job (reconcile, drain, undrain) failed; it is tried again at its next turn. */
+  | { readonly type: 'schedule_failed'; readonly job: string; readonly error: string }
+  /**
+   * A bug in an API handler (answered 500; `method` and `url` of the request) or an error of the
+   * listening server once bound (`stage: server`, no request).
+   */
+  | {
+      readonly type: 'api_error';
+      readonly stage: 'handler' | 'server';
+      readonly error: string;
+      readonly method: string | null;
+      readonly url: string | null;
+    };
 
 export type ControllerEventType = ControllerEvent['type'];
 

@@ -92,6 +92,14 @@ const EXAMPLES: { readonly [K in ControllerEventType]: Extract<ControllerEvent, 
   },
   cycle_failed: { type: 'cycle_failed', stage: 'scoring', error: 'bug' },
   status_file_error: { type: 'status_file_error', file: '/run/x.json', error: 'EACCES' },
+  schedule_failed: { type: 'schedule_failed', job: 'reconcile', error: 'lb1: ECONNREFUSED' },
+  api_error: {
+    type: 'api_error',
+    stage: 'handler',
+    error: 'bug',
+    method: 'GET',
+    url: '/api/v1/backends',
+  },
 };
 
 describe('API: the event stream contract', function () {

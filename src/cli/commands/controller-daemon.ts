@@ -70,7 +70,6 @@ export async function runControllerDaemon(
       api = await ApiServer.start(
         { listen: config.api.listen, port: config.api.port, auth: authOf(config.api) },
         {
-          logger,
           snapshot: () => controller.snapshot(),
           notReadyReasons: () => controller.notReadyReasons(),
           drain: (id, on, reason) => {
