@@ -2,13 +2,13 @@
  * The controller's HTTP API on node:http: routing, auth, bodies and errors here; what each answer
  * says comes from views.ts. Nothing a client sends can crash it: every request ends in a JSON
  * answer (or, for a request too malformed to parse, a 400 and a closed connection), and a bug in a
- * handler is a logged 500, not a dead controller.
+ * handler is a 500 and an `api_error` event, not a dead controller.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ControllerSnapshot } from '../controller/snapshot.js';
 import type { ReloadResult } from '../controller/reload.js';
-import type { Logger } from '../util/logger.js';
+import type { ControllerEvent } from '../controller/events.js';
 import { authorize, type AuthSettings } from './auth.js';
 import { parseBody, readBody } from './body.js';
 import { historyParam, streamEvents, type EventSource } from './event-stream.js';
@@ -23,9 +23,8 @@ export interface ApiDeps {
   drain(id: string, on: boolean, reason: string | null): boolean;
   reload(): Promise<ReloadResult>;
   metrics(): Promise<{ readonly contentType: string; readonly text: string }>;
-  /** The controller's events (GET /api/v1/events). */
-  readonly events: EventSource;
-  readonly logger: Logger;
+  /** The controller's events (GET /api/v1/events); the API tells its own failures there too. */
+  readonly events: EventSource & { emit(event: ControllerEvent): void };
 }
 
 export interface ApiServerOptions {
@@ -88,8 +87,10 @@ export class ApiServer {
         resolve();
       });
     });
-    // After start, a server error (none expected once bound) is logged, never thrown.
-    server.on('error', (e) => deps.logger.error({ err: e.message }, 'API server error'));
+    // After start, a server error (none expected once bound) is told as an event, never thrown.
+    server.on('error', (e) =>
+      deps.events.emit({ type: 'api_error', stage: 'server', error: e.message, method: null, url: null }),
+    );
     return api;
   }
 
@@ -115,10 +116,13 @@ export class ApiServer {
     try {
       answer = await this.answer(req);
     } catch (e) {
-      this.deps.logger.error(
-        { err: (e as Error).message, url: req.url, method: req.method },
-        'API handler failed',
-      );
+      this.deps.events.emit({
+        type: 'api_error',
+        stage: 'handler',
+        error: (e as Error).message,
+        method: req.method ?? null,
+        url: req.url ?? null,
+      });
       answer = error(500, 'internal error (logged by the controller)');
     }
     if (answer.events) streamEvents(res, this.deps.events, answer.events.history);

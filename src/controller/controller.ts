@@ -10,7 +10,8 @@
  * its list file holds them for any reload or restart.
  */
 import { performance } from 'node:perf_hooks';
-import type { ControllerConfig } from '../config/types.js';
+import type { ControllerConfig, SchedulesConfig } from '../config/types.js';
+import type { HealthKind } from '../health/state-machine.js';
 import { fetchDispatcherList } from '../kamailio/fetch-dispatcher-list.js';
 import { DEFAULT_DISCOVERED_CAPACITY } from '../discovery/merge.js';
 import { applyDiscovery } from '../probe/apply-discovery.js';
@@ -18,7 +19,7 @@ import { endpointOptionsFromConfig } from '../probe/options.js';
 import type { BackendView } from '../probe/probe-core.js';
 import { ProbeEndpoint } from '../probe/probe-endpoint.js';
 import { NodeSyncFanout } from '../push/fanout.js';
-import { NodeLink, type NodeDesired, type NodeOutcome } from '../push/node-link.js';
+import { NodeLink, readsAfresh, type NodeDesired, type NodeOutcome } from '../push/node-link.js';
 import type { SyncOutcome } from '../push/node-sync.js';
 import { initialScorerState, scoreCycle, type CycleResult, type ScorerState } from '../scoring/index.js';
 import type { Logger } from '../util/logger.js';
@@ -39,7 +40,7 @@ import {
   type Retired,
 } from './plan.js';
 import type { ReloadChanges } from './reload-plan.js';
-import { CronSchedules, planJobs, type ScheduledAction } from './schedules.js';
+import { CronSchedules, planJobs, type ScheduledAction, type Schedules } from './schedules.js';
 import { nodeSnapshot, type ControllerSnapshot } from './snapshot.js';
 import { StatusFileWriter } from './status-file.js';
 import { buildStatus, type ControllerStatus } from './status.js';
@@ -50,7 +51,19 @@ export interface ControllerOptions {
   readonly cycleMs?: number;
   /** Where the controller's events go (default: a bus of its own); the logger is subscribed here. */
   readonly events?: EventBus;
+  /** Makes the calendar of a config (default: node-cron); tests inject one that fails to start. */
+  readonly schedules?: SchedulesFactory;
 }
+
+export type SchedulesFactory = (
+  config: SchedulesConfig,
+  run: (action: ScheduledAction) => Promise<void>,
+  logger: Logger,
+  failed: (job: string, error: string) => void,
+) => Schedules;
+
+const cronSchedules: SchedulesFactory = (config, run, logger, failed) =>
+  new CronSchedules(planJobs(config), run, logger, failed, config.timezone);
 
 export class Controller {
   private scorer: ScorerState = initialScorerState();
@@ -66,7 +79,7 @@ export class Controller {
   /** Fallback weights of a set in panic before its first score (plan.ts cycleWeights). */
   private listed: ReadonlyMap<string, number> | null = null;
   private retired: Retired = new Map();
-  private schedules: CronSchedules | null = null;
+  private schedules: Schedules | null = null;
   private cfg: ControllerConfig;
   private cycleMs: number;
   private readonly startedAt = performance.now();
@@ -82,6 +95,7 @@ export class Controller {
     private readonly logger: Logger,
     readonly events: EventBus,
     cycleMs: number,
+    private readonly makeSchedules: SchedulesFactory,
   ) {
     this.cfg = config;
     this.cycleMs = cycleMs;
@@ -90,8 +104,7 @@ export class Controller {
     this.fanout = new NodeSyncFanout(
       links.map((link) => ({
         name: link.name,
-        // A retry after a failure reads the LB again: the failed attempt may have half-happened.
-        apply: (desired: NodeDesired, ctx) => link.apply(desired, ctx.force || ctx.attempt > 0),
+        apply: (desired: NodeDesired, ctx) => link.apply(desired, readsAfresh(ctx)),
       })),
       { onOutcome: (o, status) => this.applied(o, status.consecutiveFailures) },
     );
@@ -110,11 +123,19 @@ export class Controller {
       onForgotten: (b) => events.emit({ type: 'backend_forgotten', backend: b.id }),
     });
     const cycleMs = opts.cycleMs ?? config.scoring.cycle_ms;
-    const controller = new Controller(config, endpoint, links, opts.logger, events, cycleMs);
+    const controller = new Controller(
+      config,
+      endpoint,
+      links,
+      opts.logger,
+      events,
+      cycleMs,
+      opts.schedules ?? cronSchedules,
+    );
     ref.controller = controller;
     try {
       await controller.discover();
-      await controller.startSchedules();
+      controller.schedules = await controller.startSchedules(config);
     } catch (e) {
       await controller.stop();
       throw e;
@@ -130,7 +151,8 @@ export class Controller {
     return controller;
   }
 
-  get core() {
+  /** The probe registry: every backend, its health, its last report. */
+  get probe() {
     return this.endpoint.core;
   }
 
@@ -150,37 +172,55 @@ export class Controller {
     }
   }
 
-  private async startSchedules(): Promise<void> {
-    const schedules = new CronSchedules(
-      planJobs(this.cfg.schedules),
+  /** The running calendar of `config`; on failure nothing of it is left running. */
+  private async startSchedules(config: ControllerConfig): Promise<Schedules> {
+    const schedules = this.makeSchedules(
+      config.schedules,
       (action) => this.runScheduled(action),
       this.logger,
-      this.cfg.schedules.timezone,
+      (job, error) => this.events.emit({ type: 'schedule_failed', job, error }),
     );
-    this.schedules = schedules;
-    await schedules.start();
+    try {
+      await schedules.start();
+    } catch (e) {
+      await schedules.stop().catch(() => undefined);
+      throw e;
+    }
+    return schedules;
   }
 
   /**
    * Puts a new config in force; `changes` is what planReload found live-changeable (it refused
    * anything that needs a restart before this is called). Added backends start as never seen, are
    * probed at once and enter rotation through the usual confirmation and slow start; removed ones
-   * leave the core now and the LB lists with the next push.
+   * leave the probe registry now and the LB lists with the next push.
+   *
+   * All or nothing: whatever can fail (planning, starting the new calendar) runs first and touches
+   * nothing in force, so a refused reload leaves the old config wholly in force. The new calendar
+   * starts before the old one stops: for that instant both exist, rather than none if the swap failed.
    */
   async applyConfig(next: ControllerConfig, changes: ReloadChanges): Promise<void> {
     if (this.stopped) throw new Error('the controller is stopping');
+    const nodes = this.links.map((l) => l.name);
+    const plan = planRegistryReload(next, changes, (id) => this.probe.get(id)?.source, this.retired, nodes);
+    const schedules = changes.schedules ? await this.startSchedules(next) : null;
+    if (this.stopped) {
+      // stop() ran while the calendar started: it must not outlive the controller.
+      await schedules?.stop();
+      throw new Error('the controller is stopping');
+    }
+    // Commit: nothing from here on throws.
     const previous = this.cfg;
     this.cfg = next;
-    const nodes = this.links.map((l) => l.name);
-    const plan = planRegistryReload(next, changes, (id) => this.core.get(id)?.source, this.retired, nodes);
-    for (const id of plan.remove) this.core.remove(id);
-    for (const spec of plan.upsert) this.core.upsert(spec);
+    for (const id of plan.remove) this.probe.remove(id);
+    for (const spec of plan.upsert) this.probe.upsert(spec);
     this.retired = plan.retired;
     this.endpoint.arm();
     if (next.scoring.cycle_ms !== previous.scoring.cycle_ms) this.cycleMs = next.scoring.cycle_ms;
-    if (changes.schedules) {
-      await this.schedules?.stop();
-      await this.startSchedules();
+    if (schedules) {
+      const old = this.schedules;
+      this.schedules = schedules;
+      await old?.stop().catch(() => undefined);
     }
     this.startTimers();
     this.cycle(false);
@@ -191,7 +231,7 @@ export class Controller {
     return {
       now: { mono: performance.now(), wall: Date.now() },
       startedAt: this.startedWall,
-      views: this.core.list(),
+      views: this.probe.list(),
       result: this.lastCycle,
       status: this.status(),
       nodes: this.nodes.map((n, i) =>
@@ -210,7 +250,7 @@ export class Controller {
     return buildStatus({
       now: { mono: performance.now(), wall: Date.now() },
       startedAt: this.startedWall,
-      views: this.core.list(),
+      views: this.probe.list(),
       result: this.lastCycle,
       nodes: this.nodeStatus(),
       schedules: this.schedules?.status() ?? [],
@@ -241,12 +281,12 @@ export class Controller {
     this.nodes = [...plan.nodes];
     if (plan.listed !== null) this.listed = plan.listed;
     this.events.emitAll(plan.events);
-    const { added, removed } = applyDiscovery(this.core, plan.backends, { complete: plan.complete });
+    const { added, removed } = applyDiscovery(this.probe, plan.backends, { complete: plan.complete });
     this.endpoint.arm();
     this.events.emitAll(discoveryEvents(added, removed));
   }
 
-  private healthChanged(b: BackendView, from: string, to: string): void {
+  private healthChanged(b: BackendView, from: HealthKind, to: HealthKind): void {
     this.events.emit({ type: 'backend_health', backend: b.id, set: b.set, from, to });
     if (this.cycleQueued || this.stopped) return;
     // Not from inside the core's callback: the cycle reads the core, which is mid-update here.
@@ -271,7 +311,7 @@ export class Controller {
 
   private cycleOnce(force: boolean): void {
     if (this.stopped) return;
-    const views = this.core.list();
+    const views = this.probe.list();
     this.settled = isSettled(this.settled, views, performance.now() - this.startedAt, this.graceMs);
     if (!this.settled) return;
     let result: CycleResult;
@@ -315,7 +355,7 @@ export class Controller {
 
   /** `reason`: the operator's words, for the log. */
   drain(backend: string, on: boolean, reason?: string): void {
-    if (!this.core.drain(backend, on)) throw new Error(`no backend ${backend}`);
+    if (!this.probe.drain(backend, on)) throw new Error(`no backend ${backend}`);
     this.events.emit({ type: 'backend_drained', backend, drained: on, reason: reason ?? null });
     this.cycle(false);
   }

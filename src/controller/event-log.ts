@@ -104,6 +104,12 @@ export function logLineOf(e: ControllerEvent): LogLine | null {
         : line('error', { err: e.error }, 'cycle failed; the LB keeps its last weights');
     case 'status_file_error':
       return line('warn', { file: e.file, err: e.error }, 'cannot write the status file');
+    case 'schedule_failed':
+      return line('warn', { job: e.job, err: e.error }, 'scheduled job failed');
+    case 'api_error':
+      return e.stage === 'server'
+        ? line('error', { err: e.error }, 'API server error')
+        : line('error', { err: e.error, url: e.url, method: e.method }, 'API handler failed');
   }
 }
 

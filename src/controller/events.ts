@@ -4,6 +4,7 @@
  * log line: a consumer that needs a fact reads it from an event. Field names are snake_case where
  * they reach the wire (GET /api/v1/events, schemas/api/event.schema.json).
  */
+import type { HealthKind } from '../health/state-machine.js';
 import type { LimitCps } from '../kamailio/admission.js';
 import type { ReloadChanges } from './reload-plan.js';
 
@@ -40,8 +41,8 @@ export type ControllerEvent =
       readonly type: 'backend_health';
       readonly backend: string;
       readonly set: number;
-      readonly from: string;
-      readonly to: string;
+      readonly from: HealthKind;
+      readonly to: HealthKind;
     }
   | {
       readonly type: 'backend_registered';
@@ -126,7 +127,20 @@ export type ControllerEvent =
       readonly error: string;
     }
   | { readonly type: 'cycle_failed'; readonly stage: 'scoring' | 'cycle'; readonly error: string }
-  | { readonly type: 'status_file_error'; readonly file: string; readonly error: string };
+  | { readonly type: 'status_file_error'; readonly file: string; readonly error: string }
+  /** A scheduled job (reconcile, drain, undrain) failed; it is tried again at its next turn. */
+  | { readonly type: 'schedule_failed'; readonly job: string; readonly error: string }
+  /**
+   * A bug in an API handler (answered 500; `method` and `url` of the request) or an error of the
+   * listening server once bound (`stage: server`, no request).
+   */
+  | {
+      readonly type: 'api_error';
+      readonly stage: 'handler' | 'server';
+      readonly error: string;
+      readonly method: string | null;
+      readonly url: string | null;
+    };
 
 export type ControllerEventType = ControllerEvent['type'];
 

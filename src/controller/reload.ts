@@ -55,7 +55,7 @@ export class ConfigReloader {
     }
     try {
       // Keys first: backends the new config adds get theirs derived from the new masters.
-      if (plan.changes.heartbeat_keys) this.controller.core.setMasterKeys(next.heartbeat.master_keys);
+      if (plan.changes.heartbeat_keys) this.controller.probe.setMasterKeys(next.heartbeat.master_keys);
       await this.controller.applyConfig(next, plan.changes);
       this.hooks.applied?.(next, plan.changes);
     } catch (e) {

@@ -51,7 +51,14 @@ export interface JobStatus {
   readonly lastError: string | null;
 }
 
-export class CronSchedules {
+/** A running calendar, as the controller holds it. */
+export interface Schedules {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  status(): JobStatus[];
+}
+
+export class CronSchedules implements Schedules {
   private readonly tasks: {
     job: PlannedJob;
     task: ScheduledTask;
@@ -62,7 +69,9 @@ export class CronSchedules {
   constructor(
     jobs: readonly PlannedJob[],
     run: (action: ScheduledAction) => Promise<void>,
-    private readonly logger: Logger,
+    /** node-cron's own chatter goes to the log; facts about our jobs go to `failed` (an event). */
+    logger: Logger,
+    failed: (job: string, error: string) => void,
     timezone?: string,
   ) {
     const cronLogger = {
@@ -88,7 +97,7 @@ export class CronSchedules {
           } catch (e) {
             // A failing job is reported and tried again at its next turn; it never stops the controller.
             entry.lastError = (e as Error).message;
-            logger.warn({ job: job.name, err: entry.lastError }, 'scheduled job failed');
+            failed(job.name, entry.lastError);
           }
         },
         { name: job.name, noOverlap: true, logger: cronLogger, ...(timezone ? { timezone } : {}) },

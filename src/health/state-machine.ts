@@ -50,7 +50,17 @@ export type HealthState =
       readonly misses: number;
     };
 
+/** The name of a health state; the one spelling of it (scoring, /metrics and the event schema use it). */
 export type HealthKind = HealthState['kind'];
+
+/** Every health state, in the order /metrics lists them (the compiler demands each one, once). */
+export const HEALTH_KINDS = Object.keys({
+  up: true,
+  suspect: true,
+  down: true,
+  returning: true,
+  draining: true,
+} satisfies Record<HealthKind, true>) as readonly HealthKind[];
 
 export interface BackendHealth {
   readonly state: HealthState;

@@ -19,7 +19,7 @@ import { DispatcherPusher, type PushOutcome } from './pusher.js';
 import type { Destination } from '../kamailio/dispatcher-list.js';
 import type { ListFileTransport } from './transports/transport.js';
 import { LocalListFile } from './transports/local-file.js';
-import type { ApplyResult } from './node-sync.js';
+import type { ApplyContext, ApplyResult } from './node-sync.js';
 import { KamailioRpcClient, RpcMethodError } from '../kamailio/rpc.js';
 import { SftpListFile } from './transports/sftp.js';
 
@@ -57,6 +57,31 @@ export interface NodeOutcome {
    * push repaired it.
    */
   readonly driftRepaired: boolean;
+}
+
+/**
+ * Whether an apply reads the LB even if nothing changed since the last verified push: when asked
+ * (a reconcile) and on every retry, since the failed attempt may have half-happened.
+ */
+export function readsAfresh(ctx: ApplyContext): boolean {
+  return ctx.force || ctx.attempt > 0;
+}
+
+/**
+ * A push that changed the LB although the controller wanted the same list as at its last success
+ * repaired drift: nothing of ours changed, so something else changed the LB.
+ */
+export function isDriftRepair(push: PushOutcome['kind'], list: string, lastGoodList: string | null): boolean {
+  return push === 'applied' && list === lastGoodList;
+}
+
+/**
+ * With admission off, whether the LB's limiters must be read again: once per switch to off (or to
+ * another list of sets) and on a forced apply; otherwise only the controller sets them, and it
+ * lifted them already.
+ */
+export function mustReadLiftedLimits(confirmed: string | null, sets: string, force: boolean): boolean {
+  return force || confirmed !== sets;
 }
 
 function transportFor(cfg: LbNodeConfig): ListFileTransport {
@@ -138,7 +163,7 @@ export class NodeLink {
       };
       return { ok: false, result, reason: `${push.stage}: ${push.reason}` };
     }
-    const driftRepaired = push.kind === 'applied' && list === this.lastGoodList;
+    const driftRepaired = isDriftRepair(push.kind, list, this.lastGoodList);
     this.lastGoodList = list;
     this.pushed = new Map(
       desired.destinations.map((d) => [d.duid, d.state === 'active' ? d.rweight : 0] as const),
@@ -179,7 +204,7 @@ export class NodeLink {
    */
   private async liftLimits(sets: readonly number[], force: boolean): Promise<AdmissionOutcome> {
     const key = JSON.stringify(sets);
-    if (this.offConfirmed === key && !force) return { kind: 'off' };
+    if (!mustReadLiftedLimits(this.offConfirmed, key, force)) return { kind: 'off' };
     try {
       const wanted = new Map(sets.map((set) => [admissionLimiterName(set), null] as const));
       // A set without a limiter is one the LB does no admission for: nothing to lift there.

@@ -14,6 +14,7 @@
  * be what its operator configured - the same assumption a static weight makes - but a derated
  * backend that falls silent does not jump back to full weight on the strength of silence.
  */
+import type { HealthKind } from '../health/state-machine.js';
 import { admissionLimit, poolCapacity } from './admission.js';
 import { FRESH_DERATING, updateFactor } from './derating.js';
 import { panicCheck } from './panic.js';
@@ -25,7 +26,6 @@ import { standingValue } from './standing.js';
 import {
   SIGNAL_NAMES,
   type Assignment,
-  type HealthStatus,
   type BackendMemory,
   type BackendSample,
   type BackendScore,
@@ -77,7 +77,7 @@ const EMPTY_SET: SetMemory = {
   panicEndedAt: null,
 };
 
-function inRotation(h: HealthStatus): boolean {
+function inRotation(h: HealthKind): boolean {
   return h === 'up' || h === 'suspect';
 }
 

@@ -3,10 +3,8 @@
  * carried from one cycle to the next. Everything is a plain immutable value, so a cycle is a pure
  * function (state, samples, now, params) -> (state, result) that tests can replay exactly.
  */
+import type { HealthKind } from '../health/state-machine.js';
 import type { ReportMetrics } from '../heartbeat/messages.js';
-
-/** `BackendView.health.kind` (src/health/state-machine.ts). */
-export type HealthStatus = 'up' | 'suspect' | 'down' | 'draining' | 'returning';
 
 /** One backend as the controller sees it at the start of a cycle. */
 export interface BackendSample {
@@ -15,7 +13,7 @@ export interface BackendSample {
   readonly set: number;
   /** Configured capacity, calls per second (> 0). */
   readonly capacity: number;
-  readonly health: HealthStatus;
+  readonly health: HealthKind;
   /** Latest accepted report and when it arrived (controller's monotonic ms), or null if none yet. */
   readonly report: { readonly metrics: ReportMetrics; readonly at: number } | null;
   /**
@@ -72,7 +70,7 @@ export type Knowledge = 'fresh' | 'stale' | 'none';
 export interface BackendScore {
   readonly id: string;
   readonly set: number;
-  readonly health: HealthStatus;
+  readonly health: HealthKind;
   readonly capacityCps: number;
   readonly knowledge: Knowledge;
   /** Smoothed pressure per signal (null: unknown or disabled). */

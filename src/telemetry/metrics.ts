@@ -10,16 +10,15 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ControllerSnapshot } from '../controller/snapshot.js';
 import type { StampedEvent } from '../controller/events.js';
+import { HEALTH_KINDS } from '../health/state-machine.js';
 import { DROP_REASONS } from '../heartbeat/codec.js';
 import type { ProbeCounters } from '../probe/probe-core.js';
 import { SIGNAL_NAMES } from '../scoring/index.js';
 
 export interface TelemetrySource {
   snapshot(): ControllerSnapshot;
-  heartbeatCounters(): ProbeCounters;
+  probeCounters(): ProbeCounters;
 }
-
-export const HEALTH_STATES = ['up', 'suspect', 'down', 'returning', 'draining'] as const;
 
 /** Push latency buckets, seconds: a local push of a small list takes a few ms, an SFTP one 100s of ms. */
 const PUSH_BUCKETS = [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -77,18 +76,24 @@ export class ControllerTelemetry {
     this.source = source;
   }
 
-  /** Fed by the controller's events (EventBus.subscribe): pushes, their latency, errors, drift. */
+  /** Fed by the controller's events (EventBus.subscribe): pushes, their latency, errors, drift, reloads. */
   observe(e: StampedEvent): void {
-    if (e.type !== 'node_push') return;
-    const { node, outcome } = e;
-    this.pushes.inc({ node, outcome });
-    this.pushSeconds.observe({ node, outcome }, Math.max(0, e.ms) / 1000);
-    if (outcome === 'failed' || e.error !== null) this.pushErrors.inc({ node });
-    if (e.drift_repaired) this.driftRepairs.inc({ node });
-  }
-
-  observeReload(applied: boolean): void {
-    this.reloads.inc({ result: applied ? 'applied' : 'refused' });
+    switch (e.type) {
+      case 'node_push': {
+        const { node, outcome } = e;
+        this.pushes.inc({ node, outcome });
+        this.pushSeconds.observe({ node, outcome }, Math.max(0, e.ms) / 1000);
+        if (outcome === 'failed' || e.error !== null) this.pushErrors.inc({ node });
+        if (e.drift_repaired) this.driftRepairs.inc({ node });
+        return;
+      }
+      case 'config_reloaded':
+        this.reloads.inc({ result: 'applied' });
+        return;
+      case 'config_reload_refused':
+        this.reloads.inc({ result: 'refused' });
+        return;
+    }
   }
 
   async text(): Promise<{ contentType: string; text: string }> {
@@ -137,7 +142,7 @@ export class ControllerTelemetry {
       ['state'],
       (g, s) => {
         for (const v of s.views)
-          for (const st of HEALTH_STATES)
+          for (const st of HEALTH_KINDS)
             g.set({ backend: v.id, set: String(v.set), state: st }, v.health.kind === st ? 1 : 0);
       },
     );
@@ -291,7 +296,7 @@ export class ControllerTelemetry {
       },
     });
 
-    const hb = () => this.source?.heartbeatCounters() ?? null;
+    const probeCounters = () => this.source?.probeCounters() ?? null;
     new Counter<'reason'>({
       name: 'sipweigh_heartbeat_dropped_total',
       help: 'Heartbeat datagrams dropped, by reason (src/heartbeat/codec.ts DROP_REASONS)',
@@ -299,7 +304,7 @@ export class ControllerTelemetry {
       registers: [r],
       collect() {
         this.reset();
-        const c = hb();
+        const c = probeCounters();
         for (const reason of DROP_REASONS) this.inc({ reason }, c?.dropped[reason] ?? 0);
       },
     });
@@ -310,7 +315,7 @@ export class ControllerTelemetry {
         registers: [r],
         collect() {
           this.reset();
-          const c = hb();
+          const c = probeCounters();
           this.inc(c ? read(c) : 0);
         },
       });

@@ -109,7 +109,7 @@ describe('integration: the controller and the destinations an LB lists', functio
         ]),
         { logger: silentLogger },
       );
-      expect(controller.core.get('127.13.0.45:5060')?.source).to.equal('dispatcher');
+      expect(controller.probe.get('127.13.0.45:5060')?.source).to.equal('dispatcher');
       await eventually(
         async () => (await listedLines(lb.rpc)).includes('1 sip:127.13.0.11:5060 active 100'),
         'be1 active at weight 100 on the LB',
@@ -137,7 +137,7 @@ describe('integration: the controller and the destinations an LB lists', functio
       await instance.process.stop();
       await c.reconcile();
       expect(
-        c.core.get('127.13.0.45:5060'),
+        c.probe.get('127.13.0.45:5060'),
         'still known after a reconcile that could not read the LB',
       ).to.not.equal(undefined);
       const restartedAt = Date.now();

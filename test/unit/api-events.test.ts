@@ -4,10 +4,14 @@
  * the schema refuses; the `?history=` query.
  */
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HEALTH_KINDS } from '../../src/health/state-machine.js';
 import { LineSplitter } from '../../src/api/event-client.js';
 import { historyParam } from '../../src/api/event-stream.js';
 import { apiValidator } from '../../src/api/schemas.js';
 import type { ControllerEvent, ControllerEventType } from '../../src/controller/events.js';
+import { REPO_ROOT } from '../support/harness.js';
 
 const EXAMPLES: { readonly [K in ControllerEventType]: Extract<ControllerEvent, { type: K }> } = {
   controller_started: {
@@ -89,6 +93,14 @@ const EXAMPLES: { readonly [K in ControllerEventType]: Extract<ControllerEvent, 
   },
   cycle_failed: { type: 'cycle_failed', stage: 'scoring', error: 'bug' },
   status_file_error: { type: 'status_file_error', file: '/run/x.json', error: 'EACCES' },
+  schedule_failed: { type: 'schedule_failed', job: 'reconcile', error: 'lb1: ECONNREFUSED' },
+  api_error: {
+    type: 'api_error',
+    stage: 'handler',
+    error: 'bug',
+    method: 'GET',
+    url: '/api/v1/backends',
+  },
 };
 
 describe('API: the event stream contract', function () {
@@ -100,6 +112,16 @@ describe('API: the event stream contract', function () {
       expect(validate(line), JSON.stringify(validate.errors)).to.equal(true);
     });
   }
+
+  it('backend_health states are the health kinds, in the schema as in the code', function () {
+    const schema = JSON.parse(readFileSync(join(REPO_ROOT, 'schemas/api/event.schema.json'), 'utf8')) as {
+      $defs: { health_kind: { enum: string[] } };
+    };
+    expect(schema.$defs.health_kind.enum).to.have.members([...HEALTH_KINDS]);
+    expect(HEALTH_KINDS).to.have.length(5);
+    const health = EXAMPLES.backend_health;
+    expect(validate({ ...health, to: 'dead', time: 1 })).to.equal(false);
+  });
 
   it('refuses a line without time, an unknown type, or a field out of shape', function () {
     expect(validate({ type: 'panic_ended', set: 1 })).to.equal(false);

@@ -18,6 +18,7 @@ import {
   planRegistryReload,
   retire,
   retiredAfterPush,
+  scorerSample,
   startupGraceMs,
   type CycleInput,
 } from '../../src/controller/plan.js';
@@ -303,5 +304,33 @@ describe('controller plan: reload and retired backends', function () {
       { id: 'n', set: 2, uri: 'sip:n:5060', capacity: 10, source: 'config' },
     ]);
     expect([...plan.retired.keys()]).to.deep.equal(['c']);
+  });
+});
+
+describe('controller plan: scorer samples', function () {
+  const metrics = { cpu: 0.5 } as unknown as NonNullable<BackendView['metrics']>;
+
+  it('a view with a report at a known time is a sample with that report, its health and capacity', function () {
+    const v = { ...view('a', 2, { kind: 'suspect', since: 0, misses: 1 }), metrics, lastReportAt: 1234 };
+    expect(scorerSample(v)).to.deep.equal({
+      id: 'a',
+      set: 2,
+      capacity: 100,
+      health: 'suspect',
+      report: { metrics, at: 1234 },
+      probed: false,
+    });
+  });
+
+  it('probed: an agent address (configured, listed or from a hello) or an SSH section; else not', function () {
+    expect(scorerSample(view('a')).probed).to.equal(false);
+    expect(scorerSample({ ...view('a'), agent: { address: '127.0.0.1', port: 7951 } }).probed).to.equal(true);
+    expect(scorerSample({ ...view('a'), via: 'ssh' }).probed).to.equal(true);
+  });
+
+  it('no report yet, or a report without a time, counts as no sample (report null)', function () {
+    expect(scorerSample(view('a')).report).to.equal(null);
+    expect(scorerSample({ ...view('a'), metrics, lastReportAt: NaN }).report).to.equal(null);
+    expect(scorerSample({ ...view('a'), metrics: null, lastReportAt: 10 }).report).to.equal(null);
   });
 });

@@ -4,12 +4,12 @@
  * below 80 %, ~3 ms at 95 %, 60 ms+ above capacity; rx queue 0 -> 5-10 KB -> 120 KB; drops only
  * above capacity). It is a model (a fake of real backends), not a measurement.
  */
+import type { HealthKind } from '../../src/health/state-machine.js';
 import type { ReportMetrics } from '../../src/heartbeat/messages.js';
 import { DEFAULT_SCORING_PARAMS } from '../../src/config/scoring-params.js';
 import {
   initialScorerState,
   scoreCycle,
-  type HealthStatus,
   type BackendSample,
   type ScorerState,
   type ScoringParams,
@@ -43,7 +43,7 @@ export function sample(
   capacity: number,
   opts: {
     set?: number;
-    health?: HealthStatus;
+    health?: HealthKind;
     metrics?: ReportMetrics | null;
     at?: number;
     probed?: boolean;

@@ -8,14 +8,14 @@ import {
   rampRatio,
   validateScoringParams,
 } from '../../src/scoring/index.js';
-import type { HealthStatus } from '../../src/scoring/index.js';
+import type { HealthKind } from '../../src/health/state-machine.js';
 import fc from 'fast-check';
 import { P } from './scoring-fixtures.js';
 
 /** Probed members with these healths (what an agent-backed set hands the panic check). */
-const probed = (...healths: HealthStatus[]) => healths.map((health) => ({ health, probed: true }));
+const probed = (...healths: HealthKind[]) => healths.map((health) => ({ health, probed: true }));
 /** Backends the controller has no way to probe (no agent address: LB-listed without sw_agent, SSH-only). */
-const unprobed = (n: number, health: HealthStatus = 'down') =>
+const unprobed = (n: number, health: HealthKind = 'down') =>
   Array.from({ length: n }, () => ({ health, probed: false }));
 
 describe('scoring slow start ramp', function () {
@@ -73,7 +73,7 @@ describe('scoring panic threshold', function () {
   });
 
   it('law: adding unprobeable backends never changes the verdict or the counts', function () {
-    const health = fc.constantFrom<HealthStatus>('up', 'suspect', 'down', 'draining', 'returning');
+    const health = fc.constantFrom<HealthKind>('up', 'suspect', 'down', 'draining', 'returning');
     fc.assert(
       fc.property(
         fc.array(health, { maxLength: 12 }),

@@ -3,12 +3,12 @@
  * hostile reports, counters that reset, irregular cycle gaps, two sets.
  */
 import { expect } from 'chai';
+import type { HealthKind } from '../../src/health/state-machine.js';
 import fc from 'fast-check';
 import type { ReportMetrics } from '../../src/heartbeat/messages.js';
 import {
   initialScorerState,
   scoreCycle,
-  type HealthStatus,
   type BackendSample,
   type CycleResult,
   type ScorerState,
@@ -34,9 +34,9 @@ const loadArb = fc.record({
 });
 type Load = typeof loadArb extends fc.Arbitrary<infer T> ? T : never;
 
-const healthArb: fc.Arbitrary<HealthStatus> = fc.oneof(
+const healthArb: fc.Arbitrary<HealthKind> = fc.oneof(
   { arbitrary: fc.constant('up' as const), weight: 8 },
-  { arbitrary: fc.constantFrom<HealthStatus>('suspect', 'down', 'draining', 'returning'), weight: 2 },
+  { arbitrary: fc.constantFrom<HealthKind>('suspect', 'down', 'draining', 'returning'), weight: 2 },
 );
 const cycleArb = fc.record({
   dt: fc.integer({ min: 50, max: 1_500 }),
@@ -94,7 +94,7 @@ function replay(pool: Pool, cycles: readonly Cycle[], resets = true) {
   return { state, steps, now, drops };
 }
 
-const live = (h: HealthStatus) => h === 'up' || h === 'suspect';
+const live = (h: HealthKind) => h === 'up' || h === 'suspect';
 
 describe('scoring properties over random histories', function () {
   it('weights are integers 0..100, 0 exactly for backends out of rotation, at least one > 0 in a scored set with a live backend; pool and limit add up', function () {
@@ -292,7 +292,7 @@ describe('scoring properties over random histories', function () {
           const params = { ...P, slow_start_ms: slowMs };
           let state = initialScorerState();
           let t = 0;
-          const run = (hx: HealthStatus) => {
+          const run = (hx: HealthKind) => {
             t += cycleMs;
             const samples = [sample('x', capX, { health: hx, at: t }), sample('y', capY, { at: t })];
             const out = scoreCycle(state, samples, t, params);

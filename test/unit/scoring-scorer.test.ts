@@ -1,9 +1,9 @@
 import { expect } from 'chai';
+import type { HealthKind } from '../../src/health/state-machine.js';
 import type { ReportMetrics } from '../../src/heartbeat/messages.js';
 import {
   initialScorerState,
   scoreCycle,
-  type HealthStatus,
   type BackendSample,
   type CycleResult,
   type ScorerState,
@@ -15,7 +15,7 @@ const CAPS = { a: 100, b: 200, c: 400 } as const;
 type Id = keyof typeof CAPS;
 
 /** Samples for a, b, c at `t` with fresh quiet reports, some health overridden. */
-function pool(t: number, health: Partial<Record<Id, HealthStatus>> = {}, set = 1): BackendSample[] {
+function pool(t: number, health: Partial<Record<Id, HealthKind>> = {}, set = 1): BackendSample[] {
   return (Object.keys(CAPS) as Id[]).map((id) =>
     sample(id, CAPS[id], { set, health: health[id] ?? 'up', at: t - 10 }),
   );
@@ -228,7 +228,7 @@ describe('scoring cycle', function () {
       sample('a', 200),
       sample('z', -5),
       sample('n', NaN),
-      { ...sample('h', 10), health: 'weird' as HealthStatus },
+      { ...sample('h', 10), health: 'weird' as HealthKind },
       { ...sample('m', 10), report: { at: 0, metrics: null as unknown as ReportMetrics } },
       { ...sample('t', 10), report: { at: NaN, metrics: quietMetrics() } },
     ];

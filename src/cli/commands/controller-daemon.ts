@@ -48,7 +48,7 @@ export async function runControllerDaemon(
   }
   telemetry.attach({
     snapshot: () => controller.snapshot(),
-    heartbeatCounters: () => controller.core.counters,
+    probeCounters: () => controller.probe.counters,
   });
 
   let api: ApiServer | null = null;
@@ -61,7 +61,6 @@ export async function runControllerDaemon(
   });
   const reload = async (trigger: 'SIGHUP' | 'api'): Promise<ReloadResult> => {
     const r = await reloader.reload(trigger);
-    telemetry.observeReload(r.reloaded);
     // The error names files and fields only; scrubbing is a second guard for the API's answer.
     return r.reloaded ? r : { reloaded: false, error: scrubSecrets(r.error) };
   };
@@ -71,11 +70,10 @@ export async function runControllerDaemon(
       api = await ApiServer.start(
         { listen: config.api.listen, port: config.api.port, auth: authOf(config.api) },
         {
-          logger,
           snapshot: () => controller.snapshot(),
           notReadyReasons: () => controller.notReadyReasons(),
           drain: (id, on, reason) => {
-            if (controller.core.get(id) === undefined) return false;
+            if (controller.probe.get(id) === undefined) return false;
             controller.drain(id, on, reason ?? undefined);
             return true;
           },
