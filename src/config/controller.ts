@@ -55,6 +55,29 @@ function lbNodeConfigs(c: ControllerSection, baseDir: string, issues: ConfigIssu
   });
 }
 
+/** Agentless backends' SSH keys, resolved against the config's directory and checked readable. */
+function setConfigs(c: ControllerSection, baseDir: string, issues: ConfigIssue[]): ControllerSection['sets'] {
+  return c.sets.map((set, i) => ({
+    ...set,
+    backends: set.backends.map((b, j) =>
+      b.ssh
+        ? {
+            ...b,
+            ssh: {
+              ...b.ssh,
+              private_key_file: readableFile(
+                b.ssh.private_key_file,
+                `sets[${i}].backends[${j}].ssh.private_key_file`,
+                baseDir,
+                issues,
+              ),
+            },
+          }
+        : b,
+    ),
+  }));
+}
+
 /** The scoring section and admission{} merged; relations checked by the scorer's own rules. */
 function scoringParams(c: ControllerSection, issues: ConfigIssue[]): ScoringParams {
   try {
@@ -79,6 +102,7 @@ export function controllerConfig(
   return {
     ...rest,
     heartbeat: heartbeatConfig(c.heartbeat, baseDir, issues),
+    sets: setConfigs(c, baseDir, issues),
     lb_nodes: lbNodeConfigs(c, baseDir, issues),
     scoring: { cycle_ms: c.scoring.cycle_ms, params: scoringParams(c, issues) },
     ...(api !== undefined ? { api: apiConfig(api, baseDir, issues) } : {}),

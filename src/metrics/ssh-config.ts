@@ -1,7 +1,9 @@
 /**
- * A backend's `ssh:` block of the controller config → the SSH collector's options. The private key
- * is read here, once, so a missing or unreadable key file is a clear start-up error rather than a
- * reconnect loop.
+ * A backend's `ssh:` block of the controller config → the SSH collector's options. The config
+ * loader has already resolved the key file against the config's directory and checked it readable
+ * (so `validate` refuses a missing one); the poller reads it when it builds its session, so a key
+ * replaced at the same path is taken at the next controller start or at a reload that changes the
+ * backend's ssh section.
  */
 import { readFileSync } from 'node:fs';
 import type { SshConfig } from '../config/types.js';

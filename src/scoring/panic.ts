@@ -13,8 +13,8 @@
  * suspect (they missed the same probes), so the set panics before anything is taken out. A single
  * dead backend among answering ones still leaves at once.
  *
- * Backends the controller has no way to probe (no agent address: an LB-listed destination without
- * `sw_agent`, an SSH-only backend) are not counted either, neither as down nor as healthy: their
+ * Backends the controller has no way to probe (no agent address and no SSH section: an LB-listed
+ * destination without `sw_agent` whose agent has not said hello) are not counted either, neither as down nor as healthy: their
  * health is a placeholder, not an observation, so it cannot say whether the observer is cut off.
  * Counting them as down would hold a set where they are the majority in panic for ever.
  */

@@ -349,4 +349,29 @@ sets:
     expect(e.issues[0]?.message).to.contain(`cannot read ${join(dir, 'no_such_key')}: ENOENT`);
     expect(e.issues[0]?.line).to.equal(10);
   });
+
+  it("resolves an agentless backend's ssh.private_key_file against the config file, and names it when unreadable", () => {
+    writeFileSync(join(dir, 'id_backend'), 'key\n');
+    const text = (keyFile: string) => `kind: controller
+heartbeat:
+  listen: { address: 127.0.0.10, port: 7950 }
+  master_key: ${KEY}
+lb_nodes:
+  - name: lb1
+    rpc: { url: "http://127.0.0.10:5071/RPC" }
+    dispatcher_list: { path: /tmp/ds.list }
+sets:
+  - id: 1
+    backends:
+      - id: be1
+        sip_uri: "sip:127.0.0.11:5060"
+        capacity: 100
+        ssh: { host: 127.0.0.11, username: u, private_key_file: ${keyFile}, host_fingerprint: "SHA256:${'A'.repeat(43)}" }
+`;
+    const c = loadControllerConfig(file(text('id_backend')));
+    expect(c.sets[0]?.backends[0]?.ssh?.private_key_file).to.equal(join(dir, 'id_backend'));
+    const e = refusal(file(text('no_such_key')));
+    expect(e.issues.map((i) => i.path)).to.deep.equal(['sets[0].backends[0].ssh.private_key_file']);
+    expect(e.issues[0]?.message).to.contain(`cannot read ${join(dir, 'no_such_key')}: ENOENT`);
+  });
 });
