@@ -10,7 +10,7 @@
  * its list file holds them for any reload or restart.
  */
 import { performance } from 'node:perf_hooks';
-import type { ControllerConfig, SchedulesConfig } from '../config/types.js';
+import type { ControllerConfig } from '../config/types.js';
 import type { HealthKind } from '../health/state-machine.js';
 import { fetchDispatcherList } from '../kamailio/fetch-dispatcher-list.js';
 import { DEFAULT_DISCOVERED_CAPACITY } from '../discovery/merge.js';
@@ -40,10 +40,22 @@ import {
   type Retired,
 } from './plan.js';
 import type { ReloadChanges } from './reload-plan.js';
-import { CronSchedules, planJobs, type ScheduledAction, type Schedules } from './schedules.js';
-import { nodeSnapshot, type ControllerSnapshot } from './snapshot.js';
+import {
+  cronSchedules,
+  runScheduled,
+  startCalendar,
+  type Schedules,
+  type SchedulesFactory,
+} from './schedules.js';
+import {
+  nodeStatusOf,
+  snapshotOf,
+  statusOf,
+  type ControllerParts,
+  type ControllerSnapshot,
+} from './snapshot.js';
 import { StatusFileWriter } from './status-file.js';
-import { buildStatus, type ControllerStatus } from './status.js';
+import type { ControllerStatus } from './status.js';
 
 export interface ControllerOptions {
   readonly logger: Logger;
@@ -54,16 +66,6 @@ export interface ControllerOptions {
   /** Makes the calendar of a config (default: node-cron); tests inject one that fails to start. */
   readonly schedules?: SchedulesFactory;
 }
-
-export type SchedulesFactory = (
-  config: SchedulesConfig,
-  run: (action: ScheduledAction) => Promise<void>,
-  logger: Logger,
-  failed: (job: string, error: string) => void,
-) => Schedules;
-
-const cronSchedules: SchedulesFactory = (config, run, logger, failed) =>
-  new CronSchedules(planJobs(config), run, logger, failed, config.timezone);
 
 export class Controller {
   private scorer: ScorerState = initialScorerState();
@@ -88,17 +90,20 @@ export class Controller {
   private readonly statusFile = new StatusFileWriter((e) => this.events.emit(e));
   private readonly graceMs: number;
 
+  private readonly logger: Logger;
+  private readonly makeSchedules: SchedulesFactory;
+
   private constructor(
     config: ControllerConfig,
     private readonly endpoint: ProbeEndpoint,
     private readonly links: readonly NodeLink[],
-    private readonly logger: Logger,
     readonly events: EventBus,
-    cycleMs: number,
-    private readonly makeSchedules: SchedulesFactory,
+    opts: ControllerOptions,
   ) {
     this.cfg = config;
-    this.cycleMs = cycleMs;
+    this.cycleMs = opts.cycleMs ?? config.scoring.cycle_ms;
+    this.logger = opts.logger;
+    this.makeSchedules = opts.schedules ?? cronSchedules;
     this.graceMs = startupGraceMs(config.heartbeat);
     this.nodes = links.map((l) => initialNodeState(l.name));
     this.fanout = new NodeSyncFanout(
@@ -122,16 +127,7 @@ export class Controller {
       onRegistered: (b) => events.emit({ type: 'backend_registered', backend: b.id, set: b.set, uri: b.uri }),
       onForgotten: (b) => events.emit({ type: 'backend_forgotten', backend: b.id }),
     });
-    const cycleMs = opts.cycleMs ?? config.scoring.cycle_ms;
-    const controller = new Controller(
-      config,
-      endpoint,
-      links,
-      opts.logger,
-      events,
-      cycleMs,
-      opts.schedules ?? cronSchedules,
-    );
+    const controller = new Controller(config, endpoint, links, events, opts);
     ref.controller = controller;
     try {
       await controller.discover();
@@ -173,20 +169,14 @@ export class Controller {
   }
 
   /** The running calendar of `config`; on failure nothing of it is left running. */
-  private async startSchedules(config: ControllerConfig): Promise<Schedules> {
-    const schedules = this.makeSchedules(
+  private startSchedules(config: ControllerConfig): Promise<Schedules> {
+    return startCalendar(
+      this.makeSchedules,
       config.schedules,
-      (action) => this.runScheduled(action),
+      (action) => runScheduled(action, this),
       this.logger,
       (job, error) => this.events.emit({ type: 'schedule_failed', job, error }),
     );
-    try {
-      await schedules.start();
-    } catch (e) {
-      await schedules.stop().catch(() => undefined);
-      throw e;
-    }
-    return schedules;
   }
 
   /**
@@ -226,44 +216,27 @@ export class Controller {
     this.cycle(false);
   }
 
-  /** Everything the API and /metrics show, at one instant. */
-  snapshot(): ControllerSnapshot {
+  /** The controller at this instant, for the API, /metrics and `sipweigh status` (snapshot.ts). */
+  private parts(): ControllerParts {
     return {
       now: { mono: performance.now(), wall: Date.now() },
       startedAt: this.startedWall,
       views: this.probe.list(),
       result: this.lastCycle,
-      status: this.status(),
-      nodes: this.nodes.map((n, i) =>
-        nodeSnapshot(n, this.links[i]!, this.fanout.statusOf(n.name)?.consecutiveFailures ?? 0),
-      ),
+      nodes: this.nodes,
+      links: this.links,
+      syncOf: (node) => this.fanout.statusOf(node),
+      schedules: this.schedules?.status() ?? [],
     };
   }
+
+  snapshot = (): ControllerSnapshot => snapshotOf(this.parts());
+  status = (): ControllerStatus => statusOf(this.parts());
+  nodeStatus = () => nodeStatusOf(this.parts());
 
   /** Why the controller is not ready to be relied on (empty when it is). */
   notReadyReasons(): string[] {
     return this.stopped ? ['the controller is stopping'] : notReadyReasons(this.nodes);
-  }
-
-  /** What an operator reads: `sipweigh status`, the status file. */
-  status(): ControllerStatus {
-    return buildStatus({
-      now: { mono: performance.now(), wall: Date.now() },
-      startedAt: this.startedWall,
-      views: this.probe.list(),
-      result: this.lastCycle,
-      nodes: this.nodeStatus(),
-      schedules: this.schedules?.status() ?? [],
-    });
-  }
-
-  nodeStatus() {
-    return this.nodes.map((n, i) => ({
-      name: n.name,
-      target: this.links[i]!.describe(),
-      blocked: n.blocked,
-      sync: this.fanout.statusOf(n.name) ?? null,
-    }));
   }
 
   /** Backends from the config and from every LB's dispatcher.list (an unreachable LB is skipped). */
@@ -358,17 +331,6 @@ export class Controller {
     if (!this.probe.drain(backend, on)) throw new Error(`no backend ${backend}`);
     this.events.emit({ type: 'backend_drained', backend, drained: on, reason: reason ?? null });
     this.cycle(false);
-  }
-
-  private async runScheduled(action: ScheduledAction): Promise<void> {
-    switch (action.kind) {
-      case 'reconcile':
-        return this.reconcile();
-      case 'drain':
-        return this.drain(action.backend, true);
-      case 'undrain':
-        return this.drain(action.backend, false);
-    }
   }
 
   /** Stops probing, scoring and schedules; pushes nothing (Kamailio stays on its last weights). */

@@ -124,3 +124,46 @@ export class CronSchedules implements Schedules {
     }));
   }
 }
+
+/** Makes the calendar of a config (default: node-cron); tests inject one that fails to start. */
+export type SchedulesFactory = (
+  config: SchedulesConfig,
+  run: (action: ScheduledAction) => Promise<void>,
+  logger: Logger,
+  failed: (job: string, error: string) => void,
+) => Schedules;
+
+export const cronSchedules: SchedulesFactory = (config, run, logger, failed) =>
+  new CronSchedules(planJobs(config), run, logger, failed, config.timezone);
+
+/** A running calendar made by `make`; on failure nothing of it is left running. */
+export async function startCalendar(
+  make: SchedulesFactory,
+  ...args: Parameters<SchedulesFactory>
+): Promise<Schedules> {
+  const schedules = make(...args);
+  try {
+    await schedules.start();
+  } catch (e) {
+    await schedules.stop().catch(() => undefined);
+    throw e;
+  }
+  return schedules;
+}
+
+/** What the controller does for each kind of scheduled job. */
+export interface ScheduledOps {
+  reconcile(): Promise<void>;
+  drain(backend: string, on: boolean): void;
+}
+
+export async function runScheduled(action: ScheduledAction, ops: ScheduledOps): Promise<void> {
+  switch (action.kind) {
+    case 'reconcile':
+      return ops.reconcile();
+    case 'drain':
+      return ops.drain(action.backend, true);
+    case 'undrain':
+      return ops.drain(action.backend, false);
+  }
+}

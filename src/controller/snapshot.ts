@@ -2,7 +2,10 @@
 import type { BackendView } from '../probe/probe-core.js';
 import type { CycleResult } from '../scoring/index.js';
 import type { LbNodeState, NodeApplyRecord, NodeCounters } from './node-state.js';
-import type { ControllerStatus } from './status.js';
+import type { JobStatus } from './schedules.js';
+import { buildStatus, type ControllerStatus } from './status.js';
+import type { NodeOutcome } from '../push/node-link.js';
+import type { NodeSyncStatus } from '../push/node-sync.js';
 
 export type { NodeApplyRecord, NodeCounters } from './node-state.js';
 
@@ -45,4 +48,44 @@ export function nodeSnapshot(
     weights: link.pushedWeights,
     consecutiveFailures,
   };
+}
+
+/** What the controller holds at one instant, for the readers below (the API, /metrics, status). */
+export interface ControllerParts {
+  readonly now: { readonly mono: number; readonly wall: number };
+  readonly startedAt: number;
+  readonly views: readonly BackendView[];
+  readonly result: CycleResult | null;
+  readonly nodes: readonly LbNodeState[];
+  readonly links: readonly {
+    describe(): string;
+    readonly pushedWeights: ReadonlyMap<string, number> | null;
+  }[];
+  readonly syncOf: (node: string) => NodeSyncStatus<NodeOutcome> | undefined;
+  readonly schedules: readonly JobStatus[];
+}
+
+/** Each LB node as `sipweigh status` shows it: its target, why it is blocked, its sync's state. */
+export function nodeStatusOf(p: ControllerParts) {
+  return p.nodes.map((n, i) => ({
+    name: n.name,
+    target: p.links[i]!.describe(),
+    blocked: n.blocked,
+    sync: p.syncOf(n.name) ?? null,
+  }));
+}
+
+/** What an operator reads: `sipweigh status`, the status file. */
+export function statusOf(p: ControllerParts): ControllerStatus {
+  const { now, startedAt, views, result, schedules } = p;
+  return buildStatus({ now, startedAt, views, result, nodes: nodeStatusOf(p), schedules });
+}
+
+/** Everything the API and /metrics show, at one instant. */
+export function snapshotOf(p: ControllerParts): ControllerSnapshot {
+  const { now, startedAt, views, result } = p;
+  const nodes = p.nodes.map((n, i) =>
+    nodeSnapshot(n, p.links[i]!, p.syncOf(n.name)?.consecutiveFailures ?? 0),
+  );
+  return { now, startedAt, views, result, status: statusOf(p), nodes };
 }

@@ -63,7 +63,7 @@ const READ_AT: Readonly<Record<string, string>> = {
   ...Object.fromEntries(SIGNAL_NAMES.map((n) => [`scoring.signals.${n}.knee`, 'src/scoring/signals.ts'])),
   schedules: 'src/controller/controller.ts',
   'schedules.reconcile': 'src/controller/schedules.ts',
-  'schedules.timezone': 'src/controller/controller.ts',
+  'schedules.timezone': 'src/controller/schedules.ts',
   'schedules.maintenance[]': 'src/controller/schedules.ts',
   'schedules.maintenance[].backend': 'src/controller/schedules.ts',
   'schedules.maintenance[].drain': 'src/controller/schedules.ts',

@@ -7,7 +7,8 @@
 import { expect } from 'chai';
 import { configFromData } from '../../src/config/load.js';
 import type { ControllerConfig, SchedulesConfig } from '../../src/config/types.js';
-import { Controller, type SchedulesFactory } from '../../src/controller/controller.js';
+import { Controller } from '../../src/controller/controller.js';
+import type { SchedulesFactory } from '../../src/controller/schedules.js';
 import { planReload } from '../../src/controller/reload-plan.js';
 import type { JobStatus, Schedules } from '../../src/controller/schedules.js';
 import { silentLogger } from '../../src/util/logger.js';
