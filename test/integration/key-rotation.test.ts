@@ -18,7 +18,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { parse, stringify } from 'yaml';
 import { runAgent, type AgentHandle } from '../../src/agent/index.js';
+import { followEvents } from '../../src/api/event-client.js';
 import type { AgentConfig } from '../../src/config/types.js';
+import type { StampedEvent } from '../../src/controller/events.js';
 import { decodeDatagram, encodeMessage, typeMask } from '../../src/heartbeat/codec.js';
 import { deriveBackendKey, heartbeatKey } from '../../src/heartbeat/keys.js';
 import { AGENT_SENDS } from '../../src/heartbeat/messages.js';
@@ -152,7 +154,21 @@ describe('key rotation through the daemons: controller and agents move to a new 
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-  /** Sends SIGHUP and resolves with the reload's log line (reloaded or refused). */
+  /** Sends the controller SIGHUP and resolves with its reload event (reloaded or refused), from its API. */
+  async function reloadController(): Promise<StampedEvent> {
+    const seen: StampedEvent[] = [];
+    const follower = followEvents({ url: base, token: null }, (e) => {
+      if (e.type === 'config_reloaded' || e.type === 'config_reload_refused') seen.push(e);
+    });
+    try {
+      await follower.ready;
+      process.kill(controller!.pid, 'SIGHUP');
+      return await eventually(() => seen[0], 'the controller to report its reload', 30000);
+    } finally {
+      follower.close();
+    }
+  }
+  /** Sends an agent SIGHUP and resolves with the reload's log line (an agent has no API to ask). */
   async function sighup(p: ManagedProcess): Promise<Record<string, unknown>> {
     const isReload = (l: Record<string, unknown>) => /^config reload/.test(String(l.msg));
     const before = logLines(p).filter(isReload).length;
@@ -243,9 +259,9 @@ describe('key rotation through the daemons: controller and agents move to a new 
 
       // 1. The controller: new master current, old previous. Applied live, not refused.
       writeController(newMaster, oldMaster);
-      const step1 = await sighup(controller!);
-      expect(step1.msg).to.equal('config reloaded');
-      expect((step1.changes as { heartbeat_keys: boolean }).heartbeat_keys).to.equal(true);
+      const step1 = await reloadController();
+      expect(step1.type).to.equal('config_reloaded');
+      expect(step1.type === 'config_reloaded' && step1.changes.heartbeat_keys).to.equal(true);
       await sleep(1500);
 
       // 2. The agents, one by one: new key current, old key previous, by SIGHUP (no restart, no bye).
@@ -258,8 +274,8 @@ describe('key rotation through the daemons: controller and agents move to a new 
 
       // 3. The old master leaves the controller.
       writeController(newMaster);
-      const step3 = await sighup(controller!);
-      expect(step3.msg).to.equal('config reloaded');
+      const step3 = await reloadController();
+      expect(step3.type).to.equal('config_reloaded');
       await sleep(2000);
 
       // 4. And the agents drop their previous keys.
