@@ -4,6 +4,7 @@
  * and a dispatcher push through SFTP into a real LB on 127.0.7.40.
  */
 import { expect } from 'chai';
+import { descendantPids } from '../support/proc-tree.js';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { startTestSshd, type TestSshd } from './push-sshd.js';
@@ -57,31 +58,6 @@ async function writeWhileReading(
   }
   expect(torn, 'a reader saw a partial list').to.equal(undefined);
   return reads;
-}
-
-/** PIDs of every process below `root` (sshd's per-connection children), from /proc. */
-function descendants(root: number): number[] {
-  const parent = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      parent.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  const out: number[] = [];
-  const walk = (pid: number) => {
-    for (const [child, ppid] of parent) {
-      if (ppid === pid) {
-        out.push(child);
-        walk(child);
-      }
-    }
-  };
-  walk(root);
-  return out;
 }
 
 const bigVersions = (n: number) =>
@@ -170,7 +146,7 @@ describe('integration: list file transports', function () {
     await t.write('one\n');
     expect(t.connections).to.equal(1);
     // Stopping the listener leaves established sessions running: end ours too, by PID.
-    const sessions = descendants(sshd.process.pid);
+    const sessions = descendantPids(sshd.process.pid);
     await sshd.process.stop();
     for (const pid of sessions) {
       try {

@@ -4,7 +4,7 @@
  * read from outside, as an operator would: the LB's dispatcher.list over JSON-RPC, the controller's
  * HTTP API and its /metrics. Never its log lines.
  */
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -168,27 +168,4 @@ export function extraLbRpc(lab: RunningLab, ip: string): KamailioRpcClient {
   });
 }
 
-/** PIDs of every process below `root` (e.g. sshd's per-connection children, in their own sessions). */
-export function descendantPids(root: number): number[] {
-  const parent = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      parent.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // exited meanwhile
-    }
-  }
-  const out: number[] = [];
-  const walk = (pid: number): void => {
-    for (const [child, ppid] of parent) {
-      if (ppid === pid) {
-        out.push(child);
-        walk(child);
-      }
-    }
-  };
-  walk(root);
-  return out;
-}
+export { descendantPids } from './proc-tree.js';
