@@ -17,6 +17,7 @@ import type {
   BackendConfig,
   ControllerSection,
   DispatcherListConfig,
+  FairnessConfig,
   HeartbeatSection,
   KamailioRpcSection,
   LbNodeSection,
@@ -26,6 +27,7 @@ import type {
   ScoringSection,
   SetConfig,
   SftpConfig,
+  SourceGroupConfig,
   SshConfig,
 } from '../../src/config/types.js';
 import type { SignalParams } from '../../src/scoring/params.js';
@@ -71,7 +73,12 @@ const sftp: Presence<SftpConfig> = {
   host_fingerprint: 'required',
 };
 const dispatcherList: Presence<DispatcherListConfig> = { path: 'required', sftp: 'optional' };
-const lbNode: Presence<LbNodeSection> = { name: 'required', rpc: 'required', dispatcher_list: 'required' };
+const lbNode: Presence<LbNodeSection> = {
+  name: 'required',
+  rpc: 'required',
+  dispatcher_list: 'required',
+  address_file: 'optional',
+};
 const ssh: Presence<SshConfig> = {
   host: 'required',
   port: 'required',
@@ -125,8 +132,26 @@ const scoring: Presence<ScoringSection> = {
   panic_threshold_ratio: 'required',
   panic_heal_grace_ms: 'required',
 };
-const admission: Presence<AdmissionConfig> = { enabled: 'required', headroom: 'required' };
 const lease: Presence<LeaseConfig> = { duration_ms: 'required', refresh_ms: 'required' };
+const admission: Presence<AdmissionConfig> = {
+  enabled: 'required',
+  headroom: 'required',
+  fairness: 'required',
+};
+const fairness: Presence<FairnessConfig> = {
+  enabled: 'required',
+  top_n: 'required',
+  other_reserve: 'required',
+  deadband: 'required',
+  groups: 'required',
+};
+const sourceGroup: Presence<SourceGroupConfig> = {
+  name: 'required',
+  networks: 'required',
+  weight: 'required',
+  guaranteed_cps: 'required',
+  trusted: 'required',
+};
 const maintenance: Presence<MaintenanceSchedule> = {
   backend: 'required',
   drain: 'optional',
@@ -193,6 +218,8 @@ const SHAPES: Readonly<Record<string, Shape>> = {
   ...Object.fromEntries(SIGNAL_NAMES.map((n) => [`scoring.signals.${n}`, signal])),
   admission,
   lease,
+  'admission.fairness': fairness,
+  'admission.fairness.groups[]': sourceGroup,
   schedules,
   'schedules.maintenance[]': maintenance,
   api,
