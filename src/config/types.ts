@@ -77,6 +77,8 @@ export interface LbNodeSection {
   readonly name: string;
   readonly rpc: KamailioRpcSection;
   readonly dispatcher_list: DispatcherListConfig;
+  /** The LB's SIP UDP socket, measured from this host's /proc/net/udp; absent: not measured. */
+  readonly sip_socket?: UdpAddress;
 }
 
 export type LbNodeConfig = Omit<LbNodeSection, 'rpc'> & { readonly rpc: KamailioRpcConfig };

@@ -25,6 +25,7 @@ import { initialScorerState, scoreCycle, type CycleResult, type ScorerState } fr
 import type { Logger } from '../util/logger.js';
 import { logEvents } from './event-log.js';
 import { EventBus } from './events.js';
+import { LbSocketWatch } from './lb-socket-watch.js';
 import { initialNodeState, nodeAfterApply, notReadyReasons, type LbNodeState } from './node-state.js';
 import {
   EMPTY_MEMORY,
@@ -89,23 +90,20 @@ export class Controller {
   private statusTimer: NodeJS.Timeout | null = null;
   private readonly statusFile = new StatusFileWriter((e) => this.events.emit(e));
   private readonly graceMs: number;
-
-  private readonly logger: Logger;
-  private readonly makeSchedules: SchedulesFactory;
+  private readonly lbSockets: LbSocketWatch;
 
   private constructor(
     config: ControllerConfig,
     private readonly endpoint: ProbeEndpoint,
     private readonly links: readonly NodeLink[],
     readonly events: EventBus,
-    opts: ControllerOptions,
+    private readonly opts: ControllerOptions,
   ) {
     this.cfg = config;
     this.cycleMs = opts.cycleMs ?? config.scoring.cycle_ms;
-    this.logger = opts.logger;
-    this.makeSchedules = opts.schedules ?? cronSchedules;
     this.graceMs = startupGraceMs(config.heartbeat);
     this.nodes = links.map((l) => initialNodeState(l.name));
+    this.lbSockets = new LbSocketWatch(config.lb_nodes).start();
     this.fanout = new NodeSyncFanout(
       links.map((link) => ({
         name: link.name,
@@ -171,10 +169,10 @@ export class Controller {
   /** The running calendar of `config`; on failure nothing of it is left running. */
   private startSchedules(config: ControllerConfig): Promise<Schedules> {
     return startCalendar(
-      this.makeSchedules,
+      this.opts.schedules ?? cronSchedules,
       config.schedules,
       (action) => runScheduled(action, this),
-      this.logger,
+      this.opts.logger,
       (job, error) => this.events.emit({ type: 'schedule_failed', job, error }),
     );
   }
@@ -227,6 +225,7 @@ export class Controller {
       links: this.links,
       syncOf: (node) => this.fanout.statusOf(node),
       schedules: this.schedules?.status() ?? [],
+      lbSockets: this.lbSockets.status(),
     };
   }
 
@@ -342,6 +341,7 @@ export class Controller {
     await this.schedules?.stop();
     await this.endpoint.close();
     await this.fanout.close();
+    await this.lbSockets.stop();
     await Promise.all(this.links.map((l) => l.close()));
     this.events.emit({ type: 'controller_stopped' });
   }

@@ -70,7 +70,12 @@ const sftp: Presence<SftpConfig> = {
   host_fingerprint: 'required',
 };
 const dispatcherList: Presence<DispatcherListConfig> = { path: 'required', sftp: 'optional' };
-const lbNode: Presence<LbNodeSection> = { name: 'required', rpc: 'required', dispatcher_list: 'required' };
+const lbNode: Presence<LbNodeSection> = {
+  name: 'required',
+  rpc: 'required',
+  dispatcher_list: 'required',
+  sip_socket: 'optional',
+};
 const ssh: Presence<SshConfig> = {
   host: 'required',
   port: 'required',
@@ -181,6 +186,7 @@ const SHAPES: Readonly<Record<string, Shape>> = {
   'lb_nodes[].rpc': rpc,
   'lb_nodes[].dispatcher_list': dispatcherList,
   'lb_nodes[].dispatcher_list.sftp': sftp,
+  'lb_nodes[].sip_socket': udpEndpoint,
   'sets[]': set,
   'sets[].backends[]': backend,
   'sets[].backends[].agent': udpEndpoint,
