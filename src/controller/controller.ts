@@ -103,7 +103,7 @@ export class Controller {
     this.cycleMs = opts.cycleMs ?? config.scoring.cycle_ms;
     this.graceMs = startupGraceMs(config.heartbeat);
     this.nodes = links.map((l) => initialNodeState(l.name));
-    this.lbSockets = new LbSocketWatch(config.lb_nodes).start();
+    this.lbSockets = new LbSocketWatch(config.lb_nodes, { onEvents: (e) => events.emitAll(e) }).start();
     this.fanout = new NodeSyncFanout(
       links.map((link) => ({
         name: link.name,

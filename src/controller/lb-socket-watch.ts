@@ -9,7 +9,9 @@ import { networkInterfaces } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { LbNodeConfig } from '../config/types.js';
 import { readText, readUdpSocket, type TextReader } from '../metrics/host-collectors.js';
+import type { ControllerEvent } from './events.js';
 import {
+  lbSocketEvents,
   nextLbSocketStatus,
   type HostInterface,
   type LbSocketReading,
@@ -26,6 +28,8 @@ export interface LbSocketWatchOptions {
   /** Reads a /proc file; tests point it at fixtures. */
   readonly read?: TextReader;
   readonly interfaces?: () => readonly HostInterface[];
+  /** What changed, for the controller's event bus (measured or not, drops began or ended). */
+  readonly onEvents?: (events: readonly ControllerEvent[]) => void;
 }
 
 export class LbSocketWatch {
@@ -75,10 +79,10 @@ export class LbSocketWatch {
       );
       const now = { mono: performance.now(), wall: Date.now() };
       const interfaces = (this.opts.interfaces ?? hostInterfaces)();
-      this.statuses.set(
-        n.name,
-        nextLbSocketStatus(this.statuses.get(n.name) ?? null, socket, reading, now, interfaces),
-      );
+      const previous = this.statuses.get(n.name) ?? null;
+      const next = nextLbSocketStatus(previous, socket, reading, now, interfaces);
+      this.statuses.set(n.name, next);
+      this.opts.onEvents?.(lbSocketEvents(n.name, previous, next));
     }
   }
 }

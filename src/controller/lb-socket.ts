@@ -10,6 +10,7 @@
  */
 import { addressBytes, type UdpSocketFigures } from '../metrics/proc-net-udp.js';
 import type { UdpAddress } from '../util/udp-address.js';
+import type { ControllerEvent } from './events.js';
 
 export interface LbSocketMeasured {
   readonly state: 'measured';
@@ -22,6 +23,8 @@ export interface LbSocketMeasured {
   readonly dropsPerS: number | null;
   /** Sockets summed (more than one with SO_REUSEPORT). */
   readonly sockets: number;
+  /** The counter before the current run of dropping readings began; null when not dropping. */
+  readonly droppingFrom: number | null;
   /** Wall-clock ms of the reading. */
   readonly at: number;
   /** Monotonic ms of the reading, for the next rate. */
@@ -111,7 +114,41 @@ export function nextLbSocketStatus(
     drops: figures.drops,
     dropsPerS,
     sockets: figures.sockets,
+    droppingFrom: dropsPerS !== null && dropsPerS > 0 ? (prior?.droppingFrom ?? prior!.drops) : null,
     at: now.wall,
     mono: now.mono,
   };
+}
+
+/**
+ * What an operator is told of a node's socket between two statuses: that it is measured or not
+ * (and why), once per change; that it started dropping, once per run of dropping readings; and how
+ * many datagrams the run lost when a reading shows the counter still again. Not one line a second.
+ */
+export function lbSocketEvents(
+  node: string,
+  previous: LbSocketStatus | null,
+  next: LbSocketStatus,
+): ControllerEvent[] {
+  const events: ControllerEvent[] = [];
+  const { socket } = next;
+  if (next.state === 'unmeasured') {
+    if (previous?.state !== 'unmeasured' || previous.reason !== next.reason)
+      events.push({ type: 'lb_socket_unmeasured', node, socket, reason: next.reason });
+    return events;
+  }
+  if (previous?.state !== 'measured') events.push({ type: 'lb_socket_measured', node, socket });
+  const wasDropping = previous?.state === 'measured' && previous.droppingFrom !== null;
+  if (next.droppingFrom !== null && !wasDropping) {
+    events.push({
+      type: 'lb_socket_dropping',
+      node,
+      socket,
+      drops_per_s: Math.round(next.dropsPerS ?? 0),
+      rx_queue_bytes: next.rxQueueBytes,
+    });
+  } else if (wasDropping && next.dropsPerS === 0 && previous.droppingFrom !== null) {
+    events.push({ type: 'lb_socket_drops_ended', node, socket, dropped: next.drops - previous.droppingFrom });
+  }
+  return events;
 }

@@ -8,6 +8,8 @@
  */
 import { expect } from 'chai';
 import { createSocket } from 'node:dgram';
+import { followEvents, type EventFollower } from '../../src/api/event-client.js';
+import type { StampedEvent } from '../../src/controller/events.js';
 import { startDaemonLab, type DaemonLab } from '../support/daemon-lab.js';
 import { eventually } from '../support/harness.js';
 import { expectSchema, http, sample, waitReady, type Sample } from './api-support.js';
@@ -56,6 +58,9 @@ describe('LB saturation: the LB socket’s queue and drops in the API and /metri
   this.timeout(180000);
   let d: DaemonLab | undefined;
   let stopped: number[] = [];
+  let follower: EventFollower | undefined;
+  const events: StampedEvent[] = [];
+  const seen = (type: StampedEvent['type']) => events.filter((e) => e.type === type);
 
   const resume = () => {
     for (const pid of stopped) {
@@ -81,11 +86,14 @@ describe('LB saturation: the LB socket’s queue and drops in the API and /metri
     cfg.lb_nodes[0]!.sip_socket = { ...d.lab.state.plan.lb.sip };
     d.startController(cfg);
     await waitReady(d.base);
+    follower = followEvents({ url: d.base, token: d.token, history: true }, (e) => events.push(e));
+    await follower.ready;
   });
 
   afterEach(resume);
 
   after(async function () {
+    follower?.close();
     resume();
     await d?.stop();
   });
@@ -102,6 +110,7 @@ describe('LB saturation: the LB socket’s queue and drops in the API and /metri
     expect(metric(m, 'sipweigh_lb_socket_measured')).to.equal(1);
     expect(metric(m, 'sipweigh_lb_rx_queue_bytes')).to.be.a('number');
     expect(metric(m, 'sipweigh_lb_rx_drops_total')).to.be.a('number');
+    await eventually(() => seen('lb_socket_measured').length === 1, 'the lb_socket_measured event');
   });
 
   it('a stalled LB under a burst: the queue and the kernel’s drops show in /metrics and the API', async function () {
@@ -151,6 +160,19 @@ describe('LB saturation: the LB socket’s queue and drops in the API and /metri
       'the queue read down once the LB runs again',
       30000,
       200,
+    );
+    // Told once when the drops began and once when they ended, with what the run lost.
+    const ended = await eventually(
+      () => seen('lb_socket_drops_ended')[0],
+      'the lb_socket_drops_ended event',
+      15000,
+    );
+    expect(seen('lb_socket_dropping')).to.have.length(1);
+    expect(seen('lb_socket_dropping')[0]).to.deep.include({ node: 'lb1', socket });
+    expect(ended).to.deep.include({ node: 'lb1', socket });
+    expect((ended as Extract<StampedEvent, { type: 'lb_socket_drops_ended' }>).dropped).to.be.within(
+      1,
+      BURST,
     );
   });
 

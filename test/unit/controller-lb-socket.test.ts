@@ -7,8 +7,10 @@ import { expect } from 'chai';
 import { Registry } from 'prom-client';
 import { apiValidator } from '../../src/api/schemas.js';
 import { lbSocketJson } from '../../src/api/views.js';
+import { logLineOf } from '../../src/controller/event-log.js';
 import {
   isHostAddress,
+  lbSocketEvents,
   nextLbSocketStatus,
   type HostInterface,
   type LbSocketStatus,
@@ -102,6 +104,72 @@ describe('LB socket: status step (controller/lb-socket.ts)', function () {
     expect(isHostAddress('192.0.2.7', HOST)).to.equal(false);
     expect(isHostAddress('::1', HOST)).to.equal(false);
     expect(isHostAddress('not an address', HOST)).to.equal(false);
+  });
+});
+
+describe('LB socket: events (told once per change, not once a second)', function () {
+  const step = (
+    prev: LbSocketStatus | null,
+    reading: Parameters<typeof nextLbSocketStatus>[2],
+    mono: number,
+  ) => nextLbSocketStatus(prev, SOCKET, reading, at(mono), HOST);
+  const types = (prev: LbSocketStatus | null, next: LbSocketStatus) =>
+    lbSocketEvents('lb1', prev, next).map((e) => e.type);
+
+  it('measured once when it starts or comes back; unmeasured once per reason', function () {
+    const m = step(null, figures(0, 5), 0);
+    expect(types(null, m)).to.deep.equal(['lb_socket_measured']);
+    expect(types(m, step(m, figures(0, 5), 1000))).to.deep.equal([]);
+    const gone = step(m, { figures: undefined }, 2000);
+    expect(lbSocketEvents('lb1', m, gone)).to.deep.equal([
+      {
+        type: 'lb_socket_unmeasured',
+        node: 'lb1',
+        socket: '127.44.0.1:5060',
+        reason: "no UDP socket bound to 127.44.0.1:5060 on this host (is the LB's Kamailio running?)",
+      },
+    ]);
+    expect(types(gone, step(gone, { figures: undefined }, 3000))).to.deep.equal([]);
+    expect(types(gone, step(gone, { error: 'EACCES' }, 3000))).to.deep.equal(['lb_socket_unmeasured']);
+    expect(types(gone, step(gone, figures(0, 0), 4000))).to.deep.equal(['lb_socket_measured']);
+  });
+
+  it('a run of drops: dropping when it begins, nothing while it lasts, how many it lost when it ends', function () {
+    const r0 = step(null, figures(0, 10), 0);
+    const r1 = step(r0, figures(212_992, 1810), 1000);
+    expect(lbSocketEvents('lb1', r0, r1)).to.deep.equal([
+      {
+        type: 'lb_socket_dropping',
+        node: 'lb1',
+        socket: '127.44.0.1:5060',
+        drops_per_s: 1800,
+        rx_queue_bytes: 212_992,
+      },
+    ]);
+    const r2 = step(r1, figures(212_992, 2010), 2000);
+    expect(types(r1, r2)).to.deep.equal([]);
+    const r3 = step(r2, figures(0, 2010), 3000);
+    expect(lbSocketEvents('lb1', r2, r3)).to.deep.equal([
+      { type: 'lb_socket_drops_ended', node: 'lb1', socket: '127.44.0.1:5060', dropped: 2000 },
+    ]);
+    expect(types(r3, step(r3, figures(0, 2010), 4000))).to.deep.equal([]);
+    // Old drops counted before the controller started are no run: the first reading has no rate.
+    expect(types(null, step(null, figures(0, 99_999), 0))).to.deep.equal(['lb_socket_measured']);
+  });
+
+  it('the log warns of drops and of an unmeasured socket', function () {
+    const dropping = logLineOf({
+      type: 'lb_socket_dropping',
+      node: 'lb1',
+      socket: '127.44.0.1:5060',
+      drops_per_s: 1800,
+      rx_queue_bytes: 212_992,
+    });
+    expect(dropping?.level).to.equal('warn');
+    expect(dropping?.msg).to.match(/kernel drops requests/);
+    expect(
+      logLineOf({ type: 'lb_socket_unmeasured', node: 'lb1', socket: 's', reason: 'r' })?.level,
+    ).to.equal('warn');
   });
 });
 
