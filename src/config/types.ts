@@ -79,6 +79,8 @@ export interface LbNodeSection {
   readonly dispatcher_list: DispatcherListConfig;
   /** The permissions module's address_file on the LB host (source groups); written like the list. */
   readonly address_file?: string;
+  /** The LB's SIP UDP socket, measured from this host's /proc/net/udp; absent: not measured. */
+  readonly sip_socket?: UdpAddress;
 }
 
 export type LbNodeConfig = Omit<LbNodeSection, 'rpc'> & { readonly rpc: KamailioRpcConfig };

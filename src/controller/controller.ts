@@ -26,6 +26,7 @@ import type { Logger } from '../util/logger.js';
 import { logEvents } from './event-log.js';
 import { FairAdmission } from './fair-admission.js';
 import { EventBus } from './events.js';
+import { LbSocketWatch } from './lb-socket-watch.js';
 import { initialNodeState, nodeAfterApply, notReadyReasons, type LbNodeState } from './node-state.js';
 import { EMPTY_MEMORY, discoveryEvents, isSettled, planCycle, planDiscovery } from './plan.js';
 import { planRegistryReload, retiredAfterPush, scorerSample, startupGraceMs } from './plan.js';
@@ -73,20 +74,17 @@ export class Controller {
   /** Per-source shares of the admission limit, on its own one-second round (fair-admission.ts). */
   private readonly fair: FairAdmission;
 
-  private readonly logger: Logger;
-  private readonly makeSchedules: SchedulesFactory;
+  private readonly lbSockets: LbSocketWatch;
 
   private constructor(
     config: ControllerConfig,
     private readonly endpoint: ProbeEndpoint,
     private readonly links: readonly NodeLink[],
     readonly events: EventBus,
-    opts: ControllerOptions,
+    private readonly opts: ControllerOptions,
   ) {
     this.cfg = config;
     this.cycleMs = opts.cycleMs ?? config.scoring.cycle_ms;
-    this.logger = opts.logger;
-    this.makeSchedules = opts.schedules ?? cronSchedules;
     this.graceMs = startupGraceMs(config.heartbeat);
     this.nodes = links.map((l) => initialNodeState(l.name));
     this.fair = FairAdmission.forNodes(
@@ -94,6 +92,7 @@ export class Controller {
       () => this.cfg,
       (e) => this.events.emit(e),
     );
+    this.lbSockets = new LbSocketWatch(config.lb_nodes, { onEvents: (e) => events.emitAll(e) }).start();
     this.fanout = new NodeSyncFanout(
       links.map((link) => ({
         name: link.name,
@@ -160,10 +159,10 @@ export class Controller {
   /** The running calendar of `config`; on failure nothing of it is left running. */
   private startSchedules(config: ControllerConfig): Promise<Schedules> {
     return startCalendar(
-      this.makeSchedules,
+      this.opts.schedules ?? cronSchedules,
       config.schedules,
       (action) => runScheduled(action, this),
-      this.logger,
+      this.opts.logger,
       (job, error) => this.events.emit({ type: 'schedule_failed', job, error }),
     );
   }
@@ -217,6 +216,7 @@ export class Controller {
       syncOf: (node) => this.fanout.statusOf(node),
       schedules: this.schedules?.status() ?? [],
       sources: () => this.fair.report(),
+      lbSockets: this.lbSockets.status(),
     };
   }
 
@@ -334,6 +334,7 @@ export class Controller {
     await this.fair.stop();
     await this.endpoint.close();
     await this.fanout.close();
+    await this.lbSockets.stop();
     await Promise.all(this.links.map((l) => l.close()));
     this.events.emit({ type: 'controller_stopped' });
   }

@@ -156,6 +156,26 @@ export function logLineOf(e: ControllerEvent): LogLine | null {
         { node: e.node, err: e.error },
         'the LB keeps no evidence table (older snippet): no passive evidence from it',
       );
+    case 'lb_socket_measured':
+      return line(
+        'info',
+        { node: e.node, socket: e.socket },
+        "LB socket measured (the LB's own receive queue and drops)",
+      );
+    case 'lb_socket_unmeasured':
+      return line('warn', { node: e.node, socket: e.socket, reason: e.reason }, 'LB socket not measured');
+    case 'lb_socket_dropping':
+      return line(
+        'warn',
+        { node: e.node, socket: e.socket, drops_per_s: e.drops_per_s, rx_queue_bytes: e.rx_queue_bytes },
+        "the LB's SIP socket is full: the kernel drops requests before the LB reads them",
+      );
+    case 'lb_socket_drops_ended':
+      return line(
+        'info',
+        { node: e.node, socket: e.socket, dropped: e.dropped },
+        'LB socket no longer dropping',
+      );
     case 'cycle_failed':
       return e.stage === 'scoring'
         ? line('error', { err: e.error }, 'scoring failed; weights left as they are')

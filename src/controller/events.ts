@@ -169,6 +169,30 @@ export type ControllerEvent =
   | { readonly type: 'lease_refresh_recovered'; readonly node: string }
   /** The node's LB snippet has no evidence table (an older snippet): no passive evidence from it. */
   | { readonly type: 'lb_evidence_unsupported'; readonly node: string; readonly error: string }
+  /** The LB's own SIP socket (lb_nodes[].sip_socket) is read from this host again, or for the first time. */
+  | { readonly type: 'lb_socket_measured'; readonly node: string; readonly socket: string }
+  /** It cannot be read: not this host's address, nothing bound there, /proc unreadable. */
+  | {
+      readonly type: 'lb_socket_unmeasured';
+      readonly node: string;
+      readonly socket: string;
+      readonly reason: string;
+    }
+  /** The kernel started dropping datagrams on it (its queue is full): once per run of drops. */
+  | {
+      readonly type: 'lb_socket_dropping';
+      readonly node: string;
+      readonly socket: string;
+      readonly drops_per_s: number;
+      readonly rx_queue_bytes: number;
+    }
+  /** A run of drops ended; `dropped`: datagrams lost during it. */
+  | {
+      readonly type: 'lb_socket_drops_ended';
+      readonly node: string;
+      readonly socket: string;
+      readonly dropped: number;
+    }
   | { readonly type: 'cycle_failed'; readonly stage: 'scoring' | 'cycle'; readonly error: string }
   | { readonly type: 'status_file_error'; readonly file: string; readonly error: string }
   /** A scheduled job (reconcile, drain, undrain) failed; it is tried again at its next turn. */

@@ -3,6 +3,7 @@ import type { BackendView } from '../probe/probe-core.js';
 import type { CycleResult } from '../scoring/index.js';
 import type { LbNodeState, NodeApplyRecord, NodeCounters } from './node-state.js';
 import type { JobStatus } from './schedules.js';
+import type { LbSocketStatus } from './lb-socket.js';
 import { buildStatus, type ControllerStatus } from './status.js';
 import type { NodeOutcome } from '../push/node-link.js';
 import type { NodeSyncStatus } from '../push/node-sync.js';
@@ -32,6 +33,8 @@ export interface NodeSnapshot {
   /** Weight of each backend id as this node holds it since the last good push (0 = inactive). */
   readonly weights: ReadonlyMap<string, number> | null;
   readonly consecutiveFailures: number;
+  /** The LB's SIP socket as this host's kernel shows it; null when the config names none. */
+  readonly sipSocket: LbSocketStatus | null;
 }
 
 /** A node's record as the API reads it, with what its link holds. */
@@ -39,6 +42,7 @@ export function nodeSnapshot(
   n: LbNodeState,
   link: { describe(): string; readonly pushedWeights: ReadonlyMap<string, number> | null },
   consecutiveFailures: number,
+  sipSocket: LbSocketStatus | null,
 ): NodeSnapshot {
   const { name, blocked, synced, last, counters } = n;
   return {
@@ -50,6 +54,7 @@ export function nodeSnapshot(
     counters,
     weights: link.pushedWeights,
     consecutiveFailures,
+    sipSocket,
   };
 }
 
@@ -67,6 +72,8 @@ export interface ControllerParts {
   readonly syncOf: (node: string) => NodeSyncStatus<NodeOutcome> | undefined;
   readonly schedules: readonly JobStatus[];
   readonly sources: () => SourcesView;
+  /** Each LB node's socket status, by node name (lb-socket-watch.ts). */
+  readonly lbSockets: ReadonlyMap<string, LbSocketStatus>;
 }
 
 /** Each LB node as `sipweigh status` shows it: its target, why it is blocked, its sync's state. */
@@ -89,7 +96,7 @@ export function statusOf(p: ControllerParts): ControllerStatus {
 export function snapshotOf(p: ControllerParts): ControllerSnapshot {
   const { now, startedAt, views, result } = p;
   const nodes = p.nodes.map((n, i) =>
-    nodeSnapshot(n, p.links[i]!, p.syncOf(n.name)?.consecutiveFailures ?? 0),
+    nodeSnapshot(n, p.links[i]!, p.syncOf(n.name)?.consecutiveFailures ?? 0, p.lbSockets.get(n.name) ?? null),
   );
   return { now, startedAt, views, result, status: statusOf(p), nodes, sources: p.sources() };
 }

@@ -11,7 +11,7 @@ import { CpuTracker } from './cpu-tracker.js';
 import { parseLoadavg } from './loadavg.js';
 import { memUsedRatio, parseMeminfo } from './meminfo.js';
 import { parseProcStat } from './proc-stat.js';
-import { findUdpSocket, parseProcNetUdp } from './proc-net-udp.js';
+import { findUdpSocket, parseProcNetUdp, type UdpSocketFigures } from './proc-net-udp.js';
 
 /** Reads a whole file as text; tests point it at fixtures or a fake /proc root. */
 export type TextReader = (path: string) => Promise<string>;
@@ -70,28 +70,35 @@ export interface SipSocket {
 }
 
 /**
- * Receive queue and drops of Kamailio's SIP UDP socket (the kernel's view of work not yet read).
- * An IPv4 address is looked up in /proc/net/udp, then, if nothing is bound there, in /proc/net/udp6
- * as its v4-mapped form or the dual-stack wildcard `::` (a server listening on [::] takes IPv4 too).
+ * Receive queue and drops of the socket bound to `socket` on this host; undefined when nothing is
+ * bound there. An IPv4 address is looked up in /proc/net/udp, then, if nothing is bound there, in
+ * /proc/net/udp6 as its v4-mapped form or the dual-stack wildcard `::` (a server listening on [::]
+ * takes IPv4 too).
  */
+export async function readUdpSocket(
+  socket: SipSocket,
+  read: TextReader = readText,
+): Promise<UdpSocketFigures | undefined> {
+  const lookup = async (table: string, address: string) =>
+    findUdpSocket(parseProcNetUdp(await read(table), table, endianness()), address, socket.port);
+  return isIPv6(socket.address)
+    ? lookup('/proc/net/udp6', socket.address)
+    : ((await lookup('/proc/net/udp', socket.address)) ??
+        (await lookup('/proc/net/udp6', `::ffff:${socket.address}`).catch(() => undefined)));
+}
+
+/** Receive queue and drops of Kamailio's SIP UDP socket (the kernel's view of work not yet read). */
 export function udpSocketCollector(
   socket: SipSocket,
   cadence: Cadence,
   read: TextReader = readText,
 ): Collector {
-  const v6 = isIPv6(socket.address);
-  const hostEndianness = endianness();
-  const lookup = async (table: string, address: string) =>
-    findUdpSocket(parseProcNetUdp(await read(table), table, hostEndianness), address, socket.port);
   return {
     name: 'udp-socket',
     fields: ['udp_rx_queue_bytes', 'udp_drops'],
     ...cadence,
     async collect() {
-      const found = v6
-        ? await lookup('/proc/net/udp6', socket.address)
-        : ((await lookup('/proc/net/udp', socket.address)) ??
-          (await lookup('/proc/net/udp6', `::ffff:${socket.address}`).catch(() => undefined)));
+      const found = await readUdpSocket(socket, read);
       if (!found) throw new Error(`no UDP socket bound to ${socket.address}:${socket.port}`);
       return { values: { udp_rx_queue_bytes: found.rxQueueBytes, udp_drops: found.drops } };
     },

@@ -14,6 +14,7 @@ import { HEALTH_KINDS } from '../health/state-machine.js';
 import { DROP_REASONS } from '../heartbeat/codec.js';
 import type { ProbeCounters } from '../probe/probe-core.js';
 import { SIGNAL_NAMES } from '../scoring/index.js';
+import { lbSocketSeries } from './lb-socket-series.js';
 
 export interface TelemetrySource {
   snapshot(): ControllerSnapshot;
@@ -320,6 +321,7 @@ export class ControllerTelemetry {
         for (const n of snap()?.nodes ?? []) this.set({ node: n.name }, n.consecutiveFailures);
       },
     });
+    lbSocketSeries(r, snap);
 
     const probeCounters = () => this.source?.probeCounters() ?? null;
     new Counter<'reason'>({

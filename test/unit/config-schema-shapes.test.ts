@@ -78,6 +78,7 @@ const lbNode: Presence<LbNodeSection> = {
   rpc: 'required',
   dispatcher_list: 'required',
   address_file: 'optional',
+  sip_socket: 'optional',
 };
 const ssh: Presence<SshConfig> = {
   host: 'required',
@@ -209,6 +210,7 @@ const SHAPES: Readonly<Record<string, Shape>> = {
   'lb_nodes[].rpc': rpc,
   'lb_nodes[].dispatcher_list': dispatcherList,
   'lb_nodes[].dispatcher_list.sftp': sftp,
+  'lb_nodes[].sip_socket': udpEndpoint,
   'sets[]': set,
   'sets[].backends[]': backend,
   'sets[].backends[].agent': udpEndpoint,

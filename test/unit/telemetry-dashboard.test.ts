@@ -46,7 +46,7 @@ describe('Grafana dashboard (scripts/grafana/sipweigh-dashboard.json)', function
     .filter((v) => v.type === 'query')
     .map((v) => ({ panel: `variable ${v.name}`, expr: (v.query as { query: string }).query }));
 
-  it('has panels for weights, factors, signals, heartbeat, pushes and drops, each with a query', function () {
+  it('has panels for weights, factors, signals, heartbeat, pushes, drops and the LB socket, each with a query', function () {
     const titles = panels.map((p) => p.title.toLowerCase()).join(' | ');
     for (const topic of [
       'weight',
@@ -57,6 +57,8 @@ describe('Grafana dashboard (scripts/grafana/sipweigh-dashboard.json)', function
       'push latency',
       'outcome',
       'dropped',
+      'lb socket receive queue',
+      'lb socket drops',
     ])
       expect(titles, topic).to.contain(topic);
     for (const p of panels) expect(p.targets ?? [], p.title).to.not.be.empty;
