@@ -1,6 +1,6 @@
 /**
- * Where a sipp UAC's failed calls gave up, read from its `-trace_counts` file: the one reading of that
- * file for the failover bench and the demo. Pure: text in, counts out.
+ * Where a sipp UAC's failed calls gave up, from its `-trace_counts` counts: the one reading of them
+ * for the failover bench and the demo. Pure.
  */
 
 /**
@@ -20,33 +20,29 @@ export interface FailureSplit {
 }
 
 /**
- * The split from the file's header and last row (`;`-separated, one column per scenario step and
- * counter, e.g. `3_200_Timeout`, `7_ACK_Sent`, `10_200_Timeout`; the last row is cumulative).
- * Null when the file has no data row or its scenario has no ACK step.
+ * The split from the last row of a `-trace_counts` file (`SippResult.counts`, or `parseSippCounts`:
+ * cumulative counts by column, one column per scenario step and event, e.g. `3_200_Timeout`,
+ * `7_ACK_Sent`, `10_200_Timeout`). Null when the scenario has no ACK step (or there was no row).
  */
-export function splitFailures(countsCsv: string): FailureSplit | null {
-  const lines = countsCsv.split('\n').filter((l) => l.trim() !== '');
-  if (lines.length < 2) return null;
-  const header = lines[0]!.split(';');
-  const last = lines[lines.length - 1]!.split(';');
+export function splitFailures(counts: Readonly<Record<string, number>>): FailureSplit | null {
+  const columns = Object.keys(counts);
   const step = (col: string) => Number(/^(\d+)_/.exec(col)?.[1] ?? Number.NaN);
-  const ackCol = header.find((c) => /^\d+_ACK_Sent$/.test(c));
+  const ackCol = columns.find((c) => /^\d+_ACK_Sent$/.test(c));
   if (ackCol === undefined) return null;
   const ackStep = step(ackCol);
   let unanswered = 0;
   let byeLost = 0;
   let unexpected = 0;
   let unexpectedInSetup = 0;
-  header.forEach((col, i) => {
-    const n = Number(last[i]);
-    if (!Number.isFinite(n)) return;
+  for (const col of columns) {
+    const n = counts[col] ?? 0;
     if (/^\d+_.+_Unexp$/.test(col)) {
       unexpected += n;
       if (step(col) < ackStep) unexpectedInSetup += n;
     }
-    if (!/^\d+_.+_Timeout$/.test(col)) return;
+    if (!/^\d+_.+_Timeout$/.test(col)) continue;
     if (step(col) < ackStep) unanswered += n;
     else byeLost += n;
-  });
+  }
   return { unanswered, byeLost, unexpected, failedInSetup: unanswered + unexpectedInSetup };
 }

@@ -15,6 +15,7 @@ import {
   type ModeOutcome,
 } from '../../scripts/bench/failover/report.js';
 import { splitFailures } from '../../src/lab/sipp-counts.js';
+import { parseSippCounts } from '../../src/lab/sipp.js';
 
 function target(uri: string, state: DispatcherTarget['state'], rweight: number | null): DispatcherTarget {
   return {
@@ -143,7 +144,7 @@ describe('bench failover: rotation', () => {
 describe('bench failover: sipp message counts', () => {
   it('splits failed calls into failed in setup (unanswered or unexpected reply) and lost BYEs', () => {
     // The 2 unexpected replies came instead of the INVITE's 100 (step 1, before the ACK): setup.
-    expect(splitFailures(COUNTS_CSV)).to.deep.equal({
+    expect(splitFailures(parseSippCounts(COUNTS_CSV))).to.deep.equal({
       unanswered: 54,
       byeLost: 10,
       unexpected: 2,
@@ -155,13 +156,16 @@ describe('bench failover: sipp message counts', () => {
       .replace('1_100_Unexp', 'SWAP')
       .replace('10_200_Unexp', '1_100_Unexp')
       .replace('SWAP', '10_200_Unexp');
-    expect(splitFailures([swapped, ...rows].join('\n'))).to.include({ unexpected: 2, failedInSetup: 54 });
+    expect(splitFailures(parseSippCounts([swapped, ...rows].join('\n')))).to.include({
+      unexpected: 2,
+      failedInSetup: 54,
+    });
   });
 
   it('gives null when the file is empty, header-only or has no ACK step', () => {
-    expect(splitFailures('')).to.equal(null);
-    expect(splitFailures(COUNTS_CSV.split('\n')[0]!)).to.equal(null);
-    expect(splitFailures('CurrentTime;0_OPTIONS_Sent;1_200_Timeout\nx;5;2')).to.equal(null);
+    expect(splitFailures(parseSippCounts(''))).to.equal(null);
+    expect(splitFailures(parseSippCounts(COUNTS_CSV.split('\n')[0]!))).to.equal(null);
+    expect(splitFailures(parseSippCounts('CurrentTime;0_OPTIONS_Sent;1_200_Timeout\nx;5;2'))).to.equal(null);
   });
 });
 

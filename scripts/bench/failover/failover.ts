@@ -54,7 +54,7 @@
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { Defines } from '../../../src/lab/kamailio.js';
 import {
@@ -84,14 +84,8 @@ import {
   type KillResult,
   type ModeOutcome,
 } from './report.js';
-import {
-  readBackstop,
-  readRedispatched,
-  readTargets,
-  waitForBackstop,
-  waitForTargets,
-  watchOutOfRotation,
-} from './rotation-watch.js';
+import { readBackstop, readRedispatched } from '../../../src/lab/lb-failover.js';
+import { readTargets, waitForBackstop, waitForTargets, watchOutOfRotation } from './rotation-watch.js';
 import { withStopped } from '../common/cleanup.js';
 import { sleep } from '../../../src/util/sleep.js';
 
@@ -187,14 +181,6 @@ async function startControllerWithoutAdmission(lab: RunningLab): Promise<void> {
   await startLabController(lab.group, lab.state.plan, file);
 }
 
-function readFailureSplit(file: string) {
-  try {
-    return splitFailures(readFileSync(file, 'utf8'));
-  } catch {
-    return null;
-  }
-}
-
 /**
  * One kill under load: sipp starts; once the pool is at rest (bounded) and the warm-up has passed
  * (controller-down mode: and the controller was killed and the LB reported its backstop on),
@@ -230,7 +216,8 @@ async function killOnce(
     rate: o.rateCps,
     maxCalls: Math.ceil(o.rateCps * boundS),
     timeoutS: Math.ceil(boundS) + 30,
-    extraArgs: ['-recv_timeout', String(o.recvTimeoutMs), '-d', String(o.holdMs), '-trace_counts'],
+    traceCounts: true,
+    extraArgs: ['-recv_timeout', String(o.recvTimeoutMs), '-d', String(o.holdMs)],
   });
   const started = performance.now();
   try {
@@ -278,9 +265,8 @@ async function killOnce(
     if (wait > 0) await sleep(wait);
     if (sipp.process.isRunning()) process.kill(sipp.process.pid, 'SIGUSR1');
     const guard = setTimeout(() => void sipp.process.stop(), o.recvTimeoutMs * 4 + 10000);
-    const { stats } = await sipp.done().finally(() => clearTimeout(guard));
+    const { stats, counts } = await sipp.done().finally(() => clearTimeout(guard));
     const redispatchedAfter = await readRedispatched(rpc);
-    const scenario = basename(LAB_SCENARIOS.uac, '.xml');
     const idOf = (u: string) => plan.backends.find((x) => backendUri(x) === u)?.id ?? u;
     const falseAlarms = new Set([
       ...before.filter((t) => t.uri !== uri && isOutOfRotation(t)).map((t) => t.uri),
@@ -295,7 +281,7 @@ async function killOnce(
       calls: stats.created,
       successful: stats.successful,
       failed: stats.failed,
-      split: readFailureSplit(join(lab.group.runDir, `${scenario}_${sipp.process.pid}_counts.csv`)),
+      split: splitFailures(counts),
       redispatched:
         redispatchedBefore === null || redispatchedAfter === null
           ? null

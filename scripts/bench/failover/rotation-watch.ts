@@ -1,12 +1,13 @@
 /**
- * Watches an LB over JSON-RPC: its dispatcher.list, and the counter and flag of its own failover
- * paths (re-dispatch, backstop). The failover bench uses one poller for every mode (Kamailio's own
- * probing, the sipweigh controller, the LB's backstop), so the resolution of the measurement is the
- * same: the poll period plus one RPC round trip (about a millisecond on loopback).
+ * Watches an LB over JSON-RPC: its dispatcher.list, and its backstop flag. The failover bench uses
+ * one poller for every mode (Kamailio's own probing, the sipweigh controller, the LB's backstop), so
+ * the resolution of the measurement is the same: the poll period plus one RPC round trip (about a
+ * millisecond on loopback).
  */
 import type { DispatcherTarget } from '../../../src/kamailio/dispatcher-list-reply.js';
 import { fetchDispatcherList } from '../../../src/kamailio/fetch-dispatcher-list.js';
 import type { KamailioRpcClient } from '../../../src/kamailio/rpc.js';
+import { readBackstop } from '../../../src/lab/lb-failover.js';
 import { isOutOfRotation } from './report.js';
 import { sleep } from '../../../src/util/sleep.js';
 
@@ -89,39 +90,6 @@ export async function waitForTargets(
     }
     if (performance.now() > deadline) return false;
     await sleep(100);
-  }
-}
-
-/**
- * The LB's `sipweigh_redispatched` statistic (requests moved off a destination out of rotation), or
- * null when the LB has no such statistic or does not answer.
- */
-export async function readRedispatched(client: KamailioRpcClient): Promise<number | null> {
-  try {
-    const r = (await client.call('stats.fetchn', ['script:'], { deadlineMs: 1000 })) as Record<
-      string,
-      unknown
-    >;
-    const v = r['script.sipweigh_redispatched'];
-    return typeof v === 'number' ? v : null;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * The LB's backstop flag (htable sipweigh_lease, key backstop: 1 while the LB probes on its own), or
- * null when the key is missing or the LB does not answer.
- */
-export async function readBackstop(client: KamailioRpcClient): Promise<number | null> {
-  try {
-    const r = (await client.call('htable.get', ['sipweigh_lease', 'backstop'], { deadlineMs: 1000 })) as {
-      item?: { value?: unknown };
-    };
-    const v = r.item?.value;
-    return typeof v === 'number' ? v : null;
-  } catch {
-    return null;
   }
 }
 
