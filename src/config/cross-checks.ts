@@ -1,6 +1,6 @@
 /**
  * Rules across fields that a JSON Schema cannot state: unique ids and names, every backend
- * measurable, cron expressions and time zones that parse, maintenance naming a known backend.
+ * measurable, a lease refreshed at least twice per duration, cron expressions and time zones that parse, maintenance naming a known backend.
  */
 import { validateDetailed } from 'node-cron';
 import type { ConfigIssue } from './errors.js';
@@ -29,6 +29,13 @@ export function checkController(c: ControllerSection, issues: ConfigIssue[]): vo
     lbNames.add(lb.name);
   });
   checkSchedules(c.schedules, backendIds, issues);
+  // One lost refresh must not lapse the lease (and turn the LB's own probing on for nothing).
+  if (c.lease.refresh_ms * 2 > c.lease.duration_ms) {
+    issues.push({
+      path: 'lease.refresh_ms',
+      message: `must be at most half of lease.duration_ms (${c.lease.duration_ms}), got ${c.lease.refresh_ms}`,
+    });
+  }
 }
 
 /** Cron expressions are checked here (the schema cannot), and maintenance must name a known backend. */

@@ -99,6 +99,14 @@ export interface AdmissionConfig {
   readonly headroom: number;
 }
 
+/** The controller's lease at every LB node (schema: lease; docs/controller.md, Lease and backstop). */
+export interface LeaseConfig {
+  /** What each refresh writes into the LB's countdown (ms_left). */
+  readonly duration_ms: number;
+  /** Refresh period, also the period of the evidence and backstop reads. */
+  readonly refresh_ms: number;
+}
+
 /** A scheduled drain and/or undrain of one backend (at least one of the two is given). */
 export interface MaintenanceSchedule {
   readonly backend: string;
@@ -161,6 +169,7 @@ export interface ControllerSection {
   readonly sets: readonly SetConfig[];
   readonly scoring: ScoringSection;
   readonly admission: AdmissionConfig;
+  readonly lease: LeaseConfig;
   readonly schedules: SchedulesConfig;
   readonly status_file?: string;
   readonly api?: ApiSection;

@@ -98,6 +98,34 @@ export function logLineOf(e: ControllerEvent): LogLine | null {
         { trigger: e.trigger, file: e.file, err: e.error },
         'config reload refused; the running config stays',
       );
+    case 'evidence_suspect':
+      return line(
+        'info',
+        { backend: e.backend, set: e.set, retransmissions: e.retransmissions },
+        'calls to the backend are being retransmitted and it has not answered since: suspect, probed faster',
+      );
+    case 'lb_backstop_on':
+      return line('warn', { node: e.node }, 'LB lease lapsed: the LB probes its destinations on its own');
+    case 'lb_backstop_off':
+      return line(
+        'info',
+        { node: e.node },
+        'LB lease back: its own probing is off, the controller takes over',
+      );
+    case 'lease_refresh_failed':
+      return line(
+        'warn',
+        { node: e.node, err: e.error },
+        'cannot refresh the lease at the LB (counted until it recovers)',
+      );
+    case 'lease_refresh_recovered':
+      return line('info', { node: e.node }, 'lease refreshed at the LB again');
+    case 'lb_evidence_unsupported':
+      return line(
+        'info',
+        { node: e.node, err: e.error },
+        'the LB keeps no evidence table (older snippet): no passive evidence from it',
+      );
     case 'cycle_failed':
       return e.stage === 'scoring'
         ? line('error', { err: e.error }, 'scoring failed; weights left as they are')

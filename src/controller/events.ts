@@ -126,6 +126,22 @@ export type ControllerEvent =
       readonly file: string;
       readonly error: string;
     }
+  /** The LB's retransmission counts made a backend suspect (health/passive-evidence.ts). */
+  | {
+      readonly type: 'evidence_suspect';
+      readonly backend: string;
+      readonly set: number;
+      readonly retransmissions: number;
+    }
+  /** Seen at an LB node: its lease lapsed and it probes its destinations on its own (its backstop). */
+  | { readonly type: 'lb_backstop_on'; readonly node: string }
+  /** Seen at an LB node: the lease is back, its own probing is off. */
+  | { readonly type: 'lb_backstop_off'; readonly node: string }
+  /** The first failed lease refresh after a good one (every failure is counted in /metrics). */
+  | { readonly type: 'lease_refresh_failed'; readonly node: string; readonly error: string }
+  | { readonly type: 'lease_refresh_recovered'; readonly node: string }
+  /** The node's LB snippet has no evidence table (an older snippet): no passive evidence from it. */
+  | { readonly type: 'lb_evidence_unsupported'; readonly node: string; readonly error: string }
   | { readonly type: 'cycle_failed'; readonly stage: 'scoring' | 'cycle'; readonly error: string }
   | { readonly type: 'status_file_error'; readonly file: string; readonly error: string }
   /** A scheduled job (reconcile, drain, undrain) failed; it is tried again at its next turn. */

@@ -13,7 +13,7 @@ import type { BackendSpec } from '../discovery/backend-spec.js';
 import type { BackendView } from '../probe/probe-core.js';
 import { desiredAdmission, desiredDestinations } from '../push/desired-list.js';
 import type { AdmissionDesired, NodeDesired } from '../push/node-link.js';
-import type { BackendSample, CycleResult } from '../scoring/index.js';
+import type { BackendSample, CycleResult, TakeoverSeed } from '../scoring/index.js';
 import type { ReloadChanges } from './reload-plan.js';
 import type { BackendWeight, ControllerEvent } from './events.js';
 import type { LbNodeState } from './node-state.js';
@@ -42,6 +42,24 @@ export function isSettled(
     (v) => v.health.kind === 'returning' || (v.health.kind === 'down' && v.health.cause === 'never_seen'),
   );
   return !confirming || sinceStartMs >= graceMs;
+}
+
+/**
+ * What the LB holds, as the scorer's takeover seeds (scoring/takeover.ts): each backend with its
+ * weight in `listed` (0 when the LB does not list it active). Null before any LB was read: a plain
+ * fresh start.
+ */
+export function takeoverSeeds(
+  views: readonly BackendView[],
+  listed: ReadonlyMap<string, number> | null,
+): TakeoverSeed[] | null {
+  if (listed === null) return null;
+  return views.map((v) => ({
+    id: v.id,
+    set: v.set,
+    capacity: v.capacity,
+    listedWeight: listed.get(destinationKey({ setId: v.set, uri: v.uri })) ?? 0,
+  }));
 }
 
 // ---- one scoring cycle --------------------------------------------------------------------------

@@ -8,7 +8,7 @@
  * file, the API's token and open reads, and the heartbeat master keys (a rotation's steps: every
  * backend's keys are derived again, each still probed with the key its agent uses). Restart: the
  * rest of the heartbeat section (socket, timing: the endpoint is built from it), the LB nodes (their
- * RPC clients and list transports), the API's address and port, the set ids and their
+ * RPC clients and list transports) and their lease (its timer), the API's address and port, the set ids and their
  * self-registration.
  *
  * The result names fields and backend ids only, never values: it is logged and returned by the API,
@@ -142,6 +142,7 @@ export function planReload(running: ControllerConfig, next: ControllerConfig): R
     ...lbNodeFields(running, next),
     ...setFields(running, next),
     ...apiFields(running, next),
+    ...changedKeys(running.lease, next.lease, 'lease.'),
   ];
   if (restart.length > 0) return { ok: false, restart };
   const level =

@@ -78,6 +78,11 @@ export type HealthEvent =
   | { readonly type: 'hello'; readonly at: number; readonly newBoot: boolean }
   /** The draining flag of an authentic report. */
   | { readonly type: 'report_draining'; readonly at: number; readonly draining: boolean }
+  /**
+   * Passive evidence from the LB: calls sent to it are being retransmitted by their clients, and it
+   * has not answered a probe since (health/passive-evidence.ts decides). It only raises suspicion.
+   */
+  | { readonly type: 'retransmitted'; readonly at: number }
   | { readonly type: 'drain'; readonly at: number }
   | { readonly type: 'undrain'; readonly at: number };
 
@@ -153,6 +158,10 @@ export function transition(
       // A restarted agent ends the drain its bye started; an operator's drain outlives restarts.
       if (ev.newBoot && s.kind === 'draining' && s.cause !== 'operator') return returning(h, at, 0, p);
       return h;
+    case 'retransmitted':
+      // Suspect, never down: a slow but alive backend sees retransmissions too. Being suspect only
+      // probes it faster, so the heartbeat confirms (k misses: down) or clears (one answer: up) sooner.
+      return s.kind === 'up' ? withState(h, { kind: 'suspect', since: at, misses: 0 }) : h;
     case 'probe_ok':
       switch (s.kind) {
         case 'up':

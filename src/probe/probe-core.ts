@@ -444,6 +444,17 @@ export class ProbeCore {
     return true;
   }
 
+  /**
+   * Passive evidence (health/passive-evidence.ts decided it): an up backend becomes suspect and is
+   * probed sooner. True when it did; any other state is left as it is.
+   */
+  retransmitted(id: string): boolean {
+    const b = this.backends.get(id);
+    if (!b || b.healthRec.state.kind !== 'up') return false;
+    this.apply(b, { type: 'retransmitted', at: this.mono() });
+    return (b.healthRec.state as HealthState).kind === 'suspect';
+  }
+
   // ---- receive ---------------------------------------------------------------------------------
 
   /** Handles one datagram from `from`. Never throws on any input. */

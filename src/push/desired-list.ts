@@ -3,11 +3,15 @@
  * the whole list an LB node should hold. The controller writes the whole file (it is the one source
  * of truth), so everything that must survive a rewrite is here: the state of every destination (an
  * inactive one is written inactive, so an operator's reload or a Kamailio restart cannot put a dead
- * backend back into rotation) and the attributes discovery reads back. Sets the controller does not
+ * backend back into rotation) and the attributes discovery reads back. A draining backend is written
+ * disabled, not inactive: the LB's own probing (its backstop while no controller refreshes the lease,
+ * kamailio/sipweigh-lb.cfg) skips disabled destinations, so it never pings a drained backend back into
+ * rotation; a down one stays inactive, which that probing may bring back (its job when we are gone).
+ * Sets the controller does not
  * manage are not written: a node whose list has such sets is not pushed to at all (controller.ts), so
  * a rewrite never deletes an operator's other sets.
  */
-import type { Destination } from '../kamailio/dispatcher-list.js';
+import type { Destination, DestinationState } from '../kamailio/dispatcher-list.js';
 import type { SetResult } from '../scoring/index.js';
 
 export interface ListedBackend {
@@ -18,6 +22,8 @@ export interface ListedBackend {
   readonly agent: { readonly address: string; readonly port: number } | null;
   /** Where it came from: LB-discovered ones keep their sw_* attributes in the list. */
   readonly source: 'config' | 'dispatcher' | 'hello';
+  /** Its health; only `draining` matters here (written disabled). Absent: not draining. */
+  readonly health?: { readonly kind: string };
 }
 
 /** Kamailio's rweight range; 0 is written as state inactive. */
@@ -57,7 +63,7 @@ export function desiredDestinations(
     return {
       setId: b.set,
       uri: b.uri,
-      state: w === 0 ? 'inactive' : 'active',
+      state: destinationState(b, w),
       rweight: Math.max(1, w),
       duid: b.id,
       ...(Object.keys(extraAttrs).length > 0 ? { extraAttrs } : {}),
@@ -66,6 +72,12 @@ export function desiredDestinations(
   // A stable order: the same desired state always produces the same file, and the LB's
   // internal order (which algorithm 11 walks) does not churn between pushes.
   return managed.sort((a, b) => a.setId - b.setId || cmp(a.duid, b.duid) || cmp(a.uri, b.uri));
+}
+
+/** Drained (any cause: operator, bye, agent report) -> disabled; otherwise weight 0 -> inactive. */
+export function destinationState(b: Pick<ListedBackend, 'health'>, weight: number): DestinationState {
+  if (b.health?.kind === 'draining') return 'disabled';
+  return weight === 0 ? 'inactive' : 'active';
 }
 
 /**

@@ -14,3 +14,4 @@ export { rampRatio } from './slow-start.js';
 export { FRESH_DERATING, updateFactor, type PressureRange } from './derating.js';
 export { ewmaAlpha, ewmaFold } from './smoothing.js';
 export { PRESSURE_CAP, dropsPerSecond, pressureRange, reportSignals, tightest } from './signals.js';
+export { takeoverState, type TakeoverSeed } from './takeover.js';

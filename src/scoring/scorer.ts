@@ -59,7 +59,8 @@ function emptyRecent(): { [K in SignalName]: readonly Smoothed[] } {
   return r;
 }
 
-const FRESH_MEMORY: BackendMemory = {
+/** What the scorer knows of a backend it has never scored (or that went down). */
+export const FRESH_MEMORY: BackendMemory = {
   lastFoldedAt: null,
   drops: null,
   smoothed: emptySmoothed(),

@@ -71,6 +71,7 @@ const READ_AT: Readonly<Record<string, string>> = {
   api: 'src/cli/commands/controller-daemon.ts',
   'api.listen': 'src/cli/commands/controller-daemon.ts',
   'api.port': 'src/cli/commands/controller-daemon.ts',
+  lease: 'src/controller/lb-watch.ts',
   logging: 'src/cli/commands/daemons.ts',
   'logging.level': 'src/cli/commands/daemons.ts',
   // The agent's config (agent-config.schema.json).

@@ -11,6 +11,7 @@
 import { expect } from 'chai';
 import type {
   AdmissionConfig,
+  LeaseConfig,
   AgentSection,
   ApiSection,
   BackendConfig,
@@ -125,6 +126,7 @@ const scoring: Presence<ScoringSection> = {
   panic_heal_grace_ms: 'required',
 };
 const admission: Presence<AdmissionConfig> = { enabled: 'required', headroom: 'required' };
+const lease: Presence<LeaseConfig> = { duration_ms: 'required', refresh_ms: 'required' };
 const maintenance: Presence<MaintenanceSchedule> = {
   backend: 'required',
   drain: 'optional',
@@ -148,6 +150,7 @@ const controller: Presence<ControllerSection> = {
   sets: 'required',
   scoring: 'required',
   admission: 'required',
+  lease: 'required',
   schedules: 'required',
   status_file: 'optional',
   api: 'optional',
@@ -189,6 +192,7 @@ const SHAPES: Readonly<Record<string, Shape>> = {
   'scoring.signals': signals,
   ...Object.fromEntries(SIGNAL_NAMES.map((n) => [`scoring.signals.${n}`, signal])),
   admission,
+  lease,
   schedules,
   'schedules.maintenance[]': maintenance,
   api,

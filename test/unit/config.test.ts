@@ -281,6 +281,22 @@ ${tail}`;
       expect(e.issues[0]?.message).to.match(/cron/);
     });
 
+    it('lease: defaults from the schema, bad values refused naming the field', () => {
+      expect(loadControllerConfig(file(controller(''))).lease).to.deep.equal({
+        duration_ms: 1500,
+        refresh_ms: 250,
+      });
+      expect(refusal(file(controller('lease: { duration_ms: 100 }\n'))).issues[0]?.path).to.equal(
+        'lease.duration_ms',
+      );
+      expect(refusal(file(controller('lease: { refresh_ms: 2000 }\n'))).issues[0]?.path).to.equal(
+        'lease.refresh_ms',
+      );
+      const half = refusal(file(controller('lease: { duration_ms: 600, refresh_ms: 400 }\n')));
+      expect(half.issues.map((i) => i.path)).to.deep.equal(['lease.refresh_ms']);
+      expect(half.issues[0]?.message).to.match(/half of lease.duration_ms/);
+    });
+
     it('refuses a maintenance entry with neither drain nor undrain', () => {
       const e = refusal(file(controller('schedules:\n  maintenance:\n    - { backend: be1 }\n')));
       expect(e.issues[0]?.path).to.equal('schedules.maintenance[0]');

@@ -55,6 +55,20 @@ describe('backend health state machine', function () {
     expect(h.penalty).to.equal(0);
   });
 
+  it('retransmissions (passive evidence) make an up backend suspect, never down; one answer clears it', function () {
+    const h = run(upAt(10_000), [{ type: 'retransmitted', at: 10_100 }]);
+    expect(h.state).to.deep.equal({ kind: 'suspect', since: 10_100, misses: 0 });
+    expect(run(h, [{ type: 'retransmitted', at: 10_200 }]).state).to.deep.equal(h.state);
+    expect(run(h, oks(10_200, 1)).state.kind).to.equal('up');
+    // Still k misses to go down, as without the evidence.
+    const k = run(h, misses(10_200, P.downAfterMisses - 1));
+    expect(k.state.kind).to.equal('suspect');
+    expect(run(k, misses(11_000, 1)).state.kind).to.equal('down');
+    for (const other of [initialHealth(0), run(upAt(10_000), [{ type: 'drain', at: 10_050 }])]) {
+      expect(run(other, [{ type: 'retransmitted', at: 10_100 }])).to.deep.equal(other);
+    }
+  });
+
   it('bye makes any state draining at once, and probes do not end it', function () {
     for (const start of [upAt(10_000), initialHealth(0), run(upAt(10_000), misses(10_100, 1))]) {
       const h = run(start, [{ type: 'bye', at: 10_500 }, ...oks(10_600, 20)]);
@@ -146,6 +160,7 @@ describe('backend health state machine', function () {
       fc.constant('undrain'),
       fc.constant('report_on'),
       fc.constant('report_off'),
+      fc.constant('retransmitted'),
     );
     fc.assert(
       fc.property(fc.array(ev, { maxLength: 200 }), (types) => {
@@ -153,6 +168,7 @@ describe('backend health state machine', function () {
         let t = 0;
         for (const ty of types) {
           t += 100;
+          const before = h.state.kind;
           const e: HealthEvent =
             ty === 'hello'
               ? { type: 'hello', at: t, newBoot: true }
@@ -163,6 +179,8 @@ describe('backend health state machine', function () {
           expect(['up', 'suspect', 'down', 'draining', 'returning']).to.include(h.state.kind);
           expect(h.penalty).to.be.at.least(0);
           if (ty === 'bye' || ty === 'drain') expect(h.state.kind).to.equal('draining');
+          // Evidence alone never takes a backend out of rotation.
+          if (ty === 'retransmitted') expect(h.state.kind === 'down').to.equal(before === 'down');
           if (h.state.kind === 'up')
             expect(['probe_ok', 'report_off', 'hello', 'bye', 'undrain', 'report_on']).to.include(ty);
         }

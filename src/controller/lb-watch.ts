@@ -1,0 +1,270 @@
+/**
+ * The controller's watch over each LB node beside the pushes (issue 17; docs/controller.md, Lease
+ * and backstop): every `lease.refresh_ms` it refreshes the lease (htable sipweigh_lease, ms_left =
+ * `lease.duration_ms`) at every node it pushes to, and reads the node's evidence (htable
+ * sipweigh_ev) and backstop flag. `watchStep` (pure) turns one node's reads into events, counters
+ * and what was newly counted; `evidenceSuspects` (pure) turns those counts into suspect backends
+ * (health/passive-evidence.ts). LbWatch is the thin timer shell around them.
+ *
+ * Quiet by design: a node whose RPC fails is told once (the first failure, then the recovery) and
+ * counted every time, never logged at every refresh; an LB whose snippet has no evidence or lease
+ * table is told once as such (it is an older snippet, not a fault).
+ */
+import type { LeaseConfig } from '../config/types.js';
+import { evidenceVerdict, foldEvidence, type EvidenceSample } from '../health/passive-evidence.js';
+import {
+  counterDeltas,
+  isNoSuchHtable,
+  readEvidence,
+  readLease,
+  refreshLease,
+  type DestinationCounters,
+  type EvidenceRpc,
+} from '../kamailio/lb-evidence.js';
+import type { ControllerEvent } from './events.js';
+
+type Outcome<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: string; readonly unsupported: boolean };
+
+/** One round of reads at one node. `lease` null: not refreshed (the node is not ours to drive yet). */
+export interface WatchRead {
+  readonly at: number;
+  readonly lease: Outcome<null> | null;
+  readonly evidence: Outcome<ReadonlyMap<string, DestinationCounters>>;
+  readonly backstop: Outcome<boolean | null>;
+}
+
+export interface NodeWatchState {
+  readonly node: string;
+  /** What the node's snippet offers: unknown until the first read. */
+  readonly evidence: 'unknown' | 'supported' | 'unsupported';
+  /** The backstop flag last read (null: unknown, or the LB has no lease table). */
+  readonly backstop: boolean | null;
+  readonly leaseFailing: boolean;
+  readonly leaseRefreshes: { readonly ok: number; readonly failed: number };
+  readonly reads: { readonly ok: number; readonly failed: number };
+  readonly backstopSwitches: { readonly on: number; readonly off: number };
+  /** Counters at the last good read, and when it was. */
+  readonly last: ReadonlyMap<string, DestinationCounters> | null;
+  readonly lastAt: number | null;
+  /** Per destination URI, what this controller saw counted since it started. */
+  readonly totals: ReadonlyMap<string, DestinationCounters>;
+}
+
+export function initialWatchState(node: string): NodeWatchState {
+  return {
+    node,
+    evidence: 'unknown',
+    backstop: null,
+    leaseFailing: false,
+    leaseRefreshes: { ok: 0, failed: 0 },
+    reads: { ok: 0, failed: 0 },
+    backstopSwitches: { on: 0, off: 0 },
+    last: null,
+    lastAt: null,
+    totals: new Map(),
+  };
+}
+
+export interface WatchStep {
+  readonly state: NodeWatchState;
+  readonly events: ControllerEvent[];
+  /** Newly counted per URI, over [since, at]; empty on the first read or a failed one. */
+  readonly deltas: ReadonlyMap<string, DestinationCounters>;
+  readonly since: number | null;
+  /** The backstop went off: the LB probed on its own until now, its list may have moved. */
+  readonly backstopOff: boolean;
+}
+
+export function watchStep(s: NodeWatchState, r: WatchRead): WatchStep {
+  const node = s.node;
+  const events: ControllerEvent[] = [];
+  let { leaseFailing, leaseRefreshes, reads, backstopSwitches, evidence, backstop } = s;
+  if (r.lease !== null) {
+    if (r.lease.ok) {
+      if (leaseFailing) events.push({ type: 'lease_refresh_recovered', node });
+      leaseFailing = false;
+      leaseRefreshes = { ...leaseRefreshes, ok: leaseRefreshes.ok + 1 };
+    } else {
+      if (!leaseFailing) events.push({ type: 'lease_refresh_failed', node, error: r.lease.error });
+      leaseFailing = true;
+      leaseRefreshes = { ...leaseRefreshes, failed: leaseRefreshes.failed + 1 };
+    }
+  }
+  let deltas: ReadonlyMap<string, DestinationCounters> = new Map();
+  let last = s.last;
+  let lastAt = s.lastAt;
+  let totals = s.totals;
+  const since = s.lastAt;
+  if (r.evidence.ok) {
+    evidence = 'supported';
+    reads = { ...reads, ok: reads.ok + 1 };
+    deltas = counterDeltas(s.last, r.evidence.value);
+    last = r.evidence.value;
+    lastAt = r.at;
+    if (deltas.size > 0) totals = addTotals(totals, deltas);
+  } else if (r.evidence.unsupported) {
+    if (evidence !== 'unsupported')
+      events.push({ type: 'lb_evidence_unsupported', node, error: r.evidence.error });
+    evidence = 'unsupported';
+  } else {
+    reads = { ...reads, failed: reads.failed + 1 };
+  }
+  let backstopOff = false;
+  if (r.backstop.ok && r.backstop.value !== null && r.backstop.value !== backstop) {
+    // The first read tells only an LB probing on its own (the controller starting while it does).
+    if (r.backstop.value) {
+      events.push({ type: 'lb_backstop_on', node });
+      backstopSwitches = { ...backstopSwitches, on: backstopSwitches.on + 1 };
+    } else if (backstop !== null) {
+      events.push({ type: 'lb_backstop_off', node });
+      backstopSwitches = { ...backstopSwitches, off: backstopSwitches.off + 1 };
+      backstopOff = true;
+    }
+    backstop = r.backstop.value;
+  } else if (!r.backstop.ok && r.backstop.unsupported) {
+    backstop = null;
+  }
+  const state = {
+    ...s,
+    evidence,
+    backstop,
+    leaseFailing,
+    leaseRefreshes,
+    reads,
+    backstopSwitches,
+    last,
+    lastAt,
+    totals,
+  };
+  return { state, events, deltas, since, backstopOff };
+}
+
+function addTotals(
+  totals: ReadonlyMap<string, DestinationCounters>,
+  deltas: ReadonlyMap<string, DestinationCounters>,
+): Map<string, DestinationCounters> {
+  const out = new Map(totals);
+  for (const [uri, d] of deltas) {
+    const t = out.get(uri) ?? { rtx: 0, redispatch: 0 };
+    out.set(uri, { rtx: t.rtx + d.rtx, redispatch: t.redispatch + d.redispatch });
+  }
+  return out;
+}
+
+/** Retransmission samples per destination URI, every LB node's together. */
+export type EvidenceWindows = ReadonlyMap<string, readonly EvidenceSample[]>;
+
+export interface EvidenceBackend {
+  readonly id: string;
+  readonly uri: string;
+  /** Monotonic ms of its last probe answer, NaN if none. */
+  readonly lastReportAt: number;
+}
+
+/**
+ * Folds one node's new counts into the windows and names the backends the rule makes suspect
+ * (health/passive-evidence.ts), with the retransmissions that did it.
+ */
+export function evidenceSuspects(
+  windows: EvidenceWindows,
+  step: { readonly deltas: ReadonlyMap<string, DestinationCounters>; readonly since: number | null },
+  at: number,
+  backends: readonly EvidenceBackend[],
+): { windows: EvidenceWindows; suspects: { id: string; rtx: number }[] } {
+  const next = new Map<string, readonly EvidenceSample[]>();
+  const uris = new Set([...windows.keys(), ...step.deltas.keys()]);
+  for (const uri of uris) {
+    const rtx = step.since === null ? 0 : (step.deltas.get(uri)?.rtx ?? 0);
+    const w = foldEvidence(windows.get(uri) ?? [], { since: step.since ?? at, at, rtx }, at);
+    if (w.length > 0) next.set(uri, w);
+  }
+  const suspects: { id: string; rtx: number }[] = [];
+  for (const b of backends) {
+    const w = next.get(b.uri);
+    if (!w) continue;
+    const v = evidenceVerdict(w, b.lastReportAt, at);
+    if (v.suspect) suspects.push({ id: b.id, rtx: v.rtx });
+  }
+  return { windows: next, suspects };
+}
+
+const outcome = async <T>(p: Promise<T>): Promise<Outcome<T>> => {
+  try {
+    return { ok: true, value: await p };
+  } catch (e) {
+    return { ok: false, error: (e as Error).message, unsupported: isNoSuchHtable(e) };
+  }
+};
+
+export interface WatchedNode {
+  readonly name: string;
+  readonly rpc: EvidenceRpc;
+}
+
+/** The timer shell: one round per node every refresh_ms, a node still busy with the last round skipped. */
+export class LbWatch {
+  private states: NodeWatchState[];
+  private timer: NodeJS.Timeout | null = null;
+  private readonly busy = new Set<string>();
+  private readonly inFlight = new Set<Promise<void>>();
+  /** The nodes whose lease is refreshed: those the controller pushes to, once it pushes. */
+  private armed: ReadonlySet<string> = new Set();
+
+  constructor(
+    private readonly nodes: readonly WatchedNode[],
+    private readonly lease: LeaseConfig,
+    private readonly clock: () => number,
+    private readonly onStep: (step: WatchStep, at: number) => void,
+  ) {
+    this.states = nodes.map((n) => initialWatchState(n.name));
+  }
+
+  get status(): readonly NodeWatchState[] {
+    return this.states;
+  }
+
+  start(): void {
+    this.timer ??= setInterval(() => this.round(), this.lease.refresh_ms);
+    this.round();
+  }
+
+  /** Which nodes get the lease from now on (refreshed at once, not a period later). */
+  arm(nodes: readonly string[]): void {
+    const fresh = nodes.some((n) => !this.armed.has(n));
+    this.armed = new Set(nodes);
+    if (fresh) this.round();
+  }
+
+  private round(): void {
+    this.nodes.forEach((n, i) => {
+      if (this.busy.has(n.name)) return;
+      this.busy.add(n.name);
+      const p = this.visit(n, i).finally(() => {
+        this.busy.delete(n.name);
+        this.inFlight.delete(p);
+      });
+      this.inFlight.add(p);
+    });
+  }
+
+  private async visit(n: WatchedNode, i: number): Promise<void> {
+    const lease = this.armed.has(n.name)
+      ? await outcome(refreshLease(n.rpc, this.lease.duration_ms).then(() => null))
+      : null;
+    const evidence = await outcome(readEvidence(n.rpc));
+    const backstop = await outcome(readLease(n.rpc).then((l) => l.backstop));
+    if (this.timer === null) return;
+    const at = this.clock();
+    const step = watchStep(this.states[i]!, { at, lease, evidence, backstop });
+    this.states[i] = step.state;
+    this.onStep(step, at);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await Promise.allSettled([...this.inFlight]);
+  }
+}

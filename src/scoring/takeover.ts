@@ -1,0 +1,58 @@
+/**
+ * Taking over from the LB, pure: the scorer state a controller starts from when the LB already
+ * carries weights (the previous run's, held fail-static, or the operator's), so that its first
+ * pushes continue from them instead of jumping to full capacity and stepping back down.
+ *
+ * A fresh scorer believes every backend has its whole configured capacity (factor 1) and has no
+ * previous output, so its first push is the capacity ratio: a backend the previous run had derated
+ * to half jumps to full weight at every controller restart, gets overloaded, and is cut again a few
+ * seconds later. Seeded from the list, each backend the LB has active gets the factor that
+ * reproduces the listed ratios (weight over capacity, relative to the set's largest, within
+ * [factor_floor, 1]) and is in rotation without slow start, and the set's last output is the listed
+ * weights: the first targets land on the listed weights (within rounding), the deadband holds them,
+ * and from there the derating law moves each factor as it would have in steady state. A backend the
+ * LB has not active (down, drained, or taken out by the LB's own probing while no controller ran)
+ * starts out of rotation: it enters through confirmation and slow start like any returning backend.
+ * A set with no active listed backend is left to the usual fresh start.
+ */
+import { FRESH_MEMORY } from './scorer.js';
+import type { ScoringParams } from './params.js';
+import type { BackendMemory, ScorerState, SetMemory } from './types.js';
+
+export interface TakeoverSeed {
+  readonly id: string;
+  readonly set: number;
+  /** Configured capacity, calls/s (> 0). */
+  readonly capacity: number;
+  /** Its weight at the LB: rweight when active, 0 otherwise (effectiveWeight). */
+  readonly listedWeight: number;
+}
+
+export function takeoverState(seeds: readonly TakeoverSeed[], now: number, p: ScoringParams): ScorerState {
+  const backends = new Map<string, BackendMemory>();
+  const sets = new Map<number, SetMemory>();
+  const bySet = new Map<number, TakeoverSeed[]>();
+  for (const s of seeds) bySet.set(s.set, [...(bySet.get(s.set) ?? []), s]);
+  for (const [set, members] of bySet) {
+    const live = members.filter((m) => m.listedWeight > 0 && m.capacity > 0);
+    if (live.length === 0) continue;
+    const perCapacity = (m: TakeoverSeed) => m.listedWeight / m.capacity;
+    const top = Math.max(...live.map(perCapacity));
+    for (const m of live) {
+      const factor = Math.min(1, Math.max(p.factor_floor, perCapacity(m) / top));
+      backends.set(m.id, {
+        ...FRESH_MEMORY,
+        derating: { factor, overSince: null, lastCutAt: null },
+        rotation: { kind: 'in', since: now, slowStart: false },
+      });
+    }
+    sets.set(set, {
+      weights: new Map(members.map((m) => [m.id, Math.max(0, m.listedWeight)])),
+      poolCapacityCps: null,
+      admissionLimitCps: null,
+      panicSince: null,
+      panicEndedAt: null,
+    });
+  }
+  return { at: null, backends, sets };
+}

@@ -1,0 +1,116 @@
+/**
+ * Takeover, pure: a controller that starts while the LB carries a previous run's weights continues
+ * from them (no weight jump), and a backend the LB does not have active is not put back at full
+ * weight in one push.
+ */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { initialScorerState, scoreCycle, takeoverState, type TakeoverSeed } from '../../src/scoring/index.js';
+import { P, sample, setOf, weightsOf } from './scoring-fixtures.js';
+
+const seeds = (listed: Record<string, [number, number]>, set = 1): TakeoverSeed[] =>
+  Object.entries(listed).map(([id, [capacity, listedWeight]]) => ({ id, set, capacity, listedWeight }));
+
+/** Within the scorer's own deadband of `prev` (weights.ts stepWeight). */
+const withinDeadband = (w: number, prev: number) =>
+  Math.abs(w - prev) < Math.max(1, prev * P.weight_deadband_ratio) + 1;
+
+describe('scoring: takeover from the weights an LB holds', function () {
+  it('the first output is the listed weights; a fresh start would jump the derated backend to full', function () {
+    // The previous run had derated a (capacity 100) to 40 % of b's share.
+    const listed = { a: [100, 40], b: [100, 100] } as Record<string, [number, number]>;
+    const samples = [sample('a', 100, { at: 1000 }), sample('b', 100, { at: 1000 })];
+    const seeded = scoreCycle(takeoverState(seeds(listed), 1000, P), samples, 1000, P);
+    expect(weightsOf(setOf(seeded.sets))).to.deep.equal({ a: 40, b: 100 });
+    const fresh = scoreCycle(initialScorerState(), samples, 1000, P);
+    expect(weightsOf(setOf(fresh.sets))).to.deep.equal({ a: 100, b: 100 });
+  });
+
+  it('a few quiet seconds later the derated backend has only recovered at the law rate, step by step', function () {
+    const listed = { a: [100, 40], b: [100, 100] } as Record<string, [number, number]>;
+    let state = takeoverState(seeds(listed), 0, P);
+    let prev = { a: 40, b: 100 };
+    for (let t = 0; t <= 2000; t += 250) {
+      const r = scoreCycle(state, [sample('a', 100, { at: t }), sample('b', 100, { at: t })], t, P);
+      state = r.state;
+      const w = weightsOf(setOf(r.sets)) as { a: number; b: number };
+      // Never a jump: at most the recovery of one cycle beyond the deadband.
+      expect(w.a - prev.a).to.be.at.most(
+        Math.max(1, prev.a * P.weight_deadband_ratio) + P.recover_per_s * 100,
+      );
+      prev = w;
+    }
+    expect(prev.a).to.be.below(70);
+  });
+
+  it('a backend the LB has inactive (its own probing took it out) starts out, then slow-starts', function () {
+    const listed = { a: [100, 0], b: [100, 100], c: [100, 100] } as Record<string, [number, number]>;
+    const state = takeoverState(seeds(listed), 0, P);
+    const first = scoreCycle(
+      state,
+      [sample('a', 100, { health: 'down' }), sample('b', 100), sample('c', 100)],
+      0,
+      P,
+    );
+    expect(weightsOf(setOf(first.sets))).to.deep.equal({ a: 0, b: 100, c: 100 });
+    // Confirmed up by its own heartbeats later: it enters in slow start, not at full weight.
+    const later = scoreCycle(
+      first.state,
+      [sample('a', 100, { at: 1000 }), sample('b', 100, { at: 1000 }), sample('c', 100, { at: 1000 })],
+      1000,
+      P,
+    );
+    const a = setOf(later.sets).backends.find((b) => b.id === 'a');
+    expect(a?.assignment.phase).to.equal('slow_start');
+    expect(weightsOf(setOf(later.sets)).a).to.be.below(50);
+  });
+
+  it('a set with nothing active at the LB starts fresh; factors stay within [factor_floor, 1]', function () {
+    expect(takeoverState(seeds({ a: [100, 0] }), 0, P).sets.size).to.equal(0);
+    const s = takeoverState(seeds({ a: [1000, 1], b: [10, 100] }), 0, P);
+    expect(s.backends.get('a')?.derating.factor).to.equal(P.factor_floor);
+    expect(s.backends.get('b')?.derating.factor).to.equal(1);
+  });
+
+  it('property: for any listed weights that scoring could have produced, the first output is within the deadband', function () {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            cap: fc.integer({ min: 10, max: 1000 }),
+            f: fc.double({ min: 0.2, max: 1, noNaN: true }),
+          }),
+          {
+            minLength: 1,
+            maxLength: 8,
+          },
+        ),
+        (members) => {
+          const ids = members.map((_, i) => `b${i}`);
+          // What a previous run in steady state pushed: targets from capacity x factor.
+          const eff = members.map((m) => m.cap * m.f);
+          const top = Math.max(...eff);
+          const listed = eff.map((e) =>
+            Math.min(P.weight_max, Math.max(P.weight_min, Math.round((P.weight_max * e) / top))),
+          );
+          const state = takeoverState(
+            members.map((m, i) => ({ id: ids[i]!, set: 1, capacity: m.cap, listedWeight: listed[i]! })),
+            0,
+            P,
+          );
+          const r = scoreCycle(
+            state,
+            members.map((m, i) => sample(ids[i]!, m.cap)),
+            0,
+            P,
+          );
+          const w = weightsOf(setOf(r.sets));
+          ids.forEach((id, i) =>
+            expect(withinDeadband(w[id]!, listed[i]!), `${id}: ${w[id]} vs ${listed[i]}`).to.equal(true),
+          );
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
