@@ -6,8 +6,10 @@
  *
  * Every second it prints, per backend: the weight the LB holds (read back from dispatcher.list: the
  * truth of where calls go), the INVITEs the backend received in that second and their share, and the
- * controller's pressure signal (from its event stream, GET /api/v1/events). At the end: calls per phase, the time from the kill
- * to the backend's weight 0 at the LB, the final weights. Everything is stopped by PID at the end
+ * controller's pressure signal (from its event stream, GET /api/v1/events). At the end: calls per
+ * phase, the time from the kill to the backend's weight 0 at the LB, the kill phase's failed calls
+ * split into those that failed in setup and established calls that lost their BYE, the calls the LB
+ * saved by re-dispatching them off the dead backend, the final weights. Everything is stopped by PID at the end
  * (also on Ctrl-C or failure).
  */
 import { readFileSync } from 'node:fs';
@@ -24,7 +26,9 @@ import { startLab, type RunningLab } from '../src/lab/lab.js';
 import { LAB_SCENARIOS } from '../src/lab/scenarios.js';
 import { findUdpSocket, parseProcNetUdp } from '../src/metrics/proc-net-udp.js';
 import { labClient, type SipEndpoint } from '../src/lab/topology.js';
-import { readSippStats, startSipp, type SippRun, type SippStats } from '../src/lab/sipp.js';
+import { readSippStats, startSipp, type SippResult, type SippRun } from '../src/lab/sipp.js';
+import { splitFailures } from '../src/lab/sipp-counts.js';
+import { readRedispatched } from '../src/lab/lb-failover.js';
 import { sleep } from '../src/util/sleep.js';
 
 // ---- the script ------------------------------------------------------------------------------------
@@ -479,6 +483,7 @@ async function runLoad(lab: RunningLab, probes: Probes, kill: VictimKill): Promi
       rate: p.rate,
       maxCalls: p.rate * p.seconds,
       timeoutS: p.seconds + 30,
+      traceCounts: true,
       extraArgs: ['-recv_timeout', String(RECV_TIMEOUT_MS)],
     });
     runs.push({ phase: p, sipp, invites: IDS.map(() => 0), drops: IDS.map(() => 0) });
@@ -519,13 +524,31 @@ async function runLoad(lab: RunningLab, probes: Probes, kill: VictimKill): Promi
   return runs;
 }
 
+/**
+ * Where a phase's failed calls gave up: failed in setup (no answer to the INVITE, or a final reply
+ * other than 200) or established and then lost (the BYE unanswered). Null without sipp's counts.
+ */
+function failureLine(r: PhaseRun, result: SippResult): string | null {
+  const split = splitFailures(result.counts);
+  if (split === null) return null;
+  const killed = r.phase.killAfterMs !== undefined;
+  return (
+    `failed in "${r.phase.label}": ${split.failedInSetup} in setup (${split.unanswered} INVITEs never answered ` +
+    `within ${RECV_TIMEOUT_MS / 1000} s, ${split.failedInSetup - split.unanswered} final replies other than 200: ` +
+    `503 = admission control), ${split.byeLost} established ${split.byeLost === 1 ? 'call' : 'calls'} lost their BYE` +
+    (killed ? ` (their dialog died with ${VICTIM})` : '')
+  );
+}
+
 function printSummary(
   runs: readonly PhaseRun[],
-  stats: readonly SippStats[],
+  results: readonly SippResult[],
   kill: VictimKill,
+  redispatched: number | null,
   final: Weights | null,
   told: ControllerEvents,
 ): void {
+  const stats = results.map((r) => r.stats);
   say('');
   say(
     table([
@@ -555,22 +578,25 @@ function printSummary(
   say(
     `${VICTIM} SIGKILL -> weight 0 at the LB: ${ms(kill.outMs)} (read back from dispatcher.list every ${OUT_POLL_MS} ms)`,
   );
-  let failures = false;
+  say(
+    redispatched === null
+      ? 'calls saved by re-dispatch: n/a (this LB has no sipweigh_redispatched statistic)'
+      : `calls saved by re-dispatch: ${redispatched} (INVITE retransmissions the LB moved off ${VICTIM} ` +
+          'once it was out of rotation, to a live backend; its statistic sipweigh_redispatched)',
+  );
+  // The kill phase always, to show its split even at 0; the others only when something failed.
   runs.forEach((r, i) => {
-    const st = stats[i];
-    if (!st || st.failed === 0) return;
-    failures = true;
-    const timedOut = Number(st.raw['FailedTimeoutOnRecv(C)'] ?? 0) || 0;
-    say(
-      `failed in "${r.phase.label}": ${timedOut} without a reply within ${RECV_TIMEOUT_MS / 1000} s, ` +
-        `${st.unexpectedMessages} with a final reply other than 200 (503: admission control)`,
-    );
+    const result = results[i];
+    if (!result || (result.stats.failed === 0 && r.phase.killAfterMs === undefined)) return;
+    say(failureLine(r, result) ?? `failed in "${r.phase.label}": ${result.stats.failed} (no sipp counts)`);
   });
-  if (failures)
-    say(
-      `(the LB keeps a call's INVITE retransmissions on the backend it chose first: a call it sent to ${VICTIM} ` +
-        'before it was out cannot complete)',
-    );
+  say(
+    redispatched === null
+      ? `(this LB keeps a call's INVITE retransmissions on the backend it chose first: a call it sent to ${VICTIM} ` +
+          'before it was out cannot complete)'
+      : `(a call whose INVITE went to ${VICTIM} is re-dispatched at the client's next retransmission once ` +
+          `${VICTIM} is out of rotation; a call established on it loses its BYE: no transparent LB can save that one)`,
+  );
   say(`final weights at the LB: ${weightsText(final)}`);
   say(
     `the controller pushed to the LB ${told.pushes} time${told.pushes === 1 ? '' : 's'}, ` +
@@ -622,15 +648,21 @@ async function main(): Promise<number> {
     printLegend();
 
     const kill: VictimKill = { wall: null, outMs: null, watch: null };
+    const redispatchedBefore = await readRedispatched(probes.lb);
     const runs = await runLoad(lab, probes, kill);
     // Each phase's sipp ends by itself once its last call completed or timed out (bounded by timeoutS).
-    const stats: SippStats[] = [];
-    for (const r of runs) stats.push((await r.sipp.done()).stats);
+    const results: SippResult[] = [];
+    for (const r of runs) results.push(await r.sipp.done());
+    const redispatchedAfter = await readRedispatched(probes.lb);
+    const redispatched =
+      redispatchedBefore === null || redispatchedAfter === null
+        ? null
+        : redispatchedAfter - redispatchedBefore;
     const final = await readWeights(probes.lb);
     told.poll();
-    printSummary(runs, stats, kill, final, told);
+    printSummary(runs, results, kill, redispatched, final, told);
     say(`demo run time ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-    const everyPhaseRan = stats.length === PHASES.length && stats.every((s) => s.created > 0);
+    const everyPhaseRan = results.length === PHASES.length && results.every((r) => r.stats.created > 0);
     return kill.outMs !== null && everyPhaseRan ? 0 : 1;
   } finally {
     await stop();

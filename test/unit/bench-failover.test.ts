@@ -11,10 +11,11 @@ import {
   parseFailoverOptions,
   poolSettled,
   rotationShare,
-  splitFailures,
   type KillResult,
   type ModeOutcome,
 } from '../../scripts/bench/failover/report.js';
+import { splitFailures } from '../../src/lab/sipp-counts.js';
+import { parseSippCounts } from '../../src/lab/sipp.js';
 
 function target(uri: string, state: DispatcherTarget['state'], rweight: number | null): DispatcherTarget {
   return {
@@ -32,6 +33,14 @@ function target(uri: string, state: DispatcherTarget['state'], rweight: number |
   };
 }
 
+/** A failure split of `setup` calls unanswered and `bye` lost BYEs. */
+const split = (setup: number, bye: number) => ({
+  unanswered: setup,
+  byeLost: bye,
+  unexpected: 0,
+  failedInSetup: setup,
+});
+
 function kill(over: Partial<KillResult>): KillResult {
   return {
     mode: 'kamailio_probe',
@@ -42,7 +51,8 @@ function kill(over: Partial<KillResult>): KillResult {
     calls: 600,
     successful: 500,
     failed: 100,
-    split: { unanswered: 90, byeLost: 10, unexpected: 0 },
+    split: { unanswered: 90, byeLost: 10, unexpected: 0, failedInSetup: 90 },
+    redispatched: null,
     settledBefore: true,
     othersOut: [],
     ...over,
@@ -67,8 +77,8 @@ const COUNTS_CSV = [
 describe('bench failover: options', () => {
   it('quick and full defaults: half the pool offered, fewer kills when quick', () => {
     const full = parseFailoverOptions([]);
-    expect(full).to.include({ quick: false, kills: 5, backends: 3, capacityCps: 100, rateCps: 150 });
-    expect(full.modes).to.deep.equal(['kamailio_probe', 'sipweigh']);
+    expect(full).to.include({ quick: false, kills: 10, backends: 3, capacityCps: 100, rateCps: 150 });
+    expect(full.modes).to.deep.equal(['kamailio_probe', 'sipweigh', 'controller_down']);
     const quick = parseFailoverOptions(['--quick']);
     expect(quick).to.include({ quick: true, kills: 2 });
     expect(quick.warmupS).to.be.below(full.warmupS);
@@ -132,14 +142,30 @@ describe('bench failover: rotation', () => {
 });
 
 describe('bench failover: sipp message counts', () => {
-  it('splits failed calls into unanswered INVITEs and lost BYEs from the last row', () => {
-    expect(splitFailures(COUNTS_CSV)).to.deep.equal({ unanswered: 54, byeLost: 10, unexpected: 2 });
+  it('splits failed calls into failed in setup (unanswered or unexpected reply) and lost BYEs', () => {
+    // The 2 unexpected replies came instead of the INVITE's 100 (step 1, before the ACK): setup.
+    expect(splitFailures(parseSippCounts(COUNTS_CSV))).to.deep.equal({
+      unanswered: 54,
+      byeLost: 10,
+      unexpected: 2,
+      failedInSetup: 56,
+    });
+    // The same 2 unexpected replies to the BYE instead: counted, but not as failed in setup.
+    const [header, ...rows] = COUNTS_CSV.split('\n');
+    const swapped = header!
+      .replace('1_100_Unexp', 'SWAP')
+      .replace('10_200_Unexp', '1_100_Unexp')
+      .replace('SWAP', '10_200_Unexp');
+    expect(splitFailures(parseSippCounts([swapped, ...rows].join('\n')))).to.include({
+      unexpected: 2,
+      failedInSetup: 54,
+    });
   });
 
   it('gives null when the file is empty, header-only or has no ACK step', () => {
-    expect(splitFailures('')).to.equal(null);
-    expect(splitFailures(COUNTS_CSV.split('\n')[0]!)).to.equal(null);
-    expect(splitFailures('CurrentTime;0_OPTIONS_Sent;1_200_Timeout\nx;5;2')).to.equal(null);
+    expect(splitFailures(parseSippCounts(''))).to.equal(null);
+    expect(splitFailures(parseSippCounts(COUNTS_CSV.split('\n')[0]!))).to.equal(null);
+    expect(splitFailures(parseSippCounts('CurrentTime;0_OPTIONS_Sent;1_200_Timeout\nx;5;2'))).to.equal(null);
   });
 });
 
@@ -163,7 +189,12 @@ describe('bench failover: summary', () => {
     runnable: true,
     kills: [
       kill({ kill: 1, outMs: 1800.4, failed: 104 }),
-      kill({ kill: 2, outMs: 1129.6, failed: 99, split: { unanswered: 76, byeLost: 23, unexpected: 0 } }),
+      kill({
+        kill: 2,
+        outMs: 1129.6,
+        failed: 99,
+        split: { unanswered: 76, byeLost: 23, unexpected: 0, failedInSetup: 76 },
+      }),
       kill({ kill: 3, outMs: 1850, failed: 105, settledBefore: false, othersOut: ['be2'] }),
     ],
   };
@@ -195,6 +226,59 @@ describe('bench failover: summary', () => {
     expect(() => JSON.parse(JSON.stringify(json)) as unknown).not.to.throw();
   });
 
+  it('last-line JSON: calls failed in setup and lost BYEs per kill, and the controller-down variant', () => {
+    const sw: ModeOutcome = {
+      mode: 'sipweigh',
+      runnable: true,
+      kills: [
+        kill({ mode: 'sipweigh', outMs: 700, redispatched: 40, split: split(1, 11) }),
+        kill({ mode: 'sipweigh', outMs: 650, redispatched: 36, split: split(0, 9) }),
+        kill({ mode: 'sipweigh', outMs: 720, redispatched: 38, split: split(0, 12) }),
+      ],
+    };
+    const down: ModeOutcome = {
+      mode: 'controller_down',
+      runnable: true,
+      kills: [
+        kill({ mode: 'controller_down', outMs: 1400, backstopOnMs: 1700, split: split(2, 10) }),
+        kill({ mode: 'controller_down', outMs: 2100, backstopOnMs: null, split: split(4, 8) }),
+      ],
+    };
+    const json = failoverSummaryJson([probe, sw, down], { options: parseFailoverOptions([]), seconds: 300 });
+    expect(json).to.deep.include({
+      sipweigh_ms: 700,
+      kamailio_probe_ms: 1800,
+      failed_per_kill: { sipweigh: 0, kamailio_probe: 90 },
+      lost_bye_per_kill: { sipweigh: 11, kamailio_probe: 10 },
+      kills_per_mode: 10,
+    });
+    type Down = { out_ms: number; failed: number; lost_bye: number; backstop_on_ms: number };
+    expect((json as { controller_down: Down }).controller_down).to.include({
+      out_ms: 1750,
+      failed: 3,
+      lost_bye: 9,
+      backstop_on_ms: 1700,
+      backstop_missing: 1,
+    });
+    const swDetail = (json as { sipweigh: { redispatched: { median: number } } }).sipweigh;
+    expect(swDetail.redispatched.median).to.equal(38);
+  });
+
+  it('last-line JSON: the controller-down fields are there, null, when that mode did not run', () => {
+    const json = failoverSummaryJson([probe], { options: parseFailoverOptions(['--quick']), seconds: 40 });
+    expect(json).to.deep.include({
+      failed_per_kill: { sipweigh: null, kamailio_probe: 90 },
+      controller_down: {
+        out_ms: null,
+        failed: null,
+        lost_bye: null,
+        backstop_on_ms: null,
+        backstop_missing: null,
+        detail: null,
+      },
+    });
+  });
+
   it('table: one row per kill with its notes, then min / median / max per mode', () => {
     const sw: ModeOutcome = {
       mode: 'sipweigh',
@@ -203,13 +287,23 @@ describe('bench failover: summary', () => {
     };
     const table = formatFailoverTable([probe, sw]);
     expect(table).to.match(
-      /\| Kamailio OPTIONS probing \| 2 \| be1 \| 33 % \| 1130 \| 600 \| 99 \| 76 \| 23 \| 0 \|/,
+      /\| Kamailio OPTIONS probing \| 2 \| be1 \| 33 % \| 1130 \| 600 \| 99 \| 76 \| 76 \| 23 \| 0 \| n\/a \|/,
     );
     expect(table).to.include('pool not back at rest before the kill; live backend also out: be2');
     expect(table).to.match(
-      /\| sipweigh controller \| 1 \| be1 \| 33 % \| n\/a \| 600 \| 300 \| n\/a \| n\/a \| n\/a \| never left rotation \|/,
+      /\| sipweigh controller \| 1 \| be1 \| 33 % \| n\/a \| 600 \| 300 \| n\/a \| n\/a \| n\/a \| n\/a \| n\/a \| never left rotation \|/,
     );
     expect(table).to.match(/\| Kamailio OPTIONS probing \| 3 \| 1130 \/ 1800 \/ 1850 \| 99 \/ 104 \/ 105 \|/);
     expect(table).to.include('n/a (1 never out)');
+    const down = formatFailoverTable([
+      {
+        mode: 'controller_down',
+        runnable: true,
+        kills: [kill({ mode: 'controller_down', backstopOnMs: 1712.4, redispatched: 3 })],
+      },
+    ]);
+    expect(down).to.match(
+      /\| controller down: LB backstop \| 1 \| .* \| 3 \| backstop on 1712 ms after the controller's kill \|/,
+    );
   });
 });

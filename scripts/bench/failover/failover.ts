@@ -1,6 +1,6 @@
 /**
  * Failover benchmark: a backend dies (SIGKILL to the process groups of its Kamailio and, where one
- * runs, its agent) under steady sipp load through the LB. Two ways of noticing it, side by side in
+ * runs, its agent) under steady sipp load through the LB. Three ways of noticing it, side by side in
  * one run, each on its own lab on 127.9.x.x:
  *   - kamailio_probe: Kamailio's own OPTIONS probing at its fastest sane settings, no sipweigh
  *     process at all (no controller, no agents): ds_ping_interval 1 s (the smallest: the timer takes
@@ -9,22 +9,31 @@
  *     and a 1 s timeout per ping (t_set_fr in event_route[tm:local-request]: the OPTIONS is sent,
  *     resent after T1 = 500 ms, then fails; tm's global 32 s would otherwise apply). On loopback no
  *     ICMP error shortens that: only the timeout detects the dead backend. See SW_DS_* in
- *     src/lab/kamailio/lb.cfg.
+ *     src/lab/kamailio/lb.cfg. The LB runs the same snippet as in the other modes, so it
+ *     re-dispatches the calls of a destination the probing took out just the same.
  *   - sipweigh: the lab with an agent per backend and `sipweigh controller` running (heartbeats,
  *     scoring, push of the dispatcher list), admission control off (see
- *     startControllerWithoutAdmission); the LB does not ping.
+ *     startControllerWithoutAdmission); the LB does not ping while the controller's lease holds.
+ *   - controller_down: the same lab, but before each kill the controller is SIGKILLed (a crash: it
+ *     cannot hand over, its lease at the LB has to lapse); once the LB reports its backstop on
+ *     (htable sipweigh_lease, key backstop = 1: the LB's own OPTIONS probing), the backend is killed.
+ *     The controller is started again after each kill, with the restarted backend.
  * Per kill: (a) the time from the kill to the first reply of the LB's `dispatcher.list` that shows
  * the destination inactive or disabled (what ds_select_dst skips; "trying" is still selected), by
- * one poller for both modes, every 10 ms over JSON-RPC, so the resolution is the same; (b) the calls
- * sipp counts as failed, split by sipp's per-message counts into calls whose INVITE was never
- * answered, established calls that lost their BYE, and calls ended by an unexpected reply (none
- * expected here: a 503 would mean the pool ran out, not a failover).
+ * one poller for every mode, every 10 ms over JSON-RPC, so the resolution is the same; (b) the calls
+ * sipp counts as failed, split by sipp's per-message counts into calls that failed in setup (before
+ * their ACK: INVITE never answered, or an unexpected reply such as a 503 that would mean the pool ran
+ * out, not a failover) and established calls that lost their BYE; (c) the requests the LB moved off
+ * the dead destination (its sipweigh_redispatched statistic: each a call saved).
  *
- * Why calls fail, in both modes alike: the LB is transparent (no Via) and keeps a Call-ID table so
- * that INVITE retransmissions stick to the first backend chosen; a call whose INVITE went to the dead
- * backend fails whatever happens next, and a call established on it loses its BYE. The second kind
- * depends only on the load and the hold time; the first grows with the time the dead backend stays
- * in rotation. The difference between the modes is that detection time.
+ * Why calls fail: the LB is transparent (no Via) and keeps a Call-ID table so that INVITE
+ * retransmissions stick to the first backend chosen. A call established on the dead backend loses
+ * its BYE (its dialog died with it: no transparent LB can save it), which depends only on the load
+ * and the hold time: reported, not judged. A call whose INVITE went to the dead backend is saved once
+ * the backend is out of rotation: the client retransmits the INVITE (no 100 Trying came back) and the
+ * LB re-dispatches a retransmission whose entry points to a destination out of rotation. Such a call
+ * fails in setup only if it gives up before that (sipp gives up after 2 s here), so what fails in
+ * setup grows with the detection time.
  *
  * Set-up: 3 backends of equal emulated capacity (100 calls/s each), sipp at half the pool's
  * capacity (after a kill the other two run at 75 %, below the collapse point), short calls (200 ms
@@ -37,15 +46,15 @@
  * restarted. Each row also names any live backend seen out of rotation around its kill (a false
  * alarm: aggressive probing on a starved machine), and the share of new calls the victim had.
  *
- *   npm run bench -- failover [--quick] [--kills N] [--modes kamailio_probe,sipweigh]
+ *   npm run bench -- failover [--quick] [--kills N] [--modes kamailio_probe,sipweigh,controller_down]
  *                             [--capacity CPS] [--rate CPS] [--hold-ms MS] [--ping-timeout-ms MS]
  *
- * 5 kills per mode (--quick: 2, with shorter warm-ups: about 35-45 s). Prints one row per kill,
- * min / median / max per mode, and as its last line one JSON object.
+ * 10 kills per mode (--quick: 2, with shorter warm-ups: a few minutes for the three modes). Prints
+ * one row per kill, min / median / max per mode, and as its last line one JSON object.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { Defines } from '../../../src/lab/kamailio.js';
 import {
@@ -59,6 +68,8 @@ import {
 import type { ManagedProcess, ProcessGroup } from '../../../src/lab/processes.js';
 import { startSipp } from '../../../src/lab/sipp.js';
 import { labClient, type BackendPlan } from '../../../src/lab/topology.js';
+import { killMember } from '../../../src/lab/lab-control.js';
+import { splitFailures } from '../../../src/lab/sipp-counts.js';
 import { KamailioRpcClient } from '../../../src/kamailio/rpc.js';
 import {
   failoverSummaryJson,
@@ -68,13 +79,13 @@ import {
   parseFailoverOptions,
   poolSettled,
   rotationShare,
-  splitFailures,
   type FailoverMode,
   type FailoverOptions,
   type KillResult,
   type ModeOutcome,
 } from './report.js';
-import { readTargets, waitForTargets, watchOutOfRotation } from './rotation-watch.js';
+import { readBackstop, readRedispatched } from '../../../src/lab/lb-failover.js';
+import { readTargets, waitForBackstop, waitForTargets, watchOutOfRotation } from './rotation-watch.js';
 import { withStopped } from '../common/cleanup.js';
 import { sleep } from '../../../src/util/sleep.js';
 
@@ -136,7 +147,7 @@ async function restartBackend(lab: RunningLab, be: BackendPlan, withAgent: boole
 }
 
 /** Kamailio's own probing needs no sipweigh process at all: no agents, no controller. */
-const runsSipweigh = (mode: FailoverMode) => mode === 'sipweigh';
+const runsSipweigh = (mode: FailoverMode) => mode !== 'kamailio_probe';
 
 async function startModeLab(
   mode: FailoverMode,
@@ -170,16 +181,9 @@ async function startControllerWithoutAdmission(lab: RunningLab): Promise<void> {
   await startLabController(lab.group, lab.state.plan, file);
 }
 
-function readFailureSplit(file: string) {
-  try {
-    return splitFailures(readFileSync(file, 'utf8'));
-  } catch {
-    return null;
-  }
-}
-
 /**
- * One kill under load: sipp starts; once the pool is at rest (bounded) and the warm-up has passed,
+ * One kill under load: sipp starts; once the pool is at rest (bounded) and the warm-up has passed
+ * (controller-down mode: and the controller was killed and the LB reported its backstop on),
  * the backend dies; new calls go on until both `afterKillS` after the kill and `afterOutMs` after it
  * left rotation have passed (so every call that could reach the dead backend is counted); then sipp
  * stops placing calls (SIGUSR1: graceful) and ends once its calls in flight have ended or timed out.
@@ -195,8 +199,16 @@ async function killOnce(
   const plan = lab.state.plan;
   const setId = plan.lb.dispatcherSet;
   const uri = backendUri(be);
+  const controllerDown = mode === 'controller_down';
   // Only a bound: sipp is told to stop placing calls long before.
-  const boundS = o.warmupS + o.recoverS + o.outDeadlineMs / 1000 + o.afterKillS + o.afterOutMs / 1000;
+  const boundS =
+    o.warmupS +
+    o.recoverS +
+    o.outDeadlineMs / 1000 +
+    o.afterKillS +
+    o.afterOutMs / 1000 +
+    (controllerDown ? o.backstopDeadlineMs / 1000 : 0);
+  const redispatchedBefore = await readRedispatched(rpc);
   const sipp = await startSipp(lab.group, {
     name: `uac-${mode}-${kill}`,
     scenario: LAB_SCENARIOS.uac,
@@ -204,7 +216,8 @@ async function killOnce(
     rate: o.rateCps,
     maxCalls: Math.ceil(o.rateCps * boundS),
     timeoutS: Math.ceil(boundS) + 30,
-    extraArgs: ['-recv_timeout', String(o.recvTimeoutMs), '-d', String(o.holdMs), '-trace_counts'],
+    traceCounts: true,
+    extraArgs: ['-recv_timeout', String(o.recvTimeoutMs), '-d', String(o.holdMs)],
   });
   const started = performance.now();
   try {
@@ -213,8 +226,23 @@ async function killOnce(
       stableMs: o.stableMs,
     });
     if (!settledBefore) log(`${mode}: pool not back at rest within ${o.recoverS} s; killing anyway`);
+    let backstopOnMs: number | null | undefined;
+    if (controllerDown) {
+      if ((await readBackstop(rpc)) === 1) log(`${mode}: the LB's backstop is on with the controller up`);
+      // A crash, not a stop: the controller gets no chance to hand over, the lease has to lapse.
+      const stoppedAt = performance.now();
+      await killMember(lab, 'controller');
+      backstopOnMs = await waitForBackstop(rpc, { sinceMs: stoppedAt, deadlineMs: o.backstopDeadlineMs });
+      log(
+        `${mode}: controller killed; backstop ${backstopOnMs === null ? 'never seen on' : `on after ${backstopOnMs.toFixed(0)} ms`}`,
+      );
+    }
     const jitter = killJitterMs(kill, o.kills, o.pingIntervalS * 1000, Math.random());
-    const warm = started + o.warmupS * 1000 + jitter - performance.now();
+    // With the controller down the kill comes once the backstop is on: jitter from there.
+    const warm =
+      Math.max(started + o.warmupS * 1000, controllerDown ? performance.now() : 0) +
+      jitter -
+      performance.now();
     if (warm > 0) await sleep(warm);
     // The victim itself out of rotation now (aggressive probing on a starved machine can take a live
     // backend out): wait, bounded, for it to come back rather than time a kill of nothing.
@@ -237,8 +265,8 @@ async function killOnce(
     if (wait > 0) await sleep(wait);
     if (sipp.process.isRunning()) process.kill(sipp.process.pid, 'SIGUSR1');
     const guard = setTimeout(() => void sipp.process.stop(), o.recvTimeoutMs * 4 + 10000);
-    const { stats } = await sipp.done().finally(() => clearTimeout(guard));
-    const scenario = basename(LAB_SCENARIOS.uac, '.xml');
+    const { stats, counts } = await sipp.done().finally(() => clearTimeout(guard));
+    const redispatchedAfter = await readRedispatched(rpc);
     const idOf = (u: string) => plan.backends.find((x) => backendUri(x) === u)?.id ?? u;
     const falseAlarms = new Set([
       ...before.filter((t) => t.uri !== uri && isOutOfRotation(t)).map((t) => t.uri),
@@ -253,7 +281,12 @@ async function killOnce(
       calls: stats.created,
       successful: stats.successful,
       failed: stats.failed,
-      split: readFailureSplit(join(lab.group.runDir, `${scenario}_${sipp.process.pid}_counts.csv`)),
+      split: splitFailures(counts),
+      redispatched:
+        redispatchedBefore === null || redispatchedAfter === null
+          ? null
+          : redispatchedAfter - redispatchedBefore,
+      ...(backstopOnMs === undefined ? {} : { backstopOnMs }),
       settledBefore,
       othersOut: [...falseAlarms].map(idOf),
     };
@@ -299,9 +332,16 @@ async function runModeOn(lab: RunningLab, mode: FailoverMode, o: FailoverOptions
       kills.push(r);
       log(
         `${mode}: kill ${k}: out of rotation after ${r.outMs === null ? 'never' : `${r.outMs.toFixed(0)} ms`}, ` +
-          `${r.failed} of ${r.calls} calls failed`,
+          `${r.failed} of ${r.calls} calls failed` +
+          (r.split ? ` (${r.split.failedInSetup} in setup, ${r.split.byeLost} lost their BYE)` : '') +
+          (r.redispatched === null ? '' : `, ${r.redispatched} re-dispatched`),
       );
-      if (k < o.kills) await restartBackend(lab, be, runsSipweigh(mode));
+      if (k < o.kills) {
+        await restartBackend(lab, be, runsSipweigh(mode));
+        // It takes over from the LB's probing; the next kill waits for the pool to be at rest.
+        if (mode === 'controller_down')
+          await startLabController(lab.group, plan, lab.state.configs.controller);
+      }
     }
   } finally {
     rpc.close();

@@ -3,11 +3,15 @@
  * reply, and the summary (distributions, table, last-line JSON). No I/O, no clock.
  */
 import type { DispatcherTarget } from '../../../src/kamailio/dispatcher-list-reply.js';
+import type { FailureSplit } from '../../../src/lab/sipp-counts.js';
 import { benchCommand, namesOf, numberIn, parseBenchArgs } from '../common/options.js';
 
-/** The two ways of taking a dead backend out of rotation that the bench compares. */
-export type FailoverMode = 'kamailio_probe' | 'sipweigh';
-export const FAILOVER_MODES: readonly FailoverMode[] = ['kamailio_probe', 'sipweigh'];
+/**
+ * The ways of taking a dead backend out of rotation that the bench compares: Kamailio's own probing
+ * alone, the sipweigh controller, and the LB's backstop probing once the sipweigh controller is gone.
+ */
+export type FailoverMode = 'kamailio_probe' | 'sipweigh' | 'controller_down';
+export const FAILOVER_MODES: readonly FailoverMode[] = ['kamailio_probe', 'sipweigh', 'controller_down'];
 
 export interface FailoverOptions {
   readonly quick: boolean;
@@ -40,6 +44,8 @@ export interface FailoverOptions {
   readonly recoverS: number;
   /** The pool counts as at rest once its dispatcher list has not changed for this long, ms. */
   readonly stableMs: number;
+  /** Controller-down mode: bound on waiting for the LB's backstop after the controller's kill, ms. */
+  readonly backstopDeadlineMs: number;
 }
 
 interface FailoverArgs {
@@ -57,10 +63,10 @@ export function parseFailoverOptions(args: readonly string[]): FailoverOptions {
     benchCommand('failover', 'backend SIGKILL under load: time to out of rotation and failed calls')
       .option(
         '--modes <list>',
-        `comma-separated, of ${FAILOVER_MODES.join(',')} (default both)`,
+        `comma-separated, of ${FAILOVER_MODES.join(',')} (default all)`,
         namesOf(FAILOVER_MODES),
       )
-      .option('--kills <n>', 'kills per mode (default 5; --quick 2)', numberIn(1, 50, true))
+      .option('--kills <n>', 'kills per mode (default 10; --quick 2)', numberIn(1, 50, true))
       .option('--backends <n>', 'backends in the pool', numberIn(2, 9, true), 3)
       .option('--capacity <cps>', 'emulated capacity of each backend, calls/s', numberIn(10, 1000), 100)
       .option('--rate <cps>', 'offered calls/s (default half the pool)', numberIn(1, 5000))
@@ -90,7 +96,7 @@ export function parseFailoverOptions(args: readonly string[]): FailoverOptions {
     modes,
     // Each sipweigh kill after the first waits ~6 s for the restarted backend's slow start (5 s) to
     // finish: 2 kills per mode keep --quick under a minute on a busy 2-core machine.
-    kills: o.kills ?? (quick ? 2 : 5),
+    kills: o.kills ?? (quick ? 2 : 10),
     backends,
     capacityCps,
     rateCps,
@@ -105,6 +111,9 @@ export function parseFailoverOptions(args: readonly string[]): FailoverOptions {
     outDeadlineMs: 15000,
     recoverS: quick ? 10 : 20,
     stableMs: 800,
+    // The lease lapses 1.5 s after the controller's last refresh and the LB's timer notices within
+    // 250 ms: 10 s is only a bound for an LB without the backstop.
+    backstopDeadlineMs: 10000,
   };
 }
 
@@ -147,43 +156,6 @@ export function poolSettled(targets: readonly DispatcherTarget[], fraction = 0.8
   return targets.every((t) => !isOutOfRotation(t) && rotationShare(targets, t.uri) >= fraction * equal);
 }
 
-/**
- * Where failed calls gave up, from sipp's `-trace_counts` file (`;`-separated, one column per
- * scenario step and counter, e.g. `3_200_Timeout`, `7_ACK_Sent`, `10_200_Timeout`; last row
- * cumulative): timeouts before the ACK is sent are calls whose INVITE was never answered (sent to
- * the dead backend), timeouts from the ACK on are established calls that lost their BYE; unexpected
- * replies (a 503 from the LB, say) are counted apart.
- */
-export interface FailureSplit {
-  readonly unanswered: number;
-  readonly byeLost: number;
-  /** Calls ended by a reply the scenario did not expect (a 503, a 481): not a failover symptom. */
-  readonly unexpected: number;
-}
-
-export function splitFailures(countsCsv: string): FailureSplit | null {
-  const lines = countsCsv.split('\n').filter((l) => l.trim() !== '');
-  if (lines.length < 2) return null;
-  const header = lines[0]!.split(';');
-  const last = lines[lines.length - 1]!.split(';');
-  const step = (col: string) => Number(/^(\d+)_/.exec(col)?.[1] ?? Number.NaN);
-  const ackCol = header.find((c) => /^\d+_ACK_Sent$/.test(c));
-  if (ackCol === undefined) return null;
-  const ackStep = step(ackCol);
-  let unanswered = 0;
-  let byeLost = 0;
-  let unexpected = 0;
-  header.forEach((col, i) => {
-    const n = Number(last[i]);
-    if (!Number.isFinite(n)) return;
-    if (/^\d+_.+_Unexp$/.test(col)) unexpected += n;
-    if (!/^\d+_.+_Timeout$/.test(col)) return;
-    if (step(col) < ackStep) unanswered += n;
-    else byeLost += n;
-  });
-  return { unanswered, byeLost, unexpected };
-}
-
 export interface KillResult {
   readonly mode: FailoverMode;
   /** 1-based. */
@@ -198,6 +170,16 @@ export interface KillResult {
   readonly failed: number;
   /** Failed calls split by where sipp gave up (null without sipp's message counts). */
   readonly split: FailureSplit | null;
+  /**
+   * Requests the LB moved off a destination no longer in rotation during this kill's load (its
+   * `sipweigh_redispatched` statistic): each a call saved. Null for an LB without that statistic.
+   */
+  readonly redispatched: number | null;
+  /**
+   * Controller-down mode only: ms from the controller's SIGKILL to the LB's backstop reported on
+   * (htable sipweigh_lease, key backstop); null when it was not seen on within the deadline.
+   */
+  readonly backstopOnMs?: number | null;
   /** The pool was back at rest (restarted backend at its full share) before this kill. */
   readonly settledBefore: boolean;
   /** Live backends seen out of rotation just before the kill or until the victim left: false alarms. */
@@ -252,13 +234,23 @@ export interface ModeSummary {
   /** The headline: misses counted as later than any detection (null if they are the middle). */
   readonly outMsMedian: number | null;
   readonly failedCalls: Distribution | null;
+  /** Calls that failed before their ACK: what re-dispatch and fast detection remove. */
+  readonly failedInSetup: Distribution | null;
   readonly unanswered: Distribution | null;
   readonly byeLost: Distribution | null;
   readonly unexpected: Distribution | null;
+  readonly redispatched: Distribution | null;
+  /** Controller-down mode: controller SIGKILL to backstop on, over the kills where it was seen. */
+  readonly backstopOnMs: Distribution | null;
+  /** Controller-down mode: kills where the backstop was not seen on within the deadline. */
+  readonly backstopMissing: number;
   readonly unsettled: number;
   /** Kills during which a live backend was out of rotation too. */
   readonly falseAlarms: number;
 }
+
+const splitOf = (kills: readonly KillResult[], pick: (s: FailureSplit) => number) =>
+  distribution(kills.flatMap((k) => (k.split ? [pick(k.split)] : [])));
 
 export function summariseMode(o: ModeOutcome): ModeSummary {
   if (!o.runnable) {
@@ -271,14 +263,19 @@ export function summariseMode(o: ModeOutcome): ModeSummary {
       outMs: null,
       outMsMedian: null,
       failedCalls: null,
+      failedInSetup: null,
       unanswered: null,
       byeLost: null,
       unexpected: null,
+      redispatched: null,
+      backstopOnMs: null,
+      backstopMissing: 0,
       unsettled: 0,
       falseAlarms: 0,
     };
   }
   const detected = o.kills.flatMap((k) => (k.outMs === null ? [] : [k.outMs]));
+  const backstop = o.kills.filter((k) => k.backstopOnMs !== undefined);
   return {
     mode: o.mode,
     runnable: true,
@@ -287,9 +284,15 @@ export function summariseMode(o: ModeOutcome): ModeSummary {
     outMs: distribution(detected),
     outMsMedian: medianCountingMisses(detected, o.kills.length - detected.length),
     failedCalls: distribution(o.kills.map((k) => k.failed)),
-    unanswered: distribution(o.kills.flatMap((k) => (k.split ? [k.split.unanswered] : []))),
-    byeLost: distribution(o.kills.flatMap((k) => (k.split ? [k.split.byeLost] : []))),
-    unexpected: distribution(o.kills.flatMap((k) => (k.split ? [k.split.unexpected] : []))),
+    failedInSetup: splitOf(o.kills, (s) => s.failedInSetup),
+    unanswered: splitOf(o.kills, (s) => s.unanswered),
+    byeLost: splitOf(o.kills, (s) => s.byeLost),
+    unexpected: splitOf(o.kills, (s) => s.unexpected),
+    redispatched: distribution(o.kills.flatMap((k) => (k.redispatched === null ? [] : [k.redispatched]))),
+    backstopOnMs: distribution(
+      backstop.flatMap((k) => (typeof k.backstopOnMs === 'number' ? [k.backstopOnMs] : [])),
+    ),
+    backstopMissing: backstop.filter((k) => k.backstopOnMs === null).length,
     unsettled: o.kills.filter((k) => !k.settledBefore).length,
     falseAlarms: o.kills.filter((k) => k.othersOut.length > 0).length,
   };
@@ -298,51 +301,64 @@ export function summariseMode(o: ModeOutcome): ModeSummary {
 const LABEL: Record<FailoverMode, string> = {
   kamailio_probe: 'Kamailio OPTIONS probing',
   sipweigh: 'sipweigh controller',
+  controller_down: 'controller down: LB backstop',
 };
 
 const f0 = (n: number) => n.toFixed(0);
 const dist = (d: Distribution | null) => (d ? `${f0(d.min)} / ${f0(d.median)} / ${f0(d.max)}` : 'n/a');
 
+function killNotes(k: KillResult): string[] {
+  return [
+    k.outMs === null ? 'never left rotation' : '',
+    k.backstopOnMs === undefined
+      ? ''
+      : k.backstopOnMs === null
+        ? 'backstop never seen on'
+        : `backstop on ${f0(k.backstopOnMs)} ms after the controller's kill`,
+    k.settledBefore ? '' : 'pool not back at rest before the kill',
+    k.othersOut.length > 0 ? `live backend also out: ${k.othersOut.join(', ')}` : '',
+  ].filter((s) => s !== '');
+}
+
 /** One row per kill, then one per mode with min / median / max. */
 export function formatFailoverTable(outcomes: readonly ModeOutcome[]): string {
   const lines = [
-    '| mode | kill | backend | share at kill | kill → out of rotation, ms | calls | failed | unanswered INVITE | BYE lost | unexpected reply | note |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| mode | kill | backend | share at kill | kill → out of rotation, ms | calls | failed | failed in setup | of which unanswered INVITE | BYE lost | unexpected reply | re-dispatched | note |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const o of outcomes) {
     if (!o.runnable) {
-      lines.push(`| ${LABEL[o.mode]} | - | - | - | not runnable | - | - | - | - | - | ${o.reason} |`);
+      lines.push(`| ${LABEL[o.mode]} | - | - | - | not runnable | - | - | - | - | - | - | - | ${o.reason} |`);
       continue;
     }
     for (const k of o.kills) {
-      const notes = [
-        k.outMs === null ? 'never left rotation' : '',
-        k.settledBefore ? '' : 'pool not back at rest before the kill',
-        k.othersOut.length > 0 ? `live backend also out: ${k.othersOut.join(', ')}` : '',
-      ].filter((s) => s !== '');
       const split = k.split
-        ? [k.split.unanswered, k.split.byeLost, k.split.unexpected]
-        : ['n/a', 'n/a', 'n/a'];
+        ? [k.split.failedInSetup, k.split.unanswered, k.split.byeLost, k.split.unexpected]
+        : ['n/a', 'n/a', 'n/a', 'n/a'];
       lines.push(
         `| ${LABEL[o.mode]} | ${k.kill} | ${k.backend} | ${(k.shareAtKill * 100).toFixed(0)} % | ` +
-          `${k.outMs === null ? 'n/a' : f0(k.outMs)} | ${k.calls} | ${k.failed} | ${split.join(' | ')} | ${notes.join('; ')} |`,
+          `${k.outMs === null ? 'n/a' : f0(k.outMs)} | ${k.calls} | ${k.failed} | ${split.join(' | ')} | ` +
+          `${k.redispatched ?? 'n/a'} | ${killNotes(k).join('; ')} |`,
       );
     }
   }
   lines.push(
     '',
-    '| mode | kills | kill → out, ms | failed calls per kill | of which unanswered INVITE | BYE lost | unexpected reply |',
-    '|---|---|---|---|---|---|---|',
+    '| mode | kills | kill → out, ms | failed calls per kill | failed in setup | of which unanswered INVITE | BYE lost | unexpected reply | re-dispatched |',
+    '|---|---|---|---|---|---|---|---|---|',
   );
   for (const s of outcomes.map(summariseMode)) {
     if (!s.runnable) {
-      lines.push(`| ${LABEL[s.mode]} | 0 | not runnable: ${s.reason ?? ''} | n/a | n/a | n/a | n/a |`);
+      lines.push(
+        `| ${LABEL[s.mode]} | 0 | not runnable: ${s.reason ?? ''} | n/a | n/a | n/a | n/a | n/a | n/a |`,
+      );
       continue;
     }
     const undetected = s.undetected > 0 ? ` (${s.undetected} never out)` : '';
     lines.push(
       `| ${LABEL[s.mode]} | ${s.kills} | ${dist(s.outMs)}${undetected} | ${dist(s.failedCalls)} | ` +
-        `${dist(s.unanswered)} | ${dist(s.byeLost)} | ${dist(s.unexpected)} |`,
+        `${dist(s.failedInSetup)} | ${dist(s.unanswered)} | ${dist(s.byeLost)} | ${dist(s.unexpected)} | ` +
+        `${dist(s.redispatched)} |`,
     );
   }
   lines.push('(min / median / max over the kills)');
@@ -360,7 +376,11 @@ function rounded(d: Distribution | null): Distribution | null {
   return { n: d.n, min: r(d.min), median: r(d.median), max: r(d.max), values: d.values.map(r) };
 }
 
-/** The last line: headline medians first (null when a mode did not run), then the distributions. */
+/**
+ * The last line: headline medians first (null when a mode did not run), then the distributions.
+ * `failed_per_kill` counts the calls that failed in setup (before their ACK), `lost_bye_per_kill`
+ * the established calls that lost their BYE, both medians per kill.
+ */
 export function failoverSummaryJson(outcomes: readonly ModeOutcome[], setup: FailoverSetup): object {
   const byMode = new Map(outcomes.map((o) => [o.mode, summariseMode(o)]));
   const round = (n: number | null | undefined) => (n === null || n === undefined ? null : Math.round(n));
@@ -374,18 +394,33 @@ export function failoverSummaryJson(outcomes: readonly ModeOutcome[], setup: Fai
       undetected: s.undetected,
       out_ms: rounded(s.outMs),
       failed_calls: rounded(s.failedCalls),
+      failed_in_setup: rounded(s.failedInSetup),
       unanswered_invites: rounded(s.unanswered),
       bye_lost: rounded(s.byeLost),
       unexpected_replies: rounded(s.unexpected),
+      redispatched: rounded(s.redispatched),
       unsettled: s.unsettled,
       false_alarms: s.falseAlarms,
     };
   };
+  const setupFailed = (m: FailoverMode) => round(byMode.get(m)?.failedInSetup?.median);
+  const byeLost = (m: FailoverMode) => round(byMode.get(m)?.byeLost?.median);
+  const down = byMode.get('controller_down');
   const o = setup.options;
   return {
     bench: 'failover',
     sipweigh_ms: round(byMode.get('sipweigh')?.outMsMedian),
     kamailio_probe_ms: round(byMode.get('kamailio_probe')?.outMsMedian),
+    failed_per_kill: { sipweigh: setupFailed('sipweigh'), kamailio_probe: setupFailed('kamailio_probe') },
+    lost_bye_per_kill: { sipweigh: byeLost('sipweigh'), kamailio_probe: byeLost('kamailio_probe') },
+    controller_down: {
+      out_ms: round(down?.outMsMedian),
+      failed: setupFailed('controller_down'),
+      lost_bye: byeLost('controller_down'),
+      backstop_on_ms: round(down?.backstopOnMs?.median),
+      backstop_missing: down?.backstopMissing ?? null,
+      detail: detail('controller_down'),
+    },
     sipweigh_failed_calls: round(byMode.get('sipweigh')?.failedCalls?.median),
     kamailio_failed_calls: round(byMode.get('kamailio_probe')?.failedCalls?.median),
     sipweigh: detail('sipweigh'),

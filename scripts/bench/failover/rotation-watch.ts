@@ -1,11 +1,13 @@
 /**
- * Watches an LB's dispatcher.list over JSON-RPC. The failover bench uses one poller for both modes
- * (Kamailio's own probing and the sipweigh controller), so the resolution of the measurement is the
- * same: the poll period plus one RPC round trip (about a millisecond on loopback).
+ * Watches an LB over JSON-RPC: its dispatcher.list, and its backstop flag. The failover bench uses
+ * one poller for every mode (Kamailio's own probing, the sipweigh controller, the LB's backstop), so
+ * the resolution of the measurement is the same: the poll period plus one RPC round trip (about a
+ * millisecond on loopback).
  */
 import type { DispatcherTarget } from '../../../src/kamailio/dispatcher-list-reply.js';
 import { fetchDispatcherList } from '../../../src/kamailio/fetch-dispatcher-list.js';
 import type { KamailioRpcClient } from '../../../src/kamailio/rpc.js';
+import { readBackstop } from '../../../src/lab/lb-failover.js';
 import { isOutOfRotation } from './report.js';
 import { sleep } from '../../../src/util/sleep.js';
 
@@ -89,4 +91,16 @@ export async function waitForTargets(
     if (performance.now() > deadline) return false;
     await sleep(100);
   }
+}
+
+/** Polls every 50 ms until the backstop is on: ms since `sinceMs` (a performance.now()), or null. */
+export async function waitForBackstop(
+  client: KamailioRpcClient,
+  opts: { readonly sinceMs: number; readonly deadlineMs: number },
+): Promise<number | null> {
+  while (performance.now() - opts.sinceMs < opts.deadlineMs) {
+    if ((await readBackstop(client)) === 1) return performance.now() - opts.sinceMs;
+    await sleep(50);
+  }
+  return null;
 }
