@@ -265,4 +265,6 @@ export async function runFairnessBench(args: string[]): Promise<void> {
     failed_runs: failed,
   });
   process.stdout.write(`${JSON.stringify(line)}\n`);
+  // After the line: what did run is reported, and the exit status still says the comparison is short.
+  if (failed > 0) throw new Error(`${failed} of ${plan.length} runs failed (see above)`);
 }
