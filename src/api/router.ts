@@ -15,6 +15,7 @@ export type RouteName =
   | 'drain'
   | 'undrain'
   | 'lb_nodes'
+  | 'sources'
   | 'events'
   | 'reload';
 
@@ -46,6 +47,7 @@ export const ROUTES: readonly RouteDef[] = [
     access: 'write',
   },
   { name: 'lb_nodes', method: 'GET', pattern: /^\/api\/v1\/lb-nodes$/, access: 'read' },
+  { name: 'sources', method: 'GET', pattern: /^\/api\/v1\/sources$/, access: 'read' },
   { name: 'events', method: 'GET', pattern: /^\/api\/v1\/events$/, access: 'read' },
   { name: 'reload', method: 'POST', pattern: /^\/api\/v1\/reload$/, access: 'write' },
 ];

@@ -18,6 +18,7 @@ export type ApiSchemaName =
   | 'backend'
   | 'backends'
   | 'lb-nodes'
+  | 'sources'
   | 'drain-request'
   | 'reload-response'
   | 'event';

@@ -178,6 +178,8 @@ export class ApiServer {
         return json(200, backendsJson(d.snapshot()));
       case 'lb_nodes':
         return json(200, lbNodesJson(d.snapshot()));
+      case 'sources':
+        return json(200, d.snapshot().sources);
       case 'events': {
         const q = historyParam(req.url ?? '');
         return q.ok ? { status: 200, body: null, events: { history: q.history } } : error(400, q.error);

@@ -3,6 +3,7 @@
  * measurable, cron expressions and time zones that parse, maintenance naming a known backend.
  */
 import { validateDetailed } from 'node-cron';
+import { formatNetwork, overlaps, parseNetwork, type Network } from '../util/cidr.js';
 import type { ConfigIssue } from './errors.js';
 import type { ControllerSection, SchedulesConfig } from './types.js';
 
@@ -29,6 +30,77 @@ export function checkController(c: ControllerSection, issues: ConfigIssue[]): vo
     lbNames.add(lb.name);
   });
   checkSchedules(c.schedules, backendIds, issues);
+  checkFairness(c, issues);
+}
+
+/**
+ * Source groups: every network parses, no address is in two groups (the LB would put it in
+ * whichever its permissions table matches first), names are unique, the guarantees fit in every
+ * set's configured capacity, and every LB node has the address file the groups are written to.
+ */
+function checkFairness(c: ControllerSection, issues: ConfigIssue[]): void {
+  const f = c.admission.fairness;
+  const at = 'admission.fairness.groups';
+  const names = new Map<string, number>();
+  const blocks: { net: Network; path: string; group: number }[] = [];
+  f.groups.forEach((g, i) => {
+    const prior = names.get(g.name);
+    if (prior !== undefined) {
+      issues.push({ path: `${at}[${i}].name`, message: `duplicate group ${g.name} (also ${at}[${prior}])` });
+    }
+    names.set(g.name, i);
+    g.networks.forEach((text, j) => {
+      const path = `${at}[${i}].networks[${j}]`;
+      const parsed = parseNetwork(text);
+      if (parsed.ok) blocks.push({ net: parsed.network, path, group: i });
+      else issues.push({ path, message: parsed.error });
+    });
+  });
+  for (const [a, b] of overlappingPairs(blocks)) {
+    issues.push({
+      path: b.path,
+      message: `${formatNetwork(b.net)} overlaps ${formatNetwork(a.net)} of group ${f.groups[a.group]?.name} (${a.path}): an address may be in one group only`,
+    });
+  }
+  const guaranteed = f.groups.reduce((s, g) => s + g.guaranteed_cps, 0);
+  if (guaranteed > 0) {
+    const room = 1 - f.other_reserve;
+    c.sets.forEach((set, i) => {
+      const capacity = set.backends.reduce((s, b) => s + b.capacity, 0);
+      const fits = c.admission.headroom * capacity * room;
+      if (set.backends.length > 0 && guaranteed > fits) {
+        issues.push({
+          path: at,
+          message: `guaranteed_cps sum to ${guaranteed} calls/s, more than set ${set.id} (sets[${i}]) can admit beside the reserve for other sources (${Math.floor(fits)} = headroom x capacity x (1 - other_reserve))`,
+        });
+      }
+    });
+  }
+  if (f.enabled && f.groups.length > 0) {
+    c.lb_nodes.forEach((lb, i) => {
+      if (lb.address_file === undefined) {
+        issues.push({
+          path: `lb_nodes[${i}].address_file`,
+          message: 'required when admission.fairness.groups are configured: the LB learns the groups from it',
+        });
+      }
+    });
+  }
+}
+
+/** Pairs of blocks of different groups that share an address (a sweep over sorted blocks). */
+function overlappingPairs<T extends { net: Network; group: number }>(blocks: readonly T[]): [T, T][] {
+  const sorted = [...blocks].sort(
+    (a, b) =>
+      a.net.family - b.net.family || (a.net.first < b.net.first ? -1 : a.net.first > b.net.first ? 1 : 0),
+  );
+  const pairs: [T, T][] = [];
+  let widest: T | undefined;
+  for (const b of sorted) {
+    if (widest && overlaps(widest.net, b.net) && widest.group !== b.group) pairs.push([widest, b]);
+    if (!widest || widest.net.family !== b.net.family || b.net.last > widest.net.last) widest = b;
+  }
+  return pairs;
 }
 
 /** Cron expressions are checked here (the schema cannot), and maintenance must name a known backend. */

@@ -77,6 +77,8 @@ export interface LbNodeSection {
   readonly name: string;
   readonly rpc: KamailioRpcSection;
   readonly dispatcher_list: DispatcherListConfig;
+  /** The permissions module's address_file on the LB host (source groups); written like the list. */
+  readonly address_file?: string;
 }
 
 export type LbNodeConfig = Omit<LbNodeSection, 'rpc'> & { readonly rpc: KamailioRpcConfig };
@@ -97,6 +99,27 @@ export interface AdmissionConfig {
   readonly enabled: boolean;
   /** Limit on new calls = headroom × the pool's effective capacity, split over the LB nodes. */
   readonly headroom: number;
+  readonly fairness: FairnessConfig;
+}
+
+/** Sources named by the operator: every address in `networks` counts as one source, key `g<N>`. */
+export interface SourceGroupConfig {
+  readonly name: string;
+  /** IPv4/IPv6 addresses or CIDR blocks; no address is in two groups (cross-checks.ts). */
+  readonly networks: readonly string[];
+  readonly weight: number;
+  /** Whole pool, calls/s; split over the LB nodes like the limit. */
+  readonly guaranteed_cps: number;
+  readonly trusted: boolean;
+}
+
+/** Fair shares of the admission limit between sources (docs/fairness.md). */
+export interface FairnessConfig {
+  readonly enabled: boolean;
+  readonly top_n: number;
+  readonly other_reserve: number;
+  readonly deadband: number;
+  readonly groups: readonly SourceGroupConfig[];
 }
 
 /** A scheduled drain and/or undrain of one backend (at least one of the two is given). */

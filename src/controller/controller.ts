@@ -24,36 +24,17 @@ import type { SyncOutcome } from '../push/node-sync.js';
 import { initialScorerState, scoreCycle, type CycleResult, type ScorerState } from '../scoring/index.js';
 import type { Logger } from '../util/logger.js';
 import { logEvents } from './event-log.js';
+import { FairAdmission } from './fair-admission.js';
 import { EventBus } from './events.js';
 import { initialNodeState, nodeAfterApply, notReadyReasons, type LbNodeState } from './node-state.js';
-import {
-  EMPTY_MEMORY,
-  discoveryEvents,
-  isSettled,
-  planCycle,
-  planDiscovery,
-  planRegistryReload,
-  retiredAfterPush,
-  scorerSample,
-  startupGraceMs,
-  type CycleMemory,
-  type Retired,
-} from './plan.js';
+import { EMPTY_MEMORY, discoveryEvents, isSettled, planCycle, planDiscovery } from './plan.js';
+import { planRegistryReload, retiredAfterPush, scorerSample, startupGraceMs } from './plan.js';
+import type { CycleMemory, Retired } from './plan.js';
 import type { ReloadChanges } from './reload-plan.js';
-import {
-  cronSchedules,
-  runScheduled,
-  startCalendar,
-  type Schedules,
-  type SchedulesFactory,
-} from './schedules.js';
-import {
-  nodeStatusOf,
-  snapshotOf,
-  statusOf,
-  type ControllerParts,
-  type ControllerSnapshot,
-} from './snapshot.js';
+import { cronSchedules, runScheduled, startCalendar } from './schedules.js';
+import type { Schedules, SchedulesFactory } from './schedules.js';
+import { nodeStatusOf, snapshotOf, statusOf } from './snapshot.js';
+import type { ControllerParts, ControllerSnapshot } from './snapshot.js';
 import { StatusFileWriter } from './status-file.js';
 import type { ControllerStatus } from './status.js';
 
@@ -89,6 +70,8 @@ export class Controller {
   private statusTimer: NodeJS.Timeout | null = null;
   private readonly statusFile = new StatusFileWriter((e) => this.events.emit(e));
   private readonly graceMs: number;
+  /** Per-source shares of the admission limit, on its own one-second round (fair-admission.ts). */
+  private readonly fair: FairAdmission;
 
   private readonly logger: Logger;
   private readonly makeSchedules: SchedulesFactory;
@@ -106,6 +89,11 @@ export class Controller {
     this.makeSchedules = opts.schedules ?? cronSchedules;
     this.graceMs = startupGraceMs(config.heartbeat);
     this.nodes = links.map((l) => initialNodeState(l.name));
+    this.fair = FairAdmission.forNodes(
+      links,
+      () => this.cfg,
+      (e) => this.events.emit(e),
+    );
     this.fanout = new NodeSyncFanout(
       links.map((link) => ({
         name: link.name,
@@ -137,6 +125,7 @@ export class Controller {
       throw e;
     }
     controller.startTimers();
+    controller.fair.start();
     events.emit({
       type: 'controller_started',
       heartbeat: endpoint.address,
@@ -227,6 +216,7 @@ export class Controller {
       links: this.links,
       syncOf: (node) => this.fanout.statusOf(node),
       schedules: this.schedules?.status() ?? [],
+      sources: () => this.fair.report(),
     };
   }
 
@@ -308,6 +298,7 @@ export class Controller {
     });
     this.memory = plan.memory;
     this.events.emitAll(plan.events);
+    if (plan.submit) this.fair.setLimits(plan.submit.desired.admission);
     for (const node of plan.submit?.nodes ?? []) this.fanout.submitTo(node, plan.submit!.desired, { force });
   }
 
@@ -340,6 +331,7 @@ export class Controller {
     if (this.cycleTimer) clearInterval(this.cycleTimer);
     if (this.statusTimer) clearInterval(this.statusTimer);
     await this.schedules?.stop();
+    await this.fair.stop();
     await this.endpoint.close();
     await this.fanout.close();
     await Promise.all(this.links.map((l) => l.close()));

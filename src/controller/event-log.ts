@@ -86,6 +86,36 @@ export function logLineOf(e: ControllerEvent): LogLine | null {
       );
     case 'admission_failed':
       return line('warn', { node: e.node, reason: e.error }, 'admission limit not set');
+    case 'source_limited':
+      return line(
+        'info',
+        { node: e.node, set: e.set, source: e.source, offered_cps: e.offered_cps, share_cps: e.share_cps },
+        'source over its fair share: refused first while the set is saturated',
+      );
+    case 'source_released':
+      return line(
+        'info',
+        { node: e.node, set: e.set, source: e.source },
+        'source within its fair share again',
+      );
+    case 'source_groups_loaded':
+      return line(
+        'info',
+        { node: e.node, groups: e.groups, networks: e.networks },
+        'source groups loaded at the LB',
+      );
+    case 'source_shares_missing':
+      return line(
+        'warn',
+        { node: e.node },
+        'the LB has no sipweigh_src table: fair admission needs the current kamailio/sipweigh-lb.cfg',
+      );
+    case 'source_shares_failed':
+      return line(
+        'warn',
+        { node: e.node, stage: e.stage, reason: e.error },
+        'fair admission: LB not updated',
+      );
     case 'config_reloaded':
       return line(
         'info',

@@ -111,6 +111,33 @@ export type ControllerEvent =
   /** The LB config lacks SIPWEIGH_ADMISSION_CONTROL for these sets. */
   | { readonly type: 'admission_missing'; readonly node: string; readonly sets: readonly number[] }
   | { readonly type: 'admission_failed'; readonly node: string; readonly error: string }
+  /** Fair admission: a source now offers more than its share of a saturated set at this node. */
+  | {
+      readonly type: 'source_limited';
+      readonly node: string;
+      readonly set: number;
+      readonly source: string;
+      readonly offered_cps: number;
+      readonly share_cps: number;
+    }
+  /** The source is within its share again (or the set is no longer saturated, or it went quiet). */
+  | { readonly type: 'source_released'; readonly node: string; readonly set: number; readonly source: string }
+  /** The LB's source groups file was written and reloaded. */
+  | {
+      readonly type: 'source_groups_loaded';
+      readonly node: string;
+      readonly groups: number;
+      readonly networks: number;
+    }
+  /** The LB has no per-source table (sipweigh_src): its config predates fair admission or disables it. */
+  | { readonly type: 'source_shares_missing'; readonly node: string }
+  /** Reading the LB's source counters or writing shares failed (told once, until it works again). */
+  | {
+      readonly type: 'source_shares_failed';
+      readonly node: string;
+      readonly stage: 'groups' | 'read' | 'write';
+      readonly error: string;
+    }
   | {
       readonly type: 'config_reloaded';
       readonly trigger: 'SIGHUP' | 'api';

@@ -6,6 +6,7 @@ import type { JobStatus } from './schedules.js';
 import { buildStatus, type ControllerStatus } from './status.js';
 import type { NodeOutcome } from '../push/node-link.js';
 import type { NodeSyncStatus } from '../push/node-sync.js';
+import type { SourcesView } from './fair-admission.js';
 
 export type { NodeApplyRecord, NodeCounters } from './node-state.js';
 
@@ -16,6 +17,8 @@ export interface ControllerSnapshot {
   readonly result: CycleResult | null;
   readonly nodes: readonly NodeSnapshot[];
   readonly status: ControllerStatus;
+  /** Per-source admission figures (GET /api/v1/sources, /metrics). */
+  readonly sources: SourcesView;
 }
 
 export interface NodeSnapshot {
@@ -63,6 +66,7 @@ export interface ControllerParts {
   }[];
   readonly syncOf: (node: string) => NodeSyncStatus<NodeOutcome> | undefined;
   readonly schedules: readonly JobStatus[];
+  readonly sources: () => SourcesView;
 }
 
 /** Each LB node as `sipweigh status` shows it: its target, why it is blocked, its sync's state. */
@@ -87,5 +91,5 @@ export function snapshotOf(p: ControllerParts): ControllerSnapshot {
   const nodes = p.nodes.map((n, i) =>
     nodeSnapshot(n, p.links[i]!, p.syncOf(n.name)?.consecutiveFailures ?? 0),
   );
-  return { now, startedAt, views, result, status: statusOf(p), nodes };
+  return { now, startedAt, views, result, status: statusOf(p), nodes, sources: p.sources() };
 }

@@ -138,8 +138,8 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 const DUMP = 'htable.dump';
 
-/** The integer keys of an `htable.dump` result (pure, validated). String values are kept out. */
-function dumpEntries(result: unknown): Map<string, number | string> {
+/** The entries of an `htable.dump` result by name (pure, validated): integers and strings. */
+export function dumpEntries(result: unknown): Map<string, number | string> {
   if (!Array.isArray(result)) throw new AdmissionReplyError(DUMP, 'not an array', result);
   const out = new Map<string, number | string>();
   for (const bucket of result) {
@@ -175,7 +175,7 @@ export function parseLimiterDump(result: unknown): LimiterState[] {
   return states.sort((a, b) => a.setId - b.setId);
 }
 
-function isNoSuchHtable(e: unknown): boolean {
+export function isNoSuchHtable(e: unknown): boolean {
   return e instanceof RpcMethodError && /no such htable/i.test(e.rpcMessage);
 }
 

@@ -84,9 +84,10 @@ export function mustReadLiftedLimits(confirmed: string | null, sets: string, for
   return force || confirmed !== sets;
 }
 
-function transportFor(cfg: LbNodeConfig): ListFileTransport {
+/** The way to this node's files (local or SFTP, as its dispatcher list); `path` defaults to the list's. */
+export function transportFor(cfg: LbNodeConfig, path: string = cfg.dispatcher_list.path): ListFileTransport {
   const list = cfg.dispatcher_list;
-  if (!list.sftp) return new LocalListFile({ path: list.path });
+  if (!list.sftp) return new LocalListFile({ path });
   const s = list.sftp;
   let privateKey: Buffer;
   try {
@@ -104,7 +105,7 @@ function transportFor(cfg: LbNodeConfig): ListFileTransport {
       privateKey,
       hostFingerprint: s.host_fingerprint,
     },
-    path: list.path,
+    path,
   });
 }
 

@@ -275,6 +275,31 @@ export class ControllerTelemetry {
           if (set.admission_limit_cps !== null) this.set({ set: String(set.id) }, set.admission_limit_cps);
       },
     });
+    new Counter<'set' | 'source' | 'outcome'>({
+      name: 'sipweigh_source_calls_total',
+      help: 'New calls per source at the LB (offered, admitted, refused): the top_n sources by refused calls per set, the rest as source="other"',
+      labelNames: ['set', 'source', 'outcome'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const set of snap()?.sources.sets ?? []) {
+          const rows = [...set.sources, { ...set.other, source: 'other' }];
+          for (const row of rows)
+            for (const outcome of ['offered', 'admitted', 'refused'] as const)
+              this.inc({ set: String(set.set), source: row.source, outcome }, row[outcome]);
+        }
+      },
+    });
+    new Counter<'node'>({
+      name: 'sipweigh_source_share_errors_total',
+      help: 'Rounds of fair admission at an LB node that failed (reading counters, writing shares or groups)',
+      labelNames: ['node'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const n of snap()?.sources.nodes ?? []) this.inc({ node: n.node }, n.errors);
+      },
+    });
     new Gauge<'node'>({
       name: 'sipweigh_lb_node_synced',
       help: '1 once the LB node was read or pushed successfully',

@@ -60,6 +60,7 @@ describe('API routes', function () {
       ['GET', '/api/v1/backends/10.0.0.5:5060', 'backend', '10.0.0.5:5060'],
       ['POST', '/api/v1/backends/be1/undrain', 'undrain', 'be1'],
       ['GET', '/api/v1/lb-nodes', 'lb_nodes', null],
+      ['GET', '/api/v1/sources', 'sources', null],
       ['POST', '/api/v1/reload', 'reload', null],
       ['GET', '/api/v1/backends?x=1', 'backends', null],
     ];
@@ -146,6 +147,7 @@ describe('API schemas (schemas/api/)', function () {
       'backend',
       'backends',
       'lb-nodes',
+      'sources',
       'drain-request',
       'reload-response',
     ] as const)

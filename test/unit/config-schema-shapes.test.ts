@@ -16,6 +16,7 @@ import type {
   BackendConfig,
   ControllerSection,
   DispatcherListConfig,
+  FairnessConfig,
   HeartbeatSection,
   KamailioRpcSection,
   LbNodeSection,
@@ -25,6 +26,7 @@ import type {
   ScoringSection,
   SetConfig,
   SftpConfig,
+  SourceGroupConfig,
   SshConfig,
 } from '../../src/config/types.js';
 import type { SignalParams } from '../../src/scoring/params.js';
@@ -70,7 +72,12 @@ const sftp: Presence<SftpConfig> = {
   host_fingerprint: 'required',
 };
 const dispatcherList: Presence<DispatcherListConfig> = { path: 'required', sftp: 'optional' };
-const lbNode: Presence<LbNodeSection> = { name: 'required', rpc: 'required', dispatcher_list: 'required' };
+const lbNode: Presence<LbNodeSection> = {
+  name: 'required',
+  rpc: 'required',
+  dispatcher_list: 'required',
+  address_file: 'optional',
+};
 const ssh: Presence<SshConfig> = {
   host: 'required',
   port: 'required',
@@ -124,7 +131,25 @@ const scoring: Presence<ScoringSection> = {
   panic_threshold_ratio: 'required',
   panic_heal_grace_ms: 'required',
 };
-const admission: Presence<AdmissionConfig> = { enabled: 'required', headroom: 'required' };
+const admission: Presence<AdmissionConfig> = {
+  enabled: 'required',
+  headroom: 'required',
+  fairness: 'required',
+};
+const fairness: Presence<FairnessConfig> = {
+  enabled: 'required',
+  top_n: 'required',
+  other_reserve: 'required',
+  deadband: 'required',
+  groups: 'required',
+};
+const sourceGroup: Presence<SourceGroupConfig> = {
+  name: 'required',
+  networks: 'required',
+  weight: 'required',
+  guaranteed_cps: 'required',
+  trusted: 'required',
+};
 const maintenance: Presence<MaintenanceSchedule> = {
   backend: 'required',
   drain: 'optional',
@@ -189,6 +214,8 @@ const SHAPES: Readonly<Record<string, Shape>> = {
   'scoring.signals': signals,
   ...Object.fromEntries(SIGNAL_NAMES.map((n) => [`scoring.signals.${n}`, signal])),
   admission,
+  'admission.fairness': fairness,
+  'admission.fairness.groups[]': sourceGroup,
   schedules,
   'schedules.maintenance[]': maintenance,
   api,

@@ -249,7 +249,11 @@ ${tail}`;
 
     it('applies defaults: admission on at 0.95, no maintenance', () => {
       const c = loadControllerConfig(file(controller('')));
-      expect(c.admission).to.deep.equal({ enabled: true, headroom: 0.92 });
+      expect(c.admission).to.deep.equal({
+        enabled: true,
+        headroom: 0.92,
+        fairness: { enabled: true, top_n: 10, other_reserve: 0.05, deadband: 0.1, groups: [] },
+      });
       expect(c.schedules.maintenance).to.deep.equal([]);
       expect(c.lb_nodes[0]?.dispatcher_list.path).to.equal('/tmp/ds.list');
     });

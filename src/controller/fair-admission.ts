@@ -1,0 +1,128 @@
+/**
+ * Fair admission across the LB nodes (issue 14; docs/fairness.md): once a second every node's
+ * SourceLink reads its source counters and writes the shares; this class feeds them the admission
+ * limits the last cycle decided and the config in force, and turns their outcomes into typed events
+ * (a failure is told once, until that node works again) and the sources report.
+ */
+import type { ControllerConfig } from '../config/types.js';
+import type { LimitCps } from '../kamailio/admission.js';
+import { groupKey } from '../kamailio/address-file.js';
+import type { AdmissionDesired, NodeLink } from '../push/node-link.js';
+import { transportFor } from '../push/node-link.js';
+import { SourceLink, type SourceSettings, type SourceStep } from '../push/source-link.js';
+import type { ControllerEvent } from './events.js';
+import { limitedEvents, sourcesReport, type SourcesReport } from './sources-report.js';
+
+/** Counters are read and shares written this often (the contract asks at least once a second). */
+export const SOURCE_PERIOD_MS = 1000;
+
+export interface NodeSourceState {
+  readonly node: string;
+  /** The last tick: ok, missing (no sipweigh_src at the LB), failed, or idle (none yet). */
+  readonly state: SourceStep['kind'] | 'idle';
+  readonly errors: number;
+}
+
+export type SourcesView = SourcesReport & { readonly nodes: readonly NodeSourceState[] };
+
+export class FairAdmission {
+  private timer: NodeJS.Timeout | null = null;
+  private limits: ReadonlyMap<number, LimitCps> | null = null;
+  private readonly limited = new Map<string, Set<string>>();
+  private readonly last = new Map<string, SourceStep>();
+  private readonly errors = new Map<string, number>();
+  private stopped = false;
+
+  constructor(
+    private readonly links: readonly SourceLink[],
+    private readonly config: () => ControllerConfig,
+    private readonly emit: (e: ControllerEvent) => void,
+  ) {}
+
+  /** One SourceLink per node, on the node's RPC client; the groups file through its list transport. */
+  static forNodes(
+    nodes: readonly NodeLink[],
+    config: () => ControllerConfig,
+    emit: (e: ControllerEvent) => void,
+  ): FairAdmission {
+    const links = nodes.map((n) => {
+      const file = n.config.address_file;
+      return new SourceLink(n.config, n.rpc, file === undefined ? null : transportFor(n.config, file));
+    });
+    return new FairAdmission(links, config, emit);
+  }
+
+  start(periodMs = SOURCE_PERIOD_MS): void {
+    if (this.timer || this.stopped) return;
+    this.timer = setInterval(() => void this.tick(Date.now()), periodMs);
+    void this.tick(Date.now());
+  }
+
+  /** The limits of the cycle's plan: per node, per set (admission off: none). */
+  setLimits(admission: AdmissionDesired): void {
+    this.limits = admission.kind === 'limits' ? admission.limits : new Map();
+  }
+
+  private settings(): SourceSettings {
+    const cfg = this.config();
+    const fairness = {
+      ...cfg.admission.fairness,
+      enabled: cfg.admission.enabled && cfg.admission.fairness.enabled,
+    };
+    return { fairness, limits: this.limits, nodes: this.links.length };
+  }
+
+  /** One round at every node, in parallel; never rejects (it runs from a timer). */
+  async tick(nowMs: number): Promise<void> {
+    const settings = this.settings();
+    await Promise.all(
+      this.links.map(async (link) => {
+        try {
+          const t = await link.tick(settings, nowMs);
+          if (t === null || this.stopped) return;
+          if (t.groupsLoaded) this.emit({ type: 'source_groups_loaded', node: link.name, ...t.groupsLoaded });
+          this.stepped(link.name, t.step);
+          const l = limitedEvents(link.sources(), this.limited.get(link.name) ?? new Set());
+          this.limited.set(link.name, l.now);
+          for (const e of l.events) this.emit(e);
+        } catch (e) {
+          this.stepped(link.name, { kind: 'failed', stage: 'read', error: (e as Error).message });
+        }
+      }),
+    );
+  }
+
+  private stepped(node: string, step: SourceStep): void {
+    const before = this.last.get(node);
+    this.last.set(node, step);
+    if (step.kind === 'failed') {
+      this.errors.set(node, (this.errors.get(node) ?? 0) + 1);
+      if (before?.kind !== 'failed')
+        this.emit({ type: 'source_shares_failed', node, stage: step.stage, error: step.error });
+    } else if (step.kind === 'missing' && before?.kind !== 'missing') {
+      this.emit({ type: 'source_shares_missing', node });
+    }
+  }
+
+  report(): SourcesView {
+    const f = this.config().admission.fairness;
+    const groupNames = new Map(f.groups.map((g, i) => [groupKey(i), g.name] as const));
+    const report = sourcesReport(
+      this.links.map((l) => l.sources()),
+      { fairness: this.settings().fairness.enabled, topN: f.top_n, groupNames },
+    );
+    const nodes = this.links.map((l) => ({
+      node: l.name,
+      state: this.last.get(l.name)?.kind ?? ('idle' as const),
+      errors: this.errors.get(l.name) ?? 0,
+    }));
+    return { ...report, nodes };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await Promise.all(this.links.map((l) => l.close().catch(() => undefined)));
+  }
+}

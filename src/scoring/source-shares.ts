@@ -1,0 +1,150 @@
+/**
+ * One set's source shares at one LB node, pure: the keys' rates and the operator's groups -> the
+ * share law's claims (fair-share.ts) -> the entries the LB's per-source limiters read, and which of
+ * them to write given what the LB holds.
+ *
+ * Which keys get an entry of their own: every group that sends, and the MAX_TRACKED_KEYS busiest
+ * other sources; the rest share the "other" bucket (`*`), whose reserve is a floor like a guarantee.
+ * At the LB every key without an entry runs its own limiter at `G::<SET>::*`, so the bucket's share
+ * is divided by the number of its active keys (at least one: a newcomer gets the whole reserve).
+ */
+import { OTHER_KEY } from '../kamailio/source-table.js';
+import { fairShares, shareEmissionUs, withinDeadband, type ShareClaim } from './fair-share.js';
+import { demandOf, type KeyRates } from './source-rates.js';
+
+/**
+ * Entries of its own at most per set and node: each costs an RPC when it changes and a few htable
+ * entries; past a few hundred sources the small ones are served as well by the other bucket.
+ */
+export const MAX_TRACKED_KEYS = 200;
+
+/**
+ * A source's demand is its rate times this: a polite source's Poisson arrivals run over its mean
+ * now and then, and a share cut at exactly the mean would refuse those calls whenever a flood has
+ * taken the spare capacity. The margin only matters for sources under their fair share.
+ */
+export const DEMAND_MARGIN = 1.25;
+
+/**
+ * Tolerance of every per-source limiter (Gtau): one second of its share may arrive at once after a
+ * quiet spell (the LB clamps it to 10 s). Calls within a share also charge the set's limiter, so a
+ * burst is paid back by the sources over their shares, never by those within them.
+ */
+export const SHARE_TOLERANCE_US = 1_000_000;
+
+/** The operator's group behind a key `g<N>`: weight and guaranteed calls/s at this node. */
+export interface GroupPolicy {
+  readonly name: string;
+  readonly weight: number;
+  readonly guaranteedCps: number;
+}
+
+export interface SharePolicy {
+  /** Fraction of the limit kept for the other bucket. */
+  readonly otherReserve: number;
+  /** By key (`g1`, `g2`...). */
+  readonly groups: ReadonlyMap<string, GroupPolicy>;
+}
+
+export interface SetShares {
+  readonly limitCps: number;
+  readonly saturated: boolean;
+  /** Calls/s each tracked key is sure of, and `*` for the whole other bucket. */
+  readonly shares: ReadonlyMap<string, number>;
+  /** Active keys in the other bucket. */
+  readonly otherKeys: number;
+  /** Entries for the LB: key (`*` included) -> emission interval µs. */
+  readonly entries: ReadonlyMap<string, number>;
+  readonly toleranceUs: number;
+  /** Tracked keys offering more than their share (the law limits them). */
+  readonly limited: readonly string[];
+}
+
+/** The shares of one set with a limit of `limitCps` (> 0) at this node. */
+export function planSetShares(
+  limitCps: number,
+  rates: ReadonlyMap<string, KeyRates>,
+  policy: SharePolicy,
+): SetShares {
+  const active = [...rates].filter(([key]) => key !== OTHER_KEY);
+  const grouped = active.filter(([key]) => policy.groups.has(key));
+  const others = active
+    .filter(([key]) => !policy.groups.has(key))
+    .sort(([ka, a], [kb, b]) => demandOf(b) - demandOf(a) || (ka < kb ? -1 : 1));
+  const tracked = [...grouped, ...others.slice(0, MAX_TRACKED_KEYS)];
+  const untracked = others.slice(MAX_TRACKED_KEYS);
+
+  const claims = new Map<string, ShareClaim>();
+  for (const [key, r] of tracked) {
+    const g = policy.groups.get(key);
+    claims.set(key, {
+      demandCps: demandOf(r) * DEMAND_MARGIN,
+      weight: g?.weight ?? 1,
+      floorCps: g?.guaranteedCps ?? 0,
+    });
+  }
+  claims.set(OTHER_KEY, {
+    demandCps: untracked.reduce((s, [, r]) => s + demandOf(r), 0) * DEMAND_MARGIN,
+    weight: 1,
+    floorCps: policy.otherReserve * limitCps,
+  });
+  const law = fairShares(limitCps, claims);
+  const entries = new Map<string, number>();
+  for (const [key, share] of law.shares) {
+    const perKey = key === OTHER_KEY ? share / Math.max(1, untracked.length) : share;
+    entries.set(key, shareEmissionUs(perKey));
+  }
+  const limited = tracked
+    .filter(([key, r]) => r.offered > (law.shares.get(key) ?? 0) && law.saturated)
+    .map(([key]) => key)
+    .sort();
+  return {
+    limitCps,
+    saturated: law.saturated,
+    shares: law.shares,
+    otherKeys: untracked.length,
+    entries,
+    toleranceUs: SHARE_TOLERANCE_US,
+    limited,
+  };
+}
+
+/** What one set's entries at the LB are. */
+export interface HeldEntries {
+  readonly shares: ReadonlyMap<string, number>;
+  readonly toleranceUs: number | undefined;
+}
+
+export interface EntryWrites {
+  /** Entry name suffix (the key, `*` included) and value, tolerance first. */
+  readonly set: readonly { readonly key: string | null; readonly value: number }[];
+  /** Keys whose entries go: no longer tracked (they fall back to `*`). */
+  readonly remove: readonly string[];
+  /** Fair share is off: the tolerance entry goes too. */
+  readonly removeTolerance: boolean;
+}
+
+/**
+ * What to write so that the LB holds `desired` (pure): a share that moved by more than `deadband`,
+ * or one missing; all of them when `refresh` (the LB forgets entries not written for 120 s); the
+ * tolerance (key null) when it differs. Keys the LB holds that are no longer desired are removed;
+ * `desired` null (fair share off) removes every entry of the set, the tolerance too.
+ */
+export function entryWrites(
+  desired: { readonly entries: ReadonlyMap<string, number>; readonly toleranceUs: number } | null,
+  held: HeldEntries,
+  deadband: number,
+  refresh: boolean,
+): EntryWrites {
+  const set: { key: string | null; value: number }[] = [];
+  if (desired !== null && (refresh || held.toleranceUs !== desired.toleranceUs)) {
+    set.push({ key: null, value: desired.toleranceUs });
+  }
+  for (const [key, value] of desired?.entries ?? []) {
+    const current = held.shares.get(key);
+    if (refresh || current === undefined || !withinDeadband(current, value, deadband))
+      set.push({ key, value });
+  }
+  const remove = [...held.shares.keys()].filter((k) => !desired?.entries.has(k)).sort();
+  return { set, remove, removeTolerance: desired === null && held.toleranceUs !== undefined };
+}
