@@ -207,7 +207,11 @@ describe('bench fairness: controller config per mode', () => {
     const cfg = { kind: 'controller', admission: { headroom: 0.9 } };
     const fair = controllerConfigFor(cfg, 'fair');
     expect(fair.admission).to.deep.equal({ headroom: 0.9, enabled: true, fairness: { enabled: true } });
-    expect(controllerConfigFor(cfg, 'global').admission).to.deep.equal({ headroom: 0.9, enabled: true });
+    expect(controllerConfigFor(cfg, 'global').admission).to.deep.equal({
+      headroom: 0.9,
+      enabled: true,
+      fairness: { enabled: false },
+    });
     expect(cfg).to.deep.equal({ kind: 'controller', admission: { headroom: 0.9 } });
   });
 

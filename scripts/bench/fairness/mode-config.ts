@@ -12,8 +12,10 @@ const isRecord = (v: unknown): v is Config => typeof v === 'object' && v !== nul
 export function controllerConfigFor(cfg: Config, mode: FairnessMode): Config {
   const admission = isRecord(cfg.admission) ? cfg.admission : {};
   const fairness = isRecord(admission.fairness) ? admission.fairness : {};
-  if (mode === 'global') return { ...cfg, admission: { ...admission, enabled: true } };
-  return { ...cfg, admission: { ...admission, enabled: true, fairness: { ...fairness, enabled: true } } };
+  return {
+    ...cfg,
+    admission: { ...admission, enabled: true, fairness: { ...fairness, enabled: mode === 'fair' } },
+  };
 }
 
 /**
