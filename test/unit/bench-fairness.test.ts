@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { controllerConfigFor, keysByKind } from '../../scripts/bench/fairness/mode-config.js';
 import { parseFairnessOptions } from '../../scripts/bench/fairness/options.js';
+import { fairnessMarkdown } from '../../scripts/bench/fairness/report.js';
 import {
   aloneSources,
   competitionSources,
@@ -199,6 +200,48 @@ describe('bench fairness: plan and figures', () => {
     expect(j.legit_success_pct).to.deep.equal({ fair: null, global: 20 });
     expect(j.flood_admitted_share).to.equal(null);
     expect(j.goals_met).to.deep.equal({ legit_success: null, pool_goodput: null, single_source: null });
+  });
+});
+
+describe('bench fairness: BENCHMARKS.md figures', () => {
+  it('states the conditions, the median (range) table and each goal met or not', () => {
+    const s = summarize([
+      run({ mode: 'fair', legit_success_pct: 99.5, pool_goodput_fraction: 0.85 }),
+      run({ mode: 'global', legit_success_pct: 21 }),
+    ]);
+    const md = fairnessMarkdown(
+      s,
+      {
+        quick: true,
+        pool_cps: 175,
+        capacities_cps: [25, 50, 100],
+        legit_sources: 3,
+        legit_offered_cps: 87,
+        flood_offered_cps: 525,
+        alone_offered_cps: null,
+        reps: 1,
+        window_s: 8,
+        seconds: 90,
+        failed_runs: 1,
+      },
+      {
+        started_at: '2026-12-03T19:20:00.000Z',
+        command: 'npm run bench -- fairness --quick',
+        cpus: 2,
+        loadavg_start: 1.5,
+        warmup_s: 5,
+        run_file: 'bench-results/fairness-quick-x.json',
+      },
+    );
+    expect(md).to.include('`npm run bench -- fairness --quick`, 2026-12-03 19:20 UTC, on 2 CPUs');
+    expect(md).to.include('Pool 25/50/100 = 175 calls/s; 3 legitimate sources, 87 calls/s together');
+    expect(md).to.include('1 run(s) failed and are left out.');
+    expect(md).to.include('| fair | 99.5 % (99.5 %–99.5 %) |');
+    expect(md).to.include('≥ 99 % (fair mode): 99.5 %: met');
+    expect(md).to.include('≥ 0.9 of capacity: 0.850: not met');
+    expect(md).to.include('≥ 0.9 of the pool: not measured');
+    expect(md).to.include('[bench-results/fairness-quick-x.json](bench-results/fairness-quick-x.json)');
+    expect(parseFairnessOptions(['--no-write']).write).to.equal(false);
   });
 });
 

@@ -16,8 +16,8 @@
  *
  * Prints a line per run and a median (range) table; the last line is one JSON object.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { readLimiters } from '../../../src/kamailio/admission.js';
@@ -25,7 +25,10 @@ import { KamailioRpcClient } from '../../../src/kamailio/rpc.js';
 import { LAB_SCENARIOS, startLab, startLabController, type RunningLab } from '../../../src/lab/lab.js';
 import type { ProcessGroup } from '../../../src/lab/processes.js';
 import { parseSippRows, parseSippRtt, startSipp, type SippRun } from '../../../src/lab/sipp.js';
+import { PACKAGE_ROOT } from '../../../src/util/package-root.js';
 import { sleep } from '../../../src/util/sleep.js';
+import { writeBenchmarksSection } from '../quality/report.js';
+import { fairnessMarkdown } from './report.js';
 import { withStopped } from '../common/cleanup.js';
 import { measureWindow } from '../quality/window.js';
 import { controllerConfigFor, keysByKind } from './mode-config.js';
@@ -42,8 +45,10 @@ import {
   schedule,
   summarize,
   summaryJson,
+  type FairnessSummary,
   type RunResult,
   type ScheduledRun,
+  type SummaryContext,
   type SourceCounts,
   type SourcePlan,
 } from './summary.js';
@@ -224,6 +229,47 @@ async function runOne(o: FairnessOptions, run: ScheduledRun): Promise<RunResult>
   );
 }
 
+/**
+ * The run's JSON in bench-results/ and its figures in BENCHMARKS.md (a quick run has its own section,
+ * so it never overwrites a full run's figures). Returns the files written.
+ */
+async function publish(
+  o: FairnessOptions,
+  args: readonly string[],
+  when: { started: Date; loadavgStart: number },
+  runs: readonly RunResult[],
+  summary: FairnessSummary,
+  context: SummaryContext,
+  line: Record<string, unknown>,
+): Promise<string[]> {
+  const command = `npm run bench -- fairness${args.length ? ` ${args.join(' ')}` : ''}`;
+  const runsDir = join(PACKAGE_ROOT, 'bench-results');
+  mkdirSync(runsDir, { recursive: true });
+  const name = `fairness-${o.quick ? 'quick-' : ''}${when.started.toISOString().replace(/[:.]/g, '-')}.json`;
+  const runFile = join(runsDir, name);
+  const run = {
+    bench: 'fairness',
+    version: 1,
+    command,
+    started_at: when.started.toISOString(),
+    options: o,
+    runs,
+    summary: line,
+  };
+  writeFileSync(runFile, `${JSON.stringify(run, null, 2)}\n`);
+  const benchmarksMd = join(PACKAGE_ROOT, 'BENCHMARKS.md');
+  const markdown = fairnessMarkdown(summary, context, {
+    started_at: when.started.toISOString(),
+    command,
+    cpus: cpus().length,
+    loadavg_start: when.loadavgStart,
+    warmup_s: o.warmupS,
+    run_file: `bench-results/${name}`,
+  });
+  await writeBenchmarksSection(benchmarksMd, o.quick ? 'fairness-quick' : 'fairness', markdown);
+  return [runFile, benchmarksMd];
+}
+
 export async function runFairnessBench(args: string[]): Promise<void> {
   const o = parseFairnessOptions(args);
   const pool = poolCps(o.capacities);
@@ -235,6 +281,8 @@ export async function runFairnessBench(args: string[]): Promise<void> {
       `flood at ${comp.at(-1)?.rateCps} calls/s${alone[0] ? `, alone at ${alone[0].rateCps} calls/s` : ''}; ` +
       `${plan.length} runs (${o.warmupS} s warm-up + ${o.windowS} s window each)`,
   );
+  const started = new Date();
+  const loadavgStart = Number(loadavg()[0]!.toFixed(2));
   const results: RunResult[] = [];
   let failed = 0;
   for (const [i, run] of plan.entries()) {
@@ -251,7 +299,7 @@ export async function runFairnessBench(args: string[]): Promise<void> {
   }
   const summary = summarize(results);
   process.stderr.write(`\n${formatSummary(summary)}\n\n`);
-  const line = summaryJson(summary, {
+  const context: SummaryContext = {
     quick: o.quick,
     pool_cps: pool,
     capacities_cps: o.capacities,
@@ -263,7 +311,12 @@ export async function runFairnessBench(args: string[]): Promise<void> {
     window_s: o.windowS,
     seconds: (performance.now() - T0) / 1000,
     failed_runs: failed,
-  });
+  };
+  const line = summaryJson(summary, context);
+  if (o.write && results.length > 0) {
+    const files = await publish(o, args, { started, loadavgStart }, results, summary, context, line);
+    say(`wrote ${files.join(', ')}`);
+  }
   process.stdout.write(`${JSON.stringify(line)}\n`);
   // After the line: what did run is reported, and the exit status still says the comparison is short.
   if (failed > 0) throw new Error(`${failed} of ${plan.length} runs failed (see above)`);

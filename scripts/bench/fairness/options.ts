@@ -33,6 +33,8 @@ export interface FairnessOptions {
   readonly recvTimeoutMs: number;
   /** Second octet of the labs' loopback addresses (127.N.x.x). */
   readonly net: number;
+  /** Write the run's JSON (bench-results/) and its BENCHMARKS.md section. */
+  readonly write: boolean;
 }
 
 interface FairnessArgs {
@@ -48,6 +50,7 @@ interface FairnessArgs {
   window?: number;
   warmup?: number;
   net: number;
+  write: boolean;
 }
 
 export function parseFairnessOptions(args: readonly string[]): FairnessOptions {
@@ -90,7 +93,8 @@ export function parseFairnessOptions(args: readonly string[]): FairnessOptions {
       )
       .option('--window <s>', 'measured seconds per run (default 20; --quick 8)', numberIn(2, 600))
       .option('--warmup <s>', 'seconds of load before the window (default 6; --quick 5)', numberIn(1, 120))
-      .option('--net <n>', "second octet of the labs' loopback addresses", numberIn(1, 254, true), 45),
+      .option('--net <n>', "second octet of the labs' loopback addresses", numberIn(1, 254, true), 45)
+      .option('--no-write', 'print only: no run file, no BENCHMARKS.md section'),
     args,
   );
   const quick = o.quick;
@@ -108,5 +112,6 @@ export function parseFairnessOptions(args: readonly string[]): FairnessOptions {
     windowS: o.window ?? (quick ? 8 : 20),
     recvTimeoutMs: 2000,
     net: o.net,
+    write: o.write,
   };
 }
