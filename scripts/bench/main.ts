@@ -29,6 +29,10 @@ const BENCHES: Record<string, { what: string; load: () => Promise<Bench> }> = {
     what: 'backend SIGKILL under load: time to out of rotation and failed calls, sipweigh vs Kamailio probing',
     load: () => load('./failover/failover.js', 'runFailoverBench'),
   },
+  fairness: {
+    what: 'legitimate sources under one flooding source: fair admission against one global budget',
+    load: () => load('./fairness/fairness.js', 'runFairnessBench'),
+  },
   quality: {
     what: 'balancing quality: capacity used, failures, setup latency per policy, overload goodput, capacity drop',
     load: () => load('./quality/quality.js', 'runQualityBench'),
