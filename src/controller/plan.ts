@@ -13,7 +13,15 @@ import type { BackendSpec } from '../discovery/backend-spec.js';
 import type { BackendView } from '../probe/probe-core.js';
 import { desiredAdmission, desiredDestinations } from '../push/desired-list.js';
 import type { AdmissionDesired, NodeDesired } from '../push/node-link.js';
-import type { BackendSample, CycleResult, TakeoverSeed } from '../scoring/index.js';
+import {
+  initialScorerState,
+  takeoverState,
+  type BackendSample,
+  type CycleResult,
+  type ScorerState,
+  type ScoringParams,
+  type TakeoverSeed,
+} from '../scoring/index.js';
 import type { ReloadChanges } from './reload-plan.js';
 import type { BackendWeight, ControllerEvent } from './events.js';
 import type { LbNodeState } from './node-state.js';
@@ -60,6 +68,17 @@ export function takeoverSeeds(
     capacity: v.capacity,
     listedWeight: listed.get(destinationKey({ setId: v.set, uri: v.uri })) ?? 0,
   }));
+}
+
+/** The scorer's state at the first scored cycle: taken over from the LB's list when one was read. */
+export function startingScorer(
+  views: readonly BackendView[],
+  listed: ReadonlyMap<string, number> | null,
+  now: number,
+  p: ScoringParams,
+): ScorerState {
+  const seeds = takeoverSeeds(views, listed);
+  return seeds === null ? initialScorerState() : takeoverState(seeds, now, p);
 }
 
 // ---- one scoring cycle --------------------------------------------------------------------------
