@@ -132,7 +132,7 @@ export class Controller {
     const controller = new Controller(config, endpoint, links, events, opts);
     ref.controller = controller;
     try {
-      await controller.discover();
+      for (const id of await controller.discover()) controller.drain(id, true, 'disabled at the LB at start');
       controller.schedules = await controller.startSchedules(config);
     } catch (e) {
       await controller.stop();
@@ -237,8 +237,8 @@ export class Controller {
     return this.stopped ? ['the controller is stopping'] : notReadyReasons(this.nodes);
   }
 
-  /** Backends from the config and from every LB's dispatcher.list (an unreachable LB is skipped). */
-  async discover(): Promise<void> {
+  /** Backends from the config and every LB's list (an unreachable one skipped); returns those listed disabled. */
+  async discover(): Promise<readonly string[]> {
     const reads = await Promise.all(
       this.links.map(async (l) => ({ node: l.name, ...(await fetchDispatcherList(l.rpc)) })),
     );
@@ -255,6 +255,7 @@ export class Controller {
     const { added, removed } = applyDiscovery(this.probe, plan.backends, { complete: plan.complete });
     this.endpoint.arm();
     this.events.emitAll(discoveryEvents(added, removed));
+    return plan.disabled;
   }
 
   private healthChanged(b: BackendView, from: HealthKind, to: HealthKind): void {
@@ -339,8 +340,7 @@ export class Controller {
     this.stopped = true;
     if (this.cycleTimer) clearInterval(this.cycleTimer);
     this.statusFile.stop();
-    await this.watch.stop();
-    await this.schedules?.stop();
+    await Promise.all([this.watch.stop(), this.schedules?.stop()]);
     await this.endpoint.close();
     await this.fanout.close();
     await Promise.all(this.links.map((l) => l.close()));

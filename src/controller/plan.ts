@@ -262,6 +262,13 @@ export interface DiscoveryPlan {
   readonly listed: ReadonlyMap<string, number> | null;
   readonly nodes: readonly LbNodeState[];
   readonly events: readonly ControllerEvent[];
+  /**
+   * Backends some LB lists disabled. The controller writes disabled only for a drained backend, so
+   * at start-up these are drains of a previous run (or the operator's own) that the new run keeps:
+   * its drains live in memory, and bringing a drained backend back would send calls to a server
+   * under maintenance. The cause is not in the list: they come back as operator drains.
+   */
+  readonly disabled: readonly string[];
 }
 
 export function planDiscovery(inp: DiscoveryInput): DiscoveryPlan {
@@ -281,12 +288,17 @@ export function planDiscovery(inp: DiscoveryInput): DiscoveryPlan {
     : null;
   const { backends, notes } = mergeDiscovery(inp.sets, ok, { defaultCapacity: inp.defaultCapacity });
   const blocking = blockedNodes(notes, new Set(ok.map((l) => l.node)), inp.nodes, events);
+  const disabledKeys = new Set(
+    ok.flatMap((l) => l.targets.filter((t) => t.state === 'disabled').map((t) => destinationKey(t))),
+  );
+  const disabled = backends.filter((b) => disabledKeys.has(destinationKey({ setId: b.set, uri: b.uri })));
   return {
     backends,
     complete: ok.length === inp.reads.length,
     listed,
     nodes: blocking,
     events,
+    disabled: disabled.map((b) => b.id),
   };
 }
 
