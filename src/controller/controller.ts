@@ -22,14 +22,15 @@ import { NodeSyncFanout } from '../push/fanout.js';
 import { NodeLink, readsAfresh, type NodeDesired, type NodeOutcome } from '../push/node-link.js';
 import type { SyncOutcome } from '../push/node-sync.js';
 import { initialScorerState, scoreCycle, type CycleResult, type ScorerState } from '../scoring/index.js';
+import { watchLbs, type LbWatch } from './lb-watch.js';
 import type { Logger } from '../util/logger.js';
 import { logEvents } from './event-log.js';
 import { FairAdmission } from './fair-admission.js';
 import { EventBus } from './events.js';
 import { LbSocketWatch } from './lb-socket-watch.js';
-import { initialNodeState, nodeAfterApply, notReadyReasons, type LbNodeState } from './node-state.js';
+import { afterApply, initialNodeState, notReadyReasons, type LbNodeState } from './node-state.js';
 import { EMPTY_MEMORY, discoveryEvents, isSettled, planCycle, planDiscovery } from './plan.js';
-import { planRegistryReload, retiredAfterPush, scorerSample, startupGraceMs } from './plan.js';
+import { planRegistryReload, scorerSample, startingScorer, startupGraceMs } from './plan.js';
 import type { CycleMemory, Retired } from './plan.js';
 import type { ReloadChanges } from './reload-plan.js';
 import { cronSchedules, runScheduled, startCalendar } from './schedules.js';
@@ -68,11 +69,11 @@ export class Controller {
   private cycleMs: number;
   private readonly startedAt = performance.now();
   private readonly startedWall = Date.now();
-  private statusTimer: NodeJS.Timeout | null = null;
   private readonly statusFile = new StatusFileWriter((e) => this.events.emit(e));
   private readonly graceMs: number;
   /** Per-source shares of the admission limit, on its own one-second round (fair-admission.ts). */
   private readonly fair: FairAdmission;
+  private readonly watch: LbWatch;
 
   private readonly lbSockets: LbSocketWatch;
 
@@ -100,6 +101,7 @@ export class Controller {
       })),
       { onOutcome: (o, status) => this.applied(o, status.consecutiveFailures) },
     );
+    this.watch = watchLbs(links, config.lease, endpoint.core, events, () => this.cycle(true));
   }
 
   static async start(config: ControllerConfig, opts: ControllerOptions): Promise<Controller> {
@@ -117,7 +119,7 @@ export class Controller {
     const controller = new Controller(config, endpoint, links, events, opts);
     ref.controller = controller;
     try {
-      await controller.discover();
+      for (const id of await controller.discover()) controller.drain(id, true, 'disabled at the LB at start');
       controller.schedules = await controller.startSchedules(config);
     } catch (e) {
       await controller.stop();
@@ -147,13 +149,8 @@ export class Controller {
 
   private startTimers(): void {
     if (this.cycleTimer) clearInterval(this.cycleTimer);
-    if (this.statusTimer) clearInterval(this.statusTimer);
-    this.statusTimer = null;
     this.cycleTimer = setInterval(() => this.cycle(false), this.cycleMs);
-    if (this.cfg.status_file !== undefined) {
-      const file = this.cfg.status_file;
-      this.statusTimer = setInterval(() => this.statusFile.write(file, this.status()), 1000);
-    }
+    this.statusFile.schedule(this.cfg.status_file, () => this.status());
   }
 
   /** The running calendar of `config`; on failure nothing of it is left running. */
@@ -217,6 +214,7 @@ export class Controller {
       schedules: this.schedules?.status() ?? [],
       sources: () => this.fair.report(),
       lbSockets: this.lbSockets.status(),
+      watch: this.watch.status,
     };
   }
 
@@ -229,8 +227,8 @@ export class Controller {
     return this.stopped ? ['the controller is stopping'] : notReadyReasons(this.nodes);
   }
 
-  /** Backends from the config and from every LB's dispatcher.list (an unreachable LB is skipped). */
-  async discover(): Promise<void> {
+  /** Backends from the config and every LB's list (an unreachable one skipped); returns those listed disabled. */
+  async discover(): Promise<readonly string[]> {
     const reads = await Promise.all(
       this.links.map(async (l) => ({ node: l.name, ...(await fetchDispatcherList(l.rpc)) })),
     );
@@ -247,6 +245,7 @@ export class Controller {
     const { added, removed } = applyDiscovery(this.probe, plan.backends, { complete: plan.complete });
     this.endpoint.arm();
     this.events.emitAll(discoveryEvents(added, removed));
+    return plan.disabled;
   }
 
   private healthChanged(b: BackendView, from: HealthKind, to: HealthKind): void {
@@ -275,11 +274,15 @@ export class Controller {
   private cycleOnce(force: boolean): void {
     if (this.stopped) return;
     const views = this.probe.list();
-    this.settled = isSettled(this.settled, views, performance.now() - this.startedAt, this.graceMs);
+    const now = performance.now();
+    this.settled = isSettled(this.settled, views, now - this.startedAt, this.graceMs);
     if (!this.settled) return;
+    // The first scored cycle takes over from the LB's list (no weight jump at a restart).
+    if (this.scorer.at === null)
+      this.scorer = startingScorer(views, this.listed, now, this.cfg.scoring.params);
     let result: CycleResult;
     try {
-      result = scoreCycle(this.scorer, views.map(scorerSample), performance.now(), this.cfg.scoring.params);
+      result = scoreCycle(this.scorer, views.map(scorerSample), now, this.cfg.scoring.params);
     } catch (e) {
       // A bug in scoring must not take the controller (and its fail-static LB) down with it.
       this.events.emit({ type: 'cycle_failed', stage: 'scoring', error: (e as Error).message });
@@ -300,14 +303,12 @@ export class Controller {
     this.events.emitAll(plan.events);
     if (plan.submit) this.fair.setLimits(plan.submit.desired.admission);
     for (const node of plan.submit?.nodes ?? []) this.fanout.submitTo(node, plan.submit!.desired, { force });
+    this.watch.arm(plan.submit?.nodes ?? []);
   }
 
   private applied(outcome: SyncOutcome<NodeOutcome>, failures: number): void {
-    const i = this.nodes.findIndex((n) => n.name === outcome.node);
-    if (i < 0) return;
-    const step = nodeAfterApply(this.nodes[i]!, outcome, failures);
-    this.nodes[i] = step.state;
-    if (step.converged) this.retired = retiredAfterPush(this.retired, outcome.node);
+    const step = afterApply(this.nodes, this.retired, outcome, failures);
+    [this.nodes, this.retired] = [step.nodes, step.retired];
     this.events.emitAll(step.events);
   }
 
@@ -329,9 +330,8 @@ export class Controller {
     if (this.stopped) return;
     this.stopped = true;
     if (this.cycleTimer) clearInterval(this.cycleTimer);
-    if (this.statusTimer) clearInterval(this.statusTimer);
-    await this.schedules?.stop();
-    await this.fair.stop();
+    this.statusFile.stop();
+    await Promise.all([this.watch.stop(), this.schedules?.stop(), this.fair.stop()]);
     await this.endpoint.close();
     await this.fanout.close();
     await this.lbSockets.stop();

@@ -4,6 +4,7 @@ import type { CycleResult } from '../scoring/index.js';
 import type { LbNodeState, NodeApplyRecord, NodeCounters } from './node-state.js';
 import type { JobStatus } from './schedules.js';
 import type { LbSocketStatus } from './lb-socket.js';
+import type { NodeWatchState } from './lb-watch.js';
 import { buildStatus, type ControllerStatus } from './status.js';
 import type { NodeOutcome } from '../push/node-link.js';
 import type { NodeSyncStatus } from '../push/node-sync.js';
@@ -20,6 +21,7 @@ export interface ControllerSnapshot {
   readonly status: ControllerStatus;
   /** Per-source admission figures (GET /api/v1/sources, /metrics). */
   readonly sources: SourcesView;
+  readonly watch: readonly NodeWatchState[];
 }
 
 export interface NodeSnapshot {
@@ -74,6 +76,8 @@ export interface ControllerParts {
   readonly sources: () => SourcesView;
   /** Each LB node's socket status, by node name (lb-socket-watch.ts). */
   readonly lbSockets: ReadonlyMap<string, LbSocketStatus>;
+  /** Lease, evidence and backstop per LB node, as the watch last saw them. */
+  readonly watch: readonly NodeWatchState[];
 }
 
 /** Each LB node as `sipweigh status` shows it: its target, why it is blocked, its sync's state. */
@@ -98,5 +102,5 @@ export function snapshotOf(p: ControllerParts): ControllerSnapshot {
   const nodes = p.nodes.map((n, i) =>
     nodeSnapshot(n, p.links[i]!, p.syncOf(n.name)?.consecutiveFailures ?? 0, p.lbSockets.get(n.name) ?? null),
   );
-  return { now, startedAt, views, result, status: statusOf(p), nodes, sources: p.sources() };
+  return { now, startedAt, views, result, status: statusOf(p), nodes, sources: p.sources(), watch: p.watch };
 }
