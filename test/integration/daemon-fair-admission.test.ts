@@ -5,12 +5,15 @@
  * process. Two sipp sources: a polite trunk (a source group, 127.43.0.6) at 6 calls/s and a flood
  * (127.43.0.5) at several times the pool. Seen from outside: the polite source's calls succeed
  * while the flood is refused, GET /api/v1/sources and /metrics show the flood on top with its
- * refused calls and the trunk under its group's name, and the LB holds the shares the controller wrote.
+ * refused calls and the trunk under its group's name, the LB holds the shares the controller wrote,
+ * events say when the flood was limited and released, and a source alone still gets the whole limit.
  */
 import { expect } from 'chai';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { followEvents, type EventFollower } from '../../src/api/event-client.js';
+import type { StampedEvent } from '../../src/controller/events.js';
 import { admissionLimiterName, readLimiters } from '../../src/kamailio/admission.js';
 import { readSourceTable } from '../../src/kamailio/source-table.js';
 import { runSippClient, type SippResult } from '../../src/lab/sipp.js';
@@ -47,6 +50,21 @@ describe('fair admission through the daemons (real lab on 127.43.x.x)', function
   let d: DaemonLab | undefined;
   let polite: SippResult | undefined;
   let flood: SippResult | undefined;
+  let follower: EventFollower | undefined;
+  const events: StampedEvent[] = [];
+  const limitNow = async () => (await readLimiters(d!.rpc)).get(admissionLimiterName(1))?.limitCps;
+  const uac = (name: string, ip: string, o: { rate: number; calls: number }) =>
+    runSippClient(d!.lab.group, {
+      name,
+      scenario: UAC,
+      localIp: ip,
+      localPort: 5060,
+      remote: `${d!.lab.state.plan.lb.sip.address}:5060`,
+      rate: o.rate,
+      maxCalls: o.calls,
+      timeoutS: Math.ceil(o.calls / o.rate) + 40,
+      traceCounts: true,
+    });
 
   const sources = async (): Promise<SourcesBody> => {
     const r = await http('GET', `${d!.base}/api/v1/sources`);
@@ -75,9 +93,11 @@ describe('fair admission through the daemons (real lab on 127.43.x.x)', function
     };
     d.startController(cfg);
     await waitReady(d.base);
+    follower = followEvents({ url: d.base, token: d.token, history: true }, (e) => events.push(e));
+    await follower.ready;
     await eventually(
       async () => {
-        const l = (await readLimiters(d!.rpc)).get(admissionLimiterName(1))?.limitCps;
+        const l = await limitNow();
         return typeof l === 'number' && l > 30 && l < 50;
       },
       'the admission limit at the LB',
@@ -92,22 +112,11 @@ describe('fair admission through the daemons (real lab on 127.43.x.x)', function
   });
 
   after(async function () {
+    follower?.close();
     await d?.stop();
   });
 
   it('a flood does not starve a polite source: its calls succeed, the flood is refused', async function () {
-    const uac = (name: string, ip: string, o: { rate: number; calls: number }) =>
-      runSippClient(d!.lab.group, {
-        name,
-        scenario: UAC,
-        localIp: ip,
-        localPort: 5060,
-        remote: `${d!.lab.state.plan.lb.sip.address}:5060`,
-        rate: o.rate,
-        maxCalls: o.calls,
-        timeoutS: Math.ceil(o.calls / o.rate) + 40,
-        traceCounts: true,
-      });
     const politeRun = uac('uac-polite', POLITE_IP, POLITE);
     // The trunk is seen alone for a few seconds first, then the flood starts.
     await sleep(4000);
@@ -174,5 +183,35 @@ describe('fair admission through the daemons (real lab on 127.43.x.x)', function
     expect(shares?.get('*'), 'the other bucket').to.be.a('number');
     expect(table!.tolerances.get(1)).to.equal(1_000_000);
     expect(table!.counters.get(1)?.get('g1')?.offered).to.be.at.least(POLITE.calls * 0.95);
+  });
+
+  it('events tell when the flood became limited and when it was released', async function () {
+    const of = (type: string) =>
+      events.filter((e) => e.type === type && 'source' in e && e.source === FLOOD_IP);
+    expect(events.some((e) => e.type === 'source_groups_loaded')).to.equal(true);
+    const limited = of('source_limited');
+    expect(
+      limited,
+      JSON.stringify(events.filter((e) => e.type.startsWith('source'))),
+    ).to.have.length.greaterThan(0);
+    expect(limited[0]).to.include({ node: 'lb1', set: 1 });
+    // Once the flood is over its demand fades within seconds: released.
+    await eventually(() => of('source_released').length > 0, 'source_released for the flood', 30000, 250);
+    expect(events.some((e) => e.type === 'source_limited' && e.source === 'g1')).to.equal(false);
+  });
+
+  it('a source alone can still use the whole limit (spare capacity goes to whoever asks)', async function () {
+    const limit = await limitNow();
+    expect(limit).to.be.a('number');
+    const alone = { rate: 90, calls: 1080 };
+    const r = await uac('uac-alone', FLOOD_IP, alone);
+    const answered = r.counts['4_200_Recv'] ?? 0;
+    // Offered at about twice the limit: the limit, not the offer, bounds what it gets.
+    expect(r.counts['3_503_Recv'] ?? 0).to.be.greaterThan(0);
+    const seconds = alone.calls / alone.rate;
+    // Admitted over the run: the limit's rate (and its burst tolerance), far above any one share.
+    expect(answered, `${answered} answered in ${seconds} s at a limit of ${limit} calls/s`).to.be.at.least(
+      0.8 * limit! * seconds,
+    );
   });
 });
