@@ -152,3 +152,37 @@ export function lbSocketEvents(
   }
   return events;
 }
+
+/** A status as the API and the status file show it (schemas/api/lb-nodes.schema.json#/$defs/lb_socket). */
+export type LbSocketJson =
+  | {
+      readonly state: 'measured';
+      readonly socket: string;
+      readonly rx_queue_bytes: number;
+      readonly drops: number;
+      readonly drops_per_s: number | null;
+      readonly sockets: number;
+      readonly at: string;
+    }
+  | { readonly state: 'unmeasured'; readonly socket: string; readonly reason: string; readonly at: string };
+
+export function lbSocketJson(s: LbSocketStatus): LbSocketJson {
+  const at = new Date(s.at).toISOString();
+  if (s.state === 'unmeasured') return { state: s.state, socket: s.socket, reason: s.reason, at };
+  return {
+    state: s.state,
+    socket: s.socket,
+    rx_queue_bytes: s.rxQueueBytes,
+    drops: s.drops,
+    drops_per_s: s.dropsPerS === null ? null : Math.round(s.dropsPerS * 1000) / 1000,
+    sockets: s.sockets,
+    at,
+  };
+}
+
+/** One line for `sipweigh status`. */
+export function lbSocketLine(s: LbSocketJson): string {
+  if (s.state === 'unmeasured') return `socket ${s.socket} NOT MEASURED: ${s.reason}`;
+  const rate = s.drops_per_s === null ? '' : `, ${s.drops_per_s}/s now`;
+  return `socket ${s.socket}: receive queue ${s.rx_queue_bytes} bytes, ${s.drops} dropped${rate}`;
+}

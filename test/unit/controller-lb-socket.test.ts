@@ -6,16 +6,18 @@
 import { expect } from 'chai';
 import { Registry } from 'prom-client';
 import { apiValidator } from '../../src/api/schemas.js';
-import { lbSocketJson } from '../../src/api/views.js';
 import { logLineOf } from '../../src/controller/event-log.js';
 import {
   isHostAddress,
   lbSocketEvents,
+  lbSocketJson,
+  lbSocketLine,
   nextLbSocketStatus,
   type HostInterface,
   type LbSocketStatus,
 } from '../../src/controller/lb-socket.js';
 import { LbSocketWatch } from '../../src/controller/lb-socket-watch.js';
+import { buildStatus, formatStatus } from '../../src/controller/status.js';
 import type { ControllerSnapshot } from '../../src/controller/snapshot.js';
 import { lbSocketSeries } from '../../src/telemetry/lb-socket-series.js';
 
@@ -254,6 +256,35 @@ describe('LB socket: the API and /metrics', function () {
     }));
     for (const body of bodies) expect(validate(body), JSON.stringify(validate.errors)).to.equal(true);
     expect(lbSocketJson(measured)).to.deep.include({ rx_queue_bytes: 4352, drops: 40, drops_per_s: 10 });
+  });
+
+  it('`sipweigh status` and the status file: one line per socket, and the status schema holds', function () {
+    const node = (s: LbSocketStatus | null) => ({
+      name: 'lb1',
+      target: 'x',
+      blocked: null,
+      sync: null,
+      sipSocket: s,
+    });
+    const built = buildStatus({
+      now: { mono: 5000, wall: 1_764_000_000_000 },
+      startedAt: 1_764_000_000_000,
+      views: [],
+      result: null,
+      nodes: [node(measured), { ...node(unmeasured), name: 'lb2' }, { ...node(null), name: 'lb3' }],
+      schedules: [],
+    });
+    const validate = apiValidator('status');
+    expect(validate(built), JSON.stringify(validate.errors)).to.equal(true);
+    expect(built.lb_nodes[2]).to.not.have.property('sip_socket');
+    const text = formatStatus(built);
+    expect(text).to.contain('    socket 127.44.0.1:5060: receive queue 4352 bytes, 40 dropped, 10/s now');
+    expect(text).to.match(
+      / {4}socket 192\.0\.2\.7:5060 NOT MEASURED: 192\.0\.2\.7 is not an address of this host/,
+    );
+    expect(lbSocketLine(lbSocketJson(nextLbSocketStatus(null, SOCKET, figures(0, 3), at(0), HOST)))).to.equal(
+      'socket 127.44.0.1:5060: receive queue 0 bytes, 3 dropped',
+    );
   });
 
   it('/metrics: queue and drops per measured node; measured 1/0 per node that names a socket', async function () {
