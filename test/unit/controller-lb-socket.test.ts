@@ -4,6 +4,9 @@
  * make of a status.
  */
 import { expect } from 'chai';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { apiValidator } from '../../src/api/schemas.js';
 import { logLineOf } from '../../src/controller/event-log.js';
@@ -19,7 +22,10 @@ import {
 import { LbSocketWatch } from '../../src/controller/lb-socket-watch.js';
 import { buildStatus, formatStatus } from '../../src/controller/status.js';
 import type { ControllerSnapshot } from '../../src/controller/snapshot.js';
+import { ConfigError } from '../../src/config/errors.js';
+import { loadControllerConfig } from '../../src/config/load.js';
 import { lbSocketSeries } from '../../src/telemetry/lb-socket-series.js';
+import { REPO_ROOT } from '../support/harness.js';
 
 const LO: HostInterface = { address: '127.0.0.1', netmask: '255.0.0.0', family: 'IPv4', internal: true };
 const ETH: HostInterface = { address: '10.1.2.3', netmask: '255.255.255.0', family: 'IPv4', internal: false };
@@ -302,5 +308,47 @@ describe('LB socket: the API and /metrics', function () {
     expect(text).to.contain('sipweigh_lb_socket_measured{node="lb2"} 0');
     expect(text).to.not.match(/node="lb3"/);
     expect(text).to.not.match(/sipweigh_lb_rx_queue_bytes\{node="lb2"\}/);
+  });
+});
+
+describe('LB socket: the config field lb_nodes[].sip_socket', function () {
+  const example = readFileSync(join(REPO_ROOT, 'examples', 'controller.yaml'), 'utf8');
+  const dir = mkdtempSync(join(tmpdir(), 'sipweigh-lb-socket-'));
+  const withSocket = (line: string) => {
+    const text = example.replace('sip_socket: { address: 127.0.0.10, port: 5060 }', line);
+    expect(text).to.not.equal(example);
+    const f = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(f, text);
+    return f;
+  };
+
+  it('the example names the LB socket; leaving it out measures nothing', function () {
+    expect(
+      loadControllerConfig(withSocket('sip_socket: { address: 127.0.0.10, port: 5062 }')).lb_nodes[0]
+        ?.sip_socket,
+    ).to.deep.equal({
+      address: '127.0.0.10',
+      port: 5062,
+    });
+    expect(loadControllerConfig(withSocket('# none')).lb_nodes[0]).to.not.have.property('sip_socket');
+  });
+
+  it('a bad socket is refused naming the field', function () {
+    const refused = (line: string) => {
+      try {
+        loadControllerConfig(withSocket(line));
+      } catch (e) {
+        expect(e).to.be.instanceOf(ConfigError);
+        return (e as ConfigError).issues.map((i) => i.path);
+      }
+      throw new Error('accepted');
+    };
+    expect(refused('sip_socket: { address: lb1.example, port: 5060 }')).to.deep.equal([
+      'lb_nodes[0].sip_socket.address',
+    ]);
+    expect(refused('sip_socket: { address: 127.0.0.10, port: 0 }')).to.deep.equal([
+      'lb_nodes[0].sip_socket.port',
+    ]);
+    expect(refused('sip_socket: 127.0.0.10:5060')).to.deep.equal(['lb_nodes[0].sip_socket']);
   });
 });
