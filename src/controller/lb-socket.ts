@@ -85,6 +85,8 @@ export function unmeasuredReason(
 /**
  * The status after one reading. The drop rate is the counter's growth over the time between two
  * measured readings; a counter that went down is a new socket (the LB restarted), so no rate then.
+ * An address that is not this host's is never measured, even when the table has figures for it: a
+ * socket bound to 0.0.0.0 on the same port here (this host's own proxy) would answer for it.
  */
 export function nextLbSocketStatus(
   previous: LbSocketStatus | null,
@@ -95,7 +97,7 @@ export function nextLbSocketStatus(
 ): LbSocketStatus {
   const text = socketText(socket);
   const figures = 'figures' in reading ? reading.figures : undefined;
-  if (!figures) {
+  if (!figures || !isHostAddress(socket.address, interfaces)) {
     return {
       state: 'unmeasured',
       socket: text,

@@ -100,6 +100,15 @@ describe('LB socket: status step (controller/lb-socket.ts)', function () {
       socket: '127.44.0.1:5060',
       reason: "no UDP socket bound to 127.44.0.1:5060 on this host (is the LB's Kamailio running?)",
     });
+    // Another host's address that this host's wildcard socket on the same port would answer for.
+    const wildcard = nextLbSocketStatus(
+      null,
+      { address: '192.0.2.7', port: 5060 },
+      figures(0, 1),
+      at(1),
+      HOST,
+    );
+    expect(wildcard).to.deep.include({ state: 'unmeasured' });
     const broken = nextLbSocketStatus(null, SOCKET, { error: 'EACCES' }, at(1), HOST);
     expect(broken).to.deep.include({ state: 'unmeasured', reason: 'cannot read /proc/net/udp: EACCES' });
   });
