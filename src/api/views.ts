@@ -3,7 +3,7 @@
  * which one to call. Shapes are those of schemas/api/*.schema.json (the tests hold them to it).
  */
 import type { ControllerSnapshot, NodeSnapshot } from '../controller/snapshot.js';
-import type { LbSocketStatus } from '../controller/lb-socket.js';
+import { lbSocketJson, type LbSocketJson } from '../controller/lb-socket.js';
 import type { BackendView } from '../probe/probe-core.js';
 import type { BackendScore, SetResult } from '../scoring/index.js';
 
@@ -60,18 +60,6 @@ export interface LbNodeJson {
   readonly consecutive_failures: number;
   readonly sip_socket: LbSocketJson | null;
 }
-
-export type LbSocketJson =
-  | {
-      readonly state: 'measured';
-      readonly socket: string;
-      readonly rx_queue_bytes: number;
-      readonly drops: number;
-      readonly drops_per_s: number | null;
-      readonly sockets: number;
-      readonly at: string;
-    }
-  | { readonly state: 'unmeasured'; readonly socket: string; readonly reason: string; readonly at: string };
 
 const round = (x: number, digits = 3): number => Math.round(x * 10 ** digits) / 10 ** digits;
 const finite = (x: number, digits = 3): number | null => (Number.isFinite(x) ? round(x, digits) : null);
@@ -159,20 +147,6 @@ export function lbNodeJson(n: NodeSnapshot): LbNodeJson {
     drift_repairs: n.counters.driftRepairs,
     consecutive_failures: n.consecutiveFailures,
     sip_socket: n.sipSocket && lbSocketJson(n.sipSocket),
-  };
-}
-
-export function lbSocketJson(s: LbSocketStatus): LbSocketJson {
-  const at = new Date(s.at).toISOString();
-  if (s.state === 'unmeasured') return { state: s.state, socket: s.socket, reason: s.reason, at };
-  return {
-    state: s.state,
-    socket: s.socket,
-    rx_queue_bytes: s.rxQueueBytes,
-    drops: s.drops,
-    drops_per_s: s.dropsPerS === null ? null : round(s.dropsPerS),
-    sockets: s.sockets,
-    at,
   };
 }
 

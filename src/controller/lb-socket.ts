@@ -85,6 +85,8 @@ export function unmeasuredReason(
 /**
  * The status after one reading. The drop rate is the counter's growth over the time between two
  * measured readings; a counter that went down is a new socket (the LB restarted), so no rate then.
+ * An address that is not this host's is never measured, even when the table has figures for it: a
+ * socket bound to 0.0.0.0 on the same port here (this host's own proxy) would answer for it.
  */
 export function nextLbSocketStatus(
   previous: LbSocketStatus | null,
@@ -95,7 +97,7 @@ export function nextLbSocketStatus(
 ): LbSocketStatus {
   const text = socketText(socket);
   const figures = 'figures' in reading ? reading.figures : undefined;
-  if (!figures) {
+  if (!figures || !isHostAddress(socket.address, interfaces)) {
     return {
       state: 'unmeasured',
       socket: text,
@@ -151,4 +153,38 @@ export function lbSocketEvents(
     events.push({ type: 'lb_socket_drops_ended', node, socket, dropped: next.drops - previous.droppingFrom });
   }
   return events;
+}
+
+/** A status as the API and the status file show it (schemas/api/lb-nodes.schema.json#/$defs/lb_socket). */
+export type LbSocketJson =
+  | {
+      readonly state: 'measured';
+      readonly socket: string;
+      readonly rx_queue_bytes: number;
+      readonly drops: number;
+      readonly drops_per_s: number | null;
+      readonly sockets: number;
+      readonly at: string;
+    }
+  | { readonly state: 'unmeasured'; readonly socket: string; readonly reason: string; readonly at: string };
+
+export function lbSocketJson(s: LbSocketStatus): LbSocketJson {
+  const at = new Date(s.at).toISOString();
+  if (s.state === 'unmeasured') return { state: s.state, socket: s.socket, reason: s.reason, at };
+  return {
+    state: s.state,
+    socket: s.socket,
+    rx_queue_bytes: s.rxQueueBytes,
+    drops: s.drops,
+    drops_per_s: s.dropsPerS === null ? null : Math.round(s.dropsPerS * 1000) / 1000,
+    sockets: s.sockets,
+    at,
+  };
+}
+
+/** One line for `sipweigh status`. */
+export function lbSocketLine(s: LbSocketJson): string {
+  if (s.state === 'unmeasured') return `socket ${s.socket} NOT MEASURED: ${s.reason}`;
+  const rate = s.drops_per_s === null ? '' : `, ${s.drops_per_s}/s now`;
+  return `socket ${s.socket}: receive queue ${s.rx_queue_bytes} bytes, ${s.drops} dropped${rate}`;
 }

@@ -87,6 +87,7 @@ export function nodeStatusOf(p: ControllerParts) {
     target: p.links[i]!.describe(),
     blocked: n.blocked,
     sync: p.syncOf(n.name) ?? null,
+    sipSocket: p.lbSockets.get(n.name) ?? null,
   }));
 }
 

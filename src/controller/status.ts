@@ -9,6 +9,7 @@ import type { NodeSyncStatus } from '../push/node-sync.js';
 import type { CycleResult } from '../scoring/index.js';
 import type { JobStatus } from './schedules.js';
 import type { NodeOutcome } from '../push/node-link.js';
+import { lbSocketJson, lbSocketLine, type LbSocketJson, type LbSocketStatus } from './lb-socket.js';
 
 export interface BackendStatus {
   readonly id: string;
@@ -53,6 +54,8 @@ export interface NodeStatus {
   readonly consecutive_failures: number;
   readonly last_success: string | null;
   readonly last_result: string | null;
+  /** The LB's own SIP socket (lb_nodes[].sip_socket); absent when the config names none. */
+  readonly sip_socket?: LbSocketJson;
 }
 
 export interface ControllerStatus {
@@ -75,6 +78,7 @@ export interface StatusInputs {
     readonly target: string;
     readonly blocked: string | null;
     readonly sync: NodeSyncStatus<NodeOutcome> | null;
+    readonly sipSocket: LbSocketStatus | null;
   }[];
   readonly schedules: readonly JobStatus[];
 }
@@ -141,6 +145,7 @@ export function buildStatus(inp: StatusInputs): ControllerStatus {
       consecutive_failures: n.sync?.consecutiveFailures ?? 0,
       last_success: n.sync?.lastSuccessAt ? new Date(n.sync.lastSuccessAt).toISOString() : null,
       last_result: lastResult(n.sync),
+      ...(n.sipSocket ? { sip_socket: lbSocketJson(n.sipSocket) } : {}),
     })),
     schedules: inp.schedules,
   };
@@ -173,6 +178,7 @@ export function formatStatus(s: ControllerStatus): string {
       `  ${n.name}: ${n.blocked ? `NOT PUSHED: ${n.blocked}` : n.phase}; last ${n.last_result ?? 'none yet'}; ` +
         `failures in a row ${n.consecutive_failures}; last success ${n.last_success ?? 'never'} (${n.target})`,
     );
+    if (n.sip_socket) lines.push(`    ${lbSocketLine(n.sip_socket)}`);
   }
   return `${lines.join('\n')}\n`;
 }

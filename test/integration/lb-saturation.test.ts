@@ -111,6 +111,10 @@ describe('LB saturation: the LB socket’s queue and drops in the API and /metri
     expect(metric(m, 'sipweigh_lb_rx_queue_bytes')).to.be.a('number');
     expect(metric(m, 'sipweigh_lb_rx_drops_total')).to.be.a('number');
     await eventually(() => seen('lb_socket_measured').length === 1, 'the lb_socket_measured event');
+    // What `sipweigh status` prints is read from the same status.
+    const status = await d!.status<{ lb_nodes: { sip_socket?: { state: string } }[] }>();
+    expectSchema('status', status);
+    expect(status.lb_nodes[0]?.sip_socket?.state).to.equal('measured');
   });
 
   it('a stalled LB under a burst: the queue and the kernel’s drops show in /metrics and the API', async function () {

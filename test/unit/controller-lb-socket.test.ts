@@ -4,20 +4,28 @@
  * make of a status.
  */
 import { expect } from 'chai';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { apiValidator } from '../../src/api/schemas.js';
-import { lbSocketJson } from '../../src/api/views.js';
 import { logLineOf } from '../../src/controller/event-log.js';
 import {
   isHostAddress,
   lbSocketEvents,
+  lbSocketJson,
+  lbSocketLine,
   nextLbSocketStatus,
   type HostInterface,
   type LbSocketStatus,
 } from '../../src/controller/lb-socket.js';
 import { LbSocketWatch } from '../../src/controller/lb-socket-watch.js';
+import { buildStatus, formatStatus } from '../../src/controller/status.js';
 import type { ControllerSnapshot } from '../../src/controller/snapshot.js';
+import { ConfigError } from '../../src/config/errors.js';
+import { loadControllerConfig } from '../../src/config/load.js';
 import { lbSocketSeries } from '../../src/telemetry/lb-socket-series.js';
+import { REPO_ROOT } from '../support/harness.js';
 
 const LO: HostInterface = { address: '127.0.0.1', netmask: '255.0.0.0', family: 'IPv4', internal: true };
 const ETH: HostInterface = { address: '10.1.2.3', netmask: '255.255.255.0', family: 'IPv4', internal: false };
@@ -92,6 +100,15 @@ describe('LB socket: status step (controller/lb-socket.ts)', function () {
       socket: '127.44.0.1:5060',
       reason: "no UDP socket bound to 127.44.0.1:5060 on this host (is the LB's Kamailio running?)",
     });
+    // Another host's address that this host's wildcard socket on the same port would answer for.
+    const wildcard = nextLbSocketStatus(
+      null,
+      { address: '192.0.2.7', port: 5060 },
+      figures(0, 1),
+      at(1),
+      HOST,
+    );
+    expect(wildcard).to.deep.include({ state: 'unmeasured' });
     const broken = nextLbSocketStatus(null, SOCKET, { error: 'EACCES' }, at(1), HOST);
     expect(broken).to.deep.include({ state: 'unmeasured', reason: 'cannot read /proc/net/udp: EACCES' });
   });
@@ -256,6 +273,35 @@ describe('LB socket: the API and /metrics', function () {
     expect(lbSocketJson(measured)).to.deep.include({ rx_queue_bytes: 4352, drops: 40, drops_per_s: 10 });
   });
 
+  it('`sipweigh status` and the status file: one line per socket, and the status schema holds', function () {
+    const node = (s: LbSocketStatus | null) => ({
+      name: 'lb1',
+      target: 'x',
+      blocked: null,
+      sync: null,
+      sipSocket: s,
+    });
+    const built = buildStatus({
+      now: { mono: 5000, wall: 1_764_000_000_000 },
+      startedAt: 1_764_000_000_000,
+      views: [],
+      result: null,
+      nodes: [node(measured), { ...node(unmeasured), name: 'lb2' }, { ...node(null), name: 'lb3' }],
+      schedules: [],
+    });
+    const validate = apiValidator('status');
+    expect(validate(built), JSON.stringify(validate.errors)).to.equal(true);
+    expect(built.lb_nodes[2]).to.not.have.property('sip_socket');
+    const text = formatStatus(built);
+    expect(text).to.contain('    socket 127.44.0.1:5060: receive queue 4352 bytes, 40 dropped, 10/s now');
+    expect(text).to.match(
+      / {4}socket 192\.0\.2\.7:5060 NOT MEASURED: 192\.0\.2\.7 is not an address of this host/,
+    );
+    expect(lbSocketLine(lbSocketJson(nextLbSocketStatus(null, SOCKET, figures(0, 3), at(0), HOST)))).to.equal(
+      'socket 127.44.0.1:5060: receive queue 0 bytes, 3 dropped',
+    );
+  });
+
   it('/metrics: queue and drops per measured node; measured 1/0 per node that names a socket', async function () {
     const r = new Registry();
     const nodes = [
@@ -271,5 +317,47 @@ describe('LB socket: the API and /metrics', function () {
     expect(text).to.contain('sipweigh_lb_socket_measured{node="lb2"} 0');
     expect(text).to.not.match(/node="lb3"/);
     expect(text).to.not.match(/sipweigh_lb_rx_queue_bytes\{node="lb2"\}/);
+  });
+});
+
+describe('LB socket: the config field lb_nodes[].sip_socket', function () {
+  const example = readFileSync(join(REPO_ROOT, 'examples', 'controller.yaml'), 'utf8');
+  const dir = mkdtempSync(join(tmpdir(), 'sipweigh-lb-socket-'));
+  const withSocket = (line: string) => {
+    const text = example.replace('sip_socket: { address: 127.0.0.10, port: 5060 }', line);
+    expect(text).to.not.equal(example);
+    const f = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(f, text);
+    return f;
+  };
+
+  it('the example names the LB socket; leaving it out measures nothing', function () {
+    expect(
+      loadControllerConfig(withSocket('sip_socket: { address: 127.0.0.10, port: 5062 }')).lb_nodes[0]
+        ?.sip_socket,
+    ).to.deep.equal({
+      address: '127.0.0.10',
+      port: 5062,
+    });
+    expect(loadControllerConfig(withSocket('# none')).lb_nodes[0]).to.not.have.property('sip_socket');
+  });
+
+  it('a bad socket is refused naming the field', function () {
+    const refused = (line: string) => {
+      try {
+        loadControllerConfig(withSocket(line));
+      } catch (e) {
+        expect(e).to.be.instanceOf(ConfigError);
+        return (e as ConfigError).issues.map((i) => i.path);
+      }
+      throw new Error('accepted');
+    };
+    expect(refused('sip_socket: { address: lb1.example, port: 5060 }')).to.deep.equal([
+      'lb_nodes[0].sip_socket.address',
+    ]);
+    expect(refused('sip_socket: { address: 127.0.0.10, port: 0 }')).to.deep.equal([
+      'lb_nodes[0].sip_socket.port',
+    ]);
+    expect(refused('sip_socket: 127.0.0.10:5060')).to.deep.equal(['lb_nodes[0].sip_socket']);
   });
 });
