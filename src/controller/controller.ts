@@ -22,10 +22,11 @@ import { NodeSyncFanout } from '../push/fanout.js';
 import { NodeLink, readsAfresh, type NodeDesired, type NodeOutcome } from '../push/node-link.js';
 import type { SyncOutcome } from '../push/node-sync.js';
 import { initialScorerState, scoreCycle, type CycleResult, type ScorerState } from '../scoring/index.js';
+import { watchLbs, type LbWatch } from './lb-watch.js';
 import type { Logger } from '../util/logger.js';
 import { logEvents } from './event-log.js';
 import { EventBus } from './events.js';
-import { initialNodeState, nodeAfterApply, notReadyReasons, type LbNodeState } from './node-state.js';
+import { afterApply, initialNodeState, notReadyReasons, type LbNodeState } from './node-state.js';
 import {
   EMPTY_MEMORY,
   discoveryEvents,
@@ -33,8 +34,8 @@ import {
   planCycle,
   planDiscovery,
   planRegistryReload,
-  retiredAfterPush,
   scorerSample,
+  startingScorer,
   startupGraceMs,
   type CycleMemory,
   type Retired,
@@ -86,9 +87,9 @@ export class Controller {
   private cycleMs: number;
   private readonly startedAt = performance.now();
   private readonly startedWall = Date.now();
-  private statusTimer: NodeJS.Timeout | null = null;
   private readonly statusFile = new StatusFileWriter((e) => this.events.emit(e));
   private readonly graceMs: number;
+  private readonly watch: LbWatch;
 
   private readonly logger: Logger;
   private readonly makeSchedules: SchedulesFactory;
@@ -113,6 +114,7 @@ export class Controller {
       })),
       { onOutcome: (o, status) => this.applied(o, status.consecutiveFailures) },
     );
+    this.watch = watchLbs(links, config.lease, endpoint.core, events, () => this.cycle(true));
   }
 
   static async start(config: ControllerConfig, opts: ControllerOptions): Promise<Controller> {
@@ -130,7 +132,7 @@ export class Controller {
     const controller = new Controller(config, endpoint, links, events, opts);
     ref.controller = controller;
     try {
-      await controller.discover();
+      for (const id of await controller.discover()) controller.drain(id, true, 'disabled at the LB at start');
       controller.schedules = await controller.startSchedules(config);
     } catch (e) {
       await controller.stop();
@@ -159,13 +161,8 @@ export class Controller {
 
   private startTimers(): void {
     if (this.cycleTimer) clearInterval(this.cycleTimer);
-    if (this.statusTimer) clearInterval(this.statusTimer);
-    this.statusTimer = null;
     this.cycleTimer = setInterval(() => this.cycle(false), this.cycleMs);
-    if (this.cfg.status_file !== undefined) {
-      const file = this.cfg.status_file;
-      this.statusTimer = setInterval(() => this.statusFile.write(file, this.status()), 1000);
-    }
+    this.statusFile.schedule(this.cfg.status_file, () => this.status());
   }
 
   /** The running calendar of `config`; on failure nothing of it is left running. */
@@ -227,6 +224,7 @@ export class Controller {
       links: this.links,
       syncOf: (node) => this.fanout.statusOf(node),
       schedules: this.schedules?.status() ?? [],
+      watch: this.watch.status,
     };
   }
 
@@ -239,8 +237,8 @@ export class Controller {
     return this.stopped ? ['the controller is stopping'] : notReadyReasons(this.nodes);
   }
 
-  /** Backends from the config and from every LB's dispatcher.list (an unreachable LB is skipped). */
-  async discover(): Promise<void> {
+  /** Backends from the config and every LB's list (an unreachable one skipped); returns those listed disabled. */
+  async discover(): Promise<readonly string[]> {
     const reads = await Promise.all(
       this.links.map(async (l) => ({ node: l.name, ...(await fetchDispatcherList(l.rpc)) })),
     );
@@ -257,6 +255,7 @@ export class Controller {
     const { added, removed } = applyDiscovery(this.probe, plan.backends, { complete: plan.complete });
     this.endpoint.arm();
     this.events.emitAll(discoveryEvents(added, removed));
+    return plan.disabled;
   }
 
   private healthChanged(b: BackendView, from: HealthKind, to: HealthKind): void {
@@ -285,11 +284,15 @@ export class Controller {
   private cycleOnce(force: boolean): void {
     if (this.stopped) return;
     const views = this.probe.list();
-    this.settled = isSettled(this.settled, views, performance.now() - this.startedAt, this.graceMs);
+    const now = performance.now();
+    this.settled = isSettled(this.settled, views, now - this.startedAt, this.graceMs);
     if (!this.settled) return;
+    // The first scored cycle takes over from the LB's list (no weight jump at a restart).
+    if (this.scorer.at === null)
+      this.scorer = startingScorer(views, this.listed, now, this.cfg.scoring.params);
     let result: CycleResult;
     try {
-      result = scoreCycle(this.scorer, views.map(scorerSample), performance.now(), this.cfg.scoring.params);
+      result = scoreCycle(this.scorer, views.map(scorerSample), now, this.cfg.scoring.params);
     } catch (e) {
       // A bug in scoring must not take the controller (and its fail-static LB) down with it.
       this.events.emit({ type: 'cycle_failed', stage: 'scoring', error: (e as Error).message });
@@ -309,14 +312,12 @@ export class Controller {
     this.memory = plan.memory;
     this.events.emitAll(plan.events);
     for (const node of plan.submit?.nodes ?? []) this.fanout.submitTo(node, plan.submit!.desired, { force });
+    this.watch.arm(plan.submit?.nodes ?? []);
   }
 
   private applied(outcome: SyncOutcome<NodeOutcome>, failures: number): void {
-    const i = this.nodes.findIndex((n) => n.name === outcome.node);
-    if (i < 0) return;
-    const step = nodeAfterApply(this.nodes[i]!, outcome, failures);
-    this.nodes[i] = step.state;
-    if (step.converged) this.retired = retiredAfterPush(this.retired, outcome.node);
+    const step = afterApply(this.nodes, this.retired, outcome, failures);
+    [this.nodes, this.retired] = [step.nodes, step.retired];
     this.events.emitAll(step.events);
   }
 
@@ -338,8 +339,8 @@ export class Controller {
     if (this.stopped) return;
     this.stopped = true;
     if (this.cycleTimer) clearInterval(this.cycleTimer);
-    if (this.statusTimer) clearInterval(this.statusTimer);
-    await this.schedules?.stop();
+    this.statusFile.stop();
+    await Promise.all([this.watch.stop(), this.schedules?.stop()]);
     await this.endpoint.close();
     await this.fanout.close();
     await Promise.all(this.links.map((l) => l.close()));

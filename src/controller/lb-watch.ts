@@ -10,6 +10,7 @@
  * counted every time, never logged at every refresh; an LB whose snippet has no evidence or lease
  * table is told once as such (it is an older snippet, not a fault).
  */
+import { performance } from 'node:perf_hooks';
 import type { LeaseConfig } from '../config/types.js';
 import { evidenceVerdict, foldEvidence, type EvidenceSample } from '../health/passive-evidence.js';
 import {
@@ -203,9 +204,27 @@ export interface WatchedNode {
   readonly rpc: EvidenceRpc;
 }
 
+/** What the watch needs of the probe registry: the backends, and the way to make one suspect. */
+export interface EvidenceTarget {
+  list(): readonly (EvidenceBackend & { readonly set: number })[];
+  /** True when it made the backend suspect (it was up). */
+  retransmitted(id: string): boolean;
+}
+
+export interface LbWatchOptions {
+  readonly lease: LeaseConfig;
+  /** Monotonic ms, the probe registry's clock (its lastReportAt). */
+  readonly clock: () => number;
+  readonly target: EvidenceTarget;
+  readonly emit: (events: readonly ControllerEvent[]) => void;
+  /** An LB's backstop went off: its own probing may have moved its list (repair it now). */
+  readonly onBackstopOff: (node: string) => void;
+}
+
 /** The timer shell: one round per node every refresh_ms, a node still busy with the last round skipped. */
 export class LbWatch {
   private states: NodeWatchState[];
+  private windows: EvidenceWindows = new Map();
   private timer: NodeJS.Timeout | null = null;
   private readonly busy = new Set<string>();
   private readonly inFlight = new Set<Promise<void>>();
@@ -214,9 +233,7 @@ export class LbWatch {
 
   constructor(
     private readonly nodes: readonly WatchedNode[],
-    private readonly lease: LeaseConfig,
-    private readonly clock: () => number,
-    private readonly onStep: (step: WatchStep, at: number) => void,
+    private readonly opts: LbWatchOptions,
   ) {
     this.states = nodes.map((n) => initialWatchState(n.name));
   }
@@ -226,11 +243,11 @@ export class LbWatch {
   }
 
   start(): void {
-    this.timer ??= setInterval(() => this.round(), this.lease.refresh_ms);
+    this.timer ??= setInterval(() => this.round(), this.opts.lease.refresh_ms);
     this.round();
   }
 
-  /** Which nodes get the lease from now on (refreshed at once, not a period later). */
+  /** Which nodes get the lease from now on (a node new to it is refreshed at once). */
   arm(nodes: readonly string[]): void {
     const fresh = nodes.some((n) => !this.armed.has(n));
     this.armed = new Set(nodes);
@@ -238,28 +255,41 @@ export class LbWatch {
   }
 
   private round(): void {
+    if (this.timer === null) return;
     this.nodes.forEach((n, i) => {
       if (this.busy.has(n.name)) return;
       this.busy.add(n.name);
-      const p = this.visit(n, i).finally(() => {
-        this.busy.delete(n.name);
-        this.inFlight.delete(p);
-      });
+      const p = this.visit(n, i)
+        .catch((e: Error) =>
+          this.opts.emit([{ type: 'cycle_failed', stage: 'cycle', error: `LB watch: ${e.message}` }]),
+        )
+        .finally(() => {
+          this.busy.delete(n.name);
+          this.inFlight.delete(p);
+        });
       this.inFlight.add(p);
     });
   }
 
   private async visit(n: WatchedNode, i: number): Promise<void> {
-    const lease = this.armed.has(n.name)
-      ? await outcome(refreshLease(n.rpc, this.lease.duration_ms).then(() => null))
-      : null;
+    const ms = this.opts.lease.duration_ms;
+    const lease = this.armed.has(n.name) ? await outcome(refreshLease(n.rpc, ms).then(() => null)) : null;
     const evidence = await outcome(readEvidence(n.rpc));
     const backstop = await outcome(readLease(n.rpc).then((l) => l.backstop));
     if (this.timer === null) return;
-    const at = this.clock();
+    const at = this.opts.clock();
     const step = watchStep(this.states[i]!, { at, lease, evidence, backstop });
     this.states[i] = step.state;
-    this.onStep(step, at);
+    this.opts.emit(step.events);
+    const backends = this.opts.target.list();
+    const found = evidenceSuspects(this.windows, step, at, backends);
+    this.windows = found.windows;
+    for (const s of found.suspects) {
+      if (!this.opts.target.retransmitted(s.id)) continue;
+      const set = backends.find((b) => b.id === s.id)?.set ?? -1;
+      this.opts.emit([{ type: 'evidence_suspect', backend: s.id, set, retransmissions: s.rtx }]);
+    }
+    if (step.backstopOff) this.opts.onBackstopOff(n.name);
   }
 
   async stop(): Promise<void> {
@@ -267,4 +297,22 @@ export class LbWatch {
     this.timer = null;
     await Promise.allSettled([...this.inFlight]);
   }
+}
+
+/**
+ * The controller's watch, started: lease, evidence (into the probe registry) and backstop at every
+ * LB node. `onBackstopOff`: an LB whose own probing ran until now may have moved its list (states,
+ * probing flags), so the controller reads and repairs it at once rather than at the next reconcile.
+ */
+export function watchLbs(
+  nodes: readonly WatchedNode[],
+  lease: LeaseConfig,
+  target: EvidenceTarget,
+  events: { emitAll(e: readonly ControllerEvent[]): void },
+  onBackstopOff: (node: string) => void,
+): LbWatch {
+  const emit = (e: readonly ControllerEvent[]) => events.emitAll(e);
+  const watch = new LbWatch(nodes, { lease, clock: () => performance.now(), target, emit, onBackstopOff });
+  watch.start();
+  return watch;
 }

@@ -7,6 +7,7 @@
 import type { SyncOutcome } from '../push/node-sync.js';
 import type { AdmissionOutcome, NodeOutcome } from '../push/node-link.js';
 import type { ControllerEvent, PushOutcomeKind } from './events.js';
+import { retiredAfterPush, type Retired } from './plan.js';
 
 /** One apply to an LB node as the API and /metrics report it. */
 export interface NodeApplyRecord {
@@ -148,4 +149,26 @@ export function notReadyReasons(nodes: readonly LbNodeState[]): string[] {
     if (!n.synced) return [`LB node ${n.name} has not been read or pushed successfully yet`];
     return [];
   });
+}
+
+/**
+ * One apply outcome folded into every node's record and the retired backends (pure): the node it
+ * was for (none: an outcome of a node no longer configured, ignored), and the retired backends it
+ * no longer lists once it converged.
+ */
+export function afterApply(
+  nodes: readonly LbNodeState[],
+  retired: Retired,
+  outcome: SyncOutcome<NodeOutcome>,
+  failures: number,
+): { nodes: LbNodeState[]; retired: Retired; events: readonly ControllerEvent[] } {
+  const i = nodes.findIndex((n) => n.name === outcome.node);
+  if (i < 0) return { nodes: [...nodes], retired, events: [] };
+  const step = nodeAfterApply(nodes[i]!, outcome, failures);
+  const next = nodes.map((n, j) => (j === i ? step.state : n));
+  return {
+    nodes: next,
+    retired: step.converged ? retiredAfterPush(retired, outcome.node) : retired,
+    events: step.events,
+  };
 }

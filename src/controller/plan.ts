@@ -13,7 +13,15 @@ import type { BackendSpec } from '../discovery/backend-spec.js';
 import type { BackendView } from '../probe/probe-core.js';
 import { desiredAdmission, desiredDestinations } from '../push/desired-list.js';
 import type { AdmissionDesired, NodeDesired } from '../push/node-link.js';
-import type { BackendSample, CycleResult, TakeoverSeed } from '../scoring/index.js';
+import {
+  initialScorerState,
+  takeoverState,
+  type BackendSample,
+  type CycleResult,
+  type ScorerState,
+  type ScoringParams,
+  type TakeoverSeed,
+} from '../scoring/index.js';
 import type { ReloadChanges } from './reload-plan.js';
 import type { BackendWeight, ControllerEvent } from './events.js';
 import type { LbNodeState } from './node-state.js';
@@ -60,6 +68,17 @@ export function takeoverSeeds(
     capacity: v.capacity,
     listedWeight: listed.get(destinationKey({ setId: v.set, uri: v.uri })) ?? 0,
   }));
+}
+
+/** The scorer's state at the first scored cycle: taken over from the LB's list when one was read. */
+export function startingScorer(
+  views: readonly BackendView[],
+  listed: ReadonlyMap<string, number> | null,
+  now: number,
+  p: ScoringParams,
+): ScorerState {
+  const seeds = takeoverSeeds(views, listed);
+  return seeds === null ? initialScorerState() : takeoverState(seeds, now, p);
 }
 
 // ---- one scoring cycle --------------------------------------------------------------------------
@@ -243,6 +262,13 @@ export interface DiscoveryPlan {
   readonly listed: ReadonlyMap<string, number> | null;
   readonly nodes: readonly LbNodeState[];
   readonly events: readonly ControllerEvent[];
+  /**
+   * Backends some LB lists disabled. The controller writes disabled only for a drained backend, so
+   * at start-up these are drains of a previous run (or the operator's own) that the new run keeps:
+   * its drains live in memory, and bringing a drained backend back would send calls to a server
+   * under maintenance. The cause is not in the list: they come back as operator drains.
+   */
+  readonly disabled: readonly string[];
 }
 
 export function planDiscovery(inp: DiscoveryInput): DiscoveryPlan {
@@ -262,12 +288,17 @@ export function planDiscovery(inp: DiscoveryInput): DiscoveryPlan {
     : null;
   const { backends, notes } = mergeDiscovery(inp.sets, ok, { defaultCapacity: inp.defaultCapacity });
   const blocking = blockedNodes(notes, new Set(ok.map((l) => l.node)), inp.nodes, events);
+  const disabledKeys = new Set(
+    ok.flatMap((l) => l.targets.filter((t) => t.state === 'disabled').map((t) => destinationKey(t))),
+  );
+  const disabled = backends.filter((b) => disabledKeys.has(destinationKey({ setId: b.set, uri: b.uri })));
   return {
     backends,
     complete: ok.length === inp.reads.length,
     listed,
     nodes: blocking,
     events,
+    disabled: disabled.map((b) => b.id),
   };
 }
 

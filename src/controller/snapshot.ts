@@ -3,6 +3,7 @@ import type { BackendView } from '../probe/probe-core.js';
 import type { CycleResult } from '../scoring/index.js';
 import type { LbNodeState, NodeApplyRecord, NodeCounters } from './node-state.js';
 import type { JobStatus } from './schedules.js';
+import type { NodeWatchState } from './lb-watch.js';
 import { buildStatus, type ControllerStatus } from './status.js';
 import type { NodeOutcome } from '../push/node-link.js';
 import type { NodeSyncStatus } from '../push/node-sync.js';
@@ -16,6 +17,7 @@ export interface ControllerSnapshot {
   readonly result: CycleResult | null;
   readonly nodes: readonly NodeSnapshot[];
   readonly status: ControllerStatus;
+  readonly watch: readonly NodeWatchState[];
 }
 
 export interface NodeSnapshot {
@@ -63,6 +65,8 @@ export interface ControllerParts {
   }[];
   readonly syncOf: (node: string) => NodeSyncStatus<NodeOutcome> | undefined;
   readonly schedules: readonly JobStatus[];
+  /** Lease, evidence and backstop per LB node, as the watch last saw them. */
+  readonly watch: readonly NodeWatchState[];
 }
 
 /** Each LB node as `sipweigh status` shows it: its target, why it is blocked, its sync's state. */
@@ -87,5 +91,5 @@ export function snapshotOf(p: ControllerParts): ControllerSnapshot {
   const nodes = p.nodes.map((n, i) =>
     nodeSnapshot(n, p.links[i]!, p.syncOf(n.name)?.consecutiveFailures ?? 0),
   );
-  return { now, startedAt, views, result, status: statusOf(p), nodes };
+  return { now, startedAt, views, result, status: statusOf(p), nodes, watch: p.watch };
 }

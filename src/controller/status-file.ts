@@ -8,8 +8,20 @@ import type { ControllerStatus } from './status.js';
 
 export class StatusFileWriter {
   private lastError: string | null = null;
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly tell: (e: ControllerEvent) => void) {}
+
+  /** Writes `read()` to `file` every second from now on (none: stops writing); replaces any earlier schedule. */
+  schedule(file: string | undefined, read: () => ControllerStatus): void {
+    this.stop();
+    if (file !== undefined) this.timer = setInterval(() => this.write(file, read()), 1000);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
 
   write(file: string, status: ControllerStatus): void {
     const tmp = `${file}.${process.pid}.tmp`;

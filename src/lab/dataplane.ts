@@ -39,7 +39,11 @@ export interface DataPlaneBackend {
 
 export interface DataPlaneOptions {
   readonly backends: readonly DataPlaneBackend[];
-  /** Extra lb.cfg defines, e.g. `{ SW_STATEFUL: true }`. */
+  /**
+   * Extra lb.cfg defines, e.g. `{ SW_STATEFUL: true }`. The topology has no controller: the LB's
+   * lease backstop is off (SW_NO_BACKSTOP) unless `{ SW_NO_BACKSTOP: false }`, so that no OPTIONS of
+   * the LB's own reach the backends the tests count.
+   */
   readonly lbDefines?: Defines;
   readonly lbShmMb?: number;
 }
@@ -125,6 +129,7 @@ export async function startDataPlane(group: ProcessGroup, opts: DataPlaneOptions
         dispatcherList,
         dispatcherSet: net.dsSet,
       }),
+      SW_NO_BACKSTOP: true,
       ...opts.lbDefines,
     },
     waitFor: [

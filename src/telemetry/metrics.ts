@@ -33,6 +33,7 @@ export class ControllerTelemetry {
   private readonly pushErrors: Counter<'node'>;
   private readonly driftRepairs: Counter<'node'>;
   private readonly reloads: Counter<'result'>;
+  private readonly evidenceSuspects: Counter<'backend' | 'set'>;
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     const r = this.registry;
@@ -68,7 +69,14 @@ export class ControllerTelemetry {
       labelNames: ['result'],
       registers: [r],
     });
+    this.evidenceSuspects = new Counter({
+      name: 'sipweigh_backend_evidence_suspects_total',
+      help: 'Times the LB evidence (retransmitted INVITEs, no probe answer since) made the backend suspect',
+      labelNames: ['backend', 'set'],
+      registers: [r],
+    });
     this.scraped(r);
+    this.watched(r);
   }
 
   /** The controller to read at scrape time (it exists after the telemetry, which it reports to). */
@@ -93,11 +101,105 @@ export class ControllerTelemetry {
       case 'config_reload_refused':
         this.reloads.inc({ result: 'refused' });
         return;
+      case 'evidence_suspect':
+        this.evidenceSuspects.inc({ backend: e.backend, set: String(e.set) });
+        return;
     }
   }
 
   async text(): Promise<{ contentType: string; text: string }> {
     return { contentType: this.registry.contentType, text: await this.registry.metrics() };
+  }
+
+  /** Lease, backstop and evidence per LB node, read from the controller's watch at each scrape. */
+  private watched(r: Registry): void {
+    // One snapshot per scrape for these series too (they are collected one after the other).
+    let cached: { at: number; watch: ControllerSnapshot['watch'] } | null = null;
+    const watch = (): ControllerSnapshot['watch'] => {
+      if (!this.source) return [];
+      const now = Date.now();
+      if (!cached || now - cached.at > 100) cached = { at: now, watch: this.source.snapshot().watch };
+      return cached.watch;
+    };
+    const perNode = <L extends string>(
+      name: string,
+      help: string,
+      labels: readonly L[],
+      fill: (add: (labels: Record<'node' | L, string>, v: number) => void) => void,
+      kind: 'counter' | 'gauge' = 'counter',
+    ): void => {
+      const Metric = kind === 'counter' ? Counter : Gauge;
+      new Metric<'node' | L>({
+        name,
+        help,
+        labelNames: ['node', ...labels],
+        registers: [r],
+        collect(this: Counter<'node' | L> | Gauge<'node' | L>) {
+          this.reset();
+          fill((l, v) => (this instanceof Counter ? this.inc(l, v) : this.set(l, v)));
+        },
+      });
+    };
+    perNode(
+      'sipweigh_lb_lease_refreshes_total',
+      'Lease refreshes at the LB node by outcome (ok, failed)',
+      ['outcome'],
+      (add) => {
+        for (const w of watch()) {
+          add({ node: w.node, outcome: 'ok' }, w.leaseRefreshes.ok);
+          add({ node: w.node, outcome: 'failed' }, w.leaseRefreshes.failed);
+        }
+      },
+    );
+    perNode(
+      'sipweigh_lb_backstop',
+      '1 while the LB node probes on its own (its lease lapsed), 0 when not; absent when unknown',
+      [],
+      (add) => {
+        for (const w of watch()) if (w.backstop !== null) add({ node: w.node }, w.backstop ? 1 : 0);
+      },
+      'gauge',
+    );
+    perNode(
+      'sipweigh_lb_backstop_switches_total',
+      'Backstop switches seen at the LB node (on, off)',
+      ['to'],
+      (add) => {
+        for (const w of watch()) {
+          add({ node: w.node, to: 'on' }, w.backstopSwitches.on);
+          add({ node: w.node, to: 'off' }, w.backstopSwitches.off);
+        }
+      },
+    );
+    perNode(
+      'sipweigh_lb_evidence_reads_total',
+      'Reads of the LB evidence table by outcome (ok, failed)',
+      ['outcome'],
+      (add) => {
+        for (const w of watch()) {
+          add({ node: w.node, outcome: 'ok' }, w.reads.ok);
+          add({ node: w.node, outcome: 'failed' }, w.reads.failed);
+        }
+      },
+    );
+    perNode(
+      'sipweigh_lb_retransmissions_total',
+      'Retransmitted INVITEs the LB node counted per destination since the controller started',
+      ['destination'],
+      (add) => {
+        for (const w of watch())
+          for (const [uri, c] of w.totals) add({ node: w.node, destination: uri }, c.rtx);
+      },
+    );
+    perNode(
+      'sipweigh_lb_redispatched_total',
+      'Retransmissions the LB node moved off a destination no longer active, since the controller started',
+      ['destination'],
+      (add) => {
+        for (const w of watch())
+          for (const [uri, c] of w.totals) add({ node: w.node, destination: uri }, c.redispatch);
+      },
+    );
   }
 
   /** Series computed from the controller's state at each scrape. */

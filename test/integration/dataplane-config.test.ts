@@ -61,6 +61,31 @@ describe('data plane: shipped Kamailio configs pass kamailio -c', function () {
   it('lb.cfg in stateful mode, with probing and latency statistics', () =>
     expectAccepted(LB_CFG, { SW_STATEFUL: true, SW_DS_PING_INTERVAL: 1, SW_DS_LATENCY_STATS: 1 }));
 
+  it('lb.cfg without the backstop, and with always-on probing over SW_NO_BACKSTOP (quality baselines)', () => {
+    expectAccepted(LB_CFG, { SW_NO_BACKSTOP: true });
+    expectAccepted(LB_CFG, { SW_NO_BACKSTOP: true, SW_DS_PING_INTERVAL: 1, SW_DS_PROBING_MODE: 1 });
+    expectAccepted(LB_CFG, { SW_DS_PING_INTERVAL: 1, SW_DS_PROBING_MODE: 1, SW_DS_PING_TIMEOUT_MS: 500 });
+  });
+
+  it('the LB snippet in an operator config with its own event_route[tm:local-request]', () => {
+    const cfg = join(dir, 'operator-lb-local-request.cfg');
+    const body = (escape: boolean) => `${OPERATOR_HEAD}
+${escape ? '#!define SIPWEIGH_NO_TM_LOCAL_REQUEST_EVENT_ROUTE' : ''}
+include_file "${join(KAMAILIO_DIR, 'sipweigh-lb.cfg')}"
+request_route {
+	route(SIPWEIGH_LB);
+}
+event_route[tm:local-request] {
+	route(SIPWEIGH_LOCAL_REQUEST);
+}
+`;
+    writeFileSync(cfg, body(true));
+    expectAccepted(cfg);
+    // Without the escape Kamailio refuses the second event route: the define is needed.
+    writeFileSync(cfg, body(false));
+    expect(kamailioCheck(cfg).ok).to.equal(false);
+  });
+
   it('lb.cfg with a list of allowed RPC sources and no password', () =>
     expectAccepted(LB_CFG, { SW_LB_IP: '127.0.2.40', SW_RPC_ALLOW: '"127.0.0.1/32,10.1.0.0/16"' }));
 

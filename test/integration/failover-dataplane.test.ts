@@ -40,6 +40,7 @@ async function callsIntoAKill(
   scenario: string,
   calls: number,
   name: string,
+  outState: 'i' | 'd' = 'i',
 ) {
   const before = await plane.lbStats();
   const client = runSippClient(h.group, {
@@ -59,7 +60,7 @@ async function callsIntoAKill(
     50,
   );
   plane.kill(0);
-  await plane.setState(0, 'i');
+  await plane.setState(0, outState);
   await plane.setState(1, 'a');
   const result = await client;
   return { before, result, after: await plane.lbStats() };
@@ -103,6 +104,34 @@ describe('failover data plane: a backend killed before it answered', function ()
     const atLive = invitesAt(uases[1]);
     expect(new Set(atLive).size, 'calls at the live backend').to.equal(calls);
     expect(atLive, 'one INVITE per call there (no retransmission forked)').to.have.length(calls);
+  });
+});
+
+describe('failover data plane: a killed backend written disabled (drained) rather than inactive', function () {
+  this.timeout(120000);
+  const h = useProcessGroup('failover-killed-disabled');
+  let plane: FailoverPlane;
+  let uases: SippRun[] = [];
+
+  before(async function () {
+    plane = await startFailoverPlane(
+      h.group,
+      [
+        { weight: 50, defines: { SW_PRE_RELAY_DELAY_US: NEVER_ANSWERS_US } },
+        { weight: 50, state: 'inactive' },
+      ],
+      { SW_NO_BACKSTOP: true },
+    );
+    uases = await plane.startUases('disabled', LAB_SCENARIOS.uas, 100);
+  });
+  after(() => plane?.rpc.close());
+
+  it('2 calls: ds_is_active is false for a disabled destination too, the retransmissions move', async function () {
+    const calls = 2;
+    const { before, result, after } = await callsIntoAKill(h, plane, UAC, calls, 'uac-disabled', 'd');
+    expect(result.stats.successful, 'calls completed').to.equal(calls);
+    expect(delta(before, after, 'script.sipweigh_redispatched'), 'requests moved').to.equal(calls);
+    expect(new Set(invitesAt(uases[1])).size, 'calls at the live backend').to.equal(calls);
   });
 });
 

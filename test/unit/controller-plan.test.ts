@@ -257,6 +257,37 @@ describe('controller plan: discovery', function () {
     expect(none.listed).to.equal(null);
   });
 
+  it('a backend some LB lists disabled (a drain written by a previous run) is named to be kept drained', function () {
+    const reads = [
+      {
+        node: 'lb1',
+        ok: true as const,
+        targets: [
+          { ...target(1, 'sip:10.0.0.1:5060', 'be1'), state: 'disabled' as const },
+          {
+            ...target(1, 'sip:10.0.0.2:5060', 'be2'),
+            state: 'inactive' as const,
+            probing: 'probing' as const,
+          },
+          target(1, 'sip:10.0.0.3:5060', 'be3'),
+        ],
+      },
+    ];
+    const plan = planDiscovery({
+      sets: SETS,
+      reads,
+      retired: new Map(),
+      nodes: [nodes[0]!],
+      defaultCapacity: 100,
+    });
+    expect(plan.disabled).to.deep.equal(['be1']);
+    // Listed inactive (the LB's own probing took it out): not drained, and not in rotation either.
+    expect([...(plan.listed ?? [])]).to.deep.include.members([
+      ['1 sip:10.0.0.2:5060', 0],
+      ['1 sip:10.0.0.1:5060', 0],
+    ]);
+  });
+
   it('a retired backend is not taken back from the list we wrote it into', function () {
     const reads = [{ node: 'lb1', ok: true as const, targets: [target(1, 'sip:10.0.0.9:5060', 'gone')] }];
     const retired = new Map([['gone', new Set(['lb1'])]]);

@@ -20,7 +20,7 @@ describe('scoring: takeover from the weights an LB holds', function () {
     // The previous run had derated a (capacity 100) to 40 % of b's share.
     const listed = { a: [100, 40], b: [100, 100] } as Record<string, [number, number]>;
     const samples = [sample('a', 100, { at: 1000 }), sample('b', 100, { at: 1000 })];
-    const seeded = scoreCycle(takeoverState(seeds(listed), 1000, P), samples, 1000, P);
+    const seeded = scoreCycle(takeoverState(seeds(listed), 0, P), samples, 1000, P);
     expect(weightsOf(setOf(seeded.sets))).to.deep.equal({ a: 40, b: 100 });
     const fresh = scoreCycle(initialScorerState(), samples, 1000, P);
     expect(weightsOf(setOf(fresh.sets))).to.deep.equal({ a: 100, b: 100 });

@@ -108,7 +108,9 @@ async function startPolicyLab(
     agents: p.loop,
     controller: p.loop,
     initialWeights: p.weights,
-    lbDefines: p.defines,
+    // Without the closed loop no controller refreshes the LB's lease: its backstop would probe the
+    // backends (1 s ping timeout) and take a loaded one out, which the static baselines never do.
+    lbDefines: p.loop ? p.defines : { SW_NO_BACKSTOP: true, ...p.defines },
   });
   const plan = lab.state.plan;
   const lbRpc = new KamailioRpcClient({
