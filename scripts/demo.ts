@@ -28,7 +28,7 @@ import { findUdpSocket, parseProcNetUdp } from '../src/metrics/proc-net-udp.js';
 import { labClient, type SipEndpoint } from '../src/lab/topology.js';
 import { readSippStats, startSipp, type SippResult, type SippRun } from '../src/lab/sipp.js';
 import { splitFailures } from '../src/lab/sipp-counts.js';
-import { readRedispatched } from '../src/lab/lb-failover.js';
+import { readScriptStats, statDelta } from '../src/lab/lb-failover.js';
 import { sleep } from '../src/util/sleep.js';
 
 // ---- the script ------------------------------------------------------------------------------------
@@ -534,8 +534,8 @@ function failureLine(r: PhaseRun, result: SippResult): string | null {
   const killed = r.phase.killAfterMs !== undefined;
   return (
     `failed in "${r.phase.label}": ${split.failedInSetup} in setup (${split.unanswered} INVITEs never answered ` +
-    `within ${RECV_TIMEOUT_MS / 1000} s, ${split.failedInSetup - split.unanswered} final replies other than 200: ` +
-    `503 = admission control), ${split.byeLost} established ${split.byeLost === 1 ? 'call' : 'calls'} lost their BYE` +
+    `within ${RECV_TIMEOUT_MS / 1000} s, ${split.failedInSetup - split.unanswered} final replies other than 200), ` +
+    `${split.byeLost} established ${split.byeLost === 1 ? 'call' : 'calls'} lost their BYE` +
     (killed ? ` (their dialog died with ${VICTIM})` : '')
   );
 }
@@ -544,7 +544,7 @@ function printSummary(
   runs: readonly PhaseRun[],
   results: readonly SippResult[],
   kill: VictimKill,
-  redispatched: number | null,
+  lbStats: { readonly redispatched: number | null; readonly admission503: number | null },
   final: Weights | null,
   told: ControllerEvents,
 ): void {
@@ -578,6 +578,7 @@ function printSummary(
   say(
     `${VICTIM} SIGKILL -> weight 0 at the LB: ${ms(kill.outMs)} (read back from dispatcher.list every ${OUT_POLL_MS} ms)`,
   );
+  const { redispatched, admission503 } = lbStats;
   say(
     redispatched === null
       ? 'calls saved by re-dispatch: n/a (this LB has no sipweigh_redispatched statistic)'
@@ -590,6 +591,10 @@ function printSummary(
     if (!result || (result.stats.failed === 0 && r.phase.killAfterMs === undefined)) return;
     say(failureLine(r, result) ?? `failed in "${r.phase.label}": ${result.stats.failed} (no sipp counts)`);
   });
+  if (admission503 !== null && admission503 > 0)
+    say(
+      `the LB's admission control refused ${admission503} calls with 503 over the run (a final reply other than 200)`,
+    );
   say(
     redispatched === null
       ? `(this LB keeps a call's INVITE retransmissions on the backend it chose first: a call it sent to ${VICTIM} ` +
@@ -648,19 +653,19 @@ async function main(): Promise<number> {
     printLegend();
 
     const kill: VictimKill = { wall: null, outMs: null, watch: null };
-    const redispatchedBefore = await readRedispatched(probes.lb);
+    const lbBefore = await readScriptStats(probes.lb);
     const runs = await runLoad(lab, probes, kill);
     // Each phase's sipp ends by itself once its last call completed or timed out (bounded by timeoutS).
     const results: SippResult[] = [];
     for (const r of runs) results.push(await r.sipp.done());
-    const redispatchedAfter = await readRedispatched(probes.lb);
-    const redispatched =
-      redispatchedBefore === null || redispatchedAfter === null
-        ? null
-        : redispatchedAfter - redispatchedBefore;
+    const lbAfter = await readScriptStats(probes.lb);
+    const lbStats = {
+      redispatched: statDelta(lbBefore, lbAfter, 'script.sipweigh_redispatched'),
+      admission503: statDelta(lbBefore, lbAfter, 'script.sipweigh_admission_503'),
+    };
     const final = await readWeights(probes.lb);
     told.poll();
-    printSummary(runs, results, kill, redispatched, final, told);
+    printSummary(runs, results, kill, lbStats, final, told);
     say(`demo run time ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     const everyPhaseRan = results.length === PHASES.length && results.every((r) => r.stats.created > 0);
     return kill.outMs !== null && everyPhaseRan ? 0 : 1;

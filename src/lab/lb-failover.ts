@@ -5,21 +5,38 @@
  */
 import type { KamailioRpcClient } from '../kamailio/rpc.js';
 
-/**
- * The LB's `sipweigh_redispatched` statistic (requests moved off a destination out of rotation), or
- * null when the LB has no such statistic or does not answer.
- */
-export async function readRedispatched(client: KamailioRpcClient): Promise<number | null> {
+/** The LB's script statistics (`script.sipweigh_redispatched`...), or null when it does not answer. */
+export async function readScriptStats(client: KamailioRpcClient): Promise<Record<string, number> | null> {
   try {
     const r = (await client.call('stats.fetchn', ['script:'], { deadlineMs: 1000 })) as Record<
       string,
       unknown
     >;
-    const v = r['script.sipweigh_redispatched'];
-    return typeof v === 'number' ? v : null;
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(r)) if (typeof v === 'number') out[k] = v;
+    return out;
   } catch {
     return null;
   }
+}
+
+/** Increase of statistic `name` from `before` to `after`; null when either read lacks it. */
+export function statDelta(
+  before: Readonly<Record<string, number>> | null,
+  after: Readonly<Record<string, number>> | null,
+  name: string,
+): number | null {
+  const a = before?.[name];
+  const b = after?.[name];
+  return a === undefined || b === undefined ? null : b - a;
+}
+
+/**
+ * The LB's `sipweigh_redispatched` statistic (requests moved off a destination out of rotation), or
+ * null when the LB has no such statistic or does not answer.
+ */
+export async function readRedispatched(client: KamailioRpcClient): Promise<number | null> {
+  return (await readScriptStats(client))?.['script.sipweigh_redispatched'] ?? null;
 }
 
 /**
