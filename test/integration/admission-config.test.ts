@@ -77,6 +77,38 @@ event_route[htable:mod-init] {
     expectAccepted(cfg);
   });
 
+  it('lb.cfg with the fair share off, the source groups file and the packet-rate guard', () => {
+    const groups = join(dir, 'sources.list');
+    writeFileSync(groups, '1 192.0.2.0 28\n2 198.51.100.7 32 0 trusted\n');
+    expectAccepted(LB_CFG, { SW_ADMISSION: true, SW_NO_FAIR_SHARE: true });
+    expectAccepted(LB_CFG, { SW_ADMISSION: true, SW_SOURCE_GROUPS_FILE: `"${groups}"` });
+    expectAccepted(LB_CFG, { SW_ADMISSION: true, SW_GUARD: true, SW_GUARD_DENSITY: 500, SW_GUARD_UNIT: 1 });
+    expectAccepted(LB_CFG, { SW_ADMISSION: false, SW_GUARD: true, SW_SOURCE_GROUPS_FILE: `"${groups}"` });
+  });
+
+  it('the snippet with fair share, groups, a source key hook and the guard in an operator config that loads permissions and pike itself', () => {
+    const groups = join(dir, 'operator-sources.list');
+    writeFileSync(groups, '# none yet\n');
+    const cfg = join(dir, 'operator-fair.cfg');
+    writeFileSync(
+      cfg,
+      operatorCfg(
+        [
+          'loadmodule "permissions.so"',
+          'loadmodule "pike.so"',
+          '#!define SIPWEIGH_ADMISSION_CONTROL',
+          `#!define SIPWEIGH_SOURCE_GROUPS_FILE "${groups}"`,
+          '#!define SIPWEIGH_SOURCE_KEY_HOOK',
+          '#!define SIPWEIGH_GUARD',
+        ].join('\n'),
+        `route[SIPWEIGH_SOURCE_KEY] {
+	if (is_present_hf("X-Trunk")) $var(sipweigh_src) = "t-" + $hdr(X-Trunk);
+}`,
+      ),
+    );
+    expectAccepted(cfg);
+  });
+
   it('an operator config with its own htable:mod-init route is refused unless it defines SIPWEIGH_NO_HTABLE_INIT_EVENT_ROUTE', () => {
     const cfg = join(dir, 'operator-two-init-routes.cfg');
     writeFileSync(

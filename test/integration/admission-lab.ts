@@ -43,13 +43,19 @@ export interface AdmissionLabOptions {
   /** Extra lb.cfg defines; SW_ADMISSION is on unless `{ SW_ADMISSION: false }`. */
   readonly lbDefines?: Defines;
   readonly label: string;
+  /** Second octet of the lab's addresses (ADMISSION_NET unless given). */
+  readonly net?: number;
 }
 
 export async function startAdmissionLab(opts: AdmissionLabOptions): Promise<AdmissionLab> {
   const dir = mkdtempSync(join(tmpdir(), `sipweigh-admission-${opts.label}-`));
   mkdirSync(dir, { recursive: true });
   const group = new ProcessGroup(dir);
-  const plan = planLab({ backends: opts.capacities.length, capacities: opts.capacities, net: ADMISSION_NET });
+  const plan = planLab({
+    backends: opts.capacities.length,
+    capacities: opts.capacities,
+    net: opts.net ?? ADMISSION_NET,
+  });
   const list = join(dir, 'dispatcher.list');
   writeFileSync(list, formatDispatcherList(initialDestinations(plan)));
   const rpc = new KamailioRpcClient({

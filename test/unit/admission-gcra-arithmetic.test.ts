@@ -18,25 +18,36 @@ function int32(v: number, what: string): number {
   return v;
 }
 
-/** The route's decision; `tat` is $sht(sipweigh_adm=>tat_N) (undefined = $null). */
+/**
+ * Route SIPWEIGH_GCRA's decision; `tat` is the stored TAT (undefined = $null). `force` charges a call
+ * admitted by its source's share even when it does not conform, up to `room` past tau + T (the set's
+ * limiter passes room = tau, a source's own limiter 0). Returns whether the call conforms.
+ */
 function cfgCheck(
   state: { tat: number | undefined },
   tSec: number,
   tUsec: number,
   T: number,
   tau: number,
+  force = false,
+  room = 0,
 ): boolean {
   const now = int32((tSec % 2000) * 1_000_000 + tUsec, 'now');
+  const bound = int32(tau + T + room, 'bound');
   let ahead = 0;
   if (state.tat !== undefined) {
     ahead = int32(state.tat - now, 'ahead');
     if (ahead > HALF_US) ahead = int32(ahead - CYCLE_US, 'ahead');
     else if (ahead <= -HALF_US) ahead = int32(ahead + CYCLE_US, 'ahead');
-    if (ahead < 0 || ahead > int32(tau + T, 'tau + T')) ahead = 0;
+    if (ahead < 0 || ahead > bound) ahead = 0;
   }
-  if (ahead > tau) return false;
-  state.tat = int32(now + ahead + T, 'tat') % CYCLE_US;
-  return true;
+  const ok = ahead <= tau;
+  if (ok || force) {
+    ahead = int32(ahead + T, 'ahead + T');
+    if (ahead > bound) ahead = bound;
+    state.tat = int32(now + ahead, 'tat') % CYCLE_US;
+  }
+  return ok;
 }
 
 /** GCRA on unbounded time (µs, exact in a double up to 2^53). */
@@ -76,7 +87,8 @@ describe('admission: the LB script’s GCRA arithmetic (32-bit, modulo 2,000 s)'
           // A quiet spell that ends within tau + T of a whole number of cycles aliases onto a live
           // TAT: the one case the script cannot tell apart (one call refused at most, T at worst).
           const phase = fromLast % CYCLE_US;
-          if (fromLast > HALF_US && (phase <= tau + 2 * T || phase >= CYCLE_US - tau - 2 * T)) return;
+          const window = tau + 2 * T;
+          if (fromLast > HALF_US && (phase <= window || phase >= CYCLE_US - window)) return;
           const a = cfgCheck(cfg, Math.floor(nowUs / 1e6), nowUs % 1e6, T, tau);
           const b = idealCheck(ideal, nowUs, T, tau);
           if (a !== b) return false;
@@ -85,6 +97,39 @@ describe('admission: the LB script’s GCRA arithmetic (32-bit, modulo 2,000 s)'
         return true;
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('forced charges (calls within their source share) stay in int32, within tau + T + room, and close the limiter', function () {
+    // The widest values the script lets through: T 1e8 (per-source G clamped), tau 1e7 (Gtau clamped).
+    const params = fc.record({
+      T: fc.oneof(fc.constant(100_000_000), fc.integer({ min: 1, max: 100_000_000 })),
+      tau: fc.oneof(fc.constant(10_000_000), fc.integer({ min: 0, max: 10_000_000 })),
+    });
+    const step = fc.record({ gap: fc.integer({ min: 0, max: 50_000 }), forced: fc.boolean() });
+    fc.assert(
+      fc.property(
+        start,
+        params,
+        fc.array(step, { minLength: 1, maxLength: 200 }),
+        (s0, { T, tau }, steps) => {
+          const st: { tat: number | undefined } = { tat: undefined };
+          // GCRA on unbounded time with the same cap: what the stored TAT must mean.
+          let idealTat = 0;
+          let nowUs = s0 * 1e6;
+          for (const { gap, forced } of steps) {
+            nowUs += gap;
+            const ok = cfgCheck(st, Math.floor(nowUs / 1e6), nowUs % 1e6, T, tau, forced, tau);
+            const base = Math.max(idealTat, nowUs);
+            if (ok !== base - nowUs <= tau) return false;
+            if (ok || forced) idealTat = Math.min(base + T, nowUs + 2 * tau + T);
+            // Never taken for stale: the stored TAT is the ideal one, modulo the cycle.
+            if (st.tat !== idealTat % CYCLE_US) return false;
+          }
+          return true;
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 

@@ -1,0 +1,155 @@
+/**
+ * SourceLink's rounds against an in-memory stand-in for the LB's htable RPCs: what it writes,
+ * that it writes only changes, that the groups file is written and reloaded once, that turning
+ * fairness off removes its entries, and that a failing RPC is an outcome (never a throw) that
+ * leaves the LB on what it had. The real LB is exercised by test/integration/daemon-fair-admission.
+ */
+import { expect } from 'chai';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FairnessConfig, LbNodeConfig } from '../../src/config/types.js';
+import { RpcMethodError } from '../../src/kamailio/rpc.js';
+import { SourceLink, type SourceSettings } from '../../src/push/source-link.js';
+import { LocalListFile } from '../../src/push/transports/local-file.js';
+
+class FakeLb {
+  readonly table = new Map<string, number>();
+  readonly calls: string[] = [];
+  failing: string | null = null;
+  hasTable = true;
+
+  async call(method: string, params: readonly unknown[] = []): Promise<unknown> {
+    this.calls.push(
+      method === 'htable.seti' || method === 'htable.delete' ? `${method} ${String(params[1])}` : method,
+    );
+    if (this.failing === method) throw new Error(`${method}: connection refused`);
+    if (!this.hasTable && method.startsWith('htable.'))
+      throw new RpcMethodError(method, 'lb', 500, 'No such htable');
+    switch (method) {
+      case 'htable.dump':
+        return [
+          {
+            entry: 0,
+            size: this.table.size,
+            slot: [...this.table].map(([name, value]) => ({ name, value, type: 'int' })),
+          },
+        ];
+      case 'htable.seti':
+        this.table.set(String(params[1]), Number(params[2]));
+        return 'Ok. Key set to new value.';
+      case 'htable.delete':
+        this.table.delete(String(params[1]));
+        return null;
+      case 'permissions.addressReload':
+        return null;
+      default:
+        throw new Error(`unexpected ${method}`);
+    }
+  }
+
+  offer(set: number, key: string, offered: number, refused = 0): void {
+    this.table.set(`off::${set}::${key}`, (this.table.get(`off::${set}::${key}`) ?? 0) + offered);
+    this.table.set(`adm::${set}::${key}`, (this.table.get(`adm::${set}::${key}`) ?? 0) + offered - refused);
+    this.table.set(`ref::${set}::${key}`, (this.table.get(`ref::${set}::${key}`) ?? 0) + refused);
+  }
+
+  writes(): string[] {
+    const w = this.calls.filter((c) => c.startsWith('htable.seti') || c.startsWith('htable.delete'));
+    this.calls.length = 0;
+    return w;
+  }
+}
+
+const fairness = (over: Partial<FairnessConfig> = {}): FairnessConfig => ({
+  enabled: true,
+  top_n: 10,
+  other_reserve: 0.05,
+  deadband: 0.1,
+  groups: [],
+  ...over,
+});
+const node = { name: 'lb1' } as LbNodeConfig;
+const settings = (f = fairness()): SourceSettings => ({ fairness: f, limits: new Map([[1, 100]]), nodes: 1 });
+
+describe("SourceLink: one LB node's fair admission rounds", () => {
+  it('writes the shares of a saturated set, then only what moved; refreshes all every 30 s', async () => {
+    const lb = new FakeLb();
+    const link = new SourceLink(node, lb, null);
+    expect((await link.tick(settings(), 0))?.step).to.deep.equal({ kind: 'ok' });
+    // No source yet: the tolerance and the other bucket, which has the whole limit.
+    expect(lb.writes()).to.deep.equal(['htable.seti Gtau::1', 'htable.seti G::1::*']);
+    expect(lb.table.get('G::1::*')).to.equal(10_000);
+    lb.offer(1, 'flood', 1000, 900);
+    lb.offer(1, 'polite', 20);
+    await link.tick(settings(), 1000);
+    expect(lb.writes()).to.deep.equal([
+      'htable.seti G::1::flood',
+      'htable.seti G::1::polite',
+      'htable.seti G::1::*',
+    ]);
+    expect(lb.table.get('G::1::polite')).to.equal(40_000);
+    lb.offer(1, 'flood', 1000, 900);
+    lb.offer(1, 'polite', 20);
+    await link.tick(settings(), 2000);
+    expect(lb.writes()).to.deep.equal([]);
+    expect(link.sources().shares.get(1)?.limited).to.deep.equal(['flood']);
+    lb.offer(1, 'flood', 1000, 900);
+    lb.offer(1, 'polite', 20);
+    await link.tick(settings(), 32_000);
+    expect(lb.writes()).to.have.length(4);
+    const report = link.sources();
+    expect(report.totals.get(1)?.get('flood')).to.deep.equal({ offered: 3000, admitted: 300, refused: 2700 });
+  });
+
+  it('fairness off removes every entry it wrote (the LB is back on its single limit)', async () => {
+    const lb = new FakeLb();
+    const link = new SourceLink(node, lb, null);
+    await link.tick(settings(), 0);
+    lb.offer(1, 'a', 50);
+    await link.tick(settings(), 1000);
+    expect(lb.table.has('G::1::a')).to.equal(true);
+    await link.tick(settings(fairness({ enabled: false })), 2000);
+    expect([...lb.table.keys()].filter((k) => k.startsWith('G'))).to.deep.equal([]);
+  });
+
+  it('a failing RPC is an outcome, never a throw, and leaves the LB as it was', async () => {
+    const lb = new FakeLb();
+    const link = new SourceLink(node, lb, null);
+    await link.tick(settings(), 0);
+    lb.offer(1, 'a', 50);
+    await link.tick(settings(), 1000);
+    const before = new Map(lb.table);
+    lb.failing = 'htable.dump';
+    lb.offer(1, 'a', 500);
+    expect((await link.tick(settings(), 2000))?.step).to.include({ kind: 'failed', stage: 'read' });
+    lb.failing = 'htable.seti';
+    const t = await link.tick(settings(), 3000);
+    expect(t?.step).to.include({ kind: 'failed', stage: 'write' });
+    for (const [k, v] of before) if (k.startsWith('G')) expect(lb.table.get(k), k).to.equal(v);
+    lb.failing = null;
+    expect((await link.tick(settings(), 4000))?.step).to.deep.equal({ kind: 'ok' });
+    lb.hasTable = false;
+    expect((await link.tick(settings(), 5000))?.step).to.deep.equal({ kind: 'missing' });
+  });
+
+  it('writes the groups file and reloads it once per change; a failed reload is tried again', async () => {
+    const lb = new FakeLb();
+    const file = join(mkdtempSync(join(tmpdir(), 'sipweigh-groups-')), 'sources.list');
+    const link = new SourceLink(node, lb, new LocalListFile({ path: file }));
+    const groups = [
+      { name: 'trunk', networks: ['10.1.0.0/16'], weight: 1, guaranteed_cps: 0, trusted: true },
+    ];
+    lb.failing = 'permissions.addressReload';
+    const failed = await link.tick(settings(fairness({ groups })), 0);
+    expect(failed?.step).to.include({ kind: 'failed', stage: 'groups' });
+    lb.failing = null;
+    const t = await link.tick(settings(fairness({ groups })), 1000);
+    expect(t?.groupsLoaded).to.deep.equal({ groups: 1, networks: 1 });
+    expect(readFileSync(file, 'utf8')).to.match(/^1 10\.1\.0\.0 16 0 trusted$/m);
+    lb.calls.length = 0;
+    expect((await link.tick(settings(fairness({ groups })), 2000))?.groupsLoaded).to.equal(null);
+    expect(lb.calls).to.not.include('permissions.addressReload');
+    await link.close();
+  });
+});
