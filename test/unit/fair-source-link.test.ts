@@ -8,7 +8,9 @@ import { expect } from 'chai';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FairnessConfig, LbNodeConfig } from '../../src/config/types.js';
+import type { ControllerConfig, FairnessConfig, LbNodeConfig } from '../../src/config/types.js';
+import type { ControllerEvent } from '../../src/controller/events.js';
+import { FairAdmission } from '../../src/controller/fair-admission.js';
 import { RpcMethodError } from '../../src/kamailio/rpc.js';
 import { SourceLink, type SourceSettings } from '../../src/push/source-link.js';
 import { LocalListFile } from '../../src/push/transports/local-file.js';
@@ -151,5 +153,43 @@ describe("SourceLink: one LB node's fair admission rounds", () => {
     expect((await link.tick(settings(fairness({ groups })), 2000))?.groupsLoaded).to.equal(null);
     expect(lb.calls).to.not.include('permissions.addressReload');
     await link.close();
+  });
+
+  it('FairAdmission: a failure or a missing table is told once, counted every time; limits from the plan', async () => {
+    const lb = new FakeLb();
+    const events: ControllerEvent[] = [];
+    const config = { admission: { enabled: true, headroom: 0.92, fairness: fairness() } } as ControllerConfig;
+    const fair = new FairAdmission(
+      [new SourceLink(node, lb, null)],
+      () => config,
+      (e) => events.push(e),
+    );
+    fair.setLimits({ kind: 'limits', limits: new Map([[1, 100]]) });
+    await fair.tick(0);
+    lb.offer(1, 'flood', 1000, 900);
+    lb.offer(1, 'polite', 20);
+    await fair.tick(1000);
+    expect(events.map((e) => e.type)).to.deep.equal(['source_limited']);
+    lb.failing = 'htable.dump';
+    await fair.tick(2000);
+    await fair.tick(3000);
+    lb.failing = null;
+    lb.hasTable = false;
+    await fair.tick(4000);
+    await fair.tick(5000);
+    expect(events.map((e) => e.type)).to.deep.equal([
+      'source_limited',
+      'source_shares_failed',
+      'source_shares_missing',
+    ]);
+    const report = fair.report();
+    expect(report.nodes).to.deep.equal([{ node: 'lb1', state: 'missing', errors: 2 }]);
+    expect(report.sets[0]?.sources[0]).to.include({ source: 'flood', refused: 900, limited: true });
+    // Admission off: no limit, no shares.
+    fair.setLimits({ kind: 'off', sets: [1] });
+    lb.hasTable = true;
+    await fair.tick(6000);
+    expect(fair.report().sets[0]?.sources[0]?.share_cps).to.equal(null);
+    await fair.stop();
   });
 });
