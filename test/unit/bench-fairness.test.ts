@@ -8,6 +8,7 @@ import {
   formatRunLine,
   formatSummary,
   meanLimit,
+  peakSecond,
   runFigures,
   schedule,
   spread,
@@ -43,6 +44,7 @@ function run(over: Partial<RunResult>): RunResult {
     flood_admitted_share: 0.5,
     pool_goodput_fraction: 0.9,
     limit_fraction: 0.92,
+    peak_second_fraction: 1.1,
     ...over,
   };
 }
@@ -135,6 +137,17 @@ describe('bench fairness: plan and figures', () => {
     expect(spread([null])).to.equal(null);
     expect(meanLimit([100, null, 140])).to.equal(120);
     expect(meanLimit([null])).to.equal(null);
+    // Seconds 1 and 2 of two sources: second 1 has 90 + 60 answered calls, of a pool of 100.
+    const a = [
+      { second: 1, ok: 90 },
+      { second: 2, ok: 40 },
+    ];
+    const b = [
+      { second: 1, ok: 60 },
+      { second: 2, ok: 50 },
+    ];
+    expect(peakSecond([a, b], 100)).to.equal(1.5);
+    expect(peakSecond([], 100)).to.equal(null);
   });
 
   it('summarises per mode and prints the issue keys in the last line', () => {

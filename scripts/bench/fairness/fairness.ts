@@ -30,7 +30,7 @@ import { sleep } from '../../../src/util/sleep.js';
 import { writeBenchmarksSection } from '../quality/report.js';
 import { fairnessMarkdown } from './report.js';
 import { withStopped } from '../common/cleanup.js';
-import { measureWindow } from '../quality/window.js';
+import { measureWindow, perSecond, type SippTraces } from '../quality/window.js';
 import { controllerConfigFor, keysByKind } from './mode-config.js';
 import { parseFairnessOptions, type FairnessMode, type FairnessOptions } from './options.js';
 import {
@@ -39,6 +39,7 @@ import {
   formatRunLine,
   formatSummary,
   meanLimit,
+  peakSecond,
   poolCps,
   round,
   runFigures,
@@ -147,12 +148,12 @@ function readText(file: string | undefined): string {
   }
 }
 
-function countsOf(s: SourcePlan, run: SippRun, o: FairnessOptions, sendS: number): SourceCounts {
-  const w = measureWindow(
-    { counts: parseSippRows(readText(run.countsFile)), rtt: parseSippRtt(readText(run.rttFile)) },
-    o.warmupS,
-    sendS,
-  );
+function tracesOf(run: SippRun): SippTraces {
+  return { counts: parseSippRows(readText(run.countsFile)), rtt: parseSippRtt(readText(run.rttFile)) };
+}
+
+function countsOf(s: SourcePlan, traces: SippTraces, o: FairnessOptions, sendS: number): SourceCounts {
+  const w = measureWindow(traces, o.warmupS, sendS);
   return {
     name: s.name,
     role: s.role,
@@ -206,7 +207,8 @@ async function measure(rl: RunLab, o: FairnessOptions, run: ScheduledRun): Promi
   } finally {
     await Promise.all(runs.map((r) => r.process.stop()));
   }
-  const counts = sources.map((s, i) => countsOf(s, runs[i]!, o, sendS));
+  const traces = runs.map(tracesOf);
+  const counts = sources.map((s, i) => countsOf(s, traces[i]!, o, sendS));
   const pool = poolCps(o.capacities);
   const limit = meanLimit(limits.filter((l) => l.t_s >= o.warmupS).map((l) => l.cps));
   return {
@@ -215,6 +217,7 @@ async function measure(rl: RunLab, o: FairnessOptions, run: ScheduledRun): Promi
     sources: counts,
     ...runFigures(counts, pool),
     limit_fraction: limit === null ? null : round(limit / pool, 4),
+    peak_second_fraction: peakSecond(traces.map(perSecond), pool),
   };
 }
 

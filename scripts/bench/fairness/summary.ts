@@ -51,6 +51,12 @@ export interface RunResult extends RunFigures {
    * over the pool's capacity: the ceiling of pool_goodput_fraction (null: never read).
    */
   readonly limit_fraction: number | null;
+  /**
+   * The busiest second of the whole run, warm-up included (calls started in it and answered, all
+   * sources), over the pool's capacity: above 1 the LB let through more than the pool carries, as
+   * when load starts before the controller has seen it.
+   */
+  readonly peak_second_fraction: number | null;
   readonly kind: RunKind;
   readonly mode: FairnessMode;
   readonly rep: number;
@@ -129,6 +135,18 @@ export function runFigures(sources: readonly SourceCounts[], pool: number): RunF
   };
 }
 
+/** The busiest second over all sources (per-second answered counts by second of the run), over the pool. */
+export function peakSecond(
+  sources: readonly (readonly { second: number; ok: number }[])[],
+  pool: number,
+): number | null {
+  const bySecond = new Map<number, number>();
+  for (const secs of sources)
+    for (const s of secs) bySecond.set(s.second, (bySecond.get(s.second) ?? 0) + s.ok);
+  if (bySecond.size === 0 || !(pool > 0)) return null;
+  return round(Math.max(...bySecond.values()) / pool, 4);
+}
+
 /** Mean of the limit samples read (a sample that could not be read is left out); null without any. */
 export function meanLimit(samples: readonly (number | null)[]): number | null {
   const xs = samples.filter((x): x is number => x !== null && Number.isFinite(x));
@@ -160,12 +178,15 @@ export interface ModeSummary {
   readonly flood_admitted_share: Spread | null;
   readonly pool_goodput_fraction: Spread | null;
   readonly limit_fraction: Spread | null;
+  readonly peak_second_fraction: Spread | null;
 }
 
 export interface FairnessSummary {
   readonly modes: Partial<Record<FairnessMode, ModeSummary>>;
   /** The lone source's goodput over the pool's capacity (fair mode). */
   readonly alone_pool_fraction: Spread | null;
+  readonly alone_limit_fraction: Spread | null;
+  readonly alone_peak_second_fraction: Spread | null;
 }
 
 export function summarize(runs: readonly RunResult[]): FairnessSummary {
@@ -181,10 +202,16 @@ export function summarize(runs: readonly RunResult[]): FairnessSummary {
       flood_admitted_share: spread(mine.map((r) => r.flood_admitted_share)),
       pool_goodput_fraction: spread(mine.map((r) => r.pool_goodput_fraction)),
       limit_fraction: spread(mine.map((r) => r.limit_fraction)),
+      peak_second_fraction: spread(mine.map((r) => r.peak_second_fraction)),
     };
   }
-  const alone = spread(runs.filter((r) => r.kind === 'alone').map((r) => r.pool_goodput_fraction));
-  return { modes, alone_pool_fraction: alone };
+  const alone = runs.filter((r) => r.kind === 'alone');
+  return {
+    modes,
+    alone_pool_fraction: spread(alone.map((r) => r.pool_goodput_fraction)),
+    alone_limit_fraction: spread(alone.map((r) => r.limit_fraction)),
+    alone_peak_second_fraction: spread(alone.map((r) => r.peak_second_fraction)),
+  };
 }
 
 /** The issue's goals (issue 14, "Done when"). */
@@ -229,12 +256,23 @@ export function summaryJson(s: FairnessSummary, c: SummaryContext): Record<strin
     pool_goodput_fraction_global: med(global?.pool_goodput_fraction),
     single_source_pool_fraction: med(s.alone_pool_fraction),
     limit_fraction: { fair: med(fair?.limit_fraction), global: med(global?.limit_fraction) },
+    peak_second_fraction: {
+      fair: med(fair?.peak_second_fraction),
+      global: med(global?.peak_second_fraction),
+    },
     goals_met: {
       legit_success: goal(med(fair?.legit_success_pct), GOALS.legit_success_pct),
       pool_goodput: goal(med(fair?.pool_goodput_fraction), GOALS.pool_goodput_fraction),
       single_source: goal(med(s.alone_pool_fraction), GOALS.alone_pool_fraction),
     },
-    by_mode: { ...s.modes, alone: { pool_goodput_fraction: s.alone_pool_fraction } },
+    by_mode: {
+      ...s.modes,
+      alone: {
+        pool_goodput_fraction: s.alone_pool_fraction,
+        limit_fraction: s.alone_limit_fraction,
+        peak_second_fraction: s.alone_peak_second_fraction,
+      },
+    },
     pool_cps: c.pool_cps,
     capacities_cps: c.capacities_cps,
     legit_sources: c.legit_sources,
@@ -261,7 +299,7 @@ export function formatRunLine(r: RunResult): string {
     r.kind === 'alone'
       ? `pool fraction ${frac(r.pool_goodput_fraction)}`
       : `legit ${pct(r.legit_success_pct)}, flood share ${frac(r.flood_admitted_share)}, pool ${frac(r.pool_goodput_fraction)}`;
-  const limit = `limit ${frac(r.limit_fraction)}`;
+  const limit = `limit ${frac(r.limit_fraction)}, busiest second ${frac(r.peak_second_fraction)}`;
   return `${head} ${figures} (${limit})   [answered/started: ${who}]`;
 }
 
@@ -271,17 +309,17 @@ const cell = (s: Spread | null | undefined, f: (x: number) => string) =>
 /** The table: median (range) per mode. */
 export function formatSummary(s: FairnessSummary): string {
   const rows = [
-    '| mode | legit calls answered | flood share of answered calls | pool goodput / capacity | admission limit / capacity |',
-    '|---|---:|---:|---:|---:|',
+    '| mode | legit calls answered | flood share of answered calls | pool goodput / capacity | admission limit / capacity | busiest second / capacity |',
+    '|---|---:|---:|---:|---:|---:|',
   ];
   for (const [mode, m] of Object.entries(s.modes)) {
     rows.push(
-      `| ${mode} | ${cell(m.legit_success_pct, (x) => `${x.toFixed(1)} %`)} | ${cell(m.flood_admitted_share, (x) => x.toFixed(3))} | ${cell(m.pool_goodput_fraction, (x) => x.toFixed(3))} | ${cell(m.limit_fraction, (x) => x.toFixed(3))} |`,
+      `| ${mode} | ${cell(m.legit_success_pct, (x) => `${x.toFixed(1)} %`)} | ${cell(m.flood_admitted_share, (x) => x.toFixed(3))} | ${cell(m.pool_goodput_fraction, (x) => x.toFixed(3))} | ${cell(m.limit_fraction, (x) => x.toFixed(3))} | ${cell(m.peak_second_fraction, (x) => x.toFixed(2))} |`,
     );
   }
   if (s.alone_pool_fraction) {
     rows.push(
-      `| one source alone (fair) | - | - | ${cell(s.alone_pool_fraction, (x) => x.toFixed(3))} | - |`,
+      `| one source alone (fair) | - | - | ${cell(s.alone_pool_fraction, (x) => x.toFixed(3))} | ${cell(s.alone_limit_fraction, (x) => x.toFixed(3))} | ${cell(s.alone_peak_second_fraction, (x) => x.toFixed(2))} |`,
     );
   }
   return rows.join('\n');
