@@ -13,7 +13,8 @@
  *     re-dispatches the calls of a destination the probing took out just the same.
  *   - sipweigh: the lab with an agent per backend and `sipweigh controller` running (heartbeats,
  *     scoring, push of the dispatcher list), admission control off (see
- *     startControllerWithoutAdmission); the LB does not ping while the controller's lease holds.
+ *     startControllerWithoutAdmission); the LB does not ping while the controller's lease holds,
+ *     and each kill waits (bounded) for the controller to hold it: a fresh LB probes on its own.
  *   - controller_down: the same lab, but before each kill the controller is SIGKILLed (a crash: it
  *     cannot hand over, its lease at the LB has to lapse); once the LB reports its backstop on
  *     (htable sipweigh_lease, key backstop = 1: the LB's own OPTIONS probing), the backend is killed.
@@ -84,7 +85,7 @@ import {
   type KillResult,
   type ModeOutcome,
 } from './report.js';
-import { readBackstop, readRedispatched } from '../../../src/lab/lb-failover.js';
+import { readRedispatched } from '../../../src/lab/lb-failover.js';
 import { readTargets, waitForBackstop, waitForTargets, watchOutOfRotation } from './rotation-watch.js';
 import { withStopped } from '../common/cleanup.js';
 import { sleep } from '../../../src/util/sleep.js';
@@ -182,9 +183,9 @@ async function startControllerWithoutAdmission(lab: RunningLab): Promise<void> {
 }
 
 /**
- * One kill under load: sipp starts; once the pool is at rest (bounded) and the warm-up has passed
- * (controller-down mode: and the controller was killed and the LB reported its backstop on),
- * the backend dies; new calls go on until both `afterKillS` after the kill and `afterOutMs` after it
+ * One kill under load: sipp starts; once the pool is at rest (bounded), the controller holds the
+ * LB's lease (backstop off; sipweigh modes) and the warm-up has passed (controller-down mode: and the
+ * controller was killed and the LB reported its backstop on), the backend dies; new calls go on until both `afterKillS` after the kill and `afterOutMs` after it
  * left rotation have passed (so every call that could reach the dead backend is counted); then sipp
  * stops placing calls (SIGUSR1: graceful) and ends once its calls in flight have ended or timed out.
  */
@@ -207,6 +208,7 @@ async function killOnce(
     o.outDeadlineMs / 1000 +
     o.afterKillS +
     o.afterOutMs / 1000 +
+    (runsSipweigh(mode) ? o.backstopDeadlineMs / 1000 : 0) +
     (controllerDown ? o.backstopDeadlineMs / 1000 : 0);
   const redispatchedBefore = await readRedispatched(rpc);
   const sipp = await startSipp(lab.group, {
@@ -226,13 +228,24 @@ async function killOnce(
       stableMs: o.stableMs,
     });
     if (!settledBefore) log(`${mode}: pool not back at rest within ${o.recoverS} s; killing anyway`);
+    if (runsSipweigh(mode)) {
+      // The LB starts probing on its own (no lease yet): the kill comes once the controller holds the
+      // lease, so that what takes the backend out is the controller (or, below, the backstop alone).
+      const held = await waitForBackstop(rpc, false, {
+        sinceMs: performance.now(),
+        deadlineMs: o.backstopDeadlineMs,
+      });
+      if (held === null) log(`${mode}: the LB's backstop is still on with the controller up; killing anyway`);
+    }
     let backstopOnMs: number | null | undefined;
     if (controllerDown) {
-      if ((await readBackstop(rpc)) === 1) log(`${mode}: the LB's backstop is on with the controller up`);
       // A crash, not a stop: the controller gets no chance to hand over, the lease has to lapse.
       const stoppedAt = performance.now();
       await killMember(lab, 'controller');
-      backstopOnMs = await waitForBackstop(rpc, { sinceMs: stoppedAt, deadlineMs: o.backstopDeadlineMs });
+      backstopOnMs = await waitForBackstop(rpc, true, {
+        sinceMs: stoppedAt,
+        deadlineMs: o.backstopDeadlineMs,
+      });
       log(
         `${mode}: controller killed; backstop ${backstopOnMs === null ? 'never seen on' : `on after ${backstopOnMs.toFixed(0)} ms`}`,
       );

@@ -93,13 +93,18 @@ export async function waitForTargets(
   }
 }
 
-/** Polls every 50 ms until the backstop is on: ms since `sinceMs` (a performance.now()), or null. */
+/**
+ * Polls every 50 ms until the LB's backstop is `on` (1) or off (0): ms since `sinceMs` (a
+ * performance.now()), or null when not seen within `deadlineMs`.
+ */
 export async function waitForBackstop(
   client: KamailioRpcClient,
+  on: boolean,
   opts: { readonly sinceMs: number; readonly deadlineMs: number },
 ): Promise<number | null> {
+  const want = on ? 1 : 0;
   while (performance.now() - opts.sinceMs < opts.deadlineMs) {
-    if ((await readBackstop(client)) === 1) return performance.now() - opts.sinceMs;
+    if ((await readBackstop(client)) === want) return performance.now() - opts.sinceMs;
     await sleep(50);
   }
   return null;
