@@ -4,7 +4,8 @@
  * it 10 s later. Seen from outside: the API says be2 is drained by schedule and the LB lists it
  * disabled (D: the LB's own probing never brings it back); then the undrain brings it back, with
  * slow start. `schedules.timezone` is used for the expressions (the API's next run of a 03:00 job
- * is 03:00 in that zone), and an unknown zone is refused by `sipweigh validate` and by `sipweigh controller`, naming the field.
+ * is 03:00 in that zone), and an unknown zone is refused by `sipweigh validate` and by
+ * `sipweigh controller`, naming the field.
  */
 import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
