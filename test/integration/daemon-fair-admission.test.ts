@@ -6,7 +6,8 @@
  * (127.43.0.5) at several times the pool. Seen from outside: the polite source's calls succeed
  * while the flood is refused, GET /api/v1/sources and /metrics show the flood on top with its
  * refused calls and the trunk under its group's name, the LB holds the shares the controller wrote,
- * events say when the flood was limited and released, and a source alone still gets the whole limit.
+ * events say when the flood was limited and released, a source alone still gets the whole limit, and
+ * fairness switched off by a live reload removes every share at the LB.
  */
 import { expect } from 'chai';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -51,6 +52,7 @@ describe('fair admission through the daemons (real lab on 127.43.x.x)', function
   let polite: SippResult | undefined;
   let flood: SippResult | undefined;
   let follower: EventFollower | undefined;
+  let cfg: ReturnType<DaemonLab['labConfig']> | undefined;
   const events: StampedEvent[] = [];
   const limitNow = async () => (await readLimiters(d!.rpc)).get(admissionLimiterName(1))?.limitCps;
   const uac = (name: string, ip: string, o: { rate: number; calls: number }) =>
@@ -83,7 +85,7 @@ describe('fair admission through the daemons (real lab on 127.43.x.x)', function
       net: 43,
       lbDefines: { SW_SOURCE_GROUPS_FILE: `"${groupsFile}"` },
     });
-    const cfg = d.labConfig();
+    cfg = d.labConfig();
     cfg.lb_nodes[0]!.address_file = groupsFile;
     cfg.admission = {
       fairness: {
@@ -213,5 +215,22 @@ describe('fair admission through the daemons (real lab on 127.43.x.x)', function
     expect(answered, `${answered} answered in ${seconds} s at a limit of ${limit} calls/s`).to.be.at.least(
       0.8 * limit! * seconds,
     );
+  });
+
+  it('fairness switched off by a live reload: the LB loses every share (back to its single limit)', async function () {
+    const off = { ...cfg!, admission: { fairness: { enabled: false } } };
+    d!.writeConfig(off);
+    const r = await http('POST', `${d!.base}/api/v1/reload`, { token: d!.token });
+    expect(r.status, r.text).to.equal(200);
+    await eventually(
+      async () => {
+        const table = await readSourceTable(d!.rpc);
+        return table !== null && table.shares.size === 0 && table.tolerances.size === 0;
+      },
+      'no G or Gtau entry left at the LB',
+      20000,
+      250,
+    );
+    expect((await sources()).fairness).to.equal(false);
   });
 });
