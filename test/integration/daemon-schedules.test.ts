@@ -2,9 +2,10 @@
  * Maintenance schedules through the daemons (lab on 127.30.x.x): `sipweigh controller` with a
  * `schedules.maintenance` entry that drains be2 at seconds 0 and 30 of every minute and undrains
  * it 10 s later. Seen from outside: the API says be2 is drained by schedule and the LB lists it
- * inactive; then the undrain brings it back, with slow start. `schedules.timezone` is used for the
- * expressions (the API's next run of a 03:00 job is 03:00 in that zone), and an unknown zone is
- * refused by `sipweigh validate` and by `sipweigh controller`, naming the field.
+ * disabled (D: the LB's own probing never brings it back); then the undrain brings it back, with
+ * slow start. `schedules.timezone` is used for the expressions (the API's next run of a 03:00 job
+ * is 03:00 in that zone), and an unknown zone is refused by `sipweigh validate` and by
+ * `sipweigh controller`, naming the field.
  */
 import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
@@ -72,7 +73,7 @@ describe('maintenance schedules through the daemons (real lab on 127.30.x.x)', f
     expect(at.getTime() - Date.now()).to.be.within(0, 24 * 3600 * 1000);
   });
 
-  it('drains be2 on schedule: the API says drained, the LB lists it inactive, be1 keeps its weight', async function () {
+  it('drains be2 on schedule: the API says drained, the LB lists it disabled, be1 keeps its weight', async function () {
     await eventually(
       async () =>
         ((await d!.lbWeights())?.get('be2') ?? 0) > 0 && ((await d!.lbWeights())?.get('be1') ?? 0) > 0,
@@ -92,7 +93,7 @@ describe('maintenance schedules through the daemons (real lab on 127.30.x.x)', f
     await eventually(async () => (await d!.lbWeights())?.get('be2') === 0, 'be2 inactive at the LB', 10000);
     expect((await d!.lbWeights())?.get('be1')).to.be.greaterThan(0);
     const targets = await d!.lbTargets();
-    expect(targets.find((t) => t.duid === 'be2')?.state).to.equal('inactive');
+    expect(targets.find((t) => t.duid === 'be2')?.state).to.equal('disabled');
     const m = await d!.metrics();
     expect(sample(m, 'sipweigh_backend_drained', { backend: 'be2' })?.value).to.equal(1);
     expect(sample(m, 'sipweigh_backend_drained', { backend: 'be1' })?.value).to.equal(0);

@@ -300,6 +300,39 @@ describe('probe core (no sockets, manual clock)', function () {
     expect(core.counters.dropped.not_allowed).to.equal(7);
   });
 
+  it('passive evidence makes an up backend suspect (probed faster, as after a miss); an answer clears it', function () {
+    const { core, sent, advance, wall } = makeCore({ health: { returnAfterOks: 1 } });
+    core.upsert({ id: 'ev1', set: 1, uri: 'sip:x', capacity: 1, agent: AGENT, source: 'config' });
+    const key = heartbeatKey(deriveBackendKey(MASTER, 'ev1'));
+    let seq = 0;
+    const answer = () => {
+      const n = sent.length;
+      while (sent.length === n) advance(1);
+      const p = lastProbe(sent, 'ev1');
+      advance(2);
+      const report = {
+        type: 'report' as const,
+        backendId: 'ev1',
+        seq: seq++,
+        ts: wall(),
+        boot: 'agentboot9',
+      };
+      core.receive(
+        encodeMessage({ ...report, echoSeq: p.seq, echoTs: p.ts, metrics: IDLE_METRICS }, key),
+        AGENT,
+      );
+    };
+    expect(core.retransmitted('ev1'), 'not up yet').to.equal(false);
+    answer();
+    expect(core.get('ev1')!.health.kind).to.equal('up');
+    expect(core.retransmitted('ev1')).to.equal(true);
+    expect(core.get('ev1')!.health).to.include({ kind: 'suspect', misses: 0 });
+    expect(core.retransmitted('ev1'), 'already suspect').to.equal(false);
+    answer();
+    expect(core.get('ev1')!.health.kind).to.equal('up');
+    expect(core.retransmitted('nobody')).to.equal(false);
+  });
+
   it('keeps a backend out of rotation while its agent reports draining, whatever drain ended before', function () {
     const { core, sent, advance, wall } = makeCore({ health: { returnAfterOks: 2 } });
     core.upsert({ id: 'dr1', set: 1, uri: 'sip:x', capacity: 1, agent: AGENT, source: 'config' });
