@@ -19,9 +19,9 @@ import { demandOf, type KeyRates } from './source-rates.js';
 export const MAX_TRACKED_KEYS = 200;
 
 /**
- * A source's demand is its rate times this: a polite source's Poisson arrivals run over its mean
- * now and then, and a share cut at exactly the mean would refuse those calls whenever a flood has
- * taken the spare capacity. The margin only matters for sources under their fair share.
+ * In a saturated pool a source's demand is its rate times this: a polite source's arrivals run over
+ * its mean now and then, and a share cut at exactly the mean would refuse those calls whenever a
+ * flood has taken the spare capacity. The margin only matters for sources under their fair share.
  */
 export const DEMAND_MARGIN = 1.25;
 
@@ -74,21 +74,27 @@ export function planSetShares(
   const tracked = [...grouped, ...others.slice(0, MAX_TRACKED_KEYS)];
   const untracked = others.slice(MAX_TRACKED_KEYS);
 
-  const claims = new Map<string, ShareClaim>();
-  for (const [key, r] of tracked) {
-    const g = policy.groups.get(key);
-    claims.set(key, {
-      demandCps: demandOf(r) * DEMAND_MARGIN,
-      weight: g?.weight ?? 1,
-      floorCps: g?.guaranteedCps ?? 0,
+  const claimsAt = (margin: number): Map<string, ShareClaim> => {
+    const claims = new Map<string, ShareClaim>();
+    for (const [key, r] of tracked) {
+      const g = policy.groups.get(key);
+      claims.set(key, {
+        demandCps: demandOf(r) * margin,
+        weight: g?.weight ?? 1,
+        floorCps: g?.guaranteedCps ?? 0,
+      });
+    }
+    claims.set(OTHER_KEY, {
+      demandCps: untracked.reduce((s, [, r]) => s + demandOf(r), 0) * margin,
+      weight: 1,
+      floorCps: policy.otherReserve * limitCps,
     });
-  }
-  claims.set(OTHER_KEY, {
-    demandCps: untracked.reduce((s, [, r]) => s + demandOf(r), 0) * DEMAND_MARGIN,
-    weight: 1,
-    floorCps: policy.otherReserve * limitCps,
-  });
-  const law = fairShares(limitCps, claims);
+    return claims;
+  };
+  // Saturated is judged on what the sources send: below the limit everybody gets what it sends and
+  // a part of the spare. Only a saturated pool is shared out, with the margin for bursts.
+  const asSent = fairShares(limitCps, claimsAt(1));
+  const law = asSent.saturated ? fairShares(limitCps, claimsAt(DEMAND_MARGIN)) : asSent;
   const entries = new Map<string, number>();
   for (const [key, share] of law.shares) {
     const perKey = key === OTHER_KEY ? share / Math.max(1, untracked.length) : share;

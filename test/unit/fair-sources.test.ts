@@ -147,6 +147,22 @@ describe("one set's shares at one node (scoring/source-shares)", () => {
     expect(s.toleranceUs).to.equal(SHARE_TOLERANCE_US);
   });
 
+  it('not saturated by what is sent (even if the margin would be): nobody is shared below its rate', () => {
+    // 60 + 30 sent under a limit of 100; with the margin they would ask 112.5.
+    const s = planSetShares(
+      100,
+      new Map([
+        ['a', rates(60)],
+        ['b', rates(30)],
+      ]),
+      policy,
+    );
+    expect(s.saturated).to.equal(false);
+    expect(s.limited).to.deep.equal([]);
+    expect(s.shares.get('a')).to.be.at.least(60);
+    expect(s.shares.get('b')).to.be.at.least(30);
+  });
+
   it('groups: weight and guarantee of g<N>; keys past the tracked ones share "*"', () => {
     const groups = groupPolicies(
       {
