@@ -295,7 +295,7 @@ export async function runFairnessBench(args: string[]): Promise<void> {
   const plan = schedule(o);
   say(
     `pool ${o.capacities.join('/')} = ${pool} calls/s; ${o.legitSources} legitimate sources at ${comp[0]?.rateCps} calls/s each, ` +
-      `flood at ${comp.at(-1)?.rateCps} calls/s ${o.floodDelayS} s after them${alone[0] ? `, alone at ${alone[0].rateCps} calls/s` : ''}; ` +
+      `flood at ${comp.at(-1)?.rateCps} calls/s ${o.floodDelayS > 0 ? `${o.floodDelayS} s after them` : 'with them'}${alone[0] ? `, alone at ${alone[0].rateCps} calls/s` : ''}; ` +
       `${plan.length} runs (${o.warmupS} s warm-up + ${o.windowS} s window each)`,
   );
   const started = new Date();
