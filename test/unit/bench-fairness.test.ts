@@ -73,14 +73,16 @@ describe('bench fairness: plan and figures', () => {
   it('gives each source its own address: legitimate ones share half the pool, the flood three times it', () => {
     const o = parseFairnessOptions(['--capacity', '25,50,100']);
     const s = competitionSources(o);
-    expect(s.map((x) => [x.name, x.role, x.address, x.rateCps])).to.deep.equal([
-      ['legit1', 'legit', '127.45.2.1', 29],
-      ['legit2', 'legit', '127.45.2.2', 29],
-      ['legit3', 'legit', '127.45.2.3', 29],
-      ['flood', 'flood', '127.45.3.1', 525],
+    expect(s.map((x) => [x.name, x.role, x.address, x.rateCps, x.leadS])).to.deep.equal([
+      ['legit1', 'legit', '127.45.2.1', 29, 4],
+      ['legit2', 'legit', '127.45.2.2', 29, 4],
+      ['legit3', 'legit', '127.45.2.3', 29, 4],
+      ['flood', 'flood', '127.45.3.1', 525, 0],
     ]);
+    const together = competitionSources(parseFairnessOptions(['--flood-delay', '0']));
+    expect(together.map((x) => x.leadS)).to.deep.equal([0, 0, 0, 0]);
     expect(aloneSources(o)).to.deep.equal([
-      { name: 'alone', role: 'alone', address: '127.45.4.1', rateCps: 228 },
+      { name: 'alone', role: 'alone', address: '127.45.4.1', rateCps: 228, leadS: 0 },
     ]);
     expect(aloneSources(parseFairnessOptions(['--no-alone']))).to.deep.equal([]);
   });
@@ -176,6 +178,7 @@ describe('bench fairness: plan and figures', () => {
       legit_offered_cps: 87,
       flood_offered_cps: 525,
       alone_offered_cps: 228,
+      flood_delay_s: 4,
       reps: 2,
       window_s: 8,
       seconds: 150.4,
@@ -205,6 +208,7 @@ describe('bench fairness: plan and figures', () => {
       legit_offered_cps: 88,
       flood_offered_cps: 525,
       alone_offered_cps: null,
+      flood_delay_s: 0,
       reps: 1,
       window_s: 8,
       seconds: 30,
@@ -232,6 +236,7 @@ describe('bench fairness: BENCHMARKS.md figures', () => {
         legit_offered_cps: 87,
         flood_offered_cps: 525,
         alone_offered_cps: null,
+        flood_delay_s: 0,
         reps: 1,
         window_s: 8,
         seconds: 90,
@@ -248,6 +253,7 @@ describe('bench fairness: BENCHMARKS.md figures', () => {
     );
     expect(md).to.include('`npm run bench -- fairness --quick`, 2026-12-03 19:20 UTC, on 2 CPUs');
     expect(md).to.include('Pool 25/50/100 = 175 calls/s; 3 legitimate sources, 87 calls/s together');
+    expect(md).to.include('one flood at 525 calls/s, starting with them from an idle pool');
     expect(md).to.include('1 run(s) failed and are left out.');
     expect(md).to.include('| fair | 99.5 % (99.5 %–99.5 %) |');
     expect(md).to.include('≥ 99 % (fair mode): 99.5 %: met');

@@ -152,8 +152,9 @@ function tracesOf(run: SippRun): SippTraces {
   return { counts: parseSippRows(readText(run.countsFile)), rtt: parseSippRtt(readText(run.rttFile)) };
 }
 
-function countsOf(s: SourcePlan, traces: SippTraces, o: FairnessOptions, sendS: number): SourceCounts {
-  const w = measureWindow(traces, o.warmupS, sendS);
+/** The window is from `fromS` to `sendS` seconds into this source's own run. */
+function countsOf(s: SourcePlan, traces: SippTraces, fromS: number, sendS: number): SourceCounts {
+  const w = measureWindow(traces, fromS, sendS);
   return {
     name: s.name,
     role: s.role,
@@ -178,12 +179,19 @@ async function sourceTable(rpc: KamailioRpcClient): Promise<Record<string, numbe
 
 async function measure(rl: RunLab, o: FairnessOptions, run: ScheduledRun): Promise<RunResult> {
   const sources = run.kind === 'alone' ? aloneSources(o) : competitionSources(o);
+  // Seconds after the last start (the flood's) the window closes; each source's own times add its lead.
   const sendS = o.warmupS + o.windowS;
   const setId = rl.lab.state.plan.lb.dispatcherSet;
   const runs: SippRun[] = [];
   const limits: { t_s: number; cps: number | null }[] = [];
+  const firstLead = Math.max(...sources.map((s) => s.leadS));
   try {
-    for (const s of sources) runs.push(await startSource(rl, o, s, sendS));
+    // Earliest first: the legitimate sources, then (after their lead) the flood.
+    const start0 = performance.now();
+    for (const [i, s] of [...sources.entries()].sort(([, a], [, b]) => b.leadS - a.leadS)) {
+      await sleep(Math.max(0, start0 + (firstLead - s.leadS) * 1000 - performance.now()));
+      runs[i] = await startSource(rl, o, s, s.leadS + sendS);
+    }
     const t0 = performance.now();
     // The limit the controller keeps at the LB, once a second through the run (bounded: sendS ticks).
     for (let tick = 1; tick <= Math.ceil(sendS); tick++) {
@@ -208,7 +216,7 @@ async function measure(rl: RunLab, o: FairnessOptions, run: ScheduledRun): Promi
     await Promise.all(runs.map((r) => r.process.stop()));
   }
   const traces = runs.map(tracesOf);
-  const counts = sources.map((s, i) => countsOf(s, traces[i]!, o, sendS));
+  const counts = sources.map((s, i) => countsOf(s, traces[i]!, s.leadS + o.warmupS, s.leadS + sendS));
   const pool = poolCps(o.capacities);
   const limit = meanLimit(limits.filter((l) => l.t_s >= o.warmupS).map((l) => l.cps));
   return {
@@ -217,7 +225,13 @@ async function measure(rl: RunLab, o: FairnessOptions, run: ScheduledRun): Promi
     sources: counts,
     ...runFigures(counts, pool),
     limit_fraction: limit === null ? null : round(limit / pool, 4),
-    peak_second_fraction: peakSecond(traces.map(perSecond), pool),
+    // Each source's seconds on one clock, from the first start.
+    peak_second_fraction: peakSecond(
+      traces.map((t, i) =>
+        perSecond(t).map((x) => ({ second: x.second + firstLead - sources[i]!.leadS, ok: x.ok })),
+      ),
+      pool,
+    ),
   };
 }
 
@@ -281,7 +295,7 @@ export async function runFairnessBench(args: string[]): Promise<void> {
   const plan = schedule(o);
   say(
     `pool ${o.capacities.join('/')} = ${pool} calls/s; ${o.legitSources} legitimate sources at ${comp[0]?.rateCps} calls/s each, ` +
-      `flood at ${comp.at(-1)?.rateCps} calls/s${alone[0] ? `, alone at ${alone[0].rateCps} calls/s` : ''}; ` +
+      `flood at ${comp.at(-1)?.rateCps} calls/s ${o.floodDelayS > 0 ? `${o.floodDelayS} s after them` : 'with them'}${alone[0] ? `, alone at ${alone[0].rateCps} calls/s` : ''}; ` +
       `${plan.length} runs (${o.warmupS} s warm-up + ${o.windowS} s window each)`,
   );
   const started = new Date();
@@ -310,6 +324,7 @@ export async function runFairnessBench(args: string[]): Promise<void> {
     legit_offered_cps: comp.filter((s) => s.role === 'legit').reduce((a, s) => a + s.rateCps, 0),
     flood_offered_cps: comp.find((s) => s.role === 'flood')?.rateCps ?? 0,
     alone_offered_cps: alone[0]?.rateCps ?? null,
+    flood_delay_s: o.floodDelayS,
     reps: o.reps,
     window_s: o.windowS,
     seconds: (performance.now() - T0) / 1000,

@@ -25,6 +25,11 @@ export interface FairnessOptions {
   readonly aloneLoad: number | null;
   /** Times each mode runs, interleaved (fair, global, fair, global...). */
   readonly reps: number;
+  /**
+   * Seconds the legitimate sources run before the flood starts (a flood hits a service in use); 0 =
+   * everybody starts together from an idle pool.
+   */
+  readonly floodDelayS: number;
   /** Seconds of load before the window opens (the controller sees the sources and sets shares). */
   readonly warmupS: number;
   /** Measured seconds. */
@@ -46,6 +51,7 @@ interface FairnessArgs {
   floodLoad: number;
   aloneLoad: number;
   alone: boolean;
+  floodDelay: number;
   reps?: number;
   window?: number;
   warmup?: number;
@@ -87,6 +93,12 @@ export function parseFairnessOptions(args: readonly string[]): FairnessOptions {
       )
       .option('--no-alone', 'skip the single-source-alone run')
       .option(
+        '--flood-delay <s>',
+        'seconds the legitimate sources run before the flood starts (0: all start together)',
+        numberIn(0, 60),
+        4,
+      )
+      .option(
         '--reps <n>',
         'repetitions of each mode, interleaved (default 3; --quick 1)',
         numberIn(1, 20, true),
@@ -107,6 +119,7 @@ export function parseFairnessOptions(args: readonly string[]): FairnessOptions {
     legitLoad: o.legitLoad,
     floodLoad: o.floodLoad,
     aloneLoad: o.alone ? o.aloneLoad : null,
+    floodDelayS: o.floodDelay,
     reps: o.reps ?? (quick ? 1 : 3),
     warmupS: o.warmup ?? (quick ? 5 : 6),
     windowS: o.window ?? (quick ? 8 : 20),

@@ -23,9 +23,9 @@ export function fairnessMarkdown(s: FairnessSummary, c: SummaryContext, r: RunCo
   const fair = s.modes.fair;
   return [
     `Figures of \`${r.command}\`, ${r.started_at.slice(0, 16).replace('T', ' ')} UTC, on ${r.cpus} CPUs (load average ${r.loadavg_start} at the start).`,
-    `Pool ${c.capacities_cps.join('/')} = ${c.pool_cps} calls/s; ${c.legit_sources} legitimate sources, ${c.legit_offered_cps} calls/s together; one flood at ${c.flood_offered_cps} calls/s` +
+    `Pool ${c.capacities_cps.join('/')} = ${c.pool_cps} calls/s; ${c.legit_sources} legitimate sources, ${c.legit_offered_cps} calls/s together; one flood at ${c.flood_offered_cps} calls/s, ${c.flood_delay_s > 0 ? `starting ${c.flood_delay_s} s after them` : 'starting with them from an idle pool'}` +
       `${c.alone_offered_cps === null ? '' : `; the lone source at ${c.alone_offered_cps} calls/s`}. ` +
-      `${c.reps} repetition(s) per mode, interleaved, each on a fresh lab: ${r.warmup_s} s of load, then a ${c.window_s} s window.` +
+      `${c.reps} repetition(s) per mode, interleaved, each on a fresh lab: ${r.warmup_s} s of load (after the flood's start), then a window of ${c.window_s} s.` +
       `${c.failed_runs > 0 ? ` ${c.failed_runs} run(s) failed and are left out.` : ''}`,
     '',
     'Median (range) over the repetitions:',

@@ -14,6 +14,8 @@ export interface SourcePlan {
   readonly address: string;
   /** Calls/s (sipp -r takes whole calls per second). */
   readonly rateCps: number;
+  /** Seconds it starts before the last source to start (the flood); the window is the same for all. */
+  readonly leadS: number;
 }
 
 /** What one source's sipp says about the measured window (calls started in it, by their own fate). */
@@ -84,12 +86,14 @@ export function competitionSources(o: FairnessOptions): SourcePlan[] {
     role: 'legit' as const,
     address: address(o.net, 2, i + 1),
     rateCps: each,
+    leadS: o.floodDelayS,
   }));
   const flood = {
     name: 'flood',
     role: 'flood' as const,
     address: address(o.net, 3, 1),
     rateCps: Math.max(1, Math.round(o.floodLoad * pool)),
+    leadS: 0,
   };
   return [...legit, flood];
 }
@@ -98,7 +102,7 @@ export function competitionSources(o: FairnessOptions): SourcePlan[] {
 export function aloneSources(o: FairnessOptions): SourcePlan[] {
   if (o.aloneLoad === null) return [];
   const rateCps = Math.max(1, Math.round(o.aloneLoad * poolCps(o.capacities)));
-  return [{ name: 'alone', role: 'alone', address: address(o.net, 4, 1), rateCps }];
+  return [{ name: 'alone', role: 'alone', address: address(o.net, 4, 1), rateCps, leadS: 0 }];
 }
 
 /**
@@ -225,6 +229,8 @@ export interface SummaryContext {
   readonly legit_offered_cps: number;
   readonly flood_offered_cps: number;
   readonly alone_offered_cps: number | null;
+  /** Seconds the legitimate sources ran before the flood started. */
+  readonly flood_delay_s: number;
   readonly reps: number;
   readonly window_s: number;
   readonly seconds: number;
@@ -279,6 +285,7 @@ export function summaryJson(s: FairnessSummary, c: SummaryContext): Record<strin
     legit_offered_cps: c.legit_offered_cps,
     flood_offered_cps: c.flood_offered_cps,
     alone_offered_cps: c.alone_offered_cps,
+    flood_delay_s: c.flood_delay_s,
     reps: c.reps,
     window_s: c.window_s,
     failed_runs: c.failed_runs,
