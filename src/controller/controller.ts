@@ -302,8 +302,8 @@ export class Controller {
     this.memory = plan.memory;
     this.events.emitAll(plan.events);
     if (plan.submit) this.fair.setLimits(plan.submit.desired.admission);
-    for (const node of plan.submit?.nodes ?? []) this.fanout.submitTo(node, plan.submit!.desired, { force });
-    this.watch.arm(plan.submit?.nodes ?? []);
+    const handedOver = this.watch.arm(plan.submit?.nodes ?? []);
+    for (const node of handedOver) this.fanout.submitTo(node, plan.submit!.desired, { force });
   }
 
   private applied(outcome: SyncOutcome<NodeOutcome>, failures: number): void {

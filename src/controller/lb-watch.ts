@@ -154,6 +154,20 @@ function addTotals(
   return out;
 }
 
+/**
+ * How long after its lease was first refreshed a node whose backstop is still on is not pushed to:
+ * the LB's own pings go on until its timer (200 ms) sees the lease, and a reply that lands between a
+ * push's reload and its read-back sets a probing flag that fails the verify (a needless retry at every
+ * takeover). The switch is seen at the next read and repaired at once (onBackstopOff); past this
+ * bound (a backstop that does not go off) the node is pushed to anyway.
+ */
+export const HANDOVER_MS = 2000;
+
+/** Whether to push to a node now (pure): not while its backstop is on, for HANDOVER_MS after arming. */
+export function handedOver(backstop: boolean | null, armedAt: number | undefined, now: number): boolean {
+  return backstop !== true || armedAt === undefined || now - armedAt >= HANDOVER_MS;
+}
+
 /** Retransmission samples per destination URI, every LB node's together. */
 export type EvidenceWindows = ReadonlyMap<string, readonly EvidenceSample[]>;
 
@@ -228,8 +242,8 @@ export class LbWatch {
   private timer: NodeJS.Timeout | null = null;
   private readonly busy = new Set<string>();
   private readonly inFlight = new Set<Promise<void>>();
-  /** The nodes whose lease is refreshed: those the controller pushes to, once it pushes. */
-  private armed: ReadonlySet<string> = new Set();
+  /** The nodes whose lease is refreshed (those the controller pushes to, once it pushes), since when. */
+  private armed: ReadonlyMap<string, number> = new Map();
 
   constructor(
     private readonly nodes: readonly WatchedNode[],
@@ -247,11 +261,17 @@ export class LbWatch {
     this.round();
   }
 
-  /** Which nodes get the lease from now on (a node new to it is refreshed at once). */
-  arm(nodes: readonly string[]): void {
+  /**
+   * Which nodes get the lease from now on (a node new to it is refreshed at once); returns those of
+   * them to push to now (handedOver).
+   */
+  arm(nodes: readonly string[]): string[] {
+    const now = this.opts.clock();
     const fresh = nodes.some((n) => !this.armed.has(n));
-    this.armed = new Set(nodes);
+    this.armed = new Map(nodes.map((n) => [n, this.armed.get(n) ?? now]));
     if (fresh) this.round();
+    const backstop = new Map(this.states.map((s) => [s.node, s.backstop]));
+    return nodes.filter((n) => handedOver(backstop.get(n) ?? null, this.armed.get(n), now));
   }
 
   private round(): void {

@@ -16,7 +16,9 @@ import {
 } from '../../src/kamailio/lb-evidence.js';
 import { RpcMethodError, type RpcParam } from '../../src/kamailio/rpc.js';
 import {
+  HANDOVER_MS,
   evidenceSuspects,
+  handedOver,
   initialWatchState,
   watchStep,
   type WatchRead,
@@ -249,5 +251,17 @@ describe('LB watch: one node', function () {
     const d = watchStep(b.state, read({ at: 600, evidence: ok(new Map([['u', c(7)]])) }));
     expect([...d.deltas]).to.deep.equal([['u', c(3)]]);
     expect(d.since).to.equal(100);
+  });
+});
+
+describe('LB watch: handing over from the backstop', function () {
+  it('a node is not pushed to while its backstop is on, for HANDOVER_MS after its lease was first refreshed', function () {
+    expect(handedOver(true, 1000, 1000)).to.equal(false);
+    expect(handedOver(true, 1000, 1000 + HANDOVER_MS - 1)).to.equal(false);
+    // A backstop that does not go off does not keep the controller out for good.
+    expect(handedOver(true, 1000, 1000 + HANDOVER_MS)).to.equal(true);
+    // Off, or unknown (an LB without a lease table): pushed at once.
+    expect(handedOver(false, 1000, 1000)).to.equal(true);
+    expect(handedOver(null, 1000, 1000)).to.equal(true);
   });
 });
