@@ -168,6 +168,19 @@ export function handedOver(backstop: boolean | null, armedAt: number | undefined
   return backstop !== true || armedAt === undefined || now - armedAt >= HANDOVER_MS;
 }
 
+/** Longest pause between visits of a node that does not answer. */
+export const MAX_WATCH_BACKOFF_MS = 4000;
+
+/**
+ * How long to leave a node alone after `failures` rounds in a row that did not reach it (pure): not
+ * at all while it answers (every refresh), then doubling from 2 refreshes up to MAX_WATCH_BACKOFF_MS. An unreachable LB is not
+ * hammered (its lease lapses anyway), and one that returns is refreshed again within seconds.
+ */
+export function watchDelayMs(failures: number, refreshMs: number): number {
+  if (failures <= 0) return 0;
+  return Math.min(MAX_WATCH_BACKOFF_MS, refreshMs * 2 ** failures);
+}
+
 /** Retransmission samples per destination URI, every LB node's together. */
 export type EvidenceWindows = ReadonlyMap<string, readonly EvidenceSample[]>;
 
@@ -241,6 +254,8 @@ export class LbWatch {
   private windows: EvidenceWindows = new Map();
   private timer: NodeJS.Timeout | null = null;
   private readonly busy = new Set<string>();
+  /** Per node: rounds in a row that did not reach it, and when to visit it next. */
+  private readonly unreached = new Map<string, { failures: number; nextAt: number }>();
   private readonly inFlight = new Set<Promise<void>>();
   /** The nodes whose lease is refreshed (those the controller pushes to, once it pushes), since when. */
   private armed: ReadonlyMap<string, number> = new Map();
@@ -276,8 +291,9 @@ export class LbWatch {
 
   private round(): void {
     if (this.timer === null) return;
+    const now = this.opts.clock();
     this.nodes.forEach((n, i) => {
-      if (this.busy.has(n.name)) return;
+      if (this.busy.has(n.name) || now < (this.unreached.get(n.name)?.nextAt ?? 0)) return;
       this.busy.add(n.name);
       const p = this.visit(n, i)
         .catch((e: Error) =>
@@ -294,10 +310,18 @@ export class LbWatch {
   private async visit(n: WatchedNode, i: number): Promise<void> {
     const ms = this.opts.lease.duration_ms;
     const lease = this.armed.has(n.name) ? await outcome(refreshLease(n.rpc, ms).then(() => null)) : null;
-    const evidence = await outcome(readEvidence(n.rpc));
-    const backstop = await outcome(readLease(n.rpc).then((l) => l.backstop));
+    // A node that did not answer the first call is not asked twice more in the same round.
+    const down = lease !== null && !lease.ok && !lease.unsupported ? lease : null;
+    const evidence = down ?? (await outcome(readEvidence(n.rpc)));
+    const backstop = down ?? (await outcome(readLease(n.rpc).then((l) => l.backstop)));
     if (this.timer === null) return;
     const at = this.opts.clock();
+    const failures =
+      !evidence.ok && !evidence.unsupported ? (this.unreached.get(n.name)?.failures ?? 0) + 1 : 0;
+    this.unreached.set(n.name, {
+      failures,
+      nextAt: failures === 0 ? 0 : at + watchDelayMs(failures, this.opts.lease.refresh_ms),
+    });
     const step = watchStep(this.states[i]!, { at, lease, evidence, backstop });
     this.states[i] = step.state;
     this.opts.emit(step.events);

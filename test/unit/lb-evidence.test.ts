@@ -17,6 +17,8 @@ import {
 import { RpcMethodError, type RpcParam } from '../../src/kamailio/rpc.js';
 import {
   HANDOVER_MS,
+  MAX_WATCH_BACKOFF_MS,
+  watchDelayMs,
   evidenceSuspects,
   handedOver,
   initialWatchState,
@@ -263,5 +265,13 @@ describe('LB watch: handing over from the backstop', function () {
     // Off, or unknown (an LB without a lease table): pushed at once.
     expect(handedOver(false, 1000, 1000)).to.equal(true);
     expect(handedOver(null, 1000, 1000)).to.equal(true);
+  });
+});
+
+describe('LB watch: an unreachable node', function () {
+  it('is visited every refresh while it answers, then less and less often, at most every 4 s', function () {
+    expect(watchDelayMs(0, 250)).to.equal(0);
+    expect([1, 2, 3, 4, 10].map((f) => watchDelayMs(f, 250))).to.deep.equal([500, 1000, 2000, 4000, 4000]);
+    expect(watchDelayMs(50, 250)).to.equal(MAX_WATCH_BACKOFF_MS);
   });
 });
