@@ -169,12 +169,12 @@ export function handedOver(backstop: boolean | null, armedAt: number | undefined
 }
 
 /** Longest pause between visits of a node that does not answer. */
-export const MAX_WATCH_BACKOFF_MS = 4000;
+export const MAX_WATCH_BACKOFF_MS = 8000;
 
 /**
  * How long to leave a node alone after `failures` rounds in a row that did not reach it (pure): not
  * at all while it answers (every refresh), then doubling from 2 refreshes up to MAX_WATCH_BACKOFF_MS. An unreachable LB is not
- * hammered (its lease lapses anyway), and one that returns is refreshed again within seconds.
+ * hammered (its lease lapses anyway), and one that returns is refreshed again within 8 s (its pushes retry on their own schedule).
  */
 export function watchDelayMs(failures: number, refreshMs: number): number {
   if (failures <= 0) return 0;
