@@ -26,11 +26,16 @@ export const MAX_TRACKED_KEYS = 200;
 export const DEMAND_MARGIN = 1.25;
 
 /**
- * Tolerance of every per-source limiter (Gtau): one second of its share may arrive at once after a
- * quiet spell (the LB clamps it to 10 s). Calls within a share also charge the set's limiter, so a
- * burst is paid back by the sources over their shares, never by those within them.
+ * Tolerance of every per-source limiter (Gtau): half a second of its share may arrive at once after
+ * a quiet spell. Calls within a share are admitted even over the set's limit (they charge it), so a
+ * longer tolerance lets a burst past the limit into the backends (1 s: a lone source at 130 % of
+ * the pool stood the backends' queues up and the scorer cut the limit); a shorter one refuses a
+ * polite source's uneven arrivals within its share.
  */
-export const SHARE_TOLERANCE_US = 1_000_000;
+export const SHARE_TOLERANCE_US = 500_000;
+
+/** A share smaller by more than this fraction is written at once, whatever the deadband. */
+export const SHRINK_TOLERANCE = 0.02;
 
 /** The operator's group behind a key `g<N>`: weight and guaranteed calls/s at this node. */
 export interface GroupPolicy {
@@ -131,8 +136,8 @@ export interface EntryWrites {
 }
 
 /**
- * What to write so that the LB holds `desired` (pure): a share that moved by more than `deadband`,
- * or one missing; all of them when `refresh` (the LB forgets entries not written for 120 s); the
+ * What to write so that the LB holds `desired` (pure): a share that grew by more than `deadband`,
+ * one that shrank by more than SHRINK_TOLERANCE, or one missing; all of them when `refresh` (the LB forgets entries not written for 120 s); the
  * tolerance (key null) when it differs. Keys the LB holds that are no longer desired are removed;
  * `desired` null (fair share off) removes every entry of the set, the tolerance too.
  */
@@ -148,8 +153,12 @@ export function entryWrites(
   }
   for (const [key, value] of desired?.entries ?? []) {
     const current = held.shares.get(key);
-    if (refresh || current === undefined || !withinDeadband(current, value, deadband))
+    // A share that shrank goes out at once: calls within a share are admitted even over the set's
+    // limit, so a stale larger share would admit more than the pool carries (the limit was cut).
+    const shrank = current !== undefined && value > current * (1 + SHRINK_TOLERANCE);
+    if (refresh || current === undefined || shrank || !withinDeadband(current, value, deadband)) {
       set.push({ key, value });
+    }
   }
   const remove = [...held.shares.keys()].filter((k) => !desired?.entries.has(k)).sort();
   return { set, remove, removeTolerance: desired === null && held.toleranceUs !== undefined };

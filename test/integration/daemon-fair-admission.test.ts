@@ -183,7 +183,7 @@ describe('fair admission through the daemons (real lab on 127.43.x.x)', function
     expect(table).to.not.equal(null);
     const shares = table!.shares.get(1);
     expect(shares?.get('*'), 'the other bucket').to.be.a('number');
-    expect(table!.tolerances.get(1)).to.equal(1_000_000);
+    expect(table!.tolerances.get(1)).to.equal(500_000);
     expect(table!.counters.get(1)?.get('g1')?.offered).to.be.at.least(POLITE.calls * 0.95);
   });
 

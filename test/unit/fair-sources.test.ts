@@ -209,6 +209,14 @@ describe("one set's shares at one node (scoring/source-shares)", () => {
     expect(w.removeTolerance).to.equal(false);
     const all = entryWrites(desired, held, 0.1, true);
     expect(all.set.map((x) => x.key)).to.deep.equal([null, 'a', 'b', '*']);
+    // A share that shrank (a longer interval) beyond 2 % goes out at once: the limit was cut.
+    const shrunk = entryWrites(
+      { entries: new Map([['a', 10_300]]), toleranceUs: 1_000_000 },
+      { shares: new Map([['a', 10_000]]), toleranceUs: 1_000_000 },
+      0.1,
+      false,
+    );
+    expect(shrunk.set).to.deep.equal([{ key: 'a', value: 10_300 }]);
     const off = entryWrites(null, held, 0.1, false);
     expect(off).to.deep.equal({ set: [], remove: ['a', 'b', 'gone'], removeTolerance: true });
   });
