@@ -114,10 +114,11 @@ export function watchStep(s: NodeWatchState, r: WatchRead): WatchStep {
   }
   let backstopOff = false;
   if (r.backstop.ok && r.backstop.value !== null && r.backstop.value !== backstop) {
-    // The first read tells only an LB probing on its own (the controller starting while it does).
+    // The first read tells only an LB probing on its own (the controller starting while it does):
+    // told, but a state found, not a switch seen, so not counted.
     if (r.backstop.value) {
       events.push({ type: 'lb_backstop_on', node });
-      backstopSwitches = { ...backstopSwitches, on: backstopSwitches.on + 1 };
+      if (backstop !== null) backstopSwitches = { ...backstopSwitches, on: backstopSwitches.on + 1 };
     } else if (backstop !== null) {
       events.push({ type: 'lb_backstop_off', node });
       backstopSwitches = { ...backstopSwitches, off: backstopSwitches.off + 1 };
@@ -166,6 +167,30 @@ export const HANDOVER_MS = 2000;
 /** Whether to push to a node now (pure): not while its backstop is on, for HANDOVER_MS after arming. */
 export function handedOver(backstop: boolean | null, armedAt: number | undefined, now: number): boolean {
   return backstop !== true || armedAt === undefined || now - armedAt >= HANDOVER_MS;
+}
+
+/** Why the lease is withheld from an armed node: what the controller cannot do there any more. */
+export type LeaseWithheld = 'not_scored' | 'apply_failing';
+
+/**
+ * Whether to refresh the lease at a node the controller pushes to (pure): a lease promises the LB
+ * that the controller acts on it, so the backstop stays off only while that holds. Null: refresh.
+ * `not_scored`: no cycle scored for longer than the lease, or than two cycles when a cycle is longer
+ * (a slow cycle_ms is not a stuck controller; scoring that throws, or a stuck one, is);
+ * `apply_failing`: every apply at the node has failed for longer than the lease (list transport,
+ * reload or verification broken while JSON-RPC answers). Either way the lease lapses and the LB's
+ * own probing takes dead backends out; the first good apply or scored cycle brings the lease back.
+ */
+export function leaseWithheld(
+  now: number,
+  scoredAt: number | null,
+  failingSince: number | undefined,
+  durationMs: number,
+  cycleMs: number,
+): LeaseWithheld | null {
+  if (scoredAt === null || now - scoredAt > Math.max(durationMs, 2 * cycleMs)) return 'not_scored';
+  if (failingSince !== undefined && now - failingSince > durationMs) return 'apply_failing';
+  return null;
 }
 
 /** Longest pause between visits of a node that does not answer. */
@@ -259,6 +284,11 @@ export class LbWatch {
   private readonly inFlight = new Set<Promise<void>>();
   /** The nodes whose lease is refreshed (those the controller pushes to, once it pushes), since when. */
   private armed: ReadonlyMap<string, number> = new Map();
+  /** When a cycle was last scored (arm) and the cycle period then, per node since when every apply has failed. */
+  private scoredAt: number | null = null;
+  private cycleMs = 0;
+  private readonly failingSince = new Map<string, number>();
+  private readonly withheld = new Map<string, LeaseWithheld>();
 
   constructor(
     private readonly nodes: readonly WatchedNode[],
@@ -278,15 +308,41 @@ export class LbWatch {
 
   /**
    * Which nodes get the lease from now on (a node new to it is refreshed at once); returns those of
-   * them to push to now (handedOver).
+   * them to push to now (handedOver). Called once per scored cycle, `cycleMs` its period.
    */
-  arm(nodes: readonly string[]): string[] {
+  arm(nodes: readonly string[], cycleMs: number): string[] {
     const now = this.opts.clock();
+    this.scoredAt = now;
+    this.cycleMs = cycleMs;
     const fresh = nodes.some((n) => !this.armed.has(n));
     this.armed = new Map(nodes.map((n) => [n, this.armed.get(n) ?? now]));
     if (fresh) this.round();
     const backstop = new Map(this.states.map((s) => [s.node, s.backstop]));
     return nodes.filter((n) => handedOver(backstop.get(n) ?? null, this.armed.get(n), now));
+  }
+
+  /** One apply outcome at a node (a cache hit counts as good: it follows a good apply). */
+  applied(node: string, ok: boolean): void {
+    if (ok) this.failingSince.delete(node);
+    else if (!this.failingSince.has(node)) this.failingSince.set(node, this.opts.clock());
+  }
+
+  /** Whether to refresh the node's lease in this round; tells a change of mind once. */
+  private leaseDue(node: string): boolean {
+    if (!this.armed.has(node)) return false;
+    const why = leaseWithheld(
+      this.opts.clock(),
+      this.scoredAt,
+      this.failingSince.get(node),
+      this.opts.lease.duration_ms,
+      this.cycleMs,
+    );
+    const was = this.withheld.get(node);
+    if (why !== null && why !== was) this.opts.emit([{ type: 'lease_withheld', node, reason: why }]);
+    if (why === null && was !== undefined) this.opts.emit([{ type: 'lease_resumed', node }]);
+    if (why === null) this.withheld.delete(node);
+    else this.withheld.set(node, why);
+    return why === null;
   }
 
   private round(): void {
@@ -309,11 +365,12 @@ export class LbWatch {
 
   private async visit(n: WatchedNode, i: number): Promise<void> {
     const ms = this.opts.lease.duration_ms;
-    const lease = this.armed.has(n.name) ? await outcome(refreshLease(n.rpc, ms).then(() => null)) : null;
+    const lease = this.leaseDue(n.name) ? await outcome(refreshLease(n.rpc, ms).then(() => null)) : null;
     // A node that did not answer the first call is not asked twice more in the same round.
     const down = lease !== null && !lease.ok && !lease.unsupported ? lease : null;
     const evidence = down ?? (await outcome(readEvidence(n.rpc)));
-    const backstop = down ?? (await outcome(readLease(n.rpc).then((l) => l.backstop)));
+    const unreached = down ?? (!evidence.ok && !evidence.unsupported ? evidence : null);
+    const backstop = unreached ?? (await outcome(readLease(n.rpc).then((l) => l.backstop)));
     if (this.timer === null) return;
     const at = this.opts.clock();
     const failures =

@@ -22,6 +22,7 @@ import {
   evidenceSuspects,
   handedOver,
   initialWatchState,
+  leaseWithheld,
   watchStep,
   type WatchRead,
 } from '../../src/controller/lb-watch.js';
@@ -193,10 +194,14 @@ describe('LB watch: one node', function () {
     }
     expect(types).to.deep.equal([[], ['lb_backstop_on'], [], ['lb_backstop_off']]);
     expect(s.backstopSwitches).to.deep.equal({ on: 1, off: 1 });
-    // A controller that starts while the LB probes on its own says so.
-    expect(watchStep(initialWatchState('lb1'), read({ at: 1, backstop: ok(true) })).events).to.deep.equal([
-      { type: 'lb_backstop_on', node: 'lb1' },
-    ]);
+    // A controller that starts while the LB probes on its own says so, but it is a state, not a switch.
+    const found = watchStep(initialWatchState('lb1'), read({ at: 1, backstop: ok(true) }));
+    expect(found.events).to.deep.equal([{ type: 'lb_backstop_on', node: 'lb1' }]);
+    expect(found.state.backstopSwitches).to.deep.equal({ on: 0, off: 0 });
+    // Its going off is the controller taking over: a switch.
+    const off = watchStep(found.state, read({ at: 2, backstop: ok(false) }));
+    expect(off.state.backstopSwitches).to.deep.equal({ on: 0, off: 1 });
+    expect(off.backstopOff).to.equal(true);
   });
 
   it('a failing lease refresh is told once and counted every time; the recovery is told', function () {
@@ -265,6 +270,46 @@ describe('LB watch: handing over from the backstop', function () {
     // Off, or unknown (an LB without a lease table): pushed at once.
     expect(handedOver(false, 1000, 1000)).to.equal(true);
     expect(handedOver(null, 1000, 1000)).to.equal(true);
+  });
+});
+
+describe('LB watch: the lease is a promise to act on the LB', function () {
+  const D = 1500;
+  it('is refreshed while cycles are scored and applies succeed, or fail for less than the lease', function () {
+    expect(leaseWithheld(10_000, 10_000, undefined, D, 250)).to.equal(null);
+    expect(leaseWithheld(10_000, 10_000 - D, undefined, D, 250)).to.equal(null);
+    // A failure streak younger than the lease: the retries (250-1000 ms apart) may still succeed.
+    expect(leaseWithheld(10_000, 9_900, 10_000 - D, D, 250)).to.equal(null);
+  });
+
+  it('is withheld when no cycle was scored for longer than the lease (scoring throws, or none yet)', function () {
+    expect(leaseWithheld(10_000, null, undefined, D, 250)).to.equal('not_scored');
+    expect(leaseWithheld(10_000, 10_000 - D - 1, undefined, D, 250)).to.equal('not_scored');
+    // A cycle longer than the lease: two cycles without a score.
+    expect(leaseWithheld(10_000, 10_000 - 5000, undefined, D, 3000)).to.equal(null);
+    expect(leaseWithheld(10_000, 10_000 - 6001, undefined, D, 3000)).to.equal('not_scored');
+  });
+
+  it('is withheld when every apply at the node has failed for longer than the lease', function () {
+    expect(leaseWithheld(10_000, 9_900, 10_000 - D - 1, D, 250)).to.equal('apply_failing');
+    // Property: withheld exactly when one of the two ages exceeds the lease.
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 5000 }),
+        fc.option(fc.integer({ min: 0, max: 5000 }), { nil: undefined }),
+        (scoredAge, failingAge) => {
+          const now = 100_000;
+          const why = leaseWithheld(
+            now,
+            now - scoredAge,
+            failingAge === undefined ? undefined : now - failingAge,
+            D,
+            250,
+          );
+          expect(why === null).to.equal(scoredAge <= D && (failingAge === undefined || failingAge <= D));
+        },
+      ),
+    );
   });
 });
 
