@@ -101,7 +101,7 @@ export class Controller {
       })),
       { onOutcome: (o, status) => this.applied(o, status.consecutiveFailures) },
     );
-    this.watch = watchLbs(links, config.lease, endpoint.core, events, () => this.cycle(true));
+    this.watch = watchLbs(links, config, endpoint.core, events, () => this.cycle(true));
   }
 
   static async start(config: ControllerConfig, opts: ControllerOptions): Promise<Controller> {

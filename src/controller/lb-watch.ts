@@ -11,7 +11,7 @@
  * table is told once as such (it is an older snippet, not a fault).
  */
 import { performance } from 'node:perf_hooks';
-import type { LeaseConfig } from '../config/types.js';
+import type { ControllerConfig, LeaseConfig } from '../config/types.js';
 import { evidenceVerdict, foldEvidence, type EvidenceSample } from '../health/passive-evidence.js';
 import {
   counterDeltas,
@@ -225,6 +225,7 @@ export function evidenceSuspects(
   step: { readonly deltas: ReadonlyMap<string, DestinationCounters>; readonly since: number | null },
   at: number,
   backends: readonly EvidenceBackend[],
+  quietMs: number,
 ): { windows: EvidenceWindows; suspects: { id: string; rtx: number }[] } {
   const next = new Map<string, readonly EvidenceSample[]>();
   const uris = new Set([...windows.keys(), ...step.deltas.keys()]);
@@ -237,7 +238,7 @@ export function evidenceSuspects(
   for (const b of backends) {
     const w = next.get(b.uri);
     if (!w) continue;
-    const v = evidenceVerdict(w, b.lastReportAt, at);
+    const v = evidenceVerdict(w, b.lastReportAt, at, quietMs);
     if (v.suspect) suspects.push({ id: b.id, rtx: v.rtx });
   }
   return { windows: next, suspects };
@@ -265,6 +266,8 @@ export interface EvidenceTarget {
 
 export interface LbWatchOptions {
   readonly lease: LeaseConfig;
+  /** How long an answering backend may stay quiet: probe interval + probe timeout (evidenceVerdict). */
+  readonly quietMs: number;
   /** Monotonic ms, the probe registry's clock (its lastReportAt). */
   readonly clock: () => number;
   readonly target: EvidenceTarget;
@@ -383,7 +386,7 @@ export class LbWatch {
     this.states[i] = step.state;
     this.opts.emit(step.events);
     const backends = this.opts.target.list();
-    const found = evidenceSuspects(this.windows, step, at, backends);
+    const found = evidenceSuspects(this.windows, step, at, backends, this.opts.quietMs);
     this.windows = found.windows;
     for (const s of found.suspects) {
       if (!this.opts.target.retransmitted(s.id)) continue;
@@ -407,13 +410,15 @@ export class LbWatch {
  */
 export function watchLbs(
   nodes: readonly WatchedNode[],
-  lease: LeaseConfig,
+  { lease, heartbeat }: Pick<ControllerConfig, 'lease' | 'heartbeat'>,
   target: EvidenceTarget,
   events: { emitAll(e: readonly ControllerEvent[]): void },
   onBackstopOff: (node: string) => void,
 ): LbWatch {
   const emit = (e: readonly ControllerEvent[]) => events.emitAll(e);
-  const watch = new LbWatch(nodes, { lease, clock: () => performance.now(), target, emit, onBackstopOff });
+  const quietMs = heartbeat.probe_interval_ms + heartbeat.probe_timeout_ms;
+  const clock = () => performance.now();
+  const watch = new LbWatch(nodes, { lease, quietMs, clock, target, emit, onBackstopOff });
   watch.start();
   return watch;
 }

@@ -121,17 +121,26 @@ describe('passive evidence: the suspect rule', function () {
 
   it(`>= ${EVIDENCE_MIN_RTX} retransmissions in ${EVIDENCE_WINDOW_MS} ms and no probe answer since they began: suspect`, function () {
     const w = [at(1000, 1250, 1), at(1250, 1500, 1)];
-    expect(evidenceVerdict(w, 900, 1500)).to.deep.equal({ rtx: 2, suspect: true });
-    expect(evidenceVerdict(w, NaN, 1500).suspect).to.equal(true);
+    expect(evidenceVerdict(w, 900, 1500, 0)).to.deep.equal({ rtx: 2, suspect: true });
+    expect(evidenceVerdict(w, NaN, 1500, 0).suspect).to.equal(true);
+  });
+
+  it('an answer younger than probe interval + timeout says nothing: not suspected on its age alone', function () {
+    const w = [at(1000, 1250, 1), at(1250, 1500, 1)];
+    // Probes every 1000 ms (+ 500 ms timeout): the last answer, at 900, was not yet due again at 1500.
+    expect(evidenceVerdict(w, 900, 1500, 1500).suspect).to.equal(false);
+    expect(evidenceVerdict(w, 900, 2401, 1500).suspect).to.equal(false); // out of the window by then
+    expect(evidenceVerdict([at(2000, 2300, 2)], 700, 2300, 1500).suspect).to.equal(true);
+    expect(evidenceVerdict(w, NaN, 1500, 1500).suspect).to.equal(true);
   });
 
   it('a backend that answered a probe since (slow but alive) is not suspected', function () {
-    expect(evidenceVerdict([at(1000, 1250, 5)], 1100, 1250)).to.deep.equal({ rtx: 5, suspect: false });
+    expect(evidenceVerdict([at(1000, 1250, 5)], 1100, 1250, 0)).to.deep.equal({ rtx: 5, suspect: false });
   });
 
   it('one retransmission (a lost 100 Trying) is not enough; old ones leave the window', function () {
-    expect(evidenceVerdict([at(1000, 1250, 1)], 0, 1250).suspect).to.equal(false);
-    expect(evidenceVerdict([at(1000, 1250, 5)], 0, 1250 + EVIDENCE_WINDOW_MS).suspect).to.equal(false);
+    expect(evidenceVerdict([at(1000, 1250, 1)], 0, 1250, 0).suspect).to.equal(false);
+    expect(evidenceVerdict([at(1000, 1250, 5)], 0, 1250 + EVIDENCE_WINDOW_MS, 0).suspect).to.equal(false);
     const folded = foldEvidence([at(1000, 1250, 5)], at(2250, 2500, 0), 2500);
     expect(folded).to.deep.equal([]);
   });
@@ -146,6 +155,7 @@ describe('passive evidence: the suspect rule', function () {
       { deltas: new Map([['sip:127.0.0.11:5060', c(1)]]), since: 1000 },
       1250,
       backends,
+      0,
     );
     expect(one.suspects).to.deep.equal([]);
     const two = evidenceSuspects(
@@ -159,11 +169,12 @@ describe('passive evidence: the suspect rule', function () {
       },
       1260,
       backends,
+      0,
     );
     expect(two.suspects).to.deep.equal([{ id: 'be1', rtx: 2 }]);
     // A first read (no since) counts nothing.
     expect(
-      evidenceSuspects(new Map(), { deltas: new Map([['x', c(9)]]), since: null }, 10, []).windows.size,
+      evidenceSuspects(new Map(), { deltas: new Map([['x', c(9)]]), since: null }, 10, [], 0).windows.size,
     ).to.equal(0);
   });
 });
