@@ -160,6 +160,14 @@ export function logLineOf(e: ControllerEvent): LogLine | null {
       );
     case 'lease_resumed':
       return line('info', { node: e.node }, 'the controller acts on the LB again: lease refreshed');
+    case 'lb_evidence_read_failed':
+      return line(
+        'warn',
+        { node: e.node, err: e.error },
+        'cannot read the LB evidence (counted until it recovers)',
+      );
+    case 'lb_evidence_read_recovered':
+      return line('info', { node: e.node }, 'LB evidence read again');
     case 'lb_evidence_unsupported':
       return line(
         'info',

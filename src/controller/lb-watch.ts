@@ -43,6 +43,8 @@ export interface NodeWatchState {
   /** The backstop flag last read (null: unknown, or the LB has no lease table). */
   readonly backstop: boolean | null;
   readonly leaseFailing: boolean;
+  /** Evidence reads failing (told once, with the recovery), apart from a node whose lease failed too. */
+  readonly readFailing: boolean;
   readonly leaseRefreshes: { readonly ok: number; readonly failed: number };
   readonly reads: { readonly ok: number; readonly failed: number };
   readonly backstopSwitches: { readonly on: number; readonly off: number };
@@ -59,6 +61,7 @@ export function initialWatchState(node: string): NodeWatchState {
     evidence: 'unknown',
     backstop: null,
     leaseFailing: false,
+    readFailing: false,
     leaseRefreshes: { ok: 0, failed: 0 },
     reads: { ok: 0, failed: 0 },
     backstopSwitches: { on: 0, off: 0 },
@@ -81,7 +84,7 @@ export interface WatchStep {
 export function watchStep(s: NodeWatchState, r: WatchRead): WatchStep {
   const node = s.node;
   const events: ControllerEvent[] = [];
-  let { leaseFailing, leaseRefreshes, reads, backstopSwitches, evidence, backstop } = s;
+  let { leaseFailing, readFailing, leaseRefreshes, reads, backstopSwitches, evidence, backstop } = s;
   if (r.lease !== null) {
     if (r.lease.ok) {
       if (leaseFailing) events.push({ type: 'lease_refresh_recovered', node });
@@ -100,6 +103,8 @@ export function watchStep(s: NodeWatchState, r: WatchRead): WatchStep {
   const since = s.lastAt;
   if (r.evidence.ok) {
     evidence = 'supported';
+    if (readFailing) events.push({ type: 'lb_evidence_read_recovered', node });
+    readFailing = false;
     reads = { ...reads, ok: reads.ok + 1 };
     deltas = counterDeltas(s.last, r.evidence.value);
     last = r.evidence.value;
@@ -111,6 +116,12 @@ export function watchStep(s: NodeWatchState, r: WatchRead): WatchStep {
     evidence = 'unsupported';
   } else {
     reads = { ...reads, failed: reads.failed + 1 };
+    // A node that did not take the lease either is told by lease_refresh_failed already.
+    const told = r.lease !== null && !r.lease.ok;
+    if (!readFailing && !told) {
+      events.push({ type: 'lb_evidence_read_failed', node, error: r.evidence.error });
+      readFailing = true;
+    }
   }
   let backstopOff = false;
   if (r.backstop.ok && r.backstop.value !== null && r.backstop.value !== backstop) {
@@ -133,6 +144,7 @@ export function watchStep(s: NodeWatchState, r: WatchRead): WatchStep {
     evidence,
     backstop,
     leaseFailing,
+    readFailing,
     leaseRefreshes,
     reads,
     backstopSwitches,

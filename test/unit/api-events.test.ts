@@ -44,6 +44,8 @@ const EXAMPLES: { readonly [K in ControllerEventType]: Extract<ControllerEvent, 
   lease_refresh_recovered: { type: 'lease_refresh_recovered', node: 'lb1' },
   lease_withheld: { type: 'lease_withheld', node: 'lb1', reason: 'apply_failing' },
   lease_resumed: { type: 'lease_resumed', node: 'lb1' },
+  lb_evidence_read_failed: { type: 'lb_evidence_read_failed', node: 'lb1', error: 'htable.dump: timeout' },
+  lb_evidence_read_recovered: { type: 'lb_evidence_read_recovered', node: 'lb1' },
   lb_evidence_unsupported: { type: 'lb_evidence_unsupported', node: 'lb1', error: 'No such htable' },
   discovery: { type: 'discovery', added: ['10.0.0.5:5060'], removed: [] },
   discovery_problem: {

@@ -215,6 +215,28 @@ describe('LB watch: one node', function () {
     expect(off.backstopOff).to.equal(true);
   });
 
+  it('a failing evidence read is told once and counted; the recovery is told; not twice with the lease', function () {
+    let s = initialWatchState('lb1');
+    const types: string[] = [];
+    for (const [t, ev] of [
+      [1, fail('timeout')],
+      [2, fail('timeout')],
+      [3, ok(new Map())],
+    ] as const) {
+      const step = watchStep(s, read({ at: t, evidence: ev }));
+      types.push(...step.events.map((e) => e.type));
+      s = step.state;
+    }
+    expect(types).to.deep.equal(['lb_evidence_read_failed', 'lb_evidence_read_recovered']);
+    expect(s.reads).to.deep.equal({ ok: 1, failed: 2 });
+    // A node down for the lease too: lease_refresh_failed says it, no second event.
+    const down = watchStep(
+      initialWatchState('lb1'),
+      read({ at: 1, lease: fail('ECONNREFUSED'), evidence: fail('ECONNREFUSED') }),
+    );
+    expect(down.events.map((e) => e.type)).to.deep.equal(['lease_refresh_failed']);
+  });
+
   it('a failing lease refresh is told once and counted every time; the recovery is told', function () {
     let s = initialWatchState('lb1');
     const told: string[] = [];
