@@ -101,7 +101,7 @@ export class Controller {
       })),
       { onOutcome: (o, status) => this.applied(o, status.consecutiveFailures) },
     );
-    this.watch = watchLbs(links, config.lease, endpoint.core, events, () => this.cycle(true));
+    this.watch = watchLbs(links, config, endpoint.core, events, () => this.cycle(true));
   }
 
   static async start(config: ControllerConfig, opts: ControllerOptions): Promise<Controller> {
@@ -302,11 +302,12 @@ export class Controller {
     this.memory = plan.memory;
     this.events.emitAll(plan.events);
     if (plan.submit) this.fair.setLimits(plan.submit.desired.admission);
-    const handedOver = this.watch.arm(plan.submit?.nodes ?? []);
+    const handedOver = this.watch.arm(plan.submit?.nodes ?? [], this.cycleMs);
     for (const node of handedOver) this.fanout.submitTo(node, plan.submit!.desired, { force });
   }
 
   private applied(outcome: SyncOutcome<NodeOutcome>, failures: number): void {
+    this.watch.applied(outcome.node, outcome.ok);
     const step = afterApply(this.nodes, this.retired, outcome, failures);
     [this.nodes, this.retired] = [step.nodes, step.retired];
     this.events.emitAll(step.events);

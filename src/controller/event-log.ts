@@ -150,6 +150,24 @@ export function logLineOf(e: ControllerEvent): LogLine | null {
       );
     case 'lease_refresh_recovered':
       return line('info', { node: e.node }, 'lease refreshed at the LB again');
+    case 'lease_withheld':
+      return line(
+        'warn',
+        { node: e.node, reason: e.reason },
+        e.reason === 'not_scored'
+          ? 'no cycle scored for longer than the lease: the lease lapses, the LB probes on its own'
+          : 'every apply at the LB fails for longer than the lease: the lease lapses, the LB probes on its own',
+      );
+    case 'lease_resumed':
+      return line('info', { node: e.node }, 'the controller acts on the LB again: lease refreshed');
+    case 'lb_evidence_read_failed':
+      return line(
+        'warn',
+        { node: e.node, err: e.error },
+        'cannot read the LB evidence (counted until it recovers)',
+      );
+    case 'lb_evidence_read_recovered':
+      return line('info', { node: e.node }, 'LB evidence read again');
     case 'lb_evidence_unsupported':
       return line(
         'info',

@@ -167,6 +167,16 @@ export type ControllerEvent =
   /** The first failed lease refresh after a good one (every failure is counted in /metrics). */
   | { readonly type: 'lease_refresh_failed'; readonly node: string; readonly error: string }
   | { readonly type: 'lease_refresh_recovered'; readonly node: string }
+  /** The lease is no longer refreshed at a node the controller cannot act on (lb-watch leaseWithheld). */
+  | {
+      readonly type: 'lease_withheld';
+      readonly node: string;
+      readonly reason: 'not_scored' | 'apply_failing';
+    }
+  | { readonly type: 'lease_resumed'; readonly node: string }
+  /** The first failed read of a node's evidence (the lease refreshed or not due); then its recovery. */
+  | { readonly type: 'lb_evidence_read_failed'; readonly node: string; readonly error: string }
+  | { readonly type: 'lb_evidence_read_recovered'; readonly node: string }
   /** The node's LB snippet has no evidence table (an older snippet): no passive evidence from it. */
   | { readonly type: 'lb_evidence_unsupported'; readonly node: string; readonly error: string }
   /** The LB's own SIP socket (lb_nodes[].sip_socket) is read from this host again, or for the first time. */

@@ -11,7 +11,7 @@
  * table is told once as such (it is an older snippet, not a fault).
  */
 import { performance } from 'node:perf_hooks';
-import type { LeaseConfig } from '../config/types.js';
+import type { ControllerConfig, LeaseConfig } from '../config/types.js';
 import { evidenceVerdict, foldEvidence, type EvidenceSample } from '../health/passive-evidence.js';
 import {
   counterDeltas,
@@ -43,6 +43,8 @@ export interface NodeWatchState {
   /** The backstop flag last read (null: unknown, or the LB has no lease table). */
   readonly backstop: boolean | null;
   readonly leaseFailing: boolean;
+  /** Evidence reads failing (told once, with the recovery), apart from a node whose lease failed too. */
+  readonly readFailing: boolean;
   readonly leaseRefreshes: { readonly ok: number; readonly failed: number };
   readonly reads: { readonly ok: number; readonly failed: number };
   readonly backstopSwitches: { readonly on: number; readonly off: number };
@@ -59,6 +61,7 @@ export function initialWatchState(node: string): NodeWatchState {
     evidence: 'unknown',
     backstop: null,
     leaseFailing: false,
+    readFailing: false,
     leaseRefreshes: { ok: 0, failed: 0 },
     reads: { ok: 0, failed: 0 },
     backstopSwitches: { on: 0, off: 0 },
@@ -81,7 +84,7 @@ export interface WatchStep {
 export function watchStep(s: NodeWatchState, r: WatchRead): WatchStep {
   const node = s.node;
   const events: ControllerEvent[] = [];
-  let { leaseFailing, leaseRefreshes, reads, backstopSwitches, evidence, backstop } = s;
+  let { leaseFailing, readFailing, leaseRefreshes, reads, backstopSwitches, evidence, backstop } = s;
   if (r.lease !== null) {
     if (r.lease.ok) {
       if (leaseFailing) events.push({ type: 'lease_refresh_recovered', node });
@@ -100,6 +103,8 @@ export function watchStep(s: NodeWatchState, r: WatchRead): WatchStep {
   const since = s.lastAt;
   if (r.evidence.ok) {
     evidence = 'supported';
+    if (readFailing) events.push({ type: 'lb_evidence_read_recovered', node });
+    readFailing = false;
     reads = { ...reads, ok: reads.ok + 1 };
     deltas = counterDeltas(s.last, r.evidence.value);
     last = r.evidence.value;
@@ -111,13 +116,20 @@ export function watchStep(s: NodeWatchState, r: WatchRead): WatchStep {
     evidence = 'unsupported';
   } else {
     reads = { ...reads, failed: reads.failed + 1 };
+    // A node that did not take the lease either is told by lease_refresh_failed already.
+    const told = r.lease !== null && !r.lease.ok;
+    if (!readFailing && !told) {
+      events.push({ type: 'lb_evidence_read_failed', node, error: r.evidence.error });
+      readFailing = true;
+    }
   }
   let backstopOff = false;
   if (r.backstop.ok && r.backstop.value !== null && r.backstop.value !== backstop) {
-    // The first read tells only an LB probing on its own (the controller starting while it does).
+    // The first read tells only an LB probing on its own (the controller starting while it does):
+    // told, but a state found, not a switch seen, so not counted.
     if (r.backstop.value) {
       events.push({ type: 'lb_backstop_on', node });
-      backstopSwitches = { ...backstopSwitches, on: backstopSwitches.on + 1 };
+      if (backstop !== null) backstopSwitches = { ...backstopSwitches, on: backstopSwitches.on + 1 };
     } else if (backstop !== null) {
       events.push({ type: 'lb_backstop_off', node });
       backstopSwitches = { ...backstopSwitches, off: backstopSwitches.off + 1 };
@@ -132,6 +144,7 @@ export function watchStep(s: NodeWatchState, r: WatchRead): WatchStep {
     evidence,
     backstop,
     leaseFailing,
+    readFailing,
     leaseRefreshes,
     reads,
     backstopSwitches,
@@ -168,6 +181,30 @@ export function handedOver(backstop: boolean | null, armedAt: number | undefined
   return backstop !== true || armedAt === undefined || now - armedAt >= HANDOVER_MS;
 }
 
+/** Why the lease is withheld from an armed node: what the controller cannot do there any more. */
+export type LeaseWithheld = 'not_scored' | 'apply_failing';
+
+/**
+ * Whether to refresh the lease at a node the controller pushes to (pure): a lease promises the LB
+ * that the controller acts on it, so the backstop stays off only while that holds. Null: refresh.
+ * `not_scored`: no cycle scored for longer than the lease, or than two cycles when a cycle is longer
+ * (a slow cycle_ms is not a stuck controller; scoring that throws, or a stuck one, is);
+ * `apply_failing`: every apply at the node has failed for longer than the lease (list transport,
+ * reload or verification broken while JSON-RPC answers). Either way the lease lapses and the LB's
+ * own probing takes dead backends out; the first good apply or scored cycle brings the lease back.
+ */
+export function leaseWithheld(
+  now: number,
+  scoredAt: number | null,
+  failingSince: number | undefined,
+  durationMs: number,
+  cycleMs: number,
+): LeaseWithheld | null {
+  if (scoredAt === null || now - scoredAt > Math.max(durationMs, 2 * cycleMs)) return 'not_scored';
+  if (failingSince !== undefined && now - failingSince > durationMs) return 'apply_failing';
+  return null;
+}
+
 /** Longest pause between visits of a node that does not answer. */
 export const MAX_WATCH_BACKOFF_MS = 8000;
 
@@ -200,6 +237,7 @@ export function evidenceSuspects(
   step: { readonly deltas: ReadonlyMap<string, DestinationCounters>; readonly since: number | null },
   at: number,
   backends: readonly EvidenceBackend[],
+  quietMs: number,
 ): { windows: EvidenceWindows; suspects: { id: string; rtx: number }[] } {
   const next = new Map<string, readonly EvidenceSample[]>();
   const uris = new Set([...windows.keys(), ...step.deltas.keys()]);
@@ -212,7 +250,7 @@ export function evidenceSuspects(
   for (const b of backends) {
     const w = next.get(b.uri);
     if (!w) continue;
-    const v = evidenceVerdict(w, b.lastReportAt, at);
+    const v = evidenceVerdict(w, b.lastReportAt, at, quietMs);
     if (v.suspect) suspects.push({ id: b.id, rtx: v.rtx });
   }
   return { windows: next, suspects };
@@ -240,6 +278,8 @@ export interface EvidenceTarget {
 
 export interface LbWatchOptions {
   readonly lease: LeaseConfig;
+  /** How long an answering backend may stay quiet: probe interval + probe timeout (evidenceVerdict). */
+  readonly quietMs: number;
   /** Monotonic ms, the probe registry's clock (its lastReportAt). */
   readonly clock: () => number;
   readonly target: EvidenceTarget;
@@ -259,6 +299,11 @@ export class LbWatch {
   private readonly inFlight = new Set<Promise<void>>();
   /** The nodes whose lease is refreshed (those the controller pushes to, once it pushes), since when. */
   private armed: ReadonlyMap<string, number> = new Map();
+  /** When a cycle was last scored (arm) and the cycle period then, per node since when every apply has failed. */
+  private scoredAt: number | null = null;
+  private cycleMs = 0;
+  private readonly failingSince = new Map<string, number>();
+  private readonly withheld = new Map<string, LeaseWithheld>();
 
   constructor(
     private readonly nodes: readonly WatchedNode[],
@@ -278,15 +323,41 @@ export class LbWatch {
 
   /**
    * Which nodes get the lease from now on (a node new to it is refreshed at once); returns those of
-   * them to push to now (handedOver).
+   * them to push to now (handedOver). Called once per scored cycle, `cycleMs` its period.
    */
-  arm(nodes: readonly string[]): string[] {
+  arm(nodes: readonly string[], cycleMs: number): string[] {
     const now = this.opts.clock();
+    this.scoredAt = now;
+    this.cycleMs = cycleMs;
     const fresh = nodes.some((n) => !this.armed.has(n));
     this.armed = new Map(nodes.map((n) => [n, this.armed.get(n) ?? now]));
     if (fresh) this.round();
     const backstop = new Map(this.states.map((s) => [s.node, s.backstop]));
     return nodes.filter((n) => handedOver(backstop.get(n) ?? null, this.armed.get(n), now));
+  }
+
+  /** One apply outcome at a node (a cache hit counts as good: it follows a good apply). */
+  applied(node: string, ok: boolean): void {
+    if (ok) this.failingSince.delete(node);
+    else if (!this.failingSince.has(node)) this.failingSince.set(node, this.opts.clock());
+  }
+
+  /** Whether to refresh the node's lease in this round; tells a change of mind once. */
+  private leaseDue(node: string): boolean {
+    if (!this.armed.has(node)) return false;
+    const why = leaseWithheld(
+      this.opts.clock(),
+      this.scoredAt,
+      this.failingSince.get(node),
+      this.opts.lease.duration_ms,
+      this.cycleMs,
+    );
+    const was = this.withheld.get(node);
+    if (why !== null && why !== was) this.opts.emit([{ type: 'lease_withheld', node, reason: why }]);
+    if (why === null && was !== undefined) this.opts.emit([{ type: 'lease_resumed', node }]);
+    if (why === null) this.withheld.delete(node);
+    else this.withheld.set(node, why);
+    return why === null;
   }
 
   private round(): void {
@@ -309,11 +380,12 @@ export class LbWatch {
 
   private async visit(n: WatchedNode, i: number): Promise<void> {
     const ms = this.opts.lease.duration_ms;
-    const lease = this.armed.has(n.name) ? await outcome(refreshLease(n.rpc, ms).then(() => null)) : null;
+    const lease = this.leaseDue(n.name) ? await outcome(refreshLease(n.rpc, ms).then(() => null)) : null;
     // A node that did not answer the first call is not asked twice more in the same round.
     const down = lease !== null && !lease.ok && !lease.unsupported ? lease : null;
     const evidence = down ?? (await outcome(readEvidence(n.rpc)));
-    const backstop = down ?? (await outcome(readLease(n.rpc).then((l) => l.backstop)));
+    const unreached = down ?? (!evidence.ok && !evidence.unsupported ? evidence : null);
+    const backstop = unreached ?? (await outcome(readLease(n.rpc).then((l) => l.backstop)));
     if (this.timer === null) return;
     const at = this.opts.clock();
     const failures =
@@ -326,7 +398,7 @@ export class LbWatch {
     this.states[i] = step.state;
     this.opts.emit(step.events);
     const backends = this.opts.target.list();
-    const found = evidenceSuspects(this.windows, step, at, backends);
+    const found = evidenceSuspects(this.windows, step, at, backends, this.opts.quietMs);
     this.windows = found.windows;
     for (const s of found.suspects) {
       if (!this.opts.target.retransmitted(s.id)) continue;
@@ -350,13 +422,15 @@ export class LbWatch {
  */
 export function watchLbs(
   nodes: readonly WatchedNode[],
-  lease: LeaseConfig,
+  { lease, heartbeat }: Pick<ControllerConfig, 'lease' | 'heartbeat'>,
   target: EvidenceTarget,
   events: { emitAll(e: readonly ControllerEvent[]): void },
   onBackstopOff: (node: string) => void,
 ): LbWatch {
   const emit = (e: readonly ControllerEvent[]) => events.emitAll(e);
-  const watch = new LbWatch(nodes, { lease, clock: () => performance.now(), target, emit, onBackstopOff });
+  const quietMs = heartbeat.probe_interval_ms + heartbeat.probe_timeout_ms;
+  const clock = () => performance.now();
+  const watch = new LbWatch(nodes, { lease, quietMs, clock, target, emit, onBackstopOff });
   watch.start();
   return watch;
 }

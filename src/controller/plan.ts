@@ -394,6 +394,7 @@ export function scorerSample(v: BackendView): BackendSample {
     // An agent's address (configured, listed or learned from its hello) or an SSH section: the
     // controller can observe it, so its health counts in the panic check.
     probed: v.agent !== null || v.via === 'ssh',
+    evidenceOnly: v.health.kind === 'suspect' && v.health.misses === 0,
   };
 }
 

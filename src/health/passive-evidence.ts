@@ -9,7 +9,9 @@
  * The rule: a backend whose destination had at least EVIDENCE_MIN_RTX retransmissions, summed over
  * every LB node, in the reads of the last EVIDENCE_WINDOW_MS, and whose last probe answer is older
  * than the start of the earliest read interval that counted one of them (it has not answered since
- * its calls began to be retransmitted), is suspect. A backend that answers its probes while its calls
+ * its calls began to be retransmitted) and older than `quietMs` (the probe interval plus the probe
+ * timeout: an up backend answers at least that often, so a younger answer says nothing when the
+ * interval is long against the refresh), is suspect. A backend that answers its probes while its calls
  * are retransmitted (an overloaded one, or one whose SIP server alone died while its agent lives) is
  * left to the load signals: suspecting it would only flip it up and suspect at every probe.
  */
@@ -43,16 +45,20 @@ export interface EvidenceVerdict {
   readonly suspect: boolean;
 }
 
-/** `lastAnswerAt`: monotonic ms of the backend's last probe answer (NaN: never answered). */
+/**
+ * `lastAnswerAt`: monotonic ms of the backend's last probe answer (NaN: never answered); `quietMs`:
+ * how long an answering backend may stay quiet (probe interval + probe timeout).
+ */
 export function evidenceVerdict(
   window: readonly EvidenceSample[],
   lastAnswerAt: number,
   now: number,
+  quietMs: number,
 ): EvidenceVerdict {
   const inWindow = window.filter((s) => s.at > now - EVIDENCE_WINDOW_MS && s.rtx > 0);
   const rtx = inWindow.reduce((n, s) => n + s.rtx, 0);
   if (rtx < EVIDENCE_MIN_RTX) return { rtx, suspect: false };
   const began = Math.min(...inWindow.map((s) => s.since));
   const answered = Number.isNaN(lastAnswerAt) ? -Infinity : lastAnswerAt;
-  return { rtx, suspect: answered < began };
+  return { rtx, suspect: answered < began && now - answered > quietMs };
 }

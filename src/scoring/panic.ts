@@ -13,6 +13,11 @@
  * suspect (they missed the same probes), so the set panics before anything is taken out. A single
  * dead backend among answering ones still leaves at once.
  *
+ * A suspect on passive evidence alone (retransmitted calls, no probe missed) counts as healthy: the
+ * observer still sees it answer. Pool-wide retransmissions (an overload) can make many backends
+ * suspect at once; counting them unhealthy would panic the set and hold the weights, and a backend
+ * that really died would then stay in rotation.
+ *
  * Backends the controller has no way to probe (no agent address and no SSH section: an LB-listed
  * destination without `sw_agent` whose agent has not said hello) are not counted either, neither as down nor as healthy: their
  * health is a placeholder, not an observation, so it cannot say whether the observer is cut off.
@@ -21,7 +26,7 @@
 import type { BackendSample } from './types.js';
 
 /** What the check reads of a backend. `probed` absent means probed (see BackendSample). */
-export type PanicMember = Pick<BackendSample, 'health' | 'probed'>;
+export type PanicMember = Pick<BackendSample, 'health' | 'probed' | 'evidenceOnly'>;
 
 export interface PanicCheck {
   readonly panic: boolean;
@@ -35,7 +40,7 @@ export function panicCheck(members: readonly PanicMember[], thresholdRatio: numb
   for (const m of members) {
     if (m.probed === false || m.health === 'draining') continue;
     counted++;
-    if (m.health === 'up') healthy++;
+    if (m.health === 'up' || (m.health === 'suspect' && m.evidenceOnly === true)) healthy++;
   }
   // An empty (or all-draining) set has nothing to protect; threshold 0 disables panic.
   const panic = thresholdRatio > 0 && counted > 0 && healthy / counted < thresholdRatio;

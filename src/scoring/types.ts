@@ -21,6 +21,11 @@ export interface BackendSample {
    * placeholder, so the panic check leaves it out. Absent means probed.
    */
   readonly probed?: boolean;
+  /**
+   * True for a suspect on passive evidence alone (it has missed no probe): the panic check counts it
+   * as healthy, since the observer still sees it. Absent means false.
+   */
+  readonly evidenceOnly?: boolean;
 }
 
 /**

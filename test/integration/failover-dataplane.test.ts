@@ -353,3 +353,45 @@ describe('failover data plane: lease, backstop probing and drained destinations'
     stopRefreshing();
   });
 });
+
+describe('failover data plane: a lease that lands before the first tick', function () {
+  this.timeout(120000);
+  const h = useProcessGroup('failover-early-lease');
+  let plane: FailoverPlane;
+  let refresher: NodeJS.Timeout | undefined;
+
+  const options = async (i: number) => stat(await plane.backendStats(i), 'core.rcv_requests_options');
+
+  before(async function () {
+    plane = await startFailoverPlane(h.group, [{ weight: 50 }, { weight: 50 }]);
+    // The controller's refresh starts as soon as the LB answers (often before the timer's first tick).
+    const once = () => void plane.refreshLease(1500).catch(() => undefined);
+    once();
+    refresher = setInterval(once, 250);
+  });
+  after(() => {
+    if (refresher) clearInterval(refresher);
+    plane?.rpc.close();
+  });
+
+  it('probing on, key backstop never written, lease fresh: the backstop is switched off', async function () {
+    // The state of a fresh LB whose first lease landed before the first tick, made deterministic:
+    // dispatcher's ping_active starts at 1 and the key backstop is unset while the lease is fresh.
+    await plane.rpc.call('dispatcher.ping_active', [1]);
+    // Not found when no tick has switched anything yet: the very state this test is about.
+    await plane.rpc.call('htable.delete', ['sipweigh_lease', 'backstop']).catch(() => undefined);
+    await eventually(
+      async () => (await plane.htable('sipweigh_lease')).get('backstop') === 0,
+      'backstop written off',
+      5000,
+    );
+    await sleep(1500); // a ping in flight at the switch
+    const before = [await options(0), await options(1)];
+    await sleep(3000);
+    expect([await options(0), await options(1)], 'OPTIONS over 3 s').to.deep.equal(before);
+    expect(
+      stat(await plane.lbStats(), 'script.sipweigh_backstop_off'),
+      'no backstop was on: no switch',
+    ).to.equal(stat(await plane.lbStats(), 'script.sipweigh_backstop_on'));
+  });
+});

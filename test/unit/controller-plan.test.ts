@@ -350,7 +350,13 @@ describe('controller plan: scorer samples', function () {
       health: 'suspect',
       report: { metrics, at: 1234 },
       probed: false,
+      evidenceOnly: false,
     });
+  });
+
+  it('evidenceOnly: a suspect that has missed no probe (passive evidence alone)', function () {
+    expect(scorerSample(view('a', 1, { kind: 'suspect', since: 0, misses: 0 })).evidenceOnly).to.equal(true);
+    expect(scorerSample(view('a', 1, { kind: 'suspect', since: 0, misses: 1 })).evidenceOnly).to.equal(false);
   });
 
   it('probed: an agent address (configured, listed or from a hello) or an SSH section; else not', function () {

@@ -22,6 +22,7 @@ import {
   evidenceSuspects,
   handedOver,
   initialWatchState,
+  leaseWithheld,
   watchStep,
   type WatchRead,
 } from '../../src/controller/lb-watch.js';
@@ -120,17 +121,26 @@ describe('passive evidence: the suspect rule', function () {
 
   it(`>= ${EVIDENCE_MIN_RTX} retransmissions in ${EVIDENCE_WINDOW_MS} ms and no probe answer since they began: suspect`, function () {
     const w = [at(1000, 1250, 1), at(1250, 1500, 1)];
-    expect(evidenceVerdict(w, 900, 1500)).to.deep.equal({ rtx: 2, suspect: true });
-    expect(evidenceVerdict(w, NaN, 1500).suspect).to.equal(true);
+    expect(evidenceVerdict(w, 900, 1500, 0)).to.deep.equal({ rtx: 2, suspect: true });
+    expect(evidenceVerdict(w, NaN, 1500, 0).suspect).to.equal(true);
+  });
+
+  it('an answer younger than probe interval + timeout says nothing: not suspected on its age alone', function () {
+    const w = [at(1000, 1250, 1), at(1250, 1500, 1)];
+    // Probes every 1000 ms (+ 500 ms timeout): the last answer, at 900, was not yet due again at 1500.
+    expect(evidenceVerdict(w, 900, 1500, 1500).suspect).to.equal(false);
+    expect(evidenceVerdict(w, 900, 2401, 1500).suspect).to.equal(false); // out of the window by then
+    expect(evidenceVerdict([at(2000, 2300, 2)], 700, 2300, 1500).suspect).to.equal(true);
+    expect(evidenceVerdict(w, NaN, 1500, 1500).suspect).to.equal(true);
   });
 
   it('a backend that answered a probe since (slow but alive) is not suspected', function () {
-    expect(evidenceVerdict([at(1000, 1250, 5)], 1100, 1250)).to.deep.equal({ rtx: 5, suspect: false });
+    expect(evidenceVerdict([at(1000, 1250, 5)], 1100, 1250, 0)).to.deep.equal({ rtx: 5, suspect: false });
   });
 
   it('one retransmission (a lost 100 Trying) is not enough; old ones leave the window', function () {
-    expect(evidenceVerdict([at(1000, 1250, 1)], 0, 1250).suspect).to.equal(false);
-    expect(evidenceVerdict([at(1000, 1250, 5)], 0, 1250 + EVIDENCE_WINDOW_MS).suspect).to.equal(false);
+    expect(evidenceVerdict([at(1000, 1250, 1)], 0, 1250, 0).suspect).to.equal(false);
+    expect(evidenceVerdict([at(1000, 1250, 5)], 0, 1250 + EVIDENCE_WINDOW_MS, 0).suspect).to.equal(false);
     const folded = foldEvidence([at(1000, 1250, 5)], at(2250, 2500, 0), 2500);
     expect(folded).to.deep.equal([]);
   });
@@ -145,6 +155,7 @@ describe('passive evidence: the suspect rule', function () {
       { deltas: new Map([['sip:127.0.0.11:5060', c(1)]]), since: 1000 },
       1250,
       backends,
+      0,
     );
     expect(one.suspects).to.deep.equal([]);
     const two = evidenceSuspects(
@@ -158,11 +169,12 @@ describe('passive evidence: the suspect rule', function () {
       },
       1260,
       backends,
+      0,
     );
     expect(two.suspects).to.deep.equal([{ id: 'be1', rtx: 2 }]);
     // A first read (no since) counts nothing.
     expect(
-      evidenceSuspects(new Map(), { deltas: new Map([['x', c(9)]]), since: null }, 10, []).windows.size,
+      evidenceSuspects(new Map(), { deltas: new Map([['x', c(9)]]), since: null }, 10, [], 0).windows.size,
     ).to.equal(0);
   });
 });
@@ -193,10 +205,36 @@ describe('LB watch: one node', function () {
     }
     expect(types).to.deep.equal([[], ['lb_backstop_on'], [], ['lb_backstop_off']]);
     expect(s.backstopSwitches).to.deep.equal({ on: 1, off: 1 });
-    // A controller that starts while the LB probes on its own says so.
-    expect(watchStep(initialWatchState('lb1'), read({ at: 1, backstop: ok(true) })).events).to.deep.equal([
-      { type: 'lb_backstop_on', node: 'lb1' },
-    ]);
+    // A controller that starts while the LB probes on its own says so, but it is a state, not a switch.
+    const found = watchStep(initialWatchState('lb1'), read({ at: 1, backstop: ok(true) }));
+    expect(found.events).to.deep.equal([{ type: 'lb_backstop_on', node: 'lb1' }]);
+    expect(found.state.backstopSwitches).to.deep.equal({ on: 0, off: 0 });
+    // Its going off is the controller taking over: a switch.
+    const off = watchStep(found.state, read({ at: 2, backstop: ok(false) }));
+    expect(off.state.backstopSwitches).to.deep.equal({ on: 0, off: 1 });
+    expect(off.backstopOff).to.equal(true);
+  });
+
+  it('a failing evidence read is told once and counted; the recovery is told; not twice with the lease', function () {
+    let s = initialWatchState('lb1');
+    const types: string[] = [];
+    for (const [t, ev] of [
+      [1, fail('timeout')],
+      [2, fail('timeout')],
+      [3, ok(new Map())],
+    ] as const) {
+      const step = watchStep(s, read({ at: t, evidence: ev }));
+      types.push(...step.events.map((e) => e.type));
+      s = step.state;
+    }
+    expect(types).to.deep.equal(['lb_evidence_read_failed', 'lb_evidence_read_recovered']);
+    expect(s.reads).to.deep.equal({ ok: 1, failed: 2 });
+    // A node down for the lease too: lease_refresh_failed says it, no second event.
+    const down = watchStep(
+      initialWatchState('lb1'),
+      read({ at: 1, lease: fail('ECONNREFUSED'), evidence: fail('ECONNREFUSED') }),
+    );
+    expect(down.events.map((e) => e.type)).to.deep.equal(['lease_refresh_failed']);
   });
 
   it('a failing lease refresh is told once and counted every time; the recovery is told', function () {
@@ -265,6 +303,46 @@ describe('LB watch: handing over from the backstop', function () {
     // Off, or unknown (an LB without a lease table): pushed at once.
     expect(handedOver(false, 1000, 1000)).to.equal(true);
     expect(handedOver(null, 1000, 1000)).to.equal(true);
+  });
+});
+
+describe('LB watch: the lease is a promise to act on the LB', function () {
+  const D = 1500;
+  it('is refreshed while cycles are scored and applies succeed, or fail for less than the lease', function () {
+    expect(leaseWithheld(10_000, 10_000, undefined, D, 250)).to.equal(null);
+    expect(leaseWithheld(10_000, 10_000 - D, undefined, D, 250)).to.equal(null);
+    // A failure streak younger than the lease: the retries (250-1000 ms apart) may still succeed.
+    expect(leaseWithheld(10_000, 9_900, 10_000 - D, D, 250)).to.equal(null);
+  });
+
+  it('is withheld when no cycle was scored for longer than the lease (scoring throws, or none yet)', function () {
+    expect(leaseWithheld(10_000, null, undefined, D, 250)).to.equal('not_scored');
+    expect(leaseWithheld(10_000, 10_000 - D - 1, undefined, D, 250)).to.equal('not_scored');
+    // A cycle longer than the lease: two cycles without a score.
+    expect(leaseWithheld(10_000, 10_000 - 5000, undefined, D, 3000)).to.equal(null);
+    expect(leaseWithheld(10_000, 10_000 - 6001, undefined, D, 3000)).to.equal('not_scored');
+  });
+
+  it('is withheld when every apply at the node has failed for longer than the lease', function () {
+    expect(leaseWithheld(10_000, 9_900, 10_000 - D - 1, D, 250)).to.equal('apply_failing');
+    // Property: withheld exactly when one of the two ages exceeds the lease.
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 5000 }),
+        fc.option(fc.integer({ min: 0, max: 5000 }), { nil: undefined }),
+        (scoredAge, failingAge) => {
+          const now = 100_000;
+          const why = leaseWithheld(
+            now,
+            now - scoredAge,
+            failingAge === undefined ? undefined : now - failingAge,
+            D,
+            250,
+          );
+          expect(why === null).to.equal(scoredAge <= D && (failingAge === undefined || failingAge <= D));
+        },
+      ),
+    );
   });
 });
 

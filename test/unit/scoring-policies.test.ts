@@ -45,6 +45,20 @@ describe('scoring panic threshold', function () {
     expect(panicCheck(probed('up', 'up', 'suspect', 'down'), 0.5).panic).to.equal(false);
   });
 
+  it('counts a suspect on passive evidence alone (no probe missed) as healthy', function () {
+    const onEvidence = { health: 'suspect' as HealthKind, evidenceOnly: true };
+    // Retransmissions pool-wide (an overload): two suspects on evidence and one dead backend, no panic.
+    expect(panicCheck([onEvidence, onEvidence, ...probed('down')], 0.5)).to.deep.equal({
+      panic: false,
+      healthy: 2,
+      counted: 3,
+    });
+    // A suspect that missed a probe still counts as unhealthy.
+    expect(
+      panicCheck([{ health: 'suspect', evidenceOnly: false }, ...probed('down', 'up')], 0.5).panic,
+    ).to.equal(true);
+  });
+
   it('does not count draining backends, and threshold 0 disables it', function () {
     expect(panicCheck(probed('up', 'draining', 'draining', 'draining'), 0.5)).to.deep.equal({
       panic: false,
