@@ -163,6 +163,29 @@ describe("one set's shares at one node (scoring/source-shares)", () => {
     expect(s.shares.get('b')).to.be.at.least(30);
   });
 
+  it('not saturated: the other bucket (every newcomer) is sure of its reserve only, the spare goes through the set limiter', () => {
+    const s = planSetShares(100, new Map([['a', rates(10)]]), policy);
+    expect(s.saturated).to.equal(false);
+    expect(s.shares.get('*')).to.be.closeTo(5, 1e-9);
+    expect(s.entries.get('*')).to.equal(200_000);
+    // Nothing yet (an idle pool): the newcomers' bucket is still the reserve, not the whole limit.
+    const idle = planSetShares(100, new Map(), policy);
+    expect(idle.entries.get('*')).to.equal(200_000);
+    const sum = [...s.shares.values()].reduce((a, b) => a + b, 0);
+    expect(sum).to.be.at.most(100 + 1e-9);
+  });
+
+  it('not saturated, many small sources past the tracked ones: the bucket is sure of what they send together', () => {
+    const many = new Map<string, KeyRates>();
+    for (let i = 0; i < MAX_TRACKED_KEYS + 40; i++) many.set(`10.8.${i >> 8}.${i & 255}`, rates(2));
+    const s = planSetShares(1000, many, policy);
+    expect(s.saturated).to.equal(false);
+    expect(s.otherKeys).to.equal(40);
+    // 40 sources x 2 calls/s = 80, above the 5 % reserve (50), far under the spare it could get.
+    expect(s.shares.get('*')).to.be.closeTo(80, 1e-9);
+    expect(s.entries.get('*')).to.equal(12_500);
+  });
+
   it('groups: weight and guarantee of g<N>; keys past the tracked ones share "*"', () => {
     const groups = groupPolicies(
       {
@@ -180,6 +203,8 @@ describe("one set's shares at one node (scoring/source-shares)", () => {
     const s = planSetShares(100, many, { otherReserve: 0.05, groups });
     expect(s.otherKeys).to.equal(10);
     expect(s.entries.size).to.equal(MAX_TRACKED_KEYS + 2);
+    // One limiter at the LB for the whole bucket: its entry is the bucket's share, never divided by its keys.
+    expect(s.entries.get('*')).to.equal(Math.ceil(1e6 / (s.shares.get('*') ?? 0)));
     expect(s.shares.get('g1')).to.be.at.least(30);
   });
 
