@@ -37,9 +37,9 @@ export const DEMAND_MARGIN = 1.25;
  * tolerance, so this is how far the shares together may push the pool past its limit at once, and a
  * share just written starts with a fresh schedule: its whole tolerance passes at once. Measured
  * (fairness bench --quick, limit 0.92 of the pool): 1 s (with a limiter per newcomer) let the
- * busiest second reach 1.3x to 1.9x
- * the pool, 250 ms 1.08x, and the backends' derating then cut the limit to 0.56 of the pool; at
- * 100 ms the busiest second was 1.02x to 1.06x and the limit stayed near 0.9.
+ * busiest second reach 1.3x to 1.9x the pool, 250 ms 1.08x, and the backends' derating then cut the
+ * limit to 0.56 of the pool; at 100 ms the busiest second was 1.02x to 1.06x and the limit stayed
+ * near 0.9.
  */
 export const SHARE_TOLERANCE_US = 100_000;
 

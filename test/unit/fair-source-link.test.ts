@@ -133,6 +133,30 @@ describe("SourceLink: one LB node's fair admission rounds", () => {
     expect((await link.tick(settings(), 5000))?.step).to.deep.equal({ kind: 'missing' });
   });
 
+  it('reads failing (an LB under a flood): the last shares are still written again when their refresh is due', async () => {
+    const lb = new FakeLb();
+    const link = new SourceLink(node, lb, null);
+    await link.tick(settings(), 0);
+    lb.offer(1, 'flood', 1000, 900);
+    lb.offer(1, 'polite', 20);
+    await link.tick(settings(), 1000);
+    const written = new Map([...lb.table].filter(([k]) => k.startsWith('G')));
+    lb.writes();
+    lb.failing = 'htable.dump';
+    expect((await link.tick(settings(), 10_000))?.step).to.include({ kind: 'failed', stage: 'read' });
+    expect(lb.writes(), 'not due yet').to.deep.equal([]);
+    expect((await link.tick(settings(), 30_000))?.step).to.include({ kind: 'failed', stage: 'read' });
+    expect(lb.writes()).to.have.members([
+      'htable.seti Gtau::1',
+      'htable.seti G::1::flood',
+      'htable.seti G::1::polite',
+      'htable.seti G::1::*',
+    ]);
+    for (const [k, v] of written) expect(lb.table.get(k), k).to.equal(v);
+    await link.tick(settings(), 31_000);
+    expect(lb.writes(), 'once per refresh').to.deep.equal([]);
+  });
+
   it('writes the groups file and reloads it once per change; a failed reload is tried again', async () => {
     const lb = new FakeLb();
     const file = join(mkdtempSync(join(tmpdir(), 'sipweigh-groups-')), 'sources.list');
