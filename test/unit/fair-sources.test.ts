@@ -7,7 +7,13 @@
 import { expect } from 'chai';
 import { formatAddressFile, groupKey } from '../../src/kamailio/address-file.js';
 import { parseSourceDump, type SourceCounts } from '../../src/kamailio/source-table.js';
-import { advanceRates, addCounts, demandOf, type KeyRates } from '../../src/scoring/source-rates.js';
+import {
+  advanceRates,
+  addCounts,
+  counterDelta,
+  demandOf,
+  type KeyRates,
+} from '../../src/scoring/source-rates.js';
 import {
   DEMAND_MARGIN,
   MAX_TRACKED_KEYS,
@@ -98,6 +104,21 @@ describe('per-source rates from counter deltas (scoring/source-rates)', () => {
     const s0 = advanceRates(null, reading([[1, 'a', counts(1000, 1000, 0)]]), 0).state;
     const step = advanceRates(s0, reading([[1, 'a', counts(12, 10, 2)]]), 1000);
     expect(step.deltas.get(1)?.get('a')).to.deep.equal(counts(12, 10, 2));
+  });
+
+  it('a counter that wrapped past 2^31 - 1 (32-bit signed at the LB) counts modulo 2^32, never below 0', () => {
+    const top = 2 ** 31 - 1;
+    const s0 = advanceRates(null, reading([[1, 'a', counts(top - 5, top - 5, 0)]]), 0).state;
+    // 10 more offered and admitted: 4 before the wrap, then -2^31 onwards.
+    const step = advanceRates(s0, reading([[1, 'a', counts(-(2 ** 31) + 4, -(2 ** 31) + 4, 0)]]), 1000);
+    expect(step.deltas.get(1)?.get('a')).to.deep.equal(counts(10, 10, 0));
+    expect(step.state.rates.get(1)?.get('a')?.offered).to.equal(10);
+    expect(counterDelta(-(2 ** 31) + 10, -(2 ** 31) + 4), 'past the wrap, a plain difference').to.equal(6);
+    expect(counterDelta(-1, -3)).to.equal(2);
+    expect(counterDelta(3, -2), 'unsigned 2^32 - 2 -> 3').to.equal(5);
+    // A reset from high up (an LB restart) is not a wrap: what happened since.
+    expect(counterDelta(7, 2 ** 31 - 100)).to.equal(7);
+    expect(counterDelta(7, -(2 ** 30))).to.equal(7);
   });
 
   it('a key new since the last reading counts whole; a quiet key fades, its demand follows slowly', () => {
