@@ -215,3 +215,33 @@ describe("SourceLink: one LB node's fair admission rounds", () => {
     await fair.stop();
   });
 });
+
+describe('FairAdmission.stop', () => {
+  it('waits for a round in flight before it returns (the caller then closes the RPC clients)', async () => {
+    let release = (): void => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const calls: string[] = [];
+    const rpc = {
+      call: async (method: string): Promise<unknown> => {
+        calls.push(method);
+        await gate;
+        return [];
+      },
+    };
+    const config = { admission: { enabled: true, headroom: 0.92, fairness: fairness() } } as ControllerConfig;
+    const fair = new FairAdmission(
+      [new SourceLink(node, rpc, null)],
+      () => config,
+      () => undefined,
+    );
+    fair.start(60_000);
+    expect(calls).to.deep.equal(['htable.dump']);
+    let stopped = false;
+    const stopping = fair.stop().then(() => (stopped = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(stopped, 'still reading').to.equal(false);
+    release();
+    await stopping;
+    expect(stopped).to.equal(true);
+  });
+});
