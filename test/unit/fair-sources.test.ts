@@ -22,7 +22,7 @@ import {
   planSetShares,
 } from '../../src/scoring/source-shares.js';
 import { groupPolicies, type NodeSources } from '../../src/push/source-link.js';
-import { limitedEvents, sourcesReport } from '../../src/controller/sources-report.js';
+import { limitedEvents, monotonicOther, sourcesReport } from '../../src/controller/sources-report.js';
 
 const dump = (items: Record<string, number | string>) => [
   {
@@ -342,5 +342,16 @@ describe('the sources report and its events (controller/sources-report)', () => 
     expect(limitedEvents(node('lb1', { flood: 0 }), first.now).events).to.deep.equal([
       { type: 'source_released', node: 'lb1', set: 1, source: 'flood' },
     ]);
+  });
+});
+
+describe('the "other" series of sipweigh_source_calls_total (controller/sources-report)', () => {
+  it('never goes down when a source moves into the top list; follows again once caught up', () => {
+    let exported = monotonicOther(undefined, 120);
+    expect(exported).to.equal(120);
+    exported = monotonicOther(exported, 30); // a source of 95 calls moved into the top list
+    expect(exported).to.equal(120);
+    exported = monotonicOther(exported, 125);
+    expect(exported).to.equal(125);
   });
 });
