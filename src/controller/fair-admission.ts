@@ -110,6 +110,8 @@ export class FairAdmission {
         this.emit({ type: 'source_shares_failed', node, stage: step.stage, error: step.error });
     } else if (step.kind === 'missing' && before?.kind !== 'missing') {
       this.emit({ type: 'source_shares_missing', node });
+    } else if (step.kind === 'ok' && (before?.kind === 'failed' || before?.kind === 'missing')) {
+      this.emit({ type: 'source_shares_ok', node });
     }
   }
 

@@ -212,6 +212,10 @@ describe("SourceLink: one LB node's fair admission rounds", () => {
     lb.hasTable = true;
     await fair.tick(6000);
     expect(fair.report().sets[0]?.sources[0]?.share_cps).to.equal(null);
+    // The table is back: the recovery is told once (and the flood, no longer limited, released).
+    expect(events.map((e) => e.type).slice(3)).to.deep.equal(['source_shares_ok', 'source_released']);
+    await fair.tick(7000);
+    expect(events, 'told once').to.have.length(5);
     await fair.stop();
   });
 });
