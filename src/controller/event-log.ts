@@ -104,6 +104,8 @@ export function logLineOf(e: ControllerEvent): LogLine | null {
         { node: e.node, groups: e.groups, networks: e.networks },
         'source groups loaded at the LB',
       );
+    case 'source_shares_ok':
+      return line('info', { node: e.node }, 'fair admission: LB updated again');
     case 'source_shares_missing':
       return line(
         'warn',

@@ -129,6 +129,8 @@ export type ControllerEvent =
       readonly groups: number;
       readonly networks: number;
     }
+  /** Fair admission works again at an LB node after source_shares_failed or source_shares_missing. */
+  | { readonly type: 'source_shares_ok'; readonly node: string }
   /** The LB has no per-source table (sipweigh_src): its config predates fair admission or disables it. */
   | { readonly type: 'source_shares_missing'; readonly node: string }
   /** Reading the LB's source counters or writing shares failed (told once, until it works again). */

@@ -32,6 +32,8 @@ export class FairAdmission {
   private readonly last = new Map<string, SourceStep>();
   private readonly errors = new Map<string, number>();
   private stopped = false;
+  /** Rounds started by the timer and not finished: stop() waits for them. */
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
     private readonly links: readonly SourceLink[],
@@ -54,8 +56,15 @@ export class FairAdmission {
 
   start(periodMs = SOURCE_PERIOD_MS): void {
     if (this.timer || this.stopped) return;
-    this.timer = setInterval(() => void this.tick(Date.now()), periodMs);
-    void this.tick(Date.now());
+    // Rates are intervals between readings: a monotonic clock, never the wall clock (which steps).
+    this.timer = setInterval(() => this.runTick(), periodMs);
+    this.runTick();
+  }
+
+  private runTick(): void {
+    const t = this.tick(performance.now());
+    this.inFlight.add(t);
+    void t.finally(() => this.inFlight.delete(t));
   }
 
   /** The limits of the cycle's plan: per node, per set (admission off: none). */
@@ -101,6 +110,8 @@ export class FairAdmission {
         this.emit({ type: 'source_shares_failed', node, stage: step.stage, error: step.error });
     } else if (step.kind === 'missing' && before?.kind !== 'missing') {
       this.emit({ type: 'source_shares_missing', node });
+    } else if (step.kind === 'ok' && (before?.kind === 'failed' || before?.kind === 'missing')) {
+      this.emit({ type: 'source_shares_ok', node });
     }
   }
 
@@ -123,6 +134,8 @@ export class FairAdmission {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    // A round in flight still uses the nodes' RPC clients, which the caller closes after this.
+    await Promise.all([...this.inFlight]);
     await Promise.all(this.links.map((l) => l.close().catch(() => undefined)));
   }
 }

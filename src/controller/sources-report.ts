@@ -143,3 +143,12 @@ export function limitedEvents(
   }
   return { events, now };
 }
+
+/**
+ * The "other" count exported as a counter (pure): never below what was exported before. "Other"
+ * shrinks when a source moves into the top list; the exported value then holds until the rest have
+ * caught up (briefly under-counted, never a false reset for Prometheus' rate()).
+ */
+export function monotonicOther(exportedBefore: number | undefined, otherNow: number): number {
+  return Math.max(exportedBefore ?? 0, otherNow);
+}

@@ -4,6 +4,7 @@
  *
  * - A counter that went down was reset (the LB restarted, or the entry expired and came back): its
  *   value is what happened since; so is the whole value of a key that appeared since the last reading.
+ *   Unless it wrapped (32 bits): then the count is taken modulo 2^32 (counterDelta).
  * - The first reading is a baseline: it says nothing about when those calls came.
  * - Offered rates are smoothed (EWMA, time constant SMOOTHING_MS) and the demand the share law
  *   sees is the larger of the smoothed and the latest rate: a source that speeds up is seen at once,
@@ -41,8 +42,32 @@ export interface RateStep {
   readonly deltas: ReadonlyMap<number, ReadonlyMap<string, SourceCounts>>;
 }
 
-const delta = (now: number, before: number | undefined): number =>
-  before === undefined || now < before ? now : now - before;
+/**
+ * The LB's counters are 32-bit signed (a cfg integer): past 2^31 - 1 they go on from -2^31. Read as
+ * unsigned they wrap from 2^32 - 1 to 0.
+ */
+const COUNTER_CYCLE = 2 ** 32;
+
+/**
+ * Counts after a wrap that we believe: far more calls than any LB takes between two readings, far
+ * fewer than the counter's cycle, so a counter reset from high up (an LB restart) is not taken for
+ * a wrap.
+ */
+export const MAX_WRAP_DELTA = 2 ** 24;
+
+const unsigned = (x: number): number => (x < 0 ? x + COUNTER_CYCLE : x);
+
+/** Calls counted between two readings of one counter: never < 0; a wrap counted modulo 2^32. */
+export function counterDelta(now: number, before: number | undefined): number {
+  const n = unsigned(now);
+  if (before === undefined) return n;
+  const b = unsigned(before);
+  if (n >= b) return n - b;
+  const wrapped = n + COUNTER_CYCLE - b;
+  return wrapped <= MAX_WRAP_DELTA ? wrapped : n;
+}
+
+const delta = counterDelta;
 
 /** The key's demand for the share law: calls/s it asks, seen from its rates. */
 export function demandOf(r: KeyRates): number {

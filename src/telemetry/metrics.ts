@@ -14,6 +14,7 @@ import { HEALTH_KINDS } from '../health/state-machine.js';
 import { DROP_REASONS } from '../heartbeat/codec.js';
 import type { ProbeCounters } from '../probe/probe-core.js';
 import { SIGNAL_NAMES } from '../scoring/index.js';
+import { monotonicOther } from '../controller/sources-report.js';
 import { lbSocketSeries } from './lb-socket-series.js';
 
 export interface TelemetrySource {
@@ -378,18 +379,25 @@ export class ControllerTelemetry {
           if (set.admission_limit_cps !== null) this.set({ set: String(set.id) }, set.admission_limit_cps);
       },
     });
+    // "other" is everything outside the top list, so it shrinks when a source moves into the list:
+    // exported as its highest value so far, a counter never goes down (Prometheus would see a reset).
+    const otherSoFar = new Map<string, number>();
     new Counter<'set' | 'source' | 'outcome'>({
       name: 'sipweigh_source_calls_total',
-      help: 'New calls per source at the LB (offered, admitted, refused): the top_n sources by refused calls per set, the rest as source="other"',
+      help: 'New calls per source at the LB (offered, admitted, refused): the top_n sources by refused calls per set, the rest as source="other" (never decreasing: it holds while a source that moved into the top list is caught up)',
       labelNames: ['set', 'source', 'outcome'],
       registers: [r],
       collect() {
         this.reset();
         for (const set of snap()?.sources.sets ?? []) {
-          const rows = [...set.sources, { ...set.other, source: 'other' }];
-          for (const row of rows)
-            for (const outcome of ['offered', 'admitted', 'refused'] as const)
+          for (const outcome of ['offered', 'admitted', 'refused'] as const) {
+            for (const row of set.sources)
               this.inc({ set: String(set.set), source: row.source, outcome }, row[outcome]);
+            const id = `${set.set}|${outcome}`;
+            const other = monotonicOther(otherSoFar.get(id), set.other[outcome]);
+            otherSoFar.set(id, other);
+            this.inc({ set: String(set.set), source: 'other', outcome }, other);
+          }
         }
       },
     });

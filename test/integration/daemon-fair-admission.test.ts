@@ -18,6 +18,7 @@ import type { StampedEvent } from '../../src/controller/events.js';
 import { admissionLimiterName, readLimiters } from '../../src/kamailio/admission.js';
 import { readSourceTable } from '../../src/kamailio/source-table.js';
 import { runSippClient, type SippResult } from '../../src/lab/sipp.js';
+import { SHARE_TOLERANCE_US } from '../../src/scoring/source-shares.js';
 import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 import { startDaemonLab, type DaemonLab } from '../support/daemon-lab.js';
 import { eventually, sleep } from '../support/harness.js';
@@ -183,7 +184,7 @@ describe('fair admission through the daemons (real lab on 127.43.x.x)', function
     expect(table).to.not.equal(null);
     const shares = table!.shares.get(1);
     expect(shares?.get('*'), 'the other bucket').to.be.a('number');
-    expect(table!.tolerances.get(1)).to.equal(500_000);
+    expect(table!.tolerances.get(1)).to.equal(SHARE_TOLERANCE_US);
     expect(table!.counters.get(1)?.get('g1')?.offered).to.be.at.least(POLITE.calls * 0.95);
   });
 

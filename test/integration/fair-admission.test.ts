@@ -4,7 +4,7 @@
  * backends, with sipp UACs and raw UDP peers on their own addresses as the sources. The per-source
  * shares (G::<SET>::<key>, Gtau::<SET>) are written over JSON-RPC as the controller writes them,
  * computed here by hand (max-min over the offered rates); the counters off/adm/ref are read back.
- * Addresses: 127.42.x.x (LB 127.42.0.10, backends .11+, clients 127.42.2.x to 127.42.4.x).
+ * Addresses: 127.42.x.x (LB 127.42.0.10, backends .11+, clients 127.42.2.x to 127.42.7.x).
  */
 import { expect } from 'chai';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -264,6 +264,45 @@ describe('integration: fair share of the admission limit per source (real LB, si
       const statsAfter = await theLab().stats();
       expect(delta(statsBefore, statsAfter, 'script.sipweigh_sticky')).to.equal(3);
       expect(delta(statsBefore, statsAfter, 'script.sipweigh_admitted')).to.equal(2);
+    });
+
+    it('many new sources (one INVITE each, 300 addresses) share ONE other-bucket limiter: the set limit holds', async function () {
+      // Limit 5/s (tolerance 1 s), other bucket 2/s. A limiter per new key would admit every first call.
+      const limit = 5;
+      const sources = 300;
+      await setLimiter(theLab().rpc, LIMITER, limit);
+      await seti(theLab(), `Gtau::${SET}`, 250_000);
+      await seti(theLab(), `G::${SET}::*`, intervalUs(2));
+      const spread = await Promise.all(
+        Array.from({ length: sources }, (_, i) => bind(`127.${NET}.${5 + (i >> 7)}.${1 + (i & 127)}`)),
+      );
+      const statsBefore = await theLab().stats();
+      const stamp = Date.now();
+      const callIds = spread.map((_, i) => `fair-many-${i}-${stamp}@test`);
+      const started = Date.now();
+      // 20 INVITEs every 100 ms: all sent within ~1.5 s.
+      for (let i = 0; i < sources; i++) {
+        const peer = spread[i];
+        if (!peer) continue;
+        await peer.send(inviteFrom(peer, callIds[i] ?? ''), theLab().lb.address, theLab().lb.port);
+        if (i % 20 === 19) await sleep(100);
+      }
+      const elapsedS = (Date.now() - started) / 1000;
+      const finals = await Promise.all(spread.map((peer, i) => finalReply(peer, callIds[i] ?? '')));
+      const answered = finals.filter((m) => m?.status === 200).length;
+      const refused = finals.filter((m) => m?.status === 503).length;
+      const statsAfter = await theLab().stats();
+      const table = await dumpInts(theLab(), 'sipweigh_src');
+      console.log(
+        `      many new sources: ${JSON.stringify({ limit_cps: limit, sources, elapsed_s: elapsedS, answered, refused })}`,
+      );
+      expect(answered + refused, 'every INVITE answered').to.equal(sources);
+      expect(delta(statsBefore, statsAfter, 'script.sipweigh_admitted')).to.equal(answered);
+      // The set's limit over the sending time, its tolerance (5 calls) and room, the bucket's 2/s and burst.
+      expect(answered, 'admitted in all').to.be.at.most(limit * elapsedS + 2 * elapsedS + 15);
+      expect(table.has(`Gtat::${SET}::*`), "the bucket's one schedule").to.equal(true);
+      expect([...table.keys()].filter((k) => k.startsWith(`Gtat::${SET}::127.${NET}.5.`))).to.deep.equal([]);
+      expect(table.get(`off::${SET}::127.${NET}.5.1`), 'still counted per source').to.equal(1);
     });
 
     it('keys a grouped source as g<N>, and follows the groups file after permissions.addressReload', async function () {

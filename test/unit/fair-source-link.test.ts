@@ -79,17 +79,15 @@ describe("SourceLink: one LB node's fair admission rounds", () => {
     const lb = new FakeLb();
     const link = new SourceLink(node, lb, null);
     expect((await link.tick(settings(), 0))?.step).to.deep.equal({ kind: 'ok' });
-    // No source yet: the tolerance and the other bucket, which has the whole limit.
+    // No source yet: the tolerance and the other bucket, sure of its reserve only (5 % of 100/s):
+    // newcomers get the spare through the set's limiter.
     expect(lb.writes()).to.deep.equal(['htable.seti Gtau::1', 'htable.seti G::1::*']);
-    expect(lb.table.get('G::1::*')).to.equal(10_000);
+    expect(lb.table.get('G::1::*')).to.equal(200_000);
     lb.offer(1, 'flood', 1000, 900);
     lb.offer(1, 'polite', 20);
     await link.tick(settings(), 1000);
-    expect(lb.writes()).to.deep.equal([
-      'htable.seti G::1::flood',
-      'htable.seti G::1::polite',
-      'htable.seti G::1::*',
-    ]);
+    // Saturated: the bucket keeps its reserve (not rewritten).
+    expect(lb.writes()).to.deep.equal(['htable.seti G::1::flood', 'htable.seti G::1::polite']);
     expect(lb.table.get('G::1::polite')).to.equal(40_000);
     lb.offer(1, 'flood', 1000, 900);
     lb.offer(1, 'polite', 20);
@@ -133,6 +131,30 @@ describe("SourceLink: one LB node's fair admission rounds", () => {
     expect((await link.tick(settings(), 4000))?.step).to.deep.equal({ kind: 'ok' });
     lb.hasTable = false;
     expect((await link.tick(settings(), 5000))?.step).to.deep.equal({ kind: 'missing' });
+  });
+
+  it('reads failing (an LB under a flood): the last shares are still written again when their refresh is due', async () => {
+    const lb = new FakeLb();
+    const link = new SourceLink(node, lb, null);
+    await link.tick(settings(), 0);
+    lb.offer(1, 'flood', 1000, 900);
+    lb.offer(1, 'polite', 20);
+    await link.tick(settings(), 1000);
+    const written = new Map([...lb.table].filter(([k]) => k.startsWith('G')));
+    lb.writes();
+    lb.failing = 'htable.dump';
+    expect((await link.tick(settings(), 10_000))?.step).to.include({ kind: 'failed', stage: 'read' });
+    expect(lb.writes(), 'not due yet').to.deep.equal([]);
+    expect((await link.tick(settings(), 30_000))?.step).to.include({ kind: 'failed', stage: 'read' });
+    expect(lb.writes()).to.have.members([
+      'htable.seti Gtau::1',
+      'htable.seti G::1::flood',
+      'htable.seti G::1::polite',
+      'htable.seti G::1::*',
+    ]);
+    for (const [k, v] of written) expect(lb.table.get(k), k).to.equal(v);
+    await link.tick(settings(), 31_000);
+    expect(lb.writes(), 'once per refresh').to.deep.equal([]);
   });
 
   it('writes the groups file and reloads it once per change; a failed reload is tried again', async () => {
@@ -190,6 +212,40 @@ describe("SourceLink: one LB node's fair admission rounds", () => {
     lb.hasTable = true;
     await fair.tick(6000);
     expect(fair.report().sets[0]?.sources[0]?.share_cps).to.equal(null);
+    // The table is back: the recovery is told once (and the flood, no longer limited, released).
+    expect(events.map((e) => e.type).slice(3)).to.deep.equal(['source_shares_ok', 'source_released']);
+    await fair.tick(7000);
+    expect(events, 'told once').to.have.length(5);
     await fair.stop();
+  });
+});
+
+describe('FairAdmission.stop', () => {
+  it('waits for a round in flight before it returns (the caller then closes the RPC clients)', async () => {
+    let release = (): void => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const calls: string[] = [];
+    const rpc = {
+      call: async (method: string): Promise<unknown> => {
+        calls.push(method);
+        await gate;
+        return [];
+      },
+    };
+    const config = { admission: { enabled: true, headroom: 0.92, fairness: fairness() } } as ControllerConfig;
+    const fair = new FairAdmission(
+      [new SourceLink(node, rpc, null)],
+      () => config,
+      () => undefined,
+    );
+    fair.start(60_000);
+    expect(calls).to.deep.equal(['htable.dump']);
+    let stopped = false;
+    const stopping = fair.stop().then(() => (stopped = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(stopped, 'still reading').to.equal(false);
+    release();
+    await stopping;
+    expect(stopped).to.equal(true);
   });
 });

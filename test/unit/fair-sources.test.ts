@@ -7,7 +7,13 @@
 import { expect } from 'chai';
 import { formatAddressFile, groupKey } from '../../src/kamailio/address-file.js';
 import { parseSourceDump, type SourceCounts } from '../../src/kamailio/source-table.js';
-import { advanceRates, addCounts, demandOf, type KeyRates } from '../../src/scoring/source-rates.js';
+import {
+  advanceRates,
+  addCounts,
+  counterDelta,
+  demandOf,
+  type KeyRates,
+} from '../../src/scoring/source-rates.js';
 import {
   DEMAND_MARGIN,
   MAX_TRACKED_KEYS,
@@ -16,7 +22,7 @@ import {
   planSetShares,
 } from '../../src/scoring/source-shares.js';
 import { groupPolicies, type NodeSources } from '../../src/push/source-link.js';
-import { limitedEvents, sourcesReport } from '../../src/controller/sources-report.js';
+import { limitedEvents, monotonicOther, sourcesReport } from '../../src/controller/sources-report.js';
 
 const dump = (items: Record<string, number | string>) => [
   {
@@ -100,6 +106,21 @@ describe('per-source rates from counter deltas (scoring/source-rates)', () => {
     expect(step.deltas.get(1)?.get('a')).to.deep.equal(counts(12, 10, 2));
   });
 
+  it('a counter that wrapped past 2^31 - 1 (32-bit signed at the LB) counts modulo 2^32, never below 0', () => {
+    const top = 2 ** 31 - 1;
+    const s0 = advanceRates(null, reading([[1, 'a', counts(top - 5, top - 5, 0)]]), 0).state;
+    // 10 more offered and admitted: 4 before the wrap, then -2^31 onwards.
+    const step = advanceRates(s0, reading([[1, 'a', counts(-(2 ** 31) + 4, -(2 ** 31) + 4, 0)]]), 1000);
+    expect(step.deltas.get(1)?.get('a')).to.deep.equal(counts(10, 10, 0));
+    expect(step.state.rates.get(1)?.get('a')?.offered).to.equal(10);
+    expect(counterDelta(-(2 ** 31) + 10, -(2 ** 31) + 4), 'past the wrap, a plain difference').to.equal(6);
+    expect(counterDelta(-1, -3)).to.equal(2);
+    expect(counterDelta(3, -2), 'unsigned 2^32 - 2 -> 3').to.equal(5);
+    // A reset from high up (an LB restart) is not a wrap: what happened since.
+    expect(counterDelta(7, 2 ** 31 - 100)).to.equal(7);
+    expect(counterDelta(7, -(2 ** 30))).to.equal(7);
+  });
+
   it('a key new since the last reading counts whole; a quiet key fades, its demand follows slowly', () => {
     let s = advanceRates(null, reading([]), 0).state;
     let step = advanceRates(s, reading([[1, 'new', counts(20, 20, 0)]]), 1000);
@@ -163,6 +184,29 @@ describe("one set's shares at one node (scoring/source-shares)", () => {
     expect(s.shares.get('b')).to.be.at.least(30);
   });
 
+  it('not saturated: the other bucket (every newcomer) is sure of its reserve only, the spare goes through the set limiter', () => {
+    const s = planSetShares(100, new Map([['a', rates(10)]]), policy);
+    expect(s.saturated).to.equal(false);
+    expect(s.shares.get('*')).to.be.closeTo(5, 1e-9);
+    expect(s.entries.get('*')).to.equal(200_000);
+    // Nothing yet (an idle pool): the newcomers' bucket is still the reserve, not the whole limit.
+    const idle = planSetShares(100, new Map(), policy);
+    expect(idle.entries.get('*')).to.equal(200_000);
+    const sum = [...s.shares.values()].reduce((a, b) => a + b, 0);
+    expect(sum).to.be.at.most(100 + 1e-9);
+  });
+
+  it('not saturated, many small sources past the tracked ones: the bucket is sure of what they send together', () => {
+    const many = new Map<string, KeyRates>();
+    for (let i = 0; i < MAX_TRACKED_KEYS + 40; i++) many.set(`10.8.${i >> 8}.${i & 255}`, rates(2));
+    const s = planSetShares(1000, many, policy);
+    expect(s.saturated).to.equal(false);
+    expect(s.otherKeys).to.equal(40);
+    // 40 sources x 2 calls/s = 80, above the 5 % reserve (50), far under the spare it could get.
+    expect(s.shares.get('*')).to.be.closeTo(80, 1e-9);
+    expect(s.entries.get('*')).to.equal(12_500);
+  });
+
   it('groups: weight and guarantee of g<N>; keys past the tracked ones share "*"', () => {
     const groups = groupPolicies(
       {
@@ -180,6 +224,8 @@ describe("one set's shares at one node (scoring/source-shares)", () => {
     const s = planSetShares(100, many, { otherReserve: 0.05, groups });
     expect(s.otherKeys).to.equal(10);
     expect(s.entries.size).to.equal(MAX_TRACKED_KEYS + 2);
+    // One limiter at the LB for the whole bucket: its entry is the bucket's share, never divided by its keys.
+    expect(s.entries.get('*')).to.equal(Math.ceil(1e6 / (s.shares.get('*') ?? 0)));
     expect(s.shares.get('g1')).to.be.at.least(30);
   });
 
@@ -304,5 +350,16 @@ describe('the sources report and its events (controller/sources-report)', () => 
     expect(limitedEvents(node('lb1', { flood: 0 }), first.now).events).to.deep.equal([
       { type: 'source_released', node: 'lb1', set: 1, source: 'flood' },
     ]);
+  });
+});
+
+describe('the "other" series of sipweigh_source_calls_total (controller/sources-report)', () => {
+  it('never goes down when a source moves into the top list; follows again once caught up', () => {
+    let exported = monotonicOther(undefined, 120);
+    expect(exported).to.equal(120);
+    exported = monotonicOther(exported, 30); // a source of 95 calls moved into the top list
+    expect(exported).to.equal(120);
+    exported = monotonicOther(exported, 125);
+    expect(exported).to.equal(125);
   });
 });
