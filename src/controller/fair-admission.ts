@@ -4,6 +4,7 @@
  * limits the last cycle decided and the config in force, and turns their outcomes into typed events
  * (a failure is told once, until that node works again) and the sources report.
  */
+import { backoffDelayMs } from '../util/backoff.js';
 import type { ControllerConfig } from '../config/types.js';
 import type { LimitCps } from '../kamailio/admission.js';
 import { groupKey } from '../kamailio/address-file.js';
@@ -15,6 +16,18 @@ import { limitedEvents, sourcesReport, type SourcesReport } from './sources-repo
 
 /** Counters are read and shares written this often (the contract asks at least once a second). */
 export const SOURCE_PERIOD_MS = 1000;
+
+/**
+ * A node whose round failed is asked again after 1, 2, 4, then every 8 s (the lease and the pushes
+ * have their own retries): an unreachable LB is not asked by every loop every second. 8 s is well
+ * inside the 120 s the LB keeps a share, so shares are rewritten in time once it answers again.
+ */
+export const SOURCE_RETRY = { initialMs: 1000, maxMs: 8000, factor: 2, jitter: 0 } as const;
+
+/** When a node with `failures` consecutive failed rounds, the last at `lastMs`, is asked again. */
+export function sourceRetryAt(failures: number, lastMs: number): number {
+  return failures === 0 ? -Infinity : lastMs + backoffDelayMs(SOURCE_RETRY, failures - 1, 0.5);
+}
 
 export interface NodeSourceState {
   readonly node: string;
@@ -31,6 +44,8 @@ export class FairAdmission {
   private readonly limited = new Map<string, Set<string>>();
   private readonly last = new Map<string, SourceStep>();
   private readonly errors = new Map<string, number>();
+  /** Consecutive failed rounds per node and when the last one ended (sourceRetryAt). */
+  private readonly failing = new Map<string, { failures: number; lastMs: number }>();
   private stopped = false;
   /** Rounds started by the timer and not finished: stop() waits for them. */
   private readonly inFlight = new Set<Promise<void>>();
@@ -86,16 +101,23 @@ export class FairAdmission {
     const settings = this.settings();
     await Promise.all(
       this.links.map(async (link) => {
+        const f = this.failing.get(link.name);
+        if (f && nowMs < sourceRetryAt(f.failures, f.lastMs)) return;
         try {
           const t = await link.tick(settings, nowMs);
           if (t === null || this.stopped) return;
           if (t.groupsLoaded) this.emit({ type: 'source_groups_loaded', node: link.name, ...t.groupsLoaded });
           this.stepped(link.name, t.step);
+          this.failing.set(link.name, {
+            failures: t.step.kind === 'failed' ? (f?.failures ?? 0) + 1 : 0,
+            lastMs: nowMs,
+          });
           const l = limitedEvents(link.sources(), this.limited.get(link.name) ?? new Set());
           this.limited.set(link.name, l.now);
           for (const e of l.events) this.emit(e);
         } catch (e) {
           this.stepped(link.name, { kind: 'failed', stage: 'read', error: (e as Error).message });
+          this.failing.set(link.name, { failures: (f?.failures ?? 0) + 1, lastMs: nowMs });
         }
       }),
     );
