@@ -41,6 +41,18 @@ describe('controller HTTP API (real lab on 127.14.x.x)', function () {
       'both backends up and scored',
       60000,
     );
+    // And pushed to lb1: a fresh LB probes on its own until the controller's lease lands, and the
+    // controller pushes to it only once its backstop is off (docs/controller.md, takeover).
+    await eventually(
+      async () => {
+        const n = (await http('GET', `${api()}/api/v1/lb-nodes`)).json as {
+          lb_nodes: { synced: boolean; last_push: unknown }[];
+        };
+        return n.lb_nodes[0]?.synced === true && n.lb_nodes[0]?.last_push != null;
+      },
+      'the first push to lb1',
+      30000,
+    );
   });
 
   after(async function () {
