@@ -19,7 +19,7 @@ import {
   type SourceCounts,
 } from '../kamailio/source-table.js';
 import type { KamailioRpcClient } from '../kamailio/rpc.js';
-import { addCounts, advanceRates, type KeyRates, type RateState } from '../scoring/source-rates.js';
+import { addCounts, advanceRates, demandOf, type KeyRates, type RateState } from '../scoring/source-rates.js';
 import { entryWrites, planSetShares, type GroupPolicy, type SetShares } from '../scoring/source-shares.js';
 import type { ListFileTransport } from './transports/transport.js';
 
@@ -159,8 +159,13 @@ export class SourceLink {
         if (s.fairness.enabled) {
           // No limit (or none known): the LB admits everyone and shares are moot; leave them be.
           if (limit === undefined || limit === null || limit <= 0) continue;
-          desired = planSetShares(limit, this.rates.rates.get(set) ?? new Map(), policy);
-          shares.set(set, desired);
+          const rates = this.rates.rates.get(set) ?? new Map();
+          // One source alone has nobody to be fair to: no shares, the set's limiter alone serves it
+          // (docs/fairness.md). Shares of its own would only add their tolerance to the set's.
+          if (sendingKeys(rates) >= 2) {
+            desired = planSetShares(limit, rates, policy);
+            shares.set(set, desired);
+          }
         }
         const due = nowMs - (this.refreshedAt.get(set) ?? -Infinity) >= SHARE_REFRESH_MS;
         const plan = entryWrites(desired, held, s.fairness.deadband, desired !== null && due);
@@ -235,4 +240,11 @@ export class SourceLink {
   async close(): Promise<void> {
     await this.groupsFile?.close();
   }
+}
+
+/** Keys that sent calls lately (their demand is above 0). */
+export function sendingKeys(rates: ReadonlyMap<string, KeyRates>): number {
+  let n = 0;
+  for (const r of rates.values()) if (demandOf(r) > 0) n++;
+  return n;
 }
