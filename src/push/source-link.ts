@@ -161,8 +161,10 @@ export class SourceLink {
           if (limit === undefined || limit === null || limit <= 0) continue;
           const rates = this.rates.rates.get(set) ?? new Map();
           // One source alone has nobody to be fair to: no shares, the set's limiter alone serves it
-          // (docs/fairness.md). Shares of its own would only add their tolerance to the set's.
-          if (sendingKeys(rates) >= 2) {
+          // (docs/fairness.md). Shares of its own would only add their tolerance to the set's. An
+          // operator's group sending keeps its share even alone: a trunk the operator declared must be
+          // protected the very second a flood appears, not a round later.
+          if (sendingKeys(rates) >= 2 || sendingGroup(rates, policy.groups)) {
             desired = planSetShares(limit, rates, policy);
             shares.set(set, desired);
           }
@@ -247,4 +249,13 @@ export function sendingKeys(rates: ReadonlyMap<string, KeyRates>): number {
   let n = 0;
   for (const r of rates.values()) if (demandOf(r) > 0) n++;
   return n;
+}
+
+/** Whether a key of one of the operator's groups sent calls lately. */
+export function sendingGroup(
+  rates: ReadonlyMap<string, KeyRates>,
+  groups: ReadonlyMap<string, unknown>,
+): boolean {
+  for (const [key, r] of rates) if (groups.has(key) && demandOf(r) > 0) return true;
+  return false;
 }

@@ -256,3 +256,18 @@ describe('FairAdmission.stop', () => {
     expect(stopped).to.equal(true);
   });
 });
+
+describe('SourceLink: when shares are written at all', () => {
+  it('one ungrouped source alone gets no shares; a second source brings them', async () => {
+    const lb = new FakeLb();
+    const link = new SourceLink(node, lb, null);
+    await link.tick(settings(), 0);
+    lb.offer(1, 'a', 150, 50);
+    await link.tick(settings(), 1000);
+    expect(lb.writes(), 'a lone source: the set limiter alone').to.deep.equal([]);
+    lb.offer(1, 'a', 150, 50);
+    lb.offer(1, 'b', 10);
+    await link.tick(settings(), 2000);
+    expect(lb.writes()).to.include.members(['htable.seti G::1::a', 'htable.seti G::1::b']);
+  });
+});
