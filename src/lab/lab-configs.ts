@@ -17,7 +17,6 @@ export interface LabConfigFiles {
   readonly agents: Readonly<Record<string, string>>;
 }
 
-const DEFAULT_CAPACITY = 100;
 /** The lab controller's HTTP API listens beside its heartbeat socket, on this port. */
 export const LAB_API_PORT = 9060;
 
@@ -34,7 +33,7 @@ function agentConfig(plan: LabPlan, be: BackendPlan, master: Buffer): object {
     listen: be.agent,
     controller: plan.controller.heartbeat,
     key: deriveBackendKey(master, be.id).toString('hex'),
-    capacity: be.emulation?.callsPerSecond ?? DEFAULT_CAPACITY,
+    capacity: be.configuredCapacity,
     sip: be.sip,
     kamailio_rpc: { url: `http://${be.sip.address}:${be.rpcPort}/RPC`, timeout_ms: 500 },
     collect_interval_ms: 250,
@@ -70,7 +69,7 @@ function controllerConfig(
         backends: plan.backends.map((be) => ({
           id: be.id,
           sip_uri: `sip:${be.sip.address}:${be.sip.port}`,
-          capacity: be.emulation?.callsPerSecond ?? DEFAULT_CAPACITY,
+          capacity: be.configuredCapacity,
           agent: be.agent,
         })),
       },

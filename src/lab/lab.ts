@@ -91,14 +91,14 @@ export function backendSettings(plan: LabPlan, be: BackendPlan): BackendSettings
 }
 
 /**
- * The LB's list at start: weights proportional to the emulated capacities (the operator's best static
- * guess), or equal (a naive list, so the demo shows the controller correcting it).
+ * The LB's list at start: weights proportional to the configured capacities (the operator's best static
+ * guess: the emulated ones unless the lab was told otherwise), or equal (a naive list, so the demo shows the controller correcting it).
  */
 export function initialDestinations(
   plan: LabPlan,
   weights: 'capacity' | 'equal' = 'capacity',
 ): Destination[] {
-  const caps = plan.backends.map((b) => (weights === 'equal' ? 1 : (b.emulation?.callsPerSecond ?? 1)));
+  const caps = plan.backends.map((b) => (weights === 'equal' ? 1 : b.configuredCapacity));
   const max = Math.max(...caps);
   return plan.backends.map((b, i) => ({
     setId: plan.lb.dispatcherSet,

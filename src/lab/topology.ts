@@ -6,6 +6,12 @@ export interface LabOptions {
   readonly backends: number;
   /** Emulated capacity per backend in calls/s (one value for all, or one per backend); none = no emulation. */
   readonly capacities?: readonly number[];
+  /**
+   * What the operator tells sipweigh and the static lists each backend carries, calls/s (one value
+   * for all, or one per backend); default: the emulated capacity (or 100 without emulation). Differs
+   * from `capacities` to try a wrong datasheet: unknown capacities, a server slower than configured.
+   */
+  readonly configuredCapacities?: readonly number[];
   /** UDP workers of an emulated backend. */
   readonly workers?: number;
   readonly uasScenario?: string;
@@ -34,6 +40,8 @@ export interface BackendPlan {
   readonly rpcPort: number;
   readonly uas: SipEndpoint;
   readonly emulation: Emulation | null;
+  /** Calls/s the agent, the controller and a capacity-weighted list are told (see LabOptions). */
+  readonly configuredCapacity: number;
   readonly agent: SipEndpoint;
 }
 
@@ -55,6 +63,8 @@ export interface LabPlan {
 
 export const LAB_LIMITS = { minBackends: 1, maxBackends: 19 } as const;
 const DEFAULT_WORKERS = 4;
+/** What a backend without emulation and without a configured capacity is said to carry, calls/s. */
+export const DEFAULT_CONFIGURED_CAPACITY = 100;
 
 export function emulationFor(callsPerSecond: number, workers = DEFAULT_WORKERS): Emulation {
   if (!(callsPerSecond > 0)) throw new Error(`capacity must be > 0 calls/s, got ${callsPerSecond}`);
@@ -75,18 +85,26 @@ export function planLab(opts: LabOptions): LabPlan {
       `--capacity gives ${caps.length} values for ${n} backends (give one, or one per backend)`,
     );
   }
+  const configured = opts.configuredCapacities ?? [];
+  if (configured.length > 1 && configured.length !== n) {
+    throw new Error(`configured capacities give ${configured.length} values for ${n} backends`);
+  }
+  if (configured.some((c) => !(c > 0))) throw new Error('configured capacities must be > 0 calls/s');
   const net = opts.net ?? 0;
   if (!Number.isInteger(net) || net < 0 || net > 254) throw new Error(`net must be 0..254, got ${net}`);
   const host = (sub: number, last: number): string => `127.${net}.${sub}.${last}`;
   const backends: BackendPlan[] = [];
   for (let i = 0; i < n; i++) {
     const cap = caps.length === 0 ? undefined : caps.length === 1 ? caps[0] : caps[i];
+    const told =
+      configured.length === 0 ? undefined : configured.length === 1 ? configured[0] : configured[i];
     backends.push({
       id: `be${i + 1}`,
       sip: { address: host(0, 11 + i), port: 5060 },
       rpcPort: 5072,
       uas: { address: host(1, 11 + i), port: 5060 },
       emulation: cap === undefined ? null : emulationFor(cap, opts.workers),
+      configuredCapacity: told ?? cap ?? DEFAULT_CONFIGURED_CAPACITY,
       agent: { address: host(0, 11 + i), port: 7951 },
     });
   }

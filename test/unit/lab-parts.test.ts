@@ -27,6 +27,16 @@ describe('lab: topology plan', () => {
     expect(() => emulationFor(10, 0)).to.throw(/workers/);
   });
 
+  it('tells sipweigh the configured capacity, which may differ from the emulated one', () => {
+    const same = planLab({ backends: 2, capacities: [25, 50] });
+    expect(same.backends.map((b) => b.configuredCapacity)).to.deep.equal([25, 50]);
+    const wrong = planLab({ backends: 2, capacities: [25, 50], configuredCapacities: [40] });
+    expect(wrong.backends.map((b) => b.configuredCapacity)).to.deep.equal([40, 40]);
+    expect(wrong.backends.map((b) => b.emulation?.callsPerSecond)).to.deep.equal([25, 50]);
+    expect(planLab({ backends: 1 }).backends[0]?.configuredCapacity).to.equal(100);
+    expect(() => planLab({ backends: 3, configuredCapacities: [1, 2] })).to.throw(/3 backends/);
+  });
+
   it('refuses impossible layouts with the option named', () => {
     expect(() => planLab({ backends: 0 })).to.throw(/--backends/);
     expect(() => planLab({ backends: 20 })).to.throw(/--backends/);
