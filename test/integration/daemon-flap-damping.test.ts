@@ -9,7 +9,7 @@
  */
 import { expect } from 'chai';
 import { freezeMember } from '../../src/lab/lab-control.js';
-import { startDaemonLab, type DaemonLab } from '../support/daemon-lab.js';
+import { startDaemonLab, type DaemonLab, allUpAndPushed } from '../support/daemon-lab.js';
 import { eventually, sleep } from '../support/harness.js';
 import { WeightWatcher } from '../support/lb-watch.js';
 import { waitReady } from './api-support.js';
@@ -73,19 +73,7 @@ describe('flap damping through the daemons (real lab on 127.36.x.x)', function (
     watcher = new WeightWatcher(d.rpc, 100).start();
     // Up by the controller's word and pushed by it (the lab's initial list has them all in rotation
     // before the controller has heard a single answer).
-    await eventually(
-      async () => {
-        const api = await d!.backends();
-        const w = await d!.lbWeights();
-        return (
-          api.length === 3 &&
-          api.every((b) => b.state === 'up' && (b.weights.lb1 ?? 0) > 0) &&
-          ['be1', 'be2', 'be3'].every((id) => (w?.get(id) ?? 0) > 0)
-        );
-      },
-      'all three backends up and in rotation',
-      60000,
-    );
+    await allUpAndPushed(d!, ['be1', 'be2', 'be3'], 'all three backends up and in rotation');
   });
 
   after(async function () {

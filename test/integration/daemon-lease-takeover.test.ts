@@ -16,7 +16,7 @@ import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
 import { formatDispatcherList, type Destination } from '../../src/kamailio/dispatcher-list.js';
 import { parseLease } from '../../src/kamailio/lb-evidence.js';
-import { startDaemonLab, type DaemonLab } from '../support/daemon-lab.js';
+import { startDaemonLab, type DaemonLab, allUpAndPushed } from '../support/daemon-lab.js';
 import { eventually, sleep } from '../support/harness.js';
 import { WeightWatcher } from '../support/lb-watch.js';
 import { http, waitReady } from './api-support.js';
@@ -50,19 +50,7 @@ describe('lease, backstop and takeover through the daemons (real lab on 127.41.x
     d = await startDaemonLab({ backends: 3, net: 41 });
     d.startController(config());
     await waitReady(d.base);
-    await eventually(
-      async () => {
-        const api = await d!.backends();
-        const w = await d!.lbWeights();
-        return (
-          api.length === 3 &&
-          api.every((b) => b.state === 'up' && (b.weights.lb1 ?? 0) > 0) &&
-          ['be1', 'be2', 'be3'].every((id) => (w?.get(id) ?? 0) > 0)
-        );
-      },
-      'all three backends up and pushed',
-      60000,
-    );
+    await allUpAndPushed(d!, ['be1', 'be2', 'be3'], 'all three backends up and pushed');
     watcher = new WeightWatcher(d.rpc, 100).start();
   });
 

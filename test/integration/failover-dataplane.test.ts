@@ -66,6 +66,26 @@ async function callsIntoAKill(
   return { before, result, after: await plane.lbStats() };
 }
 
+/**
+ * Two backends: backend 0 in rotation but never answering (the one the test kills), backend 1
+ * inactive until the test puts it in, each with a sipp UAS. The test plays the controller, so the
+ * LB's own probing (the backstop) is off: it would race the test's state changes.
+ */
+async function startKillPlane(
+  group: Parameters<typeof startFailoverPlane>[0],
+  name: string,
+): Promise<{ plane: FailoverPlane; uases: SippRun[] }> {
+  const plane = await startFailoverPlane(
+    group,
+    [
+      { weight: 50, defines: { SW_PRE_RELAY_DELAY_US: NEVER_ANSWERS_US } },
+      { weight: 50, state: 'inactive' },
+    ],
+    { SW_NO_BACKSTOP: true },
+  );
+  return { plane, uases: await plane.startUases(name, LAB_SCENARIOS.uas, 100) };
+}
+
 describe('failover data plane: a backend killed before it answered', function () {
   this.timeout(120000);
   const h = useProcessGroup('failover-killed');
@@ -73,16 +93,7 @@ describe('failover data plane: a backend killed before it answered', function ()
   let uases: SippRun[] = [];
 
   before(async function () {
-    plane = await startFailoverPlane(
-      h.group,
-      [
-        { weight: 50, defines: { SW_PRE_RELAY_DELAY_US: NEVER_ANSWERS_US } },
-        { weight: 50, state: 'inactive' },
-      ],
-      // The test plays the controller; the LB's own probing would race it.
-      { SW_NO_BACKSTOP: true },
-    );
-    uases = await plane.startUases('calls', LAB_SCENARIOS.uas, 100);
+    ({ plane, uases } = await startKillPlane(h.group, 'calls'));
   });
   after(() => plane?.rpc.close());
 
@@ -114,15 +125,7 @@ describe('failover data plane: a killed backend written disabled (drained) rathe
   let uases: SippRun[] = [];
 
   before(async function () {
-    plane = await startFailoverPlane(
-      h.group,
-      [
-        { weight: 50, defines: { SW_PRE_RELAY_DELAY_US: NEVER_ANSWERS_US } },
-        { weight: 50, state: 'inactive' },
-      ],
-      { SW_NO_BACKSTOP: true },
-    );
-    uases = await plane.startUases('disabled', LAB_SCENARIOS.uas, 100);
+    ({ plane, uases } = await startKillPlane(h.group, 'disabled'));
   });
   after(() => plane?.rpc.close());
 

@@ -19,6 +19,7 @@ import type { ManagedProcess } from '../../src/lab/processes.js';
 import { sipweighCommand } from '../../src/lab/self-command.js';
 import { http, parseMetrics, type Sample } from '../integration/api-support.js';
 import { labRpc } from './lb-watch.js';
+import { eventually } from './harness.js';
 
 /** The lab controller's YAML as plain data, to edit before writing it back. */
 export interface ControllerYaml {
@@ -169,3 +170,24 @@ export function extraLbRpc(lab: RunningLab, ip: string): KamailioRpcClient {
 }
 
 export { descendantPids } from './proc-tree.js';
+
+/**
+ * Waits until every backend of `ids` is up by the controller's word and in rotation at lb1, both in
+ * the API and in what the LB lists (the lab's initial list has them in rotation before the
+ * controller has heard a single answer, so the LB alone proves nothing).
+ */
+export async function allUpAndPushed(d: DaemonLab, ids: readonly string[], what: string): Promise<void> {
+  await eventually(
+    async () => {
+      const api = await d.backends();
+      const w = await d.lbWeights();
+      return (
+        api.length === ids.length &&
+        api.every((b) => b.state === 'up' && (b.weights.lb1 ?? 0) > 0) &&
+        ids.every((id) => (w?.get(id) ?? 0) > 0)
+      );
+    },
+    what,
+    60000,
+  );
+}
