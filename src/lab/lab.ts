@@ -134,6 +134,11 @@ export interface StartLabOptions extends LabOptions {
   /** Start `sipweigh controller` on the lab's config, closing the loop (default false). */
   readonly controller?: boolean;
   readonly shmMb?: number;
+  /**
+   * The Kamailio binary of the LB and the backends (default kamailioBinary(): SIPWEIGH_KAMAILIO, else
+   * `kamailio` on the PATH); the test matrix passes each installed version's here.
+   */
+  readonly kamailio?: string;
   /** Extra preprocessor defines for the LB (src/lab/kamailio/lb.cfg header), over the lab's own. */
   readonly lbDefines?: Defines;
   /**
@@ -149,9 +154,11 @@ export function startLabBackend(
   plan: LabPlan,
   be: BackendPlan,
   shmMb = 128,
+  binary?: string,
 ): Promise<KamailioInstance> {
   return startKamailio(group, {
     name: `backend-${be.id}`,
+    binary,
     cfg: LAB_CONFIGS.backend,
     defines: backendDefines(backendSettings(plan, be)),
     shmMb,
@@ -221,11 +228,12 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
       members.push(member('uas', uas.process, [{ transport: 'udp', ...be.uas }]));
     }
     const backends: KamailioInstance[] = await Promise.all(
-      plan.backends.map((be) => startLabBackend(group, plan, be, opts.shmMb)),
+      plan.backends.map((be) => startLabBackend(group, plan, be, opts.shmMb, opts.kamailio)),
     );
     backends.forEach((k) => members.push(member('backend', k.process, k.endpoints)));
     const lb = await startKamailio(group, {
       name: 'lb',
+      binary: opts.kamailio,
       cfg: LAB_CONFIGS.lb,
       // Admission control on, as in production: without a limit from the controller it admits every call.
       defines: { ...lbDefines(lbSettings(plan, dispatcherList)), SW_ADMISSION: true, ...opts.lbDefines },
