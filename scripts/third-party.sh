@@ -62,13 +62,16 @@ opensips_modules() {
 }
 
 # installed PREFIX BINARY VERSION_FLAG "version: name X.Y.Z" MODULE_DIR MODULES...
+# (MODULE_DIR under lib64/ on 64-bit builds, lib/ otherwise)
 installed() {
   local prefix=$1 bin=$2 flag=$3 expect=$4 moddir=$5
   shift 5
   [ -x "$prefix/sbin/$bin" ] || return 1
   "$prefix/sbin/$bin" "$flag" 2>/dev/null | grep -q "^$expect" || return 1
   local m
-  for m in "$@"; do [ -f "$prefix/$moddir/$m.so" ] || return 1; done
+  local lib=lib64
+  [ -d "$prefix/lib64/$moddir" ] || lib=lib
+  for m in "$@"; do [ -f "$prefix/$lib/$moddir/$m.so" ] || return 1; done
 }
 
 # Build dependencies (Debian/Ubuntu), installed only when one is missing.
@@ -110,7 +113,7 @@ as_root() {
 build_kamailio() {
   local mods
   mapfile -t mods < <(kamailio_modules)
-  if installed "$kam_prefix" kamailio -v "version: kamailio $KAMAILIO_VERSION" lib64/kamailio/modules "${mods[@]}"; then
+  if installed "$kam_prefix" kamailio -v "version: kamailio $KAMAILIO_VERSION" kamailio/modules "${mods[@]}"; then
     return 0
   fi
   build_deps
@@ -132,7 +135,7 @@ build_kamailio() {
     say "Kamailio $KAMAILIO_VERSION build failed (log $log)"
     return 1
   fi
-  installed "$kam_prefix" kamailio -v "version: kamailio $KAMAILIO_VERSION" lib64/kamailio/modules "${mods[@]}" || {
+  installed "$kam_prefix" kamailio -v "version: kamailio $KAMAILIO_VERSION" kamailio/modules "${mods[@]}" || {
     say "Kamailio $KAMAILIO_VERSION installed but $kam_prefix/sbin/kamailio -v or a module is missing (log $log)"
     return 1
   }
@@ -143,7 +146,7 @@ build_kamailio() {
 build_opensips() {
   local mods
   mapfile -t mods < <(opensips_modules)
-  if installed "$osips_prefix" opensips -V "version: opensips $OPENSIPS_VERSION" lib64/opensips/modules "${mods[@]}"; then
+  if installed "$osips_prefix" opensips -V "version: opensips $OPENSIPS_VERSION" opensips/modules "${mods[@]}"; then
     return 0
   fi
   build_deps
@@ -161,7 +164,7 @@ build_opensips() {
     say "OpenSIPS $OPENSIPS_VERSION build failed (log $log)"
     return 1
   fi
-  installed "$osips_prefix" opensips -V "version: opensips $OPENSIPS_VERSION" lib64/opensips/modules "${mods[@]}" || {
+  installed "$osips_prefix" opensips -V "version: opensips $OPENSIPS_VERSION" opensips/modules "${mods[@]}" || {
     say "OpenSIPS $OPENSIPS_VERSION installed but $osips_prefix/sbin/opensips -V or a module is missing (log $log)"
     return 1
   }
