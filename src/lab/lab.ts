@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { LAB_KAMAILIO_CFG_DIR } from '../util/package-root.js';
 import { formatDispatcherList, type Destination } from '../kamailio/dispatcher-list.js';
 import { backendDefines, lbDefines, type BackendSettings, type LbSettings } from './defines.js';
-import { startKamailio, type Defines, type KamailioInstance } from './kamailio.js';
+import { kamailioBinary, startKamailio, type Defines, type KamailioInstance } from './kamailio.js';
+import { kamailioFeatures, probeKamailio } from './platforms.js';
 import { pidAlive, ProcessGroup, stopPid, type ManagedProcess } from './processes.js';
 import { LAB_API_PORT, writeLabConfigs, type LabConfigFiles } from './lab-configs.js';
 import { sipweighCommand } from './self-command.js';
@@ -195,6 +196,16 @@ export async function startLabController(
   return p;
 }
 
+/**
+ * LB defines for what the binary's version offers beyond 5.6 (src/lab/kamailio/lb.cfg header); none
+ * when its version cannot be read.
+ */
+function versionDefines(binary: string): Defines {
+  const platform = probeKamailio(binary);
+  if (!platform) return {};
+  return kamailioFeatures(platform.version).retainLatencyStats ? { SW_DS_RETAIN_LATENCY_STATS: true } : {};
+}
+
 export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
   const dir = opts.dir ?? DEFAULT_LAB_DIR;
   const previous = readLabState(dir);
@@ -236,7 +247,12 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
       binary: opts.kamailio,
       cfg: LAB_CONFIGS.lb,
       // Admission control on, as in production: without a limit from the controller it admits every call.
-      defines: { ...lbDefines(lbSettings(plan, dispatcherList)), SW_ADMISSION: true, ...opts.lbDefines },
+      defines: {
+        ...lbDefines(lbSettings(plan, dispatcherList)),
+        SW_ADMISSION: true,
+        ...versionDefines(opts.kamailio ?? kamailioBinary()),
+        ...opts.lbDefines,
+      },
       shmMb: opts.shmMb ?? 128,
       waitFor: [
         { transport: 'udp', ...plan.lb.sip },
