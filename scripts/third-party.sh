@@ -51,13 +51,14 @@ kamailio_modules() {
 }
 
 # OpenSIPS: the list the OpenSIPS LB's configs need, one per line in opensips/modules.txt (kept by
-# whoever edits opensips/); the measured list until that file exists.
+# whoever edits opensips/); the OpenSIPS helper's list until that file is merged. UDP and TCP are in
+# OpenSIPS 3.6's core (net/proto_udp, net/proto_tcp), not modules.
 opensips_modules() {
   if [ -f opensips/modules.txt ]; then
     grep -vE '^\s*(#|$)' opensips/modules.txt | tr -d ' \t' | sort -u
   else
-    printf '%s\n' dispatcher db_text sipmsgops signaling sl tm rr maxfwd cachedb_local httpd mi_http \
-      mi_fifo proto_udp proto_tcp textops
+    printf '%s\n' dispatcher db_text sipmsgops signaling sl tm rr maxfwd textops cachedb_local httpd \
+      mi_http mi_fifo ratelimit cfgutils statistics
   fi
 }
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { DATAPLANE_NET, startDataPlane, type DataPlane } from '../../src/lab/dataplane.js';
 import { runSippClient } from '../../src/lab/sipp.js';
 import { SCENARIO_DIR, useProcessGroup } from '../support/harness.js';
+import { describeEachKamailio } from '../support/platforms.js';
 import {
   delta,
   fetchStats,
@@ -26,7 +27,7 @@ import {
 
 const { lbIp, sipPort } = DATAPLANE_NET;
 
-describe('data plane: the LB', function () {
+describeEachKamailio('data plane: the LB', function (platform) {
   this.timeout(90000);
   const h = useProcessGroup('dataplane-lb');
   let plane: DataPlane;
@@ -58,7 +59,10 @@ describe('data plane: the LB', function () {
   }
 
   before(async function () {
-    plane = await startDataPlane(h.group, { backends: [{ weight: 80 }, { weight: 20 }] });
+    plane = await startDataPlane(h.group, {
+      backends: [{ weight: 80 }, { weight: 20 }],
+      kamailio: platform.binary,
+    });
     peer = await UdpSipPeer.bind(DATAPLANE_NET.clientIp(5));
     bystander = await UdpSipPeer.bind(DATAPLANE_NET.clientIp(8), sipPort);
   });
