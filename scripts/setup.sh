@@ -43,6 +43,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# --- Kamailio 6.1 and OpenSIPS 3.6 -----------------------------------------------------------
+# Built from ../shared/third_party into /opt/sipweigh once (about 1-2 min each); later runs find them
+# and take no time. Without ../shared one line says so and the tests run on the installed packages.
+bash scripts/third-party.sh
+
 # --- npm packages ------------------------------------------------------------------------------
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages (npm ci)"

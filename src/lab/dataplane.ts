@@ -46,6 +46,8 @@ export interface DataPlaneOptions {
    */
   readonly lbDefines?: Defines;
   readonly lbShmMb?: number;
+  /** The Kamailio binary of the LB and the backends (default kamailioBinary()). */
+  readonly kamailio?: string;
 }
 
 export interface BackendNode {
@@ -91,6 +93,7 @@ export async function startDataPlane(group: ProcessGroup, opts: DataPlaneOptions
     specs.map(async (b): Promise<BackendNode> => {
       const kamailio = await startKamailio(group, {
         name: `backend${b.index}`,
+        binary: opts.kamailio,
         cfg: join(LAB_KAMAILIO_CFG_DIR, 'backend.cfg'),
         defines: {
           ...backendDefines({
@@ -119,6 +122,7 @@ export async function startDataPlane(group: ProcessGroup, opts: DataPlaneOptions
 
   const lb = await startKamailio(group, {
     name: 'lb',
+    binary: opts.kamailio,
     cfg: join(LAB_KAMAILIO_CFG_DIR, 'lb.cfg'),
     shmMb: opts.lbShmMb ?? 64,
     defines: {

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { LAB_KAMAILIO_CFG_DIR } from '../util/package-root.js';
 import { formatDispatcherList, type Destination } from '../kamailio/dispatcher-list.js';
 import { backendDefines, lbDefines, type BackendSettings, type LbSettings } from './defines.js';
-import { startKamailio, type Defines, type KamailioInstance } from './kamailio.js';
+import { kamailioBinary, startKamailio, type Defines, type KamailioInstance } from './kamailio.js';
+import { kamailioFeatures, probeKamailio } from './platforms.js';
 import { pidAlive, ProcessGroup, stopPid, type ManagedProcess } from './processes.js';
 import { LAB_API_PORT, writeLabConfigs, type LabConfigFiles } from './lab-configs.js';
 import { sipweighCommand } from './self-command.js';
@@ -134,6 +135,11 @@ export interface StartLabOptions extends LabOptions {
   /** Start `sipweigh controller` on the lab's config, closing the loop (default false). */
   readonly controller?: boolean;
   readonly shmMb?: number;
+  /**
+   * The Kamailio binary of the LB and the backends (default kamailioBinary(): SIPWEIGH_KAMAILIO, else
+   * `kamailio` on the PATH); the test matrix passes each installed version's here.
+   */
+  readonly kamailio?: string;
   /** Extra preprocessor defines for the LB (src/lab/kamailio/lb.cfg header), over the lab's own. */
   readonly lbDefines?: Defines;
   /**
@@ -149,9 +155,11 @@ export function startLabBackend(
   plan: LabPlan,
   be: BackendPlan,
   shmMb = 128,
+  binary?: string,
 ): Promise<KamailioInstance> {
   return startKamailio(group, {
     name: `backend-${be.id}`,
+    binary,
     cfg: LAB_CONFIGS.backend,
     defines: backendDefines(backendSettings(plan, be)),
     shmMb,
@@ -188,6 +196,16 @@ export async function startLabController(
   return p;
 }
 
+/**
+ * LB defines for what the binary's version offers beyond 5.6 (src/lab/kamailio/lb.cfg header); none
+ * when its version cannot be read.
+ */
+function versionDefines(binary: string): Defines {
+  const platform = probeKamailio(binary);
+  if (!platform) return {};
+  return kamailioFeatures(platform.version).retainLatencyStats ? { SW_DS_RETAIN_LATENCY_STATS: true } : {};
+}
+
 export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
   const dir = opts.dir ?? DEFAULT_LAB_DIR;
   const previous = readLabState(dir);
@@ -221,14 +239,20 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
       members.push(member('uas', uas.process, [{ transport: 'udp', ...be.uas }]));
     }
     const backends: KamailioInstance[] = await Promise.all(
-      plan.backends.map((be) => startLabBackend(group, plan, be, opts.shmMb)),
+      plan.backends.map((be) => startLabBackend(group, plan, be, opts.shmMb, opts.kamailio)),
     );
     backends.forEach((k) => members.push(member('backend', k.process, k.endpoints)));
     const lb = await startKamailio(group, {
       name: 'lb',
+      binary: opts.kamailio,
       cfg: LAB_CONFIGS.lb,
       // Admission control on, as in production: without a limit from the controller it admits every call.
-      defines: { ...lbDefines(lbSettings(plan, dispatcherList)), SW_ADMISSION: true, ...opts.lbDefines },
+      defines: {
+        ...lbDefines(lbSettings(plan, dispatcherList)),
+        SW_ADMISSION: true,
+        ...versionDefines(opts.kamailio ?? kamailioBinary()),
+        ...opts.lbDefines,
+      },
       shmMb: opts.shmMb ?? 128,
       waitFor: [
         { transport: 'udp', ...plan.lb.sip },

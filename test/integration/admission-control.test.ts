@@ -30,6 +30,7 @@ import {
   type Stats,
 } from './dataplane-helpers.js';
 import { sleep } from '../support/harness.js';
+import { describeEachKamailio } from '../support/platforms.js';
 import { CLIENT_IP, startAdmissionLab, type AdmissionLab } from './admission-lab.js';
 
 const UAC = join(PACKAGE_ROOT, 'scripts', 'sipp', 'uac-admission.xml');
@@ -154,7 +155,7 @@ async function limitOf(lab: AdmissionLab): Promise<LimitCps | undefined> {
   return (await readLimiters(lab.rpc)).get(LIMITER)?.limitCps;
 }
 
-describe('integration: admission control at the LB (GCRA limiter)', function () {
+describeEachKamailio('integration: admission control at the LB (GCRA limiter)', function (platform) {
   this.timeout(240000);
   let lab: AdmissionLab | undefined;
   const theLab = (): AdmissionLab => {
@@ -163,7 +164,7 @@ describe('integration: admission control at the LB (GCRA limiter)', function () 
   };
 
   before(async function () {
-    lab = await startAdmissionLab({ capacities: NOMINAL, label: 'control' });
+    lab = await startAdmissionLab({ capacities: NOMINAL, label: 'control', kamailio: platform.binary });
   });
   after(async function () {
     this.timeout(30000);

@@ -45,6 +45,8 @@ export interface AdmissionLabOptions {
   readonly label: string;
   /** Second octet of the lab's addresses (ADMISSION_NET unless given). */
   readonly net?: number;
+  /** The Kamailio binary (default kamailioBinary()); the test matrix passes each version's. */
+  readonly kamailio?: string;
 }
 
 export async function startAdmissionLab(opts: AdmissionLabOptions): Promise<AdmissionLab> {
@@ -78,6 +80,7 @@ export async function startAdmissionLab(opts: AdmissionLabOptions): Promise<Admi
       plan.backends.map((be) =>
         startKamailio(group, {
           name: `backend-${be.id}`,
+          binary: opts.kamailio,
           cfg: LAB_CONFIGS.backend,
           defines: backendDefines(backendSettings(plan, be)),
           // Overload runs: with -m 64 shared memory ran out ~20 s into a 110 % run (KAMAILIO-NOTES).
@@ -88,6 +91,7 @@ export async function startAdmissionLab(opts: AdmissionLabOptions): Promise<Admi
     );
     await startKamailio(group, {
       name: 'lb',
+      binary: opts.kamailio,
       cfg: LAB_CONFIGS.lb,
       defines: { ...lbDefines(lbSettings(plan, list)), SW_ADMISSION: true, ...opts.lbDefines },
       shmMb: 256,

@@ -22,6 +22,7 @@ import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
 import { runSippClient } from '../../src/lab/sipp.js';
 import { sipweighCommand } from '../../src/lab/self-command.js';
 import { eventually, sleep } from '../support/harness.js';
+import { describeEachKamailio } from '../support/platforms.js';
 import {
   formatWeights,
   labLoad,
@@ -50,7 +51,7 @@ const POOL = 175;
 const POOL_REAL = 0.975 * POOL;
 const PROXY = { address: '127.11.0.9', port: 5071 };
 
-describe('closed loop under faults (real LB, backends, agents, controller)', function () {
+describeEachKamailio('closed loop under faults (real LB, backends, agents, controller)', function (platform) {
   this.timeout(300000);
   let lab: RunningLab | undefined;
   let rpc: KamailioRpcClient | undefined;
@@ -105,6 +106,7 @@ describe('closed loop under faults (real LB, backends, agents, controller)', fun
       workers: 2,
       net: 11,
       dir: mkdtempSync(join(tmpdir(), 'sipweigh-faults-')),
+      kamailio: platform.binary,
     });
     const { rpc: lbRpc } = lab.state.plan.lb;
     proxy = await TcpProxy.start({

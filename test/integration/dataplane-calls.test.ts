@@ -12,6 +12,7 @@ import { DATAPLANE_NET, startDataPlane, startUases, type DataPlane } from '../..
 import type { SippRun } from '../../src/lab/sipp.js';
 import { runSippClient } from '../../src/lab/sipp.js';
 import { SCENARIO_DIR, useProcessGroup } from '../support/harness.js';
+import { describeEachKamailio } from '../support/platforms.js';
 import {
   delta,
   header,
@@ -27,7 +28,7 @@ import {
 const LAB_UAC = LAB_SCENARIOS.uac;
 const UAS_ANSWER = LAB_SCENARIOS.uas;
 
-describe('data plane: calls through the transparent LB', function () {
+describeEachKamailio('data plane: calls through the transparent LB', function (platform) {
   this.timeout(90000);
   const h = useProcessGroup('dataplane-calls');
   let plane: DataPlane;
@@ -42,7 +43,10 @@ describe('data plane: calls through the transparent LB', function () {
     uases.flatMap((u) => sippReceivedMessages(u.messagesFile ?? '').filter(isRequest('INVITE')));
 
   before(async function () {
-    plane = await startDataPlane(h.group, { backends: [{ weight: 50 }, { weight: 50 }] });
+    plane = await startDataPlane(h.group, {
+      backends: [{ weight: 50 }, { weight: 50 }],
+      kamailio: platform.binary,
+    });
   });
 
   async function restartUases(tag: string, scenario: string, transport: 'u1' | 't1' = 'u1') {

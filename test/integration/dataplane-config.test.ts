@@ -10,15 +10,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backendDefines, lbDefines } from '../../src/lab/defines.js';
 import { backendSettings, lbSettings } from '../../src/lab/lab.js';
-import { kamailioCheck, type Defines } from '../../src/lab/kamailio.js';
+import { kamailioCheck as checkWith, type Defines } from '../../src/lab/kamailio.js';
+import { kamailioFeatures } from '../../src/lab/platforms.js';
 import { planLab } from '../../src/lab/topology.js';
 import { KAMAILIO_DIR, LAB_KAMAILIO_DIR } from '../support/harness.js';
+import { describeEachKamailio } from '../support/platforms.js';
 
 const LB_CFG = join(LAB_KAMAILIO_DIR, 'lb.cfg');
 const BACKEND_CFG = join(LAB_KAMAILIO_DIR, 'backend.cfg');
 
-function expectAccepted(cfg: string, defines: Defines = {}): void {
-  const r = kamailioCheck(cfg, defines);
+function acceptedBy(cfg: string, defines: Defines = {}, binary?: string): void {
+  const r = checkWith(cfg, defines, binary);
   expect(r.ok, `kamailio -c ${cfg} ${JSON.stringify(defines)}:\n${r.output}`).to.equal(true);
 }
 
@@ -42,8 +44,10 @@ loadmodule "dispatcher.so"
 modparam("dispatcher", "list_file", "/etc/kamailio/dispatcher.list")
 `;
 
-describe('data plane: shipped Kamailio configs pass kamailio -c', function () {
+describeEachKamailio('data plane: shipped Kamailio configs pass kamailio -c', function (platform) {
   this.timeout(60000);
+  const expectAccepted = (cfg: string, defines: Defines = {}) => acceptedBy(cfg, defines, platform.binary);
+  const kamailioCheck = (cfg: string) => checkWith(cfg, {}, platform.binary);
   let dir: string;
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'sipweigh-dataplane-config-'));
@@ -60,6 +64,12 @@ describe('data plane: shipped Kamailio configs pass kamailio -c', function () {
 
   it('lb.cfg in stateful mode, with probing and latency statistics', () =>
     expectAccepted(LB_CFG, { SW_STATEFUL: true, SW_DS_PING_INTERVAL: 1, SW_DS_LATENCY_STATS: 1 }));
+
+  it('lb.cfg keeps latency statistics over a reload where the version can (6.1), and 5.6 refuses it', () => {
+    const defines = { SW_DS_PING_INTERVAL: 1, SW_DS_LATENCY_STATS: 1, SW_DS_RETAIN_LATENCY_STATS: true };
+    if (kamailioFeatures(platform.version).retainLatencyStats) expectAccepted(LB_CFG, defines);
+    else expect(checkWith(LB_CFG, defines, platform.binary).ok).to.equal(false);
+  });
 
   it('lb.cfg without the backstop, and with always-on probing over SW_NO_BACKSTOP (quality baselines)', () => {
     expectAccepted(LB_CFG, { SW_NO_BACKSTOP: true });

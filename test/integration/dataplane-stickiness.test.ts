@@ -10,6 +10,7 @@ import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
 import { DATAPLANE_NET, startDataPlane, startUases, type DataPlane } from '../../src/lab/dataplane.js';
 import { runSippClient, type SippRun } from '../../src/lab/sipp.js';
 import { REPO_ROOT, SCENARIO_DIR, useProcessGroup } from '../support/harness.js';
+import { describeEachKamailio } from '../support/platforms.js';
 import {
   delta,
   header,
@@ -42,7 +43,7 @@ function expectCounts(
   );
 }
 
-describe('data plane: CANCEL and failed INVITEs stay on the INVITE backend', function () {
+describeEachKamailio('data plane: CANCEL and failed INVITEs stay on the INVITE backend', function (platform) {
   this.timeout(120000);
   const h = useProcessGroup('dataplane-sticky');
   let plane: DataPlane;
@@ -53,7 +54,10 @@ describe('data plane: CANCEL and failed INVITEs stay on the INVITE backend', fun
 
   before(async function () {
     // Unequal weights: a CANCEL sent at random would often reach the other backend.
-    plane = await startDataPlane(h.group, { backends: [{ weight: 70 }, { weight: 30 }] });
+    plane = await startDataPlane(h.group, {
+      backends: [{ weight: 70 }, { weight: 30 }],
+      kamailio: platform.binary,
+    });
   });
 
   async function restartUases(tag: string, scenario: string) {
@@ -186,7 +190,7 @@ describe('data plane: CANCEL and failed INVITEs stay on the INVITE backend', fun
   });
 });
 
-describe('data plane: a backend slower than the client retransmit timer', function () {
+describeEachKamailio('data plane: a backend slower than the client retransmit timer', function (platform) {
   this.timeout(90000);
   const h = useProcessGroup('dataplane-slow');
   let plane: DataPlane;
@@ -200,6 +204,7 @@ describe('data plane: a backend slower than the client retransmit timer', functi
         { weight: 50, defines: { SW_PRE_RELAY_DELAY_US: 1200000 } },
         { weight: 50, defines: { SW_PRE_RELAY_DELAY_US: 1200000 } },
       ],
+      kamailio: platform.binary,
     });
     uases = await startUases(h.group, plane, {
       scenario: LAB_SCENARIOS.uas,

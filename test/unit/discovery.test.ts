@@ -36,6 +36,24 @@ describe('dispatcher.list parser (replies of a real Kamailio 5.6.3)', function (
     if (r.ok) expect(r.targets).to.have.length(4);
   });
 
+  it('reads the replies of Kamailio 6.1.4 (IDX, IUID, overload-control fields) as those of 5.6.3', function () {
+    // Recorded from the 6.1.4 that scripts/third-party.sh builds, on the same dispatcher.list, with
+    // Kamailio's own probing off (ds_ping_interval 0). One difference is 6.1's, not the parser's: it
+    // drops the file's probing flag 8 when probing is off ("tm module not loaded, disabling probing"),
+    // where 5.6.3 keeps it and reports P.
+    const old = parseDispatcherList(fixture('dispatcher-list-5.6.3-latency.json'));
+    const withoutProbing = (r: typeof old) => (r.ok ? r.targets.map((t) => ({ ...t, probing: null })) : r);
+    const now = parseDispatcherList(fixture('dispatcher-list-6.1.4-latency.json'));
+    expect(now.ok).to.equal(true);
+    expect(withoutProbing(now)).to.deep.equal(withoutProbing(old));
+    if (now.ok) expect(now.targets.map((t) => t.probing)).to.deep.equal(['none', 'none', 'none', 'none']);
+    // "full" mode: every destination has ATTRS (weight 0 where the file has none), as in 5.6.
+    const full = parseDispatcherList(fixture('dispatcher-list-6.1.4-full.json'));
+    expect(full.ok && full.targets.map((t) => [t.uri, t.state, t.duid, t.rweight])).to.deep.equal(
+      now.ok && now.targets.map((t) => [t.uri, t.state, t.duid, t.rweight ?? 0]),
+    );
+  });
+
   it('treats "No Destination Sets" as an empty list, other errors as errors', function () {
     expect(parseDispatcherList(fixture('dispatcher-list-5.6.3-empty.json'))).to.deep.equal({
       ok: true,
