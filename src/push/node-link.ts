@@ -22,6 +22,10 @@ import { LocalListFile } from './transports/local-file.js';
 import type { ApplyContext, ApplyResult } from './node-sync.js';
 import { KamailioRpcClient, RpcMethodError } from '../kamailio/rpc.js';
 import { SftpListFile } from './transports/sftp.js';
+import { fetchDispatcherList } from '../kamailio/fetch-dispatcher-list.js';
+import type { DispatcherListResult } from '../kamailio/dispatcher-list-reply.js';
+import { OpenSipsDispatcherPusher } from '../opensips/pusher.js';
+import { OpenSipsMiClient } from '../opensips/mi.js';
 
 export interface NodeDesired {
   readonly destinations: readonly Destination[];
@@ -112,7 +116,11 @@ export function transportFor(cfg: LbNodeConfig, path: string = cfg.dispatcher_li
 export class NodeLink {
   readonly rpc: KamailioRpcClient;
   private readonly transport: ListFileTransport;
-  private readonly pusher: DispatcherPusher;
+  /** The Kamailio pusher, or the OpenSIPS one for a node of kind opensips (docs/opensips.md). */
+  private readonly pusher: DispatcherPusher | OpenSipsDispatcherPusher;
+  /** The destinations route file's transport (OpenSIPS nodes only). */
+  private readonly extraTransports: ListFileTransport[] = [];
+  private readonly mi: OpenSipsMiClient | null = null;
   /** The desired list of the last successful push (to tell drift from a change of our own). */
   private lastGoodList: string | null = null;
   private pushed: ReadonlyMap<string, number> | null = null;
@@ -131,12 +139,32 @@ export class NodeLink {
       deadlineMs: config.rpc.timeout_ms,
     });
     this.transport = transportFor(config);
-    this.pusher = new DispatcherPusher({
-      rpc: this.rpc,
-      transport: this.transport,
-      rpcDeadlineMs: config.rpc.timeout_ms,
-      managedSets,
-    });
+    if (config.kind === 'opensips') {
+      // Cross-checked at load: an opensips node has its destinations path.
+      const destinations = transportFor(config, config.opensips?.destinations_path);
+      this.extraTransports.push(destinations);
+      this.mi = new OpenSipsMiClient({ url: config.rpc.url, deadlineMs: config.rpc.timeout_ms });
+      this.pusher = new OpenSipsDispatcherPusher({
+        mi: this.mi,
+        table: this.transport,
+        destinations,
+        deadlineMs: config.rpc.timeout_ms,
+        managedSets,
+      });
+    } else {
+      this.pusher = new DispatcherPusher({
+        rpc: this.rpc,
+        transport: this.transport,
+        rpcDeadlineMs: config.rpc.timeout_ms,
+        managedSets,
+      });
+    }
+  }
+
+  /** The node's dispatcher as it lists it (discovery, status): dispatcher.list or OpenSIPS ds_list. */
+  readList(): Promise<DispatcherListResult> {
+    if (this.pusher instanceof OpenSipsDispatcherPusher) return this.pusher.readList();
+    return fetchDispatcherList(this.rpc);
   }
 
   get name(): string {
@@ -225,6 +253,8 @@ export class NodeLink {
 
   async close(): Promise<void> {
     await this.transport.close();
+    for (const t of this.extraTransports) await t.close();
+    this.mi?.close();
     this.rpc.close();
   }
 }

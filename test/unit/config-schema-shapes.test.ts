@@ -79,6 +79,8 @@ const lbNode: Presence<LbNodeSection> = {
   dispatcher_list: 'required',
   address_file: 'optional',
   sip_socket: 'optional',
+  kind: 'required',
+  opensips: 'optional',
 };
 const ssh: Presence<SshConfig> = {
   host: 'required',
