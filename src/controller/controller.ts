@@ -228,9 +228,7 @@ export class Controller {
 
   /** Backends from the config and every LB's list (an unreachable one skipped); returns those listed disabled. */
   async discover(): Promise<readonly string[]> {
-    const reads = await Promise.all(
-      this.links.map(async (l) => ({ node: l.name, ...(await l.readList()) })),
-    );
+    const reads = await Promise.all(this.links.map(async (l) => ({ node: l.name, ...(await l.readList()) })));
     const plan = planDiscovery({
       sets: this.cfg.sets,
       reads,

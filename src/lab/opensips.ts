@@ -105,13 +105,17 @@ export function writeOpenSipsLbFiles(
   settings: OpenSipsLbSettings,
   destinations: readonly Destination[],
   binary = opensipsBinary(),
+  literalSends = true,
 ): OpenSipsLbFiles {
   const files = openSipsLbFilesAt(dir, settings);
   const dbDir = files.dbDir;
   mkdirSync(dbDir, { recursive: true });
   writeAtomically(join(dbDir, 'version'), formatVersionTable());
   writeAtomically(files.table, formatDispatcherTable(destinations));
-  writeAtomically(files.destinations, formatDestinationsRoute(destinationUris(destinations)));
+  writeAtomically(
+    files.destinations,
+    formatDestinationsRoute(literalSends ? destinationUris(destinations) : []),
+  );
   const cfg = renderOpenSipsLbCfg(readFileSync(OPENSIPS_LAB_TEMPLATE, 'utf8'), {
     SW_LB_IP: settings.sip.address,
     SW_LB_PORT: settings.sip.port,
@@ -153,6 +157,11 @@ export interface StartOpenSipsLbOptions {
   readonly shmMb?: number;
   readonly pkgMb?: number;
   readonly startTimeoutMs?: number;
+  /**
+   * false: an empty destinations route, so every send() takes the per-call (leaking) form. Only for
+   * the RSS measurement's comparison (scripts/opensips-rss.ts).
+   */
+  readonly literalSends?: boolean;
 }
 
 export async function startOpenSipsLb(
@@ -163,7 +172,13 @@ export async function startOpenSipsLb(
   const runDir = join(group.runDir, name);
   mkdirSync(runDir, { recursive: true });
   const binary = opensipsBinary();
-  const files = writeOpenSipsLbFiles(runDir, opts.settings, opts.destinations, binary);
+  const files = writeOpenSipsLbFiles(
+    runDir,
+    opts.settings,
+    opts.destinations,
+    binary,
+    opts.literalSends ?? true,
+  );
   const args = [
     '-F',
     '-f',

@@ -30,7 +30,7 @@ import {
   startOsipsPlane,
   startOsipsUases,
   type OsipsPlane,
-} from './opensips-lab.js';
+} from '../../src/lab/opensips-dataplane.js';
 
 const { lbIp, sipPort } = OSIPS_NET;
 const lbTarget = `${lbIp}:${sipPort}`;

@@ -7,14 +7,14 @@
  * Plus the tools the OpenSIPS tests need: MI calls and statistics.
  */
 import { join } from 'node:path';
-import { LAB_KAMAILIO_CFG_DIR } from '../../src/util/package-root.js';
-import { backendDefines } from '../../src/lab/defines.js';
-import { startKamailio, type Defines, type KamailioInstance } from '../../src/lab/kamailio.js';
-import { startOpenSipsLb, type OpenSipsInstance } from '../../src/lab/opensips.js';
-import type { ProcessGroup } from '../../src/lab/processes.js';
-import { startSipp, type SippRun } from '../../src/lab/sipp.js';
-import type { Destination } from '../../src/kamailio/dispatcher-list.js';
-import { OpenSipsMiClient } from '../../src/opensips/mi.js';
+import { LAB_KAMAILIO_CFG_DIR } from '../util/package-root.js';
+import { backendDefines } from './defines.js';
+import { startKamailio, type Defines, type KamailioInstance } from './kamailio.js';
+import { startOpenSipsLb, type OpenSipsInstance } from './opensips.js';
+import type { ProcessGroup } from './processes.js';
+import { startSipp, type SippRun } from './sipp.js';
+import type { Destination } from '../kamailio/dispatcher-list.js';
+import { OpenSipsMiClient } from '../opensips/mi.js';
 
 export const OSIPS_NET = {
   lbIp: '127.47.0.10',
@@ -58,7 +58,12 @@ export function planeDestinations(backends: readonly OsipsBackend[]): Destinatio
 export async function startOsipsPlane(
   group: ProcessGroup,
   backends: readonly OsipsBackend[],
-  lb: { readonly pkgMb?: number; readonly shmMb?: number; readonly workers?: number } = {},
+  lb: {
+    readonly pkgMb?: number;
+    readonly shmMb?: number;
+    readonly workers?: number;
+    readonly literalSends?: boolean;
+  } = {},
 ): Promise<OsipsPlane> {
   const net = OSIPS_NET;
   const started = await Promise.all(
@@ -100,6 +105,7 @@ export async function startOsipsPlane(
     destinations: planeDestinations(backends),
     ...(lb.pkgMb !== undefined ? { pkgMb: lb.pkgMb } : {}),
     ...(lb.shmMb !== undefined ? { shmMb: lb.shmMb } : {}),
+    ...(lb.literalSends !== undefined ? { literalSends: lb.literalSends } : {}),
   });
   return { lb: instance, mi: new OpenSipsMiClient({ url: instance.files.miUrl }), backends: started };
 }
