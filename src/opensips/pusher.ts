@@ -99,7 +99,9 @@ export class OpenSipsDispatcherPusher {
         durations: done(),
       };
     }
-    if (!options.force && table === this.lastVerified && routes === this.lastRoutes) {
+    // The table carries no states (OpenSIPS would not read them): the cache key does.
+    const verifiedKey = `${table}\n${desired.map((d) => d.state).join(',')}`;
+    if (!options.force && verifiedKey === this.lastVerified && routes === this.lastRoutes) {
       return { kind: 'in_sync', checkedBy: 'cache', durations: done() };
     }
     this.lastVerified = null;
@@ -117,7 +119,7 @@ export class OpenSipsDispatcherPusher {
     }
     const { inSync, differences } = diffDispatcher(desired, before.targets);
     if (inSync && routes === this.lastRoutes) {
-      this.lastVerified = table;
+      this.lastVerified = verifiedKey;
       return { kind: 'in_sync', checkedBy: 'read', durations: done() };
     }
 
@@ -192,7 +194,7 @@ export class OpenSipsDispatcherPusher {
         durations: done(),
       };
     }
-    this.lastVerified = table;
+    this.lastVerified = verifiedKey;
     return { kind: 'applied', changes: differences, durations: done() };
   }
 
