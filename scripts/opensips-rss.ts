@@ -30,8 +30,9 @@ function arg(name: string, dflt: number): number {
 }
 
 /** VmRSS in kB of every process whose process group is `pgid` (the LB runs in its own group). */
-export function groupRssKb(pgid: number): { kb: number; processes: number } {
+export function groupRssKb(pgid: number): { kb: number; pssKb: number; processes: number } {
   let kb = 0;
+  let pssKb = 0;
   let processes = 0;
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -43,12 +44,15 @@ export function groupRssKb(pgid: number): { kb: number; processes: number } {
       if (m) {
         kb += Number(m[1]);
         processes++;
+        // Pss shares each shared page (OpenSIPS's shm) among its users: the sum counts it once.
+        const pss = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${entry}/smaps_rollup`, 'utf8'));
+        if (pss) pssKb += Number(pss[1]);
       }
     } catch {
       /* gone meanwhile */
     }
   }
-  return { kb, processes };
+  return { kb, pssKb, processes };
 }
 
 async function main(): Promise<number> {
@@ -75,9 +79,16 @@ async function main(): Promise<number> {
     };
     const sample = async (label: string, done: number) => {
       const rss = groupRssKb(pid);
-      const s = { label, calls: done, rss_kb: rss.kb, processes: rss.processes, pkg_used_bytes: await pkg() };
+      const s = {
+        label,
+        calls: done,
+        rss_kb: rss.kb,
+        pss_kb: rss.pssKb,
+        processes: rss.processes,
+        pkg_used_bytes: await pkg(),
+      };
       console.log(
-        `${label.padEnd(8)} after ${String(done).padStart(7)} calls: RSS ${(rss.kb / 1024).toFixed(1)} MB over ${rss.processes} processes, pkg used ${(s.pkg_used_bytes / 1024).toFixed(0)} kB`,
+        `${label.padEnd(8)} after ${String(done).padStart(7)} calls: RSS ${(rss.kb / 1024).toFixed(1)} MB over ${rss.processes} processes (Pss ${(rss.pssKb / 1024).toFixed(1)} MB), pkg used ${(s.pkg_used_bytes / 1024).toFixed(0)} kB`,
       );
       return s;
     };
