@@ -46,6 +46,8 @@ function lbKindFromArgs(argv: readonly string[]): LbKind {
 }
 const LB_KIND = lbKindFromArgs(process.argv.slice(2));
 const LB_NAME = LB_KIND === 'opensips' ? 'OpenSIPS' : 'Kamailio';
+/** How the LB's list is read back: Kamailio's dispatcher.list RPC, OpenSIPS's MI ds_list. */
+const LIST_READ = LB_KIND === 'opensips' ? 'ds_list' : 'dispatcher.list';
 
 // ---- the script ------------------------------------------------------------------------------------
 
@@ -444,7 +446,7 @@ const say = (s: string) => process.stdout.write(`${s}\n`);
 
 function printBanner(): void {
   const killPhase = PHASES.find((p) => p.killAfterMs !== undefined);
-  say('sipweigh demo: adaptive SIP load balancing for Kamailio; every part real, all on loopback');
+  say(`sipweigh demo: adaptive SIP load balancing for ${LB_NAME}; every part real, all on loopback`);
   say(
     `  ${LB_NAME} LB 127.0.0.10 -> ${IDS.map((id, i) => `${id} ${CAPACITIES[i]} calls/s`).join(', ')} ` +
       `(emulated Kamailio backends; pool ${POOL_CPS} calls/s)`,
@@ -462,7 +464,7 @@ function printLegend(): void {
   say(
     'each second: offered = calls/s sipp offers; LB INV/s = INVITEs the LB received (with retransmissions);',
   );
-  say('ok/failed = calls so far. Per backend: wt = its weight at the LB (dispatcher.list, read back);');
+  say(`ok/failed = calls so far. Per backend: wt = its weight at the LB (${LIST_READ}, read back);`);
   say("INV/s, share = INVITEs it received; pressure = the controller's tightest load signal, 1.00 = at the");
   say('edge of capacity (rtt = OPTIONS round trip, queue = SIP socket queue, util = calls/s). The');
   say(
@@ -534,7 +536,7 @@ async function killVictim(lab: RunningLab, probes: Probes, result: VictimKill): 
     say(
       v === null
         ? `  >> ${VICTIM} still has weight at the LB ${OUT_DEADLINE_MS / 1000} s after the SIGKILL`
-        : `  >> ${VICTIM} out of rotation at the LB (weight 0 in dispatcher.list) ${ms(v)} after the SIGKILL`,
+        : `  >> ${VICTIM} out of rotation at the LB (weight 0 in ${LIST_READ}) ${ms(v)} after the SIGKILL`,
     );
   });
 }
@@ -644,7 +646,7 @@ function printSummary(
   );
   say('');
   say(
-    `${VICTIM} SIGKILL -> weight 0 at the LB: ${ms(kill.outMs)} (read back from dispatcher.list every ${OUT_POLL_MS} ms)`,
+    `${VICTIM} SIGKILL -> weight 0 at the LB: ${ms(kill.outMs)} (read back from ${LIST_READ} every ${OUT_POLL_MS} ms)`,
   );
   const { redispatched, admission503 } = lbStats;
   say(
@@ -673,7 +675,7 @@ function printSummary(
   say(`final weights at the LB: ${weightsText(final)}`);
   say(
     `the controller pushed to the LB ${told.pushes} time${told.pushes === 1 ? '' : 's'}, ` +
-      'each push verified by reading dispatcher.list back',
+      `each push verified by reading ${LIST_READ} back`,
   );
 }
 
