@@ -8,6 +8,7 @@
  * (/proc/<pid>/status VmRSS of the main process and every process in its group) and the pkg memory
  * each process uses (MI get_statistics pkmem:). `--dynamic` starts the LB with an empty destinations
  * route, so every send() takes the per-call form (the OpenSIPS 3.x leak), for comparison.
+ * `--ttl S` sets the Call-ID entries' lifetime (default the production 240 s).
  * Bounded: every sipp run has a timeout; everything is stopped by PID at the end, also on failure.
  * Prints figures and a JSON last line. Run under the integration lock:
  *   flock /tmp/sipweigh-it.lock node dist/scripts/opensips-rss.js [--calls N] [--first N] [--rate R] [--dynamic]
@@ -60,12 +61,25 @@ async function main(): Promise<number> {
   const first = arg('--first', 10000);
   const rate = arg('--rate', 800);
   const dynamic = process.argv.includes('--dynamic');
+  // The Call-ID entries' lifetime (the snippet's sipweigh_invite_ttl, 240 s in production): entries
+  // live rate x TTL, so with 240 s the cache is still filling at 10,000 calls and RSS grows with it,
+  // leak or not. A short TTL reaches the steady state early and isolates what grows per call.
+  const ttl = arg('--ttl', 240);
   if (first >= calls) throw new Error('--first must be below --calls');
   const group = new ProcessGroup(mkdtempSync(join(tmpdir(), 'sipweigh-opensips-rss-')));
   const stop = () => group.stopAll();
   process.once('SIGINT', () => void stop().then(() => process.exit(130)));
   try {
-    const plane = await startOsipsPlane(group, [{ weight: 50 }, { weight: 50 }], { literalSends: !dynamic });
+    const plane = await startOsipsPlane(group, [{ weight: 50 }, { weight: 50 }], {
+      literalSends: !dynamic,
+      shmMb: 256,
+    });
+    await plane.mi.call('shv_set', { name: 'sipweigh_invite_ttl', type: 'int', value: ttl });
+    await plane.mi.call('shv_set', {
+      name: 'sipweigh_non_invite_ttl',
+      type: 'int',
+      value: Math.min(ttl, 40),
+    });
     await startOsipsUases(group, plane, { scenario: LAB_SCENARIOS.uas, tag: 'rss', timeoutS: 3600 });
     const pid = plane.lb.process.pid;
     const pkg = async (): Promise<number> => {
@@ -124,6 +138,7 @@ async function main(): Promise<number> {
         bench: 'opensips-rss',
         mode: dynamic ? 'dynamic' : 'literal',
         rate,
+        ttl_s: ttl,
         calls,
         failed,
         samples: [start, atFirst, atEnd],

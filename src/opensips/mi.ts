@@ -31,7 +31,11 @@ export interface MiClientOptions {
 
 export class OpenSipsMiClient {
   private id = 0;
-  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+  /**
+   * No keep-alive: OpenSIPS's httpd (libmicrohttpd) closes an idle connection after a few seconds,
+   * and a request sent on it just then fails with "socket hang up" (seen after a 10 s pause).
+   */
+  private readonly agent = new http.Agent({ keepAlive: false, maxSockets: 2 });
 
   constructor(private readonly options: MiClientOptions) {}
 
