@@ -177,4 +177,20 @@ describe('OpenSIPS LB: closed loop with `sipweigh controller` (lab --lb opensips
     const stats = await miStats(mi!);
     expect(stats.sipweigh_send_dynamic, 'sends through the per-call form').to.equal(0);
   });
+
+  it('the controller sets the admission limit in the shared variables of the LB (GCRA emission interval)', async function () {
+    const T = await eventually(
+      async () => {
+        const r = (await mi!.call('shv_get', { name: 'sipweigh_adm_T_1' })) as { VAR?: { value?: unknown } };
+        const v = r.VAR?.value;
+        return typeof v === 'number' && v > 0 ? v : null;
+      },
+      'a limit from the controller',
+      20000,
+      250,
+    );
+    // A limit of headroom x the pool (250 calls/s nominal): an emission interval of a few ms.
+    const limitCps = 1e6 / T;
+    expect(limitCps, 'limit, calls/s').to.be.within(100, 300);
+  });
 });

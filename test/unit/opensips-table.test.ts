@@ -16,6 +16,8 @@ import { parseDsList, stateLetter } from '../../src/opensips/ds-list.js';
 import { asOpenSips } from '../../src/opensips/pusher.js';
 import { diffDispatcher } from '../../src/push/diff.js';
 import { renderOpenSipsLbCfg } from '../../src/lab/opensips.js';
+import { admissionVariables, asHtableDump } from '../../src/opensips/admission.js';
+import { parseLimiterDump } from '../../src/kamailio/admission.js';
 
 const d = (
   uri: string,
@@ -144,5 +146,24 @@ describe('OpenSIPS lab config rendering', function () {
     );
     expect(() => renderOpenSipsLbCfg('@A@ @C@', { A: 'x' })).to.throw(/@C@/);
     expect(() => renderOpenSipsLbCfg('@A@', { A: 'x"y' })).to.throw(/quotes/);
+  });
+});
+
+describe('OpenSIPS admission limiter (shared variables read as the htable dump)', function () {
+  it('turns shv_get into the dump the shared admission code parses', function () {
+    const vars = admissionVariables([
+      [
+        { name: 'sipweigh_adm_T_1', type: 'integer', value: 5000 },
+        { name: 'sipweigh_adm_tat_1', type: 'integer', value: -1 },
+        { name: 'sipweigh_adm_tau_1', type: 'integer', value: 100000 },
+        { name: 'sipweigh_invite_ttl', type: 'integer', value: 240 },
+      ],
+    ]);
+    expect([...vars.keys()].sort()).to.deep.equal(['T_1', 'tat_1', 'tau_1']);
+    const states = parseLimiterDump(asHtableDump(vars));
+    expect(states).to.have.length(1);
+    expect(states[0]?.setId).to.equal(1);
+    expect(states[0]?.params).to.deep.equal({ emissionUs: 5000, toleranceUs: 100000 });
+    expect(states[0]?.limitCps).to.equal(200);
   });
 });
