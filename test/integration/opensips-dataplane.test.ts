@@ -317,6 +317,53 @@ describe('OpenSIPS LB: data plane (OpenSIPS 3.6 LB, Kamailio backends)', functio
     expect(reply?.status).to.equal(200);
   });
 
+  it('answers OPTIONS to itself 200, Max-Forwards 0 with 483', async function () {
+    const via = `${peer.address}:${peer.port}`;
+    const self = nextCallId('self');
+    const ok = await ask(sipRequest({ method: 'OPTIONS', ruri: `sip:${lbIp}`, callId: self, via }), self);
+    expect(ok?.status).to.equal(200);
+    expect(ok?.address, 'answered by the LB').to.equal(lbIp);
+    const hops = nextCallId('hops');
+    const text = sipRequest({ method: 'OPTIONS', ruri: `sip:svc@${lbIp}`, callId: hops, via }).replace(
+      'Max-Forwards: 70',
+      'Max-Forwards: 0',
+    );
+    const tooMany = await ask(text, hops);
+    expect(tooMany?.status).to.equal(483);
+  });
+
+  it('a preloaded Route: one naming the LB is dropped and the request balanced (statefully); one to elsewhere gets 403', async function () {
+    const via = `${peer.address}:${peer.port}`;
+    const ours = nextCallId('route-ours');
+    const balanced = await ask(
+      sipRequest({
+        method: 'OPTIONS',
+        ruri: `sip:svc@${lbIp}`,
+        callId: ours,
+        via,
+        extraHeaders: [`Route: <sip:${lbIp}:${sipPort};lr>`],
+      }),
+      ours,
+    );
+    expect(balanced?.status).to.equal(200);
+    expect(header(balanced?.text ?? '', 'X-Lab-Arrived'), 'relayed by the LB').to.equal(
+      `vias=2;src=${lbIp}:${sipPort}`,
+    );
+    const foreign = nextCallId('route-foreign');
+    const refused = await ask(
+      sipRequest({
+        method: 'OPTIONS',
+        ruri: `sip:svc@${lbIp}`,
+        callId: foreign,
+        via,
+        extraHeaders: [`Route: <sip:${bystander.address}:${bystander.port};lr>`],
+      }),
+      foreign,
+    );
+    expect(refused?.status).to.equal(403);
+    expect(bystander.messages((m) => m.text.includes(foreign))).to.have.length(0);
+  });
+
   it('answers 503 with Retry-After when no backend is active', async function () {
     for (const b of plane.backends)
       await plane.mi.call('ds_set_state', { state: 'i', group: '1', address: b.uri });
