@@ -30,6 +30,24 @@ import { readSippStats, startSipp, type SippResult, type SippRun } from '../src/
 import { splitFailures } from '../src/lab/sipp-counts.js';
 import { readScriptStats, statDelta } from '../src/lab/lb-failover.js';
 import { sleep } from '../src/util/sleep.js';
+import { OpenSipsMiClient } from '../src/opensips/mi.js';
+import { fetchOpenSipsList } from '../src/opensips/pusher.js';
+import { effectiveWeight } from '../src/kamailio/dispatcher-list-reply.js';
+import { LB_KINDS, type LbKind } from '../src/lab/opensips.js';
+
+/** `npm run demo -- --lb opensips`: the same demo with OpenSIPS 3.6 as the LB (docs/opensips.md). */
+function lbKindFromArgs(argv: readonly string[]): LbKind {
+  const i = argv.indexOf('--lb');
+  if (i < 0) return 'kamailio';
+  const v = argv[i + 1];
+  if (!LB_KINDS.includes(v as LbKind))
+    throw new Error(`--lb takes ${LB_KINDS.join(' or ')}, got ${v ?? 'nothing'}`);
+  return v as LbKind;
+}
+const LB_KIND = lbKindFromArgs(process.argv.slice(2));
+const LB_NAME = LB_KIND === 'opensips' ? 'OpenSIPS' : 'Kamailio';
+/** How the LB's list is read back: Kamailio's dispatcher.list RPC, OpenSIPS's MI ds_list. */
+const LIST_READ = LB_KIND === 'opensips' ? 'ds_list' : 'dispatcher.list';
 
 // ---- the script ------------------------------------------------------------------------------------
 
@@ -70,13 +88,60 @@ const STALE_MS = 2000;
 
 type Weights = ReadonlyMap<string, number>;
 
+/**
+ * What the demo reads of the LB, Kamailio (JSON-RPC) or OpenSIPS (MI over HTTP): the weights it
+ * holds, the requests it received, its script statistics (as `script.<name>`).
+ */
+interface LbView {
+  weights(): Promise<Weights | null>;
+  invites(): Promise<number | null>;
+  scriptStats(): Promise<Record<string, number> | null>;
+  close(): void;
+}
+
+function kamailioLbView(rpc: KamailioRpcClient): LbView {
+  return {
+    weights: () => fetchEffectiveWeights(rpc, { deadlineMs: 800 }),
+    invites: () => invitesReceived(rpc),
+    scriptStats: () => readScriptStats(rpc),
+    close: () => rpc.close(),
+  };
+}
+
+function openSipsLbView(mi: OpenSipsMiClient): LbView {
+  const stats = async (names: string[]): Promise<Record<string, number> | null> => {
+    try {
+      const r = (await mi.call('get_statistics', { statistics: names }, 800)) as Record<string, unknown>;
+      const out: Record<string, number> = {};
+      for (const [k, v] of Object.entries(r)) {
+        const name = k.slice(k.indexOf(':') + 1);
+        if (typeof v === 'number') out[name.startsWith('sipweigh_') ? `script.${name}` : name] = v;
+      }
+      return out;
+    } catch {
+      return null;
+    }
+  };
+  return {
+    weights: async () => {
+      const list = await fetchOpenSipsList(mi, 800);
+      return list.ok ? new Map(list.targets.map((t) => [t.duid ?? t.uri, effectiveWeight(t)])) : null;
+    },
+    // OpenSIPS counts no requests per method: every request the LB received (INVITEs, CANCELs, stray
+    // ACKs; in-dialog requests bypass it).
+    invites: async () => (await stats(['rcv_requests']))?.rcv_requests ?? null,
+    scriptStats: () => stats(['all']),
+    close: () => mi.close(),
+  };
+}
+
 /** Backend id (duid) -> rweight while active, 0 otherwise; null when the LB did not answer. */
-async function readWeights(rpc: KamailioRpcClient): Promise<Weights | null> {
-  return fetchEffectiveWeights(rpc, { deadlineMs: 800 });
+async function readWeights(lb: LbView): Promise<Weights | null> {
+  return lb.weights();
 }
 
 /** Polls until `id` has weight 0 at the LB: ms since `since` (a performance.now()), or null. */
-async function timeToOut(rpc: KamailioRpcClient, id: string, since: number): Promise<number | null> {
+async function timeToOut(rpc: LbView, id: string, since: number): Promise<number | null> {
   while (performance.now() - since < OUT_DEADLINE_MS) {
     const w = await readWeights(rpc);
     if (w?.get(id) === 0) return performance.now() - since;
@@ -294,7 +359,7 @@ const POOL_CPS = CAPACITIES.reduce((a, b) => a + b, 0);
 
 /** Everything the demo reads, opened on a running lab; `close()` ends the RPC connections. */
 class Probes {
-  readonly lb: KamailioRpcClient;
+  readonly lb: LbView;
   private readonly backends: KamailioRpcClient[];
   private readonly sipSockets: SipEndpoint[];
   private readonly deltas = new CounterDeltas();
@@ -304,11 +369,16 @@ class Probes {
     readonly told: ControllerEvents,
   ) {
     const { plan } = lab.state;
-    this.lb = new KamailioRpcClient({
-      url: lab.state.lb_rpc_url,
-      username: plan.lb.rpc.username,
-      password: plan.lb.rpc.password,
-    });
+    this.lb =
+      lab.state.lb_kind === 'opensips'
+        ? openSipsLbView(new OpenSipsMiClient({ url: lab.state.lb_rpc_url }))
+        : kamailioLbView(
+            new KamailioRpcClient({
+              url: lab.state.lb_rpc_url,
+              username: plan.lb.rpc.username,
+              password: plan.lb.rpc.password,
+            }),
+          );
     this.backends = plan.backends.map(
       (b) => new KamailioRpcClient({ url: `http://${b.sip.address}:${b.rpcPort}/RPC` }),
     );
@@ -326,7 +396,7 @@ class Probes {
   async sample(): Promise<Second> {
     const [weights, lb, ...backends] = await Promise.all([
       readWeights(this.lb),
-      invitesReceived(this.lb),
+      this.lb.invites(),
       ...this.backends.map(invitesReceived),
     ]);
     const drops = socketDrops(this.sipSockets);
@@ -376,9 +446,9 @@ const say = (s: string) => process.stdout.write(`${s}\n`);
 
 function printBanner(): void {
   const killPhase = PHASES.find((p) => p.killAfterMs !== undefined);
-  say('sipweigh demo: adaptive SIP load balancing for Kamailio; every part real, all on loopback');
+  say(`sipweigh demo: adaptive SIP load balancing for ${LB_NAME}; every part real, all on loopback`);
   say(
-    `  Kamailio LB 127.0.0.10 -> ${IDS.map((id, i) => `${id} ${CAPACITIES[i]} calls/s`).join(', ')} ` +
+    `  ${LB_NAME} LB 127.0.0.10 -> ${IDS.map((id, i) => `${id} ${CAPACITIES[i]} calls/s`).join(', ')} ` +
       `(emulated Kamailio backends; pool ${POOL_CPS} calls/s)`,
   );
   say(
@@ -394,7 +464,7 @@ function printLegend(): void {
   say(
     'each second: offered = calls/s sipp offers; LB INV/s = INVITEs the LB received (with retransmissions);',
   );
-  say('ok/failed = calls so far. Per backend: wt = its weight at the LB (dispatcher.list, read back);');
+  say(`ok/failed = calls so far. Per backend: wt = its weight at the LB (${LIST_READ}, read back);`);
   say("INV/s, share = INVITEs it received; pressure = the controller's tightest load signal, 1.00 = at the");
   say('edge of capacity (rtt = OPTIONS round trip, queue = SIP socket queue, util = calls/s). The');
   say(
@@ -466,7 +536,7 @@ async function killVictim(lab: RunningLab, probes: Probes, result: VictimKill): 
     say(
       v === null
         ? `  >> ${VICTIM} still has weight at the LB ${OUT_DEADLINE_MS / 1000} s after the SIGKILL`
-        : `  >> ${VICTIM} out of rotation at the LB (weight 0 in dispatcher.list) ${ms(v)} after the SIGKILL`,
+        : `  >> ${VICTIM} out of rotation at the LB (weight 0 in ${LIST_READ}) ${ms(v)} after the SIGKILL`,
     );
   });
 }
@@ -576,7 +646,7 @@ function printSummary(
   );
   say('');
   say(
-    `${VICTIM} SIGKILL -> weight 0 at the LB: ${ms(kill.outMs)} (read back from dispatcher.list every ${OUT_POLL_MS} ms)`,
+    `${VICTIM} SIGKILL -> weight 0 at the LB: ${ms(kill.outMs)} (read back from ${LIST_READ} every ${OUT_POLL_MS} ms)`,
   );
   const { redispatched, admission503 } = lbStats;
   say(
@@ -605,7 +675,7 @@ function printSummary(
   say(`final weights at the LB: ${weightsText(final)}`);
   say(
     `the controller pushed to the LB ${told.pushes} time${told.pushes === 1 ? '' : 's'}, ` +
-      'each push verified by reading dispatcher.list back',
+      `each push verified by reading ${LIST_READ} back`,
   );
 }
 
@@ -623,7 +693,7 @@ async function main(): Promise<number> {
   const t0 = performance.now();
   try {
     say(
-      'starting: Kamailio LB, 3 Kamailio backends each with a sipp UAS and a sipweigh agent, sipweigh controller',
+      `starting: ${LB_NAME} LB, 3 Kamailio backends each with a sipp UAS and a sipweigh agent, sipweigh controller`,
     );
     lab = await startLab({
       backends: CAPACITIES.length,
@@ -633,6 +703,7 @@ async function main(): Promise<number> {
       // A naive list (equal weights), as an operator might start: the controller corrects it.
       initialWeights: 'equal',
       dir: join(tmpdir(), 'sipweigh-demo'),
+      lb: LB_KIND,
     });
     probes = await Probes.open(lab);
     say(`the LB starts with a naive list, equal weights: ${weightsText(await readWeights(probes.lb))}`);
@@ -653,12 +724,12 @@ async function main(): Promise<number> {
     printLegend();
 
     const kill: VictimKill = { wall: null, outMs: null, watch: null };
-    const lbBefore = await readScriptStats(probes.lb);
+    const lbBefore = await probes.lb.scriptStats();
     const runs = await runLoad(lab, probes, kill);
     // Each phase's sipp ends by itself once its last call completed or timed out (bounded by timeoutS).
     const results: SippResult[] = [];
     for (const r of runs) results.push(await r.sipp.done());
-    const lbAfter = await readScriptStats(probes.lb);
+    const lbAfter = await probes.lb.scriptStats();
     const lbStats = {
       redispatched: statDelta(lbBefore, lbAfter, 'script.sipweigh_redispatched'),
       admission503: statDelta(lbBefore, lbAfter, 'script.sipweigh_admission_503'),

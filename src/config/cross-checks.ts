@@ -29,6 +29,7 @@ export function checkController(c: ControllerSection, issues: ConfigIssue[]): vo
     if (lbNames.has(lb.name))
       issues.push({ path: `lb_nodes[${i}].name`, message: `duplicate LB node ${lb.name}` });
     lbNames.add(lb.name);
+    checkOpenSipsNode(lb, `lb_nodes[${i}]`, issues);
   });
   checkSchedules(c.schedules, backendIds, issues);
   // One lost refresh must not lapse the lease (and turn the LB's own probing on for nothing).
@@ -146,4 +147,33 @@ function isTimeZone(tz: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * An OpenSIPS LB node: its generated destinations file is needed; what OpenSIPS 3.6 cannot take is
+ * refused by name rather than ignored (MI over HTTP has no credentials; the source groups file is the
+ * Kamailio permissions module's). The opensips section on a Kamailio node would be ignored: refused.
+ */
+function checkOpenSipsNode(
+  lb: ControllerSection['lb_nodes'][number],
+  at: string,
+  issues: ConfigIssue[],
+): void {
+  if (lb.kind !== 'opensips') {
+    if (lb.opensips !== undefined)
+      issues.push({ path: `${at}.opensips`, message: 'only for kind opensips (this node is kamailio)' });
+    return;
+  }
+  if (lb.opensips === undefined)
+    issues.push({ path: `${at}.opensips.destinations_path`, message: 'required for kind opensips' });
+  const rpc = lb.rpc;
+  for (const f of ['username', 'password', 'password_file'] as const) {
+    if (rpc[f] !== undefined)
+      issues.push({
+        path: `${at}.rpc.${f}`,
+        message: 'OpenSIPS 3.6 MI over HTTP takes no credentials: bind it to a management address instead',
+      });
+  }
+  if (lb.address_file !== undefined)
+    issues.push({ path: `${at}.address_file`, message: 'source groups are not supported on an OpenSIPS LB' });
 }

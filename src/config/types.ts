@@ -81,6 +81,10 @@ export interface LbNodeSection {
   readonly address_file?: string;
   /** The LB's SIP UDP socket, measured from this host's /proc/net/udp; absent: not measured. */
   readonly sip_socket?: UdpAddress;
+  /** The LB's SIP server (default kamailio); opensips: docs/opensips.md. */
+  readonly kind: 'kamailio' | 'opensips';
+  /** With kind opensips: the generated destinations route file on the LB host. */
+  readonly opensips?: { readonly destinations_path: string };
 }
 
 export type LbNodeConfig = Omit<LbNodeSection, 'rpc'> & { readonly rpc: KamailioRpcConfig };

@@ -12,7 +12,6 @@
 import { performance } from 'node:perf_hooks';
 import type { ControllerConfig } from '../config/types.js';
 import type { HealthKind } from '../health/state-machine.js';
-import { fetchDispatcherList } from '../kamailio/fetch-dispatcher-list.js';
 import { DEFAULT_DISCOVERED_CAPACITY } from '../discovery/merge.js';
 import { applyDiscovery } from '../probe/apply-discovery.js';
 import { endpointOptionsFromConfig } from '../probe/options.js';
@@ -229,9 +228,7 @@ export class Controller {
 
   /** Backends from the config and every LB's list (an unreachable one skipped); returns those listed disabled. */
   async discover(): Promise<readonly string[]> {
-    const reads = await Promise.all(
-      this.links.map(async (l) => ({ node: l.name, ...(await fetchDispatcherList(l.rpc)) })),
-    );
+    const reads = await Promise.all(this.links.map(async (l) => ({ node: l.name, ...(await l.readList()) })));
     const plan = planDiscovery({
       sets: this.cfg.sets,
       reads,

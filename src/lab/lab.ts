@@ -11,6 +11,7 @@ import { formatDispatcherList, type Destination } from '../kamailio/dispatcher-l
 import { backendDefines, lbDefines, type BackendSettings, type LbSettings } from './defines.js';
 import { kamailioBinary, startKamailio, type Defines, type KamailioInstance } from './kamailio.js';
 import { kamailioFeatures, probeKamailio } from './platforms.js';
+import { openSipsLbFilesAt, startOpenSipsLb, type LbKind, type OpenSipsLbSettings } from './opensips.js';
 import { pidAlive, ProcessGroup, stopPid, type ManagedProcess } from './processes.js';
 import { LAB_API_PORT, writeLabConfigs, type LabConfigFiles } from './lab-configs.js';
 import { sipweighCommand } from './self-command.js';
@@ -43,6 +44,8 @@ export interface LabState {
   readonly plan: LabPlan;
   readonly dispatcher_list: string;
   readonly lb_rpc_url: string;
+  /** The LB's SIP server (absent in states written before `--lb`: kamailio). */
+  readonly lb_kind?: LbKind;
   /** The sipweigh configs generated for this lab (master key, controller, one agent per backend). */
   readonly configs: LabConfigFiles;
   readonly members: readonly LabMember[];
@@ -143,6 +146,12 @@ export interface StartLabOptions extends LabOptions {
   /** Extra preprocessor defines for the LB (src/lab/kamailio/lb.cfg header), over the lab's own. */
   readonly lbDefines?: Defines;
   /**
+   * The LB's SIP server (default kamailio). opensips: opensips/lab-lb.cfg on OpenSIPS 3.6, MI over
+   * HTTP at the plan's RPC address (no credentials), its db_text table and destinations route under
+   * `<dir>/lb/` (docs/opensips.md); `lbDefines` are Kamailio's and refused with it.
+   */
+  readonly lb?: LbKind;
+  /**
    * Handed the lab's process group before its first process starts, so a caller can stop a lab
    * that is still starting (a bench on Ctrl-C): starting takes seconds.
    */
@@ -221,9 +230,27 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
   const uasScenario = opts.uasScenario ?? LAB_SCENARIOS.uas;
   if (!existsSync(uasScenario)) throw new Error(`UAS scenario not found: ${uasScenario}`);
 
-  const dispatcherList = join(dir, 'dispatcher.list');
-  writeAtomically(dispatcherList, formatDispatcherList(initialDestinations(plan, opts.initialWeights)));
-  const configs = writeLabConfigs(dir, plan);
+  const lbKind: LbKind = opts.lb ?? 'kamailio';
+  if (lbKind === 'opensips' && opts.lbDefines !== undefined) {
+    throw new Error('lbDefines are Kamailio preprocessor defines: not for an OpenSIPS LB');
+  }
+  // OpenSIPS LB: MI over HTTP on the plan's management socket; its files under <dir>/lb/.
+  const osipsSettings: OpenSipsLbSettings = {
+    sip: plan.lb.sip,
+    mi: { address: plan.lb.rpc.address, port: plan.lb.rpc.port },
+  };
+  const osipsFiles = openSipsLbFilesAt(join(dir, 'lb'), osipsSettings);
+  const dispatcherList = lbKind === 'opensips' ? osipsFiles.table : join(dir, 'dispatcher.list');
+  if (lbKind === 'kamailio') {
+    writeAtomically(dispatcherList, formatDispatcherList(initialDestinations(plan, opts.initialWeights)));
+  }
+  const configs = writeLabConfigs(
+    dir,
+    plan,
+    lbKind === 'opensips'
+      ? { miUrl: osipsFiles.miUrl, table: osipsFiles.table, destinations: osipsFiles.destinations }
+      : undefined,
+  );
 
   try {
     // Servers first (UAS, backends), then the LB that sends them traffic.
@@ -242,24 +269,32 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
       plan.backends.map((be) => startLabBackend(group, plan, be, opts.shmMb, opts.kamailio)),
     );
     backends.forEach((k) => members.push(member('backend', k.process, k.endpoints)));
-    const lb = await startKamailio(group, {
-      name: 'lb',
-      binary: opts.kamailio,
-      cfg: LAB_CONFIGS.lb,
-      // Admission control on, as in production: without a limit from the controller it admits every call.
-      defines: {
-        ...lbDefines(lbSettings(plan, dispatcherList)),
-        SW_ADMISSION: true,
-        ...versionDefines(opts.kamailio ?? kamailioBinary()),
-        ...opts.lbDefines,
-      },
-      shmMb: opts.shmMb ?? 128,
-      waitFor: [
-        { transport: 'udp', ...plan.lb.sip },
-        { transport: 'tcp', ...plan.lb.sip },
-        { transport: 'tcp', address: plan.lb.rpc.address, port: plan.lb.rpc.port },
-      ],
-    });
+    const lb =
+      lbKind === 'opensips'
+        ? await startOpenSipsLb(group, {
+            name: 'lb',
+            settings: osipsSettings,
+            destinations: initialDestinations(plan, opts.initialWeights),
+            shmMb: opts.shmMb ?? 128,
+          })
+        : await startKamailio(group, {
+            name: 'lb',
+            binary: opts.kamailio,
+            cfg: LAB_CONFIGS.lb,
+            // Admission control on, as in production: without a limit from the controller it admits every call.
+            defines: {
+              ...lbDefines(lbSettings(plan, dispatcherList)),
+              SW_ADMISSION: true,
+              ...versionDefines(opts.kamailio ?? kamailioBinary()),
+              ...opts.lbDefines,
+            },
+            shmMb: opts.shmMb ?? 128,
+            waitFor: [
+              { transport: 'udp', ...plan.lb.sip },
+              { transport: 'tcp', ...plan.lb.sip },
+              { transport: 'tcp', address: plan.lb.rpc.address, port: plan.lb.rpc.port },
+            ],
+          });
     members.push(member('lb', lb.process, lb.endpoints));
     if (opts.agents ?? true) {
       // Side by side: each is a Node start-up of a second or more on a busy machine.
@@ -288,7 +323,9 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
     started_at: new Date().toISOString(),
     plan,
     dispatcher_list: dispatcherList,
-    lb_rpc_url: `http://${plan.lb.rpc.address}:${plan.lb.rpc.port}/RPC`,
+    lb_rpc_url:
+      lbKind === 'opensips' ? osipsFiles.miUrl : `http://${plan.lb.rpc.address}:${plan.lb.rpc.port}/RPC`,
+    lb_kind: lbKind,
     configs,
     members,
   };

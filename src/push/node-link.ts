@@ -22,6 +22,12 @@ import { LocalListFile } from './transports/local-file.js';
 import type { ApplyContext, ApplyResult } from './node-sync.js';
 import { KamailioRpcClient, RpcMethodError } from '../kamailio/rpc.js';
 import { SftpListFile } from './transports/sftp.js';
+import { fetchDispatcherList } from '../kamailio/fetch-dispatcher-list.js';
+import type { DispatcherListResult } from '../kamailio/dispatcher-list-reply.js';
+import { OpenSipsDispatcherPusher } from '../opensips/pusher.js';
+import { OpenSipsMiClient } from '../opensips/mi.js';
+import { OpenSipsAdmissionRpc } from '../opensips/admission.js';
+import type { AdmissionRpc } from '../kamailio/admission.js';
 
 export interface NodeDesired {
   readonly destinations: readonly Destination[];
@@ -112,7 +118,13 @@ export function transportFor(cfg: LbNodeConfig, path: string = cfg.dispatcher_li
 export class NodeLink {
   readonly rpc: KamailioRpcClient;
   private readonly transport: ListFileTransport;
-  private readonly pusher: DispatcherPusher;
+  /** The Kamailio pusher, or the OpenSIPS one for a node of kind opensips (docs/opensips.md). */
+  private readonly pusher: DispatcherPusher | OpenSipsDispatcherPusher;
+  /** The destinations route file's transport (OpenSIPS nodes only). */
+  private readonly extraTransports: ListFileTransport[] = [];
+  private readonly mi: OpenSipsMiClient | null = null;
+  /** Where the admission limiters live: the htable over JSON-RPC, or OpenSIPS shared variables over MI. */
+  private readonly admissionRpc: AdmissionRpc;
   /** The desired list of the last successful push (to tell drift from a change of our own). */
   private lastGoodList: string | null = null;
   private pushed: ReadonlyMap<string, number> | null = null;
@@ -131,12 +143,34 @@ export class NodeLink {
       deadlineMs: config.rpc.timeout_ms,
     });
     this.transport = transportFor(config);
-    this.pusher = new DispatcherPusher({
-      rpc: this.rpc,
-      transport: this.transport,
-      rpcDeadlineMs: config.rpc.timeout_ms,
-      managedSets,
-    });
+    if (config.kind === 'opensips') {
+      // Cross-checked at load: an opensips node has its destinations path.
+      const destinations = transportFor(config, config.opensips?.destinations_path);
+      this.extraTransports.push(destinations);
+      this.mi = new OpenSipsMiClient({ url: config.rpc.url, deadlineMs: config.rpc.timeout_ms });
+      this.admissionRpc = new OpenSipsAdmissionRpc(this.mi);
+      this.pusher = new OpenSipsDispatcherPusher({
+        mi: this.mi,
+        table: this.transport,
+        destinations,
+        deadlineMs: config.rpc.timeout_ms,
+        managedSets,
+      });
+    } else {
+      this.admissionRpc = this.rpc;
+      this.pusher = new DispatcherPusher({
+        rpc: this.rpc,
+        transport: this.transport,
+        rpcDeadlineMs: config.rpc.timeout_ms,
+        managedSets,
+      });
+    }
+  }
+
+  /** The node's dispatcher as it lists it (discovery, status): dispatcher.list or OpenSIPS ds_list. */
+  readList(): Promise<DispatcherListResult> {
+    if (this.pusher instanceof OpenSipsDispatcherPusher) return this.pusher.readList();
+    return fetchDispatcherList(this.rpc);
   }
 
   get name(): string {
@@ -182,9 +216,9 @@ export class NodeLink {
     if (limits.size === 0) return { kind: 'in_sync' };
     try {
       const wanted = new Map([...limits].map(([set, limit]) => [admissionLimiterName(set), limit] as const));
-      const plan = limiterChanges(wanted, await readLimiters(this.rpc));
+      const plan = limiterChanges(wanted, await readLimiters(this.admissionRpc));
       if (plan.missing.length > 0) return { kind: 'missing', sets: plan.missing.map(setOf) };
-      for (const c of plan.changes) await setLimiter(this.rpc, c.limiter, c.limitCps);
+      for (const c of plan.changes) await setLimiter(this.admissionRpc, c.limiter, c.limitCps);
       if (plan.changes.length === 0) return { kind: 'in_sync' };
       return {
         kind: 'applied',
@@ -209,8 +243,8 @@ export class NodeLink {
     try {
       const wanted = new Map(sets.map((set) => [admissionLimiterName(set), null] as const));
       // A set without a limiter is one the LB does no admission for: nothing to lift there.
-      const plan = limiterChanges(wanted, await readLimiters(this.rpc));
-      for (const c of plan.changes) await setLimiter(this.rpc, c.limiter, null);
+      const plan = limiterChanges(wanted, await readLimiters(this.admissionRpc));
+      for (const c of plan.changes) await setLimiter(this.admissionRpc, c.limiter, null);
       this.offConfirmed = key;
       if (plan.changes.length === 0) return { kind: 'off' };
       return { kind: 'cleared', sets: plan.changes.map((c) => setOf(c.limiter)) };
@@ -225,6 +259,8 @@ export class NodeLink {
 
   async close(): Promise<void> {
     await this.transport.close();
+    for (const t of this.extraTransports) await t.close();
+    this.mi?.close();
     this.rpc.close();
   }
 }

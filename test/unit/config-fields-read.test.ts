@@ -46,6 +46,8 @@ const READ_AT: Readonly<Record<string, string>> = {
   'lb_nodes[].dispatcher_list.sftp.port': 'src/push/node-link.ts',
   'lb_nodes[].dispatcher_list.sftp.username': 'src/push/node-link.ts',
   'lb_nodes[].sip_socket': 'src/controller/lb-socket-watch.ts',
+  'lb_nodes[].kind': 'src/push/node-link.ts',
+  'lb_nodes[].opensips': 'src/push/node-link.ts',
   'sets[]': 'src/probe/options.ts',
   'sets[].id': 'src/discovery/merge.ts',
   'sets[].backends[]': 'src/discovery/merge.ts',

@@ -79,6 +79,8 @@ const lbNode: Presence<LbNodeSection> = {
   dispatcher_list: 'required',
   address_file: 'optional',
   sip_socket: 'optional',
+  kind: 'required',
+  opensips: 'optional',
 };
 const ssh: Presence<SshConfig> = {
   host: 'required',
@@ -209,6 +211,7 @@ const SHAPES: Readonly<Record<string, Shape>> = {
   'lb_nodes[]': lbNode,
   'lb_nodes[].rpc': rpc,
   'lb_nodes[].dispatcher_list': dispatcherList,
+  'lb_nodes[].opensips': { destinations_path: 'required' },
   'lb_nodes[].dispatcher_list.sftp': sftp,
   'lb_nodes[].sip_socket': udpEndpoint,
   'sets[]': set,

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { DEFAULT_LAB_DIR, labStatus, startLab, stopLab } from '../../lab/lab.js';
 import { LAB_LIMITS } from '../../lab/topology.js';
+import { LB_KINDS, type LbKind } from '../../lab/opensips.js';
 import { CliError, EXIT } from '../exit-codes.js';
 
 function parseCount(value: string): number {
@@ -63,6 +64,11 @@ export function labCommand(): Command {
     .option('--uas-scenario <file>', 'sipp scenario run behind every backend instead of the answering UAS')
     .option('--no-agents', 'do not start a sipweigh agent beside each backend (needs --no-controller)')
     .option('--no-controller', 'do not start `sipweigh controller` (weights stay as the lab wrote them)')
+    .addOption(
+      new Option('--lb <kind>', 'the LB: kamailio, or opensips (OpenSIPS 3.6, docs/opensips.md)')
+        .choices([...LB_KINDS])
+        .default('kamailio'),
+    )
     .addOption(dirOption())
     .option('--json', 'print every address and port as one JSON object')
     .action(
@@ -74,6 +80,7 @@ export function labCommand(): Command {
           uasScenario?: string;
           agents: boolean;
           controller: boolean;
+          lb: LbKind;
           dir: string;
           json?: boolean;
         },
@@ -92,6 +99,7 @@ export function labCommand(): Command {
           workers: opts.workers,
           agents: opts.agents,
           controller: opts.controller,
+          lb: opts.lb,
           ...(opts.uasScenario ? { uasScenario: opts.uasScenario } : {}),
           dir: opts.dir,
           detach: true,
@@ -107,7 +115,9 @@ export function labCommand(): Command {
         }
         const lines = [
           `lab up (${s.dir})`,
-          `  LB         sip:${s.plan.lb.sip.address}:${s.plan.lb.sip.port} (udp, tcp)   JSON-RPC ${s.lb_rpc_url} (user ${s.plan.lb.rpc.username})`,
+          s.lb_kind === 'opensips'
+            ? `  LB         OpenSIPS sip:${s.plan.lb.sip.address}:${s.plan.lb.sip.port} (udp, tcp)   MI over HTTP ${s.lb_rpc_url}`
+            : `  LB         sip:${s.plan.lb.sip.address}:${s.plan.lb.sip.port} (udp, tcp)   JSON-RPC ${s.lb_rpc_url} (user ${s.plan.lb.rpc.username})`,
           ...s.plan.backends.map(
             (b) =>
               `  ${b.id.padEnd(10)} sip:${b.sip.address}:${b.sip.port}   JSON-RPC http://${b.sip.address}:${b.rpcPort}/RPC   UAS ${b.uas.address}:${b.uas.port}` +

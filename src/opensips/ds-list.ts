@@ -1,0 +1,88 @@
+/**
+ * Pure parser of OpenSIPS's MI `ds_list` reply (`full` = 1) into the controller's dispatcher
+ * targets, so that the Kamailio diff, discovery and status read an OpenSIPS LB the same way.
+ * Shape (3.6.8, `ds_print_mi_list`):
+ *
+ *   { "PARTITIONS": [ { "name": "default", "SETS": [ { "id": 1, "Destinations": [
+ *       { "URI": "sip:127.0.0.11:5060", "state": "Active", "first_hit_counter": 0,
+ *         "weight": 70, "priority": 0, "description": "be1", "attr": "duid=be1;rweight=70" } ] } ] } ] }
+ *
+ * `attr` appears only when set. OpenSIPS has three states: Active, Inactive, Probing. It has no
+ * "disabled": the OpenSIPS adapter writes sipweigh's disabled as Inactive (both are out of rotation)
+ * and compares accordingly (see `openSipsState`).
+ */
+import {
+  parseAttrsBody,
+  type DispatcherListResult,
+  type DispatcherTarget,
+} from '../kamailio/dispatcher-list-reply.js';
+import type { DestinationState } from '../kamailio/dispatcher-list.js';
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const STATES: Record<string, DispatcherTarget['state']> = {
+  active: 'active',
+  inactive: 'inactive',
+  probing: 'trying',
+};
+
+/** The state an OpenSIPS LB can hold for a desired one. */
+export function openSipsState(s: DestinationState): DestinationState {
+  return s === 'disabled' ? 'inactive' : s;
+}
+
+/** MI ds_set_state's letter for a state. */
+export function stateLetter(s: DestinationState): 'a' | 'i' {
+  return openSipsState(s) === 'active' ? 'a' : 'i';
+}
+
+export function parseDsList(result: unknown, partition = 'default'): DispatcherListResult {
+  const fail = (why: string): DispatcherListResult => ({
+    ok: false,
+    error: `unexpected ds_list reply: ${why}`,
+  });
+  if (!isObj(result)) return fail('not an object');
+  // An empty dispatcher answers without PARTITIONS/SETS.
+  if (result.PARTITIONS === undefined) return { ok: true, targets: [] };
+  if (!Array.isArray(result.PARTITIONS)) return fail('PARTITIONS is not an array');
+  const targets: DispatcherTarget[] = [];
+  for (const p of result.PARTITIONS) {
+    if (!isObj(p)) return fail('a partition is not an object');
+    if (p.name !== undefined && p.name !== partition) continue;
+    if (p.SETS === undefined) continue;
+    if (!Array.isArray(p.SETS)) return fail('SETS is not an array');
+    for (const s of p.SETS) {
+      if (!isObj(s) || typeof s.id !== 'number') return fail('a set without a numeric id');
+      const dests = s.Destinations ?? [];
+      if (!Array.isArray(dests)) return fail(`set ${s.id}: Destinations is not an array`);
+      for (const d of dests) {
+        if (!isObj(d) || typeof d.URI !== 'string' || typeof d.state !== 'string') {
+          return fail(`set ${s.id}: a destination without URI or state`);
+        }
+        const state = STATES[d.state.toLowerCase()];
+        if (!state) return fail(`${d.URI}: unknown state ${JSON.stringify(d.state)}`);
+        const attrsBody = typeof d.attr === 'string' ? d.attr : '';
+        const attrs = parseAttrsBody(attrsBody);
+        const weight =
+          typeof d.weight === 'number' ? d.weight : typeof d.weight === 'string' ? Number(d.weight) : null;
+        targets.push({
+          setId: s.id,
+          uri: d.URI,
+          state,
+          probing: 'none',
+          priority: typeof d.priority === 'number' ? d.priority : 0,
+          attrsBody,
+          attrs,
+          duid:
+            attrs.duid ?? (typeof d.description === 'string' && d.description !== '' ? d.description : null),
+          weight: weight !== null && Number.isFinite(weight) ? weight : null,
+          // The table's weight is the relative weight the controller wrote.
+          rweight: weight !== null && Number.isFinite(weight) ? weight : null,
+          latency: null,
+        });
+      }
+    }
+  }
+  return { ok: true, targets };
+}
