@@ -228,7 +228,7 @@ describe('bench quality: stored runs', () => {
     ).to.throw(/steps\[0\]\.policy: expected one of round_robin/);
     expect(
       edit((r) => {
-        r.version = 2;
+        r.version = 3;
       }),
     ).to.throw(/f\.json\.version/);
     expect(
