@@ -264,6 +264,7 @@ describe('bench quality: publishing a run', function () {
         'docs/bench/quality-latency.svg',
         'docs/bench/quality-goodput.svg',
         'docs/bench/quality-drop-weights.svg',
+        'docs/bench/quality-scenarios.svg',
         'BENCHMARKS.md',
       ]);
       const md = await readFile(opts.benchmarksMd, 'utf8');
