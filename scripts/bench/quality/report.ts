@@ -315,8 +315,14 @@ function scenarioMatrixLines(run: QualityRun, scenarios: readonly ScenarioId[]):
     const cells = scenarios.map((id) => {
       const sp = capacitySpread(run, id, p);
       if (sp) return spreadText(sp, frac);
-      // Not run on this pool: its lab would have been another's (see the pool's note).
-      return id === 'unknown' && poolOf(run, id).note ? 'same lab as equal static (known)' : 'not run';
+      // Not run on this pool: with every backend configured equal its lab is a known-pool lab (the
+      // pool's note): round robin and equal weights read no capacity, capacity weights become equal.
+      if (id !== 'unknown' || !poolOf(run, id).note || p === 'kamailio_cc' || p === 'sipweigh')
+        return 'not run';
+      const twin: PolicyId = p === 'static_capacity' ? 'static_equal' : p;
+      const known = capacitySpread(run, 'known', twin);
+      const lab = twin === p ? 'its known-pool lab' : "equal static's known-pool lab";
+      return known ? `${spreadText(known, frac)} (${lab})` : `not run (${lab})`;
     });
     return cells.every((c) => c === 'not run') ? [] : [[POLICY_LABELS[p], ...cells]];
   });
