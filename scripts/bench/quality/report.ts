@@ -721,6 +721,16 @@ export function qualityMarkdown(run: QualityRun, opts: { runFile: string; plots:
       'show whether the pool keeps carrying (admission control refuses the excess with 503) or collapses. The ' +
       'capacity-drop plot shows whether the weights follow a backend that loses capacity: static weights ' +
       'cannot, so the weakened backend overflows until someone edits the list.',
+    ...(scenariosRun(run).length > 1
+      ? [
+          '',
+          'The other pools ask whether a policy needs the datasheet to be right. With every backend configured ' +
+            "equal, the capacity-weighted list and Kamailio's cc=1 start from equal weights, and sipweigh " +
+            'from equal capacities: a policy that keeps its figure there finds the capacities itself. With one ' +
+            'backend slower than configured, a list that trusts the datasheet overloads it; the offered loads ' +
+            'are fractions of what the pool really carries, so 1.00 is still the physical limit.',
+        ]
+      : []),
     '',
   );
   return out.join('\n');
