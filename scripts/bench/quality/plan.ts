@@ -88,13 +88,17 @@ export function schedule(o: ScheduleOptions): PlannedRun[] {
   return runs;
 }
 
-/** Rough costs measured on the lab (seconds): a lab start, Kamailio's idle baseline, sipweigh's first limit. */
+/**
+ * Rough costs on the lab (seconds): a lab start, Kamailio's idle baseline, sipweigh's first limit, a
+ * step's overhead. Calibrated on two runs on the 2-CPU lab machine: --quick of 2026-12-04 (408 s, this
+ * gives 436 s) and the full one-repetition run of 2026-11-25 (26.1 min, this gives 25.7).
+ */
 export const COSTS = {
-  labStartS: 6,
+  labStartS: 4,
   ccBaselineS: 11,
-  loopReadyS: 4,
+  loopReadyS: 2,
   /** sipp start, the last calls' fate (up to the receive timeout), the backend counters read. */
-  stepOverheadS: 2.5,
+  stepOverheadS: 1.5,
 } as const;
 
 type EstimateOptions = Pick<
