@@ -1,15 +1,25 @@
 import { expect } from 'chai';
 import {
   capacityFraction,
+  capacitySpread,
   capacityVerdict,
+  dropSpreads,
   goals,
   loadKey,
+  median,
+  medianSteps,
   missReasons,
+  overloadVerdicts,
+  poolOf,
   qualitySummary,
+  scenariosRun,
+  spread,
   stepCarried,
+  timeSpread,
+  verdictsByRep,
 } from '../../scripts/bench/quality/analysis.js';
 import type { PolicyId, QualityRun, StepResult } from '../../scripts/bench/quality/types.js';
-import { CRITERIA, fixtureRun, runWith, step } from './bench-quality-fixture.js';
+import { CRITERIA, fixtureRun, repeatedRun, runWith, step } from './bench-quality-fixture.js';
 
 /** The fixture with one policy's steps replaced by carried steps up to `upTo` and a miss above. */
 function withFraction(run: QualityRun, policy: PolicyId, upTo: number): QualityRun {
@@ -158,25 +168,51 @@ describe('bench quality: goals', () => {
 });
 
 describe('bench quality: the last-line JSON', () => {
-  it('the fixture: every policy, overload goodput by load, drop follow times, the run file', () => {
+  it('the fixture: every policy by the issue names, ranges, overload goodput and the 130 % test, drop figures', () => {
     const s = qualitySummary(fixtureRun(), 'bench-results/quality-x.json');
+    const one = (n: number) => [n, n];
     expect(JSON.parse(JSON.stringify(s))).to.deep.equal({
       bench: 'quality',
       capacity_fraction: {
         round_robin: 0.4,
-        static_equal: 0.4,
-        static_capacity: 0.9,
+        equal_static: 0.4,
+        capacity_static: 0.9,
         kamailio_cc: 0.55,
         sipweigh: 0.9,
       },
+      capacity_fraction_range: {
+        round_robin: one(0.4),
+        equal_static: one(0.4),
+        capacity_static: one(0.9),
+        kamailio_cc: one(0.55),
+        sipweigh: one(0.9),
+      },
       overload_goodput_cps: {
         round_robin: { '1.1': 94.2, '1.3': 61.7 },
-        static_equal: { '1.1': 93.1, '1.3': 60.4 },
-        static_capacity: { '1.1': 104.8, '1.3': 78.6 },
+        equal_static: { '1.1': 93.1, '1.3': 60.4 },
+        capacity_static: { '1.1': 104.8, '1.3': 78.6 },
         kamailio_cc: { '1.1': 98.3, '1.3': 80.1 },
         sipweigh: { '1.1': 158.1, '1.3': 156.4 },
       },
-      capacity_drop_follow_s: { static_capacity: null, kamailio_cc: null, sipweigh: 4 },
+      overload: {
+        round_robin: { load: 1.3, goodput_fraction: 0.35, admitted_failed: 3316 },
+        equal_static: { load: 1.3, goodput_fraction: 0.35, admitted_failed: 3342 },
+        capacity_static: { load: 1.3, goodput_fraction: 0.45, admitted_failed: 2978 },
+        kamailio_cc: { load: 1.3, goodput_fraction: 0.46, admitted_failed: 2948 },
+        sipweigh: { load: 1.3, goodput_fraction: 0.89, admitted_failed: 109 },
+      },
+      capacity_drop_follow_s: { capacity_static: null, kamailio_cc: null, sipweigh: 4 },
+      // The fixture's drop runs have no recovery (before issue 18): the settled "after" stands in.
+      drop: {
+        capacity_static_follow_s: null,
+        capacity_static_failed_after_pct: 12.381,
+        kamailio_cc_follow_s: null,
+        kamailio_cc_failed_after_pct: 0,
+        sipweigh_follow_s: 4,
+        sipweigh_failed_after_pct: 0,
+      },
+      reps: 1,
+      duration_s: 1183,
       run_file: 'bench-results/quality-x.json',
     });
   });
@@ -200,5 +236,100 @@ describe('bench quality: the last-line JSON', () => {
       sipweigh: { '1.1': 155, '1.3': 155.6 },
     });
     expect(loadKey(1.1)).to.equal('1.1');
+  });
+});
+
+describe('bench quality: repetitions and scenarios (issue 18)', () => {
+  const run = repeatedRun();
+
+  it('median and range; a median of an even count is the mean of the middle two', () => {
+    expect(median([])).to.equal(null);
+    expect(median([3, 1, 2])).to.equal(2);
+    expect(median([4, 1, 3, 2])).to.equal(2.5);
+    expect(spread([0.85, 0.95, 0.9])).to.deep.equal({
+      median: 0.9,
+      min: 0.85,
+      max: 0.95,
+      n: 3,
+      values: [0.85, 0.95, 0.9],
+    });
+    expect(spread([])).to.equal(null);
+  });
+
+  it('a time that may never come: a miss is later than any hit, so misses in the middle make the median never', () => {
+    expect(timeSpread([4, null, 6])).to.deep.equal({ median: 6, min: 4, max: 6, misses: 1, n: 3 });
+    expect(timeSpread([null, 2, null])).to.deep.equal({ median: null, min: 2, max: 2, misses: 2, n: 3 });
+    expect(timeSpread([null])).to.deep.equal({ median: null, min: null, max: null, misses: 1, n: 1 });
+    expect(timeSpread([])).to.equal(null);
+  });
+
+  it('the headline is the median of each repetition’s capacity fraction, per scenario', () => {
+    expect(verdictsByRep(run, 'known', 'sipweigh').map((v) => v.verdict.fraction)).to.deep.equal([
+      0.9, 0.95, 0.85,
+    ]);
+    expect(capacitySpread(run, 'known', 'sipweigh')).to.include({ median: 0.9, min: 0.85, max: 0.95, n: 3 });
+    expect(capacitySpread(run, 'known', 'kamailio_cc')).to.include({ median: 0.85, min: 0.8, max: 0.85 });
+    expect(capacitySpread(run, 'unknown', 'sipweigh')).to.include({ median: 0.875, n: 2 });
+    expect(capacitySpread(run, 'unknown', 'kamailio_cc')).to.include({ median: 0.35, min: 0, max: 0.7 });
+    expect(capacitySpread(run, 'slow', 'sipweigh')).to.equal(null);
+    // The goals read the known pool's medians.
+    expect(goals(run).find((g) => g.id === 'vs_kamailio_cc')).to.include({
+      sipweigh: 0.9,
+      target: 0.85,
+      met: true,
+    });
+  });
+
+  it('median steps: one row per scenario, policy and load, the medians with their range and how many were carried', () => {
+    const rows = medianSteps(
+      run.steps.filter((s) => s.policy === 'sipweigh' && (s.scenario ?? 'known') === 'known'),
+      CRITERIA,
+    );
+    expect(rows).to.have.length(6);
+    const at90 = rows.find((r) => r.load_fraction === 0.9)!;
+    expect(at90).to.include({ n: 3, carried: 2, failed_pct: 0 });
+    expect(at90.failed_pct_range).to.deep.equal([0, 3]);
+    const at130 = rows.find((r) => r.load_fraction === 1.3)!;
+    expect(at130.success_cps).to.equal(158);
+    expect(at130.success_cps_range).to.deep.equal([150, 160]);
+    // A single measurement comes back as it was.
+    const single = medianSteps([step(0.7)], CRITERIA)[0]!;
+    expect(single).to.deep.include({ ...step(0.7), rep: undefined, n: 1, carried: 1 });
+  });
+
+  it('the last line: the issue’s keys, medians and ranges, the 130 % test and the drop', () => {
+    const s = JSON.parse(JSON.stringify(qualitySummary(run, 'r.json'))) as Record<string, unknown>;
+    expect(s.capacity_fraction).to.deep.equal({ equal_static: 0, kamailio_cc: 0.85, sipweigh: 0.9 });
+    expect(s.capacity_fraction_range).to.deep.equal({
+      equal_static: [0, 0],
+      kamailio_cc: [0.8, 0.85],
+      sipweigh: [0.85, 0.95],
+    });
+    expect(s.unknown_capacity_fraction).to.deep.equal({ kamailio_cc: 0.35, sipweigh: 0.88 });
+    expect(s.unknown_capacity_fraction_range).to.deep.equal({ kamailio_cc: [0, 0.7], sipweigh: [0.85, 0.9] });
+    expect(s).not.to.have.property('slow_capacity_fraction');
+    // 158 of 175 calls/s: 0.9; the admitted calls that failed: none (every failure a 503).
+    expect(s.overload).to.deep.equal({ sipweigh: { load: 1.3, goodput_fraction: 0.9, admitted_failed: 0 } });
+    expect(s.overload_goodput_cps).to.deep.equal({ sipweigh: { '1.3': 158 } });
+    expect(s.drop).to.deep.equal({
+      kamailio_cc_follow_s: null, // two of three never
+      kamailio_cc_follow_back_s: null,
+      kamailio_cc_failed_after_pct: 1.5,
+      sipweigh_follow_s: 5,
+      sipweigh_follow_back_s: 5, // 3, 5, never
+      sipweigh_failed_after_pct: 0.5,
+    });
+    expect(s.capacity_drop_follow_s).to.deep.equal({ kamailio_cc: null, sipweigh: 5 });
+    expect(s.reps).to.equal(3);
+    const spreads = dropSpreads(run);
+    expect(spreads.map((d) => d.policy)).to.deep.equal(['kamailio_cc', 'sipweigh']);
+    expect(spreads[1]!.failed_after_pct).to.include({ median: 0.5, min: 0.2, max: 0.7 });
+  });
+
+  it('a stored pool is read back as it was; a run before issue 18 has the known pool from run.pool', () => {
+    expect(poolOf(fixtureRun(), 'known')).to.include({ total_cps: 175 });
+    expect(poolOf(fixtureRun(), 'known').configured_cps).to.deep.equal([25, 50, 100]);
+    expect(scenariosRun(run)).to.deep.equal(['known', 'unknown']);
+    expect(overloadVerdicts(run).sipweigh!.admitted_failed).to.include({ median: 0, max: 10 });
   });
 });

@@ -100,10 +100,12 @@ describe('bench quality: plots', function () {
       expect(written.map((f) => f.slice(dir.length + 1))).to.deep.equal([
         'a/quality-latency.svg',
         'a/quality-goodput.svg',
+        'a/quality-scenarios.svg',
       ]);
       expect((await readdir(join(dir, 'a'))).sort()).to.deep.equal([
         'quality-goodput.svg',
         'quality-latency.svg',
+        'quality-scenarios.svg',
       ]);
       const empty: QualityRun = { ...run, steps: [], capacity_drop: [] };
       expect(qualityPlotSpecs(empty)).to.deep.equal({});

@@ -13,7 +13,7 @@ import {
 } from '../../scripts/bench/quality/report.js';
 import { checkQualityRun, parseQualityRun } from '../../scripts/bench/quality/run-file.js';
 import { POLICIES, POLICY_LABELS } from '../../scripts/bench/quality/types.js';
-import { CRITERIA, FIXTURE_TEXT, fixtureRun, runWith, step } from './bench-quality-fixture.js';
+import { CRITERIA, FIXTURE_TEXT, fixtureRun, repeatedRun, runWith, step } from './bench-quality-fixture.js';
 
 /** Unescaped `|` in a Markdown table line: the column count plus one. */
 const pipes = (line: string) => line.replace(/\\\|/g, '').split('|').length - 1;
@@ -141,6 +141,82 @@ describe('bench quality: the Markdown section', () => {
   });
 });
 
+describe('bench quality: the Markdown section of a repeated run with scenarios (issue 18)', () => {
+  const run = repeatedRun();
+  const md = qualityMarkdown(run, {
+    runFile: 'bench-results/quality-v2.json',
+    plots: { scenarios: 'docs/bench/quality-scenarios.svg' },
+  });
+
+  it('says how the runs were repeated and interleaved, and that the figures are medians', () => {
+    expect(md).to.contain('ran 3 times');
+    expect(md).to.contain('the policies interleaved');
+    expect(md).to.contain('**median**');
+  });
+
+  it('the headline: median, range and each repetition; the first miss per repetition', () => {
+    expect(md).to.match(
+      /^\| sipweigh \| 0\.90 \| 157\.5 \| rep 1: 95 %: failed 3\.00 % ≥ 1 %; rep 2: 130 %: .*\| 0\.85–0\.95 \| 0\.90, 0\.95, 0\.85 \|$/m,
+    );
+  });
+
+  it('the policy-by-pool table: medians with ranges, and the policies not run on the unknown pool said so', () => {
+    expect(md).to.contain('### Adaptivity: the same pool under wrong or changing capacities');
+    expect(md).to.match(/^\| sipweigh \| 0\.90 \(0\.85–0\.95\) \| 0\.88 \(0\.85–0\.90\) \|$/m);
+    expect(md).to.match(/^\| equal static weights \(alg 11\) \| 0\.00 \| 0\.00 \(its known-pool lab\) \|$/m);
+    expect(md).to.match(
+      /^\| capacity-proportional static weights \(alg 11\) \| not run \| 0\.00 \(equal static's known-pool lab\) \|$/m,
+    );
+    expect(md).to.contain('| 58.33 / 58.33 / 58.33 |');
+    expect(md).to.contain('not run again: static_equal');
+    expect(md).to.contain('#### unknown capacities (every backend configured equal): sipweigh');
+  });
+
+  it('step tables as medians: carried k of n, ranges beside the medians', () => {
+    expect(md).to.match(/^\| 90 % \| 157\.5 \| 3150 \| 157\.5 \| 0 \(0–3\.0\) \|.*\| 2 of 3 \|$/m);
+  });
+
+  it('the 130 % test and the drop medians with the recovery', () => {
+    expect(md).to.match(/^\| sipweigh \| 130 % \| 0\.90 \(0\.86–0\.91\) \| 0 \(0–10\) \| \*\*yes\*\* \|$/m);
+    expect(md).to.contain('and comes back 40 s into it');
+    expect(md).to.match(
+      /^\| sipweigh \| 3 \| 5\.0 s \(4\.0–6\.0 s\) \| 5\.0 s \(3\.0–5\.0 s\), 1 of 3 never \| 0 \| 0\.50 \(0\.20–0\.70\) \| 0 \|$/m,
+    );
+    expect(md).to.match(/^\| Kamailio adaptive .* \| 3 \| never \(2 of 3\) \|/m);
+    expect(md).to.match(/^\| sipweigh \(rep 2\) \| be3 \|.*\| 5\.0 s \| 0\.70 \| 0 \|$/m);
+    expect(md).to.contain('](docs/bench/quality-scenarios.svg)');
+  });
+
+  it('every table row has as many cells as its head', () => {
+    const all = tables(md);
+    expect(all.length).to.be.greaterThan(10);
+    for (const t of all) for (const line of t) expect(pipes(line), line).to.equal(pipes(t[0]!));
+  });
+
+  it('the terminal summary has each pool, the ranges and the drop medians', () => {
+    const s = formatSummary(run);
+    expect(s).to.match(/capacity fraction, known capacities .*median of 3/);
+    expect(s).to.match(/^ {2}sipweigh\s+0\.90 \(0\.85–0\.95\)/m);
+    expect(s).to.match(/capacity fraction, unknown capacities/);
+    expect(s).to.match(
+      /^ {2}sipweigh\s+at 130 %: goodput 0\.90 \(0\.86–0\.91\) of capacity, admitted calls failed 0 \(0–10\)/m,
+    );
+    expect(s).to.match(/^ {2}sipweigh\s+5\.0 s \(4\.0–6\.0 s\) back 5\.0 s/m);
+  });
+
+  it('a stored repeated run reads back field by field', () => {
+    const back = parseQualityRun(JSON.stringify(run), 'v2.json');
+    expect(back.scenarios).to.have.length(2);
+    const bad = JSON.parse(JSON.stringify(run)) as Record<string, unknown> & {
+      steps: Record<string, unknown>[];
+    };
+    bad.steps[0]!.scenario = 'optimistic';
+    expect(() => checkQualityRun(bad, 'v2.json')).to.throw(
+      /v2\.json\.steps\[0\]\.scenario: expected one of known/,
+    );
+  });
+});
+
 describe('bench quality: BENCHMARKS.md sections', () => {
   const other = '<!-- bench:failover:begin -->\nfailover table\n<!-- bench:failover:end -->';
 
@@ -228,7 +304,7 @@ describe('bench quality: stored runs', () => {
     ).to.throw(/steps\[0\]\.policy: expected one of round_robin/);
     expect(
       edit((r) => {
-        r.version = 2;
+        r.version = 3;
       }),
     ).to.throw(/f\.json\.version/);
     expect(
@@ -264,6 +340,7 @@ describe('bench quality: publishing a run', function () {
         'docs/bench/quality-latency.svg',
         'docs/bench/quality-goodput.svg',
         'docs/bench/quality-drop-weights.svg',
+        'docs/bench/quality-scenarios.svg',
         'BENCHMARKS.md',
       ]);
       const md = await readFile(opts.benchmarksMd, 'utf8');

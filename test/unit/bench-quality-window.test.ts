@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { parseSippRows, parseSippRtt } from '../../src/lab/sipp.js';
-import { followTime, weightShare } from '../../scripts/bench/quality/quality.js';
+import { followBackTime, followTime, weightShare } from '../../scripts/bench/quality/quality.js';
 import { elapsedSeconds, measureWindow, percentile, perSecond } from '../../scripts/bench/quality/window.js';
 
 const counts = (rows: [string, number, number, number][]) =>
@@ -127,5 +127,23 @@ describe('quality bench: how fast the weights follow a capacity drop', function 
     // Weights that never move follow nothing, even below the target.
     const still = [sample(19, 30), sample(21, 30), sample(22, 30)];
     expect(followTime(still, 'be3', 20, 0.45)).to.equal(null);
+  });
+
+  it('back: the first sample after the recovery whose share moved up to the target or above', function () {
+    // Down to 40 at 30 s, recovery at 40 s; be3's fair share with 100 of 175 is 0.571, 90 % of it 0.514.
+    const back = [
+      sample(38, 40),
+      sample(39, 40),
+      sample(40, 40),
+      sample(41, 60),
+      sample(42, 90),
+      sample(43, 100),
+    ];
+    expect(followBackTime(back, 'be3', 40, 0.514)).to.equal(2); // 90/165 = 0.545
+    expect(followBackTime(back, 'be3', 40, 0.57)).to.equal(3); // 100/175
+    expect(followBackTime(back, 'be3', 40, 0.6)).to.equal(null);
+    // Weights that never went down cannot come back, even when above the target (a static list).
+    const still = [sample(39, 100), sample(41, 100), sample(42, 100)];
+    expect(followBackTime(still, 'be3', 40, 0.5)).to.equal(null);
   });
 });

@@ -3,7 +3,17 @@
  * carried, its capacity fraction (the headline), sipweigh against the issue's goals, and the
  * last-line JSON object.
  */
-import { POLICIES, type DropResult, type PolicyId, type QualityRun, type StepResult } from './types.js';
+import {
+  JSON_POLICY_KEYS,
+  POLICIES,
+  SCENARIOS,
+  type DropResult,
+  type PolicyId,
+  type QualityRun,
+  type ScenarioId,
+  type ScenarioPool,
+  type StepResult,
+} from './types.js';
 
 export type Criteria = QualityRun['criteria'];
 
@@ -97,11 +107,238 @@ export function capacityFraction(
   return capacityVerdict(steps, policy, criteria)?.fraction ?? null;
 }
 
-/** Every policy of the run that has steps, in the canonical order. */
+/** Every policy of the run that has steps, in the canonical order (the known pool, every repetition pooled). */
 export function capacityVerdicts(run: QualityRun): CapacityVerdict[] {
+  const steps = scenarioSteps(run, 'known');
   return POLICIES.flatMap((p) => {
-    const v = capacityVerdict(run.steps, p, run.criteria);
+    const v = capacityVerdict(steps, p, run.criteria);
     return v ? [v] : [];
+  });
+}
+
+// --- scenarios and repetitions (issue 18) ---------------------------------------------------------
+
+/** A step's scenario and repetition; runs before issue 18 have neither (known, 1). */
+export const scenarioOf = (s: { readonly scenario?: ScenarioId }): ScenarioId => s.scenario ?? 'known';
+export const repOf = (s: { readonly rep?: number }): number => s.rep ?? 1;
+
+export function scenarioSteps(run: QualityRun, scenario: ScenarioId): StepResult[] {
+  return run.steps.filter((s) => scenarioOf(s) === scenario);
+}
+
+/** The scenarios the run has steps for, in the canonical order. */
+export function scenariosRun(run: QualityRun): ScenarioId[] {
+  return SCENARIOS.filter((id) => run.steps.some((s) => scenarioOf(s) === id));
+}
+
+/** A scenario's pool as recorded, or (runs before issue 18) the known pool from `run.pool`. */
+export function poolOf(run: QualityRun, scenario: ScenarioId): ScenarioPool {
+  const stored = run.scenarios?.find((p) => p.id === scenario);
+  if (stored) return stored;
+  return {
+    id: scenario,
+    capacities_cps: run.pool.capacities_cps,
+    configured_cps: run.pool.capacities_cps,
+    total_cps: run.pool.total_cps,
+    policies: POLICIES.filter((p) => run.steps.some((s) => s.policy === p && scenarioOf(s) === scenario)),
+  };
+}
+
+/** Median of numbers (the mean of the middle two for an even count); null for none. */
+export function median(xs: readonly number[]): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** One figure over the repetitions: the median (the headline), the range, and every value in run order. */
+export interface Spread {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+  readonly n: number;
+  readonly values: readonly number[];
+}
+
+export function spread(xs: readonly number[]): Spread | null {
+  const m = median(xs);
+  if (m === null) return null;
+  return { median: m, min: Math.min(...xs), max: Math.max(...xs), n: xs.length, values: [...xs] };
+}
+
+/**
+ * A time that may never happen (null), over the repetitions: a miss counts as later than any hit, so
+ * the median is null when the misses reach the middle; the range is over the hits, `misses` apart.
+ */
+export interface TimeSpread {
+  readonly median: number | null;
+  readonly min: number | null;
+  readonly max: number | null;
+  readonly misses: number;
+  readonly n: number;
+}
+
+export function timeSpread(xs: readonly (number | null)[]): TimeSpread | null {
+  if (xs.length === 0) return null;
+  const hits = xs.filter((x): x is number => x !== null);
+  const all = [...hits].sort((a, b) => a - b).concat(Array<number>(xs.length - hits.length).fill(Infinity));
+  const m = median(all);
+  return {
+    median: m === null || !Number.isFinite(m) ? null : m,
+    min: hits.length > 0 ? Math.min(...hits) : null,
+    max: hits.length > 0 ? Math.max(...hits) : null,
+    misses: xs.length - hits.length,
+    n: xs.length,
+  };
+}
+
+/** A policy's verdict in each repetition on one scenario's pool (repetitions in order). */
+export function verdictsByRep(
+  run: QualityRun,
+  scenario: ScenarioId,
+  policy: PolicyId,
+): { rep: number; verdict: CapacityVerdict }[] {
+  const steps = scenarioSteps(run, scenario).filter((s) => s.policy === policy);
+  const reps = [...new Set(steps.map(repOf))].sort((a, b) => a - b);
+  return reps.flatMap((rep) => {
+    const v = capacityVerdict(
+      steps.filter((s) => repOf(s) === rep),
+      policy,
+      run.criteria,
+    );
+    return v ? [{ rep, verdict: v }] : [];
+  });
+}
+
+/** The headline over the repetitions: each repetition's capacity fraction, median and range; null if not run. */
+export function capacitySpread(run: QualityRun, scenario: ScenarioId, policy: PolicyId): Spread | null {
+  return spread(verdictsByRep(run, scenario, policy).map((r) => r.verdict.fraction));
+}
+
+/** A step's figures as the median over its repetitions, with how many of them were carried. */
+export interface MedianStep extends StepResult {
+  /** Repetitions measured at this load, and how many of them were carried. */
+  readonly n: number;
+  readonly carried: number;
+  readonly success_cps_range: readonly [number, number];
+  readonly failed_pct_range: readonly [number, number];
+  readonly p99_ms_range: readonly [number, number] | null;
+}
+
+/**
+ * Per scenario, policy and load: the median of every figure over the repetitions (a single
+ * measurement is returned as it is). Shares are per-backend medians; setup latencies the medians of
+ * the repetitions that had any.
+ */
+export function medianSteps(steps: readonly StepResult[], criteria: Criteria): MedianStep[] {
+  const groups = new Map<string, StepResult[]>();
+  for (const s of steps) {
+    const k = `${scenarioOf(s)}|${s.policy}|${loadKey(s.load_fraction)}`;
+    groups.set(k, [...(groups.get(k) ?? []), s]);
+  }
+  const med = (xs: number[]) => median(xs) ?? Number.NaN;
+  const rng = (xs: number[]): [number, number] => [Math.min(...xs), Math.max(...xs)];
+  return [...groups.values()].map((g) => {
+    const first = g[0]!;
+    const lat = g.flatMap((s) => (s.setup_ms ? [s.setup_ms] : []));
+    const backends = [...new Set(g.flatMap((s) => Object.keys(s.shares)))];
+    const one = g.length === 1;
+    return {
+      ...first,
+      rep: undefined,
+      offered_cps: med(g.map((s) => s.offered_cps)),
+      duration_s: one ? first.duration_s : med(g.map((s) => s.duration_s)),
+      calls: one ? first.calls : Math.round(med(g.map((s) => s.calls))),
+      ok: one ? first.ok : Math.round(med(g.map((s) => s.ok))),
+      failed: one ? first.failed : Math.round(med(g.map((s) => s.failed))),
+      refused_503: one ? first.refused_503 : Math.round(med(g.map((s) => s.refused_503))),
+      failed_pct: med(g.map((s) => s.failed_pct)),
+      success_cps: med(g.map((s) => s.success_cps)),
+      setup_ms:
+        lat.length === 0
+          ? null
+          : {
+              p50: med(lat.map((l) => l.p50)),
+              p95: med(lat.map((l) => l.p95)),
+              p99: med(lat.map((l) => l.p99)),
+              max: med(lat.map((l) => l.max)),
+            },
+      shares: one
+        ? first.shares
+        : Object.fromEntries(backends.map((b) => [b, med(g.flatMap((s) => s.shares[b] ?? []))])),
+      n: g.length,
+      carried: g.filter((s) => stepCarried(s, criteria)).length,
+      success_cps_range: rng(g.map((s) => s.success_cps)),
+      failed_pct_range: rng(g.map((s) => s.failed_pct)),
+      p99_ms_range: lat.length === 0 ? null : rng(lat.map((l) => l.p99)),
+    };
+  });
+}
+
+/** Calls that were admitted (not refused with 503) and still failed: timeouts, errors. */
+export const admittedFailed = (s: StepResult): number => Math.max(0, s.failed - s.refused_503);
+
+export interface OverloadVerdict {
+  readonly load_fraction: number;
+  /** Goodput over the pool's real capacity: median and range over the repetitions. */
+  readonly goodput_fraction: Spread;
+  /** Admitted calls that failed: median and range. */
+  readonly admitted_failed: Spread;
+}
+
+/**
+ * The highest overload step of the known pool (130 % in the ladders) per policy: does the pool keep
+ * carrying (goodput ≥ 0.9 of its capacity) without failing a call it admitted?
+ */
+export function overloadVerdicts(run: QualityRun): Partial<Record<PolicyId, OverloadVerdict>> {
+  const steps = scenarioSteps(run, 'known').filter((s) => s.load_fraction > 1);
+  const total = poolOf(run, 'known').total_cps;
+  const out: Partial<Record<PolicyId, OverloadVerdict>> = {};
+  for (const p of POLICIES) {
+    const mine = steps.filter((s) => s.policy === p);
+    if (mine.length === 0) continue;
+    const top = Math.max(...mine.map((s) => s.load_fraction));
+    const at = mine.filter((s) => loadKey(s.load_fraction) === loadKey(top));
+    out[p] = {
+      load_fraction: top,
+      goodput_fraction: spread(at.map((s) => s.success_cps / total))!,
+      admitted_failed: spread(at.map(admittedFailed))!,
+    };
+  }
+  return out;
+}
+
+export interface DropSpread {
+  readonly policy: PolicyId;
+  readonly runs: number;
+  readonly follow_s: TimeSpread;
+  readonly follow_back_s: TimeSpread | null;
+  /** Failed % of the calls started between the drop and the recovery (the transient included). */
+  readonly failed_after_pct: Spread;
+  readonly failed_before_pct: Spread;
+  readonly failed_recovered_pct: Spread | null;
+}
+
+/** Each policy's drop runs over the repetitions, in the canonical order. */
+export function dropSpreads(run: QualityRun): DropSpread[] {
+  return POLICIES.flatMap((p) => {
+    const ds = run.capacity_drop.filter((d) => d.policy === p);
+    if (ds.length === 0) return [];
+    const back = ds.filter((d) => d.follow_back_s !== undefined).map((d) => d.follow_back_s ?? null);
+    const recovered = ds.flatMap((d) => (d.recovered ? [d.recovered.failed_pct] : []));
+    return [
+      {
+        policy: p,
+        runs: ds.length,
+        follow_s: timeSpread(ds.map((d) => d.follow_s))!,
+        follow_back_s: timeSpread(back),
+        // Runs before issue 18 had no recovery: their "after" (settled, to the end) stands in.
+        failed_after_pct: spread(ds.map((d) => (d.halved ?? d.after).failed_pct))!,
+        failed_before_pct: spread(ds.map((d) => d.before.failed_pct))!,
+        failed_recovered_pct: spread(recovered),
+      },
+    ];
   });
 }
 
@@ -125,7 +362,8 @@ const f2 = (n: number) => n.toFixed(2);
 
 /** sipweigh against the issue's three goals, each met / not met / not judged, with the numbers. */
 export function goals(run: QualityRun): GoalResult[] {
-  const frac = (p: PolicyId) => capacityFraction(run.steps, p, run.criteria);
+  // The median over the repetitions on the known pool (a run of one repetition: its fraction).
+  const frac = (p: PolicyId) => capacitySpread(run, 'known', p)?.median ?? null;
   const sw = frac('sipweigh');
   const rr = frac('round_robin');
   const cc = frac('kamailio_cc');
@@ -221,13 +459,15 @@ export function loadKey(loadFraction: number): string {
 }
 
 /**
- * Goodput (successful calls/s) of each policy at each overload step (load_fraction > 1), keyed by
- * loadKey; several measurements at one level are averaged. Policies without overload steps are omitted.
+ * Goodput (successful calls/s) of each policy at each overload step (load_fraction > 1) of the known
+ * pool, keyed by loadKey; several measurements at one level (the repetitions) give their median.
+ * Policies without overload steps are omitted.
  */
 export function overloadGoodput(run: QualityRun): Partial<Record<PolicyId, Record<string, number>>> {
   const out: Partial<Record<PolicyId, Record<string, number>>> = {};
+  const known = scenarioSteps(run, 'known');
   for (const p of POLICIES) {
-    const over = run.steps.filter((s) => s.policy === p && s.load_fraction > 1);
+    const over = known.filter((s) => s.policy === p && s.load_fraction > 1);
     if (over.length === 0) continue;
     const byLoad = new Map<string, number[]>();
     for (const s of over) {
@@ -235,41 +475,107 @@ export function overloadGoodput(run: QualityRun): Partial<Record<PolicyId, Recor
       byLoad.set(k, [...(byLoad.get(k) ?? []), s.success_cps]);
     }
     const keys = [...byLoad.keys()].sort((a, b) => Number(a) - Number(b));
-    out[p] = Object.fromEntries(keys.map((k) => [k, round1(mean(byLoad.get(k)!))]));
+    out[p] = Object.fromEntries(keys.map((k) => [k, round1(median(byLoad.get(k)!)!)]));
   }
   return out;
-}
-
-function mean(xs: readonly number[]): number {
-  return xs.reduce((a, b) => a + b, 0) / xs.length;
 }
 
 const round1 = (n: number) => Math.round(n * 10) / 10;
 const round2 = (n: number) => Math.round(n * 100) / 100;
 
+type Keyed<T> = Partial<Record<string, T>>;
+
 export interface QualitySummary {
   readonly bench: 'quality';
-  readonly capacity_fraction: Partial<Record<PolicyId, number>>;
-  readonly overload_goodput_cps: Partial<Record<PolicyId, Record<string, number>>>;
-  /** Seconds for the dropped backend's weight to follow the drop; null: it never did. */
-  readonly capacity_drop_follow_s: Partial<Record<PolicyId, number | null>>;
+  /** The headline, known capacities: median over the repetitions, by the issue's policy names. */
+  readonly capacity_fraction: Keyed<number>;
+  readonly capacity_fraction_range: Keyed<readonly [number, number]>;
+  /** Every backend configured equal (only the policies that read capacities are run on it). */
+  readonly unknown_capacity_fraction?: Keyed<number>;
+  readonly unknown_capacity_fraction_range?: Keyed<readonly [number, number]>;
+  /** The largest backend really 30 % below its datasheet. */
+  readonly slow_capacity_fraction?: Keyed<number>;
+  readonly slow_capacity_fraction_range?: Keyed<readonly [number, number]>;
+  readonly overload_goodput_cps: Keyed<Record<string, number>>;
+  /** The highest overload step (130 %): goodput over the real capacity and admitted calls failed, medians. */
+  readonly overload: Keyed<{ load: number; goodput_fraction: number; admitted_failed: number }>;
+  /** Seconds for the dropped backend's weight to follow the drop; null: it never did (median). */
+  readonly capacity_drop_follow_s: Keyed<number | null>;
+  /** `<policy>_follow_s`, `<policy>_follow_back_s`, `<policy>_failed_after_pct` (medians). */
+  readonly drop: Keyed<number | null>;
+  /** Repetitions of every ladder (and drop run). */
+  readonly reps: number;
+  /** The run's wall-clock seconds. */
+  readonly duration_s: number | null;
   readonly run_file: string;
 }
 
-/** The object printed as the benchmark's last line. Policies that were not run are omitted. */
-export function qualitySummary(run: QualityRun, runFile: string): QualitySummary {
-  const capacity_fraction: Partial<Record<PolicyId, number>> = {};
-  for (const v of capacityVerdicts(run)) capacity_fraction[v.policy] = round2(v.fraction);
-  const capacity_drop_follow_s: Partial<Record<PolicyId, number | null>> = {};
+function keyedFractions(
+  run: QualityRun,
+  scenario: ScenarioId,
+): { med: Keyed<number>; range: Keyed<readonly [number, number]> } {
+  const med: Keyed<number> = {};
+  const range: Keyed<readonly [number, number]> = {};
   for (const p of POLICIES) {
-    const d = run.capacity_drop.find((r) => r.policy === p);
-    if (d) capacity_drop_follow_s[p] = d.follow_s === null ? null : round1(d.follow_s);
+    const sp = capacitySpread(run, scenario, p);
+    if (!sp) continue;
+    med[JSON_POLICY_KEYS[p]] = round2(sp.median);
+    range[JSON_POLICY_KEYS[p]] = [round2(sp.min), round2(sp.max)];
   }
+  return { med, range };
+}
+
+const nullable1 = (n: number | null) => (n === null ? null : round1(n));
+
+/**
+ * The object printed as the benchmark's last line. Policies that were not run are omitted; so are the
+ * scenarios that were not. Keys are the issue's policy names (equal_static, capacity_static).
+ */
+export function qualitySummary(run: QualityRun, runFile: string): QualitySummary {
+  const known = keyedFractions(run, 'known');
+  const scen = scenariosRun(run);
+  const extra: Record<string, unknown> = {};
+  for (const id of ['unknown', 'slow'] as const) {
+    if (!scen.includes(id)) continue;
+    const f = keyedFractions(run, id);
+    extra[`${id}_capacity_fraction`] = f.med;
+    extra[`${id}_capacity_fraction_range`] = f.range;
+  }
+  const capacity_drop_follow_s: Keyed<number | null> = {};
+  const drop: Keyed<number | null> = {};
+  for (const d of dropSpreads(run)) {
+    const k = JSON_POLICY_KEYS[d.policy];
+    capacity_drop_follow_s[k] = nullable1(d.follow_s.median);
+    drop[`${k}_follow_s`] = nullable1(d.follow_s.median);
+    if (d.follow_back_s) drop[`${k}_follow_back_s`] = nullable1(d.follow_back_s.median);
+    drop[`${k}_failed_after_pct`] = Math.round(d.failed_after_pct.median * 1000) / 1000;
+  }
+  const overload: Keyed<{ load: number; goodput_fraction: number; admitted_failed: number }> = {};
+  for (const [p, v] of Object.entries(overloadVerdicts(run)) as [PolicyId, OverloadVerdict][]) {
+    overload[JSON_POLICY_KEYS[p]] = {
+      load: v.load_fraction,
+      goodput_fraction: round2(v.goodput_fraction.median),
+      admitted_failed: v.admitted_failed.median,
+    };
+  }
+  const goodput = overloadGoodput(run);
+  const seconds = (Date.parse(run.finished_at) - Date.parse(run.started_at)) / 1000;
   return {
     bench: 'quality',
-    capacity_fraction,
-    overload_goodput_cps: overloadGoodput(run),
+    capacity_fraction: known.med,
+    capacity_fraction_range: known.range,
+    ...extra,
+    overload_goodput_cps: Object.fromEntries(
+      (Object.entries(goodput) as [PolicyId, Record<string, number>][]).map(([p, v]) => [
+        JSON_POLICY_KEYS[p],
+        v,
+      ]),
+    ),
+    overload,
     capacity_drop_follow_s,
+    drop,
+    reps: run.reps ?? 1,
+    duration_s: Number.isFinite(seconds) && seconds >= 0 ? Math.round(seconds) : null,
     run_file: runFile,
   };
 }

@@ -3,7 +3,7 @@
  * reduced `--quick` run.
  */
 import { benchCommand, namesOf, numberIn, numberListIn, parseBenchArgs } from '../common/options.js';
-import { POLICIES, type PolicyId } from './types.js';
+import { POLICIES, SCENARIOS, type PolicyId, type ScenarioId } from './types.js';
 
 export interface DropOptions {
   /** Index of the backend whose capacity halves (default the largest). */
@@ -13,6 +13,10 @@ export interface DropOptions {
   /** Seconds of load before the drop, and after it. */
   readonly beforeS: number;
   readonly afterS: number;
+  /** Seconds into the run the capacity comes back (beforeS < recoverAtS < beforeS + afterS); null: never. */
+  readonly recoverAtS: number | null;
+  /** The policies the drop runs for (their weights are what it watches). */
+  readonly policies: readonly PolicyId[];
 }
 
 export interface QualityOptions {
@@ -24,6 +28,14 @@ export interface QualityOptions {
   readonly workers: number;
   /** Offered loads as fractions of the total capacity, ascending; > 1 are the overload steps. */
   readonly steps: readonly number[];
+  /** The ladders of the scenarios after `known` (none of the overload steps: --quick keeps them short). */
+  readonly otherSteps: readonly number[];
+  /** The pools compared (issue 18): known, unknown, slow. */
+  readonly scenarios: readonly ScenarioId[];
+  /** Times every ladder and drop run, interleaved across the policies. */
+  readonly reps: number;
+  /** The slow scenario: how far below its datasheet the largest backend really is (0.3 = 30 %). */
+  readonly slowBy: number;
   /** Seconds of load before a step's window opens (not measured), and the window's length. */
   readonly warmupS: number;
   readonly windowS: number;
@@ -39,10 +51,17 @@ export interface QualityOptions {
   readonly outDir: string;
   /** Re-report a stored run instead of measuring. */
   readonly reportOnly: string | undefined;
+  /** Print the plan and its estimated duration, run nothing. */
+  readonly planOnly: boolean;
 }
 
 export const FULL_STEPS = [0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.3] as const;
-export const QUICK_STEPS = [0.6, 0.9, 1.3] as const;
+/** Issue 18: the knee's steps, and 130 % so the overload figure stays reported. */
+export const QUICK_STEPS = [0.7, 0.8, 0.85, 0.9, 0.95, 1.3] as const;
+/** --quick's unknown-capacity ladder: the knee only (the overload step is the known pool's). */
+export const QUICK_OTHER_STEPS = [0.7, 0.8, 0.85, 0.9, 0.95] as const;
+/** Drop runs: the adaptive policies only in --quick (a static list's weights cannot move). */
+export const QUICK_DROP_POLICIES: readonly PolicyId[] = ['kamailio_cc', 'sipweigh'];
 
 interface QualityArgs {
   policies?: PolicyId[];
@@ -53,6 +72,9 @@ interface QualityArgs {
   report?: string;
   net: number;
   drop: boolean;
+  scenarios?: ScenarioId[];
+  reps?: number;
+  plan: boolean;
 }
 
 export function parseQualityOptions(args: readonly string[]): QualityOptions {
@@ -72,7 +94,18 @@ export function parseQualityOptions(args: readonly string[]): QualityOptions {
       .option('--workers <n>', 'UDP workers per emulated backend', numberIn(1, 16, true), 2)
       .option('--steps <list>', 'offered loads as fractions of the total capacity', numberListIn(0.05, 3))
       .option('--window <s>', 'measured seconds per step (default 12; --quick 2)', numberIn(1, 600))
+      .option(
+        '--scenarios <list>',
+        `comma-separated, of ${SCENARIOS.join(',')} (default all; --quick known,unknown)`,
+        namesOf(SCENARIOS),
+      )
+      .option(
+        '--reps <n>',
+        'repetitions of every ladder and drop run, interleaved (default 3; --quick 1)',
+        numberIn(1, 20, true),
+      )
       .option('--report <file>', 're-report a stored run instead of measuring')
+      .option('--plan', 'print the runs in order and the estimated duration; run nothing', false)
       .option('--net <n>', "second octet of the labs' loopback addresses", numberIn(1, 254, true), 17)
       .option('--no-drop', 'skip the capacity-drop run'),
     args,
@@ -80,22 +113,42 @@ export function parseQualityOptions(args: readonly string[]): QualityOptions {
   const quick = o.quick;
   const capacities = o.capacity;
   const steps = [...(o.steps ?? (quick ? QUICK_STEPS : FULL_STEPS))].sort((a, b) => a - b);
-  const windowS = o.window ?? (quick ? 2 : 12);
+  const otherSteps = o.steps ? steps : quick ? [...QUICK_OTHER_STEPS] : steps;
+  const windowS = o.window ?? (quick ? 3 : 12);
   const largest = capacities.indexOf(Math.max(...capacities));
+  const policies = o.policies ?? [...POLICIES];
+  const scenarios = SCENARIOS.filter((s) =>
+    (o.scenarios ?? (quick ? ['known', 'unknown'] : SCENARIOS)).includes(s),
+  );
   return {
     quick,
-    policies: o.policies ?? [...POLICIES],
+    policies,
     capacities,
     workers: o.workers,
     steps,
+    otherSteps,
+    scenarios,
+    reps: o.reps ?? (quick ? 1 : 3),
+    slowBy: 0.3,
     warmupS: quick ? 1 : 4,
     windowS,
     overloadWindowS: quick ? windowS : Math.max(windowS, 30),
     // A call without its 200 by then has failed for any caller (and the headline asks 200 ms).
     recvTimeoutMs: quick ? 2000 : 5000,
-    drop: quick || !o.drop ? null : { backend: largest, loadFraction: 0.6, beforeS: 20, afterS: 30 },
+    // Issue 18: the largest backend halves at 20 s and recovers at 40 s; 20 s more to see it come back.
+    drop: !o.drop
+      ? null
+      : {
+          backend: largest,
+          loadFraction: 0.6,
+          beforeS: 20,
+          afterS: 40,
+          recoverAtS: 40,
+          policies: quick ? policies.filter((p) => QUICK_DROP_POLICIES.includes(p)) : policies,
+        },
     net: o.net,
     outDir: '.',
     reportOnly: o.report,
+    planOnly: o.plan,
   };
 }

@@ -7,13 +7,21 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { fairShareAfter } from './analysis.js';
-import { POLICIES, type PolicyId, type QualityRun } from './types.js';
+import {
+  capacitySpread,
+  fairShareAfter,
+  medianSteps,
+  repOf,
+  scenariosRun,
+  scenarioSteps,
+} from './analysis.js';
+import { POLICIES, SCENARIO_LABELS, type PolicyId, type QualityRun } from './types.js';
 
 export const PLOT_FILES = {
   latency: 'quality-latency.svg',
   goodput: 'quality-goodput.svg',
   dropWeights: 'quality-drop-weights.svg',
+  scenarios: 'quality-scenarios.svg',
 } as const;
 export type PlotName = keyof typeof PLOT_FILES;
 
@@ -230,6 +238,7 @@ export function dropWeightsSpec(run: QualityRun): TopLevelSpec | null {
   const markers = drops.map((d) => ({
     policy: d.policy,
     drop_at_s: d.drop_at_s,
+    ...(d.recover_at_s === undefined ? {} : { recover_at_s: d.recover_at_s }),
     // What the dropped backend should get once the weights have followed.
     fair_after: fairShareAfter(d, total),
   }));
@@ -263,11 +272,22 @@ export function dropWeightsSpec(run: QualityRun): TopLevelSpec | null {
     mark: { type: 'rule' as const, color: '#c00', strokeWidth: 1.5 },
     encoding: { x: { aggregate: 'min' as const, field: 'drop_at_s', type: 'quantitative' as const } },
   };
+  // The recovery, when the run had one: a green rule (only then: a rule without a value would be NaN).
+  const recoverRules = drops.some((d) => d.recover_at_s !== undefined)
+    ? [
+        {
+          mark: { type: 'rule' as const, color: '#2a2', strokeWidth: 1.5 },
+          encoding: {
+            x: { aggregate: 'min' as const, field: 'recover_at_s', type: 'quantitative' as const },
+          },
+        },
+      ]
+    : [];
   const first = drops[0]!;
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
-      text: `Capacity drop: ${first.backend} from ${first.capacity_before_cps} to ${first.capacity_after_cps} calls/s at ${first.drop_at_s} s`,
+      text: `Capacity drop: ${first.backend} from ${first.capacity_before_cps} to ${first.capacity_after_cps} calls/s at ${first.drop_at_s} s${first.recover_at_s === undefined ? '' : `, back at ${first.recover_at_s} s`}`,
       subtitle: `${subtitle(run)}; ${first.offered_cps} calls/s offered throughout`,
     },
     config: CONFIG,
@@ -300,6 +320,7 @@ export function dropWeightsSpec(run: QualityRun): TopLevelSpec | null {
               },
             },
             dropRule,
+            ...recoverRules,
             {
               mark: { type: 'rule', color: '#555', strokeDash: [4, 3] },
               encoding: { y: { aggregate: 'min', field: 'fair_after', type: 'quantitative' } },
@@ -322,6 +343,7 @@ export function dropWeightsSpec(run: QualityRun): TopLevelSpec | null {
               },
             },
             dropRule,
+            ...recoverRules,
           ],
         },
       },
@@ -344,15 +366,82 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   }
 }
 
+/**
+ * Capacity fraction per pool (known, unknown, slow) and policy: a bar at the median over the
+ * repetitions, a rule over the range. null when the run has no steps.
+ */
+export function scenariosSpec(run: QualityRun): TopLevelSpec | null {
+  const rows = scenariosRun(run).flatMap((id) =>
+    POLICIES.flatMap((p) => {
+      const sp = capacitySpread(run, id, p);
+      return sp
+        ? [{ pool: SCENARIO_LABELS[id], policy: p, median: sp.median, min: sp.min, max: sp.max }]
+        : [];
+    }),
+  );
+  if (rows.length === 0) return null;
+  const policies = presentPolicies(run, (p) => rows.some((r) => r.policy === p));
+  const pools = [...new Set(rows.map((r) => r.pool))];
+  const x = {
+    field: 'pool',
+    type: 'nominal' as const,
+    title: null,
+    sort: pools,
+    axis: { labelAngle: 0, labelLimit: 220 },
+  };
+  const xOffset = { field: 'policy', type: 'nominal' as const, sort: policies };
+  const y = {
+    type: 'quantitative' as const,
+    title: 'capacity fraction (median; rule: range)',
+    scale: { domain: [0, Math.max(1, ...rows.map((r) => r.max))] },
+  };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: {
+      text: 'Capacity fraction per policy: known, unknown and wrong capacities',
+      subtitle: subtitle(run),
+    },
+    width: 620,
+    height: 300,
+    config: CONFIG,
+    data: { values: rows },
+    layer: [
+      {
+        mark: { type: 'bar' },
+        encoding: { x, xOffset, y: { ...y, field: 'median' }, color: policyColour(policies) },
+      },
+      {
+        mark: { type: 'rule', color: '#333', strokeWidth: 1.5 },
+        encoding: { x, xOffset, y: { ...y, field: 'min' }, y2: { field: 'max' } },
+      },
+    ],
+  };
+}
+
+/**
+ * What the latency, goodput and drop plots show of a repeated run: the known pool's steps as medians
+ * over the repetitions, and each policy's first drop run (a timeline cannot be a median).
+ */
+export function plotView(run: QualityRun): QualityRun {
+  const firstDrops = POLICIES.flatMap((p) => {
+    const ds = run.capacity_drop.filter((d) => d.policy === p).sort((a, b) => repOf(a) - repOf(b));
+    return ds.length > 0 ? [ds[0]!] : [];
+  });
+  return { ...run, steps: medianSteps(scenarioSteps(run, 'known'), run.criteria), capacity_drop: firstDrops };
+}
+
 /** The specs of the plots this run has data for. */
 export function qualityPlotSpecs(run: QualityRun): Partial<Record<PlotName, TopLevelSpec>> {
   const out: Partial<Record<PlotName, TopLevelSpec>> = {};
-  const latency = latencySpec(run);
-  const goodput = goodputSpec(run);
-  const drop = dropWeightsSpec(run);
+  const view = plotView(run);
+  const latency = latencySpec(view);
+  const goodput = goodputSpec(view);
+  const drop = dropWeightsSpec(view);
+  const scenarios = scenariosSpec(run);
   if (latency) out.latency = latency;
   if (goodput) out.goodput = goodput;
   if (drop) out.dropWeights = drop;
+  if (scenarios) out.scenarios = scenarios;
   return out;
 }
 

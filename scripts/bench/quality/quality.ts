@@ -14,7 +14,13 @@
  * sipweigh (agents, controller, admission control: the product as shipped).
  *
  * Capacity-drop variant: the largest backend's service delay doubles mid-run (its capacity halves, a
- * noisy neighbour) through the backend's JSON-RPC; the LB's weights are read every second.
+ * noisy neighbour) through the backend's JSON-RPC, and comes back later; the LB's weights are read
+ * every second.
+ *
+ * Scenarios (issue 18), each a pool with real capacities and what everybody is told: known (the
+ * truth), unknown (every backend configured equal), slow (the largest backend really 30 % below its
+ * datasheet). Every ladder and drop run is repeated (--reps, default 3), the policies interleaved
+ * and their order rotated per repetition (plan.ts); the report gives the median and the range.
  *
  * Writes the run's JSON, BENCHMARKS.md's quality section and SVG plots; prints one JSON line last.
  */
@@ -43,7 +49,16 @@ import {
   reportStoredRun,
   type ReportResult,
 } from './report.js';
-import type { DropResult, DropSample, MachineInfo, PolicyId, QualityRun, StepResult } from './types.js';
+import type {
+  DropResult,
+  DropSample,
+  MachineInfo,
+  PolicyId,
+  QualityRun,
+  ScenarioPool,
+  StepResult,
+} from './types.js';
+import { estimateSeconds, scenarioPool, schedule, type PlannedRun } from './plan.js';
 import { measureWindow, perSecond, latencyOf, type SippTraces } from './window.js';
 import { labClient } from '../../../src/lab/topology.js';
 import { sleep } from '../../../src/util/sleep.js';
@@ -51,7 +66,9 @@ import { sleep } from '../../../src/util/sleep.js';
 const CRITERIA = { max_failed_pct: 1, max_p99_ms: 200 } as const;
 /** Idle pinging before load for Kamailio's cc=1: ten pings at 1 s, and one to spare. */
 const CC_BASELINE_MS = 11_000;
+const T0 = performance.now();
 const say = (s: string) => process.stderr.write(`${s}\n`);
+const elapsed = () => `${((performance.now() - T0) / 1000).toFixed(0)} s`;
 
 // ---- the labs ------------------------------------------------------------------------------------
 
@@ -94,14 +111,17 @@ interface PolicyLab {
 async function startPolicyLab(
   o: QualityOptions,
   policy: PolicyId,
+  pool: ScenarioPool,
   dir: string,
   onGroup: (group: ProcessGroup) => void,
 ): Promise<PolicyLab> {
   const p = policyLab(policy);
   const lab = await startLab({
     onGroup,
-    backends: o.capacities.length,
-    capacities: o.capacities,
+    backends: pool.capacities_cps.length,
+    capacities: pool.capacities_cps,
+    // What the agents, the controller and a capacity-weighted list are told (the scenario's datasheet).
+    configuredCapacities: pool.configured_cps,
     workers: o.workers,
     net: o.net,
     dir,
@@ -245,12 +265,20 @@ async function runStep(
   o: QualityOptions,
   policy: PolicyId,
   fraction: number,
+  pool: ScenarioPool,
+  rep: number,
 ): Promise<StepResult> {
-  const total = o.capacities.reduce((a, b) => a + b, 0);
-  const rate = Math.round(fraction * total);
+  // A fraction of the pool's real capacity, whatever it was configured as.
+  const rate = Math.round(fraction * pool.total_cps);
   // Overload runs longer: a backlog takes a while to outgrow the callers' patience.
   const sendS = o.warmupS + (fraction > 1 ? o.overloadWindowS : o.windowS);
-  const run = await startLoad(pl, o, `uac-${policy}-${Math.round(fraction * 100)}`, rate, sendS);
+  const run = await startLoad(
+    pl,
+    o,
+    `uac-${pool.id}-${policy}-${Math.round(fraction * 100)}-r${rep}`,
+    rate,
+    sendS,
+  );
   await sleep(o.warmupS * 1000);
   const before = await dialogsPerBackend(pl);
   await sleep((sendS - o.warmupS) * 1000);
@@ -265,6 +293,8 @@ async function runStep(
   const failedPct = w.calls > 0 ? (100 * w.failed) / w.calls : 0;
   return {
     policy,
+    scenario: pool.id,
+    rep,
     load_fraction: fraction,
     offered_cps: rate,
     duration_s: Number(windowS.toFixed(2)),
@@ -311,7 +341,26 @@ export function followTime(
   return hit === undefined ? null : Number((hit.t_s - dropAtS).toFixed(2));
 }
 
-async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId): Promise<DropResult> {
+/**
+ * Seconds from the recovery until the backend's weight share first reached `target` or above by
+ * moving up; null if it never did. Weights that never went down cannot come back (static lists).
+ */
+export function followBackTime(
+  samples: readonly DropSample[],
+  backend: string,
+  recoverAtS: number,
+  target: number,
+): number | null {
+  const before = samples.filter((s) => s.t_s < recoverAtS).at(-1);
+  const was = before === undefined ? Number.NaN : weightShare(before, backend);
+  const hit = samples.find((s) => {
+    const share = weightShare(s, backend);
+    return s.t_s >= recoverAtS && share >= target && !(share <= was + 0.01);
+  });
+  return hit === undefined ? null : Number((hit.t_s - recoverAtS).toFixed(2));
+}
+
+async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId, rep: number): Promise<DropResult> {
   const drop = o.drop!;
   const total = o.capacities.reduce((a, b) => a + b, 0);
   const rate = Math.round(drop.loadFraction * total);
@@ -319,15 +368,21 @@ async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId): Prom
   const victim = pl.ids[drop.backend]!;
   const capBefore = o.capacities[drop.backend]!;
   const delayUs = Math.round((o.workers * 1e6) / capBefore);
-  const run = await startLoad(pl, o, `uac-${policy}-drop`, rate, duration);
+  const recoverAt = drop.recoverAtS;
+  const run = await startLoad(pl, o, `uac-${policy}-drop-r${rep}`, rate, duration);
   const t0 = Date.now();
   const samples: { t_s: number; weights: Record<string, number>; dialogs: number[] }[] = [];
   let dropped = false;
+  let recovered = false;
   for (let tick = 1; tick <= duration; tick++) {
     await sleep(Math.max(0, t0 + tick * 1000 - Date.now()));
     if (!dropped && tick >= drop.beforeS) {
       await setServiceDelay(pl.backendRpc[drop.backend]!, delayUs * 2);
       dropped = true;
+    }
+    if (dropped && !recovered && recoverAt !== null && tick >= recoverAt) {
+      await setServiceDelay(pl.backendRpc[drop.backend]!, delayUs);
+      recovered = true;
     }
     const [weights, dialogs] = await Promise.all([
       fetchEffectiveWeights(pl.lbRpc, { deadlineMs: 800 }),
@@ -371,22 +426,42 @@ async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId): Prom
   // Its fair share once halved: what a controller that knew the new capacities would give it.
   const capsAfter = o.capacities.map((c, i) => (i === drop.backend ? c / 2 : c));
   const fair = capBefore / 2 / capsAfter.reduce((a, b) => a + b, 0);
-  const settled = timeline.filter((s) => s.t_s >= drop.beforeS + 10).map((s) => weightShare(s, victim));
+  const fairBefore = capBefore / o.capacities.reduce((a, b) => a + b, 0);
+  const halvedEnd = recoverAt ?? duration;
+  const settled = timeline
+    .filter((s) => s.t_s >= drop.beforeS + 10 && s.t_s < halvedEnd)
+    .map((s) => weightShare(s, victim));
   const settledShare = settled.length > 0 ? settled.reduce((a, b) => a + b, 0) / settled.length : Number.NaN;
   return {
     policy,
+    rep,
     backend: victim,
     capacity_before_cps: capBefore,
     capacity_after_cps: capBefore / 2,
     offered_cps: rate,
     drop_at_s: drop.beforeS,
     duration_s: duration,
-    follow_s: followTime(timeline, victim, drop.beforeS, fair * 1.1),
+    // Down: only while halved (after the recovery the share rises anyway).
+    follow_s: followTime(
+      timeline.filter((s) => s.t_s < halvedEnd),
+      victim,
+      drop.beforeS,
+      fair * 1.1,
+    ),
     before: part(4, drop.beforeS),
-    after: part(drop.beforeS + 10, duration),
+    after: part(drop.beforeS + 10, halvedEnd),
     timeline,
     fair_share_after: Number(fair.toFixed(4)),
     settled_share: Number(settledShare.toFixed(4)),
+    ...(recoverAt === null
+      ? {}
+      : {
+          recover_at_s: recoverAt,
+          halved: part(drop.beforeS, recoverAt),
+          recovered: part(recoverAt, duration),
+          follow_back_s: followBackTime(timeline, victim, recoverAt, fairBefore * 0.9),
+          fair_share_before: Number(fairBefore.toFixed(4)),
+        }),
   };
 }
 
@@ -446,45 +521,47 @@ export async function runQualityBench(args: string[]): Promise<void> {
   const m = machine();
   const total = o.capacities.reduce((a, b) => a + b, 0);
   say(
-    `quality bench: pool ${o.capacities.join('/')} calls/s (${total}), ${o.workers} workers each; steps ${o.steps.map((s) => `${Math.round(s * 100)}%`).join(' ')}; window ${o.windowS} s after ${o.warmupS} s warm-up; load average ${m.loadavg_start}`,
+    `quality bench: pool ${o.capacities.join('/')} calls/s (${total}), ${o.workers} workers each; steps ${o.steps.map((s) => `${Math.round(s * 100)}%`).join(' ')} (other pools ${o.otherSteps.map((s) => `${Math.round(s * 100)}%`).join(' ')}); window ${o.windowS} s after ${o.warmupS} s warm-up; load average ${m.loadavg_start}`,
   );
   const steps: StepResult[] = [];
   const drops: DropResult[] = [];
-  const labDir = (what: string) => join('/tmp', `sipweigh-quality-${process.pid}`, what);
-  for (const policy of o.policies) {
-    say(`${policy}:`);
-    say(formatStepHeader());
-    await withStopped(
-      (whileStarting) =>
-        startPolicyLab(o, policy, labDir(`${policy}-steps`), (g) => whileStarting(() => g.stopAll())),
-      (pl) => pl.close(),
-      async (pl) => {
-        for (const fraction of o.steps) {
-          const s = await runStep(pl, o, policy, fraction);
-          steps.push(s);
-          say(formatStepLine(s, CRITERIA));
-        }
-      },
+  const pools = o.scenarios.map((id) => scenarioPool(o, id));
+  for (const p of pools) {
+    say(
+      `  ${p.id}: real ${p.capacities_cps.join('/')} calls/s, configured ${p.configured_cps.join('/')}; ` +
+        `${p.policies.join(', ')}${p.note ? ` (${p.note})` : ''}`,
     );
-    const drop = o.drop;
-    if (drop) {
-      await withStopped(
-        (whileStarting) =>
-          startPolicyLab(o, policy, labDir(`${policy}-drop`), (g) => whileStarting(() => g.stopAll())),
-        (dl) => dl.close(),
-        async (dl) => {
-          const d = await runDrop(dl, o, policy);
-          drops.push(d);
-          say(
-            `  capacity drop (${d.backend} ${d.capacity_before_cps}→${d.capacity_after_cps} calls/s at ${d.drop_at_s} s, ${d.offered_cps} calls/s offered): follow ${d.follow_s ?? 'never'} s; failed ${d.before.failed_pct}% → ${d.after.failed_pct}%, p99 ${d.before.p99_ms ?? '-'} → ${d.after.p99_ms ?? '-'} ms`,
-          );
-        },
+  }
+  const plan = schedule(o);
+  const estimated = estimateSeconds(o, plan);
+  say(
+    `  ${plan.length} labs, ${o.reps} repetition(s), policies interleaved; estimated ${(estimated / 60).toFixed(1)} min`,
+  );
+  if (o.planOnly) {
+    for (const [i, r] of plan.entries()) {
+      say(
+        `  ${i + 1}. ${r.kind === 'ladder' ? `${r.scenario} ladder` : 'capacity drop'}: ${r.policy} (rep ${r.rep})`,
       );
+    }
+    process.stdout.write(
+      `${JSON.stringify({ bench: 'quality', plan: plan.length, reps: o.reps, estimated_s: estimated })}\n`,
+    );
+    return;
+  }
+  const labDir = (what: string) => join('/tmp', `sipweigh-quality-${process.pid}`, what);
+  let failedRuns = 0;
+  for (const [i, r] of plan.entries()) {
+    try {
+      await runPlanned(o, r, pools, labDir, steps, drops, `${i + 1}/${plan.length}`);
+    } catch (e) {
+      // One lab that would not start costs its runs, not the comparison: counted and said.
+      failedRuns++;
+      say(`  run ${i + 1} failed: ${(e as Error).message.split('\n').slice(0, 4).join(' | ')}`);
     }
   }
   const run: QualityRun = {
     bench: 'quality',
-    version: 1,
+    version: 2,
     quick: o.quick,
     command: `npm run bench -- quality${args.length ? ` ${args.join(' ')}` : ''}`,
     started_at: started.toISOString(),
@@ -498,6 +575,9 @@ export async function runQualityBench(args: string[]): Promise<void> {
     },
     criteria: CRITERIA,
     policies: o.policies,
+    scenarios: pools,
+    reps: o.reps,
+    estimated_s: estimated,
     steps,
     capacity_drop: drops,
   };
@@ -508,4 +588,48 @@ export async function runQualityBench(args: string[]): Promise<void> {
   writeFileSync(runFile, `${JSON.stringify(run, null, 2)}\n`);
   say(`run written to ${runFile}`);
   published(await reportQualityRun(run, { runFile, benchmarksMd, plotDir, sectionId }));
+  say(`quality bench took ${elapsed()} (estimated ${(estimated / 60).toFixed(1)} min)`);
+  // After the line: what did run is reported, and the exit status still says the comparison is short.
+  if (failedRuns > 0) throw new Error(`${failedRuns} of ${plan.length} labs failed (see above)`);
+}
+
+/** One planned lab: a policy's ladder on a scenario's pool, or its drop run; results appended. */
+async function runPlanned(
+  o: QualityOptions,
+  r: PlannedRun,
+  pools: readonly ScenarioPool[],
+  labDir: (what: string) => string,
+  steps: StepResult[],
+  drops: DropResult[],
+  position: string,
+): Promise<void> {
+  const scenario = r.kind === 'ladder' ? r.scenario : 'known';
+  const pool = pools.find((p) => p.id === scenario) ?? scenarioPool(o, 'known');
+  const name = `${r.kind === 'ladder' ? scenario : 'drop'}-${r.policy}-r${r.rep}`;
+  say(
+    `[${elapsed()}] ${position} ${r.kind === 'ladder' ? `${scenario} ladder` : 'capacity drop'}: ${r.policy} (rep ${r.rep})`,
+  );
+  await withStopped(
+    (whileStarting) =>
+      startPolicyLab(o, r.policy, pool, labDir(name), (g) => whileStarting(() => g.stopAll())),
+    (pl) => pl.close(),
+    async (pl) => {
+      if (r.kind === 'drop') {
+        const d = await runDrop(pl, o, r.policy, r.rep);
+        drops.push(d);
+        say(
+          `  capacity drop (${d.backend} ${d.capacity_before_cps}→${d.capacity_after_cps} calls/s at ${d.drop_at_s} s, back at ${d.recover_at_s ?? '-'} s, ${d.offered_cps} calls/s offered): ` +
+            `follow ${d.follow_s ?? 'never'} s, back ${d.follow_back_s ?? 'never'} s; failed ${d.before.failed_pct}% → ${d.halved?.failed_pct ?? d.after.failed_pct}% → ${d.recovered?.failed_pct ?? '-'}%, ` +
+            `p99 ${d.before.p99_ms ?? '-'} → ${d.halved?.p99_ms ?? d.after.p99_ms ?? '-'} ms`,
+        );
+        return;
+      }
+      say(formatStepHeader());
+      for (const fraction of scenario === 'known' ? o.steps : o.otherSteps) {
+        const s = await runStep(pl, o, r.policy, fraction, pool, r.rep);
+        steps.push(s);
+        say(formatStepLine(s, CRITERIA));
+      }
+    },
+  );
 }

@@ -7,23 +7,35 @@ import { randomBytes } from 'node:crypto';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, relative, sep } from 'node:path';
 import {
-  capacityVerdicts,
+  capacitySpread,
+  dropSpreads,
   fairShareAfter,
   goals,
   loadKey,
+  medianSteps,
   missReasons,
   overloadGoodput,
+  overloadVerdicts,
+  poolOf,
   qualitySummary,
-  type CapacityVerdict,
+  repOf,
+  scenariosRun,
+  scenarioSteps,
+  verdictsByRep,
   type Criteria,
   type GoalResult,
+  type MedianStep,
+  type Spread,
+  type TimeSpread,
 } from './analysis.js';
 import {
   POLICIES,
   POLICY_LABELS,
+  SCENARIO_LABELS,
   type DropResult,
   type PolicyId,
   type QualityRun,
+  type ScenarioId,
   type StepResult,
 } from './types.js';
 import { checkQualityRun, readQualityRun } from './run-file.js';
@@ -92,12 +104,30 @@ function goalMark(g: GoalResult): string {
 
 /** The final terminal summary: the headline per policy, the goals, overload goodput, the drop. */
 export function formatSummary(run: QualityRun): string {
-  const lines = ['', `capacity fraction (${ruleShort(run.criteria)}):`];
-  for (const v of capacityVerdicts(run)) {
-    const miss = v.firstMiss
-      ? `  first miss at ${loadPct(v.firstMiss.load_fraction)}: ${v.firstMiss.reasons.join('; ')}`
-      : '';
-    lines.push(`  ${pad(v.policy, 16)} ${frac(v.fraction)}${miss}`);
+  const lines: string[] = [];
+  for (const scenario of scenariosRun(run)) {
+    lines.push(
+      '',
+      `capacity fraction, ${SCENARIO_LABELS[scenario]} (${ruleShort(run.criteria)}; median of ${run.reps ?? 1}):`,
+    );
+    for (const p of POLICIES) {
+      const byRep = verdictsByRep(run, scenario, p);
+      const sp = capacitySpread(run, scenario, p);
+      if (!sp) continue;
+      const range = sp.n > 1 ? ` (${frac(sp.min)}–${frac(sp.max)})` : '';
+      const misses = byRep
+        .flatMap(({ rep, verdict: v }) =>
+          v.firstMiss
+            ? [
+                `${byRep.length > 1 ? `r${rep} ` : ''}first miss at ${loadPct(v.firstMiss.load_fraction)}: ${v.firstMiss.reasons.join('; ')}`,
+              ]
+            : [],
+        )
+        .join('; ');
+      lines.push(`  ${pad(p, 16)} ${frac(sp.median)}${range}${misses ? `  ${misses}` : ''}`);
+    }
+    const note = poolOf(run, scenario).note;
+    if (note) lines.push(`  (${note})`);
   }
   const gs = goals(run);
   lines.push('sipweigh against the goals:');
@@ -114,16 +144,42 @@ export function formatSummary(run: QualityRun): string {
       );
     }
   }
+  const ov = Object.entries(overloadVerdicts(run));
+  if (ov.length > 0)
+    lines.push('top overload step (goodput ≥ 0.9 of the real capacity with 0 admitted calls failed?):');
+  for (const [p, v] of ov) {
+    lines.push(
+      `  ${pad(p, 16)} at ${loadPct(v.load_fraction)}: goodput ${spreadText(v.goodput_fraction, frac)} of capacity, ` +
+        `admitted calls failed ${spreadText(v.admitted_failed, (n) => String(Math.round(n)))}`,
+    );
+  }
   if (run.capacity_drop.length > 0) {
-    lines.push('capacity drop (weights follow within):');
-    for (const d of sortedDrops(run)) {
+    lines.push('capacity drop (weights follow within; back after the recovery; medians):');
+    for (const d of dropSpreads(run)) {
       lines.push(
-        `  ${pad(d.policy, 16)} ${pad(d.follow_s === null ? 'never' : `${d.follow_s.toFixed(1)} s`, 8)} ` +
-          `failed ${pct(d.before.failed_pct)} % → ${pct(d.after.failed_pct)} %, p99 ${ms(d.before.p99_ms)} → ${ms(d.after.p99_ms)} ms`,
+        `  ${pad(d.policy, 16)} ${pad(timeText(d.follow_s), 8)} back ${pad(d.follow_back_s ? timeText(d.follow_back_s) : 'n/a', 8)} ` +
+          `failed ${pct(d.failed_before_pct.median)} % → ${pct(d.failed_after_pct.median)} % while halved` +
+          (d.failed_recovered_pct ? ` → ${pct(d.failed_recovered_pct.median)} % after the recovery` : ''),
       );
     }
   }
   return lines.join('\n');
+}
+
+/** "0.85" or "0.85 (0.80–0.90)" over several repetitions. */
+function spreadText(sp: Spread, f: (n: number) => string): string {
+  return sp.n > 1 && sp.min !== sp.max ? `${f(sp.median)} (${f(sp.min)}–${f(sp.max)})` : f(sp.median);
+}
+
+/** A follow time over the repetitions: "4.0 s", "4.0 s (3.0–6.0 s)", "never", "4.0 s (1 of 3 never)". */
+function timeText(t: TimeSpread): string {
+  if (t.median === null) return t.n > 1 && t.misses < t.n ? `never (${t.misses} of ${t.n})` : 'never';
+  const range =
+    t.n > 1 && t.min !== null && t.max !== null && t.min !== t.max
+      ? ` (${t.min.toFixed(1)}–${t.max.toFixed(1)} s)`
+      : '';
+  const misses = t.misses > 0 ? `, ${t.misses} of ${t.n} never` : '';
+  return `${t.median.toFixed(1)} s${range}${misses}`;
 }
 
 // --- Markdown ------------------------------------------------------------------------------------
@@ -133,6 +189,7 @@ export interface PlotLinks {
   readonly latency?: string;
   readonly goodput?: string;
   readonly dropWeights?: string;
+  readonly scenarios?: string;
 }
 
 function ruleShort(c: Criteria): string {
@@ -199,32 +256,100 @@ function poolLines(run: QualityRun): string[] {
   ];
 }
 
-function headlineLines(run: QualityRun, verdicts: readonly CapacityVerdict[]): string[] {
-  const rows = verdicts.map((v) => {
-    const miss = v.firstMiss
-      ? `${loadPct(v.firstMiss.load_fraction)}: ${v.firstMiss.reasons.join('; ')}`
-      : 'none (every step carried)';
-    const notes = [
+function headlineLines(run: QualityRun, scenario: ScenarioId): string[] {
+  const total = poolOf(run, scenario).total_cps;
+  const rows = POLICIES.flatMap((p) => {
+    const byRep = verdictsByRep(run, scenario, p);
+    const sp = capacitySpread(run, scenario, p);
+    if (!sp) return [];
+    const several = byRep.length > 1;
+    const miss = byRep
+      .map(({ rep, verdict: v }) => {
+        const at = v.firstMiss
+          ? `${loadPct(v.firstMiss.load_fraction)}: ${v.firstMiss.reasons.join('; ')}`
+          : 'none (every step carried)';
+        return several ? `rep ${rep}: ${at}` : at;
+      })
+      .join('; ');
+    const passed = byRep.flatMap(({ rep, verdict: v }) =>
       v.passedAboveMiss.length > 0
-        ? `passed above the miss, not counted: ${v.passedAboveMiss.map(loadPct).join(', ')}`
-        : '',
-      v.fraction > 1 ? 'carried more than the configured capacity (emulation slack)' : '',
-    ].filter((s) => s !== '');
+        ? [
+            `${several ? `rep ${rep} ` : ''}passed above the miss, not counted: ${v.passedAboveMiss.map(loadPct).join(', ')}`,
+          ]
+        : [],
+    );
+    const notes = [
+      ...passed,
+      sp.median > 1 ? 'carried more than the configured capacity (emulation slack)' : '',
+    ].filter((x) => x !== '');
     return [
-      POLICY_LABELS[v.policy],
-      frac(v.fraction),
-      cps(v.fraction * run.pool.total_cps),
-      miss,
-      notes.join('; '),
+      [
+        POLICY_LABELS[p],
+        frac(sp.median),
+        cps(sp.median * total),
+        miss,
+        notes.join('; '),
+        several ? `${frac(sp.min)}–${frac(sp.max)}` : 'one run',
+        sp.values.map(frac).join(', '),
+      ],
     ];
   });
-  return table(['policy', 'capacity fraction', 'carried, calls/s', 'first missed step', 'note'], rows, [
+  return table(
+    [
+      'policy',
+      'capacity fraction (median)',
+      'carried, calls/s',
+      'first missed step',
+      'note',
+      'range',
+      'each repetition',
+    ],
+    rows,
+    ['l', 'r', 'r', 'l', 'l', 'r', 'r'],
+  );
+}
+
+/** Policy by scenario: the median capacity fraction and its range, the adaptivity comparison at a glance. */
+function scenarioMatrixLines(run: QualityRun, scenarios: readonly ScenarioId[]): string[] {
+  const rows = POLICIES.flatMap((p) => {
+    const cells = scenarios.map((id) => {
+      const sp = capacitySpread(run, id, p);
+      if (sp) return spreadText(sp, frac);
+      // Not run on this pool: with every backend configured equal its lab is a known-pool lab (the
+      // pool's note): round robin and equal weights read no capacity, capacity weights become equal.
+      if (id !== 'unknown' || !poolOf(run, id).note || p === 'kamailio_cc' || p === 'sipweigh')
+        return 'not run';
+      const twin: PolicyId = p === 'static_capacity' ? 'static_equal' : p;
+      const known = capacitySpread(run, 'known', twin);
+      const lab = twin === p ? 'its known-pool lab' : "equal static's known-pool lab";
+      return known ? `${spreadText(known, frac)} (${lab})` : `not run (${lab})`;
+    });
+    return cells.every((c) => c === 'not run') ? [] : [[POLICY_LABELS[p], ...cells]];
+  });
+  return table(['policy', ...scenarios.map((id) => `${SCENARIO_LABELS[id]}: capacity fraction`)], rows, [
     'l',
-    'r',
-    'r',
-    'l',
-    'l',
+    ...scenarios.map(() => 'r' as const),
   ]);
+}
+
+function scenarioPoolLines(run: QualityRun, scenario: ScenarioId): string[] {
+  const pool = poolOf(run, scenario);
+  const rows = run.pool.backends.map((b, i) => [
+    b,
+    cps(pool.capacities_cps[i] ?? Number.NaN),
+    cps(pool.configured_cps[i] ?? Number.NaN),
+  ]);
+  rows.push(['total', cps(pool.total_cps), cps(pool.configured_cps.reduce((a, c) => a + c, 0))]);
+  return [
+    ...table(['backend', 'real capacity, calls/s', 'configured (agents, controller, capacity list)'], rows, [
+      'l',
+      'r',
+      'r',
+    ]),
+    '',
+    `Offered loads are fractions of the real total (${cps(pool.total_cps)} calls/s).` +
+      (pool.note ? ` Policies ${pool.note}.` : ''),
+  ];
 }
 
 function goalLines(gs: readonly GoalResult[]): string[] {
@@ -235,10 +360,18 @@ function goalLines(gs: readonly GoalResult[]): string[] {
   );
 }
 
-function stepTable(run: QualityRun, policy: PolicyId, backends: readonly string[]): string[] {
-  const steps = run.steps
-    .filter((s) => s.policy === policy)
-    .sort((a, b) => a.load_fraction - b.load_fraction || a.offered_cps - b.offered_cps);
+function stepTable(
+  run: QualityRun,
+  policy: PolicyId,
+  backends: readonly string[],
+  scenario: ScenarioId = 'known',
+): string[] {
+  const steps: MedianStep[] = medianSteps(
+    scenarioSteps(run, scenario).filter((s) => s.policy === policy),
+    run.criteria,
+  ).sort((a, b) => a.load_fraction - b.load_fraction || a.offered_cps - b.offered_cps);
+  const withRange = (m: string, r: readonly [number, number] | null, f: (n: number) => string, n: number) =>
+    n > 1 && r !== null && r[0] !== r[1] ? `${m} (${f(r[0])}–${f(r[1])})` : m;
   const head = [
     'offered load',
     'offered calls/s',
@@ -256,14 +389,14 @@ function stepTable(run: QualityRun, policy: PolicyId, backends: readonly string[
     loadPct(s.load_fraction),
     cps(s.offered_cps),
     String(s.calls),
-    cps(s.success_cps),
-    pct(s.failed_pct),
+    withRange(cps(s.success_cps), s.success_cps_range, cps, s.n),
+    withRange(pct(s.failed_pct), s.failed_pct_range, pct, s.n),
     pct(refusedPct(s)),
     ms(s.setup_ms?.p50),
     ms(s.setup_ms?.p95),
-    ms(s.setup_ms?.p99),
+    withRange(ms(s.setup_ms?.p99), s.p99_ms_range, ms, s.n),
     ...backends.map((b) => share(s.shares[b])),
-    missReasons(s, run.criteria).length === 0 ? 'yes' : 'no',
+    s.n > 1 ? `${s.carried} of ${s.n}` : missReasons(s, run.criteria).length === 0 ? 'yes' : 'no',
   ]);
   return table(head, rows);
 }
@@ -298,6 +431,40 @@ function overloadLines(run: QualityRun): string[] {
       'sipp does not retry after Retry-After. Only sipweigh limits admission here: the Kamailio policies run as ' +
       'configured, without a rate limit of their own (an operator could add one at a fixed rate, which a ' +
       'capacity drop would leave too high).',
+    '',
+    ...overloadVerdictLines(run),
+  ];
+}
+
+/** The top overload step's test: goodput ≥ 0.9 of the real capacity with no admitted call failed. */
+function overloadVerdictLines(run: QualityRun): string[] {
+  const vs = overloadVerdicts(run);
+  const rows = (Object.entries(vs) as [PolicyId, NonNullable<(typeof vs)[PolicyId]>][]).map(([p, v]) => {
+    const ok = v.goodput_fraction.median >= 0.9 - 1e-9 && v.admitted_failed.median === 0;
+    return [
+      POLICY_LABELS[p],
+      loadPct(v.load_fraction),
+      spreadText(v.goodput_fraction, frac),
+      spreadText(v.admitted_failed, (n) => String(Math.round(n))),
+      ok ? '**yes**' : 'no',
+    ];
+  });
+  if (rows.length === 0) return [];
+  return [
+    ...table(
+      [
+        'policy',
+        'offered',
+        'goodput, of the real capacity (median)',
+        'admitted calls failed (median)',
+        '≥ 0.90 and 0 failed',
+      ],
+      rows,
+      ['l', 'r', 'r', 'r', 'l'],
+    ),
+    '',
+    'Admitted calls failed = failed calls that the LB did not refuse with 503 (timeouts, errors): an ' +
+      'admission limit that holds the pool at its capacity fails none of the calls it lets in.',
   ];
 }
 
@@ -305,8 +472,10 @@ function dropLines(run: QualityRun): string[] {
   const drops = sortedDrops(run);
   if (drops.length === 0) return ['The capacity-drop variant was not run.'];
   const first = drops[0]!;
+  const several = drops.some((d) => repOf(d) > 1);
+  const recovery = first.recover_at_s !== undefined;
   const rows = drops.map((d) => [
-    POLICY_LABELS[d.policy],
+    several ? `${POLICY_LABELS[d.policy]} (rep ${repOf(d)})` : POLICY_LABELS[d.policy],
     d.backend,
     `${cps(d.capacity_before_cps)} → ${cps(d.capacity_after_cps)}`,
     d.follow_s === null ? 'never' : `${d.follow_s.toFixed(1)} s`,
@@ -318,14 +487,59 @@ function dropLines(run: QualityRun): string[] {
     pct(d.after.failed_pct),
     ms(d.after.p99_ms),
     cps(d.after.success_cps),
+    ...(recovery
+      ? [
+          d.follow_back_s === undefined
+            ? 'n/a'
+            : d.follow_back_s === null
+              ? 'never'
+              : `${d.follow_back_s.toFixed(1)} s`,
+          d.halved ? pct(d.halved.failed_pct) : 'n/a',
+          d.recovered ? pct(d.recovered.failed_pct) : 'n/a',
+        ]
+      : []),
+  ]);
+  const medians = dropSpreads(run).map((d) => [
+    POLICY_LABELS[d.policy],
+    String(d.runs),
+    timeText(d.follow_s),
+    d.follow_back_s ? timeText(d.follow_back_s) : 'n/a',
+    spreadText(d.failed_before_pct, pct),
+    spreadText(d.failed_after_pct, pct),
+    d.failed_recovered_pct ? spreadText(d.failed_recovered_pct, pct) : 'n/a',
   ]);
   return [
     `${first.backend}'s capacity drops from ${cps(first.capacity_before_cps)} to ${cps(first.capacity_after_cps)} calls/s ` +
       `${first.drop_at_s} s into a ${first.duration_s} s run at a constant ` +
-      `${cps(first.offered_cps)} calls/s. "Weights follow within" is the time from the drop until the backend's ` +
+      `${cps(first.offered_cps)} calls/s${recovery ? ` and comes back ${first.recover_at_s} s into it` : ''}. ` +
+      '"Weights follow within" is the time from the drop until the backend\'s ' +
       'share of the weights first came within 10 % of its fair share after the drop (its new capacity over the ' +
-      'pool\'s); "settled" is its mean share of the weights, and "after" the calls, from 10 s after the drop to the end.',
+      'pool\'s); "settled" is its mean share of the weights, and "after" the calls, from 10 s after the drop to ' +
+      (recovery
+        ? 'the recovery. "Back within" is the time from the recovery until its share, moving up, came within ' +
+          '10 % of its fair share with its capacity back; "while halved" counts every call started from the drop to ' +
+          'the recovery (the time the weights take to follow included), "after the recovery" those after it. ' +
+          'Static weights never move, so they never follow and never come back.'
+        : 'the end.'),
     '',
+    ...(medians.length > 0
+      ? [
+          ...table(
+            [
+              'policy',
+              'runs',
+              'weights follow the drop within (median)',
+              'back after the recovery within',
+              'failed % before',
+              'failed % while halved',
+              'failed % after the recovery',
+            ],
+            medians,
+            ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
+          ),
+          '',
+        ]
+      : []),
     ...table(
       [
         'policy',
@@ -340,9 +554,24 @@ function dropLines(run: QualityRun): string[] {
         'after: failed %',
         'after: p99 ms',
         'after: success calls/s',
+        ...(recovery ? ['back within', 'while halved: failed %', 'after the recovery: failed %'] : []),
       ],
       rows,
-      ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      [
+        'l',
+        'l',
+        'r',
+        'r',
+        'r',
+        'r',
+        'r',
+        'r',
+        'r',
+        'r',
+        'r',
+        'r',
+        ...(recovery ? (['r', 'r', 'r'] as const) : []),
+      ],
     ),
   ];
 }
@@ -353,10 +582,41 @@ function duration(run: QualityRun): string {
   return s >= 120 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`;
 }
 
+function adaptivityLines(run: QualityRun, scenarios: readonly ScenarioId[]): string[] {
+  const out = [
+    'The capacity fraction (the headline rule above) of each policy on each pool, median and (range) over ' +
+      "the repetitions. Each pool's offered loads are fractions of its **real** capacity; what changes is " +
+      'what the agents, the controller and a capacity-weighted list are told:',
+    '',
+    ...table(
+      ['pool', 'real capacities, calls/s', 'configured, calls/s'],
+      scenarios.map((id) => {
+        const p = poolOf(run, id);
+        return [SCENARIO_LABELS[id], p.capacities_cps.join(' / '), p.configured_cps.join(' / ')];
+      }),
+      ['l', 'r', 'r'],
+    ),
+    '',
+    ...scenarioMatrixLines(run, scenarios),
+  ];
+  for (const id of scenarios.filter((x) => x !== 'known')) {
+    out.push(
+      '',
+      `#### ${SCENARIO_LABELS[id]}`,
+      '',
+      ...scenarioPoolLines(run, id),
+      '',
+      ...headlineLines(run, id),
+    );
+  }
+  return out;
+}
+
 /** The benchmark's section of BENCHMARKS.md (without the markers; writeBenchmarksSection adds them). */
 export function qualityMarkdown(run: QualityRun, opts: { runFile: string; plots: PlotLinks }): string {
-  const verdicts = capacityVerdicts(run);
   const backends = backendsOf(run);
+  const scenarios = scenariosRun(run);
+  const reps = run.reps ?? 1;
   const c = run.criteria;
   const out: string[] = [
     "## Balancing quality: sipweigh against round robin, static weights and Kamailio's adaptive mode",
@@ -365,9 +625,20 @@ export function qualityMarkdown(run: QualityRun, opts: { runFile: string; plots:
     run.command,
     '```',
     '',
-    `Run ${run.started_at} to ${run.finished_at} (${duration(run)})${run.quick ? ', **quick** (reduced) run' : ''}; ` +
+    `Run ${run.started_at} to ${run.finished_at} (${duration(run)}${run.estimated_s !== undefined ? `; the plan estimated ${(run.estimated_s / 60).toFixed(1)} min` : ''})${run.quick ? ', **quick** (reduced) run' : ''}; ` +
       `raw results: \`${opts.runFile}\` (re-report with \`npm run bench -- quality --report ${opts.runFile}\`).`,
     '',
+    ...(run.version === 2
+      ? [
+          `Every ladder${run.capacity_drop.length > 0 ? ' and drop run' : ''} ran ${reps === 1 ? 'once' : `${reps} times`}, ` +
+            'each on a fresh lab, the policies interleaved (one run of each policy, then the next repetition, ' +
+            'their order rotated each time); ' +
+            (reps > 1
+              ? 'figures are the **median** over the repetitions, with the range beside them.'
+              : 'one repetition: no range, and a single run is noisy near the knee.'),
+          '',
+        ]
+      : []),
     ...machineLines(run),
     '',
     '### Pool',
@@ -383,10 +654,18 @@ export function qualityMarkdown(run: QualityRun, opts: { runFile: string; plots:
       'passes above a failed one is luck and does not count; 0 when even the lowest step failed. The figure ' +
       'moves in the steps of the load ladder, so two policies within one step of each other are not told apart.',
     '',
-    ...headlineLines(run, verdicts),
+    ...headlineLines(run, 'known'),
     '',
     ...goalLines(goals(run)),
     '',
+    ...(scenarios.length > 1 || run.version === 2
+      ? [
+          '### Adaptivity: the same pool under wrong or changing capacities',
+          '',
+          ...adaptivityLines(run, scenarios),
+          '',
+        ]
+      : []),
     '### Steps per policy',
     '',
     'Failed % includes the 503 refusals, which are also shown apart. Every call started in the window is ' +
@@ -395,8 +674,19 @@ export function qualityMarkdown(run: QualityRun, opts: { runFile: string; plots:
       'backend that falls behind shows less than it was sent.',
   ];
   for (const p of POLICIES) {
-    if (!run.steps.some((s) => s.policy === p)) continue;
+    if (!scenarioSteps(run, 'known').some((s) => s.policy === p)) continue;
     out.push('', `#### ${POLICY_LABELS[p]}`, '', ...stepTable(run, p, backends));
+  }
+  for (const scenario of scenarios.filter((id) => id !== 'known')) {
+    for (const p of POLICIES) {
+      if (!scenarioSteps(run, scenario).some((s) => s.policy === p)) continue;
+      out.push(
+        '',
+        `#### ${SCENARIO_LABELS[scenario]}: ${POLICY_LABELS[p]}`,
+        '',
+        ...stepTable(run, p, backends, scenario),
+      );
+    }
   }
   out.push(
     '',
@@ -413,6 +703,8 @@ export function qualityMarkdown(run: QualityRun, opts: { runFile: string; plots:
   if (opts.plots.latency)
     plots.push(`![p99 and p50 setup latency against offered load](${opts.plots.latency})`);
   if (opts.plots.goodput) plots.push(`![goodput against offered load](${opts.plots.goodput})`);
+  if (opts.plots.scenarios)
+    plots.push(`![capacity fraction per policy and pool, median and range](${opts.plots.scenarios})`);
   if (opts.plots.dropWeights)
     plots.push(`![weights over time in the capacity drop](${opts.plots.dropWeights})`);
   if (plots.length > 0) out.push('', '### Plots', '', ...plots.flatMap((p) => [p, '']));
@@ -429,6 +721,16 @@ export function qualityMarkdown(run: QualityRun, opts: { runFile: string; plots:
       'show whether the pool keeps carrying (admission control refuses the excess with 503) or collapses. The ' +
       'capacity-drop plot shows whether the weights follow a backend that loses capacity: static weights ' +
       'cannot, so the weakened backend overflows until someone edits the list.',
+    ...(scenariosRun(run).length > 1
+      ? [
+          '',
+          'The other pools ask whether a policy needs the datasheet to be right. With every backend configured ' +
+            "equal, the capacity-weighted list and Kamailio's cc=1 start from equal weights, and sipweigh " +
+            'from equal capacities: a policy that keeps its figure there finds the capacities itself. With one ' +
+            'backend slower than configured, a list that trusts the datasheet overloads it; the offered loads ' +
+            'are fractions of what the pool really carries, so 1.00 is still the physical limit.',
+        ]
+      : []),
     '',
   );
   return out.join('\n');
@@ -544,6 +846,7 @@ export async function reportQualityRun(run: QualityRun, opts: ReportOptions): Pr
       latency: link(plots.latency),
       goodput: link(plots.goodput),
       dropWeights: link(plots.dropWeights),
+      scenarios: link(plots.scenarios),
     },
   });
   await writeBenchmarksSection(opts.benchmarksMd, opts.sectionId ?? 'quality', markdown);

@@ -3,7 +3,7 @@
  * hand-edited or truncated file gets an error naming the field instead of a NaN deep in a table.
  */
 import { readFile } from 'node:fs/promises';
-import { POLICIES, type QualityRun } from './types.js';
+import { POLICIES, SCENARIOS, type QualityRun } from './types.js';
 
 type Check = (v: unknown, at: string) => void;
 
@@ -37,6 +37,9 @@ const nullable =
 const policy: Check = (v, at) => {
   if (!(POLICIES as readonly unknown[]).includes(v)) fail(at, `one of ${POLICIES.join(', ')}`, v);
 };
+const scenario: Check = (v, at) => {
+  if (!(SCENARIOS as readonly unknown[]).includes(v)) fail(at, `one of ${SCENARIOS.join(', ')}`, v);
+};
 const arrayOf =
   (c: Check): Check =>
   (v, at) => {
@@ -59,6 +62,8 @@ const shape =
 const latency = shape({ p50: num, p95: num, p99: num, max: num });
 const step = shape({
   policy,
+  scenario: optional(scenario),
+  rep: optional(num),
   load_fraction: num,
   offered_cps: num,
   duration_s: num,
@@ -74,6 +79,10 @@ const step = shape({
 const window = shape({ failed_pct: num, success_cps: num, p99_ms: nullable(num) });
 const drop = shape({
   policy,
+  rep: optional(num),
+  recover_at_s: optional(num),
+  follow_back_s: optional(nullable(num)),
+  fair_share_before: optional(num),
   backend: str,
   capacity_before_cps: num,
   capacity_after_cps: num,
@@ -85,6 +94,8 @@ const drop = shape({
   settled_share: optional(num),
   before: window,
   after: window,
+  halved: optional(window),
+  recovered: optional(window),
   timeline: arrayOf(
     shape({
       t_s: num,
@@ -98,7 +109,7 @@ const drop = shape({
 });
 const run = shape({
   bench: (v, at) => (v === 'quality' ? undefined : fail(at, '"quality"', v)),
-  version: (v, at) => (v === 1 ? undefined : fail(at, '1 (the only version this code reads)', v)),
+  version: (v, at) => (v === 1 || v === 2 ? undefined : fail(at, '1 or 2 (the versions this code reads)', v)),
   quick: bool,
   command: str,
   started_at: str,
@@ -116,6 +127,20 @@ const run = shape({
   pool: shape({ backends: arrayOf(str), capacities_cps: arrayOf(num), total_cps: num, workers: num }),
   criteria: shape({ max_failed_pct: num, max_p99_ms: num }),
   policies: arrayOf(policy),
+  scenarios: optional(
+    arrayOf(
+      shape({
+        id: scenario,
+        capacities_cps: arrayOf(num),
+        configured_cps: arrayOf(num),
+        total_cps: num,
+        policies: arrayOf(policy),
+        note: optional(str),
+      }),
+    ),
+  ),
+  reps: optional(num),
+  estimated_s: optional(num),
   steps: arrayOf(step),
   capacity_drop: arrayOf(drop),
 });

@@ -21,6 +21,45 @@ export const POLICY_LABELS: Record<PolicyId, string> = {
   sipweigh: 'sipweigh',
 };
 
+/**
+ * The pools the policies are compared on (issue 18). `capacities` are the backends' real (emulated)
+ * capacities; `configured` is what the agents, the controller and a capacity-weighted list are told.
+ *   - known: told the truth (the ladder as it always was);
+ *   - unknown: every backend told the same (the pool's total over the backends): nobody knows which is big;
+ *   - slow: one backend really 30 % below its datasheet (be3 told 100, really 70).
+ */
+export const SCENARIOS = ['known', 'unknown', 'slow'] as const;
+export type ScenarioId = (typeof SCENARIOS)[number];
+
+export const SCENARIO_LABELS: Record<ScenarioId, string> = {
+  known: 'known capacities',
+  unknown: 'unknown capacities (every backend configured equal)',
+  slow: 'a server slower than its datasheet',
+};
+
+/** A scenario's pool as the run used it. */
+export interface ScenarioPool {
+  readonly id: ScenarioId;
+  /** Real (emulated) capacity per backend, calls/s: what the offered loads are fractions of. */
+  readonly capacities_cps: readonly number[];
+  /** What the agents, the controller and a capacity-weighted static list were told, calls/s. */
+  readonly configured_cps: readonly number[];
+  /** The real total, calls/s. */
+  readonly total_cps: number;
+  /** The policies run on it (a policy whose lab would equal another's is left out, see `note`). */
+  readonly policies: readonly PolicyId[];
+  readonly note?: string;
+}
+
+/** The issue's names for the policies in the last-line JSON (the static ones are spelt the other way round). */
+export const JSON_POLICY_KEYS: Record<PolicyId, string> = {
+  round_robin: 'round_robin',
+  static_equal: 'equal_static',
+  static_capacity: 'capacity_static',
+  kamailio_cc: 'kamailio_cc',
+  sipweigh: 'sipweigh',
+};
+
 /** INVITE→200 times of one step, in milliseconds (from sipp's per-call response-time trace). */
 export interface LatencyMs {
   readonly p50: number;
@@ -32,7 +71,11 @@ export interface LatencyMs {
 /** One policy at one offered load, measured over a fixed window after a warm-up. */
 export interface StepResult {
   readonly policy: PolicyId;
-  /** Offered load as a fraction of the pool's total configured capacity (0.4 … 1.3). */
+  /** The pool it ran on; absent in runs before issue 18 (= known). */
+  readonly scenario?: ScenarioId;
+  /** Which repetition (1, 2, ...); absent in runs before issue 18 (= 1). */
+  readonly rep?: number;
+  /** Offered load as a fraction of the pool's total real (emulated) capacity (0.4 … 1.3). */
   readonly load_fraction: number;
   readonly offered_cps: number;
   readonly duration_s: number;
@@ -71,9 +114,18 @@ export interface DropSample {
   readonly p99_ms: number | null;
 }
 
-/** A backend loses half its capacity mid-run; the same offered load throughout. */
+/** Failed calls, goodput and p99 setup latency of the calls started in a part of the drop run. */
+export interface DropWindow {
+  readonly failed_pct: number;
+  readonly success_cps: number;
+  readonly p99_ms: number | null;
+}
+
+/** A backend loses half its capacity mid-run (and, since issue 18, gets it back); the same offered load throughout. */
 export interface DropResult {
   readonly policy: PolicyId;
+  /** Which repetition; absent in runs before issue 18 (= 1). */
+  readonly rep?: number;
   readonly backend: string;
   readonly capacity_before_cps: number;
   readonly capacity_after_cps: number;
@@ -85,17 +137,25 @@ export interface DropResult {
    * 10 % of its fair share after the drop (capacity_after / the pool's capacity after); null if never.
    */
   readonly follow_s: number | null;
-  /** Failed calls and p99 setup latency before the drop, and from 10 s after the drop to the end. */
-  readonly before: {
-    readonly failed_pct: number;
-    readonly success_cps: number;
-    readonly p99_ms: number | null;
-  };
-  readonly after: {
-    readonly failed_pct: number;
-    readonly success_cps: number;
-    readonly p99_ms: number | null;
-  };
+  /**
+   * Before the drop (from 4 s), and settled after it: from 10 s after the drop to the recovery (to
+   * the end in runs without one).
+   */
+  readonly before: DropWindow;
+  readonly after: DropWindow;
+  /** Seconds into the run the capacity came back; absent: no recovery in this run. */
+  readonly recover_at_s?: number;
+  /** The whole halved phase, from the drop to the recovery, the weights' transient included. */
+  readonly halved?: DropWindow;
+  /** From the recovery to the end. */
+  readonly recovered?: DropWindow;
+  /**
+   * Seconds from the recovery until the backend's weight share, moving up, first came within 10 % of
+   * its fair share with its capacity back; null if it never did (or never went down).
+   */
+  readonly follow_back_s?: number | null;
+  /** Its fair share with its whole capacity (before the drop, after the recovery). */
+  readonly fair_share_before?: number;
   readonly timeline: readonly DropSample[];
   /** The dropped backend's fair share of the pool after the drop (its capacity / the pool's). */
   readonly fair_share_after?: number;
@@ -117,7 +177,8 @@ export interface MachineInfo {
 
 export interface QualityRun {
   readonly bench: 'quality';
-  readonly version: 1;
+  /** 1: one pool, one measurement per step; 2 (issue 18): scenarios and repetitions. */
+  readonly version: 1 | 2;
   readonly quick: boolean;
   /** The command line that produced the run. */
   readonly command: string;
@@ -134,6 +195,12 @@ export interface QualityRun {
   /** The headline's pass rule: a step counts as carried when both hold. */
   readonly criteria: { readonly max_failed_pct: number; readonly max_p99_ms: number };
   readonly policies: readonly PolicyId[];
+  /** The scenarios run (version 2); absent: the known pool only. */
+  readonly scenarios?: readonly ScenarioPool[];
+  /** Repetitions of every step and drop run, interleaved across the policies (version 2). */
+  readonly reps?: number;
+  /** What the plan estimated the run to take, seconds (version 2). */
+  readonly estimated_s?: number;
   /** Every measured step, all policies; overload steps (load_fraction > 1) included. */
   readonly steps: readonly StepResult[];
   /** Per policy: the capacity-drop run, when it was run. */

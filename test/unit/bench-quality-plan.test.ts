@@ -1,0 +1,135 @@
+import { expect } from 'chai';
+import { parseQualityOptions } from '../../scripts/bench/quality/options.js';
+import { estimateSeconds, rotated, scenarioPool, schedule } from '../../scripts/bench/quality/plan.js';
+import { POLICIES } from '../../scripts/bench/quality/types.js';
+
+describe('bench quality: options (issue 18)', () => {
+  it('--quick: one repetition of the knee for known and unknown capacities, 130 % on the known pool, the drop for the adaptive policies', () => {
+    const o = parseQualityOptions(['--quick']);
+    expect(o.reps).to.equal(1);
+    expect(o.scenarios).to.deep.equal(['known', 'unknown']);
+    expect(o.steps).to.deep.equal([0.7, 0.8, 0.85, 0.9, 0.95, 1.3]);
+    expect(o.otherSteps).to.deep.equal([0.7, 0.8, 0.85, 0.9, 0.95]);
+    expect(o.drop).to.deep.include({ beforeS: 20, recoverAtS: 40, afterS: 40, backend: 2 });
+    expect(o.drop!.policies).to.deep.equal(['kamailio_cc', 'sipweigh']);
+  });
+
+  it('the full run: three repetitions of the whole ladder on every pool, the drop for every policy', () => {
+    const o = parseQualityOptions([]);
+    expect(o.reps).to.equal(3);
+    expect(o.scenarios).to.deep.equal(['known', 'unknown', 'slow']);
+    expect(o.otherSteps).to.deep.equal(o.steps);
+    expect(o.steps).to.include.members([0.7, 0.8, 0.85, 0.9, 0.95, 1.3]);
+    expect(o.drop!.policies).to.deep.equal([...POLICIES]);
+  });
+
+  it('--scenarios, --reps, --no-drop and --plan are read; a name not known is refused', () => {
+    const o = parseQualityOptions(['--scenarios', 'slow,known', '--reps', '5', '--no-drop', '--plan']);
+    expect(o.scenarios).to.deep.equal(['known', 'slow']);
+    expect(o.reps).to.equal(5);
+    expect(o.drop).to.equal(null);
+    expect(o.planOnly).to.equal(true);
+    expect(() => parseQualityOptions(['--scenarios', 'optimistic'])).to.throw(/scenarios/);
+  });
+});
+
+describe('bench quality: the pools of the scenarios', () => {
+  const o = { capacities: [25, 50, 100], policies: [...POLICIES], slowBy: 0.3 };
+
+  it('known: told the truth, every policy', () => {
+    expect(scenarioPool(o, 'known')).to.deep.equal({
+      id: 'known',
+      capacities_cps: [25, 50, 100],
+      configured_cps: [25, 50, 100],
+      total_cps: 175,
+      policies: [...POLICIES],
+    });
+  });
+
+  it('unknown: every backend configured as the total over the backends; the policies whose lab would repeat another are not run, and said so', () => {
+    const p = scenarioPool(o, 'unknown');
+    expect(p.capacities_cps).to.deep.equal([25, 50, 100]);
+    expect(p.configured_cps).to.deep.equal([58.33, 58.33, 58.33]);
+    expect(p.total_cps).to.equal(175);
+    expect(p.policies).to.deep.equal(['kamailio_cc', 'sipweigh']);
+    expect(p.note).to.contain('static_capacity').and.to.contain('equal weights');
+    expect(scenarioPool({ ...o, policies: ['sipweigh'] }, 'unknown').note).to.equal(undefined);
+  });
+
+  it("slow: the datasheet is the known pool's, the largest backend really 30 % below it", () => {
+    const p = scenarioPool(o, 'slow');
+    expect(p.capacities_cps).to.deep.equal([25, 50, 70]);
+    expect(p.configured_cps).to.deep.equal([25, 50, 100]);
+    expect(p.total_cps).to.equal(145);
+    expect(p.policies).to.deep.equal([...POLICIES]);
+  });
+});
+
+describe('bench quality: the order of the runs', () => {
+  it('rotates one place per repetition', () => {
+    expect(rotated(['a', 'b', 'c'], 1)).to.deep.equal(['a', 'b', 'c']);
+    expect(rotated(['a', 'b', 'c'], 2)).to.deep.equal(['b', 'c', 'a']);
+    expect(rotated(['a', 'b', 'c'], 4)).to.deep.equal(['a', 'b', 'c']);
+    expect(rotated([], 3)).to.deep.equal([]);
+  });
+
+  it('interleaves: one run of each policy per repetition, never two runs of a policy in a row', () => {
+    const o = parseQualityOptions([]);
+    const runs = schedule(o);
+    // Per repetition: 5 known + 2 unknown + 5 slow ladders, 5 drops.
+    expect(runs).to.have.length(3 * (5 + 2 + 5 + 5));
+    for (let i = 1; i < runs.length; i++) {
+      const [a, b] = [runs[i - 1]!, runs[i]!];
+      expect(a.policy === b.policy && a.kind === b.kind, `${i}: ${JSON.stringify([a, b])}`).to.equal(false);
+    }
+    for (const rep of [1, 2, 3]) {
+      const mine = runs.filter((r) => r.rep === rep);
+      expect(
+        mine.filter((r) => r.kind === 'ladder' && r.scenario === 'known').map((r) => r.policy),
+      ).to.have.members([...POLICIES]);
+      // The repetitions follow each other: all of rep 1 before any of rep 2.
+      expect(runs.indexOf(mine[0]!)).to.equal(runs.findIndex((r) => r.rep === rep));
+    }
+    const firstKnown = (rep: number) => runs.find((r) => r.rep === rep && r.kind === 'ladder')!.policy;
+    expect([firstKnown(1), firstKnown(2), firstKnown(3)]).to.deep.equal([
+      'round_robin',
+      'static_equal',
+      'static_capacity',
+    ]);
+    // Every policy's ladders and drops, three each: each step is measured at least three times.
+    for (const p of POLICIES) {
+      expect(
+        runs.filter((r) => r.policy === p && r.kind === 'ladder' && r.scenario === 'known'),
+      ).to.have.length(3);
+      expect(runs.filter((r) => r.policy === p && r.kind === 'drop')).to.have.length(3);
+    }
+  });
+
+  it('--quick: known, unknown, then the two drop runs', () => {
+    const runs = schedule(parseQualityOptions(['--quick']));
+    expect(runs.map((r) => `${r.kind === 'ladder' ? r.scenario : 'drop'}:${r.policy}`)).to.deep.equal([
+      'known:round_robin',
+      'known:static_equal',
+      'known:static_capacity',
+      'known:kamailio_cc',
+      'known:sipweigh',
+      'unknown:kamailio_cc',
+      'unknown:sipweigh',
+      'drop:kamailio_cc',
+      'drop:sipweigh',
+    ]);
+  });
+
+  it('estimates --quick under 10 minutes and the full run from its plan', () => {
+    const quick = parseQualityOptions(['--quick']);
+    const q = estimateSeconds(quick, schedule(quick));
+    expect(q).to.be.below(600);
+    expect(q).to.be.above(240);
+    const full = parseQualityOptions([]);
+    const f = estimateSeconds(full, schedule(full));
+    expect(f).to.be.above(3600);
+    // Twice the repetitions, about twice the time.
+    const six = parseQualityOptions(['--reps', '6']);
+    expect(estimateSeconds(six, schedule(six)) / f).to.be.closeTo(2, 0.01);
+  });
+});
