@@ -22,6 +22,8 @@ export interface BackendJson {
     readonly pressure: number | null;
     readonly dominant: string | null;
     readonly effective_cps: number;
+    /** Learned capacity, calls/s (scoring.capacity); null when learning is off or it is out of rotation. */
+    readonly learned_cps: number | null;
     readonly weight: number | null;
   } | null;
   readonly weights: Readonly<Record<string, number | null>>;
@@ -95,6 +97,8 @@ export function backendJson(snap: ControllerSnapshot, v: BackendView): BackendJs
       pressure: scored.score.pressure === null ? null : round(scored.score.pressure),
       dominant: scored.score.dominant,
       effective_cps: round(scored.score.effectiveCapacityCps, 1),
+      learned_cps:
+        scored.score.learnedCapacityCps === null ? null : round(scored.score.learnedCapacityCps, 1),
       weight: scored.set.weights?.get(v.id) ?? null,
     },
     weights,

@@ -25,6 +25,8 @@ export interface BackendStatus {
   readonly dominant: string | null;
   readonly capacity_cps: number;
   readonly effective_cps: number | null;
+  /** Learned capacity (scoring.capacity), null when not learned; absent in status files of older versions. */
+  readonly learned_cps?: number | null;
   readonly rtt_ms: number | null;
   /** Probes unanswered since it became known; absent in status files of older versions. */
   readonly misses?: number;
@@ -123,6 +125,7 @@ export function buildStatus(inp: StatusInputs): ControllerStatus {
         dominant: b.dominant,
         capacity_cps: b.capacityCps,
         effective_cps: round(b.effectiveCapacityCps, 1),
+        learned_cps: b.learnedCapacityCps === null ? null : round(b.learnedCapacityCps, 1),
         rtt_ms: v && Number.isFinite(v.srttMs) ? round(v.srttMs, 1) : null,
         misses: v?.misses ?? 0,
         ...(v?.lastError ? { last_error: v.lastError } : {}),

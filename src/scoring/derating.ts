@@ -56,8 +56,14 @@ export function updateFactor(
   now: number,
   dtMs: number,
   p: ScoringParams,
-  /** Smoothed utilisation the backend serves (calls/s over configured capacity); null unknown. */
+  /** Smoothed utilisation the backend serves (calls/s over the capacity in use); null unknown. */
   served: number | null = null,
+  /**
+   * The served floor's ratio. With learned capacity (capacity/estimator.ts) the scorer passes 1:
+   * the estimate already moved to what the backend serves, and a cut below it while the queue
+   * drains is the overshoot the floor exists to prevent; retransmissions are guarded there.
+   */
+  floorRatio: number = p.served_floor_ratio,
 ): DeratingState {
   const dt = Math.min(Math.max(0, dtMs), p.max_cycle_gap_ms) / 1000;
   if (pressure !== null && pressure.low > p.decrease_above_pressure) {
@@ -69,7 +75,7 @@ export function updateFactor(
     const fastest = Math.pow(p.max_decrease_ratio_per_s, dt);
     // The floor never lifts the factor: it only pauses a cut, for the signals to catch up.
     const floorHolds = served !== null && now - overSince < p.served_floor_hold_ms;
-    const servedFloor = floorHolds ? Math.min(s.factor, served * p.served_floor_ratio) : 0;
+    const servedFloor = floorHolds ? Math.min(s.factor, served * floorRatio) : 0;
     const factor = Math.max(p.factor_floor, s.factor * Math.max(byLaw, fastest), servedFloor);
     return { factor, overSince, lastCutAt: now };
   }

@@ -9,6 +9,7 @@
  * the round trip passes 60 ms and the queue 120 KB within a second, and drops follow about a second
  * later. Transaction counts and CPU lag or stay flat.
  */
+import { capacityParamsProblems, type CapacityParams } from './capacity/params.js';
 import { SIGNAL_NAMES, type SignalName } from './types.js';
 
 export interface SignalParams {
@@ -29,6 +30,9 @@ export interface ScoringParams {
   readonly requests_per_call: number;
   /** A report older than this (at cycle time) carries no load knowledge. */
   readonly report_stale_ms: number;
+
+  /** The learned-capacity estimator (capacity/estimator.ts). */
+  readonly capacity: CapacityParams;
 
   /** Derating factor never goes below this: a live backend keeps a trickle, so we keep measuring it. */
   readonly factor_floor: number;
@@ -165,6 +169,7 @@ export function validateScoringParams(p: ScoringParams): ScoringParams {
     fin(p.admission_headroom_ratio) && p.admission_headroom_ratio > 0 && p.admission_headroom_ratio <= 1,
     'admission_headroom_ratio must be in (0, 1]',
   );
+  problems.push(...capacityParamsProblems(p.capacity));
   if (problems.length > 0) throw new ScoringParamsError(problems);
   return p;
 }

@@ -16,10 +16,11 @@
  */
 import type { HealthKind } from '../health/state-machine.js';
 import { admissionLimit, poolCapacity } from './admission.js';
+import { foldCapacity, freshLearned } from './capacity/estimator.js';
 import { FRESH_DERATING, updateFactor } from './derating.js';
 import { panicCheck } from './panic.js';
 import type { ScoringParams } from './params.js';
-import { pressureRange, reportSignals, tightest } from './signals.js';
+import { dropsPerSecond, pressureRange, reportSignals, tightest } from './signals.js';
 import { rampRatio } from './slow-start.js';
 import { current, ewmaFold } from './smoothing.js';
 import { standingValue } from './standing.js';
@@ -67,6 +68,7 @@ export const FRESH_MEMORY: BackendMemory = {
   latest: emptySmoothed(),
   recent: emptyRecent(),
   derating: FRESH_DERATING,
+  learned: null,
   rotation: { kind: 'out' },
 };
 
@@ -96,25 +98,56 @@ function sampleProblem(s: BackendSample, seen: ReadonlySet<string>): string | nu
   return null;
 }
 
+/** The capacity per-capacity signals are measured against: the learned one when learning is on. */
+function capacityBasis(m: BackendMemory, s: BackendSample, p: ScoringParams): number {
+  return p.capacity.learn && m.learned !== null ? m.learned.cps : s.capacity;
+}
+
+const finiteOrNull = (v: number | null | undefined): number | null =>
+  typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : null;
+
 /** Folds the sample's report if it is new and not stale; returns the updated memory. */
 function foldReport(m: BackendMemory, s: BackendSample, now: number, p: ScoringParams): BackendMemory {
   const r = s.report;
   if (r === null || (m.lastFoldedAt !== null && r.at <= m.lastFoldedAt)) return m;
   if (now - r.at > p.report_stale_ms) return m;
-  const sig = reportSignals(r.metrics, r.at, s.capacity, m.drops, p);
+  // Utilisation, 5xx, transactions per call/s: measured against what we believe the backend
+  // carries. Against a configured capacity that is too low, a backend serving its real capacity
+  // would read as over the utilisation backstop and be cut.
+  const sig = reportSignals(r.metrics, r.at, capacityBasis(m, s, p), m.drops, p);
   const smoothed = { ...m.smoothed };
   const latest = { ...m.latest };
   const recent = { ...m.recent };
+  const standingRaw = {} as Record<SignalName, number | null>;
   for (const name of SIGNAL_NAMES) {
     const raw = sig.pressures[name];
+    standingRaw[name] = null;
     if (raw === null) continue;
     const standing = standingValue(m.recent[name], raw, r.at, p.signals[name].standing_window_ms);
     recent[name] = standing.recent;
     const v = standing.value;
+    standingRaw[name] = v * (p.signals[name].knee ?? 0);
     smoothed[name] = ewmaFold(smoothed[name], v, r.at, p.signals[name].half_life_ms, p.report_stale_ms);
     latest[name] = { value: v, at: r.at };
   }
-  return { ...m, lastFoldedAt: r.at, drops: sig.drops, smoothed, latest, recent };
+  let learned = m.learned;
+  if (p.capacity.learn) {
+    const reqRate = finiteOrNull(r.metrics.req_rate);
+    const dropCount = finiteOrNull(r.metrics.udp_drops);
+    learned = foldCapacity(
+      m.learned ?? freshLearned(s.capacity),
+      {
+        at: r.at,
+        servedCps: reqRate === null ? null : reqRate / p.requests_per_call,
+        queueBytes: finiteOrNull(r.metrics.udp_rx_queue_bytes),
+        rttMs: standingRaw.options_rtt_ms,
+        dropsPerS: dropCount === null ? null : dropsPerSecond(m.drops, dropCount, r.at),
+      },
+      s.capacity,
+      p.capacity,
+    );
+  }
+  return { ...m, lastFoldedAt: r.at, drops: sig.drops, smoothed, latest, recent, learned };
 }
 
 function knowledgeOf(s: BackendSample, now: number, p: ScoringParams): Knowledge {
@@ -142,7 +175,14 @@ function scoreBackend(
 ): Scored {
   // A backend that went down starts afresh when it comes back: its old load figures and derating
   // describe a process that may no longer exist (and slow start covers its warm-up).
-  let m = s.health === 'down' || prev === undefined ? FRESH_MEMORY : prev;
+  // The learned capacity is kept: it describes the host's capacity more than the process's state,
+  // and a backend that comes back at its prior would be overloaded until it is learned again.
+  let m =
+    prev === undefined
+      ? FRESH_MEMORY
+      : s.health === 'down'
+        ? { ...FRESH_MEMORY, learned: prev.learned }
+        : prev;
   if (s.health === 'down') m = { ...m, rotation: { kind: 'out' } };
   else m = foldReport(m, s, now, p);
   const pressures = {} as Record<SignalName, number | null>;
@@ -157,7 +197,16 @@ function scoreBackend(
   const top = tightest(pressures);
   if (inRotation(s.health)) {
     const range = pressureRange(pressures, latest);
-    m = { ...m, derating: updateFactor(m.derating, range, now, dtMs, p, values.utilisation) };
+    // With learned capacity the floor is the served rate over the estimate now (not the smoothed
+    // utilisation, which lags the estimate's move by a half-life and would let the factor cut
+    // below a share the estimate already gave up).
+    const learnedServed = p.capacity.learn
+      ? current(m.learned?.served ?? null, now, p.report_stale_ms)
+      : null;
+    const served =
+      learnedServed !== null && m.learned !== null ? learnedServed / m.learned.cps : values.utilisation;
+    const floorRatio = p.capacity.learn ? 1 : p.served_floor_ratio;
+    m = { ...m, derating: updateFactor(m.derating, range, now, dtMs, p, served, floorRatio) };
   }
   return {
     sample: s,
@@ -230,7 +279,7 @@ function scoreSet(
         else ramp = { ramp: r, until: rot.since + p.slow_start_ms };
       }
       ramps.set(sample.id, ramp);
-      effective.set(sample.id, sample.capacity * m.derating.factor * (ramp?.ramp ?? 1));
+      effective.set(sample.id, capacityBasis(m, sample, p) * m.derating.factor * (ramp?.ramp ?? 1));
     }
     memories.set(sample.id, m);
   }
@@ -267,6 +316,7 @@ function scoreSet(
       pressure: b.pressure,
       dominant: b.dominant,
       factor: m.derating.factor,
+      learnedCapacityCps: p.capacity.learn && target !== undefined ? capacityBasis(m, sample, p) : null,
       effectiveCapacityCps: effective.get(sample.id) ?? 0,
       assignment,
     });

@@ -5,13 +5,14 @@
  */
 import type { HealthKind } from '../health/state-machine.js';
 import type { ReportMetrics } from '../heartbeat/messages.js';
+import type { LearnedCapacity } from './capacity/estimator.js';
 
 /** One backend as the controller sees it at the start of a cycle. */
 export interface BackendSample {
   readonly id: string;
   /** Dispatcher set. */
   readonly set: number;
-  /** Configured capacity, calls per second (> 0). */
+  /** Configured capacity, calls per second (> 0): the prior of the learned estimate. */
   readonly capacity: number;
   readonly health: HealthKind;
   /** Latest accepted report and when it arrived (controller's monotonic ms), or null if none yet. */
@@ -85,9 +86,17 @@ export interface BackendScore {
   /** The tightest smoothed pressure, and which signal it came from (null when nothing is known). */
   readonly pressure: number | null;
   readonly dominant: SignalName | null;
-  /** Derating factor: the fraction of its configured capacity we believe it has (factor_floor..1). */
+  /** Derating factor for symptoms: the fraction of its (learned) capacity we believe it has (factor_floor..1). */
   readonly factor: number;
-  /** capacity × factor × slow-start ramp, calls/s; 0 when out of rotation. */
+  /**
+   * Learned capacity, calls/s (capacity/estimator.ts), or null when learning is off or the backend
+   * is out of rotation.
+   */
+  readonly learnedCapacityCps: number | null;
+  /**
+   * learned capacity (or, with learning off, configured) × factor × slow-start ramp, calls/s; 0 when
+   * out of rotation. The weights and the pool's admission limit are computed from it.
+   */
   readonly effectiveCapacityCps: number;
   /**
    * The weight this cycle's law gives it. In a panicking set the pushed weight is the held one in
@@ -181,6 +190,8 @@ export interface BackendMemory {
   /** Raw pressures within each signal's standing window (standing.ts); empty when it has none. */
   readonly recent: { readonly [K in SignalName]: readonly Smoothed[] };
   readonly derating: DeratingState;
+  /** Learned capacity (null until the backend is first scored in rotation with learning on). */
+  readonly learned: LearnedCapacity | null;
   readonly rotation: Rotation;
 }
 

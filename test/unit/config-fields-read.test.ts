@@ -61,6 +61,8 @@ const READ_AT: Readonly<Record<string, string>> = {
   'sets[].backends[].ssh.kamcmd': 'src/metrics/ssh-config.ts',
   scoring: 'src/controller/reload-plan.ts',
   'scoring.signals': 'src/scoring/signals.ts',
+  'scoring.capacity': 'src/scoring/scorer.ts',
+  'scoring.capacity.learn': 'src/scoring/scorer.ts',
   'admission.fairness': 'src/controller/fair-admission.ts',
   'admission.fairness.enabled': 'src/controller/fair-admission.ts',
   'admission.fairness.deadband': 'src/push/source-link.ts',

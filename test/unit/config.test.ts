@@ -138,9 +138,16 @@ sets:
   });
 
   it('names a missing required field', () => {
-    const e = refusal(file(agent().replace('capacity: 100\n', '')));
-    expect(e.issues.map((i) => i.path)).to.include('capacity');
-    expect(e.message).to.match(/capacity: required field is missing/);
+    const e = refusal(file(agent().replace('backend_id: be1\n', '')));
+    expect(e.issues.map((i) => i.path)).to.include('backend_id');
+    expect(e.message).to.match(/backend_id: required field is missing/);
+  });
+
+  it('takes an agent without a capacity at the schema default prior (the controller learns the rest)', () => {
+    const a = loadConfig(file(agent().replace('capacity: 100\n', '')));
+    expect(a.kind).to.equal('agent');
+    if (a.kind !== 'agent') return;
+    expect(a.capacity).to.equal(100);
   });
 
   it('names an unknown field with its full path', () => {
@@ -246,6 +253,15 @@ ${lb}sets:
     backends:
       - { id: be1, sip_uri: "sip:127.0.0.11", capacity: 10, agent: { address: 127.0.0.11, port: 7951 } }
 ${tail}`;
+
+    it('takes a backend without a capacity at the schema default prior, and learning is a scoring field', () => {
+      const c = loadControllerConfig(file(controller('').replace('capacity: 10, ', '')));
+      expect(c.sets[0]?.backends[0]?.capacity).to.equal(100);
+      expect(c.scoring.params.capacity.learn).to.be.a('boolean');
+      const on = loadControllerConfig(file(controller('scoring: { capacity: { learn: true } }\n')));
+      expect(on.scoring.params.capacity.learn).to.equal(true);
+      expect(on.scoring.params.capacity.queue_standing_bytes).to.equal(8192);
+    });
 
     it('applies defaults: admission on at 0.95, no maintenance', () => {
       const c = loadControllerConfig(file(controller('')));

@@ -1,0 +1,124 @@
+/**
+ * Learned capacity: per backend, an online estimate of the calls/s it can serve, folded once per
+ * report. Pure. The configured capacity is only the prior the estimate starts from.
+ *
+ * The law (docs/controller.md, Scoring, "Learned capacity"):
+ * - While its receive queue stands (>= queue_standing_bytes in two reports in a row), a backend is offered
+ *   more than it serves, so it serves exactly its capacity: the estimate moves to the served rate
+ *   with a short half-life (track_half_life_ms). This is a measurement, not a control law: it does
+ *   not overshoot however long the queue takes to drain, because it aims at a number rather than
+ *   cutting at a rate.
+ * - Retransmissions: once requests wait about T1 (the standing round trip at or above
+ *   retransmit_rtt_ms) or the socket drops, the request counters also count retransmitted
+ *   INVITEs and BYEs (up to 1.5 x the real throughput under heavy loss). Then a served rate above
+ *   the estimate is not believed: the estimate aims at served / retransmit_max_inflation (the
+ *   low end of what the backend may really serve) and never rises; the probe below finds the
+ *   rest once the backlog has drained.
+ * - Without a standing queue, the backend carries what it serves: the estimate is at least the
+ *   served rate (smoothed over served_half_life_ms, so one burst does not lift it).
+ * - And when it serves at least probe_above_ratio of the estimate with no queue (the weights or
+ *   the admission limit bind) and the queue has not stood for probe_delay_ms, the estimate probes
+ *   upward by probe_per_s of itself per second: a prior set too low is discovered, and a capacity
+ *   that comes back is found again. The probe ends where the queue stands, which sets the estimate
+ *   back to what the backend served: a sawtooth of a few per cent around the real capacity.
+ * - The estimate stays within [min_ratio, max_ratio] x the prior.
+ *
+ * Monotone: more served calls never lower the estimate, and a standing queue never raises it above
+ * what the same report without a queue would.
+ */
+import { ewmaAlpha, ewmaFold } from '../smoothing.js';
+import type { Smoothed } from '../types.js';
+import type { CapacityParams } from './params.js';
+
+export interface LearnedCapacity {
+  /** The estimate, calls/s. */
+  readonly cps: number;
+  /** Served calls/s, smoothed (null before the first report that carried req_rate). */
+  readonly served: Smoothed | null;
+  /** When the queue last stood (null: never seen). */
+  readonly queueAt: number | null;
+  /** Raw receive-queue bytes of the last report (null: unknown). */
+  readonly lastQueueBytes: number | null;
+  /** Time of the last report folded. */
+  readonly at: number | null;
+}
+
+/** One report's worth of evidence. */
+export interface CapacityEvidence {
+  readonly at: number;
+  /** Served calls/s in this report (req_rate / requests_per_call); null when unknown. */
+  readonly servedCps: number | null;
+  /** Receive-queue bytes in this report (raw); null when unknown. */
+  readonly queueBytes: number | null;
+  /** Standing OPTIONS round trip, ms; null when unknown. */
+  readonly rttMs: number | null;
+  /** Socket drops per second since the previous report; null when unknown. */
+  readonly dropsPerS: number | null;
+}
+
+export function freshLearned(prior: number): LearnedCapacity {
+  return { cps: prior, served: null, queueAt: null, lastQueueBytes: null, at: null };
+}
+
+/** Longest report gap the law integrates over (a silence must not make one report jump far). */
+const MAX_GAP_MS = 2000;
+
+export function foldCapacity(
+  s: LearnedCapacity,
+  e: CapacityEvidence,
+  prior: number,
+  c: CapacityParams,
+): LearnedCapacity {
+  if (s.at !== null && e.at <= s.at) return s;
+  const dtMs = s.at === null ? 0 : Math.min(MAX_GAP_MS, e.at - s.at);
+  const clamp = (v: number) => Math.min(c.max_ratio * prior, Math.max(c.min_ratio * prior, v));
+  const served =
+    e.servedCps === null
+      ? s.served
+      : ewmaFold(s.served, e.servedCps, e.at, c.served_half_life_ms, MAX_GAP_MS);
+  const smoothedServed = served === null || e.servedCps === null ? null : served.value;
+  // Standing: over the threshold in this report and the one before (two reports, 250 ms apart by
+  // default). Not the queue signal's 1 s window: by the time a queue has stood for a second, a
+  // halved backend's requests wait past T1 and the counters are inflated by retransmissions.
+  // Two reports in a row already mean the backend was busy the whole interval (it served its capacity).
+  const queue =
+    e.queueBytes !== null &&
+    s.lastQueueBytes !== null &&
+    Math.min(e.queueBytes, s.lastQueueBytes) >= c.queue_standing_bytes;
+  let cps = s.cps;
+  let queueAt = s.queueAt;
+  if (queue) {
+    queueAt = e.at;
+    if (e.servedCps !== null) {
+      const suspect = (e.rttMs !== null && e.rttMs >= c.retransmit_rtt_ms) || (e.dropsPerS ?? 0) > 0;
+      // Suspect counts: the real rate is between served / max inflation and served. Aim at the low
+      // end (never above the estimate): the backlog drains, and the probe finds the rest within
+      // a few seconds. Holding the estimate instead left the cut to the derating law, which in the
+      // simulation overshot to 0.2 of the backend's share and took 15 s to come back.
+      // A rise is taken no further than the smoothed served rate (what the branch without a queue
+      // would take): a queue never lifts the estimate above what the same report without one would.
+      const rise = Math.max(cps, Math.min(e.servedCps, smoothedServed ?? e.servedCps));
+      // How much the counts may be inflated: from none at T1 to the most at 2 T1 (a request that
+      // waited 2 T1 has been sent twice or more); the most at once with drops (a lost request is
+      // retransmitted whatever the wait). An assumption of the shape, not a measurement.
+      const waited = e.rttMs === null ? 0 : (e.rttMs - c.retransmit_rtt_ms) / c.retransmit_rtt_ms;
+      const inflation =
+        (e.dropsPerS ?? 0) > 0
+          ? c.retransmit_max_inflation
+          : 1 + (c.retransmit_max_inflation - 1) * Math.min(1, Math.max(0, waited));
+      const target = suspect
+        ? Math.min(e.servedCps / inflation, cps)
+        : e.servedCps <= cps
+          ? e.servedCps
+          : rise;
+      // The first report of a backend has no dt: take it as it is (it is a measurement).
+      const a = s.at === null ? 1 : ewmaAlpha(dtMs, c.track_half_life_ms);
+      cps += a * (target - cps);
+    }
+  } else if (smoothedServed !== null) {
+    cps = Math.max(cps, smoothedServed);
+    const quiet = queueAt === null || e.at - queueAt >= c.probe_delay_ms;
+    if (quiet && smoothedServed >= c.probe_above_ratio * cps) cps *= 1 + (c.probe_per_s * dtMs) / 1000;
+  }
+  return { cps: clamp(cps), served, queueAt, lastQueueBytes: e.queueBytes, at: e.at };
+}

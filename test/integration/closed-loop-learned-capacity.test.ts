@@ -1,0 +1,87 @@
+/**
+ * Learned capacity end to end (issue 18): the lab's real LB, three emulated backends of real capacity
+ * 25, 50 and 100 calls/s that sipweigh is told are 58 each (a wrong datasheet: 174 in all), their
+ * agents, and `sipweigh controller` with `scoring.capacity.learn: true`. Offered 78 % of the real
+ * pool, the weights must leave the equal split for the real 1:2:4 and the admission limit follow the
+ * learned pool rather than the configured one. Lab on 127.46.x.x; everything stopped by PID.
+ */
+import { expect } from 'chai';
+import { admissionLimiterName, readLimiters } from '../../src/kamailio/admission.js';
+import { startDaemonLab, type DaemonLab } from '../support/daemon-lab.js';
+import { eventually, sleep } from '../support/harness.js';
+import { formatWeights, labLoad, ratioError, WeightWatcher } from '../support/lb-watch.js';
+import { waitReady } from './api-support.js';
+
+const REAL = new Map([
+  ['be1', 25],
+  ['be2', 50],
+  ['be3', 100],
+]);
+const POOL = 175;
+const CONFIGURED = 58;
+
+describe('closed loop with learned capacity (real LB, backends, agents, controller; configured equal)', function () {
+  this.timeout(300000);
+  let d: DaemonLab | undefined;
+  let watcher: WeightWatcher | undefined;
+
+  before(async function () {
+    d = await startDaemonLab({
+      backends: 3,
+      capacities: [...REAL.values()],
+      configuredCapacities: [CONFIGURED],
+      net: 46,
+    });
+    const cfg = d.labConfig();
+    cfg.scoring = { ...(cfg.scoring as object), capacity: { learn: true } };
+    d.startController(cfg);
+    await waitReady(d.base);
+    watcher = new WeightWatcher(d.rpc, 200).start();
+    await eventually(
+      async () => {
+        const w = await d!.lbWeights();
+        return w !== null && [...REAL.keys()].every((id) => (w.get(id) ?? 0) > 0);
+      },
+      'first push of the controller',
+      60000,
+      200,
+    );
+  });
+
+  after(async function () {
+    watcher?.stop();
+    await d?.stop();
+  });
+
+  it('at 78 % of the real pool: weights within ±25 % of 1:2:4, limit below the configured pool', async () => {
+    const rate = Math.round(0.78 * POOL);
+    const start = Date.now();
+    const uac = await labLoad(d!.lab, 'uac-learn', rate, 60);
+    const limits: number[] = [];
+    for (let i = 0; i < 58; i++) {
+      await sleep(1000);
+      const l = (await readLimiters(d!.rpc)).get(admissionLimiterName(1))?.limitCps;
+      if (i >= 30 && l !== undefined && l !== null) limits.push(l);
+    }
+    const r = await uac.done();
+    const late = watcher!.between(start + 30000, start + 58000);
+    expect(late.length, 'weight samples in the last 28 s').to.be.at.least(50);
+    const errors = late.map((s) => ratioError(s.weights, REAL)).sort((a, b) => a - b);
+    const median = errors[Math.floor(errors.length / 2)]!;
+    const conv = watcher!.firstAfter(start, (w) => ratioError(w, REAL) <= 0.25);
+    limits.sort((a, b) => a - b);
+    const medLimit = limits[Math.floor(limits.length / 2)]!;
+    process.stdout.write(
+      `      (weights within ±25 % of 1:2:4 first ${conv === null ? 'never' : `${conv - start} ms`} after load start; ` +
+        `last 28 s: median error ${(median * 100).toFixed(1)} %, worst ${(errors[errors.length - 1]! * 100).toFixed(1)} %, ` +
+        `last ${formatWeights(late[late.length - 1]!.weights)}; limit median ${medLimit.toFixed(1)} ` +
+        `(range ${limits[0]!.toFixed(1)}-${limits[limits.length - 1]!.toFixed(1)}) calls/s; ` +
+        `calls ${r.stats.created} created, ${r.stats.failed} failed)\n`,
+    );
+    // Equal weights (what the configured capacities give) are 71 % off the real ratio for be1.
+    expect(median, 'median ratio error in the last 28 s').to.be.at.most(0.25);
+    // The configured pool would give 0.92 x 174 = 160; the learned one is what the backends serve.
+    expect(medLimit, 'median admission limit (calls/s)').to.be.below(0.92 * 3 * CONFIGURED);
+    expect(medLimit, 'median admission limit (calls/s)').to.be.at.least(0.5 * POOL);
+  });
+});

@@ -1,0 +1,131 @@
+/** The learned-capacity estimator (src/scoring/capacity/estimator.ts): unit and property tests. */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { DEFAULT_SCORING_PARAMS } from '../../src/config/scoring-params.js';
+import {
+  foldCapacity,
+  freshLearned,
+  type CapacityEvidence,
+  type LearnedCapacity,
+} from '../../src/scoring/capacity/estimator.js';
+
+const C = { ...DEFAULT_SCORING_PARAMS.capacity, learn: true };
+const QUEUE = C.queue_standing_bytes * 4;
+
+function run(prior: number, reports: readonly Omit<CapacityEvidence, 'at'>[], start?: LearnedCapacity) {
+  let s = start ?? freshLearned(prior);
+  const trace: number[] = [];
+  let at = (s.at ?? 0) + 250;
+  for (const r of reports) {
+    s = foldCapacity(s, { ...r, at }, prior, C);
+    trace.push(s.cps);
+    at += 250;
+  }
+  return { s, trace };
+}
+
+const ev = (servedCps: number, queueBytes = 0, rttMs = 0.2, dropsPerS = 0) => ({
+  servedCps,
+  queueBytes,
+  rttMs,
+  dropsPerS,
+});
+
+describe('learned capacity estimator', () => {
+  it('starts at the prior and keeps it while the backend is lightly loaded', () => {
+    const { trace } = run(100, Array(40).fill(ev(30)));
+    expect(new Set(trace)).to.deep.equal(new Set([100]));
+  });
+
+  it('moves to the served rate within a second once the queue stands (a prior set too high)', () => {
+    const { trace } = run(100, Array(8).fill(ev(40, QUEUE)));
+    // Report 1 has no previous report: the queue has not stood yet.
+    expect(trace[0]).to.equal(100);
+    // Four reports later (1 s) within 10 % of what it serves.
+    expect(trace[4]! / 40).to.be.within(1, 1.1);
+    expect(trace[7]! / 40).to.be.within(1, 1.02);
+  });
+
+  it('follows a capacity drop within a second, and never below the served rate (no overshoot)', () => {
+    const { s } = run(100, Array(40).fill(ev(95, QUEUE)));
+    expect(s.cps).to.be.closeTo(95, 1);
+    const { trace } = run(100, Array(12).fill(ev(50, QUEUE)), s);
+    expect(trace[4]!).to.be.at.most(55);
+    for (const x of trace) expect(x).to.be.at.least(50);
+  });
+
+  it('is bounded below by what it serves without a queue, and probes upward when held at its estimate', () => {
+    const low = run(20, Array(4).fill(ev(60)));
+    expect(low.s.cps).to.be.at.least(60);
+    // Served at 92 % of the estimate (the admission limit binds), no queue: the estimate grows.
+    let s = freshLearned(50);
+    for (let i = 1; i <= 16; i++) s = foldCapacity(s, { ...ev(0.92 * s.cps), at: i * 250 }, 50, C);
+    expect(s.cps, 'after 4 s of probing').to.be.above(50 * 1.2);
+  });
+
+  it('does not believe a served rate inflated by retransmissions (round trip past T1, or drops)', () => {
+    const { s } = run(50, Array(8).fill(ev(50, QUEUE)));
+    const slow = run(50, Array(8).fill(ev(75, QUEUE, C.retransmit_rtt_ms + 100)), s);
+    for (const x of slow.trace) expect(x).to.be.at.most(s.cps + 1e-9);
+    const dropping = run(50, Array(8).fill(ev(75, QUEUE, 1, 20)), s);
+    for (const x of dropping.trace) expect(x).to.be.at.most(s.cps + 1e-9);
+  });
+
+  it('property: noise inside the band (no standing queue, served below the probe ratio) never moves it', () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 10, max: 1000, noNaN: true }),
+        fc.array(
+          fc.record({
+            u: fc.double({ min: 0, max: C.probe_above_ratio * 0.99, noNaN: true }),
+            q: fc.double({ min: 0, max: C.queue_standing_bytes * 0.99, noNaN: true }),
+            rtt: fc.double({ min: 0, max: 100, noNaN: true }),
+          }),
+          { minLength: 1, maxLength: 60 },
+        ),
+        (prior, noise) => {
+          const { trace } = run(
+            prior,
+            noise.map((n) => ev(n.u * prior, n.q, n.rtt)),
+          );
+          return trace.every((x) => x === prior);
+        },
+      ),
+    );
+  });
+
+  it('property: monotone - more served never lowers it, a standing queue never raises it', () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 10, max: 500, noNaN: true }),
+        fc.array(fc.record({ served: fc.double({ min: 0, max: 800, noNaN: true }), q: fc.boolean() }), {
+          minLength: 1,
+          maxLength: 30,
+        }),
+        fc.double({ min: 0, max: 200, noNaN: true }),
+        fc.double({ min: 0, max: 800, noNaN: true }),
+        (prior, history, extra, lastServed) => {
+          const { s } = run(
+            prior,
+            history.map((h) => ev(h.served, h.q ? QUEUE : 0)),
+          );
+          const at = (s.at ?? 0) + 250;
+          const fold = (served: number, q: number) => foldCapacity(s, { ...ev(served, q), at }, prior, C).cps;
+          const eps = 1e-9 * prior;
+          return (
+            fold(lastServed + extra, QUEUE) >= fold(lastServed, QUEUE) - eps &&
+            fold(lastServed + extra, 0) >= fold(lastServed, 0) - eps &&
+            fold(lastServed, QUEUE) <= fold(lastServed, 0) + eps
+          );
+        },
+      ),
+    );
+  });
+
+  it('converges from equal priors: three backends fed their real rates with a standing queue', () => {
+    for (const real of [25, 50, 100]) {
+      const { trace } = run(58, Array(8).fill(ev(real, QUEUE)));
+      expect(trace[4]! / real, `real ${real}`).to.be.within(0.97, 1.1);
+    }
+  });
+});
