@@ -9,6 +9,7 @@
  * the round trip passes 60 ms and the queue 120 KB within a second, and drops follow about a second
  * later. Transaction counts and CPU lag or stay flat.
  */
+import { delaySplitProblems, type DelaySplitParams } from './delay-split.js';
 import { SIGNAL_NAMES, type SignalName } from './types.js';
 
 export interface SignalParams {
@@ -81,6 +82,9 @@ export interface ScoringParams {
   readonly admission_enabled: boolean;
   /** Admission limit = pool capacity × this. */
   readonly admission_headroom_ratio: number;
+
+  /** Delay-aware split near the knee (delay-split.ts; issue 18). */
+  readonly delay_split: DelaySplitParams;
 }
 
 export class ScoringParamsError extends Error {
@@ -165,6 +169,7 @@ export function validateScoringParams(p: ScoringParams): ScoringParams {
     fin(p.admission_headroom_ratio) && p.admission_headroom_ratio > 0 && p.admission_headroom_ratio <= 1,
     'admission_headroom_ratio must be in (0, 1]',
   );
+  problems.push(...delaySplitProblems(p.delay_split));
   if (problems.length > 0) throw new ScoringParamsError(problems);
   return p;
 }

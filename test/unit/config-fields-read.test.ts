@@ -59,6 +59,7 @@ const READ_AT: Readonly<Record<string, string>> = {
   'sets[].backends[].ssh.kamcmd': 'src/metrics/ssh-config.ts',
   scoring: 'src/controller/reload-plan.ts',
   'scoring.signals': 'src/scoring/signals.ts',
+  'scoring.delay_split.enabled': 'src/scoring/delay-split.ts',
   'admission.fairness': 'src/controller/fair-admission.ts',
   'admission.fairness.enabled': 'src/controller/fair-admission.ts',
   'admission.fairness.deadband': 'src/push/source-link.ts',
