@@ -16,6 +16,7 @@
  */
 import type { HealthKind } from '../health/state-machine.js';
 import { admissionLimit, poolCapacity } from './admission.js';
+import { delaySplitFor } from './delay-split.js';
 import { FRESH_DERATING, updateFactor } from './derating.js';
 import { panicCheck } from './panic.js';
 import type { ScoringParams } from './params.js';
@@ -235,7 +236,8 @@ function scoreSet(
     memories.set(sample.id, m);
   }
 
-  const targets = targetWeights(effective, p);
+  // delaysplit (issue 18): near the knee, the split that equalises queueing delay (delay-split.ts).
+  const targets = targetWeights(effective, p, delaySplitFor(members, effective, p));
   const prevWeights = setMem.weights;
   const weights = new Map<string, number>();
   const scores: BackendScore[] = [];
