@@ -16,8 +16,15 @@ import {
   type DelaySplitParams,
   type SplitBackend,
 } from '../../src/scoring/delay-split.js';
-import { targetWeights, validateScoringParams, type ScoringParams } from '../../src/scoring/index.js';
-import { P } from './scoring-fixtures.js';
+import {
+  initialScorerState,
+  scoreCycle,
+  targetWeights,
+  validateScoringParams,
+  type ScorerState,
+  type ScoringParams,
+} from '../../src/scoring/index.js';
+import { P, quietMetrics, sample, setOf, weightsOf } from './scoring-fixtures.js';
 
 const D: DelaySplitParams = { ...P.delay_split, enabled: true };
 const ON: ScoringParams = { ...P, delay_split: D };
@@ -287,5 +294,38 @@ describe('scoring delay split: equal queueing delay near the knee', function () 
       `      least utilisation the law gives (ratio ${D.max_delay_ratio}): ${least.toFixed(3)}\n`,
     );
     expect(least).to.be.above(D.min_estimate_utilisation);
+  });
+
+  it('closed loop on the M/D/2 lab model at 90 %: the scorer settles on the split, the slow backend below proportional', function () {
+    // Each cycle the LB splits 90 % of the pool by the last weights; each backend reports 3 requests
+    // per call it serves and a round trip of idle + its M/D/2 wait. No noise: this checks the loop's
+    // arithmetic and that it settles, not the lab.
+    const run = (params: ScoringParams) => {
+      let state: ScorerState = initialScorerState();
+      let weights: Record<string, number> = { b0: 25, b1: 50, b2: 100 };
+      const history: Record<string, number>[] = [];
+      for (let t = 0; t <= 30_000; t += 250) {
+        const total = sum(Object.values(weights));
+        const samples = LAB_CAPS.map((k, i) => {
+          const load = (0.9 * sum(LAB_CAPS) * (weights[`b${i}`] ?? 0)) / total;
+          const wait = Math.min(1000, 1000 * waitMDc(WORKERS, LAB_SERVICE[i] ?? 0, load));
+          const metrics = quietMetrics({ capacity: k, req_rate: 3 * load, options_rtt_ms: 0.2 + wait });
+          return sample(`b${i}`, k, { metrics, at: t });
+        });
+        const r = scoreCycle(state, samples, t, params);
+        state = r.state;
+        weights = weightsOf(setOf(r.sets));
+        history.push(weights);
+      }
+      return history;
+    };
+    const off = run(P);
+    expect(off.at(-1)).to.deep.equal({ b0: 25, b1: 50, b2: 100 });
+    const on = run(ON);
+    const last = on.at(-1) ?? {};
+    process.stdout.write(`      settled weights with the split: ${JSON.stringify(last)}\n`);
+    expect(last['b0']).to.be.below(25);
+    expect(last['b2']).to.equal(100);
+    for (const w of on.slice(-40)) expect(w).to.deep.equal(last); // settled for the last 10 s
   });
 });
