@@ -10,6 +10,7 @@
  * later. Transaction counts and CPU lag or stay flat.
  */
 import { capacityParamsProblems, type CapacityParams } from './capacity/params.js';
+import { delaySplitProblems, type DelaySplitParams } from './delay-split.js';
 import { SIGNAL_NAMES, type SignalName } from './types.js';
 
 export interface SignalParams {
@@ -85,6 +86,9 @@ export interface ScoringParams {
   readonly admission_enabled: boolean;
   /** Admission limit = pool capacity × this. */
   readonly admission_headroom_ratio: number;
+
+  /** Delay-aware split near the knee (delay-split.ts; issue 18). */
+  readonly delay_split: DelaySplitParams;
 }
 
 export class ScoringParamsError extends Error {
@@ -170,6 +174,7 @@ export function validateScoringParams(p: ScoringParams): ScoringParams {
     'admission_headroom_ratio must be in (0, 1]',
   );
   problems.push(...capacityParamsProblems(p.capacity));
+  problems.push(...delaySplitProblems(p.delay_split));
   if (problems.length > 0) throw new ScoringParamsError(problems);
   return p;
 }

@@ -17,6 +17,7 @@
 import type { HealthKind } from '../health/state-machine.js';
 import { admissionLimit, poolCapacity } from './admission.js';
 import { foldCapacity, freshLearned } from './capacity/estimator.js';
+import { delaySplitFor } from './delay-split.js';
 import { FRESH_DERATING, updateFactor } from './derating.js';
 import { panicCheck } from './panic.js';
 import type { ScoringParams } from './params.js';
@@ -284,7 +285,13 @@ function scoreSet(
     memories.set(sample.id, m);
   }
 
-  const targets = targetWeights(effective, p);
+  // delaysplit (issue 18): near the knee, the split that equalises queueing delay (delay-split.ts).
+  // Served calls/s = utilisation × the capacity it was measured against (learned or configured).
+  const splitMembers = members.map((b) => ({
+    ...b,
+    utilisationBasisCps: capacityBasis(b.memory, b.sample, p),
+  }));
+  const targets = targetWeights(effective, p, delaySplitFor(splitMembers, effective, p));
   const prevWeights = setMem.weights;
   const weights = new Map<string, number>();
   const scores: BackendScore[] = [];

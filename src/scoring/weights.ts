@@ -16,13 +16,24 @@ export function liveWeight(n: number): LiveWeight {
   return n as LiveWeight;
 }
 
-/** Target weight per backend in rotation, from its effective capacity (calls/s). */
-export function targetWeights(effective: ReadonlyMap<string, number>, p: ScoringParams): Map<string, number> {
+/**
+ * Target weight per backend in rotation, from its effective capacity (calls/s), or - when a split
+ * is given (delay-split.ts: calls/s per backend, near the knee) - from that split instead. Algorithm
+ * 11 sends each backend rweight / sum of the calls, so weights in the ratio of the split are the split.
+ */
+export function targetWeights(
+  effective: ReadonlyMap<string, number>,
+  p: ScoringParams,
+  split?: ReadonlyMap<string, number> | null,
+): Map<string, number> {
+  // A split that misses a backend in rotation is not one: proportional then.
+  const use = split != null && [...effective.keys()].every((id) => split.has(id));
+  const basis = new Map([...effective].map(([id, e]) => [id, use ? (split?.get(id) ?? e) : e]));
   let largest = 0;
-  for (const e of effective.values()) if (e > largest) largest = e;
+  for (const v of basis.values()) if (v > largest) largest = v;
   const out = new Map<string, number>();
-  for (const [id, e] of effective) {
-    const share = largest > 0 ? e / largest : 1;
+  for (const [id, v] of basis) {
+    const share = largest > 0 ? v / largest : 1;
     out.set(id, Math.min(p.weight_max, Math.max(p.weight_min, Math.round(p.weight_max * share))));
   }
   return out;

@@ -63,6 +63,7 @@ const READ_AT: Readonly<Record<string, string>> = {
   'scoring.signals': 'src/scoring/signals.ts',
   'scoring.capacity': 'src/scoring/scorer.ts',
   'scoring.capacity.learn': 'src/scoring/scorer.ts',
+  'scoring.delay_split.enabled': 'src/scoring/delay-split.ts',
   'admission.fairness': 'src/controller/fair-admission.ts',
   'admission.fairness.enabled': 'src/controller/fair-admission.ts',
   'admission.fairness.deadband': 'src/push/source-link.ts',

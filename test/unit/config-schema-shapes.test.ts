@@ -30,6 +30,7 @@ import type {
   SourceGroupConfig,
   SshConfig,
 } from '../../src/config/types.js';
+import type { DelaySplitParams } from '../../src/scoring/delay-split.js';
 import type { SignalParams } from '../../src/scoring/params.js';
 import { SIGNAL_NAMES, type SignalName } from '../../src/scoring/types.js';
 import { fieldsOf, objectInside, schemaNode, type SchemaNode } from '../support/schema-fields.js';
@@ -135,6 +136,16 @@ const scoring: Presence<ScoringSection> = {
   max_weight_step: 'required',
   panic_threshold_ratio: 'required',
   panic_heal_grace_ms: 'required',
+  delay_split: 'required',
+};
+const delaySplit: Presence<DelaySplitParams> = {
+  enabled: 'required',
+  start_utilisation: 'required',
+  full_utilisation: 'required',
+  min_estimate_utilisation: 'required',
+  idle_rtt_ms: 'required',
+  min_queueing_ms: 'required',
+  max_delay_ratio: 'required',
 };
 const lease: Presence<LeaseConfig> = { duration_ms: 'required', refresh_ms: 'required' };
 const admission: Presence<AdmissionConfig> = {
@@ -234,6 +245,7 @@ const SHAPES: Readonly<Record<string, Shape>> = {
     min_ratio: 'required',
     max_ratio: 'required',
   },
+  'scoring.delay_split': delaySplit,
   ...Object.fromEntries(SIGNAL_NAMES.map((n) => [`scoring.signals.${n}`, signal])),
   admission,
   lease,
