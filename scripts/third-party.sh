@@ -50,16 +50,11 @@ kamailio_modules() {
     sed -E 's/.*"([a-z_0-9]+)(\.so)?"/\1/' | sort -u
 }
 
-# OpenSIPS: the list the OpenSIPS LB's configs need, one per line in opensips/modules.txt (kept by
-# whoever edits opensips/); the OpenSIPS helper's list until that file is merged. UDP and TCP are in
-# OpenSIPS 3.6's core (net/proto_udp, net/proto_tcp), not modules.
+# OpenSIPS: the list the OpenSIPS LB's configs need, one per line in opensips/modules.txt (the one
+# list: whoever edits opensips/ keeps it). UDP and TCP are in OpenSIPS 3.6's core (net/proto_udp,
+# net/proto_tcp), not modules.
 opensips_modules() {
-  if [ -f opensips/modules.txt ]; then
-    grep -vE '^\s*(#|$)' opensips/modules.txt | tr -d ' \t' | sort -u
-  else
-    printf '%s\n' dispatcher db_text sipmsgops signaling sl tm rr maxfwd textops cachedb_local httpd \
-      mi_http mi_fifo ratelimit cfgutils statistics
-  fi
+  grep -vE '^\s*(#|$)' opensips/modules.txt | tr -d ' \t' | sort -u
 }
 
 # installed PREFIX BINARY VERSION_FLAG "version: name X.Y.Z" MODULE_DIR MODULES...
@@ -175,9 +170,15 @@ build_opensips() {
 
 # Serialised: two setups at once (two clones, CI and a developer) build once, the second then finds it.
 # SIPWEIGH_BUILD_LOCK_HELD=1: the caller already holds it (`flock /tmp/sipweigh-build.lock ...`).
+# The lock file is made writable by all: a second user's setup must not fail on it when everything is
+# already installed.
 if [ -z "${SIPWEIGH_BUILD_LOCK_HELD:-}" ]; then
-  exec 9>/tmp/sipweigh-build.lock
-  flock 9
+  if (umask 000 && exec 9>>/tmp/sipweigh-build.lock) 2>/dev/null; then
+    exec 9>>/tmp/sipweigh-build.lock
+    flock 9
+  else
+    say "cannot open /tmp/sipweigh-build.lock; building without the lock"
+  fi
 fi
 rc=0
 if [ "$want" != opensips ]; then build_kamailio || rc=1; fi

@@ -15,6 +15,7 @@ import {
   formatVersionTable,
 } from '../opensips/dispatcher-table.js';
 import { PACKAGE_ROOT } from '../util/package-root.js';
+import { OPENSIPS_36_BINARY } from './platforms.js';
 import type { ManagedProcess, ProcessGroup } from './processes.js';
 import { formatEndpoint, isBound, type Endpoint } from './sockets.js';
 import { sleep } from '../util/sleep.js';
@@ -28,7 +29,7 @@ export const OPENSIPS_SNIPPET = join(OPENSIPS_CFG_DIR, 'sipweigh-lb.cfg');
 export const OPENSIPS_LAB_TEMPLATE = join(OPENSIPS_CFG_DIR, 'lab-lb.cfg');
 
 /** The prefix scripts/third-party.sh builds OpenSIPS 3.6.8 into (docs/platforms.md). */
-export const OPENSIPS_PREFIX = '/opt/sipweigh/opensips-3.6.8';
+export const OPENSIPS_PREFIX = dirname(dirname(OPENSIPS_36_BINARY));
 
 export function opensipsBinary(): string {
   return process.env.SIPWEIGH_OPENSIPS ?? join(OPENSIPS_PREFIX, 'sbin', 'opensips');

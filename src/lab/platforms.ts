@@ -22,8 +22,11 @@ export interface KamailioPlatform {
   readonly label: string;
 }
 
-/** Where scripts/third-party.sh installs what Debian does not package (docs/platforms.md). */
-export const THIRD_PARTY_PREFIX = '/opt/sipweigh';
+/**
+ * Where scripts/third-party.sh installs what Debian does not package (docs/platforms.md); the same
+ * SIPWEIGH_OPT override as the script's, so a relocated build is found.
+ */
+export const THIRD_PARTY_PREFIX = process.env.SIPWEIGH_OPT ?? '/opt/sipweigh';
 export const KAMAILIO_61_BINARY = `${THIRD_PARTY_PREFIX}/kamailio-6.1.4/sbin/kamailio`;
 export const OPENSIPS_36_BINARY = `${THIRD_PARTY_PREFIX}/opensips-3.6.8/sbin/opensips`;
 

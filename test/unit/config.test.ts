@@ -143,11 +143,9 @@ sets:
     expect(e.message).to.match(/backend_id: required field is missing/);
   });
 
-  it('takes an agent without a capacity at the schema default prior (the controller learns the rest)', () => {
-    const a = loadConfig(file(agent().replace('capacity: 100\n', '')));
-    expect(a.kind).to.equal('agent');
-    if (a.kind !== 'agent') return;
-    expect(a.capacity).to.equal(100);
+  it('refuses an agent without a capacity, naming it (it cannot know whether the controller learns)', () => {
+    const e = refusal(file(agent().replace('capacity: 100\n', '')));
+    expect(e.message).to.match(/capacity: required field is missing/);
   });
 
   it('names an unknown field with its full path', () => {
@@ -254,9 +252,10 @@ ${lb}sets:
       - { id: be1, sip_uri: "sip:127.0.0.11", capacity: 10, agent: { address: 127.0.0.11, port: 7951 } }
 ${tail}`;
 
-    it('takes a backend without a capacity at the schema default prior, and learning is a scoring field', () => {
-      const c = loadControllerConfig(file(controller('').replace('capacity: 10, ', '')));
-      expect(c.sets[0]?.backends[0]?.capacity).to.equal(100);
+    it('refuses a backend without a capacity by name, and learning is a scoring field', () => {
+      const e = refusal(file(controller('').replace('capacity: 10, ', '')));
+      expect(e.message).to.match(/sets\[0\]\.backends\[0\]\.capacity: required field is missing/);
+      const c = loadControllerConfig(file(controller('')));
       expect(c.scoring.params.capacity.learn).to.be.a('boolean');
       const on = loadControllerConfig(file(controller('scoring: { capacity: { learn: true } }\n')));
       expect(on.scoring.params.capacity.learn).to.equal(true);
