@@ -5,6 +5,7 @@
  */
 import { validateDetailed } from 'node-cron';
 import { formatNetwork, overlaps, parseNetwork, type Network } from '../util/cidr.js';
+import { sendTarget } from '../opensips/dispatcher-table.js';
 import type { ConfigIssue } from './errors.js';
 import type { ControllerSection, SchedulesConfig } from './types.js';
 
@@ -31,6 +32,7 @@ export function checkController(c: ControllerSection, issues: ConfigIssue[]): vo
     lbNames.add(lb.name);
     checkOpenSipsNode(lb, `lb_nodes[${i}]`, issues);
   });
+  if (c.lb_nodes.some((lb) => lb.kind === 'opensips')) checkOpenSipsSets(c, issues);
   checkSchedules(c.schedules, backendIds, issues);
   // One lost refresh must not lapse the lease (and turn the LB's own probing on for nothing).
   if (c.lease.refresh_ms * 2 > c.lease.duration_ms) {
@@ -176,4 +178,28 @@ function checkOpenSipsNode(
   }
   if (lb.address_file !== undefined)
     issues.push({ path: `${at}.address_file`, message: 'source groups are not supported on an OpenSIPS LB' });
+  if (!lb.rpc.url.startsWith('http://'))
+    issues.push({ path: `${at}.rpc.url`, message: 'OpenSIPS 3.6 MI over HTTP is plain http:// (no TLS)' });
+}
+
+/**
+ * What an OpenSIPS LB can dispatch: the snippet routes and admits set 1 only, and its generated
+ * send() route names each destination as `sip:<host>:<port>` (src/opensips/dispatcher-table.ts).
+ * Anything else would load, push nothing and answer every call 503: refused by name instead.
+ */
+function checkOpenSipsSets(c: ControllerSection, issues: ConfigIssue[]): void {
+  c.sets.forEach((set, i) => {
+    if (set.id !== 1)
+      issues.push({
+        path: `sets[${i}].id`,
+        message: 'an OpenSIPS LB dispatches set 1 only (opensips/sipweigh-lb.cfg)',
+      });
+    set.backends.forEach((b, j) => {
+      if (sendTarget(b.sip_uri) === null)
+        issues.push({
+          path: `sets[${i}].backends[${j}].sip_uri`,
+          message: `an OpenSIPS LB needs sip:<host>:<port> (explicit port, no parameters), got ${b.sip_uri}`,
+        });
+    });
+  });
 }

@@ -87,8 +87,11 @@ export class Controller {
     this.cycleMs = opts.cycleMs ?? config.scoring.cycle_ms;
     this.graceMs = startupGraceMs(config.heartbeat);
     this.nodes = links.map((l) => initialNodeState(l.name));
+    // The OpenSIPS snippet has no per-source table, no lease and no evidence counters
+    // (docs/opensips.md): its nodes are neither asked for them nor shown failing them every second.
+    const kamailioLinks = links.filter((l) => l.config.kind !== 'opensips');
     this.fair = FairAdmission.forNodes(
-      links,
+      kamailioLinks,
       () => this.cfg,
       (e) => this.events.emit(e),
     );
@@ -100,7 +103,7 @@ export class Controller {
       })),
       { onOutcome: (o, status) => this.applied(o, status.consecutiveFailures) },
     );
-    this.watch = watchLbs(links, config, endpoint.core, events, () => this.cycle(true));
+    this.watch = watchLbs(kamailioLinks, config, endpoint.core, events, () => this.cycle(true));
   }
 
   static async start(config: ControllerConfig, opts: ControllerOptions): Promise<Controller> {

@@ -12,8 +12,15 @@ import { loadControllerConfig } from '../../src/config/load.js';
 const dir = mkdtempSync(join(tmpdir(), 'sipweigh-osips-config-'));
 let n = 0;
 const KEY = 'ab'.repeat(32);
+const DEFAULT_SETS = `sets:
+  - id: 1
+    backends:
+      - { id: be1, sip_uri: "sip:127.0.0.11:5060", capacity: 10, agent: { address: 127.0.0.11, port: 7951 } }
+`;
+const OSIPS_NODE =
+  '    kind: opensips\n    rpc: { url: "http://127.0.0.10:8888/mi" }\n    dispatcher_list: { path: /t/dispatcher }\n    opensips: { destinations_path: /t/d.cfg }\n';
 
-function load(lb: string) {
+function load(lb: string, sets = DEFAULT_SETS) {
   const f = join(dir, `c${n++}.yaml`);
   writeFileSync(
     f,
@@ -23,18 +30,14 @@ heartbeat:
   master_key: ${KEY}
 lb_nodes:
   - name: lb1
-${lb}sets:
-  - id: 1
-    backends:
-      - { id: be1, sip_uri: "sip:127.0.0.11:5060", capacity: 10, agent: { address: 127.0.0.11, port: 7951 } }
-`,
+${lb}${sets}`,
   );
   return loadControllerConfig(f);
 }
 
-function issues(lb: string): string[] {
+function issues(lb: string, sets = DEFAULT_SETS): string[] {
   try {
-    load(lb);
+    load(lb, sets);
   } catch (e) {
     expect(e).to.be.instanceOf(ConfigError);
     return (e as ConfigError).issues.map((i) => `${i.path}: ${i.message}`);
@@ -75,5 +78,28 @@ describe('controller config: an OpenSIPS LB node', function () {
       '    rpc: { url: "http://127.0.0.10:5071/RPC" }\n    dispatcher_list: { path: /t/ds.list }\n    opensips: { destinations_path: /t/d.cfg }\n',
     );
     expect(found[0]).to.match(/^lb_nodes\[0\]\.opensips: only for kind opensips/);
+  });
+
+  it('refuses what the OpenSIPS LB would load but never dispatch: a set other than 1, a URI without a port, https MI', function () {
+    const sets = `sets:
+  - id: 2
+    backends:
+      - { id: be1, sip_uri: "sip:127.0.0.11", capacity: 10, agent: { address: 127.0.0.11, port: 7951 } }
+      - { id: be2, sip_uri: "sip:127.0.0.12:5060;transport=tcp", capacity: 10, agent: { address: 127.0.0.12, port: 7951 } }
+`;
+    const found = issues(OSIPS_NODE.replace('http://', 'https://'), sets);
+    expect(found.map((i) => i.split(':')[0])).to.have.members([
+      'lb_nodes[0].rpc.url',
+      'sets[0].id',
+      'sets[0].backends[0].sip_uri',
+      'sets[0].backends[1].sip_uri',
+    ]);
+    // The same sets are fine behind a Kamailio LB.
+    expect(() =>
+      load(
+        '    rpc: { url: "http://127.0.0.10:5071/RPC" }\n    dispatcher_list: { path: /t/ds.list }\n',
+        sets,
+      ),
+    ).not.to.throw();
   });
 });

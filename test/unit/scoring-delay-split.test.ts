@@ -103,6 +103,13 @@ describe('scoring delay split: equal queueing delay near the knee', function () 
     ]);
   });
 
+  it('is refused by name together with learned capacity (not yet shown to settle together)', function () {
+    expect(() => validateScoringParams({ ...ON, capacity: { ...P.capacity, learn: true } })).to.throw(
+      /delay_split\.enabled cannot be on with capacity\.learn/,
+    );
+    expect(() => validateScoringParams(ON)).not.to.throw();
+  });
+
   it('estimates the delay scale from the queue at the utilisation served, and only where it means something', function () {
     expect(delayScale(9, 0.9, D)).to.be.closeTo(1, 1e-12); // W = D rho/(1-rho) = 9 D
     expect(delayScale(0.1, 0.9, D)).to.be.closeTo(D.min_queueing_ms / 9, 1e-12); // noise floor
