@@ -56,7 +56,7 @@ function installedOpenSips(): string | null {
 /** One line per platform at the start of the run (mocha loads every file before it runs one). */
 function printPlatforms(kamailios: readonly KamailioPlatform[], opensips: string | null): void {
   const lines = kamailios.map((k) => `platform: ${k.label} (${k.binary})`);
-  if (opensips) lines.push(`platform: ${opensips} (${opensipsBinary()}), as the LB`);
+  if (opensips) lines.push(`platform: ${opensips} (${opensipsBinary()})`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
