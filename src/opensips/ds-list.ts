@@ -12,6 +12,7 @@
  * and compares accordingly (see `openSipsState`).
  */
 import {
+  effectiveWeight,
   parseAttrsBody,
   type DispatcherListResult,
   type DispatcherTarget,
@@ -85,4 +86,18 @@ export function parseDsList(result: unknown, partition = 'default'): DispatcherL
     }
   }
   return { ok: true, targets };
+}
+
+/**
+ * What an OpenSIPS LB holds, as an operator reads it (pure): backend id (duid, else URI) ->
+ * effective weight, 0 = out of rotation; null when the reply cannot be read. OpenSIPS's dispatcher
+ * picks only destinations with neither its INACTIVE nor its PROBING flag (`dst_is_active`,
+ * modules/dispatcher/dispatch.c, 3.6.8): a destination listed "Probing" (a dead backend marked by
+ * `ds_mark_dst` or failed pings) is out of rotation exactly like an "Inactive" one, whatever weight
+ * the table gives it. Same reading as a Kamailio LB's `effectiveWeight`.
+ */
+export function dsListWeights(result: unknown, partition = 'default'): Map<string, number> | null {
+  const list = parseDsList(result, partition);
+  if (!list.ok) return null;
+  return new Map(list.targets.map((t) => [t.duid ?? t.uri, effectiveWeight(t)]));
 }

@@ -1,8 +1,9 @@
 /**
- * The closed loop when things go wrong, every part real (lab on 127.11.x.x): the controller killed
- * under load, the LB's JSON-RPC cut for 30 s (through a TCP relay the test controls, so the LB keeps
- * serving calls), every agent frozen at once (a partition as the controller sees it), and offered
- * load above the pool's capacity (admission control driven by the controller).
+ * The closed loop when things go wrong, every part real (lab on 127.11.x.x; the LB Kamailio, or
+ * OpenSIPS 3.6 in front of Kamailio backends): the controller killed under load, the LB's management
+ * interface (Kamailio JSON-RPC, OpenSIPS MI over HTTP) cut for 30 s (through a TCP relay the test
+ * controls, so the LB keeps serving calls), every agent frozen at once (a partition as the controller
+ * sees it), and offered load above the pool's capacity (admission control driven by the controller).
  */
 import { expect } from 'chai';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,7 +11,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { readLimiters, admissionLimiterName } from '../../src/kamailio/admission.js';
-import type { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import { freezeMember, killMember, labProcess } from '../../src/lab/lab-control.js';
 import { startLab, type RunningLab } from '../../src/lab/lab.js';
 import { labApiUrl } from '../../src/lab/lab-configs.js';
@@ -22,15 +22,8 @@ import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
 import { runSippClient } from '../../src/lab/sipp.js';
 import { sipweighCommand } from '../../src/lab/self-command.js';
 import { eventually, sleep } from '../support/harness.js';
-import { describeEachKamailio } from '../support/platforms.js';
-import {
-  formatWeights,
-  labLoad,
-  labRpc,
-  ratioError,
-  readWeights,
-  WeightWatcher,
-} from '../support/lb-watch.js';
+import { describeEachLb, labPlatformOptions, lbUnderTest, type LbUnderTest } from '../support/platforms.js';
+import { formatWeights, labLoad, ratioError, WeightWatcher } from '../support/lb-watch.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
 import { sipweigh } from '../support/cli.js';
 import type { ControllerStatus } from '../../src/controller/status.js';
@@ -51,21 +44,23 @@ const POOL = 175;
 const POOL_REAL = 0.975 * POOL;
 const PROXY = { address: '127.11.0.9', port: 5071 };
 
-describeEachKamailio('closed loop under faults (real LB, backends, agents, controller)', function (platform) {
+describeEachLb('closed loop under faults (real LB, backends, agents, controller)', function (platform) {
   this.timeout(300000);
   let lab: RunningLab | undefined;
-  let rpc: KamailioRpcClient | undefined;
+  let lb: LbUnderTest | undefined;
   let watcher: WeightWatcher | undefined;
   let proxy: TcpProxy | undefined;
   /** What the controller told (GET /api/v1/events), from its start. */
   const told: StampedEvent[] = [];
   let follower: EventFollower | undefined;
 
-  /** The lab's controller config, pointed at the relay instead of the LB's RPC port. */
+  /** The lab's controller config, pointed at the relay instead of the LB's RPC (or MI) port. */
   function startController(): number {
     const file = lab!.state.configs.controller;
     const cfg = parse(readFileSync(file, 'utf8')) as { lb_nodes: { rpc: { url: string } }[] };
-    cfg.lb_nodes[0]!.rpc.url = `http://${PROXY.address}:${PROXY.port}/RPC`;
+    const url = new URL(cfg.lb_nodes[0]!.rpc.url);
+    url.host = `${PROXY.address}:${PROXY.port}`;
+    cfg.lb_nodes[0]!.rpc.url = url.toString();
     const viaProxy = join(lab!.state.dir, 'controller-via-proxy.yaml');
     writeFileSync(viaProxy, stringify(cfg), { mode: 0o600 });
     const self = sipweighCommand();
@@ -106,7 +101,7 @@ describeEachKamailio('closed loop under faults (real LB, backends, agents, contr
       workers: 2,
       net: 11,
       dir: mkdtempSync(join(tmpdir(), 'sipweigh-faults-')),
-      kamailio: platform.binary,
+      ...labPlatformOptions(platform),
     });
     const { rpc: lbRpc } = lab.state.plan.lb;
     proxy = await TcpProxy.start({
@@ -116,13 +111,13 @@ describeEachKamailio('closed loop under faults (real LB, backends, agents, contr
     });
     startController();
     follower = await followController();
-    rpc = labRpc(lab);
-    watcher = new WeightWatcher(rpc, 200).start();
+    lb = lbUnderTest(lab);
+    watcher = new WeightWatcher(() => lb!.readWeights(), 200).start();
     // The lab's list already has capacity-proportional weights: wait for the controller's own push.
     await eventually(() => toldOf('node_reachable'), 'the controller’s first push', 60000, 200);
     await eventually(
       async () => {
-        const w = await readWeights(rpc!);
+        const w = await lb!.readWeights();
         return w !== null && [...w.values()].every((x) => x > 0) && ratioError(w, CAPACITIES) <= 0.1;
       },
       'weights settled after the first push',
@@ -134,7 +129,7 @@ describeEachKamailio('closed loop under faults (real LB, backends, agents, contr
   after(async function () {
     follower?.close();
     watcher?.stop();
-    rpc?.close();
+    lb?.close();
     await lab?.stop();
     await proxy?.close();
   });
@@ -173,9 +168,9 @@ describeEachKamailio('closed loop under faults (real LB, backends, agents, contr
 
   const load = (name: string, rate: number, seconds: number) => labLoad(lab!, name, rate, seconds);
 
-  it('keeps the LB on its weights when the LB’s JSON-RPC is cut for 30 s: no crash, no spin, converges after', async () => {
+  it('keeps the LB on its weights when the LB’s JSON-RPC/MI is cut for 30 s: no crash, no spin, converges after', async () => {
     const pid = labProcess(lab!, 'controller').pid;
-    const before = (await readWeights(rpc!))!;
+    const before = (await lb!.readWeights())!;
     proxy!.setUp(false);
     const cpuBefore = processTreeCpuMs(pid).cpuMs;
     // Something the controller must push: be1 drained by its agent (SIGUSR1) while the LB is cut off.
@@ -183,7 +178,7 @@ describeEachKamailio('closed loop under faults (real LB, backends, agents, contr
     await sleep(30000);
     const cpuMs = Math.round(processTreeCpuMs(pid).cpuMs - cpuBefore);
     expect(pidAlive(pid), 'controller alive').to.equal(true);
-    expect(formatWeights((await readWeights(rpc!))!), 'LB untouched while cut off').to.equal(
+    expect(formatWeights((await lb!.readWeights())!), 'LB untouched while cut off').to.equal(
       formatWeights(before),
     );
     process.stdout.write(
@@ -203,7 +198,7 @@ describeEachKamailio('closed loop under faults (real LB, backends, agents, contr
     process.stdout.write(`      (converged ${applied - back} ms after the RPC returned)\n`);
     expect(applied - back, 'within one retry step (1 s) plus a push').to.be.below(3000);
     process.kill(labProcess(lab!, 'agent-be1').pid, 'SIGUSR2');
-    await eventually(async () => ((await readWeights(rpc!))?.get('be1') ?? 0) > 0, 'be1 undrained', 20000);
+    await eventually(async () => ((await lb!.readWeights())?.get('be1') ?? 0) > 0, 'be1 undrained', 20000);
   });
 
   it('keeps the last weights when every agent goes silent at once (panic threshold), and says so', async () => {
@@ -213,7 +208,7 @@ describeEachKamailio('closed loop under faults (real LB, backends, agents, contr
     try {
       await eventually(() => toldOf('panic_started'), 'the controller tells its panic', 15000, 200);
       await sleep(3000);
-      expect(formatWeights((await readWeights(rpc!))!), 'weights kept through the partition').to.equal(
+      expect(formatWeights((await lb!.readWeights())!), 'weights kept through the partition').to.equal(
         before,
       );
       // ...and the status says so, as `sipweigh status` shows it.
@@ -238,7 +233,7 @@ describeEachKamailio('closed loop under faults (real LB, backends, agents, contr
     const limiter = admissionLimiterName(1);
     const limit = await eventually(
       async () => {
-        const l = (await readLimiters(rpc!)).get(limiter)?.limitCps ?? null;
+        const l = (await readLimiters(lb!.admission)).get(limiter)?.limitCps ?? null;
         return l !== null && l >= 0.8 * POOL ? l : null;
       },
       'the controller sets the admission limit near the pool capacity',
@@ -285,9 +280,9 @@ describeEachKamailio('closed loop under faults (real LB, backends, agents, contr
     const uac = await load('uac-orphan', 60, 15);
     await sleep(2000);
     await killMember(lab!, 'controller');
-    const before = formatWeights((await readWeights(rpc!))!);
+    const before = formatWeights((await lb!.readWeights())!);
     const r = await uac.done();
-    expect(formatWeights((await readWeights(rpc!))!), 'LB weights after the controller died').to.equal(
+    expect(formatWeights((await lb!.readWeights())!), 'LB weights after the controller died').to.equal(
       before,
     );
     expect(r.stats.created).to.equal(900);

@@ -26,13 +26,16 @@ export function readWeights(rpc: KamailioRpcClient): Promise<Map<string, number>
   return fetchEffectiveWeights(rpc, { deadlineMs: 2000 });
 }
 
+/** Where a watcher reads weights: a Kamailio LB's JSON-RPC, or any reader (an OpenSIPS LB's MI ds_list). */
+export type WeightSource = KamailioRpcClient | (() => Promise<Map<string, number> | null>);
+
 export class WeightWatcher {
   readonly samples: WeightSample[] = [];
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
 
   constructor(
-    private readonly rpc: KamailioRpcClient,
+    private readonly rpc: WeightSource,
     private readonly everyMs = 100,
   ) {}
 
@@ -40,7 +43,7 @@ export class WeightWatcher {
     this.timer = setInterval(() => {
       if (this.busy) return;
       this.busy = true;
-      readWeights(this.rpc)
+      (typeof this.rpc === 'function' ? this.rpc() : readWeights(this.rpc))
         .then((w) => {
           if (w) this.samples.push({ at: Date.now(), weights: w });
         })
