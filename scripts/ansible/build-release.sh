@@ -20,7 +20,10 @@ cp -R dist/src dist/schemas "$dir/dist/"
 cp -R scripts/systemd "$dir/scripts/systemd"
 # Production dependencies only. --ignore-scripts: ssh2's optional native addon is not built (it
 # falls back to pure JavaScript), so the tarball does not depend on the build host's compiler/libc.
-(cd "$dir" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
+# --no-update-notifier: npm's "new version available" notice goes to stderr even at --loglevel=error,
+# after everything else, and a caller reading the last line of the output for the path got it instead.
+(cd "$dir" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --no-update-notifier \
+  --loglevel=error >/dev/null)
 
 mkdir -p "$out"
 tarball="$(cd "$out" && pwd)/sipweigh-$version.tar.gz"
