@@ -4,6 +4,10 @@
  * the role, run with --connection=local into a temporary root (controller, then agent on the same
  * "host"), places every file with the intended owner, mode and content, and a second run changes
  * nothing. Nothing outside the temporary root is touched: no users, no systemctl, no /etc.
+ * With sipweigh_lb_kind: opensips (a root of its own), the role places the OpenSIPS snippet instead:
+ * included once before the operator's main route, only the missing modules loaded, the db_text
+ * table and destinations route the controller then owns; `opensips -C` accepts the result and
+ * OpenSIPS 3.6 started on it answers MI and reads the placed table.
  */
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
@@ -25,6 +29,20 @@ import { deriveBackendKey } from '../../src/heartbeat/keys.js';
 import { ProcessGroup, type ManagedProcess } from '../../src/lab/processes.js';
 import { eventually, REPO_ROOT } from '../support/harness.js';
 import { ANSIBLE_DIR, ansibleEnv } from '../support/ansible.js';
+import {
+  openSipsCheck,
+  opensipsAvailable,
+  opensipsBinary,
+  opensipsModulesDir,
+  OPENSIPS_PREFIX,
+} from '../../src/lab/opensips.js';
+import { isBound } from '../../src/lab/sockets.js';
+import { OpenSipsMiClient } from '../../src/opensips/mi.js';
+import {
+  formatDestinationsRoute,
+  formatDispatcherTable,
+  formatVersionTable,
+} from '../../src/opensips/dispatcher-table.js';
 
 const ROLE_DIR = join(ANSIBLE_DIR, 'roles/sipweigh');
 const RUN_TIMEOUT_MS = 480000;
@@ -255,6 +273,7 @@ describe('Ansible deployment (scripts/ansible)', function () {
       'dist/schemas/heartbeat.schema.json',
       'schemas/controller-config.schema.json',
       'kamailio/sipweigh-lb.cfg',
+      'opensips/sipweigh-lb.cfg',
       'scripts/systemd/sipweigh-agent.service',
       'node_modules/ajv/package.json',
     ]) {
@@ -617,6 +636,204 @@ describe('Ansible deployment (scripts/ansible)', function () {
       expect(log).to.match(/"heartbeat_keys":true/);
       for (const secret of [MASTER_KEY, NEW_MASTER_KEY, API_TOKEN, NEW_API_TOKEN])
         expect(log).not.to.contain(secret);
+    });
+  });
+
+  describe('an OpenSIPS LB (sipweigh_lb_kind: opensips), into a root of its own', function () {
+    const osRoot = join(work, 'osroot');
+    const osAt = (p: string) => join(osRoot, p);
+    const osText = (p: string) => readFileSync(osAt(p), 'utf8');
+    const group = new ProcessGroup(join(work, 'os-processes'));
+    const mi = new OpenSipsMiClient({ url: 'http://127.16.1.10:8888/mi' });
+    // Host config as an operator might have it: sockets and proto modules, plus two of the modules
+    // the snippet needs (the role must not load those again: OpenSIPS refuses a double load).
+    const OSIPS_CFG = `# A minimal OpenSIPS LB host config.
+log_level=2
+stderror_enabled=yes
+syslog_enabled=no
+udp_workers=2
+socket=udp:127.16.1.10:5060
+socket=tcp:127.16.1.10:5060
+mpath="${opensipsModulesDir()}/"
+loadmodule "proto_udp.so"
+loadmodule "proto_tcp.so"
+loadmodule "sl.so"
+loadmodule "tm.so"
+modparam("tm", "fr_timeout", 30)
+
+route {
+	sl_send_reply(404, "Not here");
+}
+`;
+    const osPlay = () => {
+      const base = controllerPlay().roles[0]!.vars;
+      return {
+        name: 'Controller beside an OpenSIPS LB',
+        hosts: 'localhost',
+        gather_facts: false,
+        become: false,
+        roles: [
+          {
+            role: ROLE_DIR,
+            vars: {
+              ...base,
+              sipweigh_root: osRoot,
+              sipweigh_heartbeat_listen: { address: '127.16.1.10', port: 7950 },
+              sipweigh_lb_kind: 'opensips',
+              sipweigh_opensips_bin: opensipsBinary(),
+              sipweigh_opensips_mi_listen: { address: '127.16.1.10', port: 8888 },
+              sipweigh_lb_nodes: [
+                {
+                  name: 'lb1',
+                  kind: 'opensips',
+                  rpc_url: 'http://127.16.1.10:8888/mi',
+                  dispatcher_list: '/var/lib/sipweigh/opensips/db/dispatcher',
+                  opensips_destinations: '/var/lib/sipweigh/opensips/sipweigh-destinations.cfg',
+                },
+              ],
+            },
+          },
+        ],
+      };
+    };
+
+    before(function () {
+      if (tarball === '') this.skip();
+      if (!opensipsAvailable()) {
+        console.log(`      (OpenSIPS not installed at ${OPENSIPS_PREFIX}: run scripts/third-party.sh)`);
+        this.skip();
+      }
+      mkdirSync(osAt('etc/opensips'), { recursive: true });
+      writeFileSync(osAt('etc/opensips/opensips.cfg'), OSIPS_CFG);
+    });
+    after(async () => {
+      mi.close();
+      await group.stopAll();
+    });
+
+    it('the role installs the controller and places the OpenSIPS snippet', () => {
+      const r = playbook('site-opensips', [osPlay()]);
+      expect(r.code, r.out.slice(-4000)).to.equal(0);
+      expect(recap(r.out).failed).to.equal(0);
+      // The role's own check ran on the result.
+      expect(r.out).to.match(/TASK \[[^\]]*Check the resulting OpenSIPS config \(opensips -C\)\][^\n]*\nok:/);
+      // No Kamailio snippet on an OpenSIPS LB.
+      expect(existsSync(osAt('etc/kamailio/sipweigh-lb.cfg'))).to.equal(false);
+    });
+
+    it('places the snippet unchanged, includes it once before the main route; opensips -C accepts the result', () => {
+      expect(osText('etc/opensips/sipweigh-lb.cfg')).to.equal(
+        readFileSync(join(REPO_ROOT, 'opensips/sipweigh-lb.cfg'), 'utf8'),
+      );
+      const cfg = 'etc/opensips/opensips.cfg';
+      const t = osText(cfg);
+      const count = (s: string) => t.split(s).length - 1;
+      expect(count('# BEGIN sipweigh (managed by Ansible)')).to.equal(1);
+      expect(count('# END sipweigh (managed by Ansible)')).to.equal(1);
+      for (const inc of [
+        'etc/opensips/sipweigh-lb-settings.cfg',
+        'etc/opensips/sipweigh-lb.cfg',
+        'var/lib/sipweigh/opensips/sipweigh-destinations.cfg',
+      ]) {
+        expect(count(`include_file "${osAt(inc)}"`), inc).to.equal(1);
+      }
+      expect(count('route(SIPWEIGH_LB);')).to.equal(1);
+      expect(t).to.match(/# END sipweigh \(managed by Ansible\)\nroute \{\n\troute\(SIPWEIGH_LB\);/);
+      const stripped = t
+        .replace(/# BEGIN sipweigh[\s\S]*?# END sipweigh \(managed by Ansible\)\n/, '')
+        .replace(/\troute\(SIPWEIGH_LB\);.*\n/, '');
+      expect(stripped).to.equal(OSIPS_CFG);
+      const check = openSipsCheck(osAt(cfg));
+      expect(check.ok, check.output).to.equal(true);
+    });
+
+    it("loads only the snippet's modules opensips.cfg does not, and points them at the role's paths", () => {
+      const settings = osText('etc/opensips/sipweigh-lb-settings.cfg');
+      const loaded = [...settings.matchAll(/^loadmodule "(\w+)\.so"$/gm)].map((m) => m[1]);
+      expect(loaded).to.include.members(['dispatcher', 'db_text', 'cachedb_local', 'httpd', 'mi_http']);
+      for (const own of ['sl', 'tm', 'proto_udp', 'proto_tcp']) expect(loaded, own).not.to.include(own);
+      expect(settings).to.contain(
+        `modparam("dispatcher", "db_url", "text://${osAt('var/lib/sipweigh/opensips/db')}")`,
+      );
+      expect(settings).to.contain('modparam("httpd", "ip", "127.16.1.10")');
+      expect(settings).to.contain('modparam("httpd", "port", 8888)');
+    });
+
+    it('creates the db_text table and the destinations route as the controller writes them for no destination', () => {
+      expect(osText('var/lib/sipweigh/opensips/db/version')).to.equal(formatVersionTable());
+      expect(osText('var/lib/sipweigh/opensips/db/dispatcher')).to.equal(formatDispatcherTable([]));
+      expect(osText('var/lib/sipweigh/opensips/sipweigh-destinations.cfg')).to.equal(
+        formatDestinationsRoute([]),
+      );
+      for (const p of ['var/lib/sipweigh/opensips', 'var/lib/sipweigh/opensips/db']) {
+        expect((statSync(osAt(p)).mode & 0o7777).toString(8), p).to.equal('755');
+      }
+      // The controller's config names the same files, kind opensips, and the release's validate took it.
+      const controller = osText('etc/sipweigh/controller.yaml');
+      expect(controller).to.contain('kind: "opensips"');
+      expect(controller).to.contain(`path: "${osAt('var/lib/sipweigh/opensips/db/dispatcher')}"`);
+      expect(controller).to.contain(
+        `destinations_path: "${osAt('var/lib/sipweigh/opensips/sipweigh-destinations.cfg')}"`,
+      );
+      const v = node(
+        join(REPO_ROOT, 'dist/src/cli/main.js'),
+        'validate',
+        '--kind',
+        'controller',
+        osAt('etc/sipweigh/controller.yaml'),
+      );
+      expect(v.code, v.out).to.equal(0);
+    });
+
+    it('OpenSIPS starts on the result; MI answers where the controller looks, and reads the placed table', async () => {
+      const cfg = osAt('etc/opensips/opensips.cfg');
+      const p = group.spawn('opensips-lb', opensipsBinary(), [
+        '-F',
+        '-f',
+        cfg,
+        '-P',
+        join(work, 'os-processes', 'opensips.pid'),
+        '-m',
+        '64',
+        '-M',
+        '8',
+      ]);
+      await eventually(
+        async () => {
+          if (!p.isRunning()) throw new Error(`opensips exited:\n${p.tail(30)}`);
+          return isBound({ transport: 'tcp', address: '127.16.1.10', port: 8888 });
+        },
+        'OpenSIPS MI over HTTP on 127.16.1.10:8888',
+        30000,
+      );
+      const stats = (await mi.call('get_statistics', { statistics: ['sipweigh_send_dynamic'] })) as Record<
+        string,
+        unknown
+      >;
+      expect(stats, 'the snippet is loaded').to.have.property('script:sipweigh_send_dynamic');
+      // What the controller's push does, by hand: one destination into the table, then the reloads.
+      writeFileSync(
+        osAt('var/lib/sipweigh/opensips/db/dispatcher'),
+        formatDispatcherTable([
+          { setId: 1, uri: 'sip:127.16.1.11:5060', state: 'active', rweight: 100, duid: 'be1' },
+        ]),
+      );
+      await mi.call('dbt_reload');
+      await mi.call('ds_reload');
+      const list = JSON.stringify(await mi.call('ds_list'));
+      expect(list).to.contain('sip:127.16.1.11:5060');
+      await p.stop();
+    });
+
+    it('a second run changes nothing', () => {
+      // The table the previous test wrote stays: the role never overwrites the controller's files.
+      const table = osText('var/lib/sipweigh/opensips/db/dispatcher');
+      const r = playbook('site-opensips-again', [osPlay()]);
+      expect(r.code, r.out.slice(-4000)).to.equal(0);
+      const changedTasks = [...r.out.matchAll(/^TASK \[(.*)\][\s\S]*?^changed:/gm)].map((m) => m[1]);
+      expect(recap(r.out).changed, `changed: ${changedTasks.join('; ')}`).to.equal(0);
+      expect(osText('var/lib/sipweigh/opensips/db/dispatcher')).to.equal(table);
+      expect(existsSync('/etc/opensips/sipweigh-lb.cfg'), 'nothing outside the root').to.equal(false);
     });
   });
 
