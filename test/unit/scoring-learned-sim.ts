@@ -39,7 +39,7 @@ export interface LoopTick {
   readonly result: SetResult;
 }
 
-/** The defaults with learning on (the default; pinned here so that the loop tests keep testing it). */
+/** The defaults with learning on (off by default: docs/controller.md, "Learned capacity"). */
 export const LEARNING: ScoringParams = {
   ...DEFAULT_SCORING_PARAMS,
   capacity: { ...DEFAULT_SCORING_PARAMS.capacity, learn: true },
