@@ -53,7 +53,7 @@ describe('closed loop with learned capacity (real LB, backends, agents, controll
     await d?.stop();
   });
 
-  it('at 78 % of the real pool: weights within ±25 % of 1:2:4, limit below the configured pool', async () => {
+  it('at 78 % of the real pool: weights within ±25 % of 1:2:4, limit within the real pool', async () => {
     const rate = Math.round(0.78 * POOL);
     const start = Date.now();
     const uac = await labLoad(d!.lab, 'uac-learn', rate, 60);
@@ -80,8 +80,10 @@ describe('closed loop with learned capacity (real LB, backends, agents, controll
     );
     // Equal weights (what the configured capacities give) are 71 % off the real ratio for be1.
     expect(median, 'median ratio error in the last 28 s').to.be.at.most(0.25);
-    // The configured pool would give 0.92 x 174 = 160; the learned one is what the backends serve.
-    expect(medLimit, 'median admission limit (calls/s)').to.be.below(0.92 * 3 * CONFIGURED);
+    // The learned pool, not the configured one, and not past the real one: the real pool's limit is
+    // 0.92 x 175 = 161, and a probe may take an estimate a few per cent past a real capacity before
+    // it stops (unit simulation: 163-166).
+    expect(medLimit, 'median admission limit (calls/s)').to.be.at.most(1.05 * 0.92 * POOL);
     expect(medLimit, 'median admission limit (calls/s)').to.be.at.least(0.5 * POOL);
   });
 });

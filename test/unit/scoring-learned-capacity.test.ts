@@ -63,6 +63,16 @@ describe('learned capacity estimator', () => {
     expect(s.cps, 'after 4 s of probing').to.be.above(50 * 1.2);
   });
 
+  it('does not probe while a queue is forming (no headroom to find), and probes again once it is quiet', () => {
+    const near = C.quiet_queue_bytes * 1.5; // above the quiet level, below the standing one
+    expect(near).to.be.below(C.queue_standing_bytes);
+    let s = freshLearned(50);
+    for (let i = 1; i <= 16; i++) s = foldCapacity(s, { ...ev(0.92 * s.cps, near), at: i * 250 }, 50, C);
+    expect(s.cps, 'served 92 % of the estimate with a forming queue: held').to.equal(50);
+    for (let i = 17; i <= 32; i++) s = foldCapacity(s, { ...ev(0.92 * s.cps), at: i * 250 }, 50, C);
+    expect(s.cps, 'the same with the queue quiet: probed').to.be.above(50 * 1.2);
+  });
+
   it('does not believe a served rate inflated by retransmissions (round trip past T1, or drops)', () => {
     const { s } = run(50, Array(8).fill(ev(50, QUEUE)));
     const slow = run(50, Array(8).fill(ev(75, QUEUE, C.retransmit_rtt_ms + 100)), s);

@@ -39,13 +39,44 @@ describe('learned capacity in the closed loop (simulated queueing backends, conf
     }
   });
 
-  it('at 78 % of the real pool: weights within ±25 % of 1:2:4, the limit below the configured sum and above the load', function () {
+  it('at 78 % of the real pool: weights within ±15 % of 1:2:4, the limit above the load and at most 5 % over the real pool', function () {
     const offered = 0.78 * POOL;
-    const ticks = runLoop({ backends: equalPriors(), offered: () => offered, durationMs: 40_000 });
-    for (const k of ticks.filter((x) => x.t >= 15_000)) {
-      expect(shareError(k.weights, REAL), `t ${k.t}`).to.be.at.most(0.25);
-      expect(k.limit!).to.be.within(offered, 0.92 * 174);
-      for (const r of Object.values(k.rho)) expect(r, `t ${k.t}`).to.be.at.most(1.05);
+    for (const seed of [1, 2, 3]) {
+      const ticks = runLoop({ backends: equalPriors(), offered: () => offered, durationMs: 40_000, seed });
+      for (const k of ticks.filter((x) => x.t >= 15_000)) {
+        // Measured 7-8 % (seeds 1-3): the under-used backend probes while its queue is quiet.
+        expect(shareError(k.weights, REAL), `seed ${seed} t ${k.t}`).to.be.at.most(0.15);
+        // The real pool's limit is 0.92 x 175 = 161; the estimate may pass the real capacity by what
+        // a probe adds before it stops (served / probe_above_ratio): measured 163-166.
+        expect(k.limit!, `seed ${seed} t ${k.t}`).to.be.within(offered, 1.05 * 0.92 * POOL);
+        for (const r of Object.values(k.rho)) expect(r, `seed ${seed} t ${k.t}`).to.be.at.most(1.05);
+      }
+    }
+  });
+
+  it('configured right, held at 85-130 % of the pool (the admission limit binds): no oscillation, no backend pushed into a standing queue', function () {
+    const right: LoopBackend[] = Object.entries(REAL).map(([id, c]) => ({
+      id,
+      configured: c,
+      real: () => c,
+    }));
+    for (const f of [0.85, 0.92, 1.0, 1.1, 1.3]) {
+      for (const seed of [1, 2, 3]) {
+        const ticks = runLoop({ backends: right, offered: () => f * POOL, durationMs: 40_000, seed });
+        const window = ticks.filter((k) => k.t >= 10_000);
+        let changes = 0;
+        for (let i = 1; i < window.length; i++)
+          for (const [id, w] of Object.entries(window[i]!.weights))
+            if (window[i - 1]!.weights[id] !== w) changes++;
+        // The bound of scoring-simulation.test.ts's no-oscillation property: 2 per backend in 30 s.
+        // Before the probe waited for a quiet queue: 87-99 changes at 100-130 %.
+        expect(changes, `offered ${f} seed ${seed}`).to.be.at.most(2 * 3);
+        for (const k of window) {
+          expect(shareError(k.weights, REAL), `offered ${f} seed ${seed} t ${k.t}`).to.be.at.most(0.1);
+          for (const r of Object.values(k.rho))
+            expect(r, `offered ${f} seed ${seed} t ${k.t}`).to.be.at.most(1);
+        }
+      }
     }
   });
 
@@ -72,8 +103,15 @@ describe('learned capacity in the closed loop (simulated queueing backends, conf
     process.stdout.write(
       `      (c back within 10 % of its full share ${recovered!.t - back} ms after recovery)\n`,
     );
-    // Measured 16.5 s: probing restarts each time a peer's queue stands (docs/controller.md).
-    expect(recovered!.t - back, 'recovery time (ms)').to.be.at.most(25_000);
+    // Measured 3.25-3.5 s (seeds 1-3; 16.5 s when the probe started at 0.9 of the estimate, which a
+    // limit lowered by a peer's standing queue kept interrupting).
+    expect(recovered!.t - back, 'recovery time (ms)').to.be.at.most(5_000);
+    // And then it stays: no oscillation (measured 0 weight changes; 105 in 3 seeds before).
+    const after = ticks.filter((k) => k.t >= back + 10_000);
+    let changes = 0;
+    for (let i = 1; i < after.length; i++)
+      for (const [id, w] of Object.entries(after[i]!.weights)) if (after[i - 1]!.weights[id] !== w) changes++;
+    expect(changes, 'weight changes 10-20 s after recovery').to.be.at.most(2 * 3);
   });
 
   it("today's law (capacity.learn false) does not converge: the first test's bounds fail", function () {

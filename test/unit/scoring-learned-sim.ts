@@ -39,7 +39,7 @@ export interface LoopTick {
   readonly result: SetResult;
 }
 
-/** The defaults with learning on (off by default until the older tests are reconciled). */
+/** The defaults with learning on (off by default: docs/controller.md, "Learned capacity"). */
 export const LEARNING: ScoringParams = {
   ...DEFAULT_SCORING_PARAMS,
   capacity: { ...DEFAULT_SCORING_PARAMS.capacity, learn: true },

@@ -52,6 +52,11 @@ describe('scoring: standing queue (windowed minimum before smoothing)', function
     );
   });
 
+  // learn: false pinned: these fixtures test the derating law on the queue signal. Their busy
+  // backend serves 10 calls/s (the quiet fixture's req_rate) while its queue stands, which learned
+  // capacity rightly reads as a 10 calls/s backend (a queue standing means it serves all it can).
+  const NO_LEARNING = { ...P, capacity: { ...P.capacity, learn: false } };
+
   /** One 100 calls/s backend (and a quiet peer), reports every 200 ms with the given queue. */
   function run(queueAt: (t: number) => number, until: number): { state: ScorerState; last: CycleResult } {
     let state = initialScorerState();
@@ -64,7 +69,7 @@ describe('scoring: standing queue (windowed minimum before smoothing)', function
         },
         sample('peer', 100, { at: t }),
       ];
-      last = scoreCycle(state, samples, t, P);
+      last = scoreCycle(state, samples, t, NO_LEARNING);
       state = last.state;
     }
     return { state, last: last! };

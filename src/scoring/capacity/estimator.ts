@@ -16,11 +16,15 @@
  *   rest once the backlog has drained.
  * - Without a standing queue, the backend carries what it serves: the estimate is at least the
  *   served rate (smoothed over served_half_life_ms, so one burst does not lift it).
- * - And when it serves at least probe_above_ratio of the estimate with no queue (the weights or
- *   the admission limit bind) and the queue has not stood for probe_delay_ms, the estimate probes
- *   upward by probe_per_s of itself per second: a prior set too low is discovered, and a capacity
- *   that comes back is found again. The probe ends where the queue stands, which sets the estimate
- *   back to what the backend served: a sawtooth of a few per cent around the real capacity.
+ * - And when it serves at least probe_above_ratio of the estimate (the weights or the admission
+ *   limit bind), its queue has not stood for probe_delay_ms and is quiet now (smoothed below
+ *   quiet_queue_bytes: no queue forming, so there is headroom to find), the estimate probes upward
+ *   by probe_per_s of itself per second: a prior set too low is discovered, and a capacity that
+ *   comes back is found again. The probe ends where a queue starts to form (about 87 % of the real
+ *   capacity on the emulated backend), or where the backend no longer serves probe_above_ratio of
+ *   the estimate. Without the quiet gate it ran on until the queue stood and snapped the estimate
+ *   back: a correctly configured pool held at its limit probed and snapped for ever, moving its
+ *   weights 87-99 times in 30 s in the closed-loop simulation.
  * - The estimate stays within [min_ratio, max_ratio] x the prior.
  *
  * Monotone: more served calls never lower the estimate, and a standing queue never raises it above
@@ -39,6 +43,8 @@ export interface LearnedCapacity {
   readonly queueAt: number | null;
   /** Raw receive-queue bytes of the last report (null: unknown). */
   readonly lastQueueBytes: number | null;
+  /** Receive-queue bytes, smoothed over served_half_life_ms (null: unknown): decides a probe. */
+  readonly queueAvg: Smoothed | null;
   /** Time of the last report folded. */
   readonly at: number | null;
 }
@@ -57,7 +63,7 @@ export interface CapacityEvidence {
 }
 
 export function freshLearned(prior: number): LearnedCapacity {
-  return { cps: prior, served: null, queueAt: null, lastQueueBytes: null, at: null };
+  return { cps: prior, served: null, queueAt: null, lastQueueBytes: null, queueAvg: null, at: null };
 }
 
 /** Longest report gap the law integrates over (a silence must not make one report jump far). */
@@ -77,6 +83,10 @@ export function foldCapacity(
       ? s.served
       : ewmaFold(s.served, e.servedCps, e.at, c.served_half_life_ms, MAX_GAP_MS);
   const smoothedServed = served === null || e.servedCps === null ? null : served.value;
+  const queueAvg =
+    e.queueBytes === null
+      ? s.queueAvg
+      : ewmaFold(s.queueAvg, e.queueBytes, e.at, c.served_half_life_ms, MAX_GAP_MS);
   // Standing: over the threshold in this report and the one before (two reports, 250 ms apart by
   // default). Not the queue signal's 1 s window: by the time a queue has stood for a second, a
   // halved backend's requests wait past T1 and the counters are inflated by retransmissions.
@@ -118,7 +128,12 @@ export function foldCapacity(
   } else if (smoothedServed !== null) {
     cps = Math.max(cps, smoothedServed);
     const quiet = queueAt === null || e.at - queueAt >= c.probe_delay_ms;
-    if (quiet && smoothedServed >= c.probe_above_ratio * cps) cps *= 1 + (c.probe_per_s * dtMs) / 1000;
+    // Headroom: no queue forming. A backend near its knee (the emulated one: a few KB from ~85 %)
+    // has none to find, and probing it only pushes it into a standing queue that snaps the
+    // estimate back (a correctly configured pool held at 92 % moved its weights 7 times in 30 s).
+    const headroom = queueAvg === null || e.queueBytes === null || queueAvg.value < c.quiet_queue_bytes;
+    if (quiet && headroom && smoothedServed >= c.probe_above_ratio * cps)
+      cps *= 1 + (c.probe_per_s * dtMs) / 1000;
   }
-  return { cps: clamp(cps), served, queueAt, lastQueueBytes: e.queueBytes, at: e.at };
+  return { cps: clamp(cps), served, queueAt, lastQueueBytes: e.queueBytes, queueAvg, at: e.at };
 }

@@ -9,7 +9,7 @@ export interface CapacityParams {
   readonly queue_standing_bytes: number;
   /** While the queue stands, half-life of the estimate's move to the served rate. */
   readonly track_half_life_ms: number;
-  /** Half-life of the served rate that bounds the estimate from below and decides a probe. */
+  /** Half-life of the served rate (bounds the estimate from below, decides a probe) and of the queue (gates a probe). */
   readonly served_half_life_ms: number;
   /**
    * Retransmissions: at or above this standing OPTIONS round trip (or with any drop) the request
@@ -20,6 +20,8 @@ export interface CapacityParams {
   readonly retransmit_max_inflation: number;
   /** Probe upward when the backend serves at least this fraction of its estimate with no queue. */
   readonly probe_above_ratio: number;
+  /** Probe only while the receive queue, smoothed, is below this (no queue forming: headroom left). */
+  readonly quiet_queue_bytes: number;
   /** Probe speed: the estimate grows by this fraction of itself per second. */
   readonly probe_per_s: number;
   /** No probe until this long after the queue last stood (the signals lag the weights). */
@@ -50,6 +52,7 @@ export function capacityParamsProblems(c: CapacityParams | undefined): string[] 
     fin(c.probe_above_ratio) && c.probe_above_ratio > 0 && c.probe_above_ratio <= 1,
     'probe_above_ratio must be in (0, 1]',
   );
+  need(fin(c.quiet_queue_bytes) && c.quiet_queue_bytes > 0, 'quiet_queue_bytes must be > 0');
   need(fin(c.probe_per_s) && c.probe_per_s >= 0, 'probe_per_s must be >= 0');
   need(fin(c.probe_delay_ms) && c.probe_delay_ms >= 0, 'probe_delay_ms must be >= 0');
   need(
