@@ -8,8 +8,10 @@
  *         "weight": 70, "priority": 0, "description": "be1", "attr": "duid=be1;rweight=70" } ] } ] } ] }
  *
  * `attr` appears only when set. OpenSIPS has three states: Active, Inactive, Probing. It has no
- * "disabled": the OpenSIPS adapter writes sipweigh's disabled as Inactive (both are out of rotation)
- * and compares accordingly (see `openSipsState`).
+ * "disabled": the OpenSIPS adapter sets sipweigh's disabled (a drain) as Inactive (both are out of
+ * rotation) and marks the row's attrs with `sw_drained=1` (see `asOpenSips`), so that an Inactive
+ * row carrying the mark reads back as disabled: a restarted controller keeps a drain only for a
+ * destination it reads as disabled (planDiscovery), as it does from a Kamailio list's state.
  */
 import {
   effectiveWeight,
@@ -27,6 +29,21 @@ const STATES: Record<string, DispatcherTarget['state']> = {
   inactive: 'inactive',
   probing: 'trying',
 };
+
+/** The attribute marking a drained (disabled) destination in the OpenSIPS table. */
+export const DRAINED_ATTR = 'sw_drained';
+
+/**
+ * The controller's state of a listed destination (pure): Inactive with the drain mark is disabled.
+ * Active or Probing with the mark stays what OpenSIPS says (e.g. every row loads Active after an
+ * OpenSIPS restart): the diff must see that the destination is in rotation.
+ */
+export function listedState(
+  state: DispatcherTarget['state'],
+  attrs: Readonly<Record<string, string>>,
+): DispatcherTarget['state'] {
+  return state === 'inactive' && attrs[DRAINED_ATTR] === '1' ? 'disabled' : state;
+}
 
 /** The state an OpenSIPS LB can hold for a desired one. */
 export function openSipsState(s: DestinationState): DestinationState {
@@ -61,10 +78,11 @@ export function parseDsList(result: unknown, partition = 'default'): DispatcherL
         if (!isObj(d) || typeof d.URI !== 'string' || typeof d.state !== 'string') {
           return fail(`set ${s.id}: a destination without URI or state`);
         }
-        const state = STATES[d.state.toLowerCase()];
-        if (!state) return fail(`${d.URI}: unknown state ${JSON.stringify(d.state)}`);
+        const listed = STATES[d.state.toLowerCase()];
+        if (!listed) return fail(`${d.URI}: unknown state ${JSON.stringify(d.state)}`);
         const attrsBody = typeof d.attr === 'string' ? d.attr : '';
         const attrs = parseAttrsBody(attrsBody);
+        const state = listedState(listed, attrs);
         const weight =
           typeof d.weight === 'number' ? d.weight : typeof d.weight === 'string' ? Number(d.weight) : null;
         targets.push({

@@ -10,18 +10,27 @@
  *   4. read `ds_list` back and set every state that differs (`ds_set_state`): with
  *      persistent_state=0 OpenSIPS loads every new destination active and never writes the table;
  *   5. read back again and verify.
- * A verify failure is reported, not rolled back (unlike the Kamailio pusher): OpenSIPS refuses a table
- * it cannot load as a whole, and the controller's next cycle writes again.
- * Never throws; calls are serialised.
+ * When only states differ (an OpenSIPS restart loads every row Active), steps 1-3 are skipped.
+ *
+ * The cache (the desired list equals the last verified one: answer in sync without reading) is kept
+ * only while the LB is the same run: each cycle asks MI `uptime` for its start time, because an
+ * OpenSIPS restart loads every destination Active (the state column is not read with
+ * persistent_state=0), so drained and zero-weight backends would be back in rotation until the next
+ * forced reconcile.
+ *
+ * A failure after `ds_reload` (a `ds_set_state`, or a read-back that differs) puts the last verified
+ * list back (else what the LB listed before the push): routes if they lack one of its URIs, table,
+ * `dbt_reload`, `ds_reload`, states; so the LB stays on its last good weights, as with the Kamailio
+ * pusher. Never throws; calls are serialised.
  */
 import { performance } from 'node:perf_hooks';
-import { describeDifference, diffDispatcher } from '../push/diff.js';
-import type { PushDurations, PushOptions, PushOutcome } from '../push/pusher.js';
+import { describeDifference, diffDispatcher, type DestinationDiff } from '../push/diff.js';
+import type { PushDurations, PushOptions, PushOutcome, Rollback } from '../push/pusher.js';
 import type { Destination } from '../kamailio/dispatcher-list.js';
-import type { DispatcherListResult } from '../kamailio/dispatcher-list-reply.js';
+import type { DispatcherListResult, DispatcherTarget } from '../kamailio/dispatcher-list-reply.js';
 import type { ListFileTransport } from '../push/transports/transport.js';
 import { destinationUris, formatDestinationsRoute, formatDispatcherTable } from './dispatcher-table.js';
-import { openSipsState, parseDsList, stateLetter } from './ds-list.js';
+import { DRAINED_ATTR, parseDsList, stateLetter } from './ds-list.js';
 import type { OpenSipsMiClient } from './mi.js';
 
 export interface OpenSipsPusherOptions {
@@ -34,9 +43,79 @@ export interface OpenSipsPusherOptions {
   readonly managedSets?: ReadonlySet<number>;
 }
 
-/** The desired list as OpenSIPS can hold it (no "disabled": inactive). */
+/**
+ * The desired list as the OpenSIPS table holds it: a disabled destination (a drain; set Inactive
+ * over MI, OpenSIPS has no disabled) carries `sw_drained=1` in its attrs, so that ds_list reads it
+ * back as disabled (`listedState`) and a restarted controller keeps the drain.
+ */
 export function asOpenSips(desired: readonly Destination[]): Destination[] {
-  return desired.map((d) => ({ ...d, state: openSipsState(d.state) }));
+  return desired.map((d) =>
+    d.state === 'disabled' ? { ...d, extraAttrs: { ...d.extraAttrs, [DRAINED_ATTR]: '1' } } : d,
+  );
+}
+
+/** The identity of an OpenSIPS run from MI `uptime`: its "Up since" (start time), null if absent. */
+export function runIdentity(uptime: unknown): string | null {
+  if (typeof uptime !== 'object' || uptime === null) return null;
+  const since = (uptime as Record<string, unknown>)['Up since'];
+  return typeof since === 'string' && since !== '' ? since : null;
+}
+
+/**
+ * Whether the cache may answer in sync without reading the LB (pure): not forced, the same list and
+ * routes as last verified, and the LB still the run it was verified on (an unknown run never is).
+ */
+export function cacheAnswers(c: {
+  readonly force: boolean;
+  readonly key: string;
+  readonly verifiedKey: string | null;
+  readonly routesSame: boolean;
+  readonly run: string | null;
+  readonly verifiedRun: string | null;
+}): boolean {
+  return (
+    !c.force &&
+    c.verifiedKey !== null &&
+    c.key === c.verifiedKey &&
+    c.routesSame &&
+    c.run !== null &&
+    c.run === c.verifiedRun
+  );
+}
+
+/** Whether the table must be rewritten and reloaded (pure): anything but state changes differs. */
+export function needsTable(differences: readonly DestinationDiff[]): boolean {
+  return differences.some((d) => d.kind !== 'changed' || d.changes.some((c) => c.field !== 'state'));
+}
+
+/**
+ * What the LB listed, as a desired list to write back (pure): null when a row cannot be written
+ * (a weight outside 1..100, no duid). Probing (trying) is written back as inactive.
+ */
+export function listedAsDesired(targets: readonly DispatcherTarget[]): Destination[] | null {
+  const out: Destination[] = [];
+  for (const t of targets) {
+    const duid = t.attrs.duid ?? t.duid;
+    if (
+      duid === null ||
+      t.rweight === null ||
+      !Number.isInteger(t.rweight) ||
+      t.rweight < 1 ||
+      t.rweight > 100
+    )
+      return null;
+    const extra = Object.entries(t.attrs).filter(([k]) => k !== 'duid' && k !== 'rweight');
+    out.push({
+      setId: t.setId,
+      uri: t.uri,
+      state: t.state === 'trying' ? 'inactive' : t.state,
+      rweight: t.rweight,
+      priority: t.priority,
+      duid,
+      ...(extra.length > 0 ? { extraAttrs: Object.fromEntries(extra) } : {}),
+    });
+  }
+  return out;
 }
 
 /** Reads an OpenSIPS LB's dispatcher (MI ds_list full) as the controller's targets; never throws. */
@@ -54,6 +133,10 @@ export async function fetchOpenSipsList(
 export class OpenSipsDispatcherPusher {
   private lastVerified: string | null = null;
   private lastRoutes: string | null = null;
+  /** The OpenSIPS run (MI uptime "Up since") the cached list was verified on. */
+  private verifiedRun: string | null = null;
+  /** The last list verified on the LB: what a failed push puts back. */
+  private lastGood: readonly Destination[] | null = null;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly options: OpenSipsPusherOptions) {}
@@ -101,10 +184,23 @@ export class OpenSipsDispatcherPusher {
     }
     // The table carries no states (OpenSIPS would not read them): the cache key does.
     const verifiedKey = `${table}\n${desired.map((d) => d.state).join(',')}`;
-    if (!options.force && verifiedKey === this.lastVerified && routes === this.lastRoutes) {
-      return { kind: 'in_sync', checkedBy: 'cache', durations: done() };
-    }
+    // Read before the list: a restart after this read shows in the list (every row Active).
+    const run = await timed('readMs', () => this.runIdentity());
+    const cached = cacheAnswers({
+      force: options.force ?? false,
+      key: verifiedKey,
+      verifiedKey: this.lastVerified,
+      routesSame: routes === this.lastRoutes,
+      run,
+      verifiedRun: this.verifiedRun,
+    });
+    if (cached) return { kind: 'in_sync', checkedBy: 'cache', durations: done() };
     this.lastVerified = null;
+    const verified = (): void => {
+      this.lastVerified = verifiedKey;
+      this.verifiedRun = run;
+      this.lastGood = desired;
+    };
 
     const before = await timed('readMs', () => this.readList());
     if (!before.ok)
@@ -119,9 +215,12 @@ export class OpenSipsDispatcherPusher {
     }
     const { inSync, differences } = diffDispatcher(desired, before.targets);
     if (inSync && routes === this.lastRoutes) {
-      this.lastVerified = verifiedKey;
+      verified();
       return { kind: 'in_sync', checkedBy: 'read', durations: done() };
     }
+    // Put back after a failure past ds_reload: the last verified list, else what the LB listed.
+    const restoreTo = this.lastGood ?? listedAsDesired(before.targets);
+    const rollback = (): Promise<Rollback> => timed('rollbackMs', () => this.restore(restoreTo, desired));
 
     if (routes !== this.lastRoutes) {
       const failed = await timed('writeMs', () => this.write(this.options.destinations, routes));
@@ -146,7 +245,8 @@ export class OpenSipsDispatcherPusher {
       }
       this.lastRoutes = routes;
     }
-    if (!inSync) {
+    const tableReloaded = !inSync && needsTable(differences);
+    if (tableReloaded) {
       const written = await timed('writeMs', () => this.write(this.options.table, table));
       if (written !== null)
         return { kind: 'failed', stage: 'write', reason: written, changes: differences, durations: done() };
@@ -162,9 +262,20 @@ export class OpenSipsDispatcherPusher {
           };
         }
       }
+    }
+    if (!inSync) {
       const states = await timed('reloadMs', () => this.fixStates(desired));
-      if (states !== null)
-        return { kind: 'failed', stage: 'reload', reason: states, changes: differences, durations: done() };
+      if (states !== null) {
+        // Only a reloaded table is put back: states alone are set again by the retry.
+        const back = tableReloaded ? `; rollback: ${describeRollback(await rollback())}` : '';
+        return {
+          kind: 'failed',
+          stage: 'reload',
+          reason: `${states}${back}`,
+          changes: differences,
+          durations: done(),
+        };
+      }
     }
 
     const after = await timed('verifyMs', () => this.readList());
@@ -187,15 +298,59 @@ export class OpenSipsDispatcherPusher {
         stage: 'verify',
         reason: `the LB loaded another list than written: ${shown}`,
         changes: differences,
-        rollback: {
-          kind: 'impossible',
-          reason: 'the OpenSIPS pusher does not roll back; the next push writes again',
-        },
+        rollback: await rollback(),
         durations: done(),
       };
     }
-    this.lastVerified = verifiedKey;
+    verified();
     return { kind: 'applied', changes: differences, durations: done() };
+  }
+
+  /** The LB's run (MI uptime); null when it cannot be read (then the cache does not answer). */
+  private async runIdentity(): Promise<string | null> {
+    try {
+      return runIdentity(await this.options.mi.call('uptime', {}, this.options.deadlineMs));
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Writes `previous` back: routes first when they lack one of its URIs (the routes now name those of
+   * `current`), then the table, dbt_reload, ds_reload and its states.
+   */
+  private async restore(
+    previous: readonly Destination[] | null,
+    current: readonly Destination[],
+  ): Promise<Rollback> {
+    if (previous === null) {
+      return { kind: 'impossible', reason: 'the list the LB held before cannot be written back' };
+    }
+    let table: string;
+    try {
+      table = formatDispatcherTable(previous);
+    } catch (e) {
+      return { kind: 'impossible', reason: (e as Error).message };
+    }
+    const uris = destinationUris(current);
+    const missing = destinationUris(previous).filter((u) => !uris.includes(u));
+    if (missing.length > 0) {
+      const routes = formatDestinationsRoute([...uris, ...missing]);
+      const written = await this.write(this.options.destinations, routes);
+      if (written !== null) return { kind: 'failed', reason: `destinations: ${written}` };
+      const reloaded = await this.mi('reload_routes');
+      if (reloaded !== null) return { kind: 'failed', reason: `reload_routes: ${reloaded}` };
+      this.lastRoutes = routes;
+    }
+    const written = await this.write(this.options.table, table);
+    if (written !== null) return { kind: 'failed', reason: `write: ${written}` };
+    for (const cmd of ['dbt_reload', 'ds_reload']) {
+      const failed = await this.mi(cmd);
+      if (failed !== null) return { kind: 'failed', reason: `${cmd}: ${failed}` };
+    }
+    const states = await this.fixStates(previous);
+    if (states !== null) return { kind: 'failed', reason: states };
+    return { kind: 'reloaded' };
   }
 
   /** ds_set_state for every listed destination whose state is not the desired one. */
@@ -235,4 +390,8 @@ export class OpenSipsDispatcherPusher {
       return (e as Error).message;
     }
   }
+}
+
+function describeRollback(r: Rollback): string {
+  return r.kind === 'reloaded' ? 'the previous list reloaded' : `${r.kind}: ${r.reason}`;
 }

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { Destination } from '../../src/kamailio/dispatcher-list.js';
 import { effectiveWeight } from '../../src/kamailio/dispatcher-list-reply.js';
 import { startLab, type RunningLab } from '../../src/lab/lab.js';
-import { opensipsAvailable } from '../../src/lab/opensips.js';
+import { opensipsAvailable, startOpenSipsLb } from '../../src/lab/opensips.js';
 import {
   miStats,
   OSIPS_NET,
@@ -25,10 +25,15 @@ import { runSippClient } from '../../src/lab/sipp.js';
 import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
 import { labClient } from '../../src/lab/topology.js';
 import { OpenSipsMiClient } from '../../src/opensips/mi.js';
-import { fetchOpenSipsList, OpenSipsDispatcherPusher } from '../../src/opensips/pusher.js';
+import { asOpenSips, fetchOpenSipsList, OpenSipsDispatcherPusher } from '../../src/opensips/pusher.js';
 import { LocalListFile } from '../../src/push/transports/local-file.js';
 import { eventually, SCENARIO_DIR, useProcessGroup } from '../support/harness.js';
 import { ratioError } from '../support/lb-watch.js';
+
+async function statesOf(mi: OpenSipsMiClient): Promise<Map<string, string> | null> {
+  const list = await fetchOpenSipsList(mi);
+  return list.ok ? new Map(list.targets.map((t) => [t.duid ?? t.uri, t.state])) : null;
+}
 
 async function weightsOf(mi: OpenSipsMiClient): Promise<Map<string, number> | null> {
   const list = await fetchOpenSipsList(mi);
@@ -115,6 +120,100 @@ describe('OpenSIPS LB: the push adapter', function () {
     const out = await pusher.push(desired, { force: true });
     expect(out.kind, JSON.stringify(out)).to.equal('applied');
     expect((await weightsOf(plane.mi))?.get('be2')).to.equal(50);
+  });
+
+  it('a ds_set_state refused after ds_reload puts the last verified table back (weights and states)', async function () {
+    let refuse = false;
+    const faulty = new OpenSipsDispatcherPusher({
+      // The real LB; only ds_set_state is refused while `refuse` is set (an injected RPC failure).
+      mi: {
+        target: plane.mi.target,
+        call: (method, params, deadlineMs) =>
+          refuse && method === 'ds_set_state'
+            ? Promise.reject(new Error('injected failure'))
+            : plane.mi.call(method, params, deadlineMs),
+      },
+      table: new LocalListFile({ path: plane.lb.files.table }),
+      destinations: new LocalListFile({ path: plane.lb.files.destinations }),
+    });
+    const good = planeDestinations([{ weight: 30 }, { weight: 30 }, { weight: 40 }]);
+    const first = await faulty.push(good);
+    expect(first.kind, JSON.stringify(first)).to.equal('applied');
+    refuse = true;
+    const bad = planeDestinations([{ weight: 60 }, { weight: 20 }, { weight: 20 }]).map((d, i) =>
+      i === 1 ? { ...d, state: 'disabled' as const } : d,
+    );
+    const out = await faulty.push(bad);
+    expect(out.kind, JSON.stringify(out)).to.equal('failed');
+    if (out.kind !== 'failed') return;
+    expect(out.stage).to.equal('reload');
+    expect(out.reason).to.match(/ds_set_state .*injected failure; rollback: the previous list reloaded/);
+    expect(await weightsOf(plane.mi), 'the LB on its last good weights').to.deep.equal(
+      new Map([
+        ['be1', 30],
+        ['be2', 30],
+        ['be3', 40],
+      ]),
+    );
+    expect(readFileSync(plane.lb.files.table, 'utf8')).to.not.include('sw_drained');
+    refuse = false;
+    const again = await faulty.push(bad);
+    expect(again.kind, JSON.stringify(again)).to.equal('applied');
+    expect((await statesOf(plane.mi))?.get('be2')).to.equal('disabled');
+  });
+
+  it('a drain reads back as disabled; after an OpenSIPS restart (every row Active) the next unforced push drains again', async function () {
+    const drained = planeDestinations([{ weight: 50 }, { weight: 50 }, { weight: 50 }]).map((d, i) =>
+      i === 0 ? { ...d, state: 'disabled' as const } : d,
+    );
+    const out = await pusher.push(drained);
+    expect(out.kind, JSON.stringify(out)).to.equal('applied');
+    expect(
+      await statesOf(plane.mi),
+      'read back by ds_list (what a restarted controller reads)',
+    ).to.deep.equal(
+      new Map([
+        ['be1', 'disabled'],
+        ['be2', 'active'],
+        ['be3', 'active'],
+      ]),
+    );
+    expect((await pusher.push(drained)).kind).to.equal('in_sync');
+
+    // Restart the LB on the same files (the table the pusher wrote, marks included).
+    const tableBefore = readFileSync(plane.lb.files.table, 'utf8');
+    await plane.lb.process.stop();
+    const restarted = await startOpenSipsLb(h.group, {
+      name: plane.lb.name,
+      settings: {
+        sip: { address: OSIPS_NET.lbIp, port: OSIPS_NET.sipPort },
+        mi: { address: OSIPS_NET.lbIp, port: OSIPS_NET.miPort },
+      },
+      destinations: asOpenSips(drained),
+    });
+    expect(restarted.files.table).to.equal(plane.lb.files.table);
+    expect(readFileSync(plane.lb.files.table, 'utf8'), 'the same table as before the restart').to.equal(
+      tableBefore,
+    );
+    const loaded = await eventually(() => statesOf(plane.mi), 'ds_list after the restart', 10000, 100);
+    expect(loaded.get('be1'), 'OpenSIPS loads every row Active (persistent_state 0)').to.equal('active');
+
+    // Not forced: before the fix the cache answered in_sync here until the next reconcile.
+    const repaired = await eventually(
+      async () => {
+        const o = await pusher.push(drained);
+        return o.kind === 'applied' ? o : null;
+      },
+      'an unforced push that notices the restart',
+      10000,
+      200,
+    );
+    expect(repaired.changes.map((c) => (c.kind === 'changed' ? c.destination.duid : c.kind))).to.deep.equal([
+      'be1',
+    ]);
+    expect((await statesOf(plane.mi))?.get('be1')).to.equal('disabled');
+    expect((await weightsOf(plane.mi))?.get('be1')).to.equal(0);
+    expect((await pusher.push(drained)).kind).to.equal('in_sync');
   });
 });
 

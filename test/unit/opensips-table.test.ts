@@ -103,7 +103,7 @@ describe('OpenSIPS ds_list reply', function () {
                 weight: 30,
                 priority: 0,
                 description: 'be2',
-                attr: 'duid=be2;rweight=30',
+                attr: 'duid=be2;rweight=30;sw_drained=1',
               },
             ],
           },
@@ -118,7 +118,7 @@ describe('OpenSIPS ds_list reply', function () {
     if (!r.ok) return;
     expect(r.targets.map((t) => [t.uri, t.state, t.rweight, t.duid])).to.deep.equal([
       ['sip:127.0.0.11:5060', 'active', 70, 'be1'],
-      ['sip:127.0.0.12:5060', 'inactive', 30, 'be2'],
+      ['sip:127.0.0.12:5060', 'disabled', 30, 'be2'],
     ]);
     const desired = asOpenSips([
       d('sip:127.0.0.11:5060', 70, 'be1'),
