@@ -45,9 +45,12 @@ fi
 # Modules the shipped and lab configs (and the tests' inline configs) load: the build includes only
 # these, which is what makes it quick. Read from the sources so a config that gains a module gets a
 # rebuild (the installed-check below looks for every one of them).
+# The tests also hold inline OpenSIPS configs: their transport modules (proto_udp, proto_tcp) are
+# OpenSIPS's own, Kamailio has none, so they are left out (else the check below never passes and every
+# setup rebuilds Kamailio).
 kamailio_modules() {
   grep -rhoE 'loadmodule[ (]*"[a-z_0-9]+(\.so)?"' kamailio src/lab/kamailio test 2>/dev/null |
-    sed -E 's/.*"([a-z_0-9]+)(\.so)?"/\1/' | sort -u
+    sed -E 's/.*"([a-z_0-9]+)(\.so)?"/\1/' | grep -v '^proto_' | sort -u
 }
 
 # OpenSIPS: the list the OpenSIPS LB's configs need, one per line in opensips/modules.txt (the one
