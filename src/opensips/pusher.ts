@@ -31,7 +31,7 @@ import type { DispatcherListResult, DispatcherTarget } from '../kamailio/dispatc
 import type { ListFileTransport } from '../push/transports/transport.js';
 import { destinationUris, formatDestinationsRoute, formatDispatcherTable } from './dispatcher-table.js';
 import { DRAINED_ATTR, parseDsList, stateLetter } from './ds-list.js';
-import type { OpenSipsMiClient } from './mi.js';
+import { MiError, type OpenSipsMiClient } from './mi.js';
 
 export interface OpenSipsPusherOptions {
   readonly mi: Pick<OpenSipsMiClient, 'call' | 'target'>;
@@ -185,7 +185,12 @@ export class OpenSipsDispatcherPusher {
     // The table carries no states (OpenSIPS would not read them): the cache key does.
     const verifiedKey = `${table}\n${desired.map((d) => d.state).join(',')}`;
     // Read before the list: a restart after this read shows in the list (every row Active).
-    const run = await timed('readMs', () => this.runIdentity());
+    const asked = await timed('readMs', () => this.runIdentity());
+    // An MI that cannot be reached fails the push here: reading the list would only try again (and
+    // count twice against an LB that is down).
+    if ('unreachable' in asked)
+      return { kind: 'failed', stage: 'read', reason: asked.unreachable, changes: null, durations: done() };
+    const { run } = asked;
     const cached = cacheAnswers({
       force: options.force ?? false,
       key: verifiedKey,
@@ -306,12 +311,16 @@ export class OpenSipsDispatcherPusher {
     return { kind: 'applied', changes: differences, durations: done() };
   }
 
-  /** The LB's run (MI uptime); null when it cannot be read (then the cache does not answer). */
-  private async runIdentity(): Promise<string | null> {
+  /**
+   * The LB's run (MI uptime): null when OpenSIPS answers without one or refuses the command (then the
+   * cache does not answer); `unreachable` when the MI did not answer at all.
+   */
+  private async runIdentity(): Promise<{ run: string | null } | { unreachable: string }> {
     try {
-      return runIdentity(await this.options.mi.call('uptime', {}, this.options.deadlineMs));
-    } catch {
-      return null;
+      return { run: runIdentity(await this.options.mi.call('uptime', {}, this.options.deadlineMs)) };
+    } catch (e) {
+      if (e instanceof MiError) return { run: null };
+      return { unreachable: `uptime on ${this.options.mi.target}: ${(e as Error).message}` };
     }
   }
 
