@@ -69,8 +69,18 @@ describe('two LB nodes behind one controller (real lab on 127.33.x.x)', function
     const lines = async (rpc: KamailioRpcClient) =>
       formatWeights((await fetchEffectiveWeights(rpc, { deadlineMs: 2000 }))!);
     expect(await lines(rpc2!)).to.equal(await lines(d!.rpc));
-    const be1 = await d!.backend('be1');
-    expect(be1!.weights).to.deep.equal({ lb1: 100, lb2: 100 });
+    // The API shows what the controller last verified on each node: lb1's list may be right from the
+    // lab's start before the controller has read it back, so wait for the API too.
+    const be1 = await eventually(
+      async () => {
+        const b = await d!.backend('be1');
+        return b?.weights.lb1 === 100 && b.weights.lb2 === 100 ? b : null;
+      },
+      'the API shows be1 at 100 on both LB nodes',
+      30000,
+      200,
+    );
+    expect(be1.weights).to.deep.equal({ lb1: 100, lb2: 100 });
     const m = await d!.metrics();
     for (const node of ['lb1', 'lb2']) {
       expect(metric(m, 'sipweigh_backend_weight', { backend: 'be2', node }), node).to.equal(100);
