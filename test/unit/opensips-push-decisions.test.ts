@@ -1,7 +1,8 @@
 /**
  * The OpenSIPS pusher's pure decisions: a drain survives the round trip through the table and
  * ds_list (sw_drained=1), the cache answers only for the OpenSIPS run it was verified on, a state-only
- * difference needs no table reload, and what the LB listed can be written back.
+ * difference needs no table reload, and what the LB listed can be written back; and, through a fake
+ * MI, that a dead MI costs one call per push.
  */
 import { expect } from 'chai';
 import type { Destination } from '../../src/kamailio/dispatcher-list.js';
@@ -12,8 +13,10 @@ import {
   cacheAnswers,
   listedAsDesired,
   needsTable,
+  OpenSipsDispatcherPusher,
   runIdentity,
 } from '../../src/opensips/pusher.js';
+import { MiError } from '../../src/opensips/mi.js';
 import { diffDispatcher } from '../../src/push/diff.js';
 import { planDiscovery } from '../../src/controller/plan.js';
 
@@ -206,5 +209,47 @@ describe('OpenSIPS pusher cache and rollback decisions', function () {
     );
     if (!noWeight.ok) throw new Error(noWeight.error);
     expect(listedAsDesired(noWeight.targets), 'weight 0 cannot be written').to.equal(null);
+  });
+});
+
+describe('OpenSIPS pusher against an MI that does not answer (a fake MI: no OpenSIPS in a unit test)', function () {
+  /** Records each MI call; every call fails as a refused connection does, or answers an MI error. */
+  function fakeMi(fail: (method: string) => Error) {
+    const calls: string[] = [];
+    const mi = {
+      target: 'http://127.0.0.1:1/mi',
+      call(method: string): Promise<unknown> {
+        calls.push(method);
+        return Promise.reject(fail(method));
+      },
+    };
+    return { mi, calls };
+  }
+  const noWrite = {
+    write: () => Promise.reject(new Error('nothing may be written')),
+    describe: () => 'fake:',
+    close: () => Promise.resolve(),
+  };
+
+  it('an unreachable MI fails the push at `read` after one call (uptime), writing nothing', async function () {
+    const { mi, calls } = fakeMi(() =>
+      Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }),
+    );
+    const pusher = new OpenSipsDispatcherPusher({ mi, table: noWrite, destinations: noWrite });
+    const out = await pusher.push([d('sip:127.0.0.11:5060', 70, 'be1')]);
+    expect(out.kind).to.equal('failed');
+    if (out.kind !== 'failed') return;
+    expect(out.stage).to.equal('read');
+    expect(out.reason).to.match(/uptime .*ECONNREFUSED/);
+    // One connection per push against a dead MI: the controller's backoff counts pushes, not calls.
+    expect(calls).to.deep.equal(['uptime']);
+  });
+
+  it('an MI that refuses uptime (a JSON-RPC error) still reads the list: no run, no cache', async function () {
+    const { mi, calls } = fakeMi((m) => new MiError(m, -32601, 'Method not found'));
+    const pusher = new OpenSipsDispatcherPusher({ mi, table: noWrite, destinations: noWrite });
+    const out = await pusher.push([d('sip:127.0.0.11:5060', 70, 'be1')]);
+    expect(out.kind === 'failed' && out.stage).to.equal('read');
+    expect(calls).to.deep.equal(['uptime', 'ds_list']);
   });
 });
