@@ -16,6 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { formatDispatcherList } from '../../src/kamailio/dispatcher-list.js';
 import { backendDefines, lbDefines } from '../../src/lab/defines.js';
 import { startKamailio, type Defines, type KamailioInstance } from '../../src/lab/kamailio.js';
+import { signalGroup } from '../../src/lab/processes.js';
 import { LAB_SCENARIOS } from '../../src/lab/scenarios.js';
 import { runSippClient, startSipp, type SippRun } from '../../src/lab/sipp.js';
 import { eventually, LAB_KAMAILIO_DIR, SCENARIO_DIR, sleep, useProcessGroup } from '../support/harness.js';
@@ -131,7 +132,10 @@ describeEachKamailio('DMQ: the Call-ID table replicated between two LB nodes', f
   const h = useProcessGroup('dmq-sticky');
   let backends: KamailioInstance[] = [];
   let uases: SippRun[] = [];
+  const lbs: KamailioInstance[] = [];
   let dispatcherList: string;
+  /** The suite's own timeout, seconds: UAS started in before() must outlive every test that uses them. */
+  const SUITE_S = 600;
 
   function startLb(i: number, notify: readonly number[]): Promise<KamailioInstance> {
     const ip = NET.lbIp(i);
@@ -149,6 +153,8 @@ describeEachKamailio('DMQ: the Call-ID table replicated between two LB nodes', f
         }),
         // No controller here: no lease, no OPTIONS of the LB's own at the counted backends.
         SW_NO_BACKSTOP: true,
+        // Admission control with no limit (T = 0) until a test sets one (only the refusal test does).
+        SW_ADMISSION: true,
         ...dmqDefines(i, notify),
       },
       waitFor: [
@@ -185,7 +191,12 @@ describeEachKamailio('DMQ: the Call-ID table replicated between two LB nodes', f
     );
   }
 
-  async function startUases(tag: string, scenario: string, traceMessages = false): Promise<void> {
+  async function startUases(
+    tag: string,
+    scenario: string,
+    traceMessages = false,
+    timeoutS = 170,
+  ): Promise<void> {
     await Promise.all(uases.map((u) => u.process.stop()));
     uases = await Promise.all(
       [...Array(BACKENDS).keys()].map((i) =>
@@ -194,7 +205,7 @@ describeEachKamailio('DMQ: the Call-ID table replicated between two LB nodes', f
           scenario,
           localIp: NET.uasIp(i),
           localPort: NET.sipPort,
-          timeoutS: 170,
+          timeoutS,
           traceMessages,
           transport: 'u1',
         }),
@@ -229,8 +240,10 @@ describeEachKamailio('DMQ: the Call-ID table replicated between two LB nodes', f
       ),
     );
     await startBackends('fast');
-    await startLb(0, [1]);
-    await startLb(1, [0]);
+    // Every call rings until cancelled; used by the CANCEL, lag, refusal and late-LB tests.
+    await startUases('cancel', join(SCENARIO_DIR, 'uas-cancel.xml'), false, SUITE_S);
+    lbs[0] = await startLb(0, [1]);
+    lbs[1] = await startLb(1, [0]);
     // Both nodes know each other before any call (each learns the other from its notification).
     await eventually(
       async () => {
@@ -243,7 +256,6 @@ describeEachKamailio('DMQ: the Call-ID table replicated between two LB nodes', f
   });
 
   it('INVITE through LB 1, CANCEL and ACK through LB 2, 50 calls: every CANCEL reaches the INVITE backend, no 481', async function () {
-    await startUases('cancel', join(SCENARIO_DIR, 'uas-cancel.xml'));
     const lb1Before = await lbStats(0);
     const lb2Before = await lbStats(1);
     const beBefore = await backendStats();
@@ -375,16 +387,25 @@ describeEachKamailio('DMQ: the Call-ID table replicated between two LB nodes', f
           !handled.has(m),
         timeoutMs,
       );
-    /** CANCEL to LB 2 (again after a 481, as a client that gives up would not: cleanup), ACK the 487. */
-    async function cancelAtLb2(callId: string, branch: string): Promise<number> {
-      let first = 0;
-      for (let attempt = 0; attempt < 5; attempt++) {
+    /**
+     * CANCEL to LB 2, retransmitted like a UDP client's after T1 = 500 ms while unanswered (and, for
+     * cleanup, again after a 481, as a client that gives up would not), then ACK of the 487. Returns
+     * every reply's status (in order) and whether the INVITE ended 487 (cancelled at its backend).
+     */
+    async function cancelAtLb2(
+      callId: string,
+      branch: string,
+    ): Promise<{ statuses: number[]; got487: boolean }> {
+      const statuses: number[] = [];
+      for (let attempt = 0; attempt < 8; attempt++) {
         await client.send(cancel(callId, branch), lb2, NET.sipPort);
-        const r = await reply(callId, 'CANCEL', (s) => s >= 200);
-        if (r) handled.add(r);
-        if (attempt === 0) first = r?.status ?? 0;
-        if (r?.status === 200) break;
-        await sleep(300);
+        const r = await reply(callId, 'CANCEL', (s) => s >= 200, 500);
+        if (r) {
+          handled.add(r);
+          statuses.push(r.status ?? 0);
+          if (r.status === 200) break;
+          await sleep(300);
+        }
       }
       const final = await reply(callId, 'INVITE', (s) => s === 487, 10000);
       if (final) {
@@ -401,7 +422,7 @@ describeEachKamailio('DMQ: the Call-ID table replicated between two LB nodes', f
           NET.sipPort,
         );
       }
-      return first;
+      return { statuses, got487: final !== undefined };
     }
 
     try {
@@ -451,24 +472,39 @@ describeEachKamailio('DMQ: the Call-ID table replicated between two LB nodes', f
       ).to.equal(0);
 
       // 2. The CANCEL sent to LB 2 at increasing delays after the INVITE to LB 1: inside the lag
-      // LB 2 has no entry and answers 481 (the call would ring on).
+      // LB 2 has no entry; it drops the CANCEL (no 481), and the client's retransmission 500 ms later
+      // finds the entry: every call is cancelled at its INVITE's backend (487).
       const delays = [0, 1, 2, 5, 10, 20];
       const perDelay = 20;
       const outcome: string[] = [];
       for (const d of delays) {
         const lb2Before = await lbStats(1);
         let got481 = 0;
+        let cancelled = 0;
+        let retransmitted = 0;
         for (let i = 0; i < perDelay; i++) {
           const callId = `dmq-race-${process.pid}-${++seq}`;
           const branch = newBranch();
           await client.send(invite(callId, branch), lb1, NET.sipPort);
           if (d > 0) await sleep(d);
-          if ((await cancelAtLb2(callId, branch)) === 481) got481++;
+          const r = await cancelAtLb2(callId, branch);
+          if (r.statuses.includes(481)) got481++;
+          if (r.got487) cancelled++;
+          if (r.statuses[0] !== 200) retransmitted++;
         }
-        const noEntry = delta(lb2Before, await lbStats(1), 'script.sipweigh_cancel_481');
+        const lb2After = await lbStats(1);
+        const dropped = delta(lb2Before, lb2After, 'script.sipweigh_cancel_unknown_dropped');
+        // A 481 that LB 2 did not send comes from the backend: the CANCEL found the entry (replicated
+        // before LB 1 relays the INVITE) and overtook the INVITE to the backend. Counted, printed.
         outcome.push(
-          `${d} ms: ${got481}/${perDelay} answered 481 (${noEntry} by LB 2 for want of the entry)`,
+          `${d} ms: ${cancelled}/${perDelay} cancelled (487), ${got481} answered 481 by the backend ` +
+            `(CANCEL ahead of the INVITE), ${retransmitted} needed the CANCEL retransmitted ` +
+            `(${dropped} dropped by LB 2 for want of the entry)`,
         );
+        expect(delta(lb2Before, lb2After, 'script.sipweigh_cancel_481'), `481s from LB 2, ${d} ms`).to.equal(
+          0,
+        );
+        expect(cancelled, `calls cancelled at their INVITE's backend, ${d} ms`).to.equal(perDelay);
       }
       const sorted = [...lags].sort((a, b) => a - b);
       const rttSorted = [...rtts].sort((a, b) => a - b);
@@ -479,6 +515,74 @@ describeEachKamailio('DMQ: the Call-ID table replicated between two LB nodes', f
           `      [${platform.label}] CANCEL to LB 2 that long after the INVITE to LB 1: ${outcome.join('; ')}\n`,
       );
     } finally {
+      client.close();
+    }
+  });
+
+  it('an INVITE refused (503) by LB 1 is admitted by LB 2: refusal markers are not replicated', async function () {
+    const client = await UdpSipPeer.bind(NET.clientIp(6));
+    const via = `${client.address}:${client.port}`;
+    const callId = `dmq-refused-${process.pid}-${Date.now()}`;
+    const ruri = `sip:refused@${NET.lbIp(0)}:${NET.sipPort}`;
+    const forCall = (pred: (m: ReceivedSip) => boolean) => (m: ReceivedSip) =>
+      header(m.text, 'Call-ID') === callId && pred(m);
+    // LB 1's door closed (T < 0: every new call refused), LB 2 without limit.
+    await rpc(lbRpcUrl(0), 'htable.seti', ['sipweigh_adm', `T_${NET.dsSet}`, -1], access);
+    try {
+      const lb1Before = await lbStats(0);
+      const lb2Before = await lbStats(1);
+      const beBefore = await backendStats();
+      await client.send(sipRequest({ method: 'INVITE', ruri, callId, via }), NET.lbIp(0), NET.sipPort);
+      const refused = await client.waitFor(
+        forCall((m) => m.status === 503),
+        5000,
+      );
+      expect(refused?.status, 'LB 1 refused').to.equal(503);
+      const toTag = tagOf(header(refused?.text, 'To'));
+      await client.send(sipRequest({ method: 'ACK', ruri, callId, via, toTag }), NET.lbIp(0), NET.sipPort);
+      // Long enough for any replica of the refusal to reach LB 2 (the lag is milliseconds).
+      await sleep(500);
+      // The same INVITE (same Call-ID and CSeq, a new branch) to LB 2: RFC 3263 4.3 failover.
+      const branch = newBranch();
+      await client.send(
+        sipRequest({ method: 'INVITE', ruri, callId, branch, via }),
+        NET.lbIp(1),
+        NET.sipPort,
+      );
+      const ringing = await client.waitFor(
+        forCall((m) => m.status === 180),
+        5000,
+      );
+      expect(ringing?.status, 'LB 2 admitted it: the backend rings').to.equal(180);
+      const lb2 = await lbStats(1);
+      expect(delta(lb2Before, lb2, 'script.sipweigh_admission_503'), '503s from LB 2').to.equal(0);
+      expect(delta(lb2Before, lb2, 'script.sipweigh_admitted'), 'admitted by LB 2').to.equal(1);
+      expect(delta(lb2Before, lb2, 'script.sipweigh_dispatched'), 'dispatched by LB 2').to.equal(1);
+      expect(delta(lb1Before, await lbStats(0), 'script.sipweigh_admission_503'), '503s from LB 1').to.equal(
+        1,
+      );
+      expect(
+        sum(perBackend(beBefore, await backendStats(), 'core.rcv_requests_invite')),
+        'INVITE at a backend',
+      ).to.equal(1);
+      // Cleanup: cancel the call through LB 2, ACK the 487.
+      await client.send(
+        sipRequest({ method: 'CANCEL', ruri, callId, branch, via }),
+        NET.lbIp(1),
+        NET.sipPort,
+      );
+      const final = await client.waitFor(
+        forCall((m) => m.status === 487),
+        5000,
+      );
+      expect(final?.status, 'cancelled').to.equal(487);
+      await client.send(
+        sipRequest({ method: 'ACK', ruri, callId, branch, via, toTag: tagOf(header(final?.text, 'To')) }),
+        NET.lbIp(1),
+        NET.sipPort,
+      );
+    } finally {
+      await rpc(lbRpcUrl(0), 'htable.seti', ['sipweigh_adm', `T_${NET.dsSet}`, 0], access);
       client.close();
     }
   });
@@ -576,5 +680,67 @@ describeEachKamailio('DMQ: the Call-ID table replicated between two LB nodes', f
     );
     expect(callIds, 'INVITEs at the servers').to.have.length(calls);
     expect(new Set(callIds).size, 'distinct calls').to.equal(calls);
+  });
+
+  it('a peer killed under load: LB 1 completes its calls and its KDMQ transactions to the dead peer end (counted)', async function () {
+    // Fast backends again (the previous test slowed them); uas.xml still answers every INVITE 200.
+    await startBackends('fast-kill');
+    const lb1Url = lbRpcUrl(0);
+    const tmCurrent = async () => {
+      const st = (await rpc(lb1Url, 'tm.stats', [], access)) as { current?: number };
+      return Number(st.current ?? NaN);
+    };
+    const shmUsed = async () => {
+      const m = (await rpc(lb1Url, 'core.shmmem', [], access)) as { used?: number };
+      return Number(m.used ?? NaN);
+    };
+    const calls = 200;
+    const beBefore = await backendStats();
+    const tmBefore = await tmCurrent();
+    const shmBefore = await shmUsed();
+    // 20 calls/s for 10 s through LB 1; LB 2 (a DMQ peer of LB 1) SIGKILLed 2 s in.
+    const run = await startSipp(h.group, {
+      name: 'uac-kill-lb2',
+      scenario: LAB_SCENARIOS.uac,
+      localIp: NET.clientIp(5),
+      localPort: 5085,
+      remote: `${NET.lbIp(0)}:${NET.sipPort}`,
+      rate: 20,
+      maxCalls: calls,
+      timeoutS: 60,
+    });
+    const guard = setTimeout(() => void run.process.stop(), 75000);
+    try {
+      await sleep(2000);
+      const lb2 = lbs[1];
+      if (!lb2) throw new Error('LB 2 not started');
+      signalGroup(lb2.process.pid, 'SIGKILL');
+      await lb2.process.exited;
+      const r = await run.done();
+      const tmAtEnd = await tmCurrent();
+      const shmAtEnd = await shmUsed();
+      expect(r.stats.successful, 'calls through LB 1 completed').to.equal(calls);
+      expect(r.stats.failed).to.equal(0);
+      const invites = perBackend(beBefore, await backendStats(), 'core.rcv_requests_invite');
+      expect(sum(invites), 'INVITEs at the backends').to.be.within(calls, calls + r.stats.retransmissions);
+      // Generous: the KDMQ of the last seconds of load toward the dead peer, DMQ's pings, LB 3's.
+      const bound = 20;
+      const deadlineMs = 30000;
+      const t0 = performance.now();
+      let open = tmAtEnd;
+      while (open > bound && performance.now() - t0 < deadlineMs) {
+        await sleep(500);
+        open = await tmCurrent();
+      }
+      const shmAfter = await shmUsed();
+      process.stdout.write(
+        `      [${platform.label}] LB 2 killed under ${calls} calls at 20/s through LB 1: LB 1 open tm transactions ` +
+          `${tmBefore} before, ${tmAtEnd} when the load ended, ${open} ${Math.round((performance.now() - t0) / 1000)} s later; ` +
+          `shm used ${Math.round(shmBefore / 1024)} KB -> ${Math.round(shmAtEnd / 1024)} KB -> ${Math.round(shmAfter / 1024)} KB\n`,
+      );
+      expect(open, `LB 1 open transactions ${deadlineMs / 1000} s after the load`).to.be.at.most(bound);
+    } finally {
+      clearTimeout(guard);
+    }
   });
 });
