@@ -151,6 +151,11 @@ request_route {
     };
     expectAccepted(LB_CFG, dmq);
     expectAccepted(LB_CFG, { ...dmq, SW_ADMISSION: true, SW_GUARD: true });
+    // The KDMQ timeout's event_route[tm:local-request] without the backstop, beside the lab's own
+    // local-request route (always-on probing), and the KDMQ filter on the stateful path.
+    expectAccepted(LB_CFG, { ...dmq, SW_NO_BACKSTOP: true, SW_ADMISSION: true });
+    expectAccepted(LB_CFG, { ...dmq, SW_DS_PING_INTERVAL: 1, SW_DS_PING_TIMEOUT_MS: 500 });
+    expectAccepted(LB_CFG, { ...dmq, SW_STATEFUL: true });
     // No defaults for the address and the allow-list: a node half configured does not start.
     expect(checkWith(LB_CFG, { ...dmq, SW_DMQ_ADDRESS: false }, platform.binary).ok).to.equal(false);
     expect(checkWith(LB_CFG, { ...dmq, SW_DMQ_ALLOW: false }, platform.binary).ok).to.equal(false);
