@@ -140,6 +140,27 @@ request_route {
     expectAccepted(cfg);
   });
 
+  it('lb.cfg with the Call-ID table replicated (SW_DMQ), and refused without its DMQ address', () => {
+    const dmq = {
+      SW_DMQ: true,
+      SW_DMQ_IP: '127.0.2.40',
+      SW_DMQ_PORT: 5090,
+      SW_DMQ_ADDRESS: '"sip:127.0.2.40:5090"',
+      SW_DMQ_NOTIFY1: '"sip:127.0.2.41:5090"',
+      SW_DMQ_ALLOW: '"127.0.2.41/32"',
+    };
+    expectAccepted(LB_CFG, dmq);
+    expectAccepted(LB_CFG, { ...dmq, SW_ADMISSION: true, SW_GUARD: true });
+    // The KDMQ timeout's event_route[tm:local-request] without the backstop, beside the lab's own
+    // local-request route (always-on probing), and the KDMQ filter on the stateful path.
+    expectAccepted(LB_CFG, { ...dmq, SW_NO_BACKSTOP: true, SW_ADMISSION: true });
+    expectAccepted(LB_CFG, { ...dmq, SW_DS_PING_INTERVAL: 1, SW_DS_PING_TIMEOUT_MS: 500 });
+    expectAccepted(LB_CFG, { ...dmq, SW_STATEFUL: true });
+    // No defaults for the address and the allow-list: a node half configured does not start.
+    expect(checkWith(LB_CFG, { ...dmq, SW_DMQ_ADDRESS: false }, platform.binary).ok).to.equal(false);
+    expect(checkWith(LB_CFG, { ...dmq, SW_DMQ_ALLOW: false }, platform.binary).ok).to.equal(false);
+  });
+
   it('rejects a broken config (the check can fail)', () => {
     const cfg = join(dir, 'broken.cfg');
     writeFileSync(
