@@ -540,7 +540,7 @@ describeEachKamailio('DMQ: the Call-ID table replicated between two LB nodes', f
         5000,
       );
       expect(refused?.status, 'LB 1 refused').to.equal(503);
-      const toTag = tagOf(header(refused?.text, 'To'));
+      const toTag = tagOf(header(refused!.text, 'To'));
       await client.send(sipRequest({ method: 'ACK', ruri, callId, via, toTag }), NET.lbIp(0), NET.sipPort);
       // Long enough for any replica of the refusal to reach LB 2 (the lag is milliseconds).
       await sleep(500);
@@ -579,7 +579,7 @@ describeEachKamailio('DMQ: the Call-ID table replicated between two LB nodes', f
       );
       expect(final?.status, 'cancelled').to.equal(487);
       await client.send(
-        sipRequest({ method: 'ACK', ruri, callId, branch, via, toTag: tagOf(header(final?.text, 'To')) }),
+        sipRequest({ method: 'ACK', ruri, callId, branch, via, toTag: tagOf(header(final!.text, 'To')) }),
         NET.lbIp(1),
         NET.sipPort,
       );
