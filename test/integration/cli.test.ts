@@ -59,6 +59,63 @@ describe('sipweigh CLI', () => {
     });
   }
 
+  // Fair admission (issue 14) through the CLI: each refusal names its field (the rules themselves are
+  // unit-tested in fairness-config.test.ts).
+  const controllerWith = (fairness: string, addressFile = true) => `kind: controller
+heartbeat:
+  listen: { address: 127.0.0.10, port: 7950 }
+  master_key: ${'ab'.repeat(32)}
+lb_nodes:
+  - name: lb1
+    rpc: { url: "http://127.0.0.10:5071/RPC" }
+    dispatcher_list: { path: /tmp/ds.list }
+${addressFile ? '    address_file: /tmp/sources.list\n' : ''}sets:
+  - id: 1
+    backends:
+      - { id: be1, sip_uri: "sip:127.0.0.11", capacity: 100, agent: { address: 127.0.0.11, port: 7951 } }
+admission:
+  fairness:
+${fairness}`;
+  const fairCases: [string, string, RegExp][] = [
+    [
+      'a group network with host bits set',
+      controllerWith('    groups:\n      - { name: a, networks: [10.0.0.1/24] }\n'),
+      /admission\.fairness\.groups\[0\]\.networks\[0\].*host bits set/,
+    ],
+    [
+      'a group weight of 0',
+      controllerWith('    groups:\n      - { name: a, networks: [10.0.0.0/8], weight: 0 }\n'),
+      /admission\.fairness\.groups\[0\]\.weight/,
+    ],
+    [
+      'groups without the LB address file',
+      controllerWith('    groups:\n      - { name: a, networks: [10.0.0.0/8] }\n', false),
+      /lb_nodes\[0\]\.address_file/,
+    ],
+    ['top_n 0', controllerWith('    top_n: 0\n'), /admission\.fairness\.top_n/],
+  ];
+  for (const [what, text, message] of fairCases) {
+    it(`validate: refuses fair admission with ${what}, naming the field, exit non-zero`, () => {
+      const f = write(`fair-${what.replace(/\W+/g, '-')}.yaml`, text);
+      const r = sipweigh('validate', f);
+      expect(r.code, r.err).to.equal(3);
+      expect(r.err).to.contain(f);
+      expect(r.err).to.match(message);
+      expect(r.out).to.equal('');
+    });
+  }
+  it('validate: accepts the same controller with good fairness groups (the cases above can pass)', () => {
+    const f = write(
+      'fair-ok.yaml',
+      controllerWith(
+        '    groups:\n      - { name: a, networks: [10.0.0.0/8], weight: 2, guaranteed_cps: 20 }\n',
+      ),
+    );
+    const r = sipweigh('validate', f);
+    expect(r.code, r.err).to.equal(0);
+    expect(r.out).to.contain(`${f}: ok`);
+  });
+
   it('agent and controller refuse a bad config before starting anything', () => {
     const f = write('bad-agent.yaml', 'kind: agent\nbackend_id: be1\n');
     const r = sipweigh('agent', '--config', f);
