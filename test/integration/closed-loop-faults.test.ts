@@ -280,7 +280,11 @@ describeEachLb('closed loop under faults (real LB, backends, agents, controller)
       failedAmongAdmitted / Math.max(1, answered + failedAmongAdmitted),
       'failed among admitted',
     ).to.be.below(0.01);
-    expect(steady, 'carried calls/s in steady overload').to.be.at.least(0.9 * POOL_REAL);
+    // A floor that catches a limiter set far too low, not a goodput figure (that is the quality
+    // bench's, repeated and interleaved): one 20 s window on this shared 2-core machine carried
+    // 147.7-161.1 calls/s on Kamailio and 149.8-160.9 on OpenSIPS over the runs of 2026-12-04, so
+    // 0.9 x the real pool (153.5) failed runs that were fine.
+    expect(steady, 'carried calls/s in steady overload').to.be.at.least(0.85 * POOL_REAL);
   });
 
   it('keeps calls completing on the last weights when the controller is SIGKILLed under load', async () => {
