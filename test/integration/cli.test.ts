@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sipweigh } from '../support/cli.js';
+import { controllerWithFairness } from '../support/fairness-config.js';
 
 describe('sipweigh CLI', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sipweigh-cli-'));
@@ -61,21 +62,7 @@ describe('sipweigh CLI', () => {
 
   // Fair admission (issue 14) through the CLI: each refusal names its field (the rules themselves are
   // unit-tested in fairness-config.test.ts).
-  const controllerWith = (fairness: string, addressFile = true) => `kind: controller
-heartbeat:
-  listen: { address: 127.0.0.10, port: 7950 }
-  master_key: ${'ab'.repeat(32)}
-lb_nodes:
-  - name: lb1
-    rpc: { url: "http://127.0.0.10:5071/RPC" }
-    dispatcher_list: { path: /tmp/ds.list }
-${addressFile ? '    address_file: /tmp/sources.list\n' : ''}sets:
-  - id: 1
-    backends:
-      - { id: be1, sip_uri: "sip:127.0.0.11", capacity: 100, agent: { address: 127.0.0.11, port: 7951 } }
-admission:
-  fairness:
-${fairness}`;
+  const controllerWith = controllerWithFairness;
   const fairCases: [string, string, RegExp][] = [
     [
       'a group network with host bits set',

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { ConfigError } from '../../src/config/errors.js';
 import { loadControllerConfig } from '../../src/config/load.js';
 import { formatNetwork, overlaps, parseNetwork, type Network } from '../../src/util/cidr.js';
+import { controllerWithFairness } from '../support/fairness-config.js';
 
 const net = (text: string): Network => {
   const p = parseNetwork(text);
@@ -53,24 +54,7 @@ describe('admission.fairness in the controller config', () => {
   let n = 0;
   const controller = (fairness: string, addressFile = true) => {
     const f = join(dir, `c${n++}.yaml`);
-    writeFileSync(
-      f,
-      `kind: controller
-heartbeat:
-  listen: { address: 127.0.0.10, port: 7950 }
-  master_key: ${'ab'.repeat(32)}
-lb_nodes:
-  - name: lb1
-    rpc: { url: "http://127.0.0.10:5071/RPC" }
-    dispatcher_list: { path: /tmp/ds.list }
-${addressFile ? '    address_file: /tmp/sources.list\n' : ''}sets:
-  - id: 1
-    backends:
-      - { id: be1, sip_uri: "sip:127.0.0.11", capacity: 100, agent: { address: 127.0.0.11, port: 7951 } }
-admission:
-  fairness:
-${fairness}`,
-    );
+    writeFileSync(f, controllerWithFairness(fairness, addressFile));
     return f;
   };
   const refused = (f: string): { path: string; message: string }[] => {
