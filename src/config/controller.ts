@@ -12,6 +12,7 @@ import type {
   HeartbeatConfig,
   HeartbeatSection,
   LbNodeConfig,
+  AdmissionConfig,
 } from './types.js';
 
 function heartbeatConfig(section: HeartbeatSection, baseDir: string, issues: ConfigIssue[]): HeartbeatConfig {
@@ -53,6 +54,16 @@ function lbNodeConfigs(c: ControllerSection, baseDir: string, issues: ConfigIssu
         : list,
     };
   });
+}
+
+/** The admission section with every peer's RPC password read. */
+function admissionConfig(c: ControllerSection, baseDir: string, issues: ConfigIssue[]): AdmissionConfig {
+  const split = c.admission.split;
+  const peers = split.peers.map((p, i) => ({
+    ...p,
+    rpc: rpcConfig(p.rpc, `admission.split.peers[${i}].rpc`, baseDir, issues),
+  }));
+  return { ...c.admission, split: { ...split, peers } };
 }
 
 /** Agentless backends' SSH keys, resolved against the config's directory and checked readable. */
@@ -104,6 +115,7 @@ export function controllerConfig(
     heartbeat: heartbeatConfig(c.heartbeat, baseDir, issues),
     sets: setConfigs(c, baseDir, issues),
     lb_nodes: lbNodeConfigs(c, baseDir, issues),
+    admission: admissionConfig(c, baseDir, issues),
     scoring: { cycle_ms: c.scoring.cycle_ms, params: scoringParams(c, issues) },
     ...(api !== undefined ? { api: apiConfig(api, baseDir, issues) } : {}),
     ...(status_file !== undefined ? { status_file: resolvePath(baseDir, status_file) } : {}),

@@ -32,6 +32,16 @@ export function checkController(c: ControllerSection, issues: ConfigIssue[]): vo
     lbNames.add(lb.name);
     checkOpenSipsNode(lb, `lb_nodes[${i}]`, issues);
   });
+  c.admission.split.peers.forEach((peer, i) => {
+    const at = `admission.split.peers[${i}]`;
+    if (lbNames.has(peer.name))
+      issues.push({
+        path: `${at}.name`,
+        message: `${peer.name} is already an LB node of this controller (lb_nodes) or another peer`,
+      });
+    lbNames.add(peer.name);
+    checkOpenSipsRpc(peer.kind, peer.rpc, at, issues);
+  });
   if (c.lb_nodes.some((lb) => lb.kind === 'opensips')) checkOpenSipsSets(c, issues);
   checkSchedules(c.schedules, backendIds, issues);
   // One lost refresh must not lapse the lease (and turn the LB's own probing on for nothing).
@@ -168,7 +178,19 @@ function checkOpenSipsNode(
   }
   if (lb.opensips === undefined)
     issues.push({ path: `${at}.opensips.destinations_path`, message: 'required for kind opensips' });
-  const rpc = lb.rpc;
+  checkOpenSipsRpc(lb.kind, lb.rpc, at, issues);
+  if (lb.address_file !== undefined)
+    issues.push({ path: `${at}.address_file`, message: 'source groups are not supported on an OpenSIPS LB' });
+}
+
+/** An OpenSIPS node's MI: plain HTTP without credentials (what OpenSIPS 3.6 offers). */
+function checkOpenSipsRpc(
+  kind: 'kamailio' | 'opensips',
+  rpc: ControllerSection['lb_nodes'][number]['rpc'],
+  at: string,
+  issues: ConfigIssue[],
+): void {
+  if (kind !== 'opensips') return;
   for (const f of ['username', 'password', 'password_file'] as const) {
     if (rpc[f] !== undefined)
       issues.push({
@@ -176,9 +198,7 @@ function checkOpenSipsNode(
         message: 'OpenSIPS 3.6 MI over HTTP takes no credentials: bind it to a management address instead',
       });
   }
-  if (lb.address_file !== undefined)
-    issues.push({ path: `${at}.address_file`, message: 'source groups are not supported on an OpenSIPS LB' });
-  if (!lb.rpc.url.startsWith('http://'))
+  if (!rpc.url.startsWith('http://'))
     issues.push({ path: `${at}.rpc.url`, message: 'OpenSIPS 3.6 MI over HTTP is plain http:// (no TLS)' });
 }
 

@@ -1,10 +1,13 @@
 /** The scorer's parameters as the controller config gives them; scoring/ itself reads no config. */
 import type { ScoringParams } from '../scoring/params.js';
 import { schemaDefaults } from './schema-registry.js';
-import type { AdmissionConfig, ScoringSection } from './types.js';
+import type { AdmissionSection, ScoringSection } from './types.js';
 
 /** The scorer's parameters from the controller config's scoring and admission sections. */
-export function scoringParamsFrom(scoring: ScoringSection, admission: AdmissionConfig): ScoringParams {
+export function scoringParamsFrom(
+  scoring: ScoringSection,
+  admission: Pick<AdmissionSection, 'enabled' | 'headroom'>,
+): ScoringParams {
   const { cycle_ms: _cycle, ...params } = scoring;
   return { ...params, admission_enabled: admission.enabled, admission_headroom_ratio: admission.headroom };
 }
@@ -15,5 +18,5 @@ export function scoringParamsFrom(scoring: ScoringSection, admission: AdmissionC
  */
 export const DEFAULT_SCORING_PARAMS: ScoringParams = scoringParamsFrom(
   schemaDefaults<ScoringSection>('controller-config', '/properties/scoring'),
-  schemaDefaults<AdmissionConfig>('controller-config', '/properties/admission'),
+  schemaDefaults<AdmissionSection>('controller-config', '/properties/admission'),
 );

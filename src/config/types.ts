@@ -101,12 +101,36 @@ export interface ScoringConfig {
   readonly params: ScoringParams;
 }
 
-export interface AdmissionConfig {
+export interface AdmissionSection {
   readonly enabled: boolean;
   /** Limit on new calls = headroom × the pool's effective capacity, split over the LB nodes. */
   readonly headroom: number;
+  readonly split: AdmissionSplitSection;
   readonly fairness: FairnessConfig;
 }
+
+export type AdmissionConfig = Omit<AdmissionSection, 'split'> & { readonly split: AdmissionSplitConfig };
+
+/** Another LB node of the cluster, read for its demand only (a controller per LB node). */
+export interface PeerNodeSection {
+  readonly name: string;
+  readonly kind: 'kamailio' | 'opensips';
+  readonly rpc: KamailioRpcSection;
+}
+
+export type PeerNodeConfig = Omit<PeerNodeSection, 'rpc'> & { readonly rpc: KamailioRpcConfig };
+
+/** How the pool's limit is cut into per-node limits (scoring/admission-split.ts, docs/cluster.md). */
+export interface AdmissionSplitSection {
+  readonly by: 'demand' | 'even';
+  readonly floor: number;
+  readonly window_ms: number;
+  readonly peers: readonly PeerNodeSection[];
+}
+
+export type AdmissionSplitConfig = Omit<AdmissionSplitSection, 'peers'> & {
+  readonly peers: readonly PeerNodeConfig[];
+};
 
 /** Sources named by the operator: every address in `networks` counts as one source, key `g<N>`. */
 export interface SourceGroupConfig {
@@ -197,7 +221,7 @@ export interface ControllerSection {
   readonly lb_nodes: readonly LbNodeSection[];
   readonly sets: readonly SetConfig[];
   readonly scoring: ScoringSection;
-  readonly admission: AdmissionConfig;
+  readonly admission: AdmissionSection;
   readonly lease: LeaseConfig;
   readonly schedules: SchedulesConfig;
   readonly status_file?: string;
@@ -207,9 +231,10 @@ export interface ControllerSection {
 
 export type ControllerConfig = Omit<
   ControllerSection,
-  'heartbeat' | 'lb_nodes' | 'scoring' | 'api' | 'status_file'
+  'heartbeat' | 'lb_nodes' | 'scoring' | 'api' | 'status_file' | 'admission'
 > & {
   readonly heartbeat: HeartbeatConfig;
+  readonly admission: AdmissionConfig;
   readonly lb_nodes: readonly LbNodeConfig[];
   readonly scoring: ScoringConfig;
   /** Absent: no HTTP API. */

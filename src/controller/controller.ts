@@ -25,6 +25,7 @@ import { watchLbs, type LbWatch } from './lb-watch.js';
 import type { Logger } from '../util/logger.js';
 import { logEvents } from './event-log.js';
 import { FairAdmission } from './fair-admission.js';
+import { DemandWatch } from './demand-watch.js';
 import { EventBus } from './events.js';
 import { LbSocketWatch } from './lb-socket-watch.js';
 import { afterApply, initialNodeState, notReadyReasons, type LbNodeState } from './node-state.js';
@@ -75,6 +76,10 @@ export class Controller {
   private readonly watch: LbWatch;
 
   private readonly lbSockets: LbSocketWatch;
+  /** Every LB node's demand, for the admission split (own nodes and peers). */
+  private readonly demand: DemandWatch;
+  /** The split last told (admission_split event), as `node=fraction ...`. */
+  private toldSplit = '';
 
   private constructor(
     config: ControllerConfig,
@@ -104,6 +109,14 @@ export class Controller {
       { onOutcome: (o, status) => this.applied(o, status.consecutiveFailures) },
     );
     this.watch = watchLbs(kamailioLinks, config, endpoint.core, events, () => this.cycle(true));
+    this.demand = new DemandWatch(
+      [
+        ...config.lb_nodes.map((n) => ({ name: n.name, kind: n.kind, rpc: n.rpc, own: true })),
+        ...config.admission.split.peers.map((p) => ({ ...p, own: false })),
+      ],
+      () => this.cfg.admission,
+      (e) => this.events.emit(e),
+    );
   }
 
   static async start(config: ControllerConfig, opts: ControllerOptions): Promise<Controller> {
@@ -129,6 +142,7 @@ export class Controller {
     }
     controller.startTimers();
     controller.fair.start();
+    controller.demand.start();
     events.emit({
       type: 'controller_started',
       heartbeat: endpoint.address,
@@ -290,6 +304,8 @@ export class Controller {
     }
     this.scorer = result.state;
     this.lastCycle = result;
+    const fractions = this.demand.split(now);
+    this.tellSplit(fractions);
     const plan = planCycle({
       views,
       result,
@@ -297,13 +313,34 @@ export class Controller {
       sets: this.cfg.sets.map((s) => s.id),
       admissionEnabled: this.cfg.admission.enabled,
       nodes: this.nodes,
+      fractions,
       memory: this.memory,
     });
     this.memory = plan.memory;
     this.events.emitAll(plan.events);
-    if (plan.submit) this.fair.setLimits(plan.submit.desired.admission);
-    const handedOver = this.watch.arm(plan.submit?.nodes ?? [], this.cycleMs);
-    for (const node of handedOver) this.fanout.submitTo(node, plan.submit!.desired, { force });
+    if (plan.submit === null) return;
+    const even = 1 / Math.max(1, fractions.size);
+    this.fair.setLimits(
+      new Map(
+        plan.submit.map((s) => [
+          s.node,
+          { admission: s.desired.admission, fraction: fractions.get(s.node) ?? even },
+        ]),
+      ),
+    );
+    const desired = new Map(plan.submit.map((s) => [s.node, s.desired] as const));
+    for (const node of this.watch.arm([...desired.keys()], this.cycleMs)) {
+      const d = desired.get(node);
+      if (d) this.fanout.submitTo(node, d, { force });
+    }
+  }
+
+  private tellSplit(fractions: ReadonlyMap<string, number>): void {
+    if (fractions.size < 2 || !this.cfg.admission.enabled) return;
+    const key = [...fractions].map(([n, f]) => `${n}=${f}`).join(' ');
+    if (key === this.toldSplit) return;
+    this.toldSplit = key;
+    this.events.emit({ type: 'admission_split', fractions: Object.fromEntries(fractions) });
   }
 
   private applied(outcome: SyncOutcome<NodeOutcome>, failures: number): void {
@@ -332,7 +369,7 @@ export class Controller {
     this.stopped = true;
     if (this.cycleTimer) clearInterval(this.cycleTimer);
     this.statusFile.stop();
-    await Promise.all([this.watch.stop(), this.schedules?.stop(), this.fair.stop()]);
+    await Promise.all([this.watch.stop(), this.schedules?.stop(), this.fair.stop(), this.demand.stop()]);
     await this.endpoint.close();
     await this.fanout.close();
     await this.lbSockets.stop();

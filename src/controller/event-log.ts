@@ -104,6 +104,12 @@ export function logLineOf(e: ControllerEvent): LogLine | null {
         { node: e.node, groups: e.groups, networks: e.networks },
         'source groups loaded at the LB',
       );
+    case 'node_demand_failed':
+      return line('warn', { node: e.node, reason: e.error }, 'admission split: LB node demand not read');
+    case 'node_demand_ok':
+      return line('info', { node: e.node }, 'admission split: LB node demand read again');
+    case 'admission_split':
+      return line('info', { fractions: e.fractions }, 'admission limit split over the LB nodes changed');
     case 'source_shares_ok':
       return line('info', { node: e.node }, 'fair admission: LB updated again');
     case 'source_shares_missing':

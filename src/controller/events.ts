@@ -129,6 +129,12 @@ export type ControllerEvent =
       readonly groups: number;
       readonly networks: number;
     }
+  /** An LB node's admission counters could not be read: its demand is going stale (told once). */
+  | { readonly type: 'node_demand_failed'; readonly node: string; readonly error: string }
+  /** Its counters are read again after node_demand_failed. */
+  | { readonly type: 'node_demand_ok'; readonly node: string }
+  /** The admission split over the LB nodes changed: each node's fraction of the pool's limit. */
+  | { readonly type: 'admission_split'; readonly fractions: Readonly<Record<string, number>> }
   /** Fair admission works again at an LB node after source_shares_failed or source_shares_missing. */
   | { readonly type: 'source_shares_ok'; readonly node: string }
   /** The LB has no per-source table (sipweigh_src): its config predates fair admission or disables it. */

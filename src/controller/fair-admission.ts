@@ -38,9 +38,15 @@ export interface NodeSourceState {
 
 export type SourcesView = SourcesReport & { readonly nodes: readonly NodeSourceState[] };
 
+interface NodeLimits {
+  readonly limits: ReadonlyMap<number, LimitCps>;
+  readonly fraction: number;
+}
+
 export class FairAdmission {
   private timer: NodeJS.Timeout | null = null;
-  private limits: ReadonlyMap<number, LimitCps> | null = null;
+  /** Per node: its limits per set and its fraction of the pool, from the last cycle's plan. */
+  private perNode: ReadonlyMap<string, NodeLimits> | null = null;
   private readonly limited = new Map<string, Set<string>>();
   private readonly last = new Map<string, SourceStep>();
   private readonly errors = new Map<string, number>();
@@ -82,25 +88,35 @@ export class FairAdmission {
     void t.finally(() => this.inFlight.delete(t));
   }
 
-  /** The limits of the cycle's plan: per node, per set (admission off: none). */
-  setLimits(admission: AdmissionDesired): void {
-    this.limits = admission.kind === 'limits' ? admission.limits : new Map();
+  /** The limits of the cycle's plan, per node and set (admission off: none), with each node's fraction. */
+  setLimits(perNode: ReadonlyMap<string, { admission: AdmissionDesired; fraction: number }>): void {
+    this.perNode = new Map(
+      [...perNode].map(([node, { admission, fraction }]) => [
+        node,
+        { limits: admission.kind === 'limits' ? admission.limits : new Map(), fraction },
+      ]),
+    );
   }
 
-  private settings(): SourceSettings {
+  private fairness(): SourceSettings['fairness'] {
     const cfg = this.config();
-    const fairness = {
-      ...cfg.admission.fairness,
-      enabled: cfg.admission.enabled && cfg.admission.fairness.enabled,
+    return { ...cfg.admission.fairness, enabled: cfg.admission.enabled && cfg.admission.fairness.enabled };
+  }
+
+  private settings(node: string): SourceSettings {
+    const mine = this.perNode?.get(node);
+    return {
+      fairness: this.fairness(),
+      limits: mine?.limits ?? null,
+      fraction: mine?.fraction ?? 1 / Math.max(1, this.links.length),
     };
-    return { fairness, limits: this.limits, nodes: this.links.length };
   }
 
   /** One round at every node, in parallel; never rejects (it runs from a timer). */
   async tick(nowMs: number): Promise<void> {
-    const settings = this.settings();
     await Promise.all(
       this.links.map(async (link) => {
+        const settings = this.settings(link.name);
         const f = this.failing.get(link.name);
         if (f && nowMs < sourceRetryAt(f.failures, f.lastMs)) return;
         try {
@@ -142,7 +158,7 @@ export class FairAdmission {
     const groupNames = new Map(f.groups.map((g, i) => [groupKey(i), g.name] as const));
     const report = sourcesReport(
       this.links.map((l) => l.sources()),
-      { fairness: this.settings().fairness.enabled, topN: f.top_n, groupNames },
+      { fairness: this.fairness().enabled, topN: f.top_n, groupNames },
     );
     const nodes = this.links.map((l) => ({
       node: l.name,

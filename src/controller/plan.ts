@@ -101,12 +101,20 @@ export interface CycleInput {
   readonly sets: readonly number[];
   readonly admissionEnabled: boolean;
   readonly nodes: readonly LbNodeState[];
+  /** Each node's fraction of the pool's admission limit (scoring/admission-split.ts). */
+  readonly fractions: ReadonlyMap<string, number>;
   readonly memory: CycleMemory;
 }
 
+/** What one node is to hold: the same list everywhere, its own part of the admission limit. */
+export interface NodeSubmit {
+  readonly node: string;
+  readonly desired: NodeDesired;
+}
+
 export interface CyclePlan {
-  /** What to submit, and to which nodes; null: push nothing this cycle. */
-  readonly submit: { readonly nodes: readonly string[]; readonly desired: NodeDesired } | null;
+  /** What to submit to each unblocked node; null: push nothing this cycle. */
+  readonly submit: readonly NodeSubmit[] | null;
   readonly events: readonly ControllerEvent[];
   readonly memory: CycleMemory;
 }
@@ -132,12 +140,22 @@ export function planCycle(inp: CycleInput): CyclePlan {
     inp.views.filter((v) => managed.has(v.set)),
     (id) => weights.get(id) ?? 0,
   );
-  const desired: NodeDesired = {
-    destinations,
-    admission: admissionDesired(inp.admissionEnabled, result, inp.sets, inp.nodes.length),
-  };
-  const nodes = inp.nodes.filter((n) => n.blocked === null).map((n) => n.name);
-  return { submit: { nodes, desired }, events, memory };
+  const evenly = 1 / Math.max(1, inp.nodes.length);
+  const submit = inp.nodes
+    .filter((n) => n.blocked === null)
+    .map((n) => ({
+      node: n.name,
+      desired: {
+        destinations,
+        admission: admissionDesired(
+          inp.admissionEnabled,
+          result,
+          inp.sets,
+          inp.fractions.get(n.name) ?? evenly,
+        ),
+      },
+    }));
+  return { submit, events, memory };
 }
 
 /**
@@ -167,17 +185,17 @@ export function cycleWeights(
 }
 
 /**
- * Admission per node: the pool's limit split evenly over the LB nodes (each sees its share of the
- * offered calls); when off, no limit on any managed set (lifting one an earlier config set).
+ * Admission at one node: its `fraction` of the pool's limit (each node's limiter sees only the calls
+ * sent to it); when off, no limit on any managed set (lifting one an earlier config set).
  */
 export function admissionDesired(
   enabled: boolean,
   result: CycleResult,
   sets: readonly number[],
-  nodes: number,
+  fraction: number,
 ): AdmissionDesired {
   if (!enabled) return { kind: 'off', sets: [...sets].sort((a, b) => a - b) };
-  return { kind: 'limits', limits: desiredAdmission(result.sets, nodes) };
+  return { kind: 'limits', limits: desiredAdmission(result.sets, fraction) };
 }
 
 /** One event per change of a set's weights, with what drove it. */

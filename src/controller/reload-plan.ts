@@ -143,6 +143,8 @@ export function planReload(running: ControllerConfig, next: ControllerConfig): R
     ...setFields(running, next),
     ...apiFields(running, next),
     ...changedKeys(running.lease, next.lease, 'lease.'),
+    // The demand watch reads the peers it started with (demand-watch.ts); by, floor, window are live.
+    ...(same(running.admission.split.peers, next.admission.split.peers) ? [] : ['admission.split.peers']),
   ];
   if (restart.length > 0) return { ok: false, restart };
   const level =

@@ -81,17 +81,17 @@ export function destinationState(b: Pick<ListedBackend, 'health'>, weight: numbe
 }
 
 /**
- * The admission limit per set at one LB node: the pool's limit split evenly over the `nodes` LB
- * nodes (each sees its share of the offered calls). A set in panic that never had a limit is left
- * out, so the LB keeps whatever it enforces (a previous run's limit): a null would lift it, at the
- * moment the controller trusts its own view least.
+ * The admission limit per set at one LB node: the pool's limit times the node's `fraction` of it
+ * (scoring/admission-split.ts), to 0.01 call/s and at least 1. A set in panic that never had a limit
+ * is left out, so the LB keeps whatever it enforces (a previous run's limit): a null would lift it,
+ * at the moment the controller trusts its own view least.
  */
-export function desiredAdmission(sets: readonly SetResult[], nodes: number): Map<number, number | null> {
+export function desiredAdmission(sets: readonly SetResult[], fraction: number): Map<number, number | null> {
   const out = new Map<number, number | null>();
   for (const set of sets) {
     const limit = set.admissionLimitCps;
     if (set.mode === 'panic' && limit === null) continue;
-    out.set(set.set, limit === null ? null : Math.max(1, Math.ceil(limit / nodes)));
+    out.set(set.set, limit === null ? null : Math.max(1, Math.round(limit * fraction * 100) / 100));
   }
   return out;
 }

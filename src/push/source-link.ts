@@ -36,8 +36,8 @@ export interface SourceSettings {
   readonly fairness: FairnessConfig;
   /** This node's admission limit per set (calls/s, null = no limit); null before the first cycle. */
   readonly limits: ReadonlyMap<number, LimitCps> | null;
-  /** LB nodes sharing the pool: a group's guarantee is split over them like the limit. */
-  readonly nodes: number;
+  /** This node's fraction of the pool's limit: a group's guarantee is split like the limit. */
+  readonly fraction: number;
 }
 
 export type SourceStep =
@@ -62,12 +62,12 @@ export interface NodeSources {
   readonly shares: ReadonlyMap<number, SetShares>;
 }
 
-/** The group policies by LB key at one node (pure). */
-export function groupPolicies(f: FairnessConfig, nodes: number): Map<string, GroupPolicy> {
+/** The group policies by LB key at one node, holding `fraction` of the pool's limit (pure). */
+export function groupPolicies(f: FairnessConfig, fraction: number): Map<string, GroupPolicy> {
   return new Map(
     f.groups.map((g, i) => [
       groupKey(i),
-      { name: g.name, weight: g.weight, guaranteedCps: g.guaranteed_cps / Math.max(1, nodes) },
+      { name: g.name, weight: g.weight, guaranteedCps: g.guaranteed_cps * fraction },
     ]),
   );
 }
@@ -145,7 +145,7 @@ export class SourceLink {
     addCounts(this.totals, step.deltas);
     this.foldSmallest();
 
-    const policy = { otherReserve: s.fairness.other_reserve, groups: groupPolicies(s.fairness, s.nodes) };
+    const policy = { otherReserve: s.fairness.other_reserve, groups: groupPolicies(s.fairness, s.fraction) };
     const shares = new Map<number, SetShares>();
     const sets = new Set([...table.shares.keys(), ...table.tolerances.keys(), ...(s.limits?.keys() ?? [])]);
     try {

@@ -10,7 +10,9 @@
  */
 import { expect } from 'chai';
 import type {
-  AdmissionConfig,
+  AdmissionSection,
+  AdmissionSplitSection,
+  PeerNodeSection,
   LeaseConfig,
   AgentSection,
   ApiSection,
@@ -148,11 +150,19 @@ const delaySplit: Presence<DelaySplitParams> = {
   max_delay_ratio: 'required',
 };
 const lease: Presence<LeaseConfig> = { duration_ms: 'required', refresh_ms: 'required' };
-const admission: Presence<AdmissionConfig> = {
+const admission: Presence<AdmissionSection> = {
   enabled: 'required',
   headroom: 'required',
+  split: 'required',
   fairness: 'required',
 };
+const split: Presence<AdmissionSplitSection> = {
+  by: 'required',
+  floor: 'required',
+  window_ms: 'required',
+  peers: 'required',
+};
+const peer: Presence<PeerNodeSection> = { name: 'required', kind: 'required', rpc: 'required' };
 const fairness: Presence<FairnessConfig> = {
   enabled: 'required',
   top_n: 'required',
@@ -250,6 +260,9 @@ const SHAPES: Readonly<Record<string, Shape>> = {
   ...Object.fromEntries(SIGNAL_NAMES.map((n) => [`scoring.signals.${n}`, signal])),
   admission,
   lease,
+  'admission.split': split,
+  'admission.split.peers[]': peer,
+  'admission.split.peers[].rpc': rpc,
   'admission.fairness': fairness,
   'admission.fairness.groups[]': sourceGroup,
   schedules,

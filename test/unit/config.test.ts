@@ -267,6 +267,7 @@ ${tail}`;
       expect(c.admission).to.deep.equal({
         enabled: true,
         headroom: 0.92,
+        split: { by: 'demand', floor: 0.05, window_ms: 2000, peers: [] },
         fairness: { enabled: true, top_n: 10, other_reserve: 0.05, deadband: 0.1, groups: [] },
       });
       expect(c.schedules.maintenance).to.deep.equal([]);

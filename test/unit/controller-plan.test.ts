@@ -97,6 +97,7 @@ function input(over: Partial<CycleInput>): CycleInput {
     sets: [1],
     admissionEnabled: false,
     nodes: [initialNodeState('lb1'), initialNodeState('lb2')],
+    fractions: new Map(),
     memory: EMPTY_MEMORY,
     ...over,
   };
@@ -131,8 +132,8 @@ describe('controller plan: one cycle', function () {
         nodes: [initialNodeState('lb1'), { ...initialNodeState('lb2'), blocked: 'other sets' }],
       }),
     );
-    expect(plan.submit?.nodes).to.deep.equal(['lb1']);
-    const states = plan.submit?.desired.destinations.map((d) => [d.duid, d.state, d.rweight]);
+    expect(plan.submit?.map((s) => s.node)).to.deep.equal(['lb1']);
+    const states = plan.submit?.[0]?.desired.destinations.map((d) => [d.duid, d.state, d.rweight]);
     expect(states).to.deep.equal([
       ['a', 'inactive', 1],
       ['b', 'active', 100],
@@ -157,7 +158,7 @@ describe('controller plan: one cycle', function () {
     expect(none.events.map((e) => e.type)).to.deep.equal(['set_waiting']);
     const listed = new Map([['1 sip:a.example:5060', 40]]);
     const plan = planCycle(input({ result, listed, memory: none.memory }));
-    const weights = plan.submit?.desired.destinations.map((d) => [d.duid, d.state, d.rweight]);
+    const weights = plan.submit?.[0]?.desired.destinations.map((d) => [d.duid, d.state, d.rweight]);
     // b was not in the LB's rotation: it stays out.
     expect(weights).to.deep.equal([
       ['a', 'active', 40],
@@ -177,10 +178,25 @@ describe('controller plan: one cycle', function () {
     expect(over.events.map((e) => e.type)).to.include('panic_ended');
   });
 
-  it('admission on: the limit split over the nodes; off: no limit on every managed set', function () {
+  it('admission on: each node its fraction of the limit (even without one); off: no limit on every managed set', function () {
     const on = planCycle(input({ admissionEnabled: true, result: cycle(scored(1, { a: 30, b: 70 }, 101)) }));
-    expect(on.submit?.desired.admission).to.deep.equal({ kind: 'limits', limits: new Map([[1, 51]]) });
-    const off = admissionDesired(false, cycle(scored(1, { a: 1 }, 101)), [3, 1], 2);
+    const limits = (p: typeof on) => p.submit?.map((s) => [s.node, s.desired.admission]);
+    expect(limits(on)).to.deep.equal([
+      ['lb1', { kind: 'limits', limits: new Map([[1, 50.5]]) }],
+      ['lb2', { kind: 'limits', limits: new Map([[1, 50.5]]) }],
+    ]);
+    const fractions = new Map([
+      ['lb1', 0.8],
+      ['lb2', 0.2],
+    ]);
+    const split = planCycle(
+      input({ admissionEnabled: true, fractions, result: cycle(scored(1, { a: 30, b: 70 }, 101)) }),
+    );
+    expect(limits(split)).to.deep.equal([
+      ['lb1', { kind: 'limits', limits: new Map([[1, 80.8]]) }],
+      ['lb2', { kind: 'limits', limits: new Map([[1, 20.2]]) }],
+    ]);
+    const off = admissionDesired(false, cycle(scored(1, { a: 1 }, 101)), [3, 1], 0.5);
     expect(off).to.deep.equal({ kind: 'off', sets: [1, 3] });
   });
 

@@ -72,7 +72,11 @@ const fairness = (over: Partial<FairnessConfig> = {}): FairnessConfig => ({
   ...over,
 });
 const node = { name: 'lb1' } as LbNodeConfig;
-const settings = (f = fairness()): SourceSettings => ({ fairness: f, limits: new Map([[1, 100]]), nodes: 1 });
+const settings = (f = fairness()): SourceSettings => ({
+  fairness: f,
+  limits: new Map([[1, 100]]),
+  fraction: 1,
+});
 
 describe("SourceLink: one LB node's fair admission rounds", () => {
   it('writes the shares of a saturated set, then only what moved; refreshes all every 30 s', async () => {
@@ -193,7 +197,9 @@ describe("SourceLink: one LB node's fair admission rounds", () => {
       () => config,
       (e) => events.push(e),
     );
-    fair.setLimits({ kind: 'limits', limits: new Map([[1, 100]]) });
+    fair.setLimits(
+      new Map([['lb1', { admission: { kind: 'limits', limits: new Map([[1, 100]]) }, fraction: 1 }]]),
+    );
     await fair.tick(0);
     lb.offer(1, 'flood', 1000, 900);
     lb.offer(1, 'polite', 20);
@@ -215,7 +221,7 @@ describe("SourceLink: one LB node's fair admission rounds", () => {
     expect(report.nodes).to.deep.equal([{ node: 'lb1', state: 'missing', errors: 2 }]);
     expect(report.sets[0]?.sources[0]).to.include({ source: 'flood', refused: 900, limited: true });
     // Admission off: no limit, no shares.
-    fair.setLimits({ kind: 'off', sets: [1] });
+    fair.setLimits(new Map([['lb1', { admission: { kind: 'off', sets: [1] }, fraction: 1 }]]));
     lb.hasTable = true;
     await fair.tick(6000);
     expect(fair.report().sets[0]?.sources[0]?.share_cps).to.equal(null);

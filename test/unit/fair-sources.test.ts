@@ -216,7 +216,7 @@ describe("one set's shares at one node (scoring/source-shares)", () => {
         deadband: 0.1,
         groups: [{ name: 'trunk', networks: ['10.0.0.0/8'], weight: 3, guaranteed_cps: 60, trusted: true }],
       },
-      2,
+      0.5,
     );
     expect(groups.get('g1')).to.deep.equal({ name: 'trunk', weight: 3, guaranteedCps: 30 });
     const many = new Map<string, KeyRates>([['g1', rates(500)]]);

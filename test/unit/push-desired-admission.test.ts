@@ -31,11 +31,13 @@ function panicking(set: number, limit: number | null): SetResult {
 }
 
 describe('controller: admission limits per LB node', function () {
-  it("splits each set's limit over the nodes, rounding up", function () {
-    expect([...desiredAdmission([scored(1, 95), scored(2, 10.2)], 2)]).to.deep.equal([
-      [1, 48],
-      [2, 6],
+  it("gives the node its fraction of each set's limit, to 0.01 call/s and at least 1", function () {
+    expect([...desiredAdmission([scored(1, 95), scored(2, 10.2)], 0.5)]).to.deep.equal([
+      [1, 47.5],
+      [2, 5.1],
     ]);
+    expect([...desiredAdmission([scored(1, 95)], 0.333)]).to.deep.equal([[1, 31.64]]);
+    expect([...desiredAdmission([scored(1, 10)], 0.05)]).to.deep.equal([[1, 1]]);
   });
 
   it('a set in panic keeps its last limit', function () {

@@ -1,0 +1,154 @@
+/**
+ * Every LB node's recent demand, for the admission split (scoring/admission-split.ts): the nodes this
+ * controller pushes to and the peers it only reads (admission.split.peers, a controller per LB node).
+ * Each node's offered-calls counter is read every READ_PERIOD_MS, all nodes in parallel, a node
+ * still answering the previous read skipped; a failed read is counted and leaves the node's demand
+ * at what the last readings say until it goes stale (scoring/node-demand.ts). Only with admission
+ * on and the split by demand: otherwise nothing is read.
+ */
+import type { AdmissionSplitConfig } from '../config/types.js';
+import { countersReader, type CountersReader } from '../push/admission-counters.js';
+import { splitFractions, type NodeDemand, type SplitParams } from '../scoring/admission-split.js';
+import {
+  demandRate,
+  EMPTY_DEMAND,
+  recordReading,
+  type DemandParams,
+  type DemandState,
+} from '../scoring/node-demand.js';
+import type { ControllerEvent } from './events.js';
+
+export const READ_PERIOD_MS = 500;
+/** Step of the split: whole percents of the pool (admission-split.ts). */
+export const SPLIT_STEP = 0.01;
+
+export interface DemandNode {
+  readonly name: string;
+  readonly kind: 'kamailio' | 'opensips';
+  readonly rpc: AdmissionSplitConfig['peers'][number]['rpc'];
+  /** Pushed to by this controller (lb_nodes), or only read (a peer). */
+  readonly own: boolean;
+}
+
+export interface NodeDemandStatus {
+  readonly node: string;
+  readonly own: boolean;
+  /** Calls/s offered over the window; null: not known. */
+  readonly demand_cps: number | null;
+  /** This node's fraction of the pool's limit at the last split. */
+  readonly fraction: number;
+  readonly read_errors: number;
+  readonly last_error: string | null;
+}
+
+interface Tracked {
+  readonly node: DemandNode;
+  readonly reader: CountersReader;
+  state: DemandState;
+  busy: boolean;
+  errors: number;
+  lastError: string | null;
+}
+
+export class DemandWatch {
+  private timer: NodeJS.Timeout | null = null;
+  private readonly tracked: Tracked[];
+  private readonly inFlight = new Set<Promise<void>>();
+  private fractions = new Map<string, number>();
+  private stopped = false;
+
+  constructor(
+    nodes: readonly DemandNode[],
+    private readonly settings: () => { readonly enabled: boolean; readonly split: AdmissionSplitConfig },
+    private readonly emit: (e: ControllerEvent) => void,
+  ) {
+    this.tracked = nodes.map((node) => ({
+      node,
+      reader: countersReader(node),
+      state: EMPTY_DEMAND,
+      busy: false,
+      errors: 0,
+      lastError: null,
+    }));
+  }
+
+  start(): this {
+    this.timer ??= setInterval(() => this.tick(performance.now()), READ_PERIOD_MS);
+    return this;
+  }
+
+  private params(): { demand: DemandParams; split: SplitParams; reading: boolean } {
+    const s = this.settings();
+    const windowMs = s.split.window_ms;
+    return {
+      // A node unread for two windows has no known demand: its part falls back to the even one
+      // only if nobody's demand is known, else to the floor (it gets no traffic, or is down).
+      demand: { windowMs, staleMs: 2 * windowMs },
+      split: { by: s.split.by, floor: s.split.floor, step: SPLIT_STEP },
+      reading: s.enabled && s.split.by === 'demand' && this.tracked.length > 1,
+    };
+  }
+
+  /** One round of reads (never rejects: it runs from a timer). */
+  tick(now: number): void {
+    if (this.stopped || !this.params().reading) return;
+    for (const t of this.tracked) {
+      if (t.busy) continue;
+      t.busy = true;
+      const read = this.readOne(t, now).finally(() => {
+        t.busy = false;
+        this.inFlight.delete(read);
+      });
+      this.inFlight.add(read);
+    }
+  }
+
+  private async readOne(t: Tracked, at: number): Promise<void> {
+    try {
+      const offered = await t.reader.offered();
+      if (this.stopped) return;
+      t.state = recordReading(t.state, { at, offered }, this.params().demand);
+      if (t.lastError !== null) this.emit({ type: 'node_demand_ok', node: t.node.name });
+      t.lastError = null;
+    } catch (e) {
+      t.errors++;
+      const error = (e as Error).message;
+      if (t.lastError === null) this.emit({ type: 'node_demand_failed', node: t.node.name, error });
+      t.lastError = error;
+    }
+  }
+
+  /** Each node's demand now, in config order (own nodes, then peers). */
+  demands(now: number): NodeDemand[] {
+    const { demand } = this.params();
+    return this.tracked.map((t) => ({ node: t.node.name, demandCps: demandRate(t.state, now, demand) }));
+  }
+
+  /** The split now: every node's fraction of the pool's limit (the own ones are what the plan uses). */
+  split(now: number): ReadonlyMap<string, number> {
+    this.fractions = splitFractions(this.demands(now), this.params().split);
+    return this.fractions;
+  }
+
+  status(now: number): NodeDemandStatus[] {
+    const demands = new Map(this.demands(now).map((d) => [d.node, d.demandCps] as const));
+    return this.tracked.map((t) => ({
+      node: t.node.name,
+      own: t.node.own,
+      demand_cps: round2(demands.get(t.node.name) ?? null),
+      fraction: this.fractions.get(t.node.name) ?? 1 / this.tracked.length,
+      read_errors: t.errors,
+      last_error: t.lastError,
+    }));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await Promise.all([...this.inFlight]);
+    for (const t of this.tracked) t.reader.close();
+  }
+}
+
+const round2 = (x: number | null): number | null => (x === null ? null : Math.round(x * 100) / 100);

@@ -1,0 +1,129 @@
+/**
+ * The admission limit's split over LB nodes (scoring/admission-split.ts) and each node's demand from
+ * its counters (scoring/node-demand.ts), pure.
+ */
+import { expect } from 'chai';
+import { DEFAULT_SPLIT, splitFractions, type NodeDemand } from '../../src/scoring/admission-split.js';
+import { demandRate, EMPTY_DEMAND, recordReading, type DemandState } from '../../src/scoring/node-demand.js';
+
+const d = (node: string, demandCps: number | null): NodeDemand => ({ node, demandCps });
+const sum = (m: ReadonlyMap<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+
+describe('admission split over LB nodes', function () {
+  it('80/20 demand: parts within 10 % of 80/20, the floor kept, summing to exactly 1', function () {
+    const f = splitFractions([d('lb1', 80), d('lb2', 20)], DEFAULT_SPLIT);
+    expect(f.get('lb1')).to.be.closeTo(0.05 + 0.9 * 0.8, 1e-9);
+    expect(f.get('lb2')).to.be.closeTo(0.05 + 0.9 * 0.2, 1e-9);
+    expect(Math.abs(f.get('lb1')! / 0.8 - 1)).to.be.below(0.1);
+    expect(sum(f)).to.be.closeTo(1, 1e-9);
+  });
+
+  it("all traffic on one node: it gets all but the others' floors", function () {
+    const f = splitFractions([d('lb1', 0), d('lb2', 130), d('lb3', 0)], DEFAULT_SPLIT);
+    expect(f.get('lb2')).to.be.closeTo(0.9, 1e-9);
+    expect(f.get('lb1')).to.be.closeTo(0.05, 1e-9);
+    expect(f.get('lb3')).to.be.closeTo(0.05, 1e-9);
+  });
+
+  it('no demand anywhere, none known, or by even: the same part for every node', function () {
+    for (const nodes of [
+      [d('a', 0), d('b', 0), d('c', 0)],
+      [d('a', null), d('b', null), d('c', null)],
+    ]) {
+      const f = splitFractions(nodes, DEFAULT_SPLIT);
+      expect([...f.values()]).to.deep.equal([0.34, 0.33, 0.33]);
+    }
+    const even = splitFractions([d('a', 90), d('b', 10)], { ...DEFAULT_SPLIT, by: 'even' });
+    expect([...even.values()]).to.deep.equal([0.5, 0.5]);
+  });
+
+  it('an unknown node among known ones gets the floor (it is not sent calls, or is down)', function () {
+    const f = splitFractions([d('a', 50), d('b', null)], DEFAULT_SPLIT);
+    expect(f.get('b')).to.be.closeTo(0.05, 1e-9);
+    expect(f.get('a')).to.be.closeTo(0.95, 1e-9);
+  });
+
+  it('a floor above 1/N is cut to 1/N (an even split), never a sum above 1', function () {
+    const f = splitFractions([d('a', 100), d('b', 0), d('c', 0)], { ...DEFAULT_SPLIT, floor: 0.5 });
+    expect(sum(f)).to.be.closeTo(1, 1e-9);
+    expect(f.get('b')).to.be.closeTo(0.33, 0.011);
+  });
+
+  it('property: parts are whole steps, at least the floor, monotone in demand, and sum to 1', function () {
+    let seed = 7;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (let trial = 0; trial < 500; trial++) {
+      const n = 1 + Math.floor(rnd() * 5);
+      const nodes = Array.from({ length: n }, (_, i) => d(`n${i}`, rnd() < 0.2 ? 0 : rnd() * 200));
+      const f = splitFractions(nodes, DEFAULT_SPLIT);
+      expect(sum(f)).to.be.closeTo(1, 1e-9);
+      for (const v of f.values()) {
+        expect(Math.abs(v * 100 - Math.round(v * 100))).to.be.below(1e-9);
+        expect(v).to.be.at.least(Math.min(0.05, 1 / n) - 1e-9);
+      }
+      // More demand at node 0, the rest unchanged: its part does not shrink.
+      const more = splitFractions(
+        [d('n0', (nodes[0]!.demandCps ?? 0) + 50), ...nodes.slice(1)],
+        DEFAULT_SPLIT,
+      );
+      expect(more.get('n0')).to.be.at.least(f.get('n0')! - 1e-9);
+    }
+  });
+
+  it('two controllers reading the same demands in any order make the same split', function () {
+    const a = splitFractions([d('lb1', 33.3), d('lb2', 66.7)], DEFAULT_SPLIT);
+    const b = splitFractions([d('lb2', 66.7), d('lb1', 33.3)], DEFAULT_SPLIT);
+    expect(a.get('lb1')).to.equal(b.get('lb1'));
+    expect(a.get('lb2')).to.equal(b.get('lb2'));
+  });
+});
+
+describe("an LB node's demand from its counters", function () {
+  const p = { windowMs: 2000, staleMs: 4000 };
+  const feed = (readings: [number, number][]): DemandState =>
+    readings.reduce((s, [at, offered]) => recordReading(s, { at, offered }, p), EMPTY_DEMAND);
+
+  it('the rate over the window; unknown from one reading', function () {
+    expect(demandRate(feed([[0, 100]]), 0, p)).to.equal(null);
+    const s = feed([
+      [0, 0],
+      [500, 10],
+      [1000, 20],
+      [1500, 30],
+      [2000, 40],
+      [2500, 90],
+    ]);
+    // The reading at 0 left the window: 80 calls from 500 to 2500 ms.
+    expect(demandRate(s, 2500, p)).to.equal(40);
+  });
+
+  it('a moved load shows in full within one window', function () {
+    const readings: [number, number][] = [];
+    let offered = 0;
+    for (let t = 0; t <= 10000; t += 500) {
+      offered += t <= 5000 ? 10 : 0; // 20 calls/s, then none (the VIP moved away)
+      readings.push([t, offered]);
+    }
+    expect(demandRate(feed(readings.slice(0, 11)), 5000, p)).to.equal(20);
+    expect(demandRate(feed(readings.slice(0, 16)), 7500, p)).to.equal(0);
+  });
+
+  it('a counter that went down is a restarted node: history dropped', function () {
+    const s = feed([
+      [0, 1000],
+      [500, 1010],
+      [1000, 3],
+    ]);
+    expect(s.readings).to.have.length(1);
+    expect(demandRate(recordReading(s, { at: 1500, offered: 13 }, p), 1500, p)).to.equal(20);
+  });
+
+  it('a node unread for longer than staleMs has no known demand', function () {
+    const s = feed([
+      [0, 0],
+      [1000, 20],
+    ]);
+    expect(demandRate(s, 5000, p)).to.equal(20);
+    expect(demandRate(s, 5001, p)).to.equal(null);
+  });
+});
