@@ -50,6 +50,35 @@ export function lbDefines(lb: LbSettings): Defines {
   };
 }
 
+/** One LB node's DMQ peering (src/lab/topology.ts plans it), as the lab lb.cfg's SW_DMQ settings. */
+export interface DmqSettings {
+  readonly sip: Address;
+  /** The other nodes' DMQ URIs; lb.cfg takes at most four (SW_DMQ_NOTIFY1..4). */
+  readonly notify: readonly string[];
+  /** The other nodes' DMQ addresses or CIDRs. */
+  readonly allow: readonly string[];
+}
+
+const MAX_DMQ_NOTIFY = 4;
+
+export function dmqDefines(dmq: DmqSettings): Defines {
+  // lb.cfg has no SW_DMQ_NOTIFY5: a fifth peer would be silently left out of the node list.
+  if (dmq.notify.length < 1 || dmq.notify.length > MAX_DMQ_NOTIFY) {
+    throw new Error(`DMQ needs 1..${MAX_DMQ_NOTIFY} notification peers, got ${dmq.notify.length}`);
+  }
+  // Without an allowed source every KDMQ would be dropped: the tables would never meet.
+  if (dmq.allow.length === 0) throw new Error('DMQ needs the other nodes among its allowed sources');
+  const defines: Record<string, string | number | boolean> = {
+    SW_DMQ: true,
+    SW_DMQ_IP: dmq.sip.address,
+    SW_DMQ_PORT: dmq.sip.port,
+    SW_DMQ_ADDRESS: q(`sip:${dmq.sip.address}:${dmq.sip.port}`),
+    SW_DMQ_ALLOW: q(dmq.allow.map(cidr).join(',')),
+  };
+  dmq.notify.forEach((uri, k) => (defines[`SW_DMQ_NOTIFY${k + 1}`] = q(uri)));
+  return defines;
+}
+
 export function backendDefines(be: BackendSettings): Defines {
   return {
     SW_BE_IP: be.sip.address,

@@ -4,10 +4,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { deriveBackendKey } from '../heartbeat/keys.js';
-import type { BackendPlan, LabPlan } from './topology.js';
+import type { BackendPlan, LabPlan, LbPlan } from './topology.js';
 
 export interface LabConfigFiles {
   readonly masterKey: string;
@@ -48,10 +48,11 @@ export interface LabOpenSipsLb {
   readonly destinations: string;
 }
 
-function lbNode(plan: LabPlan, dispatcherList: string, opensips: LabOpenSipsLb | undefined): object {
+/** LB node `lb` as the controller's lb_nodes lists it: its own JSON-RPC URL and list file. */
+function lbNode(dir: string, lb: LbPlan, opensips: LabOpenSipsLb | undefined): object {
   if (opensips) {
     return {
-      name: 'lb1',
+      name: lb.name,
       kind: 'opensips',
       rpc: { url: opensips.miUrl, timeout_ms: 1000 },
       dispatcher_list: { path: opensips.table },
@@ -59,28 +60,32 @@ function lbNode(plan: LabPlan, dispatcherList: string, opensips: LabOpenSipsLb |
     };
   }
   return {
-    name: 'lb1',
+    name: lb.name,
     rpc: {
-      url: `http://${plan.lb.rpc.address}:${plan.lb.rpc.port}/RPC`,
-      username: plan.lb.rpc.username,
-      password: plan.lb.rpc.password,
+      url: `http://${lb.rpc.address}:${lb.rpc.port}/RPC`,
+      username: lb.rpc.username,
+      password: lb.rpc.password,
       timeout_ms: 1000,
     },
-    dispatcher_list: { path: dispatcherList },
+    dispatcher_list: { path: join(dir, lb.listFile) },
   };
 }
 
-function controllerConfig(
+/** The lab controller's config as data (pure): what controller.yaml holds. */
+export function controllerConfig(
+  dir: string,
   plan: LabPlan,
   masterKeyFile: string,
-  dispatcherList: string,
   apiTokenFile: string,
   opensips: LabOpenSipsLb | undefined,
 ): object {
+  // The lab's OpenSIPS LB is one node with one set of files: there is no second one to list.
+  if (opensips && plan.lbs.length > 1) throw new Error('an OpenSIPS lab has a single LB');
   return {
     kind: 'controller',
     heartbeat: { listen: plan.controller.heartbeat, master_key_file: masterKeyFile, probe_interval_ms: 200 },
-    lb_nodes: [lbNode(plan, dispatcherList, opensips)],
+    // Every LB node: the controller pushes the same weights to each (docs/cluster.md).
+    lb_nodes: plan.lbs.map((lb) => lbNode(dir, lb, opensips)),
     sets: [
       {
         id: plan.lb.dispatcherSet,
@@ -98,7 +103,7 @@ function controllerConfig(
     scoring: { signals: { cpu_util: { knee: null }, mem_used_ratio: { knee: null } } },
     // Every 5 s rather than the default 30 s: the lab is for watching drift being repaired.
     schedules: { reconcile: '*/5 * * * * *' },
-    status_file: join(dirname(dispatcherList), 'status.json'),
+    status_file: join(dir, 'status.json'),
     api: {
       listen: plan.controller.heartbeat.address,
       port: LAB_API_PORT,
@@ -124,10 +129,8 @@ export function writeLabConfigs(dir: string, plan: LabPlan, opensips?: LabOpenSi
     agents[be.id] = file;
   }
   const controller = join(dir, 'controller.yaml');
-  writeFileSync(
-    controller,
-    HEADER + stringify(controllerConfig(plan, masterKey, join(dir, 'dispatcher.list'), apiToken, opensips)),
-    { mode: 0o600 },
-  );
+  writeFileSync(controller, HEADER + stringify(controllerConfig(dir, plan, masterKey, apiToken, opensips)), {
+    mode: 0o600,
+  });
   return { masterKey, apiToken, controller, agents };
 }

@@ -1,5 +1,5 @@
 /**
- * The local lab: a Kamailio LB, N Kamailio backends and a sipp UAS behind each, on loopback, from the
+ * The local lab: one or more Kamailio LBs (DMQ between them), N Kamailio backends and a sipp UAS behind each, on loopback, from the
  * lab's own configs (src/lab/kamailio/, built on the product snippets in kamailio/). `up` leaves the processes running (their PIDs in a state file),
  * `down` stops them by PID, `status` checks them. Also used in-process by tests, the demo and the
  * benchmarks (`startLab` returns a handle whose `stop()` ends everything).
@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { join } from 'node:path';
 import { LAB_KAMAILIO_CFG_DIR } from '../util/package-root.js';
 import { formatDispatcherList, type Destination } from '../kamailio/dispatcher-list.js';
-import { backendDefines, lbDefines, type BackendSettings, type LbSettings } from './defines.js';
+import { backendDefines, dmqDefines, lbDefines, type BackendSettings, type LbSettings } from './defines.js';
 import { kamailioBinary, startKamailio, type Defines, type KamailioInstance } from './kamailio.js';
 import { kamailioFeatures, probeKamailio } from './platforms.js';
 import { openSipsLbFilesAt, startOpenSipsLb, type LbKind, type OpenSipsLbSettings } from './opensips.js';
@@ -18,7 +18,7 @@ import { sipweighCommand } from './self-command.js';
 import { LAB_SCENARIOS } from './scenarios.js';
 import { startSipp } from './sipp.js';
 import { isBound, type Endpoint } from './sockets.js';
-import { planLab, type BackendPlan, type LabOptions, type LabPlan } from './topology.js';
+import { planLab, type BackendPlan, type LabOptions, type LabPlan, type LbPlan } from './topology.js';
 import { sleep } from '../util/sleep.js';
 
 export const DEFAULT_LAB_DIR = process.env.SIPWEIGH_LAB_DIR ?? '/tmp/sipweigh-lab';
@@ -49,6 +49,21 @@ export interface LabState {
   /** The sipweigh configs generated for this lab (master key, controller, one agent per backend). */
   readonly configs: LabConfigFiles;
   readonly members: readonly LabMember[];
+  /**
+   * Every LB node, LB 0 first (whose list and URL are also dispatcher_list and lb_rpc_url above);
+   * absent in states written before `--lbs`.
+   */
+  readonly lbs?: readonly LabLb[];
+}
+
+/** One LB node of a running lab: its name among lb_nodes, its member's name, where to reach it. */
+export interface LabLb {
+  readonly name: string;
+  readonly member: string;
+  readonly rpc_url: string;
+  readonly dispatcher_list: string;
+  /** Its DMQ URI; null with a single LB. */
+  readonly dmq: string | null;
 }
 
 export interface RunningLab {
@@ -72,22 +87,43 @@ function writeAtomically(file: string, text: string): void {
   renameSync(tmp, file);
 }
 
-export function lbSettings(plan: LabPlan, dispatcherList: string): LbSettings {
+export function lbSettings(plan: LabPlan, dispatcherList: string, lb: LbPlan = plan.lb): LbSettings {
   return {
-    sip: plan.lb.sip,
-    rpc: plan.lb.rpc,
+    sip: lb.sip,
+    rpc: lb.rpc,
     // The controller runs beside the LB in the lab; local tools connect from 127.0.0.1 (the kernel's
     // default source on lo). Any other loopback address is refused (403).
-    rpcAllow: ['127.0.0.1', plan.lb.rpc.address],
+    rpcAllow: ['127.0.0.1', lb.rpc.address],
     dispatcherList,
-    dispatcherSet: plan.lb.dispatcherSet,
+    dispatcherSet: lb.dispatcherSet,
   };
+}
+
+/**
+ * The lab member name of LB `i` (0-based): LB 0 is `lb`, as it was before the lab had more than one
+ * (tools and tests kill and restart it by that name); the others are named as in lb_nodes.
+ */
+export function lbMemberName(plan: LabPlan, i: number): string {
+  const lb = plan.lbs[i];
+  if (!lb) throw new Error(`the lab has no LB ${i}`);
+  return i === 0 ? 'lb' : lb.name;
+}
+
+/** Every Kamailio LB's sockets, the DMQ one included: the LB counts as started once all are bound. */
+export function lbEndpoints(lb: LbPlan): Endpoint[] {
+  return [
+    { transport: 'udp', ...lb.sip },
+    { transport: 'tcp', ...lb.sip },
+    { transport: 'tcp', address: lb.rpc.address, port: lb.rpc.port },
+    ...(lb.dmq ? [{ transport: 'udp' as const, ...lb.dmq.sip }] : []),
+  ];
 }
 
 export function backendSettings(plan: LabPlan, be: BackendPlan): BackendSettings {
   return {
     sip: be.sip,
-    trustedLbs: [plan.lb.sip.address],
+    // Calls reach it from any LB node: each one's stamp of the client's address is believed.
+    trustedLbs: plan.lbs.map((lb) => lb.sip.address),
     uas: be.uas,
     rpcPort: be.rpcPort,
     ...(be.emulation ? { workers: be.emulation.workers, serviceDelayUs: be.emulation.delayUs } : {}),
@@ -234,15 +270,22 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
   if (lbKind === 'opensips' && opts.lbDefines !== undefined) {
     throw new Error('lbDefines are Kamailio preprocessor defines: not for an OpenSIPS LB');
   }
+  if (lbKind === 'opensips' && plan.lbs.length > 1) {
+    // The DMQ replication between LB nodes is the Kamailio snippet's; the OpenSIPS lab has none.
+    throw new Error('more than one LB is for a Kamailio LB only: not with an OpenSIPS LB');
+  }
   // OpenSIPS LB: MI over HTTP on the plan's management socket; its files under <dir>/lb/.
   const osipsSettings: OpenSipsLbSettings = {
     sip: plan.lb.sip,
     mi: { address: plan.lb.rpc.address, port: plan.lb.rpc.port },
   };
   const osipsFiles = openSipsLbFilesAt(join(dir, 'lb'), osipsSettings);
-  const dispatcherList = lbKind === 'opensips' ? osipsFiles.table : join(dir, 'dispatcher.list');
+  const listOf = (lb: LbPlan) => join(dir, lb.listFile);
+  const dispatcherList = lbKind === 'opensips' ? osipsFiles.table : listOf(plan.lb);
   if (lbKind === 'kamailio') {
-    writeAtomically(dispatcherList, formatDispatcherList(initialDestinations(plan, opts.initialWeights)));
+    // Every LB starts on the same list: the controller keeps them the same from then on.
+    const initial = formatDispatcherList(initialDestinations(plan, opts.initialWeights));
+    for (const lb of plan.lbs) writeAtomically(listOf(lb), initial);
   }
   const configs = writeLabConfigs(
     dir,
@@ -269,33 +312,38 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
       plan.backends.map((be) => startLabBackend(group, plan, be, opts.shmMb, opts.kamailio)),
     );
     backends.forEach((k) => members.push(member('backend', k.process, k.endpoints)));
-    const lb =
-      lbKind === 'opensips'
-        ? await startOpenSipsLb(group, {
-            name: 'lb',
-            settings: osipsSettings,
-            destinations: initialDestinations(plan, opts.initialWeights),
-            shmMb: opts.shmMb ?? 128,
-          })
-        : await startKamailio(group, {
-            name: 'lb',
+    if (lbKind === 'opensips') {
+      const lb = await startOpenSipsLb(group, {
+        name: 'lb',
+        settings: osipsSettings,
+        destinations: initialDestinations(plan, opts.initialWeights),
+        shmMb: opts.shmMb ?? 128,
+      });
+      members.push(member('lb', lb.process, lb.endpoints));
+    } else {
+      const binaryDefines = versionDefines(opts.kamailio ?? kamailioBinary());
+      // Side by side; should one fail, the catch below stops the others with everything else.
+      const lbs = await Promise.all(
+        plan.lbs.map((lb, i) =>
+          startKamailio(group, {
+            name: lbMemberName(plan, i),
             binary: opts.kamailio,
             cfg: LAB_CONFIGS.lb,
             // Admission control on, as in production: without a limit from the controller it admits every call.
             defines: {
-              ...lbDefines(lbSettings(plan, dispatcherList)),
+              ...lbDefines(lbSettings(plan, listOf(lb), lb)),
               SW_ADMISSION: true,
-              ...versionDefines(opts.kamailio ?? kamailioBinary()),
+              ...(lb.dmq ? dmqDefines(lb.dmq) : {}),
+              ...binaryDefines,
               ...opts.lbDefines,
             },
             shmMb: opts.shmMb ?? 128,
-            waitFor: [
-              { transport: 'udp', ...plan.lb.sip },
-              { transport: 'tcp', ...plan.lb.sip },
-              { transport: 'tcp', address: plan.lb.rpc.address, port: plan.lb.rpc.port },
-            ],
-          });
-    members.push(member('lb', lb.process, lb.endpoints));
+            waitFor: lbEndpoints(lb),
+          }),
+        ),
+      );
+      lbs.forEach((k) => members.push(member('lb', k.process, k.endpoints)));
+    }
     if (opts.agents ?? true) {
       // Side by side: each is a Node start-up of a second or more on a busy machine.
       const agents = await Promise.all(
@@ -317,17 +365,25 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
     throw e;
   }
 
+  const lbRpcUrl =
+    lbKind === 'opensips' ? osipsFiles.miUrl : `http://${plan.lb.rpc.address}:${plan.lb.rpc.port}/RPC`;
   const state: LabState = {
     version: 1,
     dir,
     started_at: new Date().toISOString(),
     plan,
     dispatcher_list: dispatcherList,
-    lb_rpc_url:
-      lbKind === 'opensips' ? osipsFiles.miUrl : `http://${plan.lb.rpc.address}:${plan.lb.rpc.port}/RPC`,
+    lb_rpc_url: lbRpcUrl,
     lb_kind: lbKind,
     configs,
     members,
+    lbs: plan.lbs.map((lb, i) => ({
+      name: lb.name,
+      member: lbMemberName(plan, i),
+      rpc_url: i === 0 ? lbRpcUrl : `http://${lb.rpc.address}:${lb.rpc.port}/RPC`,
+      dispatcher_list: i === 0 ? dispatcherList : listOf(lb),
+      dmq: lb.dmq ? `sip:${lb.dmq.sip.address}:${lb.dmq.sip.port}` : null,
+    })),
   };
   writeAtomically(stateFile(dir), `${JSON.stringify(state, null, 2)}\n`);
   if (opts.detach) group.processes.forEach((p) => group.release(p));

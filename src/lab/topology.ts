@@ -20,6 +20,11 @@ export interface LabOptions {
    * for the UASes. Lets tests and benchmarks run labs side by side without sharing a port. Default 0.
    */
   readonly net?: number;
+  /**
+   * Kamailio LB nodes side by side (default 1), each with its own SIP address, JSON-RPC socket and
+   * dispatcher list; with more than one their Call-ID tables are replicated with DMQ (docs/cluster.md).
+   */
+  readonly lbs?: number;
 }
 
 export interface Emulation {
@@ -45,23 +50,45 @@ export interface BackendPlan {
   readonly agent: SipEndpoint;
 }
 
-export interface LabPlan {
-  readonly lb: {
-    readonly sip: SipEndpoint;
-    readonly rpc: {
-      readonly address: string;
-      readonly port: number;
-      readonly username: string;
-      readonly password: string;
-    };
-    readonly dispatcherSet: number;
+/** One LB node's DMQ peering: where it listens for KDMQ, whom it asks for the node list, whom it believes. */
+export interface DmqPlan {
+  readonly sip: SipEndpoint;
+  /** The other nodes' DMQ URIs (sip:address:port), every one of them: membership is configuration. */
+  readonly notify: readonly string[];
+  /** The other nodes' DMQ addresses: KDMQ from anywhere else is dropped. */
+  readonly allow: readonly string[];
+}
+
+export interface LbPlan {
+  /** Its name among the controller's lb_nodes (lb1, lb2, …). */
+  readonly name: string;
+  readonly sip: SipEndpoint;
+  readonly rpc: {
+    readonly address: string;
+    readonly port: number;
+    readonly username: string;
+    readonly password: string;
   };
+  readonly dispatcherSet: number;
+  /** Its dispatcher list's file name in the lab's directory. */
+  readonly listFile: string;
+  /** null with a single LB: nothing to replicate to. */
+  readonly dmq: DmqPlan | null;
+}
+
+export interface LabPlan {
+  /** LB 0, the one clients are sent to (the same as lbs[0]). */
+  readonly lb: LbPlan;
+  /** Every LB node, LB 0 first. */
+  readonly lbs: readonly LbPlan[];
   readonly controller: { readonly heartbeat: SipEndpoint };
   readonly client: { readonly address: string };
   readonly backends: readonly BackendPlan[];
 }
 
-export const LAB_LIMITS = { minBackends: 1, maxBackends: 19 } as const;
+export const LAB_LIMITS = { minBackends: 1, maxBackends: 19, minLbs: 1, maxLbs: 4 } as const;
+/** DMQ listens on each LB's own address, on this port (not its SIP port: KDMQ stays apart from calls). */
+export const LAB_DMQ_PORT = 5090;
 const DEFAULT_WORKERS = 4;
 /** What a backend without emulation and without a configured capacity is said to carry, calls/s. */
 export const DEFAULT_CONFIGURED_CAPACITY = 100;
@@ -92,6 +119,10 @@ export function planLab(opts: LabOptions): LabPlan {
   if (configured.some((c) => !(c > 0))) throw new Error('configured capacities must be > 0 calls/s');
   const net = opts.net ?? 0;
   if (!Number.isInteger(net) || net < 0 || net > 254) throw new Error(`net must be 0..254, got ${net}`);
+  const lbCount = opts.lbs ?? 1;
+  if (!Number.isInteger(lbCount) || lbCount < LAB_LIMITS.minLbs || lbCount > LAB_LIMITS.maxLbs) {
+    throw new Error(`--lbs must be ${LAB_LIMITS.minLbs}..${LAB_LIMITS.maxLbs}, got ${lbCount}`);
+  }
   const host = (sub: number, last: number): string => `127.${net}.${sub}.${last}`;
   const backends: BackendPlan[] = [];
   for (let i = 0; i < n; i++) {
@@ -108,16 +139,51 @@ export function planLab(opts: LabOptions): LabPlan {
       agent: { address: host(0, 11 + i), port: 7951 },
     });
   }
+  const lbs = planLbs(lbCount, (i) => host(0, lbHostOctet(i)));
   return {
-    lb: {
-      sip: { address: host(0, 10), port: 5060 },
-      rpc: { address: host(0, 10), port: 5071, username: 'sipweigh', password: 'lab-secret' },
-      dispatcherSet: 1,
-    },
+    lb: lbs[0]!,
+    lbs,
     controller: { heartbeat: { address: host(0, 10), port: 7950 } },
     client: { address: host(0, 5) },
     backends,
   };
+}
+
+/**
+ * The last octet of LB `i`'s address (0-based). LB 0 stays at .10, where the lab has always had it;
+ * the others follow the highest backend address (.11 up to .10 + maxBackends), so no number of
+ * backends ever lands on one, and stay clear of the client (.5) below.
+ */
+export function lbHostOctet(i: number): number {
+  return i === 0 ? 10 : 10 + LAB_LIMITS.maxBackends + i;
+}
+
+/**
+ * `count` LB nodes at `address(i)`: each its own SIP and JSON-RPC socket and list file; with more
+ * than one, a DMQ socket each that notifies and allows exactly the other nodes.
+ */
+function planLbs(count: number, address: (i: number) => string): LbPlan[] {
+  const addresses = Array.from({ length: count }, (_, i) => address(i));
+  return addresses.map((a, i) => {
+    const others = addresses.filter((_, j) => j !== i);
+    const name = `lb${i + 1}`;
+    return {
+      name,
+      sip: { address: a, port: 5060 },
+      rpc: { address: a, port: 5071, username: 'sipweigh', password: 'lab-secret' },
+      dispatcherSet: 1,
+      // LB 0's file keeps the name it has always had (the controller's status file sits beside it).
+      listFile: i === 0 ? 'dispatcher.list' : `dispatcher-${name}.list`,
+      dmq:
+        count === 1
+          ? null
+          : {
+              sip: { address: a, port: LAB_DMQ_PORT },
+              notify: others.map((o) => `sip:${o}:${LAB_DMQ_PORT}`),
+              allow: others,
+            },
+    };
+  });
 }
 
 /** Where a lab's sipp UAC sends from and to: the client's address, `port`, and the LB's SIP socket. */

@@ -1,9 +1,12 @@
 import { expect } from 'chai';
 import { formatDispatcherList } from '../../src/kamailio/dispatcher-list.js';
+import { dmqDefines } from '../../src/lab/defines.js';
 import { defineArgs } from '../../src/lab/kamailio.js';
+import { controllerConfig } from '../../src/lab/lab-configs.js';
+import { backendSettings, lbEndpoints, lbMemberName, lbSettings } from '../../src/lab/lab.js';
 import { parseSippStats, sippArgs } from '../../src/lab/sipp.js';
 import { procNetAddress } from '../../src/lab/sockets.js';
-import { emulationFor, planLab } from '../../src/lab/topology.js';
+import { emulationFor, LAB_LIMITS, lbHostOctet, planLab } from '../../src/lab/topology.js';
 
 describe('lab: topology plan', () => {
   it('gives every process its own loopback address', () => {
@@ -45,6 +48,129 @@ describe('lab: topology plan', () => {
       planLab({ backends: 2, capacities: [70] }).backends.every((b) => b.emulation?.callsPerSecond === 70),
     ).to.equal(true);
     expect(planLab({ backends: 2 }).backends.every((b) => b.emulation === null)).to.equal(true);
+  });
+});
+
+describe('lab: several LB nodes (--lbs)', () => {
+  it('keeps a single LB where it always was: lb1 at .10, its list dispatcher.list, no DMQ', () => {
+    const plan = planLab({ backends: 2 });
+    expect(plan.lbs).to.have.length(1);
+    expect(plan.lbs[0]).to.deep.equal(plan.lb);
+    expect(plan.lb).to.deep.equal({
+      name: 'lb1',
+      sip: { address: '127.0.0.10', port: 5060 },
+      rpc: { address: '127.0.0.10', port: 5071, username: 'sipweigh', password: 'lab-secret' },
+      dispatcherSet: 1,
+      listFile: 'dispatcher.list',
+      dmq: null,
+    });
+    expect(lbMemberName(plan, 0)).to.equal('lb');
+    expect(lbEndpoints(plan.lb)).to.deep.equal([
+      { transport: 'udp', address: '127.0.0.10', port: 5060 },
+      { transport: 'tcp', address: '127.0.0.10', port: 5060 },
+      { transport: 'tcp', address: '127.0.0.10', port: 5071 },
+    ]);
+  });
+
+  it('gives each LB its own address, RPC socket, list file and DMQ socket, clear of every backend', () => {
+    const plan = planLab({ backends: LAB_LIMITS.maxBackends, lbs: LAB_LIMITS.maxLbs, net: 57 });
+    expect(plan.lb).to.deep.equal(plan.lbs[0]);
+    expect(plan.lbs.map((l) => l.name)).to.deep.equal(['lb1', 'lb2', 'lb3', 'lb4']);
+    expect(plan.lbs.map((l) => l.sip.address)).to.deep.equal([
+      '127.57.0.10',
+      '127.57.0.30',
+      '127.57.0.31',
+      '127.57.0.32',
+    ]);
+    expect(plan.lbs.map((l) => `${l.rpc.address}:${l.rpc.port}`)).to.deep.equal(
+      plan.lbs.map((l) => `${l.sip.address}:5071`),
+    );
+    expect(plan.lbs.map((l) => l.listFile)).to.deep.equal([
+      'dispatcher.list',
+      'dispatcher-lb2.list',
+      'dispatcher-lb3.list',
+      'dispatcher-lb4.list',
+    ]);
+    expect(plan.lbs.map((l) => l.dmq?.sip)).to.deep.equal(
+      plan.lbs.map((l) => ({ address: l.sip.address, port: 5090 })),
+    );
+    const all = [
+      ...plan.lbs.map((l) => l.sip.address),
+      plan.client.address,
+      ...plan.backends.flatMap((b) => [b.sip.address, b.uas.address, b.agent.address]),
+    ];
+    // An agent shares its backend's address (another port); everything else is alone on its own.
+    expect(new Set(all).size).to.equal(all.length - plan.backends.length);
+    expect([1, 2, 3].map(lbHostOctet).every((o) => o > 10 + LAB_LIMITS.maxBackends && o < 255)).to.equal(
+      true,
+    );
+    expect(plan.lbs.map((_, i) => lbMemberName(plan, i))).to.deep.equal(['lb', 'lb2', 'lb3', 'lb4']);
+  });
+
+  it('has every LB notify and allow exactly the other nodes over DMQ', () => {
+    const plan = planLab({ backends: 2, lbs: 3 });
+    const uri = (a: string) => `sip:${a}:5090`;
+    for (const lb of plan.lbs) {
+      const others = plan.lbs.filter((o) => o !== lb).map((o) => o.sip.address);
+      expect(lb.dmq?.notify, lb.name).to.deep.equal(others.map(uri));
+      expect(lb.dmq?.allow, lb.name).to.deep.equal(others);
+      expect(lb.dmq?.allow, lb.name).to.not.include(lb.sip.address);
+    }
+    expect(dmqDefines(plan.lbs[1]!.dmq!)).to.deep.equal({
+      SW_DMQ: true,
+      SW_DMQ_IP: '127.0.0.30',
+      SW_DMQ_PORT: 5090,
+      SW_DMQ_ADDRESS: '"sip:127.0.0.30:5090"',
+      SW_DMQ_ALLOW: '"127.0.0.10/32,127.0.0.31/32"',
+      SW_DMQ_NOTIFY1: '"sip:127.0.0.10:5090"',
+      SW_DMQ_NOTIFY2: '"sip:127.0.0.31:5090"',
+    });
+    expect(lbEndpoints(plan.lbs[2]!)).to.deep.include({
+      transport: 'udp',
+      address: '127.0.0.31',
+      port: 5090,
+    });
+  });
+
+  it('refuses DMQ settings lb.cfg cannot express: no peer, more than four, nobody allowed', () => {
+    const sip = { address: '127.0.0.10', port: 5090 };
+    const peer = 'sip:127.0.0.30:5090';
+    expect(() => dmqDefines({ sip, notify: [], allow: ['127.0.0.30'] })).to.throw(/1\.\.4/);
+    expect(() => dmqDefines({ sip, notify: Array(5).fill(peer), allow: ['127.0.0.30'] })).to.throw(/got 5/);
+    expect(() => dmqDefines({ sip, notify: [peer], allow: [] })).to.throw(/allowed/);
+  });
+
+  it('gives each LB its own RPC allow list and has every backend trust every LB', () => {
+    const plan = planLab({ backends: 2, lbs: 2, net: 57 });
+    expect(lbSettings(plan, '/l2', plan.lbs[1]).rpcAllow).to.deep.equal(['127.0.0.1', '127.57.0.30']);
+    expect(lbSettings(plan, '/l2', plan.lbs[1]).dispatcherList).to.equal('/l2');
+    expect(lbSettings(plan, '/l').sip.address).to.equal('127.57.0.10');
+    expect(backendSettings(plan, plan.backends[0]!).trustedLbs).to.deep.equal(['127.57.0.10', '127.57.0.30']);
+  });
+
+  it('lists every LB in the controller config, lb1 first, each with its own RPC URL and list', () => {
+    const plan = planLab({ backends: 2, lbs: 2 });
+    const cfg = controllerConfig('/lab', plan, '/lab/master.key', '/lab/api.token', undefined) as {
+      lb_nodes: { name: string; rpc: { url: string }; dispatcher_list: { path: string } }[];
+      status_file: string;
+    };
+    expect(cfg.lb_nodes.map((n) => [n.name, n.rpc.url, n.dispatcher_list.path])).to.deep.equal([
+      ['lb1', 'http://127.0.0.10:5071/RPC', '/lab/dispatcher.list'],
+      ['lb2', 'http://127.0.0.30:5071/RPC', '/lab/dispatcher-lb2.list'],
+    ]);
+    expect(cfg.status_file).to.equal('/lab/status.json');
+    const one = controllerConfig('/lab', planLab({ backends: 1 }), 'k', 't', undefined) as {
+      lb_nodes: { name: string }[];
+    };
+    expect(one.lb_nodes.map((n) => n.name)).to.deep.equal(['lb1']);
+    const osips = { miUrl: 'http://x/mi', table: '/t', destinations: '/d' };
+    expect(() => controllerConfig('/lab', plan, 'k', 't', osips)).to.throw(/single LB/);
+  });
+
+  it('refuses an LB count outside 1..4 with the option named', () => {
+    expect(() => planLab({ backends: 1, lbs: 0 })).to.throw(/--lbs must be 1\.\.4/);
+    expect(() => planLab({ backends: 1, lbs: 5 })).to.throw(/--lbs/);
+    expect(() => planLab({ backends: 1, lbs: 1.5 })).to.throw(/--lbs/);
   });
 });
 

@@ -25,6 +25,10 @@ export interface LabUpChoices {
   readonly agents: boolean;
   /** false: --no-controller. */
   readonly controller: boolean;
+  /** --lbs: how many LB nodes. */
+  readonly lbs: number;
+  /** --lb: the LB's SIP server. */
+  readonly lb: LbKind;
 }
 
 /**
@@ -37,6 +41,13 @@ export function labUpRefusal(c: LabUpChoices): string | null {
   }
   if (!c.agents && c.controller) {
     return '--no-agents leaves the controller without reports (it would take every backend for down): add --no-controller to run the lab without both';
+  }
+  if (c.lbs < LAB_LIMITS.minLbs || c.lbs > LAB_LIMITS.maxLbs) {
+    // At most 4: the lab LB config takes four DMQ peers (SW_DMQ_NOTIFY1..4), the other nodes.
+    return `--lbs must be ${LAB_LIMITS.minLbs}..${LAB_LIMITS.maxLbs}, got ${c.lbs}`;
+  }
+  if (c.lbs > 1 && c.lb === 'opensips') {
+    return `--lbs ${c.lbs} starts Kamailio LBs with DMQ between them; the lab has no OpenSIPS cluster: give --lb opensips with one LB, or drop --lb opensips`;
   }
   return null;
 }
@@ -64,6 +75,18 @@ export function labCommand(): Command {
     .option('--uas-scenario <file>', 'sipp scenario run behind every backend instead of the answering UAS')
     .option('--no-agents', 'do not start a sipweigh agent beside each backend (needs --no-controller)')
     .option('--no-controller', 'do not start `sipweigh controller` (weights stay as the lab wrote them)')
+    .option(
+      '--lbs <n>',
+      `number of Kamailio LB nodes (${LAB_LIMITS.minLbs}-${LAB_LIMITS.maxLbs}), each on its own address, DMQ between them`,
+      parseCount,
+      1,
+    )
+    .option(
+      '--net <n>',
+      "second octet of the lab's loopback addresses (127.<n>.0.x), to run labs side by side",
+      parseCount,
+      0,
+    )
     .addOption(
       new Option('--lb <kind>', 'the LB: kamailio, or opensips (OpenSIPS 3.6, docs/opensips.md)')
         .choices([...LB_KINDS])
@@ -81,6 +104,8 @@ export function labCommand(): Command {
           agents: boolean;
           controller: boolean;
           lb: LbKind;
+          lbs: number;
+          net: number;
           dir: string;
           json?: boolean;
         },
@@ -91,6 +116,8 @@ export function labCommand(): Command {
           workers: cmd.getOptionValueSource('workers') === 'cli',
           agents: opts.agents,
           controller: opts.controller,
+          lbs: opts.lbs,
+          lb: opts.lb,
         });
         if (refusal) throw new CliError(`lab up: ${refusal}`, EXIT.usage);
         const running = await startLab({
@@ -100,6 +127,8 @@ export function labCommand(): Command {
           agents: opts.agents,
           controller: opts.controller,
           lb: opts.lb,
+          lbs: opts.lbs,
+          net: opts.net,
           ...(opts.uasScenario ? { uasScenario: opts.uasScenario } : {}),
           dir: opts.dir,
           detach: true,
@@ -115,9 +144,15 @@ export function labCommand(): Command {
         }
         const lines = [
           `lab up (${s.dir})`,
-          s.lb_kind === 'opensips'
-            ? `  LB         OpenSIPS sip:${s.plan.lb.sip.address}:${s.plan.lb.sip.port} (udp, tcp)   MI over HTTP ${s.lb_rpc_url}`
-            : `  LB         sip:${s.plan.lb.sip.address}:${s.plan.lb.sip.port} (udp, tcp)   JSON-RPC ${s.lb_rpc_url} (user ${s.plan.lb.rpc.username})`,
+          ...(s.lb_kind === 'opensips'
+            ? [
+                `  LB         OpenSIPS sip:${s.plan.lb.sip.address}:${s.plan.lb.sip.port} (udp, tcp)   MI over HTTP ${s.lb_rpc_url}`,
+              ]
+            : s.plan.lbs.map(
+                (lb, i) =>
+                  `  ${(s.plan.lbs.length === 1 ? 'LB' : lb.name).padEnd(10)} sip:${lb.sip.address}:${lb.sip.port} (udp, tcp)   JSON-RPC ${s.lbs?.[i]?.rpc_url ?? s.lb_rpc_url} (user ${lb.rpc.username})` +
+                  (lb.dmq ? `   DMQ sip:${lb.dmq.sip.address}:${lb.dmq.sip.port}` : ''),
+              )),
           ...s.plan.backends.map(
             (b) =>
               `  ${b.id.padEnd(10)} sip:${b.sip.address}:${b.sip.port}   JSON-RPC http://${b.sip.address}:${b.rpcPort}/RPC   UAS ${b.uas.address}:${b.uas.port}` +
@@ -127,7 +162,7 @@ export function labCommand(): Command {
                 : ''),
           ),
           `  configs    ${s.configs.controller} and agent-<id>.yaml beside it`,
-          `  send calls from ${s.plan.client.address} to sip:${s.plan.lb.sip.address}:${s.plan.lb.sip.port}; stop with: sipweigh lab down`,
+          `  send calls from ${s.plan.client.address} to ${s.plan.lbs.map((lb) => `sip:${lb.sip.address}:${lb.sip.port}`).join(' or ')}; stop with: sipweigh lab down`,
         ];
         process.stdout.write(`${lines.join('\n')}\n`);
       },
