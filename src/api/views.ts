@@ -154,8 +154,11 @@ export function lbNodeJson(n: NodeSnapshot): LbNodeJson {
   };
 }
 
-export function lbNodesJson(snap: ControllerSnapshot): { lb_nodes: LbNodeJson[] } {
-  return { lb_nodes: snap.nodes.map(lbNodeJson) };
+export function lbNodesJson(snap: ControllerSnapshot): {
+  lb_nodes: LbNodeJson[];
+  admission_split: ControllerSnapshot['split'];
+} {
+  return { lb_nodes: snap.nodes.map(lbNodeJson), admission_split: snap.split };
 }
 
 export function readyJson(reasons: readonly string[]): { ready: boolean; reasons?: readonly string[] } {

@@ -231,6 +231,7 @@ export class Controller {
       sources: () => this.fair.report(),
       lbSockets: this.lbSockets.status(),
       watch: this.watch.status,
+      split: this.demand.status(performance.now()),
     };
   }
 

@@ -9,6 +9,7 @@ import { buildStatus, type ControllerStatus } from './status.js';
 import type { NodeOutcome } from '../push/node-link.js';
 import type { NodeSyncStatus } from '../push/node-sync.js';
 import type { SourcesView } from './fair-admission.js';
+import type { NodeDemandStatus } from './demand-watch.js';
 
 export type { NodeApplyRecord, NodeCounters } from './node-state.js';
 
@@ -22,6 +23,8 @@ export interface ControllerSnapshot {
   /** Per-source admission figures (GET /api/v1/sources, /metrics). */
   readonly sources: SourcesView;
   readonly watch: readonly NodeWatchState[];
+  /** Every LB node's demand and part of the admission limit, peers included (demand-watch.ts). */
+  readonly split: readonly NodeDemandStatus[];
 }
 
 export interface NodeSnapshot {
@@ -78,6 +81,7 @@ export interface ControllerParts {
   readonly lbSockets: ReadonlyMap<string, LbSocketStatus>;
   /** Lease, evidence and backstop per LB node, as the watch last saw them. */
   readonly watch: readonly NodeWatchState[];
+  readonly split: readonly NodeDemandStatus[];
 }
 
 /** Each LB node as `sipweigh status` shows it: its target, why it is blocked, its sync's state. */
@@ -103,5 +107,15 @@ export function snapshotOf(p: ControllerParts): ControllerSnapshot {
   const nodes = p.nodes.map((n, i) =>
     nodeSnapshot(n, p.links[i]!, p.syncOf(n.name)?.consecutiveFailures ?? 0, p.lbSockets.get(n.name) ?? null),
   );
-  return { now, startedAt, views, result, status: statusOf(p), nodes, sources: p.sources(), watch: p.watch };
+  return {
+    now,
+    startedAt,
+    views,
+    result,
+    status: statusOf(p),
+    nodes,
+    sources: p.sources(),
+    watch: p.watch,
+    split: p.split,
+  };
 }

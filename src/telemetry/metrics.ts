@@ -142,6 +142,25 @@ export class ControllerTelemetry {
         },
       });
     };
+    const split = (): ControllerSnapshot['split'] => this.source?.snapshot().split ?? [];
+    perNode(
+      'sipweigh_lb_node_demand_cps',
+      'New calls/s offered to the LB node (admitted + refused) over the split window; absent when unknown',
+      [],
+      (add) => {
+        for (const n of split()) if (n.demand_cps !== null) add({ node: n.node }, n.demand_cps);
+      },
+      'gauge',
+    );
+    perNode(
+      'sipweigh_lb_node_admission_fraction',
+      "The LB node's fraction of the pool's admission limit at the last split (peers included)",
+      [],
+      (add) => {
+        for (const n of split()) add({ node: n.node }, n.fraction);
+      },
+      'gauge',
+    );
     perNode(
       'sipweigh_lb_lease_refreshes_total',
       'Lease refreshes at the LB node by outcome (ok, failed)',

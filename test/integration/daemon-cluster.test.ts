@@ -26,7 +26,7 @@ import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import { startDaemonLab, type DaemonLab } from '../support/daemon-lab.js';
 import { eventually, sleep } from '../support/harness.js';
 import { formatWeights, WeightWatcher } from '../support/lb-watch.js';
-import { waitReady } from './api-support.js';
+import { expectSchema, http, sample, waitReady } from './api-support.js';
 
 const NET = 52;
 const LB1_IP = `127.${NET}.0.10`;
@@ -134,6 +134,29 @@ describe('a cluster of two LB nodes: admission split by demand, a controller per
       expect(at8020.lb1! + at8020.lb2!, 'the parts never sum above the pool limit').to.be.at.most(
         POOL_LIMIT + 0.02,
       );
+      // The API and /metrics say what each node was offered and what part it holds.
+      type SplitBody = { admission_split: { node: string; demand_cps: number | null; fraction: number }[] };
+      const split = await eventually(
+        async () => {
+          const r = await http('GET', `${d!.base}/api/v1/lb-nodes`);
+          expectSchema('lb-nodes', r.json);
+          const body = (r.json as SplitBody).admission_split;
+          // The window (2 s) holds only readings of the 80/20 traffic after it ran that long.
+          return (body[0]?.demand_cps ?? 0) >= 12 ? body : null;
+        },
+        'the API shows lb1 offered about 16 calls/s',
+        10000,
+        200,
+      );
+      expect(split.map((n) => n.node)).to.deep.equal(['lb1', 'lb2']);
+      expect(split[0]!.demand_cps, 'lb1 offered about 16 calls/s').to.be.within(12, 22);
+      expect(split[1]!.demand_cps, 'lb2 offered about 4 calls/s').to.be.within(1, 8);
+      expect(split[0]!.fraction + split[1]!.fraction).to.be.closeTo(1, 1e-9);
+      const m = await d!.metrics();
+      expect(sample(m, 'sipweigh_lb_node_admission_fraction', { node: 'lb1' })?.value).to.be.within(
+        0.7,
+        0.85,
+      );
       const [ra, rb] = [await a.done(), await b.done()];
       expect(ra.stats.successful + rb.stats.successful, 'every call answered').to.equal(16 * 14 + 4 * 14);
       expect(ra.counts['3_503_Recv'] ?? 0, 'no 503 at lb1').to.equal(0);
@@ -194,6 +217,8 @@ describe('a cluster of two LB nodes: admission split by demand, a controller per
         60000,
         200,
       );
+      const even = await followTime((l) => Math.abs(l.lb1 - POOL_LIMIT / 2) < 0.02 && l.lb1 === l.lb2, 30000);
+      expect(even, 'each LB half of the pool limit before any traffic').to.not.equal(null);
       const a = await traffic('uac1', UAC1_IP, LB1_IP, 16, 40);
       const b = await traffic('uac2', UAC2_IP, LB2_IP, 4, 40);
       // Two controllers, each pushing to its own LB, each reading both LBs' counters.
@@ -204,6 +229,15 @@ describe('a cluster of two LB nodes: admission split by demand, a controller per
         `      per-node controllers, 80/20: followed in ${t8020} s: lb1 ${split.lb1}, lb2 ${split.lb2}`,
       );
       expect(t8020, 'both controllers split 80/20').to.not.equal(null);
+      const peers = await http('GET', `http://${C2_IP}:${LAB_API_PORT}/api/v1/lb-nodes`);
+      const own = (peers.json as { admission_split: { node: string; own: boolean }[] }).admission_split;
+      expect(
+        own.map((n) => [n.node, n.own]),
+        'controller 2: lb2 its own, lb1 a peer',
+      ).to.deep.equal([
+        ['lb2', true],
+        ['lb1', false],
+      ]);
       expect(split.lb1! + split.lb2!, 'the two parts sum to at most the pool limit').to.be.at.most(
         POOL_LIMIT + 0.05,
       );

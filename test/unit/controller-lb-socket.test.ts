@@ -266,8 +266,20 @@ describe('LB socket: the API and /metrics', function () {
       sip_socket,
     });
     const validate = apiValidator('lb-nodes');
+    const split = [
+      { node: 'lb1', own: true, demand_cps: 12.5, fraction: 0.6, read_errors: 0, last_error: null },
+      {
+        node: 'lb2',
+        own: false,
+        demand_cps: null,
+        fraction: 0.4,
+        read_errors: 3,
+        last_error: 'ECONNREFUSED',
+      },
+    ];
     const bodies = [lbSocketJson(measured), lbSocketJson(unmeasured), null].map((s) => ({
       lb_nodes: [node(s)],
+      admission_split: split,
     }));
     for (const body of bodies) expect(validate(body), JSON.stringify(validate.errors)).to.equal(true);
     expect(lbSocketJson(measured)).to.deep.include({ rx_queue_bytes: 4352, drops: 40, drops_per_s: 10 });
