@@ -33,6 +33,10 @@ const BENCHES: Record<string, { what: string; load: () => Promise<Bench> }> = {
     what: 'legitimate sources under one flooding source: fair admission against one global budget',
     load: () => load('./fairness/fairness.js', 'runFairnessBench'),
   },
+  cluster: {
+    what: 'two LB nodes: CANCELs and retransmissions across nodes, DMQ lag, admission split, overload',
+    load: () => load('./cluster/cluster.js', 'runClusterBench'),
+  },
   quality: {
     what: 'balancing quality: capacity used, failures, setup latency per policy, overload goodput, capacity drop',
     load: () => load('./quality/quality.js', 'runQualityBench'),
