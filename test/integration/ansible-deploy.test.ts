@@ -25,6 +25,7 @@ import {
 } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { parse } from 'yaml';
 import { deriveBackendKey } from '../../src/heartbeat/keys.js';
 import { ProcessGroup, type ManagedProcess } from '../../src/lab/processes.js';
 import { eventually, REPO_ROOT } from '../support/harness.js';
@@ -241,11 +242,13 @@ describe('Ansible deployment (scripts/ansible)', function () {
   });
   after(() => rmSync(work, { recursive: true, force: true }));
 
-  it('ansible-playbook --syntax-check passes for site.yml and rolling-backends.yml', () => {
-    for (const pb of ['site.yml', 'rolling-backends.yml']) {
-      const r = run('ansible-playbook', ['--syntax-check', '-i', 'inventory.example.yml', pb], ANSIBLE_DIR);
-      expect(r.code, r.out).to.equal(0);
-      expect(r.out).to.contain(`playbook: ${pb}`);
+  it('ansible-playbook --syntax-check passes for site.yml and rolling-backends.yml, with either example inventory', () => {
+    for (const inventory of ['inventory.example.yml', 'inventory.cluster.example.yml']) {
+      for (const pb of ['site.yml', 'rolling-backends.yml']) {
+        const r = run('ansible-playbook', ['--syntax-check', '-i', inventory, pb], ANSIBLE_DIR);
+        expect(r.code, `${inventory}: ${r.out}`).to.equal(0);
+        expect(r.out).to.contain(`playbook: ${pb}`);
+      }
     }
   });
 
@@ -636,6 +639,147 @@ describe('Ansible deployment (scripts/ansible)', function () {
       expect(log).to.match(/"heartbeat_keys":true/);
       for (const secret of [MASTER_KEY, NEW_MASTER_KEY, API_TOKEN, NEW_API_TOKEN])
         expect(log).not.to.contain(secret);
+    });
+  });
+
+  describe('a controller on each LB host (sipweigh_lb_peers), into a root of its own', function () {
+    const clRoot = join(work, 'clroot');
+    const clAt = (p: string) => join(clRoot, p);
+    const clText = (p: string) => readFileSync(clAt(p), 'utf8');
+    const PEER_RPC_PASSWORD = 'peer s3cret';
+    const peer = {
+      name: 'lb2',
+      rpc_url: 'http://127.16.0.20:5071/RPC',
+      rpc_username: 'sipweigh',
+      rpc_password: PEER_RPC_PASSWORD,
+      rpc_timeout_ms: 1500,
+    };
+    /** lb1's controller: its own LB in sipweigh_lb_nodes, lb2 as a peer, admission settings of its own. */
+    const clusterPlay = (extra: Record<string, unknown> = {}) => {
+      const base = controllerPlay().roles[0]!.vars;
+      return {
+        name: 'Controller beside lb1, lb2 as a peer',
+        hosts: 'localhost',
+        gather_facts: false,
+        become: false,
+        roles: [
+          {
+            role: ROLE_DIR,
+            vars: {
+              ...base,
+              sipweigh_root: clRoot,
+              sipweigh_lb_peers: [peer],
+              sipweigh_controller_extra: {
+                admission: { enabled: true, headroom: 0.9, split: { by: 'demand', floor: 0.1 } },
+              },
+              ...extra,
+            },
+          },
+        ],
+      };
+    };
+
+    before(function () {
+      if (tarball === '') this.skip();
+      mkdirSync(clAt('etc/kamailio'), { recursive: true });
+      writeFileSync(clAt('etc/kamailio/kamailio.cfg'), LB_CFG);
+    });
+
+    it('the role installs the controller with its LB peer', () => {
+      const r = playbook('site-cluster', [clusterPlay()]);
+      expect(r.code, r.out.slice(-4000)).to.equal(0);
+      expect(recap(r.out).failed).to.equal(0);
+    });
+
+    it('renders the peer into admission.split.peers, merged into the admission of sipweigh_controller_extra', () => {
+      const file = clAt('etc/sipweigh/controller.yaml');
+      const t = clText('etc/sipweigh/controller.yaml');
+      expect(t.match(/^admission:/gm), 'one admission key').to.have.length(1);
+      const c = parse(t) as {
+        lb_nodes: { name: string }[];
+        admission: Record<string, unknown>;
+      };
+      expect(c.lb_nodes.map((n) => n.name)).to.deep.equal(['lb1']);
+      expect(c.admission).to.deep.equal({
+        enabled: true,
+        headroom: 0.9,
+        split: {
+          by: 'demand',
+          floor: 0.1,
+          peers: [
+            {
+              name: 'lb2',
+              rpc: {
+                url: 'http://127.16.0.20:5071/RPC',
+                username: 'sipweigh',
+                password_file: clAt('etc/sipweigh/lb2.rpc-password'),
+                timeout_ms: 1500,
+              },
+            },
+          ],
+        },
+      });
+      for (const secret of [MASTER_KEY, API_TOKEN, LB_RPC_PASSWORD, PEER_RPC_PASSWORD])
+        expect(t).not.to.contain(secret);
+      expect(clText('etc/sipweigh/lb2.rpc-password')).to.equal(`${PEER_RPC_PASSWORD}\n`);
+      expect((statSync(clAt('etc/sipweigh/lb2.rpc-password')).mode & 0o7777).toString(8)).to.equal('640');
+      expect(clText('etc/sipweigh/lb1.rpc-password')).to.equal(`${LB_RPC_PASSWORD}\n`);
+      const v = node(join(REPO_ROOT, 'dist/src/cli/main.js'), 'validate', '--kind', 'controller', file);
+      expect(v.code, v.out).to.equal(0);
+    });
+
+    it('a second run changes nothing', () => {
+      const r = playbook('site-cluster-again', [clusterPlay()]);
+      expect(r.code, r.out.slice(-4000)).to.equal(0);
+      const changedTasks = [...r.out.matchAll(/^TASK \[(.*)\][\s\S]*?^changed:/gm)].map((m) => m[1]);
+      expect(recap(r.out).changed, `changed: ${changedTasks.join('; ')}`).to.equal(0);
+    });
+
+    it('a change of the peers restarts the controller instead of reloading it (a reload refuses it)', () => {
+      const r = playbook('cluster-peer-moved', [
+        clusterPlay({ sipweigh_lb_peers: [{ ...peer, rpc_url: 'http://127.16.0.21:5071/RPC' }] }),
+      ]);
+      expect(r.code, r.out.slice(-4000)).to.equal(0);
+      expect(r.out).to.contain('admission.split.peers changed: the controller is restarted');
+      expect(handlerRan(r.out, 'Restart sipweigh')).to.equal(true);
+      expect(clText('etc/sipweigh/controller.yaml')).to.contain('http://127.16.0.21:5071/RPC');
+      // Anything else than the peers: a reload, as before.
+      const other = playbook('cluster-headroom', [
+        clusterPlay({
+          sipweigh_lb_peers: [{ ...peer, rpc_url: 'http://127.16.0.21:5071/RPC' }],
+          sipweigh_controller_extra: { admission: { enabled: true, headroom: 0.85 } },
+        }),
+      ]);
+      expect(other.code, other.out.slice(-4000)).to.equal(0);
+      expect(other.out).not.to.contain('admission.split.peers changed');
+      expect(handlerRan(other.out, 'Reload sipweigh controller')).to.equal(true);
+      expect(handlerRan(other.out, 'Restart sipweigh')).to.equal(false);
+    });
+
+    it('refuses a peer named like one of its LB nodes, or one without rpc_url, naming sipweigh_lb_peers', () => {
+      const before = clText('etc/sipweigh/controller.yaml');
+      const same = playbook('cluster-peer-is-lb', [
+        clusterPlay({ sipweigh_lb_peers: [{ name: 'lb1', rpc_url: 'http://127.16.0.20:5071/RPC' }] }),
+      ]);
+      expect(same.code).not.to.equal(0);
+      expect(same.out).to.contain(
+        'sipweigh_lb_peers: the peer lb1 is named like one of sipweigh_lb_nodes (lb1) on this host',
+      );
+      expect(recap(same.out).changed).to.equal(0);
+      const noUrl = playbook('cluster-peer-no-url', [clusterPlay({ sipweigh_lb_peers: [{ name: 'lb2' }] })]);
+      expect(noUrl.code).not.to.equal(0);
+      expect(noUrl.out).to.contain('sipweigh_lb_peers: the peer lb2 needs a name and an rpc_url');
+      expect(recap(noUrl.out).changed).to.equal(0);
+      const twice = playbook('cluster-peers-in-extra', [
+        clusterPlay({
+          sipweigh_controller_extra: {
+            admission: { split: { peers: [{ name: 'lb3', rpc: { url: 'http://127.16.0.30:5071/RPC' } }] } },
+          },
+        }),
+      ]);
+      expect(twice.code).not.to.equal(0);
+      expect(twice.out).to.contain('give the other LB nodes as sipweigh_lb_peers');
+      expect(clText('etc/sipweigh/controller.yaml')).to.equal(before);
     });
   });
 
