@@ -337,7 +337,11 @@ export class Controller {
   }
 
   private tellSplit(fractions: ReadonlyMap<string, number>): void {
-    if (fractions.size < 2 || !this.cfg.admission.enabled) return;
+    if (fractions.size < 2 || !this.cfg.admission.enabled) {
+      // Told again when admission comes back on, even if the split is the same.
+      this.toldSplit = '';
+      return;
+    }
     const key = [...fractions].map(([n, f]) => `${n}=${f}`).join(' ');
     if (key === this.toldSplit) return;
     this.toldSplit = key;

@@ -8,7 +8,14 @@
  */
 import type { AdmissionSplitConfig } from '../config/types.js';
 import { countersReader, type CountersReader } from '../push/admission-counters.js';
-import { splitFractions, type NodeDemand, type SplitParams } from '../scoring/admission-split.js';
+import {
+  splitFractions,
+  SPLIT_HYSTERESIS,
+  stickySplit,
+  withPeerMargin,
+  type NodeDemand,
+  type SplitParams,
+} from '../scoring/admission-split.js';
 import {
   demandRate,
   EMPTY_DEMAND,
@@ -54,17 +61,23 @@ export class DemandWatch {
   private timer: NodeJS.Timeout | null = null;
   private readonly tracked: Tracked[];
   private readonly inFlight = new Set<Promise<void>>();
-  private fractions = new Map<string, number>();
+  /** The split in force before the per-peer margin (stickySplit holds it against jitter). */
+  private held: ReadonlyMap<string, number> | null = null;
+  private fractions: ReadonlyMap<string, number> = new Map();
   private stopped = false;
+  /** Aborts the reads in flight at stop: a peer that hangs must not hold the controller's exit. */
+  private readonly abort = new AbortController();
 
+  /** `readerFor`: how a node's counters are read (the real RPC/MI reader unless a test fakes it). */
   constructor(
     nodes: readonly DemandNode[],
     private readonly settings: () => { readonly enabled: boolean; readonly split: AdmissionSplitConfig },
     private readonly emit: (e: ControllerEvent) => void,
+    readerFor: (node: DemandNode) => CountersReader = countersReader,
   ) {
     this.tracked = nodes.map((node) => ({
       node,
-      reader: countersReader(node),
+      reader: readerFor(node),
       state: EMPTY_DEMAND,
       busy: false,
       errors: 0,
@@ -73,7 +86,7 @@ export class DemandWatch {
   }
 
   start(): this {
-    this.timer ??= setInterval(() => this.tick(performance.now()), READ_PERIOD_MS);
+    this.timer ??= setInterval(() => this.tick(), READ_PERIOD_MS);
     return this;
   }
 
@@ -89,13 +102,13 @@ export class DemandWatch {
     };
   }
 
-  /** One round of reads (never rejects: it runs from a timer). */
-  tick(now: number): void {
+  /** One round of reads (never rejects: it runs from a timer); each reading is timed at its reply. */
+  tick(): void {
     if (this.stopped || !this.params().reading) return;
     for (const t of this.tracked) {
       if (t.busy) continue;
       t.busy = true;
-      const read = this.readOne(t, now).finally(() => {
+      const read = this.readOne(t).finally(() => {
         t.busy = false;
         this.inFlight.delete(read);
       });
@@ -103,14 +116,16 @@ export class DemandWatch {
     }
   }
 
-  private async readOne(t: Tracked, at: number): Promise<void> {
+  private async readOne(t: Tracked): Promise<void> {
     try {
-      const offered = await t.reader.offered();
+      const offered = await t.reader.offered(this.abort.signal);
       if (this.stopped) return;
-      t.state = recordReading(t.state, { at, offered }, this.params().demand);
+      // The time of the reply, not of the request: a slow reply would otherwise skew the rate.
+      t.state = recordReading(t.state, { at: performance.now(), offered }, this.params().demand);
       if (t.lastError !== null) this.emit({ type: 'node_demand_ok', node: t.node.name });
       t.lastError = null;
     } catch (e) {
+      if (this.stopped) return;
       t.errors++;
       const error = (e as Error).message;
       if (t.lastError === null) this.emit({ type: 'node_demand_failed', node: t.node.name, error });
@@ -121,12 +136,22 @@ export class DemandWatch {
   /** Each node's demand now, in config order (own nodes, then peers). */
   demands(now: number): NodeDemand[] {
     const { demand } = this.params();
-    return this.tracked.map((t) => ({ node: t.node.name, demandCps: demandRate(t.state, now, demand) }));
+    return this.tracked.map((t) => {
+      const d = demandRate(t.state, now, demand);
+      return { node: t.node.name, demandCps: d.cps, seen: d.seen };
+    });
   }
 
   /** The split now: every node's fraction of the pool's limit (the own ones are what the plan uses). */
   split(now: number): ReadonlyMap<string, number> {
-    this.fractions = splitFractions(this.demands(now), this.params().split);
+    const own = new Set(this.tracked.filter((t) => t.node.own).map((t) => t.node.name));
+    const peers = this.tracked.length - own.size;
+    this.held = stickySplit(
+      this.held,
+      splitFractions(this.demands(now), this.params().split),
+      SPLIT_HYSTERESIS,
+    );
+    this.fractions = withPeerMargin(this.held, own, peers, SPLIT_STEP);
     return this.fractions;
   }
 
@@ -146,6 +171,7 @@ export class DemandWatch {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.abort.abort();
     await Promise.all([...this.inFlight]);
     for (const t of this.tracked) t.reader.close();
   }

@@ -40,7 +40,8 @@ export function offeredFrom(reply: unknown, separator: '.' | ':'): number {
 /** Reads one node's offered-calls counter. */
 export interface CountersReader {
   readonly node: string;
-  offered(): Promise<number>;
+  /** `signal` abandons the read (the controller is stopping). */
+  offered(signal?: AbortSignal): Promise<number>;
   close(): void;
 }
 
@@ -62,7 +63,8 @@ export function countersReader(node: Pick<PeerNodeConfig, 'name' | 'kind' | 'rpc
   });
   return {
     node: node.name,
-    offered: async () => offeredFrom(await rpc.call('stats.fetchn', ['script:']), '.'),
+    offered: async (signal) =>
+      offeredFrom(await rpc.call('stats.fetchn', ['script:'], signal ? { signal } : {}), '.'),
     close: () => rpc.close(),
   };
 }

@@ -23,27 +23,39 @@ export interface DemandReading {
 export interface DemandState {
   /** Readings inside the window, oldest first. */
   readonly readings: readonly DemandReading[];
+  /**
+   * The last rate two readings gave, and the time of the later one. It outlives a counter reset
+   * (one reading left) and a read skipped or failed: the node's demand is held, not dropped to 0.
+   */
+  readonly last: { readonly cps: number; readonly at: number } | null;
 }
 
-export const EMPTY_DEMAND: DemandState = { readings: [] };
+export const EMPTY_DEMAND: DemandState = { readings: [], last: null };
 
 /** A new reading in (a counter that went down is a restarted node: its history is dropped). */
 export function recordReading(s: DemandState, r: DemandReading, p: DemandParams): DemandState {
-  const last = s.readings[s.readings.length - 1];
-  if (last && (r.offered < last.offered || r.at <= last.at)) {
-    return { readings: r.offered < last.offered ? [r] : s.readings };
-  }
-  const kept = s.readings.filter((x) => r.at - x.at <= p.windowMs);
-  return { readings: [...kept, r] };
+  const newest = s.readings[s.readings.length - 1];
+  if (newest && r.at <= newest.at) return s;
+  if (newest && r.offered < newest.offered) return { readings: [r], last: s.last };
+  const readings = [...s.readings.filter((x) => r.at - x.at <= p.windowMs), r];
+  const first = readings[0]!;
+  if (first === r) return { readings, last: s.last };
+  return { readings, last: { cps: ((r.offered - first.offered) * 1000) / (r.at - first.at), at: r.at } };
+}
+
+/** What is known of a node's demand now. */
+export interface DemandNow {
+  /** Calls/s offered over the window; null: not known now (no rate yet, or the last is stale). */
+  readonly cps: number | null;
+  /** A rate was known at some time: a node whose demand went stale was seen (and is gone now). */
+  readonly seen: boolean;
 }
 
 /**
- * Calls/s offered over the window; null while fewer than two readings span it, or when the last
- * reading is older than `staleMs` (the node could not be read: its demand is not known).
+ * The node's demand: the last rate its readings gave, while that is at most `staleMs` old (the node
+ * could not be read since: past that its demand is no longer known).
  */
-export function demandRate(s: DemandState, now: number, p: DemandParams): number | null {
-  const first = s.readings[0];
-  const last = s.readings[s.readings.length - 1];
-  if (!first || !last || last === first || now - last.at > p.staleMs) return null;
-  return ((last.offered - first.offered) * 1000) / (last.at - first.at);
+export function demandRate(s: DemandState, now: number, p: DemandParams): DemandNow {
+  const last = s.last;
+  return { cps: last && now - last.at <= p.staleMs ? last.cps : null, seen: last !== null };
 }

@@ -142,7 +142,14 @@ export class ControllerTelemetry {
         },
       });
     };
-    const split = (): ControllerSnapshot['split'] => this.source?.snapshot().split ?? [];
+    let splitCache: { at: number; split: ControllerSnapshot['split'] } | null = null;
+    const split = (): ControllerSnapshot['split'] => {
+      if (!this.source) return [];
+      const now = Date.now();
+      if (!splitCache || now - splitCache.at > 100)
+        splitCache = { at: now, split: this.source.snapshot().split };
+      return splitCache.split;
+    };
     perNode(
       'sipweigh_lb_node_demand_cps',
       'New calls/s offered to the LB node (admitted + refused) over the split window; absent when unknown',
