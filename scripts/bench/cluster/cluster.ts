@@ -426,7 +426,7 @@ async function healProbe(
   withinS: number,
 ): Promise<{ ok: boolean; s: number | null; probes: number }> {
   const lb1 = cl.lab.state.plan.lbs[0]!.sip;
-  const peer = await UdpSipPeer.bind(clientIp(o.net, 12));
+  const peer = await UdpSipPeer.bind(clientIp(o.net, 4));
   const via = `${peer.address}:${peer.port}`;
   const ruri = `sip:heal@${lb1.address}:${lb1.port}`;
   const forCall =
@@ -491,7 +491,7 @@ async function partitionPart(
     startSipp(cl.lab.group, {
       name,
       scenario: UAC_CANCEL_RTT,
-      localIp: clientIp(o.net, 10),
+      localIp: clientIp(o.net, 2),
       localPort: port,
       remote: `${lb1.address}:${lb1.port}`,
       rate: o.partitionCps,
@@ -531,7 +531,7 @@ async function partitionPart(
     const x = await startSipp(cl.lab.group, {
       name: 'partition-cancel-via-lb2',
       scenario: UAC_CANCEL_OTHER_LB,
-      localIp: clientIp(o.net, 11),
+      localIp: clientIp(o.net, 3),
       localPort: 5088,
       remote: `${lb1.address}:${lb1.port}`,
       vars: { other_lb_ip: lb2.address, other_lb_port: lb2.port },
