@@ -302,8 +302,9 @@ describe('bench cluster: options and figures', () => {
       during: { calls: 170, failed: 0, samples: 170, p50_ms: 1.2, p99_ms: 4 },
       cancel_other_lb_during: { calls: 8, reached: 0, unknown_dropped_at_lb2: 24 },
       entries_written_during: 170,
+      entries_missing_soon_after_heal: 170,
       entries_missing_after_heal: 170,
-      checked_after_heal_s: 12.5,
+      checked_after_heal_s: [3, 15],
       healed_replication_ok: true,
       healed_replication_s: 8,
       heal_probes: 17,
@@ -329,7 +330,10 @@ describe('bench cluster: options and figures', () => {
     expect(formatPartition(null)).to.equal('partition -');
     const md = partitionMarkdown(j);
     expect(md).to.contain('0 of 16 CANCELs');
-    expect(md).to.contain('340 of the 340 Call-IDs');
+    expect(md).to.contain(
+      'of the 340 Call-IDs written at lb1 during the cut, 340 were missing at lb2 3.0 s later',
+    );
+    expect(j?.checked_after_heal_s).to.deep.equal([3, 15]);
     expect(partitionMarkdown(partitionJson([p({ method: 'peer-frozen' })]))).to.contain('no true partition');
     const line = summaryJson(summarize([rep({ partition: p({}) })]), [rep({ partition: p({}) })], context);
     expect(line.partition).to.include({ method: 'tc-drop', entries_missing_after_heal: 170 });

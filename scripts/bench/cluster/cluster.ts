@@ -106,6 +106,8 @@ const SLOW_WORKERS = 16;
 const EVEN_DEADLINE_MS = 60_000;
 const FOLLOW_DEADLINE_MS = 12_000;
 const LAG_POLL_MS = 2_000;
+/** The partition's last look at lb2 for the entries written during the cut: after a DMQ ping interval (10 s) more. */
+const HEAL_RECHECK_S = 15;
 
 /** The labs' addresses besides the lab's own (127.N.0.x, none used by a lab member). */
 const clientIp = (net: number, last: number) => `127.${net}.0.${last}`;
@@ -522,6 +524,7 @@ async function partitionPart(
   let crossIds: Set<string>;
   let dropped: number | null;
   let status: PartitionResult['peer_status_end_of_cut'];
+  let probe: { ok: boolean; s: number | null; probes: number };
   try {
     const t0 = performance.now();
     say(`rep ${rep}: DMQ cut (${cut.method}) for ${o.partitionS} s`);
@@ -552,6 +555,8 @@ async function partitionPart(
     await sleep(Math.max(0, o.partitionS * 1000 - (performance.now() - t0)));
     await heal();
     say(`rep ${rep}: DMQ healed; ${dropped ?? '?'} packets dropped, peers ${JSON.stringify(status)}`);
+    // At once: does a new write replicate again, and when?
+    probe = await healProbe(cl, o, rep, tHeal as unknown as number, 30);
     await bounded(x, 30);
     crossIds = ringingCallIds(x);
   } finally {
@@ -561,17 +566,22 @@ async function partitionPart(
   const unknownAfter = await unknownCancelsAtLb2(cl);
   await sleep(300);
   const cross = crossCancel(serversSeen(servers), crossIds);
-  const probe = await healProbe(cl, o, rep, healedAt, 30);
-  // The entries written during the cut, at least 2 s after replication works again.
-  await sleep(2000);
-  const checkedAfter = round((performance.now() - healedAt) / 1000, 1);
-  let written = 0;
-  let missing = 0;
-  for (const id of duringIds) {
-    if ((await callIdEntry(cl.rpc[0], id)) === undefined) continue;
-    written++;
-    if ((await callIdEntry(cl.rpc[1], id)) === undefined) missing++;
-  }
+  // The entries written during the cut at lb2: a few seconds after healing, and again after one
+  // more DMQ ping interval (10 s): does anything resync a healed peer?
+  const missingNow = async () => {
+    let written = 0;
+    let missing = 0;
+    for (const id of duringIds) {
+      if ((await callIdEntry(cl.rpc[0], id)) === undefined) continue;
+      written++;
+      if ((await callIdEntry(cl.rpc[1], id)) === undefined) missing++;
+    }
+    return { written, missing, after_s: round((performance.now() - healedAt) / 1000, 1) };
+  };
+  await sleep(Math.max(0, 3000 - (performance.now() - healedAt)));
+  const first = await missingNow();
+  await sleep(Math.max(0, HEAL_RECHECK_S * 1000 - (performance.now() - healedAt)));
+  const last = await missingNow();
   return {
     method: cut.method,
     cut_s: o.partitionS,
@@ -585,9 +595,10 @@ async function partitionPart(
       unknown_dropped_at_lb2:
         unknownBefore === null || unknownAfter === null ? null : unknownAfter - unknownBefore,
     },
-    entries_written_during: written,
-    entries_missing_after_heal: missing,
-    checked_after_heal_s: checkedAfter,
+    entries_written_during: last.written,
+    entries_missing_soon_after_heal: first.missing,
+    entries_missing_after_heal: last.missing,
+    checked_after_heal_s: [first.after_s, last.after_s],
     healed_replication_ok: probe.ok,
     healed_replication_s: probe.s,
     heal_probes: probe.probes,

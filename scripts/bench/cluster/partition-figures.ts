@@ -87,12 +87,15 @@ export interface PartitionResult {
   };
   /** Call-IDs written at lb1 during the cut (present at lb1 after healing). */
   readonly entries_written_during: number;
-  /** Of those, present at lb1 but missing at lb2 `checked_after_heal_s` after healing. */
+  /** Of those, present at lb1 but missing at lb2 at the first check after healing (`checked_after_heal_s[0]`). */
+  readonly entries_missing_soon_after_heal: number;
+  /** The same at the last check (`checked_after_heal_s[1]`, after one more DMQ ping interval). */
   readonly entries_missing_after_heal: number;
-  readonly checked_after_heal_s: number;
+  /** Seconds after healing of both checks. */
+  readonly checked_after_heal_s: readonly [number, number];
   /** A call written at lb1 after healing was read at lb2 within the probe's bound. */
   readonly healed_replication_ok: boolean;
-  /** Seconds from healing until the write of the first probe call that reached lb2 (null: none did). */
+  /** Seconds from healing until the write of the first probe call that reached lb2 (null: none did); probes start at once. */
   readonly healed_replication_s: number | null;
   /** Probe calls written after healing before the first one replicated (that one included). */
   readonly heal_probes: number;
@@ -122,10 +125,12 @@ export interface PartitionSummary {
     readonly unknown_dropped_at_lb2: number | null;
   };
   readonly entries_written_during: number;
+  readonly entries_missing_soon_after_heal: number;
   readonly entries_missing_after_heal: number;
-  readonly checked_after_heal_s: number | null;
+  readonly checked_after_heal_s: readonly [number | null, number | null];
   readonly healed_replication_ok: boolean;
   readonly healed_replication_s: number | null;
+  readonly heal_probes: number | null;
 }
 
 /** The JSON line's `partition`: medians over the repetitions that measured it, counts summed. */
@@ -154,10 +159,15 @@ export function partitionJson(results: readonly (PartitionResult | null)[]): Par
       unknown_dropped_at_lb2: median(rs.map((r) => r.cancel_other_lb_during.unknown_dropped_at_lb2)),
     },
     entries_written_during: sum(rs.map((r) => r.entries_written_during)),
+    entries_missing_soon_after_heal: sum(rs.map((r) => r.entries_missing_soon_after_heal)),
     entries_missing_after_heal: sum(rs.map((r) => r.entries_missing_after_heal)),
-    checked_after_heal_s: median(rs.map((r) => r.checked_after_heal_s)),
+    checked_after_heal_s: [
+      median(rs.map((r) => r.checked_after_heal_s[0])),
+      median(rs.map((r) => r.checked_after_heal_s[1])),
+    ],
     healed_replication_ok: rs.every((r) => r.healed_replication_ok),
     healed_replication_s: median(rs.map((r) => r.healed_replication_s)),
+    heal_probes: median(rs.map((r) => r.heal_probes)),
   };
 }
 
@@ -170,7 +180,7 @@ export function formatPartition(p: PartitionResult | null): string {
     `partition (${p.method}, ${p.cut_s} s): ${p.during.failed}/${p.during.calls} failed, ` +
     `setup p50/p99 ${fmt(p.before.p50_ms, 1)}/${fmt(p.before.p99_ms, 1)} → ${fmt(p.during.p50_ms, 1)}/${fmt(p.during.p99_ms, 1)} ms, ` +
     `CANCEL via lb2 reached ${p.cancel_other_lb_during.reached}/${p.cancel_other_lb_during.calls}, ` +
-    `missing after heal ${p.entries_missing_after_heal}/${p.entries_written_during}, ` +
+    `missing after heal ${p.entries_missing_soon_after_heal}→${p.entries_missing_after_heal}/${p.entries_written_during}, ` +
     `replicates again ${p.healed_replication_ok ? `after ${fmt(p.healed_replication_s, 1)} s` : 'no'}`
   );
 }
@@ -190,10 +200,12 @@ export function partitionMarkdown(p: PartitionSummary | null): string {
       `Calls INVITEd via lb1 and CANCELled via lb2 during the cut: ${p.cancel_other_lb_during.reached} of ` +
       `${p.cancel_other_lb_during.calls} CANCELs reached the INVITE's backend ` +
       `(lb2 dropped ${p.cancel_other_lb_during.unknown_dropped_at_lb2 ?? '?'} unknown CANCELs, retransmissions included).`,
-    `After healing: ${p.entries_missing_after_heal} of the ${p.entries_written_during} Call-IDs written at lb1 during the cut ` +
-      `were still missing at lb2 ${fmt(p.checked_after_heal_s, 1)} s later; a call written after healing ` +
+    `After healing: of the ${p.entries_written_during} Call-IDs written at lb1 during the cut, ` +
+      `${p.entries_missing_soon_after_heal} were missing at lb2 ${fmt(p.checked_after_heal_s[0], 1)} s later and ` +
+      `${p.entries_missing_after_heal} still ${fmt(p.checked_after_heal_s[1], 1)} s later (DMQ does not resync a healed peer); ` +
+      'a call written after healing ' +
       (p.healed_replication_ok
-        ? `replicated again from ${fmt(p.healed_replication_s, 1)} s after the heal.`
+        ? `replicated (the first probe that did was written ${fmt(p.healed_replication_s, 2)} s after the heal, probe ${p.heal_probes ?? '?'}).`
         : 'had not replicated within 30 s.'),
   ].join('\n');
 }
