@@ -333,6 +333,7 @@ describe('bench cluster: options and figures', () => {
     expect(md).to.contain(
       'of the 340 Call-IDs written at lb1 during the cut, 340 were missing at lb2 3.0 s later',
     );
+    expect(md).to.contain('340 15.0 s later (nothing resynced the healed peer)');
     expect(j?.checked_after_heal_s).to.deep.equal([3, 15]);
     expect(partitionMarkdown(partitionJson([p({ method: 'peer-frozen' })]))).to.contain('no true partition');
     const line = summaryJson(summarize([rep({ partition: p({}) })]), [rep({ partition: p({}) })], context);

@@ -190,19 +190,23 @@ export function partitionMarkdown(p: PartitionSummary | null): string {
   if (!p) return 'DMQ partition: not measured.';
   const how =
     p.method === 'tc-drop'
-      ? `DMQ cut both ways by tc on loopback (${p.dropped_packets ?? '?'} KDMQ packets dropped, median)`
+      ? `cut both ways by tc on loopback, ${p.dropped_packets ?? '?'} DMQ packets dropped (median)`
       : "no true partition could be made here: lb2 frozen (SIGSTOP), so lb1's KDMQ went unanswered";
   return [
     `DMQ partition (${how}) for ${p.cut_s} s while ${p.rate_cps} calls/s went through lb1: ` +
-      `${p.failed} of ${p.calls} calls failed; setup latency (INVITE → 180) p50/p99 ` +
-      `${fmt(p.setup_before_ms.p50, 2)}/${fmt(p.setup_before_ms.p99, 2)} ms before the cut, ` +
-      `${fmt(p.setup_during_ms.p50, 2)}/${fmt(p.setup_during_ms.p99, 2)} ms during it. ` +
+      `${p.failed} of ${p.calls} calls failed; setup latency (INVITE → 180, sipp's whole milliseconds) p50/p99 ` +
+      `${fmt(p.setup_before_ms.p50, 0)}/${fmt(p.setup_before_ms.p99, 0)} ms before the cut, ` +
+      `${fmt(p.setup_during_ms.p50, 0)}/${fmt(p.setup_during_ms.p99, 0)} ms during it. ` +
       `Calls INVITEd via lb1 and CANCELled via lb2 during the cut: ${p.cancel_other_lb_during.reached} of ` +
       `${p.cancel_other_lb_during.calls} CANCELs reached the INVITE's backend ` +
       `(lb2 dropped ${p.cancel_other_lb_during.unknown_dropped_at_lb2 ?? '?'} unknown CANCELs, retransmissions included).`,
     `After healing: of the ${p.entries_written_during} Call-IDs written at lb1 during the cut, ` +
       `${p.entries_missing_soon_after_heal} were missing at lb2 ${fmt(p.checked_after_heal_s[0], 1)} s later and ` +
-      `${p.entries_missing_after_heal} still ${fmt(p.checked_after_heal_s[1], 1)} s later (DMQ does not resync a healed peer); ` +
+      `${p.entries_missing_after_heal} ${fmt(p.checked_after_heal_s[1], 1)} s later` +
+      (p.entries_written_during > 0 && p.entries_missing_after_heal === p.entries_written_during
+        ? ' (nothing resynced the healed peer)'
+        : '') +
+      '; ' +
       'a call written after healing ' +
       (p.healed_replication_ok
         ? `replicated (the first probe that did was written ${fmt(p.healed_replication_s, 2)} s after the heal, probe ${p.heal_probes ?? '?'}).`
