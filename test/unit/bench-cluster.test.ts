@@ -1,6 +1,17 @@
 import { expect } from 'chai';
 import { parseClusterOptions } from '../../scripts/bench/cluster/options.js';
+import {
+  crossCancel,
+  formatPartition,
+  partitionJson,
+  partitionMarkdown,
+  peerStatus,
+  scriptCounter,
+  setupLatency,
+  type PartitionResult,
+} from '../../scripts/bench/cluster/partition-figures.js';
 import { clusterMarkdown } from '../../scripts/bench/cluster/report.js';
+import { cutCommands, droppedByCut, rootIsDefault } from '../../scripts/bench/cluster/tc.js';
 import {
   admittedFailed,
   cancelFigures,
@@ -32,6 +43,7 @@ function rep(over: Partial<RepResult>): RepResult {
     cancel: { calls: 50, misrouted: 0, sent: 50, client_failed: 0 },
     rtx: { calls: 50, forked: 0, sent: 50, retransmissions: 120, client_failed: 0 },
     lag: lagFigures([1, 2, 3], 3, [0.5, 0.6]),
+    partition: null,
     split: {
       pool_limit_cps: 46,
       split_follow_s: 3.2,
@@ -198,5 +210,133 @@ describe('bench cluster: options and figures', () => {
     });
     expect(md).to.contain('no CANCEL misrouted: 0 (median): met');
     expect(md).to.contain('[bench-results/cluster-quick-x.json]');
+  });
+
+  it('builds a tc cut that drops UDP to the DMQ port between the two nodes only, both ways', () => {
+    const cmds = cutCommands({ a: '127.61.0.10', b: '127.61.0.30', port: 5090 });
+    expect(cmds[0]).to.deep.equal([
+      'qdisc',
+      'add',
+      'dev',
+      'lo',
+      'root',
+      'handle',
+      '1:',
+      'htb',
+      'default',
+      '1',
+      'r2q',
+      '100000',
+    ]);
+    // The drop class: a pfifo that holds nothing.
+    expect(cmds.some((c) => c.join(' ') === 'qdisc add dev lo parent 1:2 handle 2: pfifo limit 0')).to.equal(
+      true,
+    );
+    const filters = cmds.filter((c) => c[0] === 'filter').map((c) => c.join(' '));
+    expect(filters).to.have.length(2);
+    expect(filters[0]).to.contain(
+      'match ip src 127.61.0.10/32 match ip dst 127.61.0.30/32 match ip dport 5090 0xffff flowid 1:2',
+    );
+    expect(filters[1]).to.contain('match ip src 127.61.0.30/32 match ip dst 127.61.0.10/32');
+    expect(filters[0]).to.contain('match ip protocol 17 0xff');
+  });
+
+  it('replaces only a default root qdisc and reads the drop class counter', () => {
+    expect(rootIsDefault('qdisc noqueue 0: root refcnt 2 \n')).to.equal(true);
+    expect(rootIsDefault('qdisc htb 1: root refcnt 2 r2q 10 default 0x1\n')).to.equal(false);
+    const stats = [
+      'qdisc htb 1: root refcnt 2 r2q 100000 default 0x1 direct_packets_stat 0 direct_qlen 1000',
+      ' Sent 43 bytes 1 pkt (dropped 7, overlimits 1 requeues 0) ',
+      'qdisc pfifo 2: parent 1:2 limit 0p',
+      ' Sent 0 bytes 0 pkt (dropped 6, overlimits 0 requeues 0) ',
+      'qdisc pfifo 3: parent 1:1 limit 100000p',
+      ' Sent 43 bytes 1 pkt (dropped 0, overlimits 0 requeues 0) ',
+    ].join('\n');
+    expect(droppedByCut(stats)).to.equal(6);
+    expect(droppedByCut('qdisc noqueue 0: root refcnt 2')).to.equal(null);
+  });
+
+  it('gives the setup latency of response time 1 and counts CANCELs across LBs for given calls only', () => {
+    const l = setupLatency(
+      [
+        { atMs: 1, ms: 3, rtd: 1 },
+        { atMs: 2, ms: 1, rtd: 1 },
+        { atMs: 3, ms: 900, rtd: 2 },
+        { atMs: 4, ms: 2, rtd: 1 },
+      ],
+      4,
+      1,
+    );
+    expect(l).to.deep.equal({ calls: 4, failed: 1, samples: 3, p50_ms: 2, p99_ms: 3 });
+    expect(setupLatency([], 0, 0)).to.include({ samples: 0, p50_ms: null });
+    const servers = [
+      { invites: ['x1', 'x2', 'other'], cancels: ['x1', 'other'] },
+      { invites: ['x3'], cancels: [] },
+    ];
+    // x4 never reached a backend: not a call; "other" is not one of ours.
+    expect(crossCancel(servers, new Set(['x1', 'x2', 'x3', 'x4']))).to.deep.equal({ calls: 3, reached: 1 });
+  });
+
+  it('reads the peer in dmq.list_nodes and a script counter in stats.fetchn', () => {
+    const nodes = [
+      { host: '127.61.0.10', port: '5090', status: 'active', local: 1 },
+      { host: '127.61.0.30', port: '5090', status: 'timeout', local: 0 },
+    ];
+    expect(peerStatus(nodes, '127.61.0.30')).to.equal('timeout');
+    expect(peerStatus(nodes, '127.61.0.99')).to.equal(null);
+    expect(peerStatus(null, '127.61.0.30')).to.equal(null);
+    expect(
+      scriptCounter({ 'script.sipweigh_cancel_unknown_dropped': '3' }, 'sipweigh_cancel_unknown_dropped'),
+    ).to.equal(3);
+    expect(scriptCounter({}, 'sipweigh_cancel_unknown_dropped')).to.equal(null);
+  });
+
+  it('summarizes the partition over the repetitions, in the last line and in BENCHMARKS.md', () => {
+    const p = (over: Partial<PartitionResult>): PartitionResult => ({
+      method: 'tc-drop',
+      cut_s: 10,
+      rate_cps: 20,
+      dropped_packets: 40,
+      peer_status_end_of_cut: { lb1: 'timeout', lb2: 'timeout' },
+      before: { calls: 100, failed: 0, samples: 100, p50_ms: 1, p99_ms: 3 },
+      during: { calls: 170, failed: 0, samples: 170, p50_ms: 1.2, p99_ms: 4 },
+      cancel_other_lb_during: { calls: 8, reached: 0, unknown_dropped_at_lb2: 24 },
+      entries_written_during: 170,
+      entries_missing_soon_after_heal: 170,
+      entries_missing_after_heal: 170,
+      checked_after_heal_s: [3, 15],
+      healed_replication_ok: true,
+      healed_replication_s: 8,
+      heal_probes: 17,
+      ...over,
+    });
+    const j = partitionJson([
+      p({}),
+      null,
+      p({ healed_replication_s: 10, during: { ...p({}).during, failed: 2 } }),
+    ]);
+    expect(j).to.include({
+      method: 'tc-drop',
+      calls: 340,
+      failed: 2,
+      entries_missing_after_heal: 340,
+      healed_replication_ok: true,
+      healed_replication_s: 9,
+    });
+    expect(j?.setup_during_ms).to.deep.equal({ p50: 1.2, p99: 4 });
+    expect(j?.cancel_other_lb_during).to.deep.equal({ calls: 16, reached: 0, unknown_dropped_at_lb2: 24 });
+    expect(partitionJson([null])).to.equal(null);
+    expect(formatPartition(p({}))).to.contain('CANCEL via lb2 reached 0/8');
+    expect(formatPartition(null)).to.equal('partition -');
+    const md = partitionMarkdown(j);
+    expect(md).to.contain('0 of 16 CANCELs');
+    expect(md).to.contain(
+      'of the 340 Call-IDs written at lb1 during the cut, 340 were missing at lb2 3.0 s later',
+    );
+    expect(md).to.contain('340 15.0 s later (nothing resynced the healed peer)');
+    expect(j?.checked_after_heal_s).to.deep.equal([3, 15]);
+    expect(partitionMarkdown(partitionJson([p({ method: 'peer-frozen' })]))).to.contain('no true partition');
+    const line = summaryJson(summarize([rep({ partition: p({}) })]), [rep({ partition: p({}) })], context);
+    expect(line.partition).to.include({ method: 'tc-drop', entries_missing_after_heal: 170 });
   });
 });

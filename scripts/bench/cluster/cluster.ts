@@ -25,10 +25,11 @@ import {
   backendSettings,
   LAB_CONFIGS,
   LAB_SCENARIOS,
+  lbMemberName,
   startLab,
   type RunningLab,
 } from '../../../src/lab/lab.js';
-import type { ManagedProcess, ProcessGroup } from '../../../src/lab/processes.js';
+import { signalGroup, type ManagedProcess, type ProcessGroup } from '../../../src/lab/processes.js';
 import {
   header,
   newBranch,
@@ -47,12 +48,23 @@ import {
 import type { LabPlan } from '../../../src/lab/topology.js';
 import { PACKAGE_ROOT } from '../../../src/util/package-root.js';
 import { sleep } from '../../../src/util/sleep.js';
-import { withStopped } from '../common/cleanup.js';
+import { stopOnInterrupt, withStopped } from '../common/cleanup.js';
 import { round } from '../fairness/summary.js';
 import { writeBenchmarksSection } from '../quality/report.js';
 import { measureWindow, type SippTraces } from '../quality/window.js';
 import { parseClusterOptions, type ClusterOptions } from './options.js';
+import {
+  crossCancel,
+  formatPartition,
+  partitionJson,
+  peerStatus,
+  scriptCounter,
+  setupLatency,
+  type PartitionMethod,
+  type PartitionResult,
+} from './partition-figures.js';
 import { clusterMarkdown } from './report.js';
+import { applyCut, cutDropped, removeCut } from './tc.js';
 import {
   admittedFailed,
   cancelFigures,
@@ -84,6 +96,8 @@ const SCENARIOS = join(PACKAGE_ROOT, 'test', 'scenarios');
 const UAS_CANCEL = join(SCENARIOS, 'uas-cancel.xml');
 const UAC_CANCEL_OTHER_LB = join(SCENARIOS, 'uac-cancel-other-lb.xml');
 const UAC_RTX_OTHER_LB = join(SCENARIOS, 'uac-rtx-other-lb.xml');
+/** uac-cancel.xml with INVITE→180 as response time 1 (the partition part's setup latency). */
+const UAC_CANCEL_RTT = join(PACKAGE_ROOT, 'scripts', 'bench', 'cluster', 'uac-cancel-rtt.xml');
 /** How long a slow backend holds a new INVITE before its transaction exists (the client retransmits at 0.5 s). */
 const PRE_RELAY_DELAY_US = 1_200_000;
 /** Workers of a slow backend: every copy of an INVITE holds one for the delay. */
@@ -92,6 +106,8 @@ const SLOW_WORKERS = 16;
 const EVEN_DEADLINE_MS = 60_000;
 const FOLLOW_DEADLINE_MS = 12_000;
 const LAG_POLL_MS = 2_000;
+/** The partition's last look at lb2 for the entries written during the cut: after a DMQ ping interval (10 s) more. */
+const HEAL_RECHECK_S = 15;
 
 /** The labs' addresses besides the lab's own (127.N.0.x, none used by a lab member). */
 const clientIp = (net: number, last: number) => `127.${net}.0.${last}`;
@@ -335,14 +351,269 @@ async function rtxPart(cl: ClusterLab, o: ClusterOptions, servers: readonly Sipp
   };
 }
 
+// --- the DMQ partition ----------------------------------------------------------------------------
+
+interface Cut {
+  readonly method: PartitionMethod;
+  readonly heal: () => Promise<void>;
+  readonly dropped: () => Promise<number | null>;
+}
+
+/**
+ * Cuts DMQ between lb1 and lb2, both ways: tc drops the KDMQ on loopback (tc.ts). Where tc cannot,
+ * the closest thing: lb2 frozen (SIGSTOP of its process group), so lb1's KDMQ go unanswered; named
+ * `peer-frozen`, not a partition (lb2 serves nothing meanwhile).
+ */
+async function makeCut(cl: ClusterLab): Promise<Cut> {
+  const plan = cl.lab.state.plan;
+  const [d1, d2] = [plan.lbs[0]!.dmq, plan.lbs[1]!.dmq];
+  if (!d1 || !d2) throw new Error('the lab has no DMQ between its LBs');
+  if (d1.sip.port !== d2.sip.port) throw new Error('the LBs DMQ ports differ');
+  try {
+    await applyCut({ a: d1.sip.address, b: d2.sip.address, port: d2.sip.port });
+    return { method: 'tc-drop', heal: removeCut, dropped: cutDropped };
+  } catch (e) {
+    say(`tc cannot cut DMQ here (${(e as Error).message.split('\n')[0]}): lb2 frozen instead (SIGSTOP)`);
+    const lb2 = cl.lab.group.processes.find((p) => p.name === lbMemberName(plan, 1));
+    if (!lb2) throw new Error('lb2 process not found', { cause: e });
+    signalGroup(lb2.pid, 'SIGSTOP');
+    return {
+      method: 'peer-frozen',
+      heal: () => Promise.resolve(signalGroup(lb2.pid, 'SIGCONT')),
+      dropped: () => Promise.resolve(null),
+    };
+  }
+}
+
+/** A sipp run's result, the run stopped (by PID) after `boundS` if it has not ended by then. */
+async function bounded(run: SippRun, boundS: number): Promise<SippResult> {
+  const guard = setTimeout(() => void run.process.stop(), boundS * 1000);
+  try {
+    return await run.done();
+  } finally {
+    clearTimeout(guard);
+  }
+}
+
+/** Call-IDs of the 180s a client's sipp received: calls whose INVITE lb1 relayed (and wrote). */
+function ringingCallIds(run: SippRun): Set<string> {
+  return new Set(
+    sippReceivedMessages(run.messagesFile ?? '')
+      .filter((m) => m.startsWith('SIP/2.0 180'))
+      .map((m) => header(m, 'Call-ID') ?? '')
+      .filter((id) => id !== ''),
+  );
+}
+
+async function unknownCancelsAtLb2(cl: ClusterLab): Promise<number | null> {
+  const r = await cl.rpc[1].call('stats.fetchn', ['script:']).catch(() => null);
+  return scriptCounter(r, 'sipweigh_cancel_unknown_dropped');
+}
+
+async function dmqStatus(cl: ClusterLab, i: number): Promise<string | null> {
+  const other = cl.lab.state.plan.lbs[1 - i]!.dmq!.sip.address;
+  const r = await cl.rpc[i]!.call('dmq.list_nodes').catch(() => null);
+  return peerStatus(r, other);
+}
+
+/**
+ * After healing: a call written at lb1 every 500 ms, lb2 polled for it for 400 ms, until one is
+ * there (bounded: `withinS`). Each probe is cancelled through lb1 once it rings, its 487 ACKed.
+ */
+async function healProbe(
+  cl: ClusterLab,
+  o: ClusterOptions,
+  rep: number,
+  tHeal: number,
+  withinS: number,
+): Promise<{ ok: boolean; s: number | null; probes: number }> {
+  const lb1 = cl.lab.state.plan.lbs[0]!.sip;
+  const peer = await UdpSipPeer.bind(clientIp(o.net, 4));
+  const via = `${peer.address}:${peer.port}`;
+  const ruri = `sip:heal@${lb1.address}:${lb1.port}`;
+  const forCall =
+    (callId: string, status: number, method: string) => (m: { status?: number; text: string }) =>
+      m.status === status &&
+      header(m.text, 'Call-ID') === callId &&
+      (header(m.text, 'CSeq') ?? '').endsWith(method);
+  const pending: { callId: string; branch: string }[] = [];
+  let result = { ok: false, s: null as number | null, probes: 0 };
+  try {
+    for (let i = 0; i < 200 && performance.now() - tHeal < withinS * 1000; i++) {
+      const callId = `cluster-heal-${process.pid}-${rep}-${i}`;
+      const branch = newBranch();
+      const tw = performance.now();
+      await peer.send(sipRequest({ method: 'INVITE', ruri, callId, branch, via }), lb1.address, lb1.port);
+      let seen = false;
+      while (!seen && performance.now() - tw < 400) {
+        seen = (await callIdEntry(cl.rpc[1], callId)) !== undefined;
+        if (!seen) await sleep(20);
+      }
+      if (await peer.waitFor(forCall(callId, 180, 'INVITE'), 2000)) {
+        await peer.send(sipRequest({ method: 'CANCEL', ruri, callId, branch, via }), lb1.address, lb1.port);
+        pending.push({ callId, branch });
+      }
+      if (seen) {
+        result = { ok: true, s: round((tw - tHeal) / 1000, 2), probes: i + 1 };
+        break;
+      }
+      result = { ok: false, s: null, probes: i + 1 };
+      await sleep(Math.max(0, 500 - (performance.now() - tw)));
+    }
+    for (const p of pending) {
+      const final = await peer.waitFor(forCall(p.callId, 487, 'INVITE'), 3000);
+      if (!final) continue;
+      const toTag = /;tag=([^;>\s]+)/.exec(header(final.text, 'To') ?? '')?.[1];
+      await peer.send(
+        sipRequest({ method: 'ACK', ruri, callId: p.callId, branch: p.branch, via, toTag }),
+        lb1.address,
+        lb1.port,
+      );
+    }
+  } finally {
+    peer.close();
+  }
+  return result;
+}
+
+/**
+ * DMQ cut between lb1 and lb2 for `partitionS` while calls flow through lb1 (INVITE, 180, CANCEL,
+ * 487, ACK; the servers ring until cancelled) and a few calls send their CANCEL to lb2; then healed:
+ * when does a new write replicate again, and are the entries written during the cut ever at lb2?
+ */
+async function partitionPart(
+  cl: ClusterLab,
+  o: ClusterOptions,
+  rep: number,
+  servers: readonly SippRun[],
+): Promise<PartitionResult> {
+  const plan = cl.lab.state.plan;
+  const [lb1, lb2] = [plan.lbs[0]!.sip, plan.lbs[1]!.sip];
+  const load = (name: string, port: number, seconds: number) =>
+    startSipp(cl.lab.group, {
+      name,
+      scenario: UAC_CANCEL_RTT,
+      localIp: clientIp(o.net, 2),
+      localPort: port,
+      remote: `${lb1.address}:${lb1.port}`,
+      rate: o.partitionCps,
+      maxCalls: Math.max(1, Math.round(o.partitionCps * seconds)),
+      timeoutS: Math.ceil(seconds) + 30,
+      traceRtt: true,
+      traceMessages: true,
+    });
+  const latency = (run: SippRun, r: SippResult) =>
+    setupLatency(parseSippRtt(readText(run.rttFile)), r.stats.created, r.stats.failed);
+
+  const b = await load('partition-before', 5086, o.partitionBeforeS);
+  const before = latency(b, await bounded(b, o.partitionBeforeS + 30));
+
+  const unknownBefore = await unknownCancelsAtLb2(cl);
+  const cut = await makeCut(cl);
+  // The cut is always lifted: at its end, on failure, on Ctrl-C.
+  let tHeal: number | null = null;
+  const unregister = stopOnInterrupt(() => cut.heal());
+  const heal = async () => {
+    if (tHeal !== null) return;
+    await cut.heal();
+    tHeal = performance.now();
+    unregister();
+  };
+  let during: PartitionResult['during'];
+  let duringIds: Set<string>;
+  let crossIds: Set<string>;
+  let dropped: number | null;
+  let status: PartitionResult['peer_status_end_of_cut'];
+  let probe: { ok: boolean; s: number | null; probes: number };
+  try {
+    const t0 = performance.now();
+    say(`rep ${rep}: DMQ cut (${cut.method}) for ${o.partitionS} s`);
+    // Every call starts within the cut (they last milliseconds).
+    const d = await load('partition-during', 5087, Math.max(1, o.partitionS - 1.5));
+    await sleep(500);
+    const x = await startSipp(cl.lab.group, {
+      name: 'partition-cancel-via-lb2',
+      scenario: UAC_CANCEL_OTHER_LB,
+      localIp: clientIp(o.net, 3),
+      localPort: 5088,
+      remote: `${lb1.address}:${lb1.port}`,
+      vars: { other_lb_ip: lb2.address, other_lb_port: lb2.port },
+      // 2 calls/s, each CANCEL sent 3 times at most (0.5 s, 1 s, 2 s): over before the cut ends.
+      extraArgs: ['-d', '200', '-max_non_invite_retrans', '2'],
+      rate: 2,
+      maxCalls: o.partitionCrossCalls,
+      timeoutS: o.partitionS + 30,
+      traceMessages: true,
+    });
+    const dRes = await bounded(d, o.partitionS + 30);
+    during = latency(d, dRes);
+    duringIds = ringingCallIds(d);
+    await sleep(Math.max(0, o.partitionS * 1000 - 1000 - (performance.now() - t0)));
+    // The last second of the cut: each node's view of the other, the packets dropped.
+    status = { lb1: await dmqStatus(cl, 0), lb2: cut.method === 'tc-drop' ? await dmqStatus(cl, 1) : null };
+    dropped = await cut.dropped();
+    await sleep(Math.max(0, o.partitionS * 1000 - (performance.now() - t0)));
+    await heal();
+    say(`rep ${rep}: DMQ healed; ${dropped ?? '?'} packets dropped, peers ${JSON.stringify(status)}`);
+    // At once: does a new write replicate again, and when?
+    probe = await healProbe(cl, o, rep, tHeal as unknown as number, 30);
+    await bounded(x, 30);
+    crossIds = ringingCallIds(x);
+  } finally {
+    await heal();
+  }
+  const healedAt = tHeal as unknown as number;
+  const unknownAfter = await unknownCancelsAtLb2(cl);
+  await sleep(300);
+  const cross = crossCancel(serversSeen(servers), crossIds);
+  // The entries written during the cut at lb2: a few seconds after healing, and again after one
+  // more DMQ ping interval (10 s): does anything resync a healed peer?
+  const missingNow = async () => {
+    let written = 0;
+    let missing = 0;
+    for (const id of duringIds) {
+      if ((await callIdEntry(cl.rpc[0], id)) === undefined) continue;
+      written++;
+      if ((await callIdEntry(cl.rpc[1], id)) === undefined) missing++;
+    }
+    return { written, missing, after_s: round((performance.now() - healedAt) / 1000, 1) };
+  };
+  await sleep(Math.max(0, 3000 - (performance.now() - healedAt)));
+  const first = await missingNow();
+  await sleep(Math.max(0, HEAL_RECHECK_S * 1000 - (performance.now() - healedAt)));
+  const last = await missingNow();
+  return {
+    method: cut.method,
+    cut_s: o.partitionS,
+    rate_cps: o.partitionCps,
+    dropped_packets: dropped,
+    peer_status_end_of_cut: status,
+    before,
+    during,
+    cancel_other_lb_during: {
+      ...cross,
+      unknown_dropped_at_lb2:
+        unknownBefore === null || unknownAfter === null ? null : unknownAfter - unknownBefore,
+    },
+    entries_written_during: last.written,
+    entries_missing_soon_after_heal: first.missing,
+    entries_missing_after_heal: last.missing,
+    checked_after_heal_s: [first.after_s, last.after_s],
+    healed_replication_ok: probe.ok,
+    healed_replication_s: probe.s,
+    heal_probes: probe.probes,
+  };
+}
+
 interface DataplaneParts {
   cancel: CancelResult | null;
   lag: LagFigures | null;
   rtx: RtxResult | null;
+  partition: PartitionResult | null;
 }
 
 async function dataplaneParts(o: ClusterOptions, rep: number, errors: string[]): Promise<DataplaneParts> {
-  const out: DataplaneParts = { cancel: null, lag: null, rtx: null };
+  const out: DataplaneParts = { cancel: null, lag: null, rtx: null, partition: null };
   const part = async <T>(name: string, f: () => Promise<T>): Promise<T | null> => {
     try {
       return await f();
@@ -360,6 +631,8 @@ async function dataplaneParts(o: ClusterOptions, rep: number, errors: string[]):
       say(`rep ${rep}: CANCEL via lb2: ${JSON.stringify(out.cancel)}`);
       out.lag = await part('lag', () => lagPart(cl, o, rep));
       say(`rep ${rep}: replication lag: ${JSON.stringify(out.lag)}`);
+      out.partition = await part('partition', () => partitionPart(cl, o, rep, ringing));
+      say(`rep ${rep}: ${formatPartition(out.partition)}`);
       out.rtx = await part('retransmission', async () => {
         await slowBackends(cl.lab);
         const answering = await replaceServers(cl.lab, servers, 'rtx', LAB_SCENARIOS.uas);
@@ -637,13 +910,18 @@ export async function runClusterBench(args: string[]): Promise<void> {
       { started, loadavgStart },
       reps,
       (runFile, command) =>
-        clusterMarkdown(summary, context, {
-          started_at: started.toISOString(),
-          command,
-          cpus: cpus().length,
-          loadavg_start: loadavgStart,
-          run_file: runFile,
-        }),
+        clusterMarkdown(
+          summary,
+          context,
+          {
+            started_at: started.toISOString(),
+            command,
+            cpus: cpus().length,
+            loadavg_start: loadavgStart,
+            run_file: runFile,
+          },
+          partitionJson(reps.map((r) => r.partition)),
+        ),
       line,
     );
     say(`wrote ${files.join(', ')}`);

@@ -30,6 +30,14 @@ export interface ClusterOptions {
   readonly overloadS: number;
   /** Seconds of the overload before its goodput is counted (the split follows the 60/40 first). */
   readonly overloadWarmupS: number;
+  /** Seconds DMQ is cut between the two LBs (the partition part). */
+  readonly partitionS: number;
+  /** Calls/s through lb1 before and during the cut. */
+  readonly partitionCps: number;
+  /** Seconds of the same traffic before the cut (the latency's reference). */
+  readonly partitionBeforeS: number;
+  /** Calls INVITE via lb1, CANCEL via lb2 during the cut. */
+  readonly partitionCrossCalls: number;
   /** Second octet of the labs' loopback addresses (127.N.x.x). */
   readonly net: number;
   /** Write the run's JSON (bench-results/) and its BENCHMARKS.md section. */
@@ -46,6 +54,8 @@ interface ClusterArgs {
   splitReadings: number;
   overloadLoad: number;
   overload?: number;
+  partition: number;
+  partitionCps: number;
   net: number;
   write: boolean;
 }
@@ -54,7 +64,7 @@ export function parseClusterOptions(args: readonly string[]): ClusterOptions {
   const o = parseBenchArgs<ClusterArgs>(
     benchCommand(
       'cluster',
-      'two LB nodes: CANCELs and retransmissions across nodes, DMQ lag, the admission split, overload',
+      'two LB nodes: CANCELs and retransmissions across nodes, DMQ lag, a DMQ partition, the admission split, overload',
     )
       .option(
         '--repetitions <n>',
@@ -82,6 +92,8 @@ export function parseClusterOptions(args: readonly string[]): ClusterOptions {
         1.3,
       )
       .option('--overload <s>', 'seconds of overload (default 30; --quick 20)', numberIn(8, 600))
+      .option('--partition <s>', 'seconds DMQ is cut between the LBs', numberIn(3, 120), 10)
+      .option('--partition-cps <n>', 'calls/s through lb1 before and during the cut', numberIn(1, 200), 20)
       .option('--net <n>', "second octet of the labs' loopback addresses", numberIn(1, 254, true), 61)
       .option('--no-write', 'print only: no run file, no BENCHMARKS.md section'),
     args,
@@ -101,6 +113,10 @@ export function parseClusterOptions(args: readonly string[]): ClusterOptions {
     overloadLoad: o.overloadLoad,
     overloadS: o.overload ?? (quick ? 20 : 30),
     overloadWarmupS: 5,
+    partitionS: o.partition,
+    partitionCps: o.partitionCps,
+    partitionBeforeS: 5,
+    partitionCrossCalls: 8,
     net: o.net,
     write: o.write,
   };

@@ -2,6 +2,7 @@
  * The cluster benchmark's figures for BENCHMARKS.md (pure): the run's conditions, the median (range)
  * table and the issue's goals, written between this benchmark's markers by the runner.
  */
+import { partitionMarkdown, type PartitionSummary } from './partition-figures.js';
 import { formatSummary, type ClusterSummary, type SummaryContext } from './summary.js';
 
 export interface RunConditions {
@@ -16,7 +17,12 @@ export interface RunConditions {
 const zero = (v: number | undefined) =>
   v === undefined ? 'not measured' : `${v} (median): ${v === 0 ? 'met' : 'not met'}`;
 
-export function clusterMarkdown(s: ClusterSummary, c: SummaryContext, r: RunConditions): string {
+export function clusterMarkdown(
+  s: ClusterSummary,
+  c: SummaryContext,
+  r: RunConditions,
+  partition: PartitionSummary | null = null,
+): string {
   const pool = c.capacities_cps.reduce((a, b) => a + b, 0);
   return [
     `Figures of \`${r.command}\`, ${r.started_at.slice(0, 16).replace('T', ' ')} UTC, on ${r.cpus} CPUs (load average ${r.loadavg_start} at the start).`,
@@ -30,6 +36,8 @@ export function clusterMarkdown(s: ClusterSummary, c: SummaryContext, r: RunCond
     '',
     `Goals (issue 16): no CANCEL misrouted: ${zero(s.cancel_misrouted?.median)}; no retransmission forked: ${zero(s.retransmission_forked?.median)}; ` +
       `no admitted call failed under overload: ${zero(s.overload_admitted_failed?.median)}.`,
+    '',
+    partitionMarkdown(partition),
     '',
     `The run: [${r.run_file}](${r.run_file}).`,
   ].join('\n');

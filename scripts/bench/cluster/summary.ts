@@ -7,6 +7,7 @@
 import { header, isRequest } from '../../../src/lab/sip-peer.js';
 import { round, spread, type Spread } from '../fairness/summary.js';
 import { percentile } from '../quality/window.js';
+import { formatPartition, partitionJson, type PartitionResult } from './partition-figures.js';
 
 /** The Call-IDs of the INVITEs and the CANCELs one server (a backend's sipp UAS) received. */
 export interface ServerCalls {
@@ -175,6 +176,8 @@ export interface RepResult {
   readonly cancel: CancelResult | null;
   readonly rtx: RtxResult | null;
   readonly lag: LagFigures | null;
+  /** DMQ cut between the LBs while calls flow through lb1, then healed. */
+  readonly partition: PartitionResult | null;
   readonly split: SplitResult | null;
   readonly overload: OverloadResult | null;
   /** What failed in this repetition (a part left null), one line each. */
@@ -239,6 +242,7 @@ export function summaryJson(
     admission_split_error_pct: med(s.admission_split_error_pct),
     split_follow_s: med(s.split_follow_s),
     move_follow_s: med(s.move_follow_s),
+    partition: partitionJson(reps.map((r) => r.partition)),
     overload_130: {
       goodput_fraction: med(s.overload_goodput_fraction),
       admitted_failed: med(s.overload_admitted_failed),
@@ -288,6 +292,7 @@ export function formatRepLine(r: RepResult): string {
     r.lag
       ? `lag p50 ${fmt(r.lag.p50_ms, 2)} p99 ${fmt(r.lag.p99_ms, 2)} ms (${r.lag.seen}/${r.lag.writes})`
       : 'lag -',
+    formatPartition(r.partition),
     r.split
       ? `split error ${fmt(r.split.admission_split_error_pct, 1)} %, follow ${fmt(r.split.split_follow_s, 1)} s, move ${fmt(r.split.move_follow_s, 1)} s`
       : 'split -',
