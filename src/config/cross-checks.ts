@@ -32,6 +32,11 @@ export function checkController(c: ControllerSection, issues: ConfigIssue[]): vo
     lbNames.add(lb.name);
     checkOpenSipsNode(lb, `lb_nodes[${i}]`, issues);
   });
+  // A peer that is one of this controller's nodes (or another peer) under another name would have
+  // its demand counted twice in the admission split: refused, by name or by RPC endpoint.
+  const endpoints = new Map<string, string>(
+    c.lb_nodes.map((lb, i) => [rpcEndpoint(lb.rpc.url), `lb_nodes[${i}]`]),
+  );
   c.admission.split.peers.forEach((peer, i) => {
     const at = `admission.split.peers[${i}]`;
     if (lbNames.has(peer.name))
@@ -40,6 +45,14 @@ export function checkController(c: ControllerSection, issues: ConfigIssue[]): vo
         message: `${peer.name} is already an LB node of this controller (lb_nodes) or another peer`,
       });
     lbNames.add(peer.name);
+    const endpoint = rpcEndpoint(peer.rpc.url);
+    const prior = endpoints.get(endpoint);
+    if (prior)
+      issues.push({
+        path: `${at}.rpc.url`,
+        message: `${endpoint} is also ${prior}'s RPC: the same LB node would count twice in the admission split`,
+      });
+    endpoints.set(endpoint, at);
     checkOpenSipsRpc(peer.kind, peer.rpc, at, issues);
   });
   if (c.lb_nodes.some((lb) => lb.kind === 'opensips')) checkOpenSipsSets(c, issues);
@@ -222,4 +235,14 @@ function checkOpenSipsSets(c: ControllerSection, issues: ConfigIssue[]): void {
         });
     });
   });
+}
+
+/** Where an RPC URL reaches (scheme, host, port); the path is not the node (Kamailio ignores it). */
+function rpcEndpoint(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return url;
+  }
 }

@@ -252,6 +252,24 @@ ${lb}sets:
       - { id: be1, sip_uri: "sip:127.0.0.11", capacity: 10, agent: { address: 127.0.0.11, port: 7951 } }
 ${tail}`;
 
+    it('admission.split.peers: a peer that is one of lb_nodes, by name or by RPC endpoint, is refused by field', () => {
+      const peers = (p: string) => controller(`admission:\n  split:\n    peers:\n${p}`);
+      const same = refusal(
+        file(peers('      - { name: lb1, rpc: { url: "http://127.0.0.20:5071/RPC" } }\n')),
+      );
+      expect(same.message).to.match(/admission\.split\.peers\[0\]\.name: lb1 is already an LB node/);
+      const twice = refusal(
+        file(peers('      - { name: lbx, rpc: { url: "http://127.0.0.10:5071/other" } }\n')),
+      );
+      expect(twice.message).to.match(
+        /admission\.split\.peers\[0\]\.rpc\.url: http:\/\/127\.0\.0\.10:5071 is also lb_nodes\[0\]/,
+      );
+      const ok = loadControllerConfig(
+        file(peers('      - { name: lb2, rpc: { url: "http://127.0.0.20:5071/RPC" } }\n')),
+      );
+      expect(ok.admission.split.peers.map((x) => [x.name, x.kind])).to.deep.equal([['lb2', 'kamailio']]);
+    });
+
     it('refuses a backend without a capacity by name, and learning is a scoring field', () => {
       const e = refusal(file(controller('').replace('capacity: 10, ', '')));
       expect(e.message).to.match(/sets\[0\]\.backends\[0\]\.capacity: required field is missing/);
