@@ -28,6 +28,8 @@ import type { ControllerEvent } from './events.js';
 export const READ_PERIOD_MS = 500;
 /** Step of the split: whole percents of the pool (admission-split.ts). */
 export const SPLIT_STEP = 0.01;
+/** What a controller with peers holds its own part below its split (withPeerMargin). */
+export const PEER_MARGIN = SPLIT_HYSTERESIS + SPLIT_STEP;
 
 export interface DemandNode {
   readonly name: string;
@@ -151,7 +153,7 @@ export class DemandWatch {
       splitFractions(this.demands(now), this.params().split),
       SPLIT_HYSTERESIS,
     );
-    this.fractions = withPeerMargin(this.held, own, peers, SPLIT_STEP);
+    this.fractions = withPeerMargin(this.held, own, peers, PEER_MARGIN);
     return this.fractions;
   }
 

@@ -111,24 +111,22 @@ export function stickySplit(
 
 /**
  * A controller beside each LB node computes the split from its own readings of every node's
- * counters, taken at other instants than its peers' controllers take theirs: while demand moves,
- * two such views can differ by a step, and the parts they push could sum to a step above the
- * pool's limit. Each such controller therefore holds its own nodes one step per peer below what
- * it computed: views that differ by a step then still sum to at most the limit. A controller that
- * pushes to every node (no peers) needs no margin.
+ * counters, taken at other instants than the other controllers take theirs, and holds it against
+ * jitter (stickySplit) from its own history: two controllers' held splits can differ by up to the
+ * hysteresis each, plus a step of rounding. The parts they push could then sum above the pool's
+ * limit. So each such controller holds its own nodes `margin` below what it holds (the hysteresis
+ * plus a step): N controllers' parts then sum to at most the limit. A controller that pushes to
+ * every node (no peers) needs no margin.
  */
 export function withPeerMargin(
   fractions: ReadonlyMap<string, number>,
   own: ReadonlySet<string>,
   peers: number,
-  step: number,
+  margin: number,
 ): Map<string, number> {
-  const margin = peers * step;
+  const cut = peers > 0 ? margin : 0;
   return new Map(
-    [...fractions].map(([node, f]) => [
-      node,
-      own.has(node) && margin > 0 ? Math.max(0, round(f - margin)) : f,
-    ]),
+    [...fractions].map(([node, f]) => [node, own.has(node) && cut > 0 ? Math.max(0, round(f - cut)) : f]),
   );
 }
 

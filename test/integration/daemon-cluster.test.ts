@@ -22,7 +22,7 @@ import type { ManagedProcess } from '../../src/lab/processes.js';
 import { sipweighCommand } from '../../src/lab/self-command.js';
 import { startSipp, type SippRun } from '../../src/lab/sipp.js';
 import { DEFAULT_SPLIT } from '../../src/scoring/admission-split.js';
-import { SPLIT_STEP } from '../../src/controller/demand-watch.js';
+import { PEER_MARGIN } from '../../src/controller/demand-watch.js';
 import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import { startDaemonLab, type DaemonLab } from '../support/daemon-lab.js';
@@ -225,8 +225,8 @@ describe('a cluster of two LB nodes: admission split by demand, a controller per
         60000,
         200,
       );
-      // Each controller holds its own node one step (its one peer) below the even half.
-      const half = POOL_LIMIT * (0.5 - SPLIT_STEP);
+      // Each controller holds its own node a margin (hysteresis + a step) below the even half.
+      const half = POOL_LIMIT * (0.5 - PEER_MARGIN);
       const even = await followTime((l) => Math.abs(l.lb1 - half) < 0.02 && l.lb1 === l.lb2, 30000);
       expect(even, 'each LB half of the pool limit less a step, before any traffic').to.not.equal(null);
       const a = await traffic('uac1', UAC1_IP, LB1_IP, 16, 50);

@@ -118,6 +118,15 @@ describe('a controller per LB node: one step per peer held back', function () {
     const one = withPeerMargin(seen1, new Set(['lb1']), 1, step);
     const two = withPeerMargin(seen2, new Set(['lb2']), 1, step);
     expect(one.get('lb1')! + two.get('lb2')!).to.be.at.most(1 + 1e-9);
+    // Each controller also holds its split against jitter from its own history: held splits up to
+    // the hysteresis apart each way; the margin (hysteresis + a step) still keeps the sum at 1.
+    const margin = SPLIT_HYSTERESIS + step;
+    const held1 = splitFractions([d('lb1', 84), d('lb2', 16)], DEFAULT_SPLIT);
+    const held2 = splitFractions([d('lb1', 76), d('lb2', 24)], DEFAULT_SPLIT);
+    expect(held1.get('lb1')! + held2.get('lb2')!, 'held splits apart').to.be.above(1.05);
+    const a = withPeerMargin(held1, new Set(['lb1']), 1, margin);
+    const b = withPeerMargin(held2, new Set(['lb2']), 1, margin);
+    expect(a.get('lb1')! + b.get('lb2')!).to.be.at.most(1 + 1e-9);
     expect(one.get('lb2'), 'a peer part is not pushed: left as computed').to.equal(seen1.get('lb2'));
   });
 
