@@ -250,6 +250,32 @@ async function callIdEntry(rpc: KamailioRpcClient, key: string): Promise<string 
  * lb2's table polled until the entry is there; the poll's own round trip is the resolution. Each
  * call is then cancelled through lb1 (the servers ring until cancelled), its 487 ACKed at the end.
  */
+/** A response of `callId` with `status` to `method` (the CSeq's method). */
+const forCall =
+  (callId: string, status: number, method: string) =>
+  (m: { status?: number; text: string }): boolean =>
+    m.status === status &&
+    header(m.text, 'Call-ID') === callId &&
+    (header(m.text, 'CSeq') ?? '').endsWith(method);
+
+/** ACKs the 487 of every cancelled call (each waited for 3 s at most), so no server retransmits it. */
+async function ackCancelled(
+  peer: UdpSipPeer,
+  pending: readonly { callId: string; branch: string }[],
+  to: { ruri: string; via: string; lb: { address: string; port: number } },
+): Promise<void> {
+  for (const p of pending) {
+    const final = await peer.waitFor(forCall(p.callId, 487, 'INVITE'), 3000);
+    if (!final) continue;
+    const toTag = /;tag=([^;>\s]+)/.exec(header(final.text, 'To') ?? '')?.[1];
+    await peer.send(
+      sipRequest({ method: 'ACK', ruri: to.ruri, callId: p.callId, branch: p.branch, via: to.via, toTag }),
+      to.lb.address,
+      to.lb.port,
+    );
+  }
+}
+
 async function lagPart(cl: ClusterLab, o: ClusterOptions, rep: number): Promise<LagFigures> {
   const plan = cl.lab.state.plan;
   const lb1 = plan.lbs[0]!.sip;
@@ -259,11 +285,6 @@ async function lagPart(cl: ClusterLab, o: ClusterOptions, rep: number): Promise<
   const lags: number[] = [];
   const rtts: number[] = [];
   const pending: { callId: string; branch: string }[] = [];
-  const forCall =
-    (callId: string, status: number, method: string) => (m: { status?: number; text: string }) =>
-      m.status === status &&
-      header(m.text, 'Call-ID') === callId &&
-      (header(m.text, 'CSeq') ?? '').endsWith(method);
   // Bounded in count and in time.
   const deadline = performance.now() + o.lagWrites * 100 + 60_000;
   try {
@@ -287,16 +308,7 @@ async function lagPart(cl: ClusterLab, o: ClusterOptions, rep: number): Promise<
         pending.push({ callId, branch });
       }
     }
-    for (const p of pending) {
-      const final = await peer.waitFor(forCall(p.callId, 487, 'INVITE'), 3000);
-      if (!final) continue;
-      const toTag = /;tag=([^;>\s]+)/.exec(header(final.text, 'To') ?? '')?.[1];
-      await peer.send(
-        sipRequest({ method: 'ACK', ruri, callId: p.callId, branch: p.branch, via, toTag }),
-        lb1.address,
-        lb1.port,
-      );
-    }
+    await ackCancelled(peer, pending, { ruri, via, lb: lb1 });
   } finally {
     peer.close();
   }
@@ -431,11 +443,6 @@ async function healProbe(
   const peer = await UdpSipPeer.bind(clientIp(o.net, 4));
   const via = `${peer.address}:${peer.port}`;
   const ruri = `sip:heal@${lb1.address}:${lb1.port}`;
-  const forCall =
-    (callId: string, status: number, method: string) => (m: { status?: number; text: string }) =>
-      m.status === status &&
-      header(m.text, 'Call-ID') === callId &&
-      (header(m.text, 'CSeq') ?? '').endsWith(method);
   const pending: { callId: string; branch: string }[] = [];
   let result = { ok: false, s: null as number | null, probes: 0 };
   try {
@@ -460,16 +467,7 @@ async function healProbe(
       result = { ok: false, s: null, probes: i + 1 };
       await sleep(Math.max(0, 500 - (performance.now() - tw)));
     }
-    for (const p of pending) {
-      const final = await peer.waitFor(forCall(p.callId, 487, 'INVITE'), 3000);
-      if (!final) continue;
-      const toTag = /;tag=([^;>\s]+)/.exec(header(final.text, 'To') ?? '')?.[1];
-      await peer.send(
-        sipRequest({ method: 'ACK', ruri, callId: p.callId, branch: p.branch, via, toTag }),
-        lb1.address,
-        lb1.port,
-      );
-    }
+    await ackCancelled(peer, pending, { ruri, via, lb: lb1 });
   } finally {
     peer.close();
   }
