@@ -245,6 +245,8 @@ const SHAPES: Readonly<Record<string, Shape>> = {
   'scoring.capacity': {
     learn: 'required',
     queue_standing_bytes: 'required',
+    queue_surge_bytes: 'required',
+    standing_window_ms: 'required',
     track_half_life_ms: 'required',
     served_half_life_ms: 'required',
     retransmit_rtt_ms: 'required',

@@ -54,6 +54,40 @@ describe('learned capacity estimator', () => {
     for (const x of trace) expect(x).to.be.at.least(50);
   });
 
+  it("does not take a knee's queue for a standing one: over the standing level for less than its window, the estimate holds", () => {
+    // A backend of few workers at ~90 % of its capacity: 10 KB (over 8 KB, under a surge) for 1 s.
+    const knee = C.queue_standing_bytes * 1.25;
+    expect(knee).to.be.below(C.queue_surge_bytes);
+    const reports = Math.floor(C.standing_window_ms / 250) - 1;
+    const { trace } = run(100, [...Array(reports).fill(ev(90, knee)), ...Array(4).fill(ev(90))]);
+    // The rule before (two reports over 8 KB) moved it down to 90 here; now it holds, and probes
+    // once the queue is quiet again.
+    for (const x of trace) expect(x).to.be.at.least(100);
+  });
+
+  it('moves to the smoothed served rate once the queue stands its window, so a noisy low report does not drag it', () => {
+    const stand = C.queue_standing_bytes * 1.5;
+    // Served alternates 64 and 96 calls/s (mean 80) with the queue standing for 5 s.
+    const { trace } = run(
+      100,
+      Array.from({ length: 20 }, (_, i) => ev(i % 2 === 0 ? 64 : 96, stand)),
+    );
+    const last = trace.slice(-6);
+    for (const x of last) expect(x).to.be.within(76, 86);
+    // Never as low as a low report: the old rule aimed at each report's served rate when it fell.
+    for (const x of trace) expect(x).to.be.above(70);
+  });
+
+  it('takes a surge serving far below the estimate at once (a capacity that fell): no half-life of its old share', () => {
+    const { s } = run(100, Array(16).fill(ev(95)));
+    const surge = C.queue_surge_bytes * 2;
+    const { trace } = run(100, Array(4).fill(ev(50, surge)), s);
+    // Report 1 is the first over the surge level; report 2 the second in a row.
+    expect(trace[0]).to.be.at.least(95);
+    expect(trace[1]).to.equal(50);
+    for (const x of trace) expect(x).to.be.at.least(50);
+  });
+
   it('is bounded below by what it serves without a queue, and probes upward when held at its estimate', () => {
     const low = run(20, Array(4).fill(ev(60)));
     expect(low.s.cps).to.be.at.least(60);

@@ -1,8 +1,10 @@
 /**
  * The sweep behind learned capacity's probe constants (docs/controller.md, "Learned capacity"): one
  * line of closed-loop figures (scoring-learned-sim.ts, scoring-fixtures.ts `simulate`) for the
- * defaults, or for R (probe_above_ratio), S (probe_per_s), Q (quiet_queue_bytes) from the environment:
- *   R=0.8 S=0.15 Q=4096 node --import tsx test/unit/scoring-learned-sweep.ts
+ * defaults, or for R (probe_above_ratio), S (probe_per_s), Q (quiet_queue_bytes), W
+ * (standing_window_ms), U (queue_surge_bytes), H (served_half_life_ms) from the environment, on the
+ * simulation's lab-like noise or its calm model (N=lab|calm, default lab):
+ *   N=lab R=0.8 S=0.15 Q=4096 W=1500 U=24576 H=1000 node --import tsx test/unit/scoring-learned-sweep.ts
  * Not a test (no .test.ts): it asserts nothing and prints figures. Q=1e12 turns the quiet gate off.
  */
 import { DEFAULT_SCORING_PARAMS as P } from '../../src/config/scoring-params.js';
@@ -28,6 +30,9 @@ function changes(ticks: readonly { weights: Record<string, number> }[]): number 
 const ratio = Number(process.env.R ?? P.capacity.probe_above_ratio);
 const per = Number(process.env.S ?? P.capacity.probe_per_s);
 const quiet = Number(process.env.Q ?? P.capacity.quiet_queue_bytes);
+const window = Number(process.env.W ?? P.capacity.standing_window_ms);
+const surge = Number(process.env.U ?? P.capacity.queue_surge_bytes);
+const halfLife = Number(process.env.H ?? P.capacity.served_half_life_ms);
 const params = {
   ...P,
   capacity: {
@@ -36,14 +41,18 @@ const params = {
     probe_above_ratio: ratio,
     probe_per_s: per,
     quiet_queue_bytes: quiet,
+    standing_window_ms: window,
+    queue_surge_bytes: surge,
+    served_half_life_ms: halfLife,
   },
 };
-const out: string[] = [`R=${ratio} S=${per} Q=${quiet}`];
+const noise = (process.env.N ?? 'lab') as 'lab' | 'calm';
+const out: string[] = [`N=${noise} R=${ratio} S=${per} Q=${quiet} W=${window} U=${surge} H=${halfLife}`];
 const conv: (number | null)[] = [];
 let limLo = Infinity,
   limHi = 0;
 for (const seed of [1, 2, 3]) {
-  const t = runLoop({ backends: eq(), offered: () => 1.1 * POOL, durationMs: 60_000, seed, params });
+  const t = runLoop({ backends: eq(), offered: () => 1.1 * POOL, durationMs: 60_000, seed, params, noise });
   conv.push(settledFrom(t, (k) => shareError(k.weights, REAL) <= 0.15));
   for (const k of t.filter((x) => x.t >= 15_000)) {
     limLo = Math.min(limLo, k.limit!);
@@ -56,7 +65,14 @@ out.push(`conv110=${conv.join('/')} lim=${limLo.toFixed(0)}-${limHi.toFixed(0)}`
   const lim: number[] = [];
   let rhoMax = 0;
   for (const seed of [1, 2, 3]) {
-    const t = runLoop({ backends: eq(), offered: () => 0.78 * POOL, durationMs: 40_000, seed, params });
+    const t = runLoop({
+      backends: eq(),
+      offered: () => 0.78 * POOL,
+      durationMs: 40_000,
+      seed,
+      params,
+      noise,
+    });
     for (const k of t.filter((x) => x.t >= 15_000)) {
       errs.push(shareError(k.weights, REAL));
       lim.push(k.limit!);
@@ -83,6 +99,7 @@ out.push(`conv110=${conv.join('/')} lim=${limLo.toFixed(0)}-${limHi.toFixed(0)}`
       durationMs: 75_000,
       seed,
       params,
+      noise,
     });
     const halved = t.filter((k) => k.t >= drop && k.t < back);
     fol.push(halved.find((k) => share(k, 'c') <= (50 / 125) * 1.1)!.t - drop);
@@ -148,6 +165,7 @@ out.push(`conv110=${conv.join('/')} lim=${limLo.toFixed(0)}-${limHi.toFixed(0)}`
         durationMs: 40_000,
         seed,
         params,
+        noise,
       });
       const w = t.filter((k) => k.t >= 10_000);
       ch = Math.max(ch, changes(w));

@@ -7,6 +7,10 @@ export interface CapacityParams {
   readonly learn: boolean;
   /** The receive queue (its standing value: minimum over the signal's window) at or above this stands. */
   readonly queue_standing_bytes: number;
+  /** A queue at or above this in two reports in a row is a surge: the backend is past its capacity now. */
+  readonly queue_surge_bytes: number;
+  /** A queue over queue_standing_bytes in every report for this long stands (below it: a knee's noise). */
+  readonly standing_window_ms: number;
   /** While the queue stands, half-life of the estimate's move to the served rate. */
   readonly track_half_life_ms: number;
   /** Half-life of the served rate (bounds the estimate from below, decides a probe) and of the queue (gates a probe). */
@@ -41,6 +45,11 @@ export function capacityParamsProblems(c: CapacityParams | undefined): string[] 
   };
   need(typeof c.learn === 'boolean', 'learn must be a boolean');
   need(fin(c.queue_standing_bytes) && c.queue_standing_bytes > 0, 'queue_standing_bytes must be > 0');
+  need(
+    fin(c.queue_surge_bytes) && c.queue_surge_bytes >= c.queue_standing_bytes,
+    'queue_surge_bytes must be >= queue_standing_bytes',
+  );
+  need(fin(c.standing_window_ms) && c.standing_window_ms >= 0, 'standing_window_ms must be >= 0');
   need(fin(c.track_half_life_ms) && c.track_half_life_ms >= 0, 'track_half_life_ms must be >= 0');
   need(fin(c.served_half_life_ms) && c.served_half_life_ms >= 0, 'served_half_life_ms must be >= 0');
   need(fin(c.retransmit_rtt_ms) && c.retransmit_rtt_ms > 0, 'retransmit_rtt_ms must be > 0');
