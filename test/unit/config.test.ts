@@ -278,6 +278,19 @@ ${tail}`;
       const on = loadControllerConfig(file(controller('scoring: { capacity: { learn: true } }\n')));
       expect(on.scoring.params.capacity.learn).to.equal(true);
       expect(on.scoring.params.capacity.queue_standing_bytes).to.equal(8192);
+      expect(on.scoring.params.capacity.queue_surge_bytes).to.equal(24576);
+      expect(on.scoring.params.capacity.standing_window_ms).to.equal(1500);
+    });
+
+    it('refuses a surge level under the standing level, naming both fields', () => {
+      const e = refusal(file(controller('scoring: { capacity: { queue_standing_bytes: 32768 } }\n')));
+      expect(e.message).to.match(/capacity\.queue_surge_bytes must be >= queue_standing_bytes/);
+      const ok = loadControllerConfig(
+        file(
+          controller('scoring: { capacity: { queue_standing_bytes: 32768, queue_surge_bytes: 65536 } }\n'),
+        ),
+      );
+      expect(ok.scoring.params.capacity.queue_surge_bytes).to.equal(65536);
     });
 
     it('applies defaults: admission on at 0.95, no maintenance', () => {

@@ -11,6 +11,19 @@ import {
 
 const C = { ...DEFAULT_SCORING_PARAMS.capacity, learn: true };
 const QUEUE = C.queue_standing_bytes * 4;
+/**
+ * At 100 calls/s, serving 95 with a queue forming (over the quiet level, under the standing one):
+ * no probe, so the estimate stays at the prior and the smoothed served rate at 95.
+ */
+function steady(): LearnedCapacity {
+  const forming = (C.quiet_queue_bytes + C.queue_standing_bytes) / 2;
+  const { s } = run(100, Array(16).fill(ev(95, forming)));
+  expect(s.cps).to.equal(100);
+  return s;
+}
+
+/** Over the standing level, under a surge. */
+const STANDING = (C.queue_standing_bytes + C.queue_surge_bytes) / 2;
 
 function run(prior: number, reports: readonly Omit<CapacityEvidence, 'at'>[], start?: LearnedCapacity) {
   let s = start ?? freshLearned(prior);
@@ -88,6 +101,46 @@ describe('learned capacity estimator', () => {
     for (const x of trace) expect(x).to.be.at.least(50);
   });
 
+  it('does not take a surge whose counts may be inflated by retransmissions as a fall, nor one low report under a steady rate', () => {
+    const s = steady();
+    const surge = C.queue_surge_bytes * 2;
+    // The round trip past T1: counted requests may be retransmissions, so no jump to what they say.
+    const slow = run(100, Array(2).fill(ev(50, surge, C.retransmit_rtt_ms + 100)), s);
+    expect(slow.trace[1]).to.be.above(60);
+    // One report of 60 after a steady 95: the smoothed rate is still above 0.85 of the estimate.
+    const once = run(100, [ev(95, surge), ev(60, surge)], s);
+    expect(once.trace[1]).to.be.above(70);
+  });
+
+  it('a silence breaks a run of reports: a queue before a gap and one after it are neither a standing queue nor a surge', () => {
+    const s = steady();
+    const before = foldCapacity(s, { ...ev(95, QUEUE), at: (s.at ?? 0) + 250 }, 100, C);
+    // 60 s later (a backend down and back): one report over the surge level, serving 40.
+    const after = foldCapacity(before, { ...ev(40, QUEUE), at: (before.at ?? 0) + 60_000 }, 100, C);
+    expect(after.cps, 'one report after a gap').to.be.at.least(before.cps);
+    const stand = foldCapacity(
+      { ...before, aboveSince: (before.at ?? 0) - 10_000, aboveReports: 40 },
+      { ...ev(40, STANDING), at: (before.at ?? 0) + 60_000 },
+      100,
+      C,
+    );
+    expect(stand.cps, 'a window that spans the gap').to.be.at.least(before.cps);
+    expect(stand.aboveReports).to.equal(1);
+  });
+
+  it('needs reports as well as time for a standing queue: two reports 2 s apart (an SSH poll) are not one', () => {
+    const s = steady();
+    let x = s;
+    const trace: number[] = [];
+    for (let i = 1; i <= 2; i++) {
+      x = foldCapacity(x, { ...ev(70, STANDING), at: (s.at ?? 0) + i * 1900 }, 100, C);
+      trace.push(x.cps);
+    }
+    for (const v of trace) expect(v).to.equal(s.cps);
+    x = foldCapacity(x, { ...ev(70, STANDING), at: (s.at ?? 0) + 3 * 1900 }, 100, C);
+    expect(x.cps, 'the third report in a row').to.be.below(s.cps);
+  });
+
   it('is bounded below by what it serves without a queue, and probes upward when held at its estimate', () => {
     const low = run(20, Array(4).fill(ev(60)));
     expect(low.s.cps).to.be.at.least(60);
@@ -142,24 +195,29 @@ describe('learned capacity estimator', () => {
     fc.assert(
       fc.property(
         fc.double({ min: 10, max: 500, noNaN: true }),
-        fc.array(fc.record({ served: fc.double({ min: 0, max: 800, noNaN: true }), q: fc.boolean() }), {
-          minLength: 1,
-          maxLength: 30,
-        }),
+        fc.array(
+          fc.record({
+            served: fc.double({ min: 0, max: 800, noNaN: true }),
+            // No queue, a standing one (under a surge), a surge, unknown.
+            q: fc.constantFrom<number | null>(0, STANDING, QUEUE, null),
+          }),
+          { minLength: 1, maxLength: 30 },
+        ),
         fc.double({ min: 0, max: 200, noNaN: true }),
         fc.double({ min: 0, max: 800, noNaN: true }),
-        (prior, history, extra, lastServed) => {
+        fc.constantFrom(STANDING, QUEUE),
+        (prior, history, extra, lastServed, queue) => {
           const { s } = run(
             prior,
-            history.map((h) => ev(h.served, h.q ? QUEUE : 0)),
+            history.map((h) => ({ ...ev(h.served), queueBytes: h.q })),
           );
           const at = (s.at ?? 0) + 250;
           const fold = (served: number, q: number) => foldCapacity(s, { ...ev(served, q), at }, prior, C).cps;
           const eps = 1e-9 * prior;
           return (
-            fold(lastServed + extra, QUEUE) >= fold(lastServed, QUEUE) - eps &&
+            fold(lastServed + extra, queue) >= fold(lastServed, queue) - eps &&
             fold(lastServed + extra, 0) >= fold(lastServed, 0) - eps &&
-            fold(lastServed, QUEUE) <= fold(lastServed, 0) + eps
+            fold(lastServed, queue) <= fold(lastServed, 0) + eps
           );
         },
       ),

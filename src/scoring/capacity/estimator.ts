@@ -45,6 +45,8 @@ export interface LearnedCapacity {
   readonly queueAt: number | null;
   /** Since when every report's queue has been at or above queue_standing_bytes (null: not now). */
   readonly aboveSince: number | null;
+  /** How many reports in a row that has been (0: not now). */
+  readonly aboveReports: number;
   /** Raw receive-queue bytes of the last report (null: unknown). */
   readonly lastQueueBytes: number | null;
   /** Receive-queue bytes, smoothed over served_half_life_ms (null: unknown): decides a probe. */
@@ -72,6 +74,7 @@ export function freshLearned(prior: number): LearnedCapacity {
     served: null,
     queueAt: null,
     aboveSince: null,
+    aboveReports: 0,
     lastQueueBytes: null,
     queueAvg: null,
     at: null,
@@ -82,6 +85,9 @@ export function freshLearned(prior: number): LearnedCapacity {
 const FELL_RATIO = 0.8;
 /** ... and its smoothed served rate below this: one noisy report of a backend at its knee is not a fall. */
 const FELL_SMOOTHED_RATIO = 0.85;
+
+/** Reports over queue_standing_bytes in a row, at least, for a standing queue (besides its window). */
+const STANDING_MIN_REPORTS = 3;
 
 /** Longest report gap the law integrates over (a silence must not make one report jump far). */
 const MAX_GAP_MS = 2000;
@@ -104,12 +110,18 @@ export function foldCapacity(
     e.queueBytes === null
       ? s.queueAvg
       : ewmaFold(s.queueAvg, e.queueBytes, e.at, c.served_half_life_ms, MAX_GAP_MS);
+  // A silence longer than the law integrates over (a stale or skipped report, a backend down and
+  // back) breaks a run of reports: a queue before it and one after it are not one standing queue,
+  // nor two reports of one surge (a restarted backend's first burst is not its capacity).
+  const joined = s.at !== null && e.at - s.at <= MAX_GAP_MS;
   const above = e.queueBytes !== null && e.queueBytes >= c.queue_standing_bytes;
-  const aboveSince = above ? (s.aboveSince ?? e.at) : null;
+  const aboveSince = above ? ((joined ? s.aboveSince : null) ?? e.at) : null;
+  const aboveReports = above ? (joined ? s.aboveReports : 0) + 1 : 0;
+  const lastQueueBytes = joined ? s.lastQueueBytes : null;
   // Two kinds of evidence that the backend is offered more than it serves (so it serves its capacity):
   // - a surge: the queue far past what a backend below its capacity shows (queue_surge_bytes in two
-  //   reports in a row). A halved backend shows it within a few hundred ms; the served rate of that
-  //   report is taken as it is (the follow time is the 1 s).
+  //   reports in a row). A halved backend shows it within a few hundred ms; the estimate moves to the
+  //   report's served rate over track_half_life_ms, or at once when it fell (below).
   // - a standing queue: over queue_standing_bytes in every report for standing_window_ms. A backend of
   //   few workers near its knee (the lab's 2-worker emulation at 85-92 %) queues 5-20 KB, exponentially
   //   distributed from report to report, so two reports over 8 KB happened every few seconds below its
@@ -118,9 +130,12 @@ export function foldCapacity(
   //   window is not that noise; even so the estimate aims at the smoothed served rate, up or down.
   const surge =
     e.queueBytes !== null &&
-    s.lastQueueBytes !== null &&
-    Math.min(e.queueBytes, s.lastQueueBytes) >= c.queue_surge_bytes;
-  const standing = aboveSince !== null && e.at - aboveSince >= c.standing_window_ms;
+    lastQueueBytes !== null &&
+    Math.min(e.queueBytes, lastQueueBytes) >= c.queue_surge_bytes;
+  // The window, and at least STANDING_MIN_REPORTS reports in it: at an SSH-polled backend's 2 s
+  // cadence a 1.5 s window alone would be two reports, the rule the window replaced.
+  const standing =
+    aboveSince !== null && e.at - aboveSince >= c.standing_window_ms && aboveReports >= STANDING_MIN_REPORTS;
   const queue = surge || standing;
   let cps = s.cps;
   let queueAt = s.queueAt;
@@ -176,6 +191,7 @@ export function foldCapacity(
     served,
     queueAt,
     aboveSince,
+    aboveReports,
     lastQueueBytes: e.queueBytes,
     queueAvg,
     at: e.at,
