@@ -56,7 +56,8 @@ const BYTES_PER_CALL = 2500;
  * offered, every backend configured 58, learning on; 2 workers per emulated backend, reports every
  * 200 ms): at a utilisation of about 0.85 the queue averaged 7.5-8 KB with a standard deviation as
  * large (0 in a third of the reports, >= 8 KB in 40 %), at 0.95 about 15 KB. An M/M/1 queue length
- * (rho^2 / (1 - rho) requests) of 1.5 KB requests, drawn exponentially, gives the same figures.
+ * (rho^2 / (1 - rho) requests) of 1.5 KB requests, drawn exponentially, gives the figure at 0.85
+ * (7.2 KB) and overstates 0.95 (27 KB): a harsher knee than the lab's.
  * The served count of those reports varied by 10-25 % (sd) around its mean: drawn uniform +-20 %.
  */
 function labQueueBytes(rho: number, rand: () => number): number {
@@ -77,7 +78,8 @@ export function runLoop(opts: {
   cycleMs?: number;
   /**
    * 'lab': the near-knee queue and the served count as noisy as the lab's 2-worker
-   * emulated backends; 'calm' (default): the smooth model the constants were first swept on.
+   * emulated backends; 'calm' (default): the smooth model the probe constants were first swept on
+   * (then with 1 KB per queued call; 2.5 KB now, as measured).
    */
   noise?: 'lab' | 'calm';
 }): LoopTick[] {
