@@ -16,7 +16,7 @@
  */
 import type { HealthKind } from '../health/state-machine.js';
 import { admissionLimit, poolCapacity } from './admission.js';
-import { foldCapacity, freshLearned } from './capacity/estimator.js';
+import { breakRun, foldCapacity, freshLearned } from './capacity/estimator.js';
 import { delaySplitFor } from './delay-split.js';
 import { FRESH_DERATING, updateFactor } from './derating.js';
 import { panicCheck } from './panic.js';
@@ -177,12 +177,13 @@ function scoreBackend(
   // A backend that went down starts afresh when it comes back: its old load figures and derating
   // describe a process that may no longer exist (and slow start covers its warm-up).
   // The learned capacity is kept: it describes the host's capacity more than the process's state,
-  // and a backend that comes back at its prior would be overloaded until it is learned again.
+  // and a backend that comes back at its prior would be overloaded until it is learned again. Its
+  // run of queue reports is not kept (breakRun).
   let m =
     prev === undefined
       ? FRESH_MEMORY
       : s.health === 'down'
-        ? { ...FRESH_MEMORY, learned: prev.learned }
+        ? { ...FRESH_MEMORY, learned: prev.learned === null ? null : breakRun(prev.learned) }
         : prev;
   if (s.health === 'down') m = { ...m, rotation: { kind: 'out' } };
   else m = foldReport(m, s, now, p);

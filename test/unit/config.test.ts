@@ -284,7 +284,9 @@ ${tail}`;
 
     it('refuses a surge level under the standing level, naming both fields', () => {
       const e = refusal(file(controller('scoring: { capacity: { queue_standing_bytes: 32768 } }\n')));
-      expect(e.message).to.match(/capacity\.queue_surge_bytes must be >= queue_standing_bytes/);
+      expect(e.message).to.match(
+        /capacity\.queue_surge_bytes must be >= queue_standing_bytes \(raise it with queue_standing_bytes\)/,
+      );
       const ok = loadControllerConfig(
         file(
           controller('scoring: { capacity: { queue_standing_bytes: 32768, queue_surge_bytes: 65536 } }\n'),

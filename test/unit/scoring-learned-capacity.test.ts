@@ -3,8 +3,10 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { DEFAULT_SCORING_PARAMS } from '../../src/config/scoring-params.js';
 import {
+  breakRun,
   foldCapacity,
   freshLearned,
+  JOIN_GAP_MS,
   type CapacityEvidence,
   type LearnedCapacity,
 } from '../../src/scoring/capacity/estimator.js';
@@ -128,17 +130,56 @@ describe('learned capacity estimator', () => {
     expect(stand.aboveReports).to.equal(1);
   });
 
-  it('needs reports as well as time for a standing queue: two reports 2 s apart (an SSH poll) are not one', () => {
+  it("needs reports as well as time for a standing queue, and sees one at an SSH poll's jittered 2 s cadence", () => {
     const s = steady();
+    // 1.8-2.2 s apart (the SSH poller's 2 s +-10 %): the window alone would be two reports.
+    const gaps = [1800, 2200, 2050, 1950];
     let x = s;
+    let at = s.at ?? 0;
     const trace: number[] = [];
-    for (let i = 1; i <= 2; i++) {
-      x = foldCapacity(x, { ...ev(70, STANDING), at: (s.at ?? 0) + i * 1900 }, 100, C);
+    for (const g of gaps) {
+      at += g;
+      x = foldCapacity(x, { ...ev(70, STANDING), at }, 100, C);
       trace.push(x.cps);
     }
-    for (const v of trace) expect(v).to.equal(s.cps);
-    x = foldCapacity(x, { ...ev(70, STANDING), at: (s.at ?? 0) + 3 * 1900 }, 100, C);
-    expect(x.cps, 'the third report in a row').to.be.below(s.cps);
+    expect(trace[0]).to.equal(s.cps);
+    expect(trace[1], 'two reports, 2.2 s apart').to.equal(s.cps);
+    expect(trace[2]!, 'the third report in a row').to.be.below(s.cps);
+    expect(trace[3]!).to.be.below(trace[2]!);
+  });
+
+  it('joins reports up to JOIN_GAP_MS apart and no further (a surge across the boundary)', () => {
+    const s = steady();
+    const first = foldCapacity(s, { ...ev(40, QUEUE), at: (s.at ?? 0) + 250 }, 100, C);
+    const across = (gap: number) =>
+      foldCapacity(first, { ...ev(40, QUEUE), at: (first.at ?? 0) + gap }, 100, C).cps;
+    expect(across(JOIN_GAP_MS), 'at the boundary: one surge').to.be.below(first.cps);
+    expect(across(JOIN_GAP_MS + 1), 'past it: two separate reports').to.be.at.least(first.cps);
+  });
+
+  it('a run of queue reports ends at a report without a queue figure, and at a backend down and back', () => {
+    const s = steady();
+    let x = s;
+    let at = s.at ?? 0;
+    for (let i = 0; i < 4; i++) x = foldCapacity(x, { ...ev(95, STANDING), at: (at += 250) }, 100, C);
+    expect(x.aboveReports).to.equal(4);
+    const gap = foldCapacity(x, { ...ev(95), queueBytes: null, at: at + 250 }, 100, C);
+    expect([gap.aboveSince, gap.aboveReports, gap.lastQueueBytes]).to.deep.equal([null, 0, null]);
+    const back = breakRun(x);
+    expect([back.aboveSince, back.aboveReports, back.lastQueueBytes]).to.deep.equal([null, 0, null]);
+    expect([back.cps, back.served]).to.deep.equal([x.cps, x.served]);
+  });
+
+  it('a window started before a long silence does not count after it: three reports then are not a standing queue', () => {
+    const s = steady();
+    let x = s;
+    let at = s.at ?? 0;
+    for (let i = 0; i < 8; i++) x = foldCapacity(x, { ...ev(95, STANDING), at: (at += 250) }, 100, C);
+    at += JOIN_GAP_MS + 5000;
+    const before = x.cps;
+    for (let i = 0; i < 3; i++) x = foldCapacity(x, { ...ev(60, STANDING), at: (at += 250) }, 100, C);
+    // 0.5 s of queue after the silence: under the 1.5 s window.
+    expect(x.cps).to.equal(before);
   });
 
   it('is bounded below by what it serves without a queue, and probes upward when held at its estimate', () => {
@@ -206,11 +247,12 @@ describe('learned capacity estimator', () => {
         fc.double({ min: 0, max: 200, noNaN: true }),
         fc.double({ min: 0, max: 800, noNaN: true }),
         fc.constantFrom(STANDING, QUEUE),
-        (prior, history, extra, lastServed, queue) => {
-          const { s } = run(
-            prior,
-            history.map((h) => ({ ...ev(h.served), queueBytes: h.q })),
-          );
+        fc.boolean(),
+        (prior, history, extra, lastServed, queue, standTail) => {
+          // Half the runs end on a standing queue (7 reports over the standing level: its window),
+          // so the standing branch is what the last fold sees, not a rare draw.
+          const tail = standTail ? Array(7).fill(ev(history[0]!.served, STANDING)) : [];
+          const { s } = run(prior, [...history.map((h) => ({ ...ev(h.served), queueBytes: h.q })), ...tail]);
           const at = (s.at ?? 0) + 250;
           const fold = (served: number, q: number) => foldCapacity(s, { ...ev(served, q), at }, prior, C).cps;
           const eps = 1e-9 * prior;

@@ -43,7 +43,10 @@ export interface LearnedCapacity {
   readonly served: Smoothed | null;
   /** When the queue last stood (null: never seen). */
   readonly queueAt: number | null;
-  /** Since when every report's queue has been at or above queue_standing_bytes (null: not now). */
+  /**
+   * Since when every report's queue has been at or above queue_standing_bytes (null: not now). A
+   * report without a queue figure ends the run: nothing says the queue stood through it.
+   */
   readonly aboveSince: number | null;
   /** How many reports in a row that has been (0: not now). */
   readonly aboveReports: number;
@@ -89,6 +92,14 @@ const FELL_SMOOTHED_RATIO = 0.85;
 /** Reports over queue_standing_bytes in a row, at least, for a standing queue (besides its window). */
 const STANDING_MIN_REPORTS = 3;
 
+/**
+ * Longest silence a run of reports (a standing queue, a surge) spans. Not MAX_GAP_MS: an SSH-polled
+ * backend reports every 2 s +-10 %, so half its gaps would break every run and the queue would
+ * never be seen. 10 s is the longest scoring cycle the schema allows (only one report is folded per
+ * cycle); a silence past it is a backend gone quiet, not a cadence.
+ */
+export const JOIN_GAP_MS = 10_000;
+
 /** Longest report gap the law integrates over (a silence must not make one report jump far). */
 const MAX_GAP_MS = 2000;
 
@@ -110,10 +121,10 @@ export function foldCapacity(
     e.queueBytes === null
       ? s.queueAvg
       : ewmaFold(s.queueAvg, e.queueBytes, e.at, c.served_half_life_ms, MAX_GAP_MS);
-  // A silence longer than the law integrates over (a stale or skipped report, a backend down and
-  // back) breaks a run of reports: a queue before it and one after it are not one standing queue,
-  // nor two reports of one surge (a restarted backend's first burst is not its capacity).
-  const joined = s.at !== null && e.at - s.at <= MAX_GAP_MS;
+  // A long silence breaks a run of reports: a queue before it and one after it are not one standing
+  // queue, nor two reports of one surge. (A backend down and back breaks it whatever the silence:
+  // breakRun, called by the scorer.)
+  const joined = s.at !== null && e.at - s.at <= JOIN_GAP_MS;
   const above = e.queueBytes !== null && e.queueBytes >= c.queue_standing_bytes;
   const aboveSince = above ? ((joined ? s.aboveSince : null) ?? e.at) : null;
   const aboveReports = above ? (joined ? s.aboveReports : 0) + 1 : 0;
@@ -196,4 +207,12 @@ export function foldCapacity(
     queueAvg,
     at: e.at,
   };
+}
+
+/**
+ * A backend that went down and came back: the estimate and what it served are kept (they describe
+ * the host), but not a run of queue reports, which describes the process before it went down.
+ */
+export function breakRun(s: LearnedCapacity): LearnedCapacity {
+  return { ...s, aboveSince: null, aboveReports: 0, lastQueueBytes: null };
 }

@@ -47,7 +47,7 @@ export function capacityParamsProblems(c: CapacityParams | undefined): string[] 
   need(fin(c.queue_standing_bytes) && c.queue_standing_bytes > 0, 'queue_standing_bytes must be > 0');
   need(
     fin(c.queue_surge_bytes) && c.queue_surge_bytes >= c.queue_standing_bytes,
-    'queue_surge_bytes must be >= queue_standing_bytes (its default is 24576: raise it with queue_standing_bytes)',
+    'queue_surge_bytes must be >= queue_standing_bytes (raise it with queue_standing_bytes)',
   );
   need(fin(c.standing_window_ms) && c.standing_window_ms >= 0, 'standing_window_ms must be >= 0');
   need(fin(c.track_half_life_ms) && c.track_half_life_ms >= 0, 'track_half_life_ms must be >= 0');
