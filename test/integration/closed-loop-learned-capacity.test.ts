@@ -83,7 +83,7 @@ describe('closed loop with learned capacity (real LB, backends, agents, controll
     // Not run away past the pool: the real pool's limit is 0.92 x 175 = 161, and a probe may take an
     // estimate past a real capacity before it stops (served / 0.8; on a noise peak of the smoothed
     // served rate, further). Medians seen: 163 and 170 with the first standing rule; 168.1, 169.4
-    // and, in a CI run, 177.1 (calls fine) with the standing window (docs/controller.md, known
+    // and, in a CI run, 177.1 (53 of 8,220 calls failed, as in the other runs) with the standing window (docs/controller.md, known
     // limit 2). A runaway estimate goes far past the pool; 1.05 x the pool is the bound.
     expect(medLimit, 'median admission limit (calls/s)').to.be.at.most(1.05 * POOL);
     expect(medLimit, 'median admission limit (calls/s)').to.be.at.least(0.5 * POOL);
