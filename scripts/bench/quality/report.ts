@@ -36,6 +36,7 @@ import {
   type PolicyId,
   type QualityRun,
   type ScenarioId,
+  type SettleResult,
   type StepResult,
 } from './types.js';
 import { checkQualityRun, readQualityRun } from './run-file.js';
@@ -95,6 +96,15 @@ export function formatStepLine(step: StepResult, criteria: Criteria): string {
     `${pad(step.policy, 16)} ${lpad(loadPct(step.load_fraction), 5)} ${lpad(cps(step.offered_cps), 9)} ` +
     `${lpad(cps(step.success_cps), 7)} ${lpad(`${pct(step.failed_pct)} %`, 7)} ${lpad(`${pct(refusedPct(step))} %`, 6)} ` +
     `${lpad(ms(l?.p50), 6)} ${lpad(ms(l?.p95), 6)} ${lpad(ms(l?.p99), 7)}  ${shares}  ${verdict}`
+  );
+}
+
+/** A ladder's settle phase as the run goes: measured, not scored. */
+export function formatSettleLine(s: SettleResult): string {
+  const refused = s.calls > 0 ? (s.refused_503 / s.calls) * 100 : Number.NaN;
+  return (
+    `${pad(s.policy, 16)} settle ${loadPct(s.load_fraction)} (${cps(s.offered_cps)} calls/s, ${s.duration_s.toFixed(0)} s): ` +
+    `${s.calls} calls, failed ${pct(s.failed_pct)} %, 503 ${pct(refused)} %, p99 ${ms(s.p99_ms)} ms  (not scored)`
   );
 }
 
