@@ -1,6 +1,14 @@
 import { expect } from 'chai';
-import { parseQualityOptions } from '../../scripts/bench/quality/options.js';
-import { estimateSeconds, rotated, scenarioPool, schedule } from '../../scripts/bench/quality/plan.js';
+import { parseQualityOptions, SETTLE_DEFAULTS } from '../../scripts/bench/quality/options.js';
+import {
+  COSTS,
+  estimateSeconds,
+  rotated,
+  scenarioPool,
+  schedule,
+  settlePlan,
+  settleText,
+} from '../../scripts/bench/quality/plan.js';
 import { POLICIES } from '../../scripts/bench/quality/types.js';
 
 describe('bench quality: options (issue 18)', () => {
@@ -30,6 +38,48 @@ describe('bench quality: options (issue 18)', () => {
     expect(o.drop).to.equal(null);
     expect(o.planOnly).to.equal(true);
     expect(() => parseQualityOptions(['--scenarios', 'optimistic'])).to.throw(/scenarios/);
+  });
+});
+
+describe('bench quality: the settle phase options', () => {
+  it('defaults: 60 % of the real capacity for 20 s, 12 s with --quick', () => {
+    expect(SETTLE_DEFAULTS).to.deep.equal({ fraction: 0.6, seconds: 20, quickSeconds: 12 });
+    expect(parseQualityOptions([])).to.include({ settleFraction: 0.6, settleS: 20 });
+    expect(parseQualityOptions(['--quick'])).to.include({ settleFraction: 0.6, settleS: 12 });
+  });
+
+  it('--settle-fraction and --settle are read; --settle 0 turns the phase off', () => {
+    expect(parseQualityOptions(['--settle-fraction', '0.5', '--settle', '30'])).to.include({
+      settleFraction: 0.5,
+      settleS: 30,
+    });
+    expect(parseQualityOptions(['--quick', '--settle', '0'])).to.include({ settleS: 0 });
+  });
+
+  it('a bad value is refused with the flag named', () => {
+    for (const [flag, v] of [
+      ['--settle-fraction', '0'],
+      ['--settle-fraction', '1.5'],
+      ['--settle-fraction', 'most'],
+      ['--settle', '-1'],
+      ['--settle', '2.5'],
+      ['--settle', '601'],
+      ['--settle', ''],
+    ] as const) {
+      expect(() => parseQualityOptions([flag, v]), `${flag} ${v}`).to.throw(
+        new RegExp(`quality: option '${flag} <[a-z]+>' argument '${v}' is invalid`),
+      );
+    }
+  });
+
+  it("the same load for every policy: the fraction of the pool's real capacity, none when off", () => {
+    const o = parseQualityOptions([]);
+    expect(settlePlan(o, 175)).to.deep.equal({ fraction: 0.6, rate_cps: 105, seconds: 20 });
+    // The slow pool's real capacity, not its datasheet's.
+    expect(settlePlan(o, scenarioPool(o, 'slow').total_cps)).to.include({ rate_cps: 87 });
+    expect(settlePlan({ ...o, settleS: 0 }, 175)).to.equal(null);
+    expect(settleText(o)).to.contain('settle 20 s at 60 %');
+    expect(settleText({ ...o, settleS: 0 })).to.contain('no settle phase');
   });
 });
 
@@ -131,5 +181,19 @@ describe('bench quality: the order of the runs', () => {
     // Twice the repetitions, about twice the time.
     const six = parseQualityOptions(['--reps', '6']);
     expect(estimateSeconds(six, schedule(six)) / f).to.be.closeTo(2, 0.01);
+  });
+
+  it('the estimate includes the settle phase: its seconds and one load overhead per ladder, none per drop run', () => {
+    for (const args of [['--quick'], []]) {
+      const o = parseQualityOptions(args);
+      const runs = schedule(o);
+      const ladders = runs.filter((r) => r.kind === 'ladder').length;
+      const without = estimateSeconds({ ...o, settleS: 0 }, runs);
+      const extra = ladders * (o.settleS + COSTS.stepOverheadS);
+      expect(estimateSeconds(o, runs) - without, args.join(' ')).to.be.closeTo(extra, 1);
+    }
+    // --quick: 7 ladders with 12 s each.
+    const quick = parseQualityOptions(['--quick']);
+    expect(estimateSeconds(quick, schedule(quick))).to.be.above(7 * 12 + 400);
   });
 });

@@ -2,7 +2,9 @@ import { expect } from 'chai';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { qualitySummary } from '../../scripts/bench/quality/analysis.js';
 import {
+  formatSettleLine,
   formatStepLine,
   formatSummary,
   qualityMarkdown,
@@ -12,7 +14,12 @@ import {
   writeBenchmarksSection,
 } from '../../scripts/bench/quality/report.js';
 import { checkQualityRun, parseQualityRun } from '../../scripts/bench/quality/run-file.js';
-import { POLICIES, POLICY_LABELS } from '../../scripts/bench/quality/types.js';
+import {
+  POLICIES,
+  POLICY_LABELS,
+  type QualityRun,
+  type SettleResult,
+} from '../../scripts/bench/quality/types.js';
 import { CRITERIA, FIXTURE_TEXT, fixtureRun, repeatedRun, runWith, step } from './bench-quality-fixture.js';
 
 /** Unescaped `|` in a Markdown table line: the column count plus one. */
@@ -215,6 +222,126 @@ describe('bench quality: the Markdown section of a repeated run with scenarios (
       /v2\.json\.steps\[0\]\.scenario: expected one of known/,
     );
   });
+});
+
+describe('bench quality: the settle phase in the report', () => {
+  const settle = (
+    policy: SettleResult['policy'],
+    scenario: SettleResult['scenario'],
+    rep: number,
+    failed_pct: number,
+    p99_ms: number | null,
+  ): SettleResult => ({
+    policy,
+    scenario,
+    rep,
+    load_fraction: 0.6,
+    offered_cps: 105,
+    duration_s: 19.99,
+    calls: 2100,
+    failed: Math.round((failed_pct / 100) * 2100),
+    refused_503: 0,
+    failed_pct,
+    p99_ms,
+  });
+  const run: QualityRun = {
+    ...repeatedRun(),
+    settle: [
+      settle('sipweigh', 'known', 1, 0, 40),
+      settle('kamailio_cc', 'known', 1, 0.1, 60),
+      settle('sipweigh', 'unknown', 1, 4.2, 1500),
+      settle('kamailio_cc', 'unknown', 1, 9.6, 3400),
+      settle('sipweigh', 'known', 2, 0, 50),
+      settle('kamailio_cc', 'known', 2, 0.3, 70),
+      settle('sipweigh', 'unknown', 2, 1.8, 616),
+      settle('kamailio_cc', 'unknown', 2, 13.1, null),
+    ],
+  };
+  const md = qualityMarkdown(run, { runFile: 'r.json', plots: {} });
+
+  it('a short table, per pool and policy: median and range of failed % and p99, and why it exists', () => {
+    const at = md.indexOf('### Settle phase (not scored)');
+    expect(at).to.be.greaterThan(0);
+    expect(at).to.be.below(md.indexOf('### Steps per policy'));
+    expect(md).to.contain("60 % of the pool's real capacity for 20 s");
+    expect(md).to.contain('instead of having it scored as its first step');
+    expect(md).to.match(/^\| known capacities \| sipweigh \| 2 \| 105\.0 \| 0 \| 45 \(40–50\) \|$/m);
+    expect(md).to.match(
+      /^\| unknown capacities \(every backend configured equal\) \| sipweigh \| 2 \| 105\.0 \| 3\.0 \(1\.8–4\.2\) \| 1058 \(616–1500\) \|$/m,
+    );
+    // A run where no call succeeded has no p99: the median is of the other run.
+    expect(md).to.match(
+      /^\| unknown .* \| Kamailio adaptive .* \| 2 \| 105\.0 \| 11\.3 \(9\.6–13\.1\) \| 3400 \|$/m,
+    );
+    const t = tables(md).find((x) => x[0]!.startsWith('| pool | policy | runs |'))!;
+    expect(t).to.have.length(2 + 4);
+    for (const line of t) expect(pipes(line), line).to.equal(pipes(t[0]!));
+  });
+
+  it('the terminal: a line per settle phase as the run goes, and the medians in the summary', () => {
+    expect(formatSettleLine(run.settle![2]!)).to.match(
+      /^sipweigh\s+settle 60 % \(105\.0 calls\/s, 20 s\): 2100 calls, failed 4\.2 %, 503 0 %, p99 1500 ms {2}\(not scored\)$/,
+    );
+    expect(formatSummary(run)).to.match(
+      /^ {2}unknown\s+sipweigh\s+failed 3\.0 \(1\.8–4\.2\) %, p99 1058 \(616–1500\) ms$/m,
+    );
+  });
+
+  it('the last line gains settle medians per pool and policy; the other keys stay as they were', () => {
+    const s = JSON.parse(JSON.stringify(qualitySummary(run, 'r.json'))) as Record<string, unknown>;
+    expect(s.settle).to.deep.equal({
+      known: {
+        kamailio_cc: { failed_pct: 0.2, p99_ms: 65 },
+        sipweigh: { failed_pct: 0, p99_ms: 45 },
+      },
+      unknown: {
+        kamailio_cc: { failed_pct: 11.35, p99_ms: 3400 },
+        sipweigh: { failed_pct: 3, p99_ms: 1058 },
+      },
+    });
+    const before = JSON.parse(JSON.stringify(qualitySummary(repeatedRun(), 'r.json'))) as Record<
+      string,
+      unknown
+    >;
+    expect(Object.keys(s).filter((k) => k !== 'settle')).to.deep.equal(Object.keys(before));
+    for (const k of Object.keys(before)) expect(s[k], k).to.deep.equal(before[k]);
+  });
+
+  it('a run with the phase off says so; a stored settle entry is checked field by field', () => {
+    const off = qualityMarkdown({ ...repeatedRun(), settle: [] }, { runFile: 'r.json', plots: {} });
+    expect(off).to.contain('### Settle phase (not scored)');
+    expect(off).to.contain('No settle phase in this run (`--settle 0`)');
+    expect(qualitySummary({ ...repeatedRun(), settle: [] }, 'r.json').settle).to.deep.equal({});
+    expect(parseQualityRun(JSON.stringify(run), 'v2.json').settle).to.have.length(8);
+    const bad = JSON.parse(JSON.stringify(run)) as { settle: Record<string, unknown>[] };
+    bad.settle[3]!.p99_ms = '3.4 s';
+    expect(() => checkQualityRun(bad, 'v2.json')).to.throw(
+      'v2.json.settle[3].p99_ms: expected a number, got "3.4 s"',
+    );
+    delete bad.settle[3]!.p99_ms;
+    bad.settle[1]!.scenario = 'optimistic';
+    expect(() => checkQualityRun(bad, 'v2.json')).to.throw(/v2\.json\.settle\[1\]\.scenario/);
+  });
+
+  it('a run file from before the settle phase re-reports: no settle section, no settle key', async () => {
+    expect(JSON.parse(FIXTURE_TEXT)).not.to.have.property('settle');
+    const dir = await mkdtemp(join(tmpdir(), 'sipweigh-bench-settle-'));
+    try {
+      const file = join(dir, 'old.json');
+      await writeFile(file, FIXTURE_TEXT);
+      const opts = { benchmarksMd: join(dir, 'BENCHMARKS.md'), plotDir: join(dir, 'plots') };
+      const r = await reportStoredRun(file, opts);
+      const last = JSON.parse(r.lastLine) as Record<string, unknown>;
+      expect(last).not.to.have.property('settle');
+      expect(last).to.include({ bench: 'quality', run_file: file });
+      const written = await readFile(opts.benchmarksMd, 'utf8');
+      expect(written).to.contain('### Steps per policy');
+      expect(written).not.to.contain('Settle phase');
+      expect(r.summary).not.to.contain('settle phase');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }).timeout(60000);
 });
 
 describe('bench quality: BENCHMARKS.md sections', () => {

@@ -5,7 +5,15 @@
 import { expect } from 'chai';
 import { parseSippRows, parseSippRtt } from '../../src/lab/sipp.js';
 import { followBackTime, followTime, weightShare } from '../../scripts/bench/quality/quality.js';
-import { elapsedSeconds, measureWindow, percentile, perSecond } from '../../scripts/bench/quality/window.js';
+import {
+  elapsedSeconds,
+  failedPct,
+  measureWindow,
+  percentile,
+  perSecond,
+  settleResult,
+  windowSeconds,
+} from '../../scripts/bench/quality/window.js';
 
 const counts = (rows: [string, number, number, number][]) =>
   [
@@ -71,6 +79,37 @@ describe('quality bench: a step measured from sipp trace files', function () {
   it('takes setup percentiles from the INVITE->200 times (rtd 1) of those calls only', function () {
     expect(measureWindow(traces, 1).setup_ms).to.deep.equal({ p50: 30, p95: 40, p99: 40, max: 40 });
     expect(measureWindow({ ...traces, rtt: [] }, 1).setup_ms).to.equal(null);
+  });
+
+  it('a settle phase is the whole run, from its first row, each call by its own fate', function () {
+    const w = measureWindow(traces, 0, 4);
+    expect(w.fromS).to.be.closeTo(0.005, 1e-9);
+    const s = settleResult(
+      { policy: 'sipweigh', scenario: 'unknown', rep: 2, load_fraction: 0.6, offered_cps: 100 },
+      w,
+      4,
+    );
+    // 400 calls, the five 200s of setup (rtd 1) all answered: 395 failed, 10 of them refused.
+    expect(s).to.deep.equal({
+      policy: 'sipweigh',
+      scenario: 'unknown',
+      rep: 2,
+      load_fraction: 0.6,
+      offered_cps: 100,
+      duration_s: 4,
+      calls: 400,
+      failed: 395,
+      refused_503: 10,
+      failed_pct: 98.75,
+      p99_ms: 400,
+    });
+    expect(settleResult({ ...s }, measureWindow({ counts: [], rtt: [] }, 0, 4), 4)).to.include({
+      calls: 0,
+      failed_pct: 0,
+      p99_ms: null,
+    });
+    expect(windowSeconds({ fromS: 3.5 }, 4)).to.equal(1);
+    expect(failedPct({ calls: 3, failed: 1 })).to.equal(33.333);
   });
 
   it('an empty trace (sipp died at once) gives no calls, not a negative count', function () {

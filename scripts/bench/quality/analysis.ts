@@ -12,6 +12,7 @@ import {
   type QualityRun,
   type ScenarioId,
   type ScenarioPool,
+  type SettleResult,
   type StepResult,
 } from './types.js';
 
@@ -342,6 +343,46 @@ export function dropSpreads(run: QualityRun): DropSpread[] {
   });
 }
 
+/** One policy's settle phases on one pool, over the repetitions. */
+export interface SettleSpread {
+  readonly scenario: ScenarioId;
+  readonly policy: PolicyId;
+  readonly runs: number;
+  readonly load_fraction: number;
+  readonly offered_cps: number;
+  readonly duration_s: number;
+  readonly failed_pct: Spread;
+  /** Over the runs where some call succeeded; null when none did in any. */
+  readonly p99_ms: Spread | null;
+}
+
+/**
+ * The settle phases by pool and policy (canonical orders), medians and ranges; empty for a run
+ * without them (`--settle 0`, or a run from before the phase existed).
+ */
+export function settleSpreads(run: QualityRun): SettleSpread[] {
+  const all: readonly SettleResult[] = run.settle ?? [];
+  return SCENARIOS.flatMap((scenario) =>
+    POLICIES.flatMap((policy) => {
+      const mine = all.filter((x) => x.scenario === scenario && x.policy === policy);
+      if (mine.length === 0) return [];
+      const p99 = mine.flatMap((x) => (x.p99_ms === null ? [] : [x.p99_ms]));
+      return [
+        {
+          scenario,
+          policy,
+          runs: mine.length,
+          load_fraction: median(mine.map((x) => x.load_fraction))!,
+          offered_cps: median(mine.map((x) => x.offered_cps))!,
+          duration_s: median(mine.map((x) => x.duration_s))!,
+          failed_pct: spread(mine.map((x) => x.failed_pct))!,
+          p99_ms: spread(p99),
+        },
+      ];
+    }),
+  );
+}
+
 export type GoalId = 'total_capacity' | 'vs_round_robin' | 'vs_kamailio_cc';
 
 export interface GoalResult {
@@ -503,6 +544,11 @@ export interface QualitySummary {
   readonly capacity_drop_follow_s: Keyed<number | null>;
   /** `<policy>_follow_s`, `<policy>_follow_back_s`, `<policy>_failed_after_pct` (medians). */
   readonly drop: Keyed<number | null>;
+  /**
+   * The settle phase before each ladder (not scored), by pool and policy: median failed % and p99
+   * setup ms (null: no call succeeded). Absent for a run without settle data.
+   */
+  readonly settle?: Partial<Record<ScenarioId, Keyed<{ failed_pct: number; p99_ms: number | null }>>>;
   /** Repetitions of every ladder (and drop run). */
   readonly reps: number;
   /** The run's wall-clock seconds. */
@@ -558,6 +604,13 @@ export function qualitySummary(run: QualityRun, runFile: string): QualitySummary
       admitted_failed: v.admitted_failed.median,
     };
   }
+  const settle: Partial<Record<ScenarioId, Keyed<{ failed_pct: number; p99_ms: number | null }>>> = {};
+  for (const x of settleSpreads(run)) {
+    (settle[x.scenario] ??= {})[JSON_POLICY_KEYS[x.policy]] = {
+      failed_pct: Math.round(x.failed_pct.median * 1000) / 1000,
+      p99_ms: x.p99_ms === null ? null : round1(x.p99_ms.median),
+    };
+  }
   const goodput = overloadGoodput(run);
   const seconds = (Date.parse(run.finished_at) - Date.parse(run.started_at)) / 1000;
   return {
@@ -574,6 +627,7 @@ export function qualitySummary(run: QualityRun, runFile: string): QualitySummary
     overload,
     capacity_drop_follow_s,
     drop,
+    ...(run.settle === undefined ? {} : { settle }),
     reps: run.reps ?? 1,
     duration_s: Number.isFinite(seconds) && seconds >= 0 ? Math.round(seconds) : null,
     run_file: runFile,

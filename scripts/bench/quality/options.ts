@@ -41,6 +41,13 @@ export interface QualityOptions {
   readonly windowS: number;
   /** The window of overload steps (> 100 %): long enough for a backlog to exceed the receive timeout. */
   readonly overloadWindowS: number;
+  /**
+   * The settle phase before every ladder's first step: load at this fraction of the pool's real
+   * capacity for `settleS` seconds, the same for every policy, measured and reported apart, never
+   * scored (an adaptive policy's first seconds are its transient, not its 70 % step). 0 s: none.
+   */
+  readonly settleFraction: number;
+  readonly settleS: number;
   /** A call without its final reply after this long is failed (sipp -recv_timeout). */
   readonly recvTimeoutMs: number;
   /** null: not run. */
@@ -60,6 +67,8 @@ export const FULL_STEPS = [0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1
 export const QUICK_STEPS = [0.7, 0.8, 0.85, 0.9, 0.95, 1.3] as const;
 /** --quick's unknown-capacity ladder: the knee only (the overload step is the known pool's). */
 export const QUICK_OTHER_STEPS = [0.7, 0.8, 0.85, 0.9, 0.95] as const;
+/** The settle phase's defaults: 60 % of the real capacity, 20 s (--quick 12 s). */
+export const SETTLE_DEFAULTS = { fraction: 0.6, seconds: 20, quickSeconds: 12 } as const;
 /** Drop runs: the adaptive policies only in --quick (a static list's weights cannot move). */
 export const QUICK_DROP_POLICIES: readonly PolicyId[] = ['kamailio_cc', 'sipweigh'];
 
@@ -69,6 +78,8 @@ interface QualityArgs {
   workers: number;
   steps?: number[];
   window?: number;
+  settleFraction?: number;
+  settle?: number;
   report?: string;
   net: number;
   drop: boolean;
@@ -94,6 +105,16 @@ export function parseQualityOptions(args: readonly string[]): QualityOptions {
       .option('--workers <n>', 'UDP workers per emulated backend', numberIn(1, 16, true), 2)
       .option('--steps <list>', 'offered loads as fractions of the total capacity', numberListIn(0.05, 3))
       .option('--window <s>', 'measured seconds per step (default 12; --quick 2)', numberIn(1, 600))
+      .option(
+        '--settle-fraction <f>',
+        `settle phase's load before each ladder, as a fraction of the real capacity (default ${SETTLE_DEFAULTS.fraction})`,
+        numberIn(0.05, 1),
+      )
+      .option(
+        '--settle <s>',
+        `seconds of the settle phase before each ladder, not scored (default ${SETTLE_DEFAULTS.seconds}; --quick ${SETTLE_DEFAULTS.quickSeconds}; 0: none)`,
+        numberIn(0, 600, true),
+      )
       .option(
         '--scenarios <list>',
         `comma-separated, of ${SCENARIOS.join(',')} (default all; --quick known,unknown)`,
@@ -133,6 +154,8 @@ export function parseQualityOptions(args: readonly string[]): QualityOptions {
     warmupS: quick ? 1 : 4,
     windowS,
     overloadWindowS: quick ? windowS : Math.max(windowS, 30),
+    settleFraction: o.settleFraction ?? SETTLE_DEFAULTS.fraction,
+    settleS: o.settle ?? (quick ? SETTLE_DEFAULTS.quickSeconds : SETTLE_DEFAULTS.seconds),
     // A call without its 200 by then has failed for any caller (and the headline asks 200 ms).
     recvTimeoutMs: quick ? 2000 : 5000,
     // Issue 18: the largest backend halves at 20 s and recovers at 40 s; 20 s more to see it come back.

@@ -91,7 +91,8 @@ export function schedule(o: ScheduleOptions): PlannedRun[] {
 /**
  * Rough costs on the lab (seconds): a lab start, Kamailio's idle baseline, sipweigh's first limit, a
  * step's overhead. Calibrated on two runs on the 2-CPU lab machine: --quick of 2026-12-04 (408 s, this
- * gives 436 s) and the full one-repetition run of 2026-11-25 (26.1 min, this gives 25.7).
+ * gives 436 s) and the full one-repetition run of 2026-11-25 (26.1 min, this gives 25.7), both before
+ * the settle phase, which adds its seconds and a step's overhead per ladder.
  */
 export const COSTS = {
   labStartS: 4,
@@ -103,8 +104,43 @@ export const COSTS = {
 
 type EstimateOptions = Pick<
   QualityOptions,
-  'warmupS' | 'windowS' | 'overloadWindowS' | 'recvTimeoutMs' | 'steps' | 'otherSteps' | 'quick' | 'drop'
+  | 'warmupS'
+  | 'windowS'
+  | 'overloadWindowS'
+  | 'recvTimeoutMs'
+  | 'steps'
+  | 'otherSteps'
+  | 'quick'
+  | 'drop'
+  | 'settleS'
 >;
+
+/** The settle phase a ladder on a pool of `totalCps` (real) starts with; null when it is off. */
+export interface SettlePlan {
+  readonly fraction: number;
+  readonly rate_cps: number;
+  readonly seconds: number;
+}
+
+export function settlePlan(
+  o: Pick<QualityOptions, 'settleFraction' | 'settleS'>,
+  totalCps: number,
+): SettlePlan | null {
+  if (!(o.settleS > 0)) return null;
+  // The same fraction of the real capacity for every policy: nobody settles on a kinder load.
+  return {
+    fraction: o.settleFraction,
+    rate_cps: Math.round(o.settleFraction * totalCps),
+    seconds: o.settleS,
+  };
+}
+
+/** The settle phase in words, for the plan and the run's first lines. */
+export function settleText(o: Pick<QualityOptions, 'settleFraction' | 'settleS'>): string {
+  return o.settleS > 0
+    ? `settle ${o.settleS} s at ${Math.round(o.settleFraction * 100)} % of the real capacity before each ladder (measured, not scored)`
+    : 'no settle phase (--settle 0): the first step opens after its warm-up alone';
+}
 
 /** The ladder a scenario runs. */
 export function ladderOf(
@@ -126,6 +162,8 @@ export function estimateSeconds(o: EstimateOptions, runs: readonly PlannedRun[])
       s += (o.drop?.beforeS ?? 0) + (o.drop?.afterS ?? 0) + o.recvTimeoutMs / 1000;
       continue;
     }
+    // The settle phase: one more sipp run, below capacity (no receive timeout to wait out).
+    if (o.settleS > 0) s += o.settleS + COSTS.stepOverheadS;
     for (const f of ladderOf(o, r.scenario)) {
       const window = f > 1 ? o.overloadWindowS : o.windowS;
       s += o.warmupS + window + COSTS.stepOverheadS + (f > 1 ? o.recvTimeoutMs / 1000 : 0);

@@ -7,6 +7,9 @@
  * UAS behind each, the transparent Kamailio LB in front. For each policy a fresh lab, then one sipp UAC
  * per offered-load step (warm-up, then a measured window): calls, failures, 503 refusals, INVITE→200
  * percentiles from sipp's per-call trace, and each backend's share from its own dialog counter.
+ * Before a ladder's first step, a settle phase (--settle, --settle-fraction): the same load for
+ * every policy, a fixed fraction of the real capacity for a fixed time, measured and reported apart,
+ * never scored, so an adaptive policy's learning transient is shown rather than taken for its first step.
  *
  * Policies: Kamailio round robin (algorithm 4); relative weights (algorithm 11) equal, or proportional
  * to the configured capacities (the operator's best static guess); Kamailio's own adaptive mode
@@ -43,6 +46,7 @@ import { PACKAGE_ROOT } from '../../../src/util/package-root.js';
 import { parseQualityOptions, type QualityOptions } from './options.js';
 import { withStopped } from '../common/cleanup.js';
 import {
+  formatSettleLine,
   formatStepHeader,
   formatStepLine,
   reportQualityRun,
@@ -55,11 +59,30 @@ import type {
   MachineInfo,
   PolicyId,
   QualityRun,
+  ScenarioId,
   ScenarioPool,
+  SettleResult,
   StepResult,
 } from './types.js';
-import { estimateSeconds, scenarioPool, schedule, type PlannedRun } from './plan.js';
-import { measureWindow, perSecond, latencyOf, type SippTraces } from './window.js';
+import {
+  estimateSeconds,
+  ladderOf,
+  scenarioPool,
+  schedule,
+  settlePlan,
+  settleText,
+  type PlannedRun,
+} from './plan.js';
+import {
+  failedPct,
+  latencyOf,
+  measureWindow,
+  perSecond,
+  settleResult,
+  windowSeconds,
+  type SippTraces,
+  type WindowCounts,
+} from './window.js';
 import { labClient } from '../../../src/lab/topology.js';
 import { sleep } from '../../../src/util/sleep.js';
 
@@ -260,6 +283,44 @@ function readTraces(run: SippRun): SippTraces {
 
 // ---- the steps -----------------------------------------------------------------------------------
 
+/** One load measured: its window's calls, how long they were offered, each backend's share of them. */
+interface MeasuredLoad {
+  readonly window: WindowCounts;
+  /** The sipp run's seconds of sending (warm-up included). */
+  readonly sendS: number;
+  readonly shares: Record<string, number>;
+}
+
+/**
+ * One sipp run at `rate` calls/s for `warmupS + measureS` seconds: the calls started after the
+ * warm-up are measured, each by its own fate, and the backends' dialog counters read across the
+ * window. A step and the settle phase (no warm-up: all of it measured) are both this.
+ */
+async function runLoad(
+  pl: PolicyLab,
+  o: QualityOptions,
+  name: string,
+  rate: number,
+  warmupS: number,
+  measureS: number,
+): Promise<MeasuredLoad> {
+  const sendS = warmupS + measureS;
+  const run = await startLoad(pl, o, name, rate, sendS);
+  await sleep(warmupS * 1000);
+  const before = await dialogsPerBackend(pl);
+  await sleep(measureS * 1000);
+  const after = await dialogsPerBackend(pl);
+  const result = await run.done();
+  if (result.exit.code !== 0 && result.exit.code !== 1) {
+    say(`  (sipp ended with ${result.exit.code ?? result.exit.signal}: ${run.process.tail(3).trim()})`);
+  }
+  return {
+    window: measureWindow(readTraces(run), warmupS, sendS),
+    sendS,
+    shares: shares(pl.ids, before, after),
+  };
+}
+
 async function runStep(
   pl: PolicyLab,
   o: QualityOptions,
@@ -271,26 +332,16 @@ async function runStep(
   // A fraction of the pool's real capacity, whatever it was configured as.
   const rate = Math.round(fraction * pool.total_cps);
   // Overload runs longer: a backlog takes a while to outgrow the callers' patience.
-  const sendS = o.warmupS + (fraction > 1 ? o.overloadWindowS : o.windowS);
-  const run = await startLoad(
+  const m = await runLoad(
     pl,
     o,
     `uac-${pool.id}-${policy}-${Math.round(fraction * 100)}-r${rep}`,
     rate,
-    sendS,
+    o.warmupS,
+    fraction > 1 ? o.overloadWindowS : o.windowS,
   );
-  await sleep(o.warmupS * 1000);
-  const before = await dialogsPerBackend(pl);
-  await sleep((sendS - o.warmupS) * 1000);
-  const after = await dialogsPerBackend(pl);
-  const result = await run.done();
-  if (result.exit.code !== 0 && result.exit.code !== 1) {
-    say(`  (sipp ended with ${result.exit.code ?? result.exit.signal}: ${run.process.tail(3).trim()})`);
-  }
-  const w = measureWindow(readTraces(run), o.warmupS, sendS);
-  // Calls were offered from the window's real start to the end of sending.
-  const windowS = Math.max(1, sendS - w.fromS);
-  const failedPct = w.calls > 0 ? (100 * w.failed) / w.calls : 0;
+  const w = m.window;
+  const windowS = windowSeconds(w, m.sendS);
   return {
     policy,
     scenario: pool.id,
@@ -302,11 +353,32 @@ async function runStep(
     ok: w.ok,
     failed: w.failed,
     refused_503: w.refused_503,
-    failed_pct: Number(failedPct.toFixed(3)),
+    failed_pct: failedPct(w),
     success_cps: Number((w.answered_in_window / windowS).toFixed(2)),
     setup_ms: w.setup_ms,
-    shares: shares(pl.ids, before, after),
+    shares: m.shares,
   };
+}
+
+/**
+ * The settle phase before a ladder's first step: the same load for every policy (a fixed fraction
+ * of the real capacity, for a fixed time), measured whole and kept apart from the steps.
+ */
+async function runSettle(
+  pl: PolicyLab,
+  o: QualityOptions,
+  policy: PolicyId,
+  pool: ScenarioPool,
+  rep: number,
+): Promise<SettleResult | null> {
+  const plan = settlePlan(o, pool.total_cps);
+  if (plan === null) return null;
+  const m = await runLoad(pl, o, `uac-${pool.id}-${policy}-settle-r${rep}`, plan.rate_cps, 0, plan.seconds);
+  return settleResult(
+    { policy, scenario: pool.id, rep, load_fraction: plan.fraction, offered_cps: plan.rate_cps },
+    m.window,
+    m.sendS,
+  );
 }
 
 // ---- the capacity drop ---------------------------------------------------------------------------
@@ -465,6 +537,11 @@ async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId, rep: 
   };
 }
 
+/** A scenario's pool as the run uses it (the known pool for the drop runs). */
+function poolFor(o: QualityOptions, pools: readonly ScenarioPool[], id: ScenarioId): ScenarioPool {
+  return pools.find((p) => p.id === id) ?? scenarioPool(o, 'known');
+}
+
 // ---- the run -------------------------------------------------------------------------------------
 
 /** The first non-empty line a command prints (sipp -v starts with an empty one). */
@@ -521,10 +598,9 @@ export async function runQualityBench(args: string[]): Promise<void> {
   const m = machine();
   const total = o.capacities.reduce((a, b) => a + b, 0);
   say(
-    `quality bench: pool ${o.capacities.join('/')} calls/s (${total}), ${o.workers} workers each; steps ${o.steps.map((s) => `${Math.round(s * 100)}%`).join(' ')} (other pools ${o.otherSteps.map((s) => `${Math.round(s * 100)}%`).join(' ')}); window ${o.windowS} s after ${o.warmupS} s warm-up; load average ${m.loadavg_start}`,
+    `quality bench: pool ${o.capacities.join('/')} calls/s (${total}), ${o.workers} workers each; steps ${o.steps.map((s) => `${Math.round(s * 100)}%`).join(' ')} (other pools ${o.otherSteps.map((s) => `${Math.round(s * 100)}%`).join(' ')}); window ${o.windowS} s after ${o.warmupS} s warm-up; ${settleText(o)}; load average ${m.loadavg_start}`,
   );
-  const steps: StepResult[] = [];
-  const drops: DropResult[] = [];
+  const results: Results = { steps: [], drops: [], settle: [] };
   const pools = o.scenarios.map((id) => scenarioPool(o, id));
   for (const p of pools) {
     say(
@@ -539,12 +615,20 @@ export async function runQualityBench(args: string[]): Promise<void> {
   );
   if (o.planOnly) {
     for (const [i, r] of plan.entries()) {
+      const settle = r.kind === 'ladder' ? settlePlan(o, poolFor(o, pools, r.scenario).total_cps) : null;
       say(
-        `  ${i + 1}. ${r.kind === 'ladder' ? `${r.scenario} ladder` : 'capacity drop'}: ${r.policy} (rep ${r.rep})`,
+        `  ${i + 1}. ${r.kind === 'ladder' ? `${r.scenario} ladder` : 'capacity drop'}: ${r.policy} (rep ${r.rep})` +
+          (settle ? `, after a ${settle.seconds} s settle at ${settle.rate_cps} calls/s` : ''),
       );
     }
     process.stdout.write(
-      `${JSON.stringify({ bench: 'quality', plan: plan.length, reps: o.reps, estimated_s: estimated })}\n`,
+      `${JSON.stringify({
+        bench: 'quality',
+        plan: plan.length,
+        reps: o.reps,
+        estimated_s: estimated,
+        settle: { fraction: o.settleFraction, seconds: o.settleS },
+      })}\n`,
     );
     return;
   }
@@ -552,7 +636,7 @@ export async function runQualityBench(args: string[]): Promise<void> {
   let failedRuns = 0;
   for (const [i, r] of plan.entries()) {
     try {
-      await runPlanned(o, r, pools, labDir, steps, drops, `${i + 1}/${plan.length}`);
+      await runPlanned(o, r, pools, labDir, results, `${i + 1}/${plan.length}`);
     } catch (e) {
       // One lab that would not start costs its runs, not the comparison: counted and said.
       failedRuns++;
@@ -578,8 +662,9 @@ export async function runQualityBench(args: string[]): Promise<void> {
     scenarios: pools,
     reps: o.reps,
     estimated_s: estimated,
-    steps,
-    capacity_drop: drops,
+    settle: results.settle,
+    steps: results.steps,
+    capacity_drop: results.drops,
   };
   const runFile = join(
     runsDir,
@@ -593,18 +678,24 @@ export async function runQualityBench(args: string[]): Promise<void> {
   if (failedRuns > 0) throw new Error(`${failedRuns} of ${plan.length} labs failed (see above)`);
 }
 
-/** One planned lab: a policy's ladder on a scenario's pool, or its drop run; results appended. */
+/** What the labs measured so far, in run order. */
+interface Results {
+  readonly steps: StepResult[];
+  readonly drops: DropResult[];
+  readonly settle: SettleResult[];
+}
+
+/** One planned lab: a policy's ladder on a scenario's pool (its settle phase first), or its drop run; results appended. */
 async function runPlanned(
   o: QualityOptions,
   r: PlannedRun,
   pools: readonly ScenarioPool[],
   labDir: (what: string) => string,
-  steps: StepResult[],
-  drops: DropResult[],
+  results: Results,
   position: string,
 ): Promise<void> {
   const scenario = r.kind === 'ladder' ? r.scenario : 'known';
-  const pool = pools.find((p) => p.id === scenario) ?? scenarioPool(o, 'known');
+  const pool = poolFor(o, pools, scenario);
   const name = `${r.kind === 'ladder' ? scenario : 'drop'}-${r.policy}-r${r.rep}`;
   say(
     `[${elapsed()}] ${position} ${r.kind === 'ladder' ? `${scenario} ladder` : 'capacity drop'}: ${r.policy} (rep ${r.rep})`,
@@ -616,7 +707,7 @@ async function runPlanned(
     async (pl) => {
       if (r.kind === 'drop') {
         const d = await runDrop(pl, o, r.policy, r.rep);
-        drops.push(d);
+        results.drops.push(d);
         say(
           `  capacity drop (${d.backend} ${d.capacity_before_cps}→${d.capacity_after_cps} calls/s at ${d.drop_at_s} s, back at ${d.recover_at_s ?? '-'} s, ${d.offered_cps} calls/s offered): ` +
             `follow ${d.follow_s ?? 'never'} s, back ${d.follow_back_s ?? 'never'} s; failed ${d.before.failed_pct}% → ${d.halved?.failed_pct ?? d.after.failed_pct}% → ${d.recovered?.failed_pct ?? '-'}%, ` +
@@ -624,10 +715,15 @@ async function runPlanned(
         );
         return;
       }
+      const settled = await runSettle(pl, o, r.policy, pool, r.rep);
+      if (settled) {
+        results.settle.push(settled);
+        say(formatSettleLine(settled));
+      }
       say(formatStepHeader());
-      for (const fraction of scenario === 'known' ? o.steps : o.otherSteps) {
+      for (const fraction of ladderOf(o, scenario)) {
         const s = await runStep(pl, o, r.policy, fraction, pool, r.rep);
-        steps.push(s);
+        results.steps.push(s);
         say(formatStepLine(s, CRITERIA));
       }
     },

@@ -21,6 +21,7 @@ import {
   repOf,
   scenariosRun,
   scenarioSteps,
+  settleSpreads,
   verdictsByRep,
   type Criteria,
   type GoalResult,
@@ -36,6 +37,7 @@ import {
   type PolicyId,
   type QualityRun,
   type ScenarioId,
+  type SettleResult,
   type StepResult,
 } from './types.js';
 import { checkQualityRun, readQualityRun } from './run-file.js';
@@ -98,6 +100,15 @@ export function formatStepLine(step: StepResult, criteria: Criteria): string {
   );
 }
 
+/** A ladder's settle phase as the run goes: measured, not scored. */
+export function formatSettleLine(s: SettleResult): string {
+  const refused = s.calls > 0 ? (s.refused_503 / s.calls) * 100 : Number.NaN;
+  return (
+    `${pad(s.policy, 16)} settle ${loadPct(s.load_fraction)} (${cps(s.offered_cps)} calls/s, ${s.duration_s.toFixed(0)} s): ` +
+    `${s.calls} calls, failed ${pct(s.failed_pct)} %, 503 ${pct(refused)} %, p99 ${ms(s.p99_ms)} ms  (not scored)`
+  );
+}
+
 function goalMark(g: GoalResult): string {
   return g.met === null ? 'not judged' : g.met ? 'met' : 'NOT met';
 }
@@ -128,6 +139,16 @@ export function formatSummary(run: QualityRun): string {
     }
     const note = poolOf(run, scenario).note;
     if (note) lines.push(`  (${note})`);
+  }
+  const settle = settleSpreads(run);
+  if (settle.length > 0) {
+    lines.push('settle phase before each ladder (not scored; median failed %, p99 setup):');
+    for (const x of settle) {
+      lines.push(
+        `  ${pad(x.scenario, 8)} ${pad(x.policy, 16)} failed ${spreadText(x.failed_pct, pct)} %, ` +
+          `p99 ${x.p99_ms ? spreadText(x.p99_ms, ms) : 'n/a'} ms`,
+      );
+    }
   }
   const gs = goals(run);
   lines.push('sipweigh against the goals:');
@@ -401,6 +422,48 @@ function stepTable(
   return table(head, rows);
 }
 
+/**
+ * The settle phases: per pool and policy, failed % and p99 over the repetitions. Nothing for a run
+ * from before the phase existed; one sentence for a run with it off.
+ */
+function settleLines(run: QualityRun): string[] {
+  if (run.settle === undefined) return [];
+  const head = ['### Settle phase (not scored)', ''];
+  if (run.settle.length === 0) {
+    return [
+      ...head,
+      "No settle phase in this run (`--settle 0`): each ladder's first step opened after its warm-up alone, " +
+        "so an adaptive policy's first seconds on a fresh lab fall in that step's window.",
+      '',
+    ];
+  }
+  const spreads = settleSpreads(run);
+  const fractions = [...new Set(run.settle.map((x) => loadPct(x.load_fraction)))].join(', ');
+  const seconds = [...new Set(run.settle.map((x) => x.duration_s.toFixed(0)))].join(', ');
+  const several = spreads.some((x) => x.runs > 1);
+  return [
+    ...head,
+    `Before each ladder's first step every policy got the same load, ${fractions} of the pool's real ` +
+      `capacity for ${seconds} s on its fresh lab, measured but counted in no step: it exists so that a ` +
+      'policy that learns the capacities (from equal priors on the unknown pool) shows its transient here ' +
+      `instead of having it scored as its first step.${several ? ' Medians over the repetitions, range beside them.' : ''}`,
+    '',
+    ...table(
+      ['pool', 'policy', 'runs', 'offered calls/s', 'failed %', 'p99 ms'],
+      spreads.map((x) => [
+        SCENARIO_LABELS[x.scenario],
+        POLICY_LABELS[x.policy],
+        String(x.runs),
+        cps(x.offered_cps),
+        spreadText(x.failed_pct, pct),
+        x.p99_ms ? spreadText(x.p99_ms, ms) : 'n/a',
+      ]),
+      ['l', 'l', 'r', 'r', 'r', 'r'],
+    ),
+    '',
+  ];
+}
+
 function overloadLines(run: QualityRun): string[] {
   const keys = overloadKeys(run);
   if (keys.length === 0) return ['No overload steps in this run.'];
@@ -666,6 +729,7 @@ export function qualityMarkdown(run: QualityRun, opts: { runFile: string; plots:
           '',
         ]
       : []),
+    ...settleLines(run),
     '### Steps per policy',
     '',
     'Failed % includes the 503 refusals, which are also shown apart. Every call started in the window is ' +

@@ -76,6 +76,19 @@ const step = shape({
   setup_ms: nullable(latency),
   shares: recordOf(num),
 });
+const settle = shape({
+  policy,
+  scenario,
+  rep: num,
+  load_fraction: num,
+  offered_cps: num,
+  duration_s: num,
+  calls: num,
+  failed: num,
+  refused_503: num,
+  failed_pct: num,
+  p99_ms: nullable(num),
+});
 const window = shape({ failed_pct: num, success_cps: num, p99_ms: nullable(num) });
 const drop = shape({
   policy,
@@ -141,6 +154,7 @@ const run = shape({
   ),
   reps: optional(num),
   estimated_s: optional(num),
+  settle: optional(arrayOf(settle)),
   steps: arrayOf(step),
   capacity_drop: arrayOf(drop),
 });

@@ -100,6 +100,28 @@ export interface StepResult {
   readonly shares: Readonly<Record<string, number>>;
 }
 
+/**
+ * The settle phase before a ladder's first step: one load at a fixed fraction of the pool's real
+ * capacity, the same for every policy, measured from its first second to its last and never scored.
+ * An adaptive policy that starts from wrong capacities learns here; the figure shows what that costs.
+ */
+export interface SettleResult {
+  readonly policy: PolicyId;
+  readonly scenario: ScenarioId;
+  readonly rep: number;
+  /** Offered load as a fraction of the pool's total real capacity. */
+  readonly load_fraction: number;
+  readonly offered_cps: number;
+  readonly duration_s: number;
+  /** Calls sipp started in the phase, and of them those that failed (503 refusals included). */
+  readonly calls: number;
+  readonly failed: number;
+  readonly refused_503: number;
+  readonly failed_pct: number;
+  /** p99 INVITE→200 of the phase's calls; null when none succeeded. */
+  readonly p99_ms: number | null;
+}
+
 /** One sample of the capacity-drop run (one per second). */
 export interface DropSample {
   /** Seconds since load started. */
@@ -201,6 +223,11 @@ export interface QualityRun {
   readonly reps?: number;
   /** What the plan estimated the run to take, seconds (version 2). */
   readonly estimated_s?: number;
+  /**
+   * The settle phase of every ladder, in run order (none: `--settle 0`); absent in runs before it
+   * existed, whose first step's window opened after the warm-up alone.
+   */
+  readonly settle?: readonly SettleResult[];
   /** Every measured step, all policies; overload steps (load_fraction > 1) included. */
   readonly steps: readonly StepResult[];
   /** Per policy: the capacity-drop run, when it was run. */

@@ -6,7 +6,7 @@
  * each call has ended (answered, refused, or failed at the receive timeout).
  */
 import { countsOfRow, type SippRtt } from '../../../src/lab/sipp.js';
-import type { LatencyMs } from './types.js';
+import type { LatencyMs, PolicyId, ScenarioId, SettleResult } from './types.js';
 
 /** sipp's elapsed-time cells: `00:00:07` (statistics) or `00:00:07:004000` (counts). */
 export function elapsedSeconds(cell: string | undefined): number {
@@ -110,6 +110,42 @@ export function measureWindow(t: SippTraces, fromS: number, toS = Number.POSITIV
     setup_ms: latencyOf(answered.map((r) => r.ms)),
     answered_in_window: t.rtt.filter((r) => r.rtd === 1 && r.atMs >= from * 1000 && r.atMs < toS * 1000)
       .length,
+  };
+}
+
+/** Seconds calls were offered in a window: from its real start to the end of sending (at least 1). */
+export function windowSeconds(w: Pick<WindowCounts, 'fromS'>, sendS: number): number {
+  return Math.max(1, sendS - w.fromS);
+}
+
+/** failed / calls × 100, three decimals; 0 without calls. */
+export function failedPct(w: Pick<WindowCounts, 'calls' | 'failed'>): number {
+  return w.calls > 0 ? Number(((100 * w.failed) / w.calls).toFixed(3)) : 0;
+}
+
+/**
+ * A settle phase's record: its window is the whole run (opened at 0 s, so from sipp's first row),
+ * every call it started judged by its own fate, like a step's.
+ */
+export function settleResult(
+  of: {
+    readonly policy: PolicyId;
+    readonly scenario: ScenarioId;
+    readonly rep: number;
+    readonly load_fraction: number;
+    readonly offered_cps: number;
+  },
+  w: WindowCounts,
+  sendS: number,
+): SettleResult {
+  return {
+    ...of,
+    duration_s: Number(windowSeconds(w, sendS).toFixed(2)),
+    calls: w.calls,
+    failed: w.failed,
+    refused_503: w.refused_503,
+    failed_pct: failedPct(w),
+    p99_ms: w.setup_ms?.p99 ?? null,
   };
 }
 
