@@ -69,6 +69,8 @@ export const QUICK_STEPS = [0.7, 0.8, 0.85, 0.9, 0.95, 1.3] as const;
 export const QUICK_OTHER_STEPS = [0.7, 0.8, 0.85, 0.9, 0.95] as const;
 /** The settle phase's defaults: 60 % of the real capacity, 20 s (--quick 12 s). */
 export const SETTLE_DEFAULTS = { fraction: 0.6, seconds: 20, quickSeconds: 12 } as const;
+/** A step's measured window, seconds (--quick 3 s). */
+export const WINDOW_DEFAULTS = { seconds: 12, quickSeconds: 3 } as const;
 /** Drop runs: the adaptive policies only in --quick (a static list's weights cannot move). */
 export const QUICK_DROP_POLICIES: readonly PolicyId[] = ['kamailio_cc', 'sipweigh'];
 
@@ -104,7 +106,11 @@ export function parseQualityOptions(args: readonly string[]): QualityOptions {
       )
       .option('--workers <n>', 'UDP workers per emulated backend', numberIn(1, 16, true), 2)
       .option('--steps <list>', 'offered loads as fractions of the total capacity', numberListIn(0.05, 3))
-      .option('--window <s>', 'measured seconds per step (default 12; --quick 2)', numberIn(1, 600))
+      .option(
+        '--window <s>',
+        `measured seconds per step (default ${WINDOW_DEFAULTS.seconds}; --quick ${WINDOW_DEFAULTS.quickSeconds})`,
+        numberIn(1, 600),
+      )
       .option(
         '--settle-fraction <f>',
         `settle phase's load before each ladder, as a fraction of the real capacity (default ${SETTLE_DEFAULTS.fraction})`,
@@ -135,7 +141,7 @@ export function parseQualityOptions(args: readonly string[]): QualityOptions {
   const capacities = o.capacity;
   const steps = [...(o.steps ?? (quick ? QUICK_STEPS : FULL_STEPS))].sort((a, b) => a - b);
   const otherSteps = o.steps ? steps : quick ? [...QUICK_OTHER_STEPS] : steps;
-  const windowS = o.window ?? (quick ? 3 : 12);
+  const windowS = o.window ?? (quick ? WINDOW_DEFAULTS.quickSeconds : WINDOW_DEFAULTS.seconds);
   const largest = capacities.indexOf(Math.max(...capacities));
   const policies = o.policies ?? [...POLICIES];
   const scenarios = SCENARIOS.filter((s) =>
