@@ -43,9 +43,9 @@ describe('bench quality: options (issue 18)', () => {
 
 describe('bench quality: the settle phase options', () => {
   it('defaults: 60 % of the real capacity for 20 s, 12 s with --quick', () => {
-    expect(SETTLE_DEFAULTS).to.deep.equal({ fraction: 0.6, seconds: 20, quickSeconds: 12 });
-    expect(parseQualityOptions([])).to.include({ settleFraction: 0.6, settleS: 20 });
-    expect(parseQualityOptions(['--quick'])).to.include({ settleFraction: 0.6, settleS: 12 });
+    expect(SETTLE_DEFAULTS).to.deep.equal({ fraction: 0.7, seconds: 20, quickSeconds: 12 });
+    expect(parseQualityOptions([])).to.include({ settleFraction: 0.7, settleS: 20 });
+    expect(parseQualityOptions(['--quick'])).to.include({ settleFraction: 0.7, settleS: 12 });
   });
 
   it('--settle-fraction and --settle are read; --settle 0 turns the phase off', () => {
@@ -74,11 +74,12 @@ describe('bench quality: the settle phase options', () => {
 
   it("the same load for every policy: the fraction of the pool's real capacity, none when off", () => {
     const o = parseQualityOptions([]);
-    expect(settlePlan(o, 175)).to.deep.equal({ fraction: 0.6, rate_cps: 105, seconds: 20 });
-    // The slow pool's real capacity, not its datasheet's.
-    expect(settlePlan(o, scenarioPool(o, 'slow').total_cps)).to.include({ rate_cps: 87 });
+    // The same rate as a 70 % step (Math.round of 122.49999...).
+    expect(settlePlan(o, 175)).to.deep.equal({ fraction: 0.7, rate_cps: 122, seconds: 20 });
+    // The slow pool's real capacity (145), not its datasheet's (175).
+    expect(settlePlan(o, scenarioPool(o, 'slow').total_cps)).to.include({ rate_cps: 102 });
     expect(settlePlan({ ...o, settleS: 0 }, 175)).to.equal(null);
-    expect(settleText(o)).to.contain('settle 20 s at 60 %');
+    expect(settleText(o)).to.contain('settle 20 s at 70 %');
     expect(settleText({ ...o, settleS: 0 })).to.contain('no settle phase');
   });
 });

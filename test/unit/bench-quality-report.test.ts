@@ -243,6 +243,8 @@ describe('bench quality: the settle phase in the report', () => {
     refused_503: 0,
     failed_pct,
     p99_ms,
+    shares: { be1: 0.14, be2: 0.29, be3: 0.57 },
+    drain_s: 1.2,
   });
   const run: QualityRun = {
     ...repeatedRun(),
@@ -265,6 +267,10 @@ describe('bench quality: the settle phase in the report', () => {
     expect(at).to.be.below(md.indexOf('### Steps per policy'));
     expect(md).to.contain("60 % of the pool's real capacity for 20 s");
     expect(md).to.contain('instead of having it scored as its first step');
+    // The drain waits, stored per ladder (all 1.2 s in this fixture).
+    expect(md).to.contain(
+      "waited for the backends' backlog to clear (no new dialog for a second) before the first step: 1.2–1.2 s",
+    );
     expect(md).to.match(/^\| known capacities \| sipweigh \| 2 \| 105\.0 \| 0 \| 45 \(40–50\) \|$/m);
     expect(md).to.match(
       /^\| unknown capacities \(every backend configured equal\) \| sipweigh \| 2 \| 105\.0 \| 3\.0 \(1\.8–4\.2\) \| 1058 \(616–1500\) \|$/m,
@@ -312,6 +318,26 @@ describe('bench quality: the settle phase in the report', () => {
     expect(off).to.contain('### Settle phase (not scored)');
     expect(off).to.contain('No settle phase in this run (`--settle 0`)');
     expect(qualitySummary({ ...repeatedRun(), settle: [] }, 'r.json').settle).to.deep.equal({});
+    // With the settings stored: off says off; on without any result says that instead.
+    const offStored = { ...repeatedRun(), settle: [], settle_options: { fraction: 0.7, seconds: 0 } };
+    expect(qualityMarkdown(offStored, { runFile: 'r.json', plots: {} })).to.contain(
+      'No settle phase in this run',
+    );
+    const lost = qualityMarkdown(
+      { ...repeatedRun(), settle: [], settle_options: { fraction: 0.7, seconds: 20 } },
+      { runFile: 'r.json', plots: {} },
+    );
+    expect(lost).to.contain("The settle phase was on (70 % for 20 s) but no ladder's lab produced a result.");
+    expect(lost).not.to.contain('No settle phase');
+    expect(
+      qualityMarkdown(
+        { ...run, settle_options: { fraction: 0.7, seconds: 20 } },
+        { runFile: 'r.json', plots: {} },
+      ),
+    ).to.contain("70 % of the pool's real capacity for 20 s");
+    expect(() =>
+      checkQualityRun({ ...offStored, settle_options: { fraction: '70 %', seconds: 0 } }, 'o.json'),
+    ).to.throw(/o\.json\.settle_options\.fraction/);
     expect(parseQualityRun(JSON.stringify(run), 'v2.json').settle).to.have.length(8);
     const bad = JSON.parse(JSON.stringify(run)) as { settle: Record<string, unknown>[] };
     bad.settle[3]!.p99_ms = '3.4 s';

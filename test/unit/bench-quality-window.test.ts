@@ -88,6 +88,7 @@ describe('quality bench: a step measured from sipp trace files', function () {
       { policy: 'sipweigh', scenario: 'unknown', rep: 2, load_fraction: 0.6, offered_cps: 100 },
       w,
       4,
+      { shares: { be1: 0.2, be2: 0.3, be3: 0.5 }, drain_s: 2.1 },
     );
     // 400 calls, the five 200s of setup (rtd 1) all answered: 395 failed, 10 of them refused.
     expect(s).to.deep.equal({
@@ -102,8 +103,10 @@ describe('quality bench: a step measured from sipp trace files', function () {
       refused_503: 10,
       failed_pct: 98.75,
       p99_ms: 400,
+      shares: { be1: 0.2, be2: 0.3, be3: 0.5 },
+      drain_s: 2.1,
     });
-    expect(settleResult({ ...s }, measureWindow({ counts: [], rtt: [] }, 0, 4), 4)).to.include({
+    expect(settleResult({ ...s }, measureWindow({ counts: [], rtt: [] }, 0, 4), 4, s)).to.include({
       calls: 0,
       failed_pct: 0,
       p99_ms: null,

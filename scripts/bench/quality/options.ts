@@ -67,8 +67,14 @@ export const FULL_STEPS = [0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1
 export const QUICK_STEPS = [0.7, 0.8, 0.85, 0.9, 0.95, 1.3] as const;
 /** --quick's unknown-capacity ladder: the knee only (the overload step is the known pool's). */
 export const QUICK_OTHER_STEPS = [0.7, 0.8, 0.85, 0.9, 0.95] as const;
-/** The settle phase's defaults: 60 % of the real capacity, 20 s (--quick 12 s). */
-export const SETTLE_DEFAULTS = { fraction: 0.6, seconds: 20, quickSeconds: 12 } as const;
+/**
+ * The settle phase's defaults: 70 % of the real capacity (the first step of --quick's ladders: at
+ * 60 %, by the estimator's rules (worked out, not measured), a policy learning from equal priors on
+ * the 25/50/100 pool offers the middle backend under 0.8 of its prior and never probes it, so part of
+ * the transient would still fall in that step), 20 s
+ * (--quick 12 s).
+ */
+export const SETTLE_DEFAULTS = { fraction: 0.7, seconds: 20, quickSeconds: 12 } as const;
 /** A step's measured window, seconds (--quick 3 s). */
 export const WINDOW_DEFAULTS = { seconds: 12, quickSeconds: 3 } as const;
 /** Drop runs: the adaptive policies only in --quick (a static list's weights cannot move). */

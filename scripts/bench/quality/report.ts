@@ -429,7 +429,9 @@ function stepTable(
 function settleLines(run: QualityRun): string[] {
   if (run.settle === undefined) return [];
   const head = ['### Settle phase (not scored)', ''];
-  if (run.settle.length === 0) {
+  const opts = run.settle_options;
+  // A run without the settings stored (the first runs with the phase) was off exactly when empty.
+  if (opts?.seconds === 0 || (opts === undefined && run.settle.length === 0)) {
     return [
       ...head,
       "No settle phase in this run (`--settle 0`): each ladder's first step opened after its warm-up alone, " +
@@ -437,16 +439,32 @@ function settleLines(run: QualityRun): string[] {
       '',
     ];
   }
+  if (run.settle.length === 0) {
+    return [
+      ...head,
+      `The settle phase was on (${loadPct(opts?.fraction ?? 0)} for ${opts?.seconds ?? 0} s) but no ladder's lab produced a result.`,
+      '',
+    ];
+  }
   const spreads = settleSpreads(run);
-  const fractions = [...new Set(run.settle.map((x) => loadPct(x.load_fraction)))].join(', ');
-  const seconds = [...new Set(run.settle.map((x) => x.duration_s.toFixed(0)))].join(', ');
+  const fractions = opts
+    ? loadPct(opts.fraction)
+    : [...new Set(run.settle.map((x) => loadPct(x.load_fraction)))].join(', ');
+  const seconds = opts
+    ? String(opts.seconds)
+    : [...new Set(run.settle.map((x) => x.duration_s.toFixed(0)))].join(', ');
   const several = spreads.some((x) => x.runs > 1);
+  const drains = run.settle.map((x) => x.drain_s).filter((x): x is number => typeof x === 'number');
+  const drainText =
+    drains.length > 0
+      ? ` After it the bench waited for the backends' backlog to clear (no new dialog for a second) before the first step: ${Math.min(...drains).toFixed(1)}–${Math.max(...drains).toFixed(1)} s.`
+      : '';
   return [
     ...head,
     `Before each ladder's first step every policy got the same load, ${fractions} of the pool's real ` +
       `capacity for ${seconds} s on its fresh lab, measured but counted in no step: it exists so that a ` +
       'policy that learns the capacities (from equal priors on the unknown pool) shows its transient here ' +
-      `instead of having it scored as its first step.${several ? ' Medians over the repetitions, range beside them.' : ''}`,
+      `instead of having it scored as its first step.${drainText}${several ? ' Medians over the repetitions, range beside them.' : ''}`,
     '',
     ...table(
       ['pool', 'policy', 'runs', 'offered calls/s', 'failed %', 'p99 ms'],

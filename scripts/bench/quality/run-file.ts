@@ -88,6 +88,8 @@ const settle = shape({
   refused_503: num,
   failed_pct: num,
   p99_ms: nullable(num),
+  shares: recordOf(num),
+  drain_s: num,
 });
 const window = shape({ failed_pct: num, success_cps: num, p99_ms: nullable(num) });
 const drop = shape({
@@ -155,6 +157,7 @@ const run = shape({
   reps: optional(num),
   estimated_s: optional(num),
   settle: optional(arrayOf(settle)),
+  settle_options: optional(shape({ fraction: num, seconds: num })),
   steps: arrayOf(step),
   capacity_drop: arrayOf(drop),
 });

@@ -120,6 +120,13 @@ export interface SettleResult {
   readonly failed_pct: number;
   /** p99 INVITE→200 of the phase's calls; null when none succeeded. */
   readonly p99_ms: number | null;
+  /** Each backend's share of the phase's calls (its own dialog counter): where a transient sent them. */
+  readonly shares: Readonly<Record<string, number>>;
+  /**
+   * Seconds waited after the phase for the backends' backlog to clear (no new dialog for a second),
+   * so that what a policy queued here is not served inside its first step's window.
+   */
+  readonly drain_s: number;
 }
 
 /** One sample of the capacity-drop run (one per second). */
@@ -228,6 +235,8 @@ export interface QualityRun {
    * existed, whose first step's window opened after the warm-up alone.
    */
   readonly settle?: readonly SettleResult[];
+  /** The settle phase's settings (seconds 0: off); absent in runs before it existed. */
+  readonly settle_options?: { readonly fraction: number; readonly seconds: number };
   /** Every measured step, all policies; overload steps (load_fraction > 1) included. */
   readonly steps: readonly StepResult[];
   /** Per policy: the capacity-drop run, when it was run. */

@@ -137,6 +137,7 @@ export function settleResult(
   },
   w: WindowCounts,
   sendS: number,
+  after: { readonly shares: Readonly<Record<string, number>>; readonly drain_s: number },
 ): SettleResult {
   return {
     ...of,
@@ -146,6 +147,8 @@ export function settleResult(
     refused_503: w.refused_503,
     failed_pct: failedPct(w),
     p99_ms: w.setup_ms?.p99 ?? null,
+    shares: after.shares,
+    drain_s: after.drain_s,
   };
 }
 
