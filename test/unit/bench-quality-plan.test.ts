@@ -42,7 +42,7 @@ describe('bench quality: options (issue 18)', () => {
 });
 
 describe('bench quality: the settle phase options', () => {
-  it('defaults: 60 % of the real capacity for 20 s, 12 s with --quick', () => {
+  it('defaults: 70 % of the real capacity for 20 s, 12 s with --quick', () => {
     expect(SETTLE_DEFAULTS).to.deep.equal({ fraction: 0.7, seconds: 20, quickSeconds: 12 });
     expect(parseQualityOptions([])).to.include({ settleFraction: 0.7, settleS: 20 });
     expect(parseQualityOptions(['--quick'])).to.include({ settleFraction: 0.7, settleS: 12 });

@@ -269,7 +269,7 @@ describe('bench quality: the settle phase in the report', () => {
     expect(md).to.contain('instead of having it scored as its first step');
     // The drain waits, stored per ladder (all 1.2 s in this fixture).
     expect(md).to.contain(
-      "waited for the backends' backlog to clear (no new dialog for a second) before the first step: 1.2–1.2 s",
+      "waited for the backends' backlog to clear (no new dialog for a second) before the first step (a backend it could not read was not waited on): 1.2–1.2 s",
     );
     expect(md).to.match(/^\| known capacities \| sipweigh \| 2 \| 105\.0 \| 0 \| 45 \(40–50\) \|$/m);
     expect(md).to.match(

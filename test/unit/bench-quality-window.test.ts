@@ -12,6 +12,7 @@ import {
   percentile,
   perSecond,
   settleResult,
+  backlogCleared,
   windowSeconds,
 } from '../../scripts/bench/quality/window.js';
 
@@ -113,6 +114,15 @@ describe('quality bench: a step measured from sipp trace files', function () {
     });
     expect(windowSeconds({ fromS: 3.5 }, 4)).to.equal(1);
     expect(failedPct({ calls: 3, failed: 1 })).to.equal(33.333);
+  });
+
+  it('after a settle phase the backlog has cleared when no readable backend set up a new dialog', function () {
+    expect(backlogCleared([10, 20, 30], [10, 20, 30])).to.equal(true);
+    expect(backlogCleared([10, 20, 30], [11, 20, 30])).to.equal(false);
+    // A backend that could not be read (NaN) in either read is not waited on; the others decide.
+    expect(backlogCleared([10, Number.NaN, 30], [10, 25, 30])).to.equal(true);
+    expect(backlogCleared([10, 20, 30], [10, Number.NaN, 31])).to.equal(false);
+    expect(backlogCleared([Number.NaN, Number.NaN], [Number.NaN, Number.NaN])).to.equal(true);
   });
 
   it('an empty trace (sipp died at once) gives no calls, not a negative count', function () {

@@ -70,8 +70,8 @@ export const QUICK_OTHER_STEPS = [0.7, 0.8, 0.85, 0.9, 0.95] as const;
 /**
  * The settle phase's defaults: 70 % of the real capacity (the first step of --quick's ladders: at
  * 60 %, by the estimator's rules (worked out, not measured), a policy learning from equal priors on
- * the 25/50/100 pool offers the middle backend under 0.8 of its prior and never probes it, so part of
- * the transient would still fall in that step), 20 s
+ * the 25/50/100 pool, once be1 is learned, offers be2 and be3 0.74 of their prior, under the 0.8
+ * that starts a probe, so part of the transient would still fall in that step; 70 % gives 0.86), 20 s
  * (--quick 12 s).
  */
 export const SETTLE_DEFAULTS = { fraction: 0.7, seconds: 20, quickSeconds: 12 } as const;

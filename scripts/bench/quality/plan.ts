@@ -162,7 +162,8 @@ export function estimateSeconds(o: EstimateOptions, runs: readonly PlannedRun[])
       s += (o.drop?.beforeS ?? 0) + (o.drop?.afterS ?? 0) + o.recvTimeoutMs / 1000;
       continue;
     }
-    // The settle phase: one more sipp run, below capacity (no receive timeout to wait out).
+    // The settle phase: one more sipp run. Not counted: the drain wait after it (about a second; up
+    // to 30 s after an even split overloaded the smallest backend).
     if (o.settleS > 0) s += o.settleS + COSTS.stepOverheadS;
     for (const f of ladderOf(o, r.scenario)) {
       const window = f > 1 ? o.overloadWindowS : o.windowS;

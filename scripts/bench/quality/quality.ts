@@ -79,6 +79,7 @@ import {
   measureWindow,
   perSecond,
   settleResult,
+  backlogCleared,
   windowSeconds,
   type SippTraces,
   type WindowCounts,
@@ -387,8 +388,9 @@ async function runSettle(
 const DRAIN_MAX_S = 30;
 
 /**
- * Waits until no backend sets up a new dialog for a second (what the settle queued has been served),
- * at most DRAIN_MAX_S; returns the seconds waited. A static policy that splits evenly overloads the
+ * Waits until no backend sets up a new dialog between two reads a second apart (what the settle
+ * queued has been served; `backlogCleared`), for at most DRAIN_MAX_S and the last read; returns the
+ * seconds waited. A static policy that splits evenly overloads the
  * smallest backend at the settle's load (round robin at 70 % of the 25/50/100 pool sends it 41 calls/s),
  * and without this its backlog would be served inside the first step's window.
  */
@@ -398,7 +400,7 @@ async function waitForDrain(pl: PolicyLab): Promise<number> {
   while (performance.now() - t0 < DRAIN_MAX_S * 1000) {
     await sleep(1000);
     const now = await dialogsPerBackend(pl);
-    if (now.every((n, i) => n === last[i])) break;
+    if (backlogCleared(last, now)) break;
     last = now;
   }
   return Number(((performance.now() - t0) / 1000).toFixed(1));

@@ -454,10 +454,10 @@ function settleLines(run: QualityRun): string[] {
     ? String(opts.seconds)
     : [...new Set(run.settle.map((x) => x.duration_s.toFixed(0)))].join(', ');
   const several = spreads.some((x) => x.runs > 1);
-  const drains = run.settle.map((x) => x.drain_s).filter((x): x is number => typeof x === 'number');
+  const drains = run.settle.map((x) => x.drain_s);
   const drainText =
     drains.length > 0
-      ? ` After it the bench waited for the backends' backlog to clear (no new dialog for a second) before the first step: ${Math.min(...drains).toFixed(1)}–${Math.max(...drains).toFixed(1)} s.`
+      ? ` After it the bench waited for the backends' backlog to clear (no new dialog for a second) before the first step (a backend it could not read was not waited on): ${Math.min(...drains).toFixed(1)}–${Math.max(...drains).toFixed(1)} s.`
       : '';
   return [
     ...head,

@@ -152,6 +152,18 @@ export function settleResult(
   };
 }
 
+/**
+ * After a settle phase: true when no backend set up a new dialog between two reads of the backends'
+ * dialog counters. A backend that could not be read in either (NaN) is not waited on: nothing says
+ * whether it is still busy, and waiting the whole limit for it would say nothing more.
+ */
+export function backlogCleared(before: readonly number[], after: readonly number[]): boolean {
+  return after.every((n, i) => {
+    const b = before[i];
+    return !Number.isFinite(n) || b === undefined || !Number.isFinite(b) || n === b;
+  });
+}
+
 /** Per second of the run, by the calls started in it: answered, not answered, and their p99 setup. */
 export interface SecondCounts {
   readonly second: number;
