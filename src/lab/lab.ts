@@ -173,6 +173,11 @@ export interface StartLabOptions extends LabOptions {
   readonly initialWeights?: 'capacity' | 'equal';
   /** Start `sipweigh controller` on the lab's config, closing the loop (default false). */
   readonly controller?: boolean;
+  /**
+   * The lab controller learns each backend's capacity (`scoring.capacity.learn: true`), the configured
+   * capacities being its priors: the setting for a pool nobody measured (default false: taken as told).
+   */
+  readonly learnCapacity?: boolean;
   readonly shmMb?: number;
   /**
    * The Kamailio binary of the LB and the backends (default kamailioBinary(): SIPWEIGH_KAMAILIO, else
@@ -293,6 +298,7 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
     lbKind === 'opensips'
       ? { miUrl: osipsFiles.miUrl, table: osipsFiles.table, destinations: osipsFiles.destinations }
       : undefined,
+    { learnCapacity: opts.learnCapacity ?? false },
   );
 
   try {

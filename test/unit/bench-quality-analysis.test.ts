@@ -211,6 +211,7 @@ describe('bench quality: the last-line JSON', () => {
         sipweigh_follow_s: 4,
         sipweigh_failed_after_pct: 0,
       },
+      sipweigh_learns_on: [],
       reps: 1,
       duration_s: 1183,
       run_file: 'bench-results/quality-x.json',

@@ -8,6 +8,7 @@ import {
   schedule,
   settlePlan,
   settleText,
+  sipweighLearns,
 } from '../../scripts/bench/quality/plan.js';
 import { POLICIES } from '../../scripts/bench/quality/types.js';
 
@@ -38,6 +39,36 @@ describe('bench quality: options (issue 18)', () => {
     expect(o.drop).to.equal(null);
     expect(o.planOnly).to.equal(true);
     expect(() => parseQualityOptions(['--scenarios', 'optimistic'])).to.throw(/scenarios/);
+  });
+});
+
+describe('bench quality: where sipweigh learns its capacities (--learn)', () => {
+  it('by default on the unknown pool only; a list in canonical order; none for nowhere', () => {
+    expect(parseQualityOptions([]).learnOn).to.deep.equal(['unknown']);
+    expect(parseQualityOptions(['--quick']).learnOn).to.deep.equal(['unknown']);
+    expect(parseQualityOptions(['--learn', 'drop,known']).learnOn).to.deep.equal(['known', 'drop']);
+    expect(parseQualityOptions(['--learn', 'none']).learnOn).to.deep.equal([]);
+  });
+
+  it('refuses a pool not known, and none beside a pool, naming the option', () => {
+    expect(() => parseQualityOptions(['--learn', 'everywhere'])).to.throw(/--learn.*unknown "everywhere"/);
+    expect(() => parseQualityOptions(['--learn', 'none,drop'])).to.throw(/--learn.*none cannot be given/);
+  });
+
+  it('turns learning on for sipweigh only, on the ladders and drop runs listed', () => {
+    const o = { learnOn: ['unknown', 'drop'] as const };
+    expect(sipweighLearns(o, { kind: 'ladder', scenario: 'unknown', policy: 'sipweigh', rep: 1 })).to.equal(
+      true,
+    );
+    expect(sipweighLearns(o, { kind: 'ladder', scenario: 'known', policy: 'sipweigh', rep: 1 })).to.equal(
+      false,
+    );
+    expect(sipweighLearns(o, { kind: 'drop', policy: 'sipweigh', rep: 2 })).to.equal(true);
+    expect(sipweighLearns(o, { kind: 'drop', policy: 'kamailio_cc', rep: 2 })).to.equal(false);
+    expect(
+      sipweighLearns(o, { kind: 'ladder', scenario: 'unknown', policy: 'kamailio_cc', rep: 1 }),
+    ).to.equal(false);
+    expect(sipweighLearns({ learnOn: [] }, { kind: 'drop', policy: 'sipweigh', rep: 1 })).to.equal(false);
   });
 });
 

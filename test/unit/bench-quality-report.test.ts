@@ -370,6 +370,37 @@ describe('bench quality: the settle phase in the report', () => {
   }).timeout(60000);
 });
 
+describe('bench quality: where sipweigh learned its capacities, in the report', () => {
+  const learning = { ...repeatedRun(), sipweigh_learns_on: ['unknown', 'drop'] as const };
+
+  it('says where before any figure, marks the pool table, and adds the list to the last line', () => {
+    const md = qualityMarkdown(learning, { runFile: 'r.json', plots: {} });
+    expect(md).to.contain(
+      "sipweigh ran with `scoring.capacity.learn: true` (each backend's capacity learned, the configured one its prior) on the unknown capacities (every backend configured equal) ladder, the capacity drop;",
+    );
+    expect(md.indexOf('scoring.capacity.learn: true')).to.be.below(md.indexOf('### Headline'));
+    expect(md).to.match(/\| unknown capacities \(every backend configured equal\) \|[^\n]*\| learned \|/);
+    expect(md).to.match(/\| known capacities \|[^\n]*\| as configured \|/);
+    expect(qualitySummary(learning, 'r.json').sipweigh_learns_on).to.deep.equal(['unknown', 'drop']);
+    expect(formatSummary(learning)).to.contain('median of 3; sipweigh learning capacities):');
+    expect(formatSummary(learning)).to.contain('medians; sipweigh learning capacities):');
+  });
+
+  it('a run from before the option learned nowhere and says nothing; a bad entry is refused by field', () => {
+    const old = repeatedRun();
+    expect(old.sipweigh_learns_on).to.equal(undefined);
+    expect(qualityMarkdown(old, { runFile: 'r.json', plots: {} })).not.to.contain('scoring.capacity.learn');
+    expect(qualitySummary(old, 'r.json').sipweigh_learns_on).to.deep.equal([]);
+    expect(checkQualityRun(JSON.parse(JSON.stringify(learning)), 'l.json').sipweigh_learns_on).to.deep.equal([
+      'unknown',
+      'drop',
+    ]);
+    expect(() => checkQualityRun({ ...learning, sipweigh_learns_on: ['overload'] }, 'l.json')).to.throw(
+      /l\.json\.sipweigh_learns_on\[0\]: expected one of known, unknown, slow, drop/,
+    );
+  });
+});
+
 describe('bench quality: BENCHMARKS.md sections', () => {
   const other = '<!-- bench:failover:begin -->\nfailover table\n<!-- bench:failover:end -->';
 

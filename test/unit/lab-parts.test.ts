@@ -167,6 +167,16 @@ describe('lab: several LB nodes (--lbs)', () => {
     expect(() => controllerConfig('/lab', plan, 'k', 't', osips)).to.throw(/single LB/);
   });
 
+  it('writes scoring.capacity.learn only when the lab is asked to learn, the host signals off either way', () => {
+    const plan = planLab({ backends: 2 });
+    type Scoring = { scoring: { capacity?: { learn: boolean }; signals: { cpu_util: { knee: null } } } };
+    const told = controllerConfig('/lab', plan, 'k', 't', undefined) as Scoring;
+    expect(told.scoring.capacity).to.equal(undefined);
+    const learning = controllerConfig('/lab', plan, 'k', 't', undefined, { learnCapacity: true }) as Scoring;
+    expect(learning.scoring.capacity).to.deep.equal({ learn: true });
+    expect(learning.scoring.signals.cpu_util.knee).to.equal(null);
+  });
+
   it('refuses an LB count outside 1..4 with the option named', () => {
     expect(() => planLab({ backends: 1, lbs: 0 })).to.throw(/--lbs must be 1\.\.4/);
     expect(() => planLab({ backends: 1, lbs: 5 })).to.throw(/--lbs/);

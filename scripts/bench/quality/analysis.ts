@@ -11,6 +11,7 @@ import {
   type PolicyId,
   type QualityRun,
   type ScenarioId,
+  type LearnPool,
   type ScenarioPool,
   type SettleResult,
   type StepResult,
@@ -549,6 +550,8 @@ export interface QualitySummary {
    * setup ms (null: no call succeeded). Absent for a run without settle data.
    */
   readonly settle?: Partial<Record<ScenarioId, Keyed<{ failed_pct: number; p99_ms: number | null }>>>;
+  /** Where sipweigh learned its backends' capacities (the run's `--learn`; [] for runs before it). */
+  readonly sipweigh_learns_on: readonly LearnPool[];
   /** Repetitions of every ladder (and drop run). */
   readonly reps: number;
   /** The run's wall-clock seconds. */
@@ -628,6 +631,7 @@ export function qualitySummary(run: QualityRun, runFile: string): QualitySummary
     capacity_drop_follow_s,
     drop,
     ...(run.settle === undefined ? {} : { settle }),
+    sipweigh_learns_on: run.sipweigh_learns_on ?? [],
     reps: run.reps ?? 1,
     duration_s: Number.isFinite(seconds) && seconds >= 0 ? Math.round(seconds) : null,
     run_file: runFile,

@@ -2,8 +2,17 @@
  * Options of `npm run bench -- quality`, pure: the pool, the steps, the capacity-drop variant and the
  * reduced `--quick` run.
  */
+import { InvalidArgumentError } from 'commander';
 import { benchCommand, namesOf, numberIn, numberListIn, parseBenchArgs } from '../common/options.js';
-import { POLICIES, SCENARIOS, type PolicyId, type ScenarioId } from './types.js';
+import {
+  DEFAULT_LEARN_POOLS,
+  LEARN_POOLS,
+  POLICIES,
+  SCENARIOS,
+  type LearnPool,
+  type PolicyId,
+  type ScenarioId,
+} from './types.js';
 
 export interface DropOptions {
   /** Index of the backend whose capacity halves (default the largest). */
@@ -52,6 +61,8 @@ export interface QualityOptions {
   readonly recvTimeoutMs: number;
   /** null: not run. */
   readonly drop: DropOptions | null;
+  /** Where sipweigh learns its backends' capacities (scoring.capacity.learn): ladders by pool, or the drop. */
+  readonly learnOn: readonly LearnPool[];
   /** Second octet of the labs' loopback addresses (127.N.x.x). */
   readonly net: number;
   /** Where the run's JSON, BENCHMARKS.md and the plots go (relative to the package root). */
@@ -92,6 +103,7 @@ interface QualityArgs {
   net: number;
   drop: boolean;
   scenarios?: ScenarioId[];
+  learn?: LearnPool[];
   reps?: number;
   plan: boolean;
 }
@@ -131,6 +143,11 @@ export function parseQualityOptions(args: readonly string[]): QualityOptions {
         '--scenarios <list>',
         `comma-separated, of ${SCENARIOS.join(',')} (default all; --quick known,unknown)`,
         namesOf(SCENARIOS),
+      )
+      .option(
+        '--learn <list>',
+        `where sipweigh learns its backends' capacities (scoring.capacity.learn), comma-separated, of ${LEARN_POOLS.join(',')}; none: nowhere (default ${DEFAULT_LEARN_POOLS.join(',')})`,
+        learnList,
       )
       .option(
         '--reps <n>',
@@ -181,9 +198,18 @@ export function parseQualityOptions(args: readonly string[]): QualityOptions {
           recoverAtS: 40,
           policies: quick ? policies.filter((p) => QUICK_DROP_POLICIES.includes(p)) : policies,
         },
+    learnOn: o.learn ?? [...DEFAULT_LEARN_POOLS],
     net: o.net,
     outDir: '.',
     reportOnly: o.report,
     planOnly: o.plan,
   };
+}
+
+/** `--learn`'s parser: its pools in their canonical order; `none` alone is nowhere, beside a pool refused. */
+function learnList(raw: string): LearnPool[] {
+  const names = namesOf([...LEARN_POOLS, 'none'] as const)(raw);
+  if (!names.includes('none')) return LEARN_POOLS.filter((p) => names.includes(p));
+  if (names.length > 1) throw new InvalidArgumentError('none cannot be given with a pool');
+  return [];
 }

@@ -3,7 +3,7 @@
  * the order of the runs (repeated, the policies interleaved), and how long it should take.
  */
 import type { QualityOptions } from './options.js';
-import type { PolicyId, ScenarioId, ScenarioPool } from './types.js';
+import type { LearnPool, PolicyId, ScenarioId, ScenarioPool } from './types.js';
 
 /** One lab: a policy's whole ladder on one scenario's pool, or its capacity-drop run. */
 export type PlannedRun =
@@ -86,6 +86,11 @@ export function schedule(o: ScheduleOptions): PlannedRun[] {
     if (o.drop) for (const policy of rotated(o.drop.policies, rep)) runs.push({ kind: 'drop', policy, rep });
   }
   return runs;
+}
+
+/** Whether the planned lab runs sipweigh learning its backends' capacities (`--learn`); never another policy. */
+export function sipweighLearns(o: { readonly learnOn: readonly LearnPool[] }, r: PlannedRun): boolean {
+  return r.policy === 'sipweigh' && o.learnOn.includes(r.kind === 'drop' ? 'drop' : r.scenario);
 }
 
 /**

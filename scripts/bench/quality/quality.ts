@@ -71,6 +71,7 @@ import {
   schedule,
   settlePlan,
   settleText,
+  sipweighLearns,
   type PlannedRun,
 } from './plan.js';
 import {
@@ -136,6 +137,7 @@ async function startPolicyLab(
   o: QualityOptions,
   policy: PolicyId,
   pool: ScenarioPool,
+  learnCapacity: boolean,
   dir: string,
   onGroup: (group: ProcessGroup) => void,
 ): Promise<PolicyLab> {
@@ -152,6 +154,7 @@ async function startPolicyLab(
     agents: p.loop,
     controller: p.loop,
     initialWeights: p.weights,
+    learnCapacity,
     // Without the closed loop no controller refreshes the LB's lease: its backstop would probe the
     // backends (1 s ping timeout) and take a loaded one out, which the static baselines never do.
     lbDefines: p.loop ? p.defines : { SW_NO_BACKSTOP: true, ...p.defines },
@@ -630,7 +633,8 @@ export async function runQualityBench(args: string[]): Promise<void> {
   for (const p of pools) {
     say(
       `  ${p.id}: real ${p.capacities_cps.join('/')} calls/s, configured ${p.configured_cps.join('/')}; ` +
-        `${p.policies.join(', ')}${p.note ? ` (${p.note})` : ''}`,
+        `${p.policies.join(', ')}${p.note ? ` (${p.note})` : ''}` +
+        `${p.policies.includes('sipweigh') && o.learnOn.includes(p.id) ? '; sipweigh learns the capacities' : ''}`,
     );
   }
   const plan = schedule(o);
@@ -642,7 +646,7 @@ export async function runQualityBench(args: string[]): Promise<void> {
     for (const [i, r] of plan.entries()) {
       const settle = r.kind === 'ladder' ? settlePlan(o, poolFor(o, pools, r.scenario).total_cps) : null;
       say(
-        `  ${i + 1}. ${r.kind === 'ladder' ? `${r.scenario} ladder` : 'capacity drop'}: ${r.policy} (rep ${r.rep})` +
+        `  ${i + 1}. ${r.kind === 'ladder' ? `${r.scenario} ladder` : 'capacity drop'}: ${r.policy}${sipweighLearns(o, r) ? ' learning capacities' : ''} (rep ${r.rep})` +
           (settle ? `, after a ${settle.seconds} s settle at ${settle.rate_cps} calls/s` : ''),
       );
     }
@@ -653,6 +657,7 @@ export async function runQualityBench(args: string[]): Promise<void> {
         reps: o.reps,
         estimated_s: estimated,
         settle: { fraction: o.settleFraction, seconds: o.settleS },
+        sipweigh_learns_on: o.learnOn,
       })}\n`,
     );
     return;
@@ -689,6 +694,7 @@ export async function runQualityBench(args: string[]): Promise<void> {
     estimated_s: estimated,
     settle: results.settle,
     settle_options: { fraction: o.settleFraction, seconds: o.settleS },
+    sipweigh_learns_on: o.learnOn,
     steps: results.steps,
     capacity_drop: results.drops,
   };
@@ -722,13 +728,14 @@ async function runPlanned(
 ): Promise<void> {
   const scenario = r.kind === 'ladder' ? r.scenario : 'known';
   const pool = poolFor(o, pools, scenario);
+  const learns = sipweighLearns(o, r);
   const name = `${r.kind === 'ladder' ? scenario : 'drop'}-${r.policy}-r${r.rep}`;
   say(
-    `[${elapsed()}] ${position} ${r.kind === 'ladder' ? `${scenario} ladder` : 'capacity drop'}: ${r.policy} (rep ${r.rep})`,
+    `[${elapsed()}] ${position} ${r.kind === 'ladder' ? `${scenario} ladder` : 'capacity drop'}: ${r.policy}${learns ? ' learning capacities' : ''} (rep ${r.rep})`,
   );
   await withStopped(
     (whileStarting) =>
-      startPolicyLab(o, r.policy, pool, labDir(name), (g) => whileStarting(() => g.stopAll())),
+      startPolicyLab(o, r.policy, pool, learns, labDir(name), (g) => whileStarting(() => g.stopAll())),
     (pl) => pl.close(),
     async (pl) => {
       if (r.kind === 'drop') {

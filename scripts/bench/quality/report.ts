@@ -119,7 +119,8 @@ export function formatSummary(run: QualityRun): string {
   for (const scenario of scenariosRun(run)) {
     lines.push(
       '',
-      `capacity fraction, ${SCENARIO_LABELS[scenario]} (${ruleShort(run.criteria)}; median of ${run.reps ?? 1}):`,
+      `capacity fraction, ${SCENARIO_LABELS[scenario]} (${ruleShort(run.criteria)}; median of ${run.reps ?? 1}` +
+        `${(run.sipweigh_learns_on ?? []).includes(scenario) ? '; sipweigh learning capacities' : ''}):`,
     );
     for (const p of POLICIES) {
       const byRep = verdictsByRep(run, scenario, p);
@@ -175,7 +176,10 @@ export function formatSummary(run: QualityRun): string {
     );
   }
   if (run.capacity_drop.length > 0) {
-    lines.push('capacity drop (weights follow within; back after the recovery; medians):');
+    lines.push(
+      `capacity drop (weights follow within; back after the recovery; medians` +
+        `${(run.sipweigh_learns_on ?? []).includes('drop') ? '; sipweigh learning capacities' : ''}):`,
+    );
     for (const d of dropSpreads(run)) {
       lines.push(
         `  ${pad(d.policy, 16)} ${pad(timeText(d.follow_s), 8)} back ${pad(d.follow_back_s ? timeText(d.follow_back_s) : 'n/a', 8)} ` +
@@ -663,6 +667,20 @@ function duration(run: QualityRun): string {
   return s >= 120 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(0)} s`;
 }
 
+/** Where sipweigh learned its backends' capacities: said once, before any figure, when anywhere. */
+export function learnLines(run: QualityRun): string[] {
+  const on = run.sipweigh_learns_on ?? [];
+  if (on.length === 0 || !run.policies.includes('sipweigh')) return [];
+  const where = on.map((p) => (p === 'drop' ? 'the capacity drop' : `the ${SCENARIO_LABELS[p]} ladder`));
+  return [
+    `sipweigh ran with \`scoring.capacity.learn: true\` (each backend's capacity learned, the configured one ` +
+      `its prior) on ${where.join(', ')}; elsewhere with the default, the configured capacities taken as told. ` +
+      "Each policy runs as its documentation says for the situation: Kamailio's cc=1 with OPTIONS every " +
+      'second and latency statistics, sipweigh learning where nobody measured the capacities.',
+    '',
+  ];
+}
+
 function adaptivityLines(run: QualityRun, scenarios: readonly ScenarioId[]): string[] {
   const out = [
     'The capacity fraction (the headline rule above) of each policy on each pool, median and (range) over ' +
@@ -670,12 +688,18 @@ function adaptivityLines(run: QualityRun, scenarios: readonly ScenarioId[]): str
       'what the agents, the controller and a capacity-weighted list are told:',
     '',
     ...table(
-      ['pool', 'real capacities, calls/s', 'configured, calls/s'],
+      ['pool', 'real capacities, calls/s', 'configured, calls/s', "sipweigh's capacities"],
       scenarios.map((id) => {
         const p = poolOf(run, id);
-        return [SCENARIO_LABELS[id], p.capacities_cps.join(' / '), p.configured_cps.join(' / ')];
+        const learns = (run.sipweigh_learns_on ?? []).includes(id);
+        return [
+          SCENARIO_LABELS[id],
+          p.capacities_cps.join(' / '),
+          p.configured_cps.join(' / '),
+          learns ? 'learned' : 'as configured',
+        ];
       }),
-      ['l', 'r', 'r'],
+      ['l', 'r', 'r', 'l'],
     ),
     '',
     ...scenarioMatrixLines(run, scenarios),
@@ -720,6 +744,7 @@ export function qualityMarkdown(run: QualityRun, opts: { runFile: string; plots:
           '',
         ]
       : []),
+    ...learnLines(run),
     ...machineLines(run),
     '',
     '### Pool',

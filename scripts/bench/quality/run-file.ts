@@ -3,7 +3,7 @@
  * hand-edited or truncated file gets an error naming the field instead of a NaN deep in a table.
  */
 import { readFile } from 'node:fs/promises';
-import { POLICIES, SCENARIOS, type QualityRun } from './types.js';
+import { LEARN_POOLS, POLICIES, SCENARIOS, type QualityRun } from './types.js';
 
 type Check = (v: unknown, at: string) => void;
 
@@ -39,6 +39,9 @@ const policy: Check = (v, at) => {
 };
 const scenario: Check = (v, at) => {
   if (!(SCENARIOS as readonly unknown[]).includes(v)) fail(at, `one of ${SCENARIOS.join(', ')}`, v);
+};
+const learnPool: Check = (v, at) => {
+  if (!(LEARN_POOLS as readonly unknown[]).includes(v)) fail(at, `one of ${LEARN_POOLS.join(', ')}`, v);
 };
 const arrayOf =
   (c: Check): Check =>
@@ -158,6 +161,7 @@ const run = shape({
   estimated_s: optional(num),
   settle: optional(arrayOf(settle)),
   settle_options: optional(shape({ fraction: num, seconds: num })),
+  sipweigh_learns_on: optional(arrayOf(learnPool)),
   steps: arrayOf(step),
   capacity_drop: arrayOf(drop),
 });

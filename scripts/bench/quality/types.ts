@@ -37,6 +37,16 @@ export const SCENARIO_LABELS: Record<ScenarioId, string> = {
   slow: 'a server slower than its datasheet',
 };
 
+/**
+ * Where sipweigh may run with `scoring.capacity.learn: true`: a scenario's ladder, or the drop run.
+ * Each policy runs as its documentation says for the situation (cc=1 with OPTIONS every second and
+ * latency statistics); for sipweigh that is learning on a pool whose capacities nobody measured.
+ */
+export const LEARN_POOLS = ['known', 'unknown', 'slow', 'drop'] as const;
+export type LearnPool = (typeof LEARN_POOLS)[number];
+/** The bench's default: learning where the capacities are unknown, the configured ones taken as told elsewhere. */
+export const DEFAULT_LEARN_POOLS: readonly LearnPool[] = ['unknown'];
+
 /** A scenario's pool as the run used it. */
 export interface ScenarioPool {
   readonly id: ScenarioId;
@@ -237,6 +247,11 @@ export interface QualityRun {
   readonly settle?: readonly SettleResult[];
   /** The settle phase's settings (seconds 0: off); absent in runs before it existed. */
   readonly settle_options?: { readonly fraction: number; readonly seconds: number };
+  /**
+   * Where sipweigh learned its backends' capacities (scoring.capacity.learn); elsewhere it took the
+   * configured ones as told. Absent in runs before the option: nowhere (the bench never turned it on).
+   */
+  readonly sipweigh_learns_on?: readonly LearnPool[];
   /** Every measured step, all policies; overload steps (load_fraction > 1) included. */
   readonly steps: readonly StepResult[];
   /** Per policy: the capacity-drop run, when it was run. */
