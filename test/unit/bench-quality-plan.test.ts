@@ -85,6 +85,9 @@ describe('bench quality: the settle phase options', () => {
       settleS: 30,
     });
     expect(parseQualityOptions(['--quick', '--settle', '0'])).to.include({ settleS: 0 });
+    expect(() => parseQualityOptions(['--settle', '0', '--settle-fraction', '0.5'])).to.throw(
+      /--settle-fraction has no phase to set with --settle 0/,
+    );
   });
 
   it('a bad value is refused with the flag named', () => {

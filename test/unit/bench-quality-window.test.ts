@@ -13,6 +13,7 @@ import {
   perSecond,
   settleResult,
   backlogCleared,
+  dialogShares,
   windowSeconds,
 } from '../../scripts/bench/quality/window.js';
 
@@ -123,6 +124,15 @@ describe('quality bench: a step measured from sipp trace files', function () {
     expect(backlogCleared([10, Number.NaN, 30], [10, 25, 30])).to.equal(true);
     expect(backlogCleared([10, 20, 30], [10, Number.NaN, 31])).to.equal(false);
     expect(backlogCleared([Number.NaN, Number.NaN], [Number.NaN, Number.NaN])).to.equal(true);
+  });
+
+  it('shares of the dialogs set up: an unreadable backend is left out, never written as NaN', function () {
+    const ids = ['be1', 'be2', 'be3'];
+    expect(dialogShares(ids, [0, 10, 20], [10, 40, 80])).to.deep.equal({ be1: 0.1, be2: 0.3, be3: 0.6 });
+    const one = dialogShares(ids, [0, 10, 20], [10, Number.NaN, 50]);
+    expect(one).to.deep.equal({ be1: 0.25, be3: 0.75 });
+    expect(JSON.parse(JSON.stringify(one))).to.deep.equal(one);
+    expect(dialogShares(ids, [Number.NaN, 0, 0], [5, 0, 0])).to.deep.equal({ be2: 0, be3: 0 });
   });
 
   it('an empty trace (sipp died at once) gives no calls, not a negative count', function () {

@@ -3,7 +3,14 @@
  * reduced `--quick` run.
  */
 import { InvalidArgumentError } from 'commander';
-import { benchCommand, namesOf, numberIn, numberListIn, parseBenchArgs } from '../common/options.js';
+import {
+  BenchUsageError,
+  benchCommand,
+  namesOf,
+  numberIn,
+  numberListIn,
+  parseBenchArgs,
+} from '../common/options.js';
 import {
   DEFAULT_LEARN_POOLS,
   LEARN_POOLS,
@@ -161,6 +168,10 @@ export function parseQualityOptions(args: readonly string[]): QualityOptions {
     args,
   );
   const quick = o.quick;
+  if (o.settle === 0 && o.settleFraction !== undefined) {
+    // Taken and then unused, it would read as though the phase ran at that load.
+    throw new BenchUsageError('quality: --settle-fraction has no phase to set with --settle 0');
+  }
   const capacities = o.capacity;
   const steps = [...(o.steps ?? (quick ? QUICK_STEPS : FULL_STEPS))].sort((a, b) => a - b);
   const otherSteps = o.steps ? steps : quick ? [...QUICK_OTHER_STEPS] : steps;

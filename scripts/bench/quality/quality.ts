@@ -81,6 +81,7 @@ import {
   perSecond,
   settleResult,
   backlogCleared,
+  dialogShares,
   windowSeconds,
   type SippTraces,
   type WindowCounts,
@@ -229,22 +230,14 @@ async function dialogsPerBackend(pl: PolicyLab): Promise<number[]> {
         const r = (await rpc.call('stats.fetch', ['dialog:processed_dialogs'], {
           deadlineMs: 1000,
         })) as Record<string, unknown>;
-        return Number(r['dialog.processed_dialogs']) || 0;
+        // A missing stat is unreadable (NaN), not zero dialogs: a zero would end a drain wait at once.
+        const n = Number(r['dialog.processed_dialogs'] ?? Number.NaN);
+        return Number.isFinite(n) ? n : Number.NaN;
       } catch {
         return Number.NaN;
       }
     }),
   );
-}
-
-function shares(
-  ids: readonly string[],
-  before: readonly number[],
-  after: readonly number[],
-): Record<string, number> {
-  const d = ids.map((_, i) => Math.max(0, (after[i] ?? 0) - (before[i] ?? 0)));
-  const sum = d.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
-  return Object.fromEntries(ids.map((id, i) => [id, sum > 0 ? Number(((d[i] ?? 0) / sum).toFixed(4)) : 0]));
 }
 
 // ---- one sipp run --------------------------------------------------------------------------------
@@ -321,7 +314,7 @@ async function runLoad(
   return {
     window: measureWindow(readTraces(run), warmupS, sendS),
     sendS,
-    shares: shares(pl.ids, before, after),
+    shares: dialogShares(pl.ids, before, after),
   };
 }
 
@@ -502,7 +495,7 @@ async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId, rep: 
     return {
       t_s: s.t_s,
       weights: s.weights,
-      shares: shares(pl.ids, samples[i - 1]?.dialogs ?? s.dialogs, s.dialogs),
+      shares: dialogShares(pl.ids, samples[i - 1]?.dialogs ?? s.dialogs, s.dialogs),
       success_cps: sec?.ok ?? 0,
       failed: sec?.failed ?? 0,
       p99_ms: sec?.p99_ms ?? null,

@@ -443,10 +443,10 @@ function settleLines(run: QualityRun): string[] {
       '',
     ];
   }
-  if (run.settle.length === 0) {
+  if (run.settle.length === 0 && opts !== undefined) {
     return [
       ...head,
-      `The settle phase was on (${loadPct(opts?.fraction ?? 0)} for ${opts?.seconds ?? 0} s) but no ladder's lab produced a result.`,
+      `The settle phase was on (${loadPct(opts.fraction)} for ${opts.seconds} s) but no ladder's lab produced a result.`,
       '',
     ];
   }

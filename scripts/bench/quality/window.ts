@@ -164,6 +164,25 @@ export function backlogCleared(before: readonly number[], after: readonly number
   });
 }
 
+/**
+ * Each backend's share of the dialogs set up between two reads of their counters (sums to 1, or 0
+ * each when none was). A backend unreadable in either read (NaN) is left out rather than written as
+ * a share: JSON would store NaN as null, and the run file could no longer be re-reported.
+ */
+export function dialogShares(
+  ids: readonly string[],
+  before: readonly number[],
+  after: readonly number[],
+): Record<string, number> {
+  const d = ids.map((_, i) => Math.max(0, (after[i] ?? Number.NaN) - (before[i] ?? Number.NaN)));
+  const sum = d.reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
+  return Object.fromEntries(
+    ids.flatMap((id, i) =>
+      Number.isFinite(d[i]) ? [[id, sum > 0 ? Number((d[i]! / sum).toFixed(4)) : 0] as const] : [],
+    ),
+  );
+}
+
 /** Per second of the run, by the calls started in it: answered, not answered, and their p99 setup. */
 export interface SecondCounts {
   readonly second: number;
