@@ -8,6 +8,7 @@ import {
   schedule,
   settlePlan,
   settleText,
+  learnedWhere,
   sipweighLearns,
 } from '../../scripts/bench/quality/plan.js';
 import { POLICIES } from '../../scripts/bench/quality/types.js';
@@ -69,6 +70,23 @@ describe('bench quality: where sipweigh learns its capacities (--learn)', () => 
       sipweighLearns(o, { kind: 'ladder', scenario: 'unknown', policy: 'kamailio_cc', rep: 1 }),
     ).to.equal(false);
     expect(sipweighLearns({ learnOn: [] }, { kind: 'drop', policy: 'sipweigh', rep: 1 })).to.equal(false);
+  });
+});
+
+describe('bench quality: where the run says sipweigh learned', () => {
+  const where = (args: string[]) => {
+    const o = parseQualityOptions(args);
+    return learnedWhere(o, schedule(o));
+  };
+
+  it('only where a planned sipweigh run learns, not every pool --learn names', () => {
+    expect(where([])).to.deep.equal(['unknown']);
+    expect(where(['--learn', 'known,unknown,drop'])).to.deep.equal(['known', 'unknown', 'drop']);
+    // The default names the unknown pool, which this run does not have.
+    expect(where(['--scenarios', 'known'])).to.deep.equal([]);
+    expect(where(['--scenarios', 'known', '--no-drop', '--learn', 'drop'])).to.deep.equal([]);
+    expect(where(['--policies', 'kamailio_cc', '--learn', 'unknown,drop'])).to.deep.equal([]);
+    expect(where(['--quick', '--learn', 'slow,drop'])).to.deep.equal(['drop']);
   });
 });
 

@@ -386,6 +386,15 @@ describe('bench quality: where sipweigh learned its capacities, in the report', 
     expect(formatSummary(learning)).to.contain('medians; sipweigh learning capacities):');
   });
 
+  it('learning on the known pool alone is not called the setting for unmeasured capacities', () => {
+    const md = qualityMarkdown(
+      { ...repeatedRun(), sipweigh_learns_on: ['known'] },
+      { runFile: 'r.json', plots: {} },
+    );
+    expect(md).to.contain('on the known capacities ladder; elsewhere with the default');
+    expect(md).not.to.contain('where nobody measured the capacities');
+  });
+
   it('a run from before the option learned nowhere and says nothing; a bad entry is refused by field', () => {
     const old = repeatedRun();
     expect(old.sipweigh_learns_on).to.equal(undefined);

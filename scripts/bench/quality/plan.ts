@@ -3,7 +3,7 @@
  * the order of the runs (repeated, the policies interleaved), and how long it should take.
  */
 import type { QualityOptions } from './options.js';
-import type { LearnPool, PolicyId, ScenarioId, ScenarioPool } from './types.js';
+import { LEARN_POOLS, type LearnPool, type PolicyId, type ScenarioId, type ScenarioPool } from './types.js';
 
 /** One lab: a policy's whole ladder on one scenario's pool, or its capacity-drop run. */
 export type PlannedRun =
@@ -91,6 +91,21 @@ export function schedule(o: ScheduleOptions): PlannedRun[] {
 /** Whether the planned lab runs sipweigh learning its backends' capacities (`--learn`); never another policy. */
 export function sipweighLearns(o: { readonly learnOn: readonly LearnPool[] }, r: PlannedRun): boolean {
   return r.policy === 'sipweigh' && o.learnOn.includes(r.kind === 'drop' ? 'drop' : r.scenario);
+}
+
+/**
+ * Where the plan has sipweigh learn, in `--learn`'s order: what the run file and the report may claim.
+ * Not `--learn` itself, whose default names the unknown pool also in a run without it (or without
+ * sipweigh, or with `--no-drop`).
+ */
+export function learnedWhere(
+  o: { readonly learnOn: readonly LearnPool[] },
+  plan: readonly PlannedRun[],
+): LearnPool[] {
+  const pools = new Set(
+    plan.filter((r) => sipweighLearns(o, r)).map((r) => (r.kind === 'drop' ? 'drop' : r.scenario)),
+  );
+  return LEARN_POOLS.filter((p) => pools.has(p));
 }
 
 /**

@@ -71,6 +71,7 @@ import {
   schedule,
   settlePlan,
   settleText,
+  learnedWhere,
   sipweighLearns,
   type PlannedRun,
 } from './plan.js';
@@ -483,7 +484,14 @@ async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId, rep: 
     ]);
     samples.push({
       t_s: Number(((Date.now() - t0) / 1000).toFixed(2)),
-      weights: Object.fromEntries(pl.ids.map((id) => [id, weights?.get(id) ?? Number.NaN])),
+      // An unread list (or a backend missing from it) is left out, not written as NaN: JSON stores
+      // NaN as null and the run file could no longer be re-reported. weightShare of {} is NaN.
+      weights: Object.fromEntries(
+        pl.ids.flatMap((id) => {
+          const w = weights?.get(id);
+          return w === undefined ? [] : [[id, w] as const];
+        }),
+      ),
       dialogs,
     });
   }
@@ -623,14 +631,15 @@ export async function runQualityBench(args: string[]): Promise<void> {
   );
   const results: Results = { steps: [], drops: [], settle: [] };
   const pools = o.scenarios.map((id) => scenarioPool(o, id));
+  const plan = schedule(o);
+  const learnsOn = learnedWhere(o, plan);
   for (const p of pools) {
     say(
       `  ${p.id}: real ${p.capacities_cps.join('/')} calls/s, configured ${p.configured_cps.join('/')}; ` +
         `${p.policies.join(', ')}${p.note ? ` (${p.note})` : ''}` +
-        `${p.policies.includes('sipweigh') && o.learnOn.includes(p.id) ? '; sipweigh learns the capacities' : ''}`,
+        `${learnsOn.includes(p.id) ? '; sipweigh learns the capacities' : ''}`,
     );
   }
-  const plan = schedule(o);
   const estimated = estimateSeconds(o, plan);
   say(
     `  ${plan.length} labs, ${o.reps} repetition(s), policies interleaved; estimated ${(estimated / 60).toFixed(1)} min`,
@@ -650,7 +659,7 @@ export async function runQualityBench(args: string[]): Promise<void> {
         reps: o.reps,
         estimated_s: estimated,
         settle: { fraction: o.settleFraction, seconds: o.settleS },
-        sipweigh_learns_on: o.learnOn,
+        sipweigh_learns_on: learnsOn,
       })}\n`,
     );
     return;
@@ -687,7 +696,7 @@ export async function runQualityBench(args: string[]): Promise<void> {
     estimated_s: estimated,
     settle: results.settle,
     settle_options: { fraction: o.settleFraction, seconds: o.settleS },
-    sipweigh_learns_on: o.learnOn,
+    sipweigh_learns_on: learnsOn,
     steps: results.steps,
     capacity_drop: results.drops,
   };

@@ -674,9 +674,11 @@ export function learnLines(run: QualityRun): string[] {
   const where = on.map((p) => (p === 'drop' ? 'the capacity drop' : `the ${SCENARIO_LABELS[p]} ladder`));
   return [
     `sipweigh ran with \`scoring.capacity.learn: true\` (each backend's capacity learned, the configured one ` +
-      `its prior) on ${where.join(', ')}; elsewhere with the default, the configured capacities taken as told. ` +
-      "Each policy runs as its documentation says for the situation: Kamailio's cc=1 with OPTIONS every " +
-      'second and latency statistics, sipweigh learning where nobody measured the capacities.',
+      `its prior) on ${where.join(', ')}; elsewhere with the default, the configured capacities taken as told.` +
+      (on.includes('unknown')
+        ? " Each policy runs as its documentation says for the situation: Kamailio's cc=1 with OPTIONS " +
+          'every second and latency statistics, sipweigh learning where nobody measured the capacities.'
+        : ''),
     '',
   ];
 }
