@@ -201,6 +201,56 @@ describe('learned capacity estimator', () => {
     expect(s.cps, 'the same with the queue quiet: probed').to.be.above(50 * 1.2);
   });
 
+  it('climbs back to an estimate that had held once its fall is over, whatever the backend serves', () => {
+    // 60 % of 100 for 12 s without a queue: held. Then halved: a surge serving 50.
+    const { s: held } = run(100, Array(48).fill(ev(60)));
+    expect(held.cps).to.equal(100);
+    const surge = C.queue_surge_bytes * 2;
+    const { s: fell } = run(100, Array(2).fill(ev(50, surge)), held);
+    expect(fell.cps).to.equal(50);
+    expect(fell.retry).to.include({ to: 100, climbing: false });
+    // Halved and fed its new share (42 of its 50: 84 %): a queue forms, so no climb.
+    const forming = C.quiet_queue_bytes * 1.5;
+    const still = run(100, Array(24).fill(ev(42, forming)), fell);
+    // (Bounded below by the served rate, still smoothing down from 60: up to 55 for a few reports.)
+    for (const x of still.trace) expect(x).to.be.at.most(56);
+    expect(still.s.retry).to.include({ to: 100, climbing: false });
+    // Capacity back: the same 42 with no queue, under the probe's 0.8 of the estimate once it passes
+    // 52.5, so only the retry climbs; it stops at the estimate before the fall, and is done.
+    const back = run(100, Array(40).fill(ev(42)), still.s);
+    expect(back.s.cps).to.equal(100);
+    expect(back.s.retry).to.equal(null);
+    const second = back.trace.findIndex((x) => x >= 90);
+    expect(second, 'reports to 90 % of it').to.be.within(1, 24);
+  });
+
+  it('does not retry a prior a queue contradicted before it held (a wrong datasheet)', () => {
+    const surge = C.queue_surge_bytes * 2;
+    // Configured 58, really 25: a surge within the first second of load.
+    const { s: fell } = run(58, [ev(25), ev(25), ...Array(2).fill(ev(25, surge))]);
+    expect(fell.cps).to.be.closeTo(25, 0.5);
+    expect(fell.retry).to.equal(null);
+    // Served 84 % of it, no queue, for 10 s: the probe grows it a little, no climb back to 58.
+    const { s } = run(58, Array(40).fill(ev(21)), fell);
+    expect(s.cps).to.be.below(30);
+  });
+
+  it('a climb knocked back by a queue waits twice as long before the next', () => {
+    const surge = C.queue_surge_bytes * 2;
+    const { s: held } = run(100, Array(48).fill(ev(60)));
+    const { s: fell } = run(100, Array(2).fill(ev(50, surge)), held);
+    // Quiet after the first wait: the climb starts.
+    const wait = run(100, Array(30).fill(ev(30)), fell);
+    expect(wait.s.retry?.climbing).to.equal(true);
+    expect(wait.s.cps).to.be.above(50);
+    // Still short of capacity: a surge at 50 knocks it back, and the wait doubles.
+    const knocked = run(100, Array(2).fill(ev(50, surge)), wait.s);
+    expect(knocked.s.cps).to.be.closeTo(50, 1);
+    expect(knocked.s.retry).to.include({ to: 100, climbing: false });
+    expect(knocked.s.retry!.backoffMs).to.equal(2 * fell.retry!.backoffMs);
+    expect(knocked.s.retry!.after - knocked.s.at!).to.equal(knocked.s.retry!.backoffMs);
+  });
+
   it('does not believe a served rate inflated by retransmissions (round trip past T1, or drops)', () => {
     const { s } = run(50, Array(8).fill(ev(50, QUEUE)));
     const slow = run(50, Array(8).fill(ev(75, QUEUE, C.retransmit_rtt_ms + 100)), s);

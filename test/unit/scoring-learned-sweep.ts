@@ -4,7 +4,8 @@
  * defaults, or for R (probe_above_ratio), S (probe_per_s), Q (quiet_queue_bytes), W
  * (standing_window_ms), U (queue_surge_bytes), H (served_half_life_ms) from the environment, on the
  * simulation's lab-like noise or its calm model (N=lab|calm, default lab):
- *   N=lab R=0.8 S=0.15 Q=4096 W=1500 U=24576 H=1000 node --import tsx test/unit/scoring-learned-sweep.ts
+ *   N=lab R=0.8 S=0.15 Q=4096 W=1500 U=24576 H=1000 D=0.6 node --import tsx test/unit/scoring-learned-sweep.ts
+ * (D: the offered load of the quality bench's drop case, be3 halved from 20 to 40 s on a pool configured right.)
  * Not a test (no .test.ts): it asserts nothing and prints figures. Q=1e12 turns the quiet gate off.
  */
 import { DEFAULT_SCORING_PARAMS as P } from '../../src/config/scoring-params.js';
@@ -47,6 +48,8 @@ const params = {
   },
 };
 const noise = (process.env.N ?? 'lab') as 'lab' | 'calm';
+/** The offered load of the drop at the end (the quality bench's: 60 %). */
+const dropLoad = Number(process.env.D ?? 0.6);
 const out: string[] = [`N=${noise} R=${ratio} S=${per} Q=${quiet} W=${window} U=${surge} H=${halfLife}`];
 const conv: (number | null)[] = [];
 let limLo = Infinity,
@@ -181,5 +184,60 @@ out.push(`conv110=${conv.join('/')} lim=${limLo.toFixed(0)}-${limHi.toFixed(0)}`
     );
   }
   out.push('correct+limit ' + parts.join(' '));
+}
+{
+  // The quality bench's cases: unknown pool at 80/85 %, be1's utilisation and the limit; the known
+  // pool's drop at 60 % offered (be3 halved 20-40 s): follow and recovery.
+  const parts: string[] = [];
+  for (const f of [0.8, 0.85, 0.9]) {
+    const rho1: number[] = [];
+    const lim: number[] = [];
+    for (const seed of [1, 2, 3]) {
+      const t = runLoop({ backends: eq(), offered: () => f * POOL, durationMs: 40_000, seed, params, noise });
+      for (const k of t.filter((x) => x.t >= 15_000)) {
+        rho1.push(k.rho.a!);
+        lim.push(k.limit!);
+      }
+    }
+    rho1.sort((a, b) => a - b);
+    lim.sort((a, b) => a - b);
+    const q = (xs: number[], p: number) => xs[Math.floor(p * (xs.length - 1))]!;
+    parts.push(
+      `${f}: be1 rho med ${q(rho1, 0.5).toFixed(2)} p90 ${q(rho1, 0.9).toFixed(2)} lim p10 ${q(lim, 0.1).toFixed(0)} med ${q(lim, 0.5).toFixed(0)}`,
+    );
+  }
+  out.push('unknown ' + parts.join(' '));
+  const fol: (number | null)[] = [],
+    rec: (number | null)[] = [];
+  let rhoC = 0,
+    backlogC = 0;
+  for (const seed of [1, 2, 3]) {
+    const drop = 20_000,
+      back = 40_000;
+    const t = runLoop({
+      backends: Object.keys(REAL).map((id) => ({
+        id,
+        configured: REAL[id]!,
+        real: (tt: number) => (id === 'c' && tt >= drop && tt < back ? 50 : REAL[id]!),
+      })),
+      offered: () => dropLoad * POOL,
+      durationMs: 60_000,
+      seed,
+      params,
+      noise,
+    });
+    const halved = t.filter((k) => k.t >= drop && k.t < back);
+    const f = halved.find((k) => share(k, 'c') <= (50 / 125) * 1.1);
+    for (const k of halved.filter((x) => x.t >= drop + 3000)) {
+      rhoC = Math.max(rhoC, k.rho.c!);
+      backlogC = Math.max(backlogC, k.backlog.c!);
+    }
+    fol.push(f ? f.t - drop : null);
+    const r = t.filter((k) => k.t >= back).find((k) => share(k, 'c') >= (100 / 175) * 0.9);
+    rec.push(r ? r.t - back : null);
+  }
+  out.push(
+    `drop at ${dropLoad * 100} %: follow ${fol.join('/')} back ${rec.join('/')} halved be3 rho max ${rhoC.toFixed(2)} backlog max ${backlogC.toFixed(1)}`,
+  );
 }
 console.log(out.join(' | '));

@@ -27,6 +27,16 @@
  *   the estimate. Without the quiet gate it ran on until the queue stood and snapped the estimate
  *   back: a correctly configured pool held at its limit probed and snapped for ever, moving its
  *   weights 87-99 times in 30 s in the closed-loop simulation.
+ * - A fall is retried. When queue evidence lowers an estimate that had held TRUST_HOLD_MS under
+ *   load (the backend serving at least TRUST_LOAD_RATIO of it without a queue lowering it), the
+ *   estimate before the fall is kept, and once the queue is quiet again the estimate climbs back to
+ *   it at the probe's speed, whatever the backend serves. The probe alone cannot find a capacity that
+ *   came back below the pool's limit: the backend's share grows more slowly than its estimate (at
+ *   60 % offered a halved backend served 0.8 of its estimate at 56 of 100, and the probe stopped
+ *   there for good). The quiet gate keeps the climb off a backend still short of capacity (its
+ *   queue forms first); a climb that a queue knocks back waits twice as long before the next, up
+ *   to RETRY_MAX_MS. A prior never held (contradicted by a queue within its first seconds under
+ *   load: a wrong datasheet) is not retried.
  * - The estimate stays within [min_ratio, max_ratio] x the prior.
  *
  * Monotone: more served calls never lower the estimate, and a standing queue never raises it above
@@ -56,6 +66,25 @@ export interface LearnedCapacity {
   readonly queueAvg: Smoothed | null;
   /** Time of the last report folded. */
   readonly at: number | null;
+  /**
+   * Since when the estimate has held: not lowered by queue evidence, the backend serving at least
+   * TRUST_LOAD_RATIO of it (null before the first report).
+   */
+  readonly heldSince: number | null;
+  /** A fall from an estimate that had held, to be climbed back to (null: none pending). */
+  readonly retry: Retry | null;
+}
+
+/** A fall being retried: the estimate climbs back to `to` once the queue is quiet, from `after`. */
+export interface Retry {
+  /** The estimate before the fall, calls/s. */
+  readonly to: number;
+  /** No climb before this time. */
+  readonly after: number;
+  /** The wait after the next knock-back is twice this. */
+  readonly backoffMs: number;
+  /** A climb has started (a queue that lowers the estimate now knocks it back). */
+  readonly climbing: boolean;
 }
 
 /** One report's worth of evidence. */
@@ -81,6 +110,8 @@ export function freshLearned(prior: number): LearnedCapacity {
     lastQueueBytes: null,
     queueAvg: null,
     at: null,
+    heldSince: null,
+    retry: null,
   };
 }
 
@@ -88,6 +119,18 @@ export function freshLearned(prior: number): LearnedCapacity {
 const FELL_RATIO = 0.8;
 /** ... and its smoothed served rate below this: one noisy report of a backend at its knee is not a fall. */
 const FELL_SMOOTHED_RATIO = 0.85;
+
+/**
+ * A fall from an estimate that held this long under load is retried. Long enough that a prior a
+ * queue contradicts in the first seconds of load (a wrong datasheet) is never retried; the sweep in
+ * scoring-learned-sweep.ts gave the same figures for 5 and 10 s.
+ */
+const TRUST_HOLD_MS = 10_000;
+/** Held "under load": serving at least this fraction of the estimate (an idle prior proves nothing). */
+const TRUST_LOAD_RATIO = 0.5;
+/** The wait before the first climb after a fall; doubled at each knock-back, up to RETRY_MAX_MS. */
+const RETRY_FIRST_MS = 4000;
+const RETRY_MAX_MS = 60_000;
 
 /** Reports over queue_standing_bytes in a row, at least, for a standing queue (besides its window). */
 const STANDING_MIN_REPORTS = 3;
@@ -150,6 +193,7 @@ export function foldCapacity(
   const queue = surge || standing;
   let cps = s.cps;
   let queueAt = s.queueAt;
+  let retry = s.retry;
   if (queue) {
     queueAt = e.at;
     if (e.servedCps !== null) {
@@ -194,9 +238,31 @@ export function foldCapacity(
     // has none to find, and probing it only pushes it into a standing queue that snaps the
     // estimate back (a correctly configured pool held at 92 % moved its weights 7 times in 30 s).
     const headroom = queueAvg === null || e.queueBytes === null || queueAvg.value < c.quiet_queue_bytes;
-    if (quiet && headroom && smoothedServed >= c.probe_above_ratio * cps)
-      cps *= 1 + (c.probe_per_s * dtMs) / 1000;
+    const grown = cps * (1 + (c.probe_per_s * dtMs) / 1000);
+    if (quiet && headroom && smoothedServed >= c.probe_above_ratio * cps) cps = grown;
+    else if (quiet && headroom && retry !== null && e.at >= retry.after && cps < retry.to) {
+      cps = Math.min(retry.to, grown);
+      retry = { ...retry, climbing: true };
+    }
   }
+  // The retry's bookkeeping, on what this report did to the estimate.
+  const lowered = queue && cps < s.cps;
+  const held = s.heldSince ?? e.at;
+  if (lowered) {
+    if (retry?.climbing) {
+      const backoffMs = Math.min(RETRY_MAX_MS, retry.backoffMs * 2);
+      retry = { to: retry.to, after: e.at + backoffMs, backoffMs, climbing: false };
+    } else if (e.at - held >= TRUST_HOLD_MS) {
+      retry = {
+        to: Math.max(retry?.to ?? 0, s.cps),
+        after: e.at + RETRY_FIRST_MS,
+        backoffMs: RETRY_FIRST_MS,
+        climbing: false,
+      };
+    }
+  }
+  if (retry !== null && cps >= retry.to) retry = null;
+  const light = smoothedServed === null || smoothedServed < TRUST_LOAD_RATIO * s.cps;
   return {
     cps: clamp(cps),
     served,
@@ -206,6 +272,8 @@ export function foldCapacity(
     lastQueueBytes: e.queueBytes,
     queueAvg,
     at: e.at,
+    heldSince: lowered || light ? e.at : held,
+    retry,
   };
 }
 
