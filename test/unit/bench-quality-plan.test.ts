@@ -73,6 +73,18 @@ describe('bench quality: where sipweigh learns its capacities (--learn)', () => 
   });
 });
 
+describe('bench quality: --no-ladders', () => {
+  it('plans the drop runs only; refused with --scenarios or --no-drop, by name', () => {
+    const o = parseQualityOptions(['--no-ladders', '--policies', 'kamailio_cc,sipweigh', '--learn', 'drop']);
+    expect(o.scenarios).to.deep.equal([]);
+    const runs = schedule(o);
+    expect(runs.map((r) => r.kind)).to.deep.equal(Array(6).fill('drop'));
+    expect(learnedWhere(o, runs)).to.deep.equal(['drop']);
+    expect(() => parseQualityOptions(['--no-ladders', '--scenarios', 'known'])).to.throw(/--no-ladders/);
+    expect(() => parseQualityOptions(['--no-ladders', '--no-drop'])).to.throw(/--no-ladders with --no-drop/);
+  });
+});
+
 describe('bench quality: where the run says sipweigh learned', () => {
   const where = (args: string[]) => {
     const o = parseQualityOptions(args);

@@ -410,6 +410,26 @@ describe('bench quality: where sipweigh learned its capacities, in the report', 
   });
 });
 
+describe('bench quality: a run of the drop only (--no-ladders)', () => {
+  const dropOnly = { ...repeatedRun(), steps: [], settle: [], scenarios: [] };
+
+  it('says there was no ladder instead of empty tables and goals not judged, and keeps the drop', () => {
+    const md = qualityMarkdown(dropOnly, { runFile: 'r.json', plots: {} });
+    expect(md).to.contain('No ladder in this run (`--no-ladders`): the capacity-drop runs only.');
+    expect(md).not.to.contain('### Headline');
+    expect(md).not.to.contain('not judged');
+    expect(md).to.contain('### Capacity drop');
+    expect(formatSummary(dropOnly)).not.to.contain('against the goals');
+    expect(formatSummary(dropOnly)).to.contain('capacity drop (weights follow within');
+    expect(qualitySummary(dropOnly, 'r.json').drop).to.have.property('sipweigh_follow_s');
+  });
+
+  it('a run whose ladders all failed to start is not taken for one (its pools are listed)', () => {
+    const md = qualityMarkdown({ ...repeatedRun(), steps: [] }, { runFile: 'r.json', plots: {} });
+    expect(md).to.contain('### Headline');
+  });
+});
+
 describe('bench quality: BENCHMARKS.md sections', () => {
   const other = '<!-- bench:failover:begin -->\nfailover table\n<!-- bench:failover:end -->';
 

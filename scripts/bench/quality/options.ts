@@ -109,6 +109,7 @@ interface QualityArgs {
   report?: string;
   net: number;
   drop: boolean;
+  ladders: boolean;
   scenarios?: ScenarioId[];
   learn?: LearnPool[];
   reps?: number;
@@ -164,7 +165,8 @@ export function parseQualityOptions(args: readonly string[]): QualityOptions {
       .option('--report <file>', 're-report a stored run instead of measuring')
       .option('--plan', 'print the runs in order and the estimated duration; run nothing', false)
       .option('--net <n>', "second octet of the labs' loopback addresses", numberIn(1, 254, true), 17)
-      .option('--no-drop', 'skip the capacity-drop run'),
+      .option('--no-drop', 'skip the capacity-drop run')
+      .option('--no-ladders', 'skip every ladder: the capacity-drop runs only'),
     args,
   );
   const quick = o.quick;
@@ -178,9 +180,16 @@ export function parseQualityOptions(args: readonly string[]): QualityOptions {
   const windowS = o.window ?? (quick ? WINDOW_DEFAULTS.quickSeconds : WINDOW_DEFAULTS.seconds);
   const largest = capacities.indexOf(Math.max(...capacities));
   const policies = o.policies ?? [...POLICIES];
-  const scenarios = SCENARIOS.filter((s) =>
-    (o.scenarios ?? (quick ? ['known', 'unknown'] : SCENARIOS)).includes(s),
-  );
+  if (!o.ladders && (!o.drop || o.scenarios !== undefined)) {
+    throw new BenchUsageError(
+      o.drop
+        ? 'quality: --scenarios names ladders, and --no-ladders runs none'
+        : 'quality: --no-ladders with --no-drop runs nothing',
+    );
+  }
+  const scenarios = o.ladders
+    ? SCENARIOS.filter((s) => (o.scenarios ?? (quick ? ['known', 'unknown'] : SCENARIOS)).includes(s))
+    : [];
   return {
     quick,
     policies,

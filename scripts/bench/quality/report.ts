@@ -113,6 +113,10 @@ function goalMark(g: GoalResult): string {
   return g.met === null ? 'not judged' : g.met ? 'met' : 'NOT met';
 }
 
+/** A run of the capacity-drop runs only (`--no-ladders`): no pool had a ladder. */
+export const noLadders = (run: QualityRun): boolean =>
+  run.scenarios !== undefined && run.scenarios.length === 0;
+
 /** The final terminal summary: the headline per policy, the goals, overload goodput, the drop. */
 export function formatSummary(run: QualityRun): string {
   const lines: string[] = [];
@@ -151,9 +155,10 @@ export function formatSummary(run: QualityRun): string {
       );
     }
   }
-  const gs = goals(run);
-  lines.push('sipweigh against the goals:');
-  for (const g of gs) lines.push(`  ${pad(g.goal, 28)} ${pad(goalMark(g), 10)} ${g.detail}`);
+  if (!noLadders(run)) {
+    lines.push('sipweigh against the goals:');
+    for (const g of goals(run)) lines.push(`  ${pad(g.goal, 28)} ${pad(goalMark(g), 10)} ${g.detail}`);
+  }
   const over = overloadGoodput(run);
   const overKeys = overloadKeys(run);
   if (overKeys.length > 0) {
@@ -753,60 +758,58 @@ export function qualityMarkdown(run: QualityRun, opts: { runFile: string; plots:
     '',
     ...poolLines(run),
     '',
-    '### Headline: capacity fraction',
-    '',
-    `A step counts as **carried** when fewer than ${c.max_failed_pct} % of its calls failed (timeouts, errors ` +
-      `and 503 refusals alike) and the p99 call-setup latency (INVITE to 200) was under ${c.max_p99_ms} ms. A ` +
-      "policy's capacity fraction is the highest offered load, as a fraction of the pool's total capacity " +
-      `(${cps(run.pool.total_cps)} calls/s), that it carried **with every lower step carried too**: a step that ` +
-      'passes above a failed one is luck and does not count; 0 when even the lowest step failed. The figure ' +
-      'moves in the steps of the load ladder, so two policies within one step of each other are not told apart.',
-    '',
-    ...headlineLines(run, 'known'),
-    '',
-    ...goalLines(goals(run)),
-    '',
-    ...(scenarios.length > 1 || run.version === 2
-      ? [
-          '### Adaptivity: the same pool under wrong or changing capacities',
-          '',
-          ...adaptivityLines(run, scenarios),
-          '',
-        ]
-      : []),
-    ...settleLines(run),
-    '### Steps per policy',
-    '',
-    'Failed % includes the 503 refusals, which are also shown apart. Every call started in the window is ' +
-      'judged by its own fate, however late (sipp ends only when each call has ended). Shares are of the ' +
-      'dialogs each backend created in the window (its own `dialog:processed_dialogs`): under overload a ' +
-      'backend that falls behind shows less than it was sent.',
   ];
-  for (const p of POLICIES) {
-    if (!scenarioSteps(run, 'known').some((s) => s.policy === p)) continue;
-    out.push('', `#### ${POLICY_LABELS[p]}`, '', ...stepTable(run, p, backends));
-  }
-  for (const scenario of scenarios.filter((id) => id !== 'known')) {
+  if (noLadders(run)) {
+    out.push('### Ladders', '', 'No ladder in this run (`--no-ladders`): the capacity-drop runs only.');
+  } else {
+    out.push(
+      '### Headline: capacity fraction',
+      '',
+      `A step counts as **carried** when fewer than ${c.max_failed_pct} % of its calls failed (timeouts, errors ` +
+        `and 503 refusals alike) and the p99 call-setup latency (INVITE to 200) was under ${c.max_p99_ms} ms. A ` +
+        "policy's capacity fraction is the highest offered load, as a fraction of the pool's total capacity " +
+        `(${cps(run.pool.total_cps)} calls/s), that it carried **with every lower step carried too**: a step that ` +
+        'passes above a failed one is luck and does not count; 0 when even the lowest step failed. The figure ' +
+        'moves in the steps of the load ladder, so two policies within one step of each other are not told apart.',
+      '',
+      ...headlineLines(run, 'known'),
+      '',
+      ...goalLines(goals(run)),
+      '',
+      ...(scenarios.length > 1 || run.version === 2
+        ? [
+            '### Adaptivity: the same pool under wrong or changing capacities',
+            '',
+            ...adaptivityLines(run, scenarios),
+            '',
+          ]
+        : []),
+      ...settleLines(run),
+      '### Steps per policy',
+      '',
+      'Failed % includes the 503 refusals, which are also shown apart. Every call started in the window is ' +
+        'judged by its own fate, however late (sipp ends only when each call has ended). Shares are of the ' +
+        'dialogs each backend created in the window (its own `dialog:processed_dialogs`): under overload a ' +
+        'backend that falls behind shows less than it was sent.',
+    );
     for (const p of POLICIES) {
-      if (!scenarioSteps(run, scenario).some((s) => s.policy === p)) continue;
-      out.push(
-        '',
-        `#### ${SCENARIO_LABELS[scenario]}: ${POLICY_LABELS[p]}`,
-        '',
-        ...stepTable(run, p, backends, scenario),
-      );
+      if (!scenarioSteps(run, 'known').some((s) => s.policy === p)) continue;
+      out.push('', `#### ${POLICY_LABELS[p]}`, '', ...stepTable(run, p, backends));
     }
+    for (const scenario of scenarios.filter((id) => id !== 'known')) {
+      for (const p of POLICIES) {
+        if (!scenarioSteps(run, scenario).some((s) => s.policy === p)) continue;
+        out.push(
+          '',
+          `#### ${SCENARIO_LABELS[scenario]}: ${POLICY_LABELS[p]}`,
+          '',
+          ...stepTable(run, p, backends, scenario),
+        );
+      }
+    }
+    out.push('', '### Overload: goodput', '', ...overloadLines(run));
   }
-  out.push(
-    '',
-    '### Overload: goodput',
-    '',
-    ...overloadLines(run),
-    '',
-    '### Capacity drop',
-    '',
-    ...dropLines(run),
-  );
+  out.push('', '### Capacity drop', '', ...dropLines(run));
 
   const plots: string[] = [];
   if (opts.plots.latency)
