@@ -410,6 +410,29 @@ describe('bench quality: where sipweigh learned its capacities, in the report', 
   });
 });
 
+describe('bench quality: the drop runs weights read every 200 ms', () => {
+  it('says which sampling the follow times come from, and stores the samples checked by field', () => {
+    const old = repeatedRun();
+    expect(qualityMarkdown(old, { runFile: 'r.json', plots: {} })).to.contain('once a second (so 2 s is');
+    const fine = {
+      ...old,
+      capacity_drop: old.capacity_drop.map((d) => ({
+        ...d,
+        dropped_at_s: 20.01,
+        weight_samples: [{ t_s: 20.2, weights: { be1: 25, be2: 50, be3: 100 } }],
+      })),
+    };
+    expect(qualityMarkdown(fine, { runFile: 'r.json', plots: {} })).to.contain('every 200 ms');
+    const back = checkQualityRun(JSON.parse(JSON.stringify(fine)), 'f.json');
+    expect(back.capacity_drop[0]!.weight_samples).to.have.length(1);
+    const bad = JSON.parse(JSON.stringify(fine)) as { capacity_drop: { weight_samples: unknown[] }[] };
+    bad.capacity_drop[0]!.weight_samples = [{ t_s: '20 s', weights: {} }];
+    expect(() => checkQualityRun(bad, 'f.json')).to.throw(
+      /f\.json\.capacity_drop\[0\]\.weight_samples\[0\]\.t_s/,
+    );
+  });
+});
+
 describe('bench quality: a run of the drop only (--no-ladders)', () => {
   const dropOnly = { ...repeatedRun(), steps: [], settle: [], scenarios: [] };
 

@@ -63,6 +63,7 @@ import type {
   ScenarioPool,
   SettleResult,
   StepResult,
+  WeightSample,
 } from './types.js';
 import {
   estimateSeconds,
@@ -410,7 +411,7 @@ async function setServiceDelay(rpc: KamailioRpcClient, us: number): Promise<void
 }
 
 /** The backend's share of the LB's weights in one sample (NaN when the list could not be read). */
-export function weightShare(s: DropSample, backend: string): number {
+export function weightShare(s: Pick<DropSample, 'weights'>, backend: string): number {
   const sum = Object.values(s.weights).reduce((a, b) => a + b, 0);
   return sum > 0 ? (s.weights[backend] ?? 0) / sum : Number.NaN;
 }
@@ -421,7 +422,7 @@ export function weightShare(s: DropSample, backend: string): number {
  * below the target (equal weights, round robin).
  */
 export function followTime(
-  samples: readonly DropSample[],
+  samples: readonly WeightSample[],
   backend: string,
   dropAtS: number,
   target: number,
@@ -440,7 +441,7 @@ export function followTime(
  * moving up; null if it never did. Weights that never went down cannot come back (static lists).
  */
 export function followBackTime(
-  samples: readonly DropSample[],
+  samples: readonly WeightSample[],
   backend: string,
   recoverAtS: number,
   target: number,
@@ -454,6 +455,27 @@ export function followBackTime(
   return hit === undefined ? null : Number((hit.t_s - recoverAtS).toFixed(2));
 }
 
+/** How often the drop run reads the LB's weights for the follow times. */
+const WEIGHT_SAMPLE_MS = 200;
+
+/** Reads the LB's weights every WEIGHT_SAMPLE_MS until `until` (ms); an unread list is skipped. */
+async function sampleWeights(
+  pl: PolicyLab,
+  since: () => number,
+  push: (s: WeightSample) => void,
+  until: number,
+): Promise<void> {
+  for (let next = Date.now(); next < until; next += WEIGHT_SAMPLE_MS) {
+    await sleep(Math.max(0, next - Date.now()));
+    const w = await fetchEffectiveWeights(pl.lbRpc, { deadlineMs: WEIGHT_SAMPLE_MS }).catch(() => null);
+    if (w)
+      push({
+        t_s: since(),
+        weights: Object.fromEntries(pl.ids.flatMap((id) => (w.has(id) ? [[id, w.get(id)!] as const] : []))),
+      });
+  }
+}
+
 async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId, rep: number): Promise<DropResult> {
   const drop = o.drop!;
   const total = o.capacities.reduce((a, b) => a + b, 0);
@@ -465,18 +487,21 @@ async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId, rep: 
   const recoverAt = drop.recoverAtS;
   const run = await startLoad(pl, o, `uac-${policy}-drop-r${rep}`, rate, duration);
   const t0 = Date.now();
+  const sinceStart = () => Number(((Date.now() - t0) / 1000).toFixed(2));
   const samples: { t_s: number; weights: Record<string, number>; dialogs: number[] }[] = [];
-  let dropped = false;
-  let recovered = false;
+  const fine: WeightSample[] = [];
+  const sampler = sampleWeights(pl, sinceStart, (w) => fine.push(w), t0 + duration * 1000);
+  let droppedAt: number | null = null;
+  let recoveredAt: number | null = null;
   for (let tick = 1; tick <= duration; tick++) {
     await sleep(Math.max(0, t0 + tick * 1000 - Date.now()));
-    if (!dropped && tick >= drop.beforeS) {
+    if (droppedAt === null && tick >= drop.beforeS) {
       await setServiceDelay(pl.backendRpc[drop.backend]!, delayUs * 2);
-      dropped = true;
+      droppedAt = sinceStart();
     }
-    if (dropped && !recovered && recoverAt !== null && tick >= recoverAt) {
+    if (droppedAt !== null && recoveredAt === null && recoverAt !== null && tick >= recoverAt) {
       await setServiceDelay(pl.backendRpc[drop.backend]!, delayUs);
-      recovered = true;
+      recoveredAt = sinceStart();
     }
     const [weights, dialogs] = await Promise.all([
       fetchEffectiveWeights(pl.lbRpc, { deadlineMs: 800 }),
@@ -495,7 +520,7 @@ async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId, rep: 
       dialogs,
     });
   }
-  await run.done();
+  await Promise.all([run.done(), sampler]);
   const traces = readTraces(run);
   const seconds = perSecond(traces);
   const timeline: DropSample[] = samples.map((s, i) => {
@@ -542,13 +567,17 @@ async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId, rep: 
     offered_cps: rate,
     drop_at_s: drop.beforeS,
     duration_s: duration,
-    // Down: only while halved (after the recovery the share rises anyway).
+    // Down: only while halved (after the recovery the share rises anyway). From the 200 ms samples,
+    // and from when the capacity really changed.
     follow_s: followTime(
-      timeline.filter((s) => s.t_s < halvedEnd),
+      fine.filter((s) => s.t_s < (recoveredAt ?? halvedEnd)),
       victim,
-      drop.beforeS,
+      droppedAt ?? drop.beforeS,
       fair * 1.1,
     ),
+    weight_samples: fine,
+    ...(droppedAt === null ? {} : { dropped_at_s: droppedAt }),
+    ...(recoveredAt === null ? {} : { recovered_at_s: recoveredAt }),
     before: part(4, drop.beforeS),
     after: part(drop.beforeS + 10, halvedEnd),
     timeline,
@@ -560,7 +589,7 @@ async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId, rep: 
           recover_at_s: recoverAt,
           halved: part(drop.beforeS, recoverAt),
           recovered: part(recoverAt, duration),
-          follow_back_s: followBackTime(timeline, victim, recoverAt, fairBefore * 0.9),
+          follow_back_s: followBackTime(fine, victim, recoveredAt ?? recoverAt, fairBefore * 0.9),
           fair_share_before: Number(fairBefore.toFixed(4)),
         }),
   };

@@ -604,7 +604,11 @@ function dropLines(run: QualityRun): string[] {
       `${cps(first.offered_cps)} calls/s${recovery ? ` and comes back ${first.recover_at_s} s into it` : ''}. ` +
       '"Weights follow within" is the time from the drop until the backend\'s ' +
       'share of the weights first came within 10 % of its fair share after the drop (its new capacity over the ' +
-      'pool\'s); "settled" is its mean share of the weights, and "after" the calls, from 10 s after the drop to ' +
+      "pool's), " +
+      (drops.every((d) => d.weight_samples !== undefined)
+        ? 'the weights read from the LB every 200 ms; '
+        : 'the weights read from the LB once a second (so 2 s is anything over 1 s and up to 2 s); ') +
+      '"settled" is its mean share of the weights, and "after" the calls, from 10 s after the drop to ' +
       (recovery
         ? 'the recovery. "Back within" is the time from the recovery until its share, moving up, came within ' +
           '10 % of its fair share with its capacity back; "while halved" counts every call started from the drop to ' +

@@ -114,6 +114,9 @@ const drop = shape({
   after: window,
   halved: optional(window),
   recovered: optional(window),
+  weight_samples: optional(arrayOf(shape({ t_s: num, weights: recordOf(num) }))),
+  dropped_at_s: optional(num),
+  recovered_at_s: optional(num),
   timeline: arrayOf(
     shape({
       t_s: num,

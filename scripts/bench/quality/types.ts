@@ -153,6 +153,14 @@ export interface DropSample {
   readonly p99_ms: number | null;
 }
 
+/** The LB's weights at one moment of the drop run (sampled every WEIGHT_SAMPLE_MS, for the follow times). */
+export interface WeightSample {
+  /** Seconds since load started. */
+  readonly t_s: number;
+  /** Effective weight in rotation per backend (a backend missing: not read). */
+  readonly weights: Readonly<Record<string, number>>;
+}
+
 /** Failed calls, goodput and p99 setup latency of the calls started in a part of the drop run. */
 export interface DropWindow {
   readonly failed_pct: number;
@@ -196,6 +204,14 @@ export interface DropResult {
   /** Its fair share with its whole capacity (before the drop, after the recovery). */
   readonly fair_share_before?: number;
   readonly timeline: readonly DropSample[];
+  /**
+   * The LB's weights every 200 ms, the follow times' source (the timeline's one a second could only
+   * tell a follow of 1.2 s from one of 2.0 s as "2 s"); absent in runs before it: the timeline's.
+   */
+  readonly weight_samples?: readonly WeightSample[];
+  /** When the capacity really changed (the RPC answered), seconds since load started; absent: drop_at_s. */
+  readonly dropped_at_s?: number;
+  readonly recovered_at_s?: number;
   /** The dropped backend's fair share of the pool after the drop (its capacity / the pool's). */
   readonly fair_share_after?: number;
   /** Its mean share of the LB's weights from 10 s after the drop to the end. */
