@@ -81,6 +81,9 @@ describe('bench quality: --no-ladders', () => {
     expect(runs.map((r) => r.kind)).to.deep.equal(Array(6).fill('drop'));
     expect(learnedWhere(o, runs)).to.deep.equal(['drop']);
     expect(() => parseQualityOptions(['--no-ladders', '--scenarios', 'known'])).to.throw(/--no-ladders/);
+    expect(() => parseQualityOptions(['--no-ladders', '--steps', '0.7', '--settle', '0'])).to.throw(
+      '--steps, --settle set ladders, and --no-ladders runs none',
+    );
     expect(() => parseQualityOptions(['--no-ladders', '--no-drop'])).to.throw(/--no-ladders with --no-drop/);
   });
 });

@@ -439,6 +439,7 @@ describe('bench quality: a run of the drop only (--no-ladders)', () => {
   it('says there was no ladder instead of empty tables and goals not judged, and keeps the drop', () => {
     const md = qualityMarkdown(dropOnly, { runFile: 'r.json', plots: {} });
     expect(md).to.contain('No ladder in this run (`--no-ladders`): the capacity-drop runs only.');
+    expect(md).to.contain('Every drop run ran 3 times');
     expect(md).not.to.contain('### Headline');
     expect(md).not.to.contain('not judged');
     expect(md).to.contain('### Capacity drop');

@@ -201,27 +201,56 @@ describe('learned capacity estimator', () => {
     expect(s.cps, 'the same with the queue quiet: probed').to.be.above(50 * 1.2);
   });
 
-  it('climbs back to an estimate that had held once its fall is over, whatever the backend serves', () => {
+  it('climbs back to an estimate that had held once its fall is over, under load, however little of it the backend serves', () => {
     // 60 % of 100 for 12 s without a queue: held. Then halved: a surge serving 50.
     const { s: held } = run(100, Array(48).fill(ev(60)));
     expect(held.cps).to.equal(100);
     const surge = C.queue_surge_bytes * 2;
     const { s: fell } = run(100, Array(2).fill(ev(50, surge)), held);
     expect(fell.cps).to.equal(50);
-    expect(fell.retry).to.include({ to: 100, climbing: false });
+    expect(fell.retry).to.include({ to: 100, climbing: false, deep: true });
     // Halved and fed its new share (42 of its 50: 84 %): a queue forms, so no climb.
     const forming = C.quiet_queue_bytes * 1.5;
     const still = run(100, Array(24).fill(ev(42, forming)), fell);
     // (Bounded below by the served rate, still smoothing down from 60: up to 55 for a few reports.)
     for (const x of still.trace) expect(x).to.be.at.most(56);
     expect(still.s.retry).to.include({ to: 100, climbing: false });
-    // Capacity back: the same 42 with no queue, under the probe's 0.8 of the estimate once it passes
-    // 52.5, so only the retry climbs; it stops at the estimate before the fall, and is done.
-    const back = run(100, Array(40).fill(ev(42)), still.s);
-    expect(back.s.cps).to.equal(100);
-    expect(back.s.retry).to.equal(null);
-    const second = back.trace.findIndex((x) => x >= 90);
-    expect(second, 'reports to 90 % of it').to.be.within(1, 24);
+    // Capacity back, no queue: fed its share of 105 calls/s beside peers of 75 (the quality bench's
+    // drop at 60 %), which grows more slowly than its estimate: under the probe's 0.8 of it from
+    // about 56, so only the retry climbs; it stops at the estimate before the fall, and is done.
+    let s = still.s;
+    const trace: number[] = [];
+    for (let i = 1; i <= 40; i++) {
+      s = foldCapacity(s, { ...ev((105 * s.cps) / (s.cps + 75)), at: still.s.at! + i * 250 }, 100, C);
+      trace.push(s.cps);
+    }
+    expect(s.cps).to.equal(100);
+    expect(s.retry).to.equal(null);
+    expect(
+      trace.findIndex((x) => x >= 90),
+      'reports to 90 % of it',
+    ).to.be.within(1, 24);
+  });
+
+  it('does not climb while it is fed little (a queue quiet for want of calls), nor back over a shallow correction', () => {
+    const surge = C.queue_surge_bytes * 2;
+    const { s: held } = run(100, Array(48).fill(ev(60)));
+    const { s: fell } = run(100, Array(2).fill(ev(50, surge)), held);
+    // Fed 15 calls/s, no queue: nothing says the capacity is back.
+    const { s: idle } = run(100, Array(40).fill(ev(15)), fell);
+    expect(idle.cps).to.be.below(56);
+    expect(idle.retry).to.include({ deep: true, climbing: false });
+    // A standing queue trims an estimate that held (a probe's overshoot, 112 for 100) by less than
+    // FELL_RATIO: not a fall, never climbed back, whatever the load after.
+    const { s: over } = run(100, Array(48).fill(ev(70)), { ...freshLearned(100), cps: 112 });
+    const stand = C.queue_standing_bytes * 1.5;
+    const { s: trimmed } = run(100, Array(12).fill(ev(100, stand)), over);
+    expect(trimmed.cps).to.be.within(0.8 * 112, 106);
+    expect(trimmed.retry?.deep ?? false).to.equal(false);
+    // (The served rate it was trimmed at, 100, still bounds it from below while it smooths down.)
+    const { s: after } = run(100, Array(40).fill(ev(0.7 * trimmed.cps)), trimmed);
+    expect(after.cps).to.be.at.most(100 + 1e-9);
+    expect(after.retry?.climbing ?? false).to.equal(false);
   });
 
   it('does not retry a prior a queue contradicted before it held (a wrong datasheet)', () => {

@@ -180,12 +180,21 @@ export function parseQualityOptions(args: readonly string[]): QualityOptions {
   const windowS = o.window ?? (quick ? WINDOW_DEFAULTS.quickSeconds : WINDOW_DEFAULTS.seconds);
   const largest = capacities.indexOf(Math.max(...capacities));
   const policies = o.policies ?? [...POLICIES];
-  if (!o.ladders && (!o.drop || o.scenarios !== undefined)) {
-    throw new BenchUsageError(
-      o.drop
-        ? 'quality: --scenarios names ladders, and --no-ladders runs none'
-        : 'quality: --no-ladders with --no-drop runs nothing',
-    );
+  if (!o.ladders) {
+    if (!o.drop) throw new BenchUsageError('quality: --no-ladders with --no-drop runs nothing');
+    // Each would be taken and never used: refused by name.
+    const ladderOnly = {
+      '--scenarios': o.scenarios,
+      '--steps': o.steps,
+      '--window': o.window,
+      '--settle': o.settle,
+      '--settle-fraction': o.settleFraction,
+    };
+    const given = Object.entries(ladderOnly)
+      .filter(([, v]) => v !== undefined)
+      .map(([k]) => k);
+    if (given.length > 0)
+      throw new BenchUsageError(`quality: ${given.join(', ')} set ladders, and --no-ladders runs none`);
   }
   const scenarios = o.ladders
     ? SCENARIOS.filter((s) => (o.scenarios ?? (quick ? ['known', 'unknown'] : SCENARIOS)).includes(s))

@@ -458,14 +458,22 @@ export function followBackTime(
 /** How often the drop run reads the LB's weights for the follow times. */
 const WEIGHT_SAMPLE_MS = 200;
 
-/** Reads the LB's weights every WEIGHT_SAMPLE_MS until `until` (ms); an unread list is skipped. */
+/**
+ * Reads the LB's weights every WEIGHT_SAMPLE_MS until `until` (ms) or `stopped()`; an unread list
+ * is skipped, and a stall is not caught up with a burst of reads.
+ */
 async function sampleWeights(
   pl: PolicyLab,
   since: () => number,
   push: (s: WeightSample) => void,
   until: number,
+  stopped: () => boolean,
 ): Promise<void> {
-  for (let next = Date.now(); next < until; next += WEIGHT_SAMPLE_MS) {
+  for (
+    let next = Date.now();
+    next < until && !stopped();
+    next = Math.max(next + WEIGHT_SAMPLE_MS, Date.now())
+  ) {
     await sleep(Math.max(0, next - Date.now()));
     const w = await fetchEffectiveWeights(pl.lbRpc, { deadlineMs: WEIGHT_SAMPLE_MS }).catch(() => null);
     if (w)
@@ -490,37 +498,50 @@ async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId, rep: 
   const sinceStart = () => Number(((Date.now() - t0) / 1000).toFixed(2));
   const samples: { t_s: number; weights: Record<string, number>; dialogs: number[] }[] = [];
   const fine: WeightSample[] = [];
-  const sampler = sampleWeights(pl, sinceStart, (w) => fine.push(w), t0 + duration * 1000);
+  let stop = false;
+  const sampler = sampleWeights(
+    pl,
+    sinceStart,
+    (w) => fine.push(w),
+    t0 + duration * 1000,
+    () => stop,
+  );
   let droppedAt: number | null = null;
   let recoveredAt: number | null = null;
-  for (let tick = 1; tick <= duration; tick++) {
-    await sleep(Math.max(0, t0 + tick * 1000 - Date.now()));
-    if (droppedAt === null && tick >= drop.beforeS) {
-      await setServiceDelay(pl.backendRpc[drop.backend]!, delayUs * 2);
-      droppedAt = sinceStart();
+  try {
+    for (let tick = 1; tick <= duration; tick++) {
+      await sleep(Math.max(0, t0 + tick * 1000 - Date.now()));
+      if (droppedAt === null && tick >= drop.beforeS) {
+        await setServiceDelay(pl.backendRpc[drop.backend]!, delayUs * 2);
+        droppedAt = sinceStart();
+      }
+      if (droppedAt !== null && recoveredAt === null && recoverAt !== null && tick >= recoverAt) {
+        await setServiceDelay(pl.backendRpc[drop.backend]!, delayUs);
+        recoveredAt = sinceStart();
+      }
+      const [weights, dialogs] = await Promise.all([
+        fetchEffectiveWeights(pl.lbRpc, { deadlineMs: 800 }),
+        dialogsPerBackend(pl),
+      ]);
+      samples.push({
+        t_s: Number(((Date.now() - t0) / 1000).toFixed(2)),
+        // An unread list (or a backend missing from it) is left out, not written as NaN: JSON stores
+        // NaN as null and the run file could no longer be re-reported. weightShare of {} is NaN.
+        weights: Object.fromEntries(
+          pl.ids.flatMap((id) => {
+            const w = weights?.get(id);
+            return w === undefined ? [] : [[id, w] as const];
+          }),
+        ),
+        dialogs,
+      });
     }
-    if (droppedAt !== null && recoveredAt === null && recoverAt !== null && tick >= recoverAt) {
-      await setServiceDelay(pl.backendRpc[drop.backend]!, delayUs);
-      recoveredAt = sinceStart();
-    }
-    const [weights, dialogs] = await Promise.all([
-      fetchEffectiveWeights(pl.lbRpc, { deadlineMs: 800 }),
-      dialogsPerBackend(pl),
-    ]);
-    samples.push({
-      t_s: Number(((Date.now() - t0) / 1000).toFixed(2)),
-      // An unread list (or a backend missing from it) is left out, not written as NaN: JSON stores
-      // NaN as null and the run file could no longer be re-reported. weightShare of {} is NaN.
-      weights: Object.fromEntries(
-        pl.ids.flatMap((id) => {
-          const w = weights?.get(id);
-          return w === undefined ? [] : [[id, w] as const];
-        }),
-      ),
-      dialogs,
-    });
+  } finally {
+    // A run that throws must not leave the sampler reading the next lab's LB.
+    stop = true;
+    await sampler;
   }
-  await Promise.all([run.done(), sampler]);
+  await run.done();
   const traces = readTraces(run);
   const seconds = perSecond(traces);
   const timeline: DropSample[] = samples.map((s, i) => {

@@ -746,7 +746,7 @@ export function qualityMarkdown(run: QualityRun, opts: { runFile: string; plots:
     '',
     ...(run.version === 2
       ? [
-          `Every ladder${run.capacity_drop.length > 0 ? ' and drop run' : ''} ran ${reps === 1 ? 'once' : `${reps} times`}, ` +
+          `${noLadders(run) ? 'Every drop run' : `Every ladder${run.capacity_drop.length > 0 ? ' and drop run' : ''}`} ran ${reps === 1 ? 'once' : `${reps} times`}, ` +
             'each on a fresh lab, the policies interleaved (one run of each policy, then the next repetition, ' +
             'their order rotated each time); ' +
             (reps > 1

@@ -35,8 +35,11 @@
  *   60 % offered a halved backend served 0.8 of its estimate at 56 of 100, and the probe stopped
  *   there for good). The quiet gate keeps the climb off a backend still short of capacity (its
  *   queue forms first); a climb that a queue knocks back waits twice as long before the next, up
- *   to RETRY_MAX_MS. A prior never held (contradicted by a queue within its first seconds under
- *   load: a wrong datasheet) is not retried.
+ *   to RETRY_MAX_MS. Only a real fall is retried (below FELL_RATIO of the estimate it fell from),
+ *   and the climb only under load (serving TRUST_LOAD_RATIO of the estimate): a knee's correction of
+ *   a probe's overshoot stays corrected, and a queue quiet for want of calls proves nothing. A prior
+ *   never held (contradicted by a queue within its first seconds under load: a wrong datasheet) is
+ *   not retried.
  * - The estimate stays within [min_ratio, max_ratio] x the prior.
  *
  * Monotone: more served calls never lower the estimate, and a standing queue never raises it above
@@ -85,6 +88,11 @@ export interface Retry {
   readonly backoffMs: number;
   /** A climb has started (a queue that lowers the estimate now knocks it back). */
   readonly climbing: boolean;
+  /**
+   * The estimate has fallen below FELL_RATIO of `to` since: a capacity that fell, not a knee's own
+   * correction of a probe's overshoot, which is never climbed back (it would undo the correction).
+   */
+  readonly deep: boolean;
 }
 
 /** One report's worth of evidence. */
@@ -240,31 +248,44 @@ export function foldCapacity(
     const headroom = queueAvg === null || e.queueBytes === null || queueAvg.value < c.quiet_queue_bytes;
     const grown = cps * (1 + (c.probe_per_s * dtMs) / 1000);
     if (quiet && headroom && smoothedServed >= c.probe_above_ratio * cps) cps = grown;
-    else if (quiet && headroom && retry !== null && e.at >= retry.after && cps < retry.to) {
+    else if (
+      quiet &&
+      headroom &&
+      // Under load: a queue that is quiet only because little is offered says nothing of the
+      // capacity (climbed there, a backend still short of it took 1.18 of it once the load came back).
+      smoothedServed >= TRUST_LOAD_RATIO * cps &&
+      retry?.deep === true &&
+      e.at >= retry.after &&
+      cps < retry.to
+    ) {
       cps = Math.min(retry.to, grown);
       retry = { ...retry, climbing: true };
     }
   }
+  cps = clamp(cps);
   // The retry's bookkeeping, on what this report did to the estimate.
   const lowered = queue && cps < s.cps;
   const held = s.heldSince ?? e.at;
   if (lowered) {
     if (retry?.climbing) {
       const backoffMs = Math.min(RETRY_MAX_MS, retry.backoffMs * 2);
-      retry = { to: retry.to, after: e.at + backoffMs, backoffMs, climbing: false };
+      retry = { ...retry, after: e.at + backoffMs, backoffMs, climbing: false };
     } else if (e.at - held >= TRUST_HOLD_MS) {
       retry = {
-        to: Math.max(retry?.to ?? 0, s.cps),
+        // A capacity that fell and has held since (still short) keeps the target it fell from.
+        to: retry?.deep ? Math.max(retry.to, s.cps) : s.cps,
         after: e.at + RETRY_FIRST_MS,
         backoffMs: RETRY_FIRST_MS,
         climbing: false,
+        deep: retry?.deep ?? false,
       };
     }
   }
-  if (retry !== null && cps >= retry.to) retry = null;
+  if (retry !== null && !retry.deep && cps < FELL_RATIO * retry.to) retry = { ...retry, deep: true };
+  if (retry !== null && cps >= clamp(retry.to)) retry = null;
   const light = smoothedServed === null || smoothedServed < TRUST_LOAD_RATIO * s.cps;
   return {
-    cps: clamp(cps),
+    cps,
     served,
     queueAt,
     aboveSince,
@@ -282,5 +303,6 @@ export function foldCapacity(
  * the host), but not a run of queue reports, which describes the process before it went down.
  */
 export function breakRun(s: LearnedCapacity): LearnedCapacity {
-  return { ...s, aboveSince: null, aboveReports: 0, lastQueueBytes: null };
+  // Nor the hold: time down is not time the estimate held under load.
+  return { ...s, aboveSince: null, aboveReports: 0, lastQueueBytes: null, heldSince: null };
 }
