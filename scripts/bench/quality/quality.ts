@@ -676,8 +676,12 @@ export async function runQualityBench(args: string[]): Promise<void> {
   const started = new Date();
   const m = machine();
   const total = o.capacities.reduce((a, b) => a + b, 0);
+  const ladders =
+    o.scenarios.length === 0
+      ? 'no ladders (--no-ladders): the capacity-drop runs only'
+      : `steps ${o.steps.map((s) => `${Math.round(s * 100)}%`).join(' ')} (other pools ${o.otherSteps.map((s) => `${Math.round(s * 100)}%`).join(' ')}); window ${o.windowS} s after ${o.warmupS} s warm-up; ${settleText(o)}`;
   say(
-    `quality bench: pool ${o.capacities.join('/')} calls/s (${total}), ${o.workers} workers each; steps ${o.steps.map((s) => `${Math.round(s * 100)}%`).join(' ')} (other pools ${o.otherSteps.map((s) => `${Math.round(s * 100)}%`).join(' ')}); window ${o.windowS} s after ${o.warmupS} s warm-up; ${settleText(o)}; load average ${m.loadavg_start}`,
+    `quality bench: pool ${o.capacities.join('/')} calls/s (${total}), ${o.workers} workers each; ${ladders}; load average ${m.loadavg_start}`,
   );
   const results: Results = { steps: [], drops: [], settle: [] };
   const pools = o.scenarios.map((id) => scenarioPool(o, id));
