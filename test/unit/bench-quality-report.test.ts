@@ -393,6 +393,11 @@ describe('bench quality: where sipweigh learned its capacities, in the report', 
     );
     expect(md).to.contain('on the known capacities ladder; elsewhere with the default');
     expect(md).not.to.contain('where nobody measured the capacities');
+    const everywhere = qualityMarkdown(
+      { ...repeatedRun(), sipweigh_learns_on: ['known', 'unknown', 'drop'] },
+      { runFile: 'r.json', plots: {} },
+    );
+    expect(everywhere).not.to.contain('where nobody measured the capacities');
   });
 
   it('a run from before the option learned nowhere and says nothing; a bad entry is refused by field', () => {

@@ -278,6 +278,15 @@ describe('learned capacity estimator', () => {
     expect(knocked.s.retry).to.include({ to: 100, climbing: false });
     expect(knocked.s.retry!.backoffMs).to.equal(2 * fell.retry!.backoffMs);
     expect(knocked.s.retry!.after - knocked.s.at!).to.equal(knocked.s.retry!.backoffMs);
+    // Lowered again later, not during a climb (still short, 11 s on): the wait it earned is kept,
+    // not reset to the first one.
+    const { s: later } = run(
+      100,
+      [...Array(44).fill(ev(45, C.quiet_queue_bytes * 1.5)), ...Array(2).fill(ev(40, surge))],
+      knocked.s,
+    );
+    expect(later.cps).to.be.below(knocked.s.cps);
+    expect(later.retry).to.include({ to: 100, deep: true, backoffMs: knocked.s.retry!.backoffMs });
   });
 
   it('does not believe a served rate inflated by retransmissions (round trip past T1, or drops)', () => {

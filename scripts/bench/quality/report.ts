@@ -684,7 +684,8 @@ export function learnLines(run: QualityRun): string[] {
   return [
     `sipweigh ran with \`scoring.capacity.learn: true\` (each backend's capacity learned, the configured one ` +
       `its prior) on ${where.join(', ')}; elsewhere with the default, the configured capacities taken as told.` +
-      (on.includes('unknown')
+      // The documented setting only when learning was where nobody measured, and there alone.
+      (on.includes('unknown') && !on.includes('known') && !on.includes('slow')
         ? " Each policy runs as its documentation says for the situation: Kamailio's cc=1 with OPTIONS " +
           'every second and latency statistics, sipweigh learning where nobody measured the capacities.'
         : ''),

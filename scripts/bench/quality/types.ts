@@ -265,7 +265,9 @@ export interface QualityRun {
   readonly settle_options?: { readonly fraction: number; readonly seconds: number };
   /**
    * Where sipweigh learned its backends' capacities (scoring.capacity.learn); elsewhere it took the
-   * configured ones as told. Absent in runs before the option: nowhere (the bench never turned it on).
+   * configured ones as told. Absent in runs before the option: read as nowhere, true of every stored
+   * run but the two quick runs of 2026-12-04 made with the schema's default flipped by hand
+   * (docs/bench/quality.md).
    */
   readonly sipweigh_learns_on?: readonly LearnPool[];
   /** Every measured step, all policies; overload steps (load_fraction > 1) included. */

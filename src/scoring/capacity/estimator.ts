@@ -202,6 +202,7 @@ export function foldCapacity(
   let cps = s.cps;
   let queueAt = s.queueAt;
   let retry = s.retry;
+  let climbed = false;
   if (queue) {
     queueAt = e.at;
     if (e.servedCps !== null) {
@@ -260,6 +261,7 @@ export function foldCapacity(
     ) {
       cps = Math.min(retry.to, grown);
       retry = { ...retry, climbing: true };
+      climbed = true;
     }
   }
   cps = clamp(cps);
@@ -270,14 +272,20 @@ export function foldCapacity(
     if (retry?.climbing) {
       const backoffMs = Math.min(RETRY_MAX_MS, retry.backoffMs * 2);
       retry = { ...retry, after: e.at + backoffMs, backoffMs, climbing: false };
+    } else if (retry?.deep) {
+      // A capacity that fell and is still short: the target it fell from and the wait it has earned.
+      retry = {
+        ...retry,
+        to: Math.max(retry.to, s.cps),
+        after: Math.max(retry.after, e.at + retry.backoffMs),
+      };
     } else if (e.at - held >= TRUST_HOLD_MS) {
       retry = {
-        // A capacity that fell and has held since (still short) keeps the target it fell from.
-        to: retry?.deep ? Math.max(retry.to, s.cps) : s.cps,
+        to: s.cps,
         after: e.at + RETRY_FIRST_MS,
         backoffMs: RETRY_FIRST_MS,
         climbing: false,
-        deep: retry?.deep ?? false,
+        deep: false,
       };
     }
   }
@@ -293,7 +301,9 @@ export function foldCapacity(
     lastQueueBytes: e.queueBytes,
     queueAvg,
     at: e.at,
-    heldSince: lowered || light ? e.at : held,
+    // A climb is not a hold: an estimate climbed back must hold under load again before its next
+    // fall is trusted (else a backend short for good would be retried every first wait).
+    heldSince: lowered || light || climbed ? e.at : held,
     retry,
   };
 }
