@@ -10,6 +10,7 @@ import {
   qualityMarkdown,
   replaceSection,
   reportQualityRun,
+  publishTarget,
   reportStoredRun,
   writeBenchmarksSection,
 } from '../../scripts/bench/quality/report.js';
@@ -435,6 +436,16 @@ describe('bench quality: the drop runs weights read every 200 ms', () => {
     expect(() => checkQualityRun(bad, 'f.json')).to.throw(
       /f\.json\.capacity_drop\[0\]\.weight_samples\[0\]\.t_s/,
     );
+  });
+});
+
+describe("bench quality: where a run's figures go", () => {
+  it("a quick run to its own section and plots, a full run to the full run's, whatever re-reports it", () => {
+    expect(publishTarget(true, '/p')).to.deep.equal({
+      sectionId: 'quality-quick',
+      plotDir: '/p/docs/bench/quick',
+    });
+    expect(publishTarget(false, '/p')).to.deep.equal({ sectionId: 'quality', plotDir: '/p/docs/bench' });
   });
 });
 

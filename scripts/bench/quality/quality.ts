@@ -49,10 +49,11 @@ import {
   formatSettleLine,
   formatStepHeader,
   formatStepLine,
+  publishTarget,
   reportQualityRun,
-  reportStoredRun,
   type ReportResult,
 } from './report.js';
+import { readQualityRun } from './run-file.js';
 import type {
   DropResult,
   DropSample,
@@ -664,15 +665,19 @@ export async function runQualityBench(args: string[]): Promise<void> {
   const outDir = resolve(PACKAGE_ROOT, o.outDir);
   const runsDir = join(outDir, 'bench-results');
   mkdirSync(runsDir, { recursive: true });
-  // A quick run has its own section and plots: it never overwrites the full run's figures.
-  const sectionId = o.quick ? 'quality-quick' : 'quality';
-  const plotDir = join(outDir, 'docs', 'bench', o.quick ? 'quick' : '');
+  // A quick run has its own section and plots: it never overwrites the full run's figures. A stored
+  // run goes where its own `quick` says, whatever this command line says (a quick run re-reported
+  // without --quick overwrote the full run's section).
   const benchmarksMd = join(outDir, 'BENCHMARKS.md');
   if (o.reportOnly) {
     const runFile = resolve(o.reportOnly);
-    published(await reportStoredRun(runFile, { benchmarksMd, plotDir, sectionId }));
+    const stored = await readQualityRun(runFile);
+    published(
+      await reportQualityRun(stored, { runFile, benchmarksMd, ...publishTarget(stored.quick, outDir) }),
+    );
     return;
   }
+  const { sectionId, plotDir } = publishTarget(o.quick, outDir);
   const started = new Date();
   const m = machine();
   const total = o.capacities.reduce((a, b) => a + b, 0);

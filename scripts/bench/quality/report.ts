@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, relative, sep } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import {
   capacitySpread,
   dropSpreads,
@@ -975,6 +975,14 @@ export async function reportQualityRun(run: QualityRun, opts: ReportOptions): Pr
 }
 
 /** `npm run bench -- quality --report RUN.json`: re-report a stored run without running anything. */
+/** Where a run's figures go: a quick run's section and plots apart, so it never overwrites the full run's. */
+export function publishTarget(quick: boolean, outDir: string): { sectionId: string; plotDir: string } {
+  return {
+    sectionId: quick ? 'quality-quick' : 'quality',
+    plotDir: join(outDir, 'docs', 'bench', quick ? 'quick' : ''),
+  };
+}
+
 export async function reportStoredRun(
   runFile: string,
   opts: Omit<ReportOptions, 'runFile'>,
