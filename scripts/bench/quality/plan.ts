@@ -88,9 +88,12 @@ export function schedule(o: ScheduleOptions): PlannedRun[] {
   return runs;
 }
 
+/** The `--learn` name of a planned lab: its pool for a ladder, `drop` for a drop run. */
+const learnPoolOf = (r: PlannedRun): LearnPool => (r.kind === 'drop' ? 'drop' : r.scenario);
+
 /** Whether the planned lab runs sipweigh learning its backends' capacities (`--learn`); never another policy. */
 export function sipweighLearns(o: { readonly learnOn: readonly LearnPool[] }, r: PlannedRun): boolean {
-  return r.policy === 'sipweigh' && o.learnOn.includes(r.kind === 'drop' ? 'drop' : r.scenario);
+  return r.policy === 'sipweigh' && o.learnOn.includes(learnPoolOf(r));
 }
 
 /**
@@ -102,9 +105,7 @@ export function learnedWhere(
   o: { readonly learnOn: readonly LearnPool[] },
   plan: readonly PlannedRun[],
 ): LearnPool[] {
-  const pools = new Set(
-    plan.filter((r) => sipweighLearns(o, r)).map((r) => (r.kind === 'drop' ? 'drop' : r.scenario)),
-  );
+  const pools = new Set(plan.filter((r) => sipweighLearns(o, r)).map(learnPoolOf));
   return LEARN_POOLS.filter((p) => pools.has(p));
 }
 

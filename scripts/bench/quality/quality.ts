@@ -456,6 +456,17 @@ export function followBackTime(
   return hit === undefined ? null : Number((hit.t_s - recoverAtS).toFixed(2));
 }
 
+/**
+ * The LB's effective weights by backend id, or null when the list could not be read. A backend
+ * missing from the list is left out, not written as NaN: JSON stores NaN as null and the run file
+ * could no longer be re-reported (weightShare of {} is NaN).
+ */
+async function readWeights(pl: PolicyLab, deadlineMs: number): Promise<Record<string, number> | null> {
+  const w = await fetchEffectiveWeights(pl.lbRpc, { deadlineMs }).catch(() => null);
+  if (w === null) return null;
+  return Object.fromEntries(pl.ids.flatMap((id) => (w.has(id) ? [[id, w.get(id)!] as const] : [])));
+}
+
 /** How often the drop run reads the LB's weights for the follow times. */
 const WEIGHT_SAMPLE_MS = 200;
 
@@ -476,12 +487,8 @@ async function sampleWeights(
     next = Math.max(next + WEIGHT_SAMPLE_MS, Date.now())
   ) {
     await sleep(Math.max(0, next - Date.now()));
-    const w = await fetchEffectiveWeights(pl.lbRpc, { deadlineMs: WEIGHT_SAMPLE_MS }).catch(() => null);
-    if (w)
-      push({
-        t_s: since(),
-        weights: Object.fromEntries(pl.ids.flatMap((id) => (w.has(id) ? [[id, w.get(id)!] as const] : []))),
-      });
+    const weights = await readWeights(pl, WEIGHT_SAMPLE_MS);
+    if (weights) push({ t_s: since(), weights });
   }
 }
 
@@ -520,22 +527,8 @@ async function runDrop(pl: PolicyLab, o: QualityOptions, policy: PolicyId, rep: 
         await setServiceDelay(pl.backendRpc[drop.backend]!, delayUs);
         recoveredAt = sinceStart();
       }
-      const [weights, dialogs] = await Promise.all([
-        fetchEffectiveWeights(pl.lbRpc, { deadlineMs: 800 }),
-        dialogsPerBackend(pl),
-      ]);
-      samples.push({
-        t_s: Number(((Date.now() - t0) / 1000).toFixed(2)),
-        // An unread list (or a backend missing from it) is left out, not written as NaN: JSON stores
-        // NaN as null and the run file could no longer be re-reported. weightShare of {} is NaN.
-        weights: Object.fromEntries(
-          pl.ids.flatMap((id) => {
-            const w = weights?.get(id);
-            return w === undefined ? [] : [[id, w] as const];
-          }),
-        ),
-        dialogs,
-      });
+      const [weights, dialogs] = await Promise.all([readWeights(pl, 800), dialogsPerBackend(pl)]);
+      samples.push({ t_s: sinceStart(), weights: weights ?? {}, dialogs });
     }
   } finally {
     // A run that throws must not leave the sampler reading the next lab's LB.

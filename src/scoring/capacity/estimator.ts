@@ -30,7 +30,7 @@
  * - A fall is retried. When queue evidence lowers an estimate that had held TRUST_HOLD_MS under
  *   load (the backend serving at least TRUST_LOAD_RATIO of it without a queue lowering it), the
  *   estimate before the fall is kept, and once the queue is quiet again the estimate climbs back to
- *   it at the probe's speed, whatever the backend serves. The probe alone cannot find a capacity that
+ *   it at the probe's speed, however little of it the backend serves (at least TRUST_LOAD_RATIO). The probe alone cannot find a capacity that
  *   came back below the pool's limit: the backend's share grows more slowly than its estimate (at
  *   60 % offered a halved backend served 0.8 of its estimate at 56 of 100, and the probe stopped
  *   there for good). The quiet gate keeps the climb off a backend still short of capacity (its
@@ -265,32 +265,9 @@ export function foldCapacity(
     }
   }
   cps = clamp(cps);
-  // The retry's bookkeeping, on what this report did to the estimate.
   const lowered = queue && cps < s.cps;
   const held = s.heldSince ?? e.at;
-  if (lowered) {
-    if (retry?.climbing) {
-      const backoffMs = Math.min(RETRY_MAX_MS, retry.backoffMs * 2);
-      retry = { ...retry, after: e.at + backoffMs, backoffMs, climbing: false };
-    } else if (retry?.deep) {
-      // A capacity that fell and is still short: the target it fell from and the wait it has earned.
-      retry = {
-        ...retry,
-        to: Math.max(retry.to, s.cps),
-        after: Math.max(retry.after, e.at + retry.backoffMs),
-      };
-    } else if (e.at - held >= TRUST_HOLD_MS) {
-      retry = {
-        to: s.cps,
-        after: e.at + RETRY_FIRST_MS,
-        backoffMs: RETRY_FIRST_MS,
-        climbing: false,
-        deep: false,
-      };
-    }
-  }
-  if (retry !== null && !retry.deep && cps < FELL_RATIO * retry.to) retry = { ...retry, deep: true };
-  if (retry !== null && cps >= clamp(retry.to)) retry = null;
+  retry = nextRetry(retry, { at: e.at, from: s.cps, to: cps, lowered, heldMs: e.at - held, clamp });
   const light = smoothedServed === null || smoothedServed < TRUST_LOAD_RATIO * s.cps;
   return {
     cps,
@@ -306,6 +283,44 @@ export function foldCapacity(
     heldSince: lowered || light || climbed ? e.at : held,
     retry,
   };
+}
+
+/**
+ * The retry after one report: what lowering the estimate from `from` to `to` (or not) does to it.
+ * A climb knocked back waits twice as long; a fall of a backend still short keeps its target and
+ * the wait it earned; a fall after a hold of TRUST_HOLD_MS starts one; it is deep once below
+ * FELL_RATIO of its target, and done once the estimate is back at it.
+ */
+function nextRetry(
+  retry: Retry | null,
+  r: {
+    at: number;
+    from: number;
+    to: number;
+    lowered: boolean;
+    heldMs: number;
+    clamp: (v: number) => number;
+  },
+): Retry | null {
+  let next = retry;
+  if (r.lowered) {
+    if (next?.climbing) {
+      const backoffMs = Math.min(RETRY_MAX_MS, next.backoffMs * 2);
+      next = { ...next, after: r.at + backoffMs, backoffMs, climbing: false };
+    } else if (next?.deep) {
+      next = { ...next, to: Math.max(next.to, r.from), after: Math.max(next.after, r.at + next.backoffMs) };
+    } else if (r.heldMs >= TRUST_HOLD_MS) {
+      next = {
+        to: r.from,
+        after: r.at + RETRY_FIRST_MS,
+        backoffMs: RETRY_FIRST_MS,
+        climbing: false,
+        deep: false,
+      };
+    }
+  }
+  if (next !== null && !next.deep && r.to < FELL_RATIO * next.to) next = { ...next, deep: true };
+  return next !== null && r.to >= r.clamp(next.to) ? null : next;
 }
 
 /**
