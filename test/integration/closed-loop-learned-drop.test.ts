@@ -62,7 +62,7 @@ describe('closed loop with learned capacity: a capacity drop and its recovery (r
   it('at 60 % offered the weights follow be3 halved, and come back with its capacity', async () => {
     const emulation = d!.lab.state.plan.backends[2]!.emulation!;
     const start = Date.now();
-    const uac = await labLoad(d!.lab, 'uac-drop', Math.round(0.6 * POOL), 60);
+    const uac = await labLoad(d!.lab, 'uac-drop', Math.round(0.6 * POOL), 75);
     await sleep(20000);
     await be3!.call('pv.shvSet', ['sw_service_delay_us', 'int', emulation.delayUs * 2]);
     const dropAt = Date.now();
@@ -70,7 +70,7 @@ describe('closed loop with learned capacity: a capacity drop and its recovery (r
     // 0: back to the emulation's own delay.
     await be3!.call('pv.shvSet', ['sw_service_delay_us', 'int', 0]);
     const backAt = Date.now();
-    await sleep(19000);
+    await sleep(34000);
     const r = await uac.done();
     const followed = watcher!.firstAfter(dropAt, (w) => share(w, 'be3') <= HALVED_SHARE * 1.1);
     const back = watcher!.firstAfter(backAt, (w) => share(w, 'be3') >= WHOLE_SHARE * 0.9);
@@ -87,8 +87,10 @@ describe('closed loop with learned capacity: a capacity drop and its recovery (r
     // Measured 1.2-1.4 s in the quality bench; the bound leaves room for a busy machine.
     expect(followed, 'weights followed the drop').not.to.equal(null);
     expect(followed! - dropAt, 'follow time (ms)').to.be.at.most(10000);
-    // Measured 3.8-5.8 s in the bench; never before the retry of a fall.
+    // Measured 3.8-5.8 s in the bench, 3.7 s in this test alone and 10.9 s in a clean-clone CI run
+    // (a climb knocked back waits 4 s, then 8 s); never before the retry of a fall. The load runs
+    // 35 s past the recovery so that 30 s is a bound the watcher can see, and not a flaky one.
     expect(back, 'weights came back after the recovery').not.to.equal(null);
-    expect(back! - backAt, 'back time (ms)').to.be.at.most(15000);
+    expect(back! - backAt, 'back time (ms)').to.be.at.most(30000);
   });
 });
