@@ -9,7 +9,9 @@
  * seconds later. Seeded from the list, each backend the LB has active gets the factor that
  * reproduces the listed ratios (weight over capacity, relative to the set's largest, within
  * [factor_floor, 1]) and is in rotation without slow start, and the set's last output is the listed
- * weights: the first targets land on the listed weights (within rounding), the deadband holds them,
+ * weights on the scorer's scale (the largest at weight_max: the LB holds them as slots of 100,
+ * src/push/rweight-slots.ts, and the bounded step, in weight points, would bend the ratios on the way
+ * from one scale to the other): the first targets land on them (within rounding), the deadband holds them,
  * and from there the derating law moves each factor as it would have in steady state. A backend the
  * LB has not active (down, drained, or taken out by the LB's own probing while no controller ran)
  * starts out of rotation: it enters through confirmation and slow start like any returning backend.
@@ -46,8 +48,11 @@ export function takeoverState(seeds: readonly TakeoverSeed[], now: number, p: Sc
         rotation: { kind: 'in', since: now, slowStart: false },
       });
     }
+    const scale = p.weight_max / Math.max(...live.map((m) => m.listedWeight));
+    const onScale = (w: number) =>
+      w > 0 ? Math.max(p.weight_min, Math.min(p.weight_max, Math.round(w * scale))) : 0;
     sets.set(set, {
-      weights: new Map(members.map((m) => [m.id, Math.max(0, m.listedWeight)])),
+      weights: new Map(members.map((m) => [m.id, onScale(m.listedWeight)])),
       poolCapacityCps: null,
       admissionLimitCps: null,
       panicSince: null,

@@ -26,6 +26,19 @@ describe('scoring: takeover from the weights an LB holds', function () {
     expect(weightsOf(setOf(fresh.sets))).to.deep.equal({ a: 100, b: 100 });
   });
 
+  it('weights the LB holds as slots of 100 are taken on the scorer scale: the first output keeps their ratios', function () {
+    // A previous run's 25/50/100 (capacities 1:2:4), as the LB holds them (src/push/rweight-slots.ts).
+    const listed = { a: [25, 14], b: [50, 29], c: [100, 57] } as Record<string, [number, number]>;
+    const samples = [
+      sample('a', 25, { at: 1000 }),
+      sample('b', 50, { at: 1000 }),
+      sample('c', 100, { at: 1000 }),
+    ];
+    const seeded = scoreCycle(takeoverState(seeds(listed), 0, P), samples, 1000, P);
+    // On the LB's scale the bounded step would have moved c by 20 and a by 11 (shares 16/33/51).
+    expect(weightsOf(setOf(seeded.sets))).to.deep.equal({ a: 25, b: 51, c: 100 });
+  });
+
   it('a few quiet seconds later the derated backend has only recovered at the law rate, step by step', function () {
     const listed = { a: [100, 40], b: [100, 100] } as Record<string, [number, number]>;
     let state = takeoverState(seeds(listed), 0, P);
