@@ -13,7 +13,6 @@
  */
 import type { Destination, DestinationState } from '../kamailio/dispatcher-list.js';
 import type { SetResult } from '../scoring/index.js';
-import { rweightSlots } from './rweight-slots.js';
 
 export interface ListedBackend {
   readonly id: string;
@@ -72,23 +71,7 @@ export function desiredDestinations(
   });
   // A stable order: the same desired state always produces the same file, and the LB's
   // internal order (which algorithm 11 walks) does not churn between pushes.
-  return asSlots(managed.sort((a, b) => a.setId - b.setId || cmp(a.duid, b.duid) || cmp(a.uri, b.uri)));
-}
-
-/**
- * Each set's active destinations written as whole slots of the LB's 100 (rweight-slots.ts): the
- * shares the scorer chose, dealt exactly. The others keep their weight; the LB deals them nothing.
- */
-function asSlots(list: Destination[]): Destination[] {
-  const out = [...list];
-  for (const set of new Set(list.map((d) => d.setId))) {
-    const active = out.flatMap((d, i) => (d.setId === set && d.state === 'active' ? [i] : []));
-    const slots = rweightSlots(active.map((i) => out[i]!.rweight));
-    active.forEach((i, k) => {
-      out[i] = { ...out[i]!, rweight: slots[k]! };
-    });
-  }
-  return out;
+  return managed.sort((a, b) => a.setId - b.setId || cmp(a.duid, b.duid) || cmp(a.uri, b.uri));
 }
 
 /** Drained (any cause: operator, bye, agent report) -> disabled; otherwise weight 0 -> inactive. */

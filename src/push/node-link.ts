@@ -16,6 +16,7 @@ import {
   type LimitCps,
 } from '../kamailio/admission.js';
 import { DispatcherPusher, type PushOutcome } from './pusher.js';
+import { asKamailioSlots } from './rweight-slots.js';
 import type { Destination } from '../kamailio/dispatcher-list.js';
 import type { ListFileTransport } from './transports/transport.js';
 import { LocalListFile } from './transports/local-file.js';
@@ -188,8 +189,12 @@ export class NodeLink {
 
   /** `force`: read the LB even if nothing changed since the last verified push (reconcile, retries). */
   async apply(desired: NodeDesired, force: boolean): Promise<ApplyResult<NodeOutcome>> {
-    const list = JSON.stringify(desired.destinations);
-    const push = await this.pusher.push(desired.destinations, { force });
+    // Kamailio's algorithm 11 deals from a table of 100 slots: written as slots, exactly the shares
+    // the scorer chose (rweight-slots.ts). OpenSIPS draws by the weights themselves.
+    const destinations =
+      this.config.kind === 'opensips' ? desired.destinations : asKamailioSlots(desired.destinations);
+    const list = JSON.stringify(destinations);
+    const push = await this.pusher.push(destinations, { force });
     if (push.kind === 'failed') {
       const result: NodeOutcome = {
         push,
@@ -200,9 +205,7 @@ export class NodeLink {
     }
     const driftRepaired = isDriftRepair(push.kind, list, this.lastGoodList);
     this.lastGoodList = list;
-    this.pushed = new Map(
-      desired.destinations.map((d) => [d.duid, d.state === 'active' ? d.rweight : 0] as const),
-    );
+    this.pushed = new Map(destinations.map((d) => [d.duid, d.state === 'active' ? d.rweight : 0] as const));
     const admission = await this.applyAdmission(desired.admission, force);
     const result: NodeOutcome = { push, admission, driftRepaired };
     if (admission.kind === 'failed') return { ok: false, result, reason: `admission: ${admission.reason}` };

@@ -13,9 +13,11 @@
  *
  * Rweights that sum to exactly 100 make every slice its own rweight with nothing left over, in any
  * order Kamailio keeps. They are apportioned by largest remainder (Hamilton), each at least 1 (the
- * LB refuses 0, and an active destination must keep a slot). OpenSIPS reads the same numbers as
- * running weights, exact in any case: for it the change is a rounding to 1 %.
+ * LB refuses 0, and an active destination must keep a slot). Kamailio nodes only (node-link.ts):
+ * OpenSIPS draws by running weights, exact as they are, and slots would only round them.
  */
+
+import type { Destination } from '../kamailio/dispatcher-list.js';
 
 /** Kamailio's relative-weight table: 100 slots. */
 export const RWEIGHT_SLOTS = 100;
@@ -51,4 +53,20 @@ export function rweightSlots(weights: readonly number[]): number[] {
     slots[take.i]! -= 1;
   }
   return slots;
+}
+
+/**
+ * A Kamailio node's list: each set's active destinations written as whole slots of its 100, so that
+ * it deals them the shares the scorer chose. The others keep their weight (the LB deals them none).
+ */
+export function asKamailioSlots(list: readonly Destination[]): Destination[] {
+  const out = [...list];
+  for (const set of new Set(list.map((d) => d.setId))) {
+    const active = out.flatMap((d, i) => (d.setId === set && d.state === 'active' ? [i] : []));
+    const slots = rweightSlots(active.map((i) => out[i]!.rweight));
+    active.forEach((i, k) => {
+      out[i] = { ...out[i]!, rweight: slots[k]! };
+    });
+  }
+  return out;
 }

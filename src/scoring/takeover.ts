@@ -17,6 +17,7 @@
  * starts out of rotation: it enters through confirmation and slow start like any returning backend.
  * A set with no active listed backend is left to the usual fresh start.
  */
+import { RWEIGHT_SLOTS } from '../push/rweight-slots.js';
 import { FRESH_MEMORY } from './scorer.js';
 import type { ScoringParams } from './params.js';
 import type { BackendMemory, ScorerState, SetMemory } from './types.js';
@@ -39,9 +40,18 @@ export function takeoverState(seeds: readonly TakeoverSeed[], now: number, p: Sc
     const live = members.filter((m) => m.listedWeight > 0 && m.capacity > 0);
     if (live.length === 0) continue;
     const perCapacity = (m: TakeoverSeed) => m.listedWeight / m.capacity;
-    const top = Math.max(...live.map(perCapacity));
+    const topSeed = live.reduce((a, m) => (perCapacity(m) > perCapacity(a) ? m : a));
+    const top = perCapacity(topSeed);
+    // Within one slot of the top, each way, when the node holds slots (Kamailio's, summing to 100:
+    // src/push/rweight-slots.ts): each is within one of its share, so equal backends come back as
+    // 34/33/33 (30 of them as 4s and 3s), and reading that as derating would cut the pool, and the
+    // admission limit, by up to a quarter at every restart. Weights on the scorer's own scale
+    // (OpenSIPS, an older controller) are exact to their rounding and read as they are.
+    const slots = live.length > 1 && live.reduce((a, m) => a + m.listedWeight, 0) === RWEIGHT_SLOTS;
+    const level = (m: TakeoverSeed) =>
+      slots && (m.listedWeight + 1) / m.capacity >= (topSeed.listedWeight - 1) / topSeed.capacity;
     for (const m of live) {
-      const factor = Math.min(1, Math.max(p.factor_floor, perCapacity(m) / top));
+      const factor = level(m) ? 1 : Math.min(1, Math.max(p.factor_floor, perCapacity(m) / top));
       backends.set(m.id, {
         ...FRESH_MEMORY,
         derating: { factor, overSince: null, lastCutAt: null },

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { desiredDestinations, type ListedBackend } from '../../src/push/desired-list.js';
-import { rweightSlots, RWEIGHT_SLOTS } from '../../src/push/rweight-slots.js';
+import { asKamailioSlots, rweightSlots, RWEIGHT_SLOTS } from '../../src/push/rweight-slots.js';
 
 /**
  * Slots Kamailio gives each destination of a list (rweights in file order): its array is the file
@@ -71,7 +71,7 @@ describe('push: rweights as whole slots of the LB table', function () {
     expect(rweightSlots(w)).to.deep.equal(w);
   });
 
-  describe('the desired list', function () {
+  describe("a Kamailio node's list (asKamailioSlots of the desired list)", function () {
     const backend = (id: string, set: number, health = 'up'): ListedBackend => ({
       id,
       set,
@@ -92,17 +92,19 @@ describe('push: rweights as whole slots of the LB table', function () {
         be6: 60,
         be7: 40,
       };
-      const list = desiredDestinations(
-        [
-          backend('be1', 1),
-          backend('be2', 1),
-          backend('be3', 1),
-          backend('be4', 1, 'down'),
-          backend('be5', 1, 'draining'),
-          backend('be6', 2),
-          backend('be7', 2),
-        ],
-        (id) => weights[id] ?? 0,
+      const list = asKamailioSlots(
+        desiredDestinations(
+          [
+            backend('be1', 1),
+            backend('be2', 1),
+            backend('be3', 1),
+            backend('be4', 1, 'down'),
+            backend('be5', 1, 'draining'),
+            backend('be6', 2),
+            backend('be7', 2),
+          ],
+          (id) => weights[id] ?? 0,
+        ),
       );
       expect(list.map((d) => `${d.setId} ${d.duid} ${d.state} ${d.rweight}`)).to.deep.equal([
         '1 be1 active 14',
@@ -117,8 +119,8 @@ describe('push: rweights as whole slots of the LB table', function () {
 
     it('the same weights always give the same list (no churn between pushes)', function () {
       const backends = [backend('be1', 1), backend('be2', 1), backend('be3', 1)];
-      const a = desiredDestinations(backends, () => 33);
-      const b = desiredDestinations([...backends].reverse(), () => 33);
+      const a = asKamailioSlots(desiredDestinations(backends, () => 33));
+      const b = asKamailioSlots(desiredDestinations([...backends].reverse(), () => 33));
       expect(a).to.deep.equal(b);
       expect(a.map((d) => d.rweight)).to.deep.equal([34, 33, 33]);
     });

@@ -39,6 +39,24 @@ describe('scoring: takeover from the weights an LB holds', function () {
     expect(weightsOf(setOf(seeded.sets))).to.deep.equal({ a: 25, b: 51, c: 100 });
   });
 
+  it('equal backends held as 34/33/33 slots (or 30 as 4s and 3s) come back at full capacity, not derated', function () {
+    for (const n of [3, 30]) {
+      const slots = Array.from({ length: n }, (_, i) =>
+        i < 100 % n ? Math.ceil(100 / n) : Math.floor(100 / n),
+      );
+      const listed = Object.fromEntries(slots.map((w, i) => [`b${i}`, [100, w]])) as Record<
+        string,
+        [number, number]
+      >;
+      const state = takeoverState(seeds(listed), 0, P);
+      const factors = [...state.backends.values()].map((m) => m.derating.factor);
+      expect(
+        factors.every((f) => f === 1),
+        `${n} backends: ${factors.join(' ')}`,
+      ).to.equal(true);
+    }
+  });
+
   it('a few quiet seconds later the derated backend has only recovered at the law rate, step by step', function () {
     const listed = { a: [100, 40], b: [100, 100] } as Record<string, [number, number]>;
     let state = takeoverState(seeds(listed), 0, P);
