@@ -154,6 +154,22 @@ export const JOIN_GAP_MS = 10_000;
 /** Longest report gap the law integrates over (a silence must not make one report jump far). */
 const MAX_GAP_MS = 2000;
 
+/** How many standard deviations of the counting noise the floor stays under the smoothed served rate. */
+const FLOOR_SIGMAS = 2;
+
+/**
+ * What the backend demonstrably serves: the smoothed served rate less FLOOR_SIGMAS of its counting
+ * noise. The floor only ever raises the estimate, so it ratchets on the noise of what it is fed: a
+ * Poisson count smoothed over half-life h has a standard deviation of sqrt(rate x ln 2 / (2 h)), 2.8
+ * calls/s for a backend at 23 calls/s and h = 1 s (12 %), and the upper envelope of that is where
+ * a raw floor settles.
+ */
+export function servedFloor(smoothed: number, halfLifeMs: number): number {
+  if (!(halfLifeMs > 0)) return smoothed;
+  const sigma = Math.sqrt((Math.max(0, smoothed) * Math.LN2) / (2 * (halfLifeMs / 1000)));
+  return Math.max(0, smoothed - FLOOR_SIGMAS * sigma);
+}
+
 export function foldCapacity(
   s: LearnedCapacity,
   e: CapacityEvidence,
@@ -241,7 +257,7 @@ export function foldCapacity(
       cps += a * (target - cps);
     }
   } else if (smoothedServed !== null) {
-    cps = Math.max(cps, smoothedServed);
+    cps = Math.max(cps, servedFloor(smoothedServed, c.served_half_life_ms));
     const quiet = queueAt === null || e.at - queueAt >= c.probe_delay_ms;
     // Headroom: no queue forming. A backend near its knee (the emulated one: a few KB from ~85 %)
     // has none to find, and probing it only pushes it into a standing queue that snaps the
