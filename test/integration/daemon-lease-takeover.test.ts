@@ -7,10 +7,12 @@
  * weight leaving its deadband, no backend bounced and the drain kept. Everything read from outside:
  * the LB over JSON-RPC, the controller's API and /metrics.
  *
- * A quiet lab leaves every weight at 100, which a fresh start would push too. So while the controller
- * is down the LB's list is rewritten as a previous run would have left it with be1 derated (rweight
- * 40), and the factors do not recover (scoring.recover_per_s 0): the weights it pushes in steady state
- * are then exactly what it found. A controller that did not take over would push be1 at 100.
+ * A quiet lab leaves the two live backends at 50 slots each of the LB's 100, which a fresh start
+ * would push too. So while the controller is down the LB's list is rewritten as a previous run would
+ * have left it with be1 derated to 40 % of be2's share (the controller's 40:100, held as 29 and 71
+ * slots: src/push/rweight-slots.ts), and the factors do not recover (scoring.recover_per_s 0): the
+ * weights it pushes in steady state are then exactly what it found. A controller that did not take
+ * over would push 50/50.
  */
 import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
@@ -25,7 +27,9 @@ import { http, waitReady } from './api-support.js';
 const LEASE_MS = 1500;
 const DEADBAND_RATIO = 0.04;
 const LIVE = ['be1', 'be2'];
-const DERATED = 40;
+/** be1 derated to 40 % of be2's share: the controller's 40:100 as a Kamailio node holds it. */
+const DERATED = 29;
+const FULL = 71;
 
 describe('lease, backstop and takeover through the daemons (real lab on 127.41.x.x)', function () {
   this.timeout(300000);
@@ -112,7 +116,7 @@ describe('lease, backstop and takeover through the daemons (real lab on 127.41.x
       setId: t.setId,
       uri: t.uri,
       state: t.state === 'disabled' ? 'disabled' : 'active',
-      rweight: t.duid === 'be1' ? DERATED : (t.rweight ?? 1),
+      rweight: t.duid === 'be1' ? DERATED : t.duid === 'be2' ? FULL : (t.rweight ?? 1),
       duid: t.duid!,
     }));
     const path = (d!.labConfig().lb_nodes[0]!.dispatcher_list as { path: string }).path;

@@ -1,7 +1,8 @@
 /**
  * Live reload of what docs/operations.md says applies live, each shown from outside (lab on
  * 127.32.x.x, `sipweigh controller` with its API): scoring parameters and `scoring.cycle_ms` (the
- * LB's weights follow a new weight_max, and step back up once per new cycle), `admission` (the LB's
+ * controller's weights follow a new weight_max, and step back up once per new cycle, while the LB
+ * keeps the two equal backends at 50 slots of its 100 each), `admission` (the LB's
  * limiter follows the new headroom), `schedules` (a maintenance job added drains at the LB, removed
  * stops), `logging.level` (judged by the level field of the lines written, never their text) and
  * the API's token (the new one accepted, the old one refused). Both triggers: SIGHUP and
@@ -45,6 +46,8 @@ describe('live reload through the daemons (real lab on 127.32.x.x)', function ()
     return (r.json as { changes: Record<string, unknown> }).changes;
   }
   const weights = async () => (await d!.lbWeights()) ?? new Map<string, number>();
+  /** The controller's own weights (its scale: the largest at weight_max), from the API. */
+  const scored = async () => new Map((await d!.backends()).map((b) => [b.id, b.score?.weight ?? 0] as const));
   const limitAtLb = async () => (await readLimiters(d!.rpc)).get(admissionLimiterName(1))?.limitCps ?? null;
   const logLevelsSince = (offset: number): number[] =>
     readFileSync(d!.controller!.logFile, 'utf8')
@@ -63,15 +66,20 @@ describe('live reload through the daemons (real lab on 127.32.x.x)', function ()
     cfg.schedules = { reconcile: '0 0 * * * *' };
     d.startController(cfg);
     await waitReady(d.base);
-    watcher = new WeightWatcher(d.rpc, 100).start();
+    watcher = new WeightWatcher(scored, 100).start();
     await eventually(
       async () => {
-        // Scored and pushed by the controller (the lab's list already says 100 before it has).
+        // Scored and pushed by the controller: 100 each on its scale, 50 slots each at the LB (the
+        // lab's own list says 100 each before the controller has pushed).
         const api = await d!.backends();
         const w = await weights();
-        return api.every((b) => b.weights.lb1 === 100) && w.get('be1') === 100 && w.get('be2') === 100;
+        return (
+          api.every((b) => b.score?.weight === 100 && b.weights.lb1 === 50) &&
+          w.get('be1') === 50 &&
+          w.get('be2') === 50
+        );
       },
-      'both backends at weight 100',
+      'both backends at weight 100, 50 slots each at the LB',
       60000,
     );
   });
@@ -81,7 +89,7 @@ describe('live reload through the daemons (real lab on 127.32.x.x)', function ()
     await d?.stop();
   });
 
-  it('SIGHUP: scoring.weight_max applies live (the LB’s weights follow it at the next cycle)', async function () {
+  it('SIGHUP: scoring.weight_max applies live (the controller’s weights follow it at the next cycle)', async function () {
     const next = structuredClone(cfg);
     next.scoring = { ...(cfg.scoring as object), weight_max: 50 };
     const from = Date.now();
@@ -92,6 +100,13 @@ describe('live reload through the daemons (real lab on 127.32.x.x)', function ()
       30000,
     );
     expect(reached - from).to.be.below(5000);
+    // The shares do not move: the LB still deals half the calls to each.
+    expect(await weights()).to.deep.equal(
+      new Map([
+        ['be1', 50],
+        ['be2', 50],
+      ]),
+    );
     cfg = next;
   });
 

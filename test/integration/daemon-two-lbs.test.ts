@@ -30,7 +30,8 @@ describe('two LB nodes behind one controller (real lab on 127.33.x.x)', function
   let watcher1: WeightWatcher | undefined;
 
   const lb2Weights = () => fetchEffectiveWeights(rpc2!, { deadlineMs: 2000 });
-  const both100 = (w: ReadonlyMap<string, number> | null) => w?.get('be1') === 100 && w.get('be2') === 100;
+  // Two equal backends: 50 slots of the LB's 100 each (src/push/rweight-slots.ts).
+  const bothHalf = (w: ReadonlyMap<string, number> | null) => w?.get('be1') === 50 && w.get('be2') === 50;
   const metric = (m: Sample[], name: string, labels: Record<string, string>) =>
     sample(m, name, labels)?.value ?? 0;
 
@@ -61,8 +62,8 @@ describe('two LB nodes behind one controller (real lab on 127.33.x.x)', function
 
   it('both LBs hold the same weights, and the API and /metrics say so per node', async function () {
     await eventually(
-      async () => both100(await d!.lbWeights()) && both100(await lb2Weights()),
-      'be1 and be2 at 100 on both LBs',
+      async () => bothHalf(await d!.lbWeights()) && bothHalf(await lb2Weights()),
+      'be1 and be2 at 50 slots on both LBs',
       60000,
       200,
     );
@@ -74,16 +75,16 @@ describe('two LB nodes behind one controller (real lab on 127.33.x.x)', function
     const be1 = await eventually(
       async () => {
         const b = await d!.backend('be1');
-        return b?.weights.lb1 === 100 && b.weights.lb2 === 100 ? b : null;
+        return b?.weights.lb1 === 50 && b.weights.lb2 === 50 ? b : null;
       },
-      'the API shows be1 at 100 on both LB nodes',
+      'the API shows be1 at 50 on both LB nodes',
       30000,
       200,
     );
-    expect(be1.weights).to.deep.equal({ lb1: 100, lb2: 100 });
+    expect(be1.weights).to.deep.equal({ lb1: 50, lb2: 50 });
     const m = await d!.metrics();
     for (const node of ['lb1', 'lb2']) {
-      expect(metric(m, 'sipweigh_backend_weight', { backend: 'be2', node }), node).to.equal(100);
+      expect(metric(m, 'sipweigh_backend_weight', { backend: 'be2', node }), node).to.equal(50);
       expect(metric(m, 'sipweigh_lb_node_synced', { node }), node).to.equal(1);
     }
   });
@@ -118,7 +119,7 @@ describe('two LB nodes behind one controller (real lab on 127.33.x.x)', function
     writeFileSync(lb2List, STALE);
     lb2 = await startExtraLb(d!.lab, 'lb2', LB2_IP, lb2List);
     expect((await lb2Weights())?.get('be1')).to.equal(0);
-    await eventually(async () => both100(await lb2Weights()), 'lb2 repaired', 30000, 200);
+    await eventually(async () => bothHalf(await lb2Weights()), 'lb2 repaired', 30000, 200);
     // The restarted LB lost its admission limit with its memory: set again.
     await eventually(
       async () => {
@@ -135,7 +136,7 @@ describe('two LB nodes behind one controller (real lab on 127.33.x.x)', function
     const w1 = watcher1;
     const n = w1.samples.length;
     await eventually(() => w1.samples.length >= n + 5, 'more readings of lb1', 30000);
-    expect(w1.samples.every((s) => both100(s.weights))).to.equal(true);
+    expect(w1.samples.every((s) => bothHalf(s.weights))).to.equal(true);
   });
 
   it('lb2 changed by hand (set_state inactive) is repaired too; lb1 still untouched', async function () {
@@ -146,7 +147,7 @@ describe('two LB nodes behind one controller (real lab on 127.33.x.x)', function
     const from = watcher1!.samples.length;
     await rpc2!.call('dispatcher.set_state', ['i', 1, 'sip:127.33.0.12:5060']);
     expect((await lb2Weights())?.get('be2')).to.equal(0);
-    await eventually(async () => both100(await lb2Weights()), 'lb2 repaired again', 30000, 200);
+    await eventually(async () => bothHalf(await lb2Weights()), 'lb2 repaired again', 30000, 200);
     expect(
       metric(await d!.metrics(), 'sipweigh_lb_pushes_total', { node: 'lb1', outcome: 'applied' }),
     ).to.equal(applied1);
@@ -154,6 +155,6 @@ describe('two LB nodes behind one controller (real lab on 127.33.x.x)', function
     const n = w1.samples.length;
     await eventually(() => w1.samples.length >= n + 5, 'more readings of lb1', 30000);
     const since = w1.samples.slice(from);
-    expect(since.every((s) => both100(s.weights))).to.equal(true);
+    expect(since.every((s) => bothHalf(s.weights))).to.equal(true);
   });
 });
