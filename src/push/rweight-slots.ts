@@ -5,8 +5,8 @@
  * Why (Kamailio 5.6 and 6.1, dispatcher algorithm 11, dispatch.c `dp_init_relative_weights`): each
  * active destination gets `rweight * 100 / Σ rweight` slots, truncated, and every slot the
  * truncation leaves (up to one fewer than the destinations) goes to the destination filled last.
- * That is the *first* line of the list file: `add_dest2list` appends in file order and
- * `reindex_dests` copies the list backwards. Written as the scorer's 25/50/100, the first backend
+ * Among destinations of equal priority that is the *first* line of the list file (with a slice):
+ * `add_dest2list` appends in file order and `reindex_dests` copies the list backwards. Written as the scorer's 25/50/100, the first backend
  * (14.3 % of the pool) got 15 slots of 100, 5 % over its share, in every run of the quality bench;
  * written as 32/58/100 it got 18 for 16.8. On a small backend near its knee that excess is the
  * difference between carrying the step and missing it on p99.

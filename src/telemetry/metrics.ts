@@ -326,7 +326,7 @@ export class ControllerTelemetry {
     );
     perBackend(
       'sipweigh_backend_desired_weight',
-      'Weight the controller wants at every LB node (0 = inactive)',
+      'Weight the controller wants at every LB node, on its own scale (largest = weight_max; a Kamailio node holds it as slots of 100; 0 = inactive)',
       [],
       (g, s) => {
         for (const v of s.views) {
