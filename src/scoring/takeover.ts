@@ -40,16 +40,17 @@ export function takeoverState(seeds: readonly TakeoverSeed[], now: number, p: Sc
     const live = members.filter((m) => m.listedWeight > 0 && m.capacity > 0);
     if (live.length === 0) continue;
     const perCapacity = (m: TakeoverSeed) => m.listedWeight / m.capacity;
-    const topSeed = live.reduce((a, m) => (perCapacity(m) > perCapacity(a) ? m : a));
-    const top = perCapacity(topSeed);
-    // Within one slot of the top, each way, when the node holds slots (Kamailio's, summing to 100:
-    // src/push/rweight-slots.ts): each is within one of its share, so equal backends come back as
-    // 34/33/33 (30 of them as 4s and 3s), and reading that as derating would cut the pool, and the
-    // admission limit, by up to a quarter at every restart. Weights on the scorer's own scale
-    // (OpenSIPS, an older controller) are exact to their rounding and read as they are.
+    const top = Math.max(...live.map(perCapacity));
+    // From a Kamailio node's slots (a list summing to 100: src/push/rweight-slots.ts), each within one
+    // of its share: the lowest level every backend's share is consistent with (none above factor 1)
+    // is the largest of (slots - 1) / capacity, and a backend whose slots + 1 reach it may be at
+    // factor 1 and is read so. Equal backends come back as 34/33/33 (30 of them as 4s and 3s), and
+    // reading that as derating would cut the pool, and the admission limit, by up to a quarter at
+    // every restart; a 25/50/100 pool's largest derated to 0.9 (15/30/55) still reads 0.92. Weights
+    // on the scorer's own scale (OpenSIPS, an older controller) are exact to their rounding.
     const slots = live.length > 1 && live.reduce((a, m) => a + m.listedWeight, 0) === RWEIGHT_SLOTS;
-    const level = (m: TakeoverSeed) =>
-      slots && (m.listedWeight + 1) / m.capacity >= (topSeed.listedWeight - 1) / topSeed.capacity;
+    const lowest = Math.max(...live.map((m) => (m.listedWeight - 1) / m.capacity));
+    const level = (m: TakeoverSeed) => slots && (m.listedWeight + 1) / m.capacity >= lowest;
     for (const m of live) {
       const factor = level(m) ? 1 : Math.min(1, Math.max(p.factor_floor, perCapacity(m) / top));
       backends.set(m.id, {

@@ -55,6 +55,10 @@ describe('scoring: takeover from the weights an LB holds', function () {
         `${n} backends: ${factors.join(' ')}`,
       ).to.equal(true);
     }
+    // A real derating is kept: 25/50/100 with the largest at 0.9 is held as 15/30/55.
+    const derated = takeoverState(seeds({ a: [25, 15], b: [50, 30], c: [100, 55] }), 0, P);
+    expect(derated.backends.get('c')!.derating.factor).to.be.closeTo(0.917, 0.01);
+    expect(derated.backends.get('a')!.derating.factor).to.equal(1);
   });
 
   it('a few quiet seconds later the derated backend has only recovered at the law rate, step by step', function () {

@@ -16,8 +16,10 @@
  *   the estimate is not believed: the estimate aims at served / retransmit_max_inflation (the
  *   low end of what the backend may really serve) and never rises; the probe below finds the
  *   rest once the backlog has drained.
- * - Without a standing queue, the backend carries what it serves: the estimate is at least the
- *   served rate (smoothed over served_half_life_ms, so one burst does not lift it).
+ * - Without a standing queue, the backend carries what it serves: the estimate is at least what it
+ *   demonstrably serves, the served rate smoothed over served_half_life_ms (so one burst does not
+ *   lift it) less two standard deviations of its counting noise (servedFloor), once the average has
+ *   been fed for FLOOR_WARM_HALF_LIVES half-lives (before that it is a few reports, far noisier).
  * - And when it serves at least probe_above_ratio of the estimate (the weights or the admission
  *   limit bind), its queue has not stood for probe_delay_ms and is quiet now (smoothed below
  *   quiet_queue_bytes: no queue forming, so there is headroom to find), the estimate probes upward
@@ -42,8 +44,9 @@
  *   not retried.
  * - The estimate stays within [min_ratio, max_ratio] x the prior.
  *
- * Monotone: more served calls never lower the estimate, and a standing queue never raises it above
- * what the same report without a queue would.
+ * Monotone: more served calls never lower the estimate. A queue raises it no further than the smoothed
+ * served rate: a saturated backend serves its capacity, and a tracked average (up or down) has no
+ * ratchet to guard against, so it is not held to the floor's margin below it.
  */
 import { ewmaAlpha, ewmaFold } from '../smoothing.js';
 import type { Smoothed } from '../types.js';
@@ -54,6 +57,8 @@ export interface LearnedCapacity {
   readonly cps: number;
   /** Served calls/s, smoothed (null before the first report that carried req_rate). */
   readonly served: Smoothed | null;
+  /** When that average last started afresh (null: not yet): the floor waits until it is warm. */
+  readonly servedSince: number | null;
   /** When the queue last stood (null: never seen). */
   readonly queueAt: number | null;
   /**
@@ -112,6 +117,7 @@ export function freshLearned(prior: number): LearnedCapacity {
   return {
     cps: prior,
     served: null,
+    servedSince: null,
     queueAt: null,
     aboveSince: null,
     aboveReports: 0,
@@ -156,13 +162,20 @@ const MAX_GAP_MS = 2000;
 
 /** How many standard deviations of the counting noise the floor stays under the smoothed served rate. */
 const FLOOR_SIGMAS = 2;
+/**
+ * The floor waits until the served average has been fed this many half-lives without a restart (a
+ * backend's first reports, or after a silence over MAX_GAP_MS): until then it holds a few reports,
+ * whose noise is several times the steady one (one 250 ms report: 4 x rate, against 0.35 x rate).
+ */
+const FLOOR_WARM_HALF_LIVES = 3;
 
 /**
  * What the backend demonstrably serves: the smoothed served rate less FLOOR_SIGMAS of its counting
  * noise. The floor only ever raises the estimate, so it ratchets on the noise of what it is fed: a
  * Poisson count smoothed over half-life h has a standard deviation of sqrt(rate x ln 2 / (2 h)), 2.8
  * calls/s for a backend at 23 calls/s and h = 1 s (12 %), and the upper envelope of that is where
- * a raw floor settles.
+ * a raw floor settles. The margin slows that ratchet rather than ending it (the probe and a long
+ * enough run of high windows still lift it), and it is the steady average's: see FLOOR_WARM_HALF_LIVES.
  */
 export function servedFloor(smoothed: number, halfLifeMs: number): number {
   if (!(halfLifeMs > 0)) return smoothed;
@@ -184,6 +197,19 @@ export function foldCapacity(
       ? s.served
       : ewmaFold(s.served, e.servedCps, e.at, c.served_half_life_ms, MAX_GAP_MS);
   const smoothedServed = served === null || e.servedCps === null ? null : served.value;
+  // When the served average last started afresh (ewmaFold restarts it after MAX_GAP_MS).
+  const servedSince =
+    e.servedCps === null
+      ? s.servedSince
+      : s.served === null || e.at - s.served.at > MAX_GAP_MS
+        ? e.at
+        : (s.servedSince ?? e.at);
+  const floor =
+    smoothedServed === null ||
+    servedSince === null ||
+    e.at - servedSince < FLOOR_WARM_HALF_LIVES * c.served_half_life_ms
+      ? null
+      : servedFloor(smoothedServed, c.served_half_life_ms);
   const queueAvg =
     e.queueBytes === null
       ? s.queueAvg
@@ -227,8 +253,8 @@ export function foldCapacity(
       // end (never above the estimate): the backlog drains, and the probe finds the rest within
       // a few seconds. Holding the estimate instead left the cut to the derating law, which in the
       // simulation overshot to 0.2 of the backend's share and took 15 s to come back.
-      // A rise is taken no further than the smoothed served rate (what the branch without a queue
-      // would take): a queue never lifts the estimate above what the same report without one would.
+      // A rise is taken no further than the smoothed served rate: one report's count is not believed
+      // above the average.
       const rise = Math.max(cps, Math.min(e.servedCps, smoothedServed ?? e.servedCps));
       // How much the counts may be inflated: from none at T1 to the most at 2 T1 (a request that
       // waited 2 T1 has been sent twice or more); the most at once with drops (a lost request is
@@ -257,7 +283,7 @@ export function foldCapacity(
       cps += a * (target - cps);
     }
   } else if (smoothedServed !== null) {
-    cps = Math.max(cps, servedFloor(smoothedServed, c.served_half_life_ms));
+    cps = Math.max(cps, floor ?? cps);
     const quiet = queueAt === null || e.at - queueAt >= c.probe_delay_ms;
     // Headroom: no queue forming. A backend near its knee (the emulated one: a few KB from ~85 %)
     // has none to find, and probing it only pushes it into a standing queue that snaps the
@@ -288,6 +314,7 @@ export function foldCapacity(
   return {
     cps,
     served,
+    servedSince,
     queueAt,
     aboveSince,
     aboveReports,

@@ -13,7 +13,10 @@ export interface CapacityParams {
   readonly standing_window_ms: number;
   /** While the queue stands, half-life of the estimate's move to the served rate. */
   readonly track_half_life_ms: number;
-  /** Half-life of the served rate (bounds the estimate from below, decides a probe) and of the queue (gates a probe). */
+  /**
+   * Half-life of the served rate (bounds the estimate from below, less a margin of its counting noise
+   * that shrinks as 1/sqrt(h); decides a probe) and of the queue (gates a probe).
+   */
   readonly served_half_life_ms: number;
   /**
    * Retransmissions: at or above this standing OPTIONS round trip (or with any drop) the request
