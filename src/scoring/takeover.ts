@@ -59,7 +59,9 @@ export function takeoverState(seeds: readonly TakeoverSeed[], now: number, p: Sc
         rotation: { kind: 'in', since: now, slowStart: false },
       });
     }
-    const scale = p.weight_max / Math.max(...live.map((m) => m.listedWeight));
+    // Slots go back onto the scorer's scale (largest at weight_max), ratios kept; any other list, and
+    // a lone live backend (no ratio to keep), is taken as it is listed.
+    const scale = slots ? p.weight_max / Math.max(...live.map((m) => m.listedWeight)) : 1;
     const onScale = (w: number) =>
       w > 0 ? Math.max(p.weight_min, Math.min(p.weight_max, Math.round(w * scale))) : 0;
     sets.set(set, {

@@ -39,6 +39,16 @@ describe('scoring: takeover from the weights an LB holds', function () {
     expect(weightsOf(setOf(seeded.sets))).to.deep.equal({ a: 25, b: 51, c: 100 });
   });
 
+  it('a list that is not slots, and a lone live backend, is kept as listed (a set held through a panic keeps it)', function () {
+    const lone = takeoverState(seeds({ a: [100, 70], b: [100, 0] }), 0, P);
+    expect([...lone.sets.get(1)!.weights!]).to.deep.equal([
+      ['a', 70],
+      ['b', 0],
+    ]);
+    const operator = takeoverState(seeds({ a: [100, 40], b: [100, 80] }), 0, P);
+    expect([...operator.sets.get(1)!.weights!.values()]).to.deep.equal([40, 80]);
+  });
+
   it('equal backends held as 34/33/33 slots (or 30 as 4s and 3s) come back at full capacity, not derated', function () {
     for (const n of [3, 30]) {
       const slots = Array.from({ length: n }, (_, i) =>
