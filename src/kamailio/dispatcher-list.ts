@@ -7,6 +7,12 @@ import type { DispatcherTarget } from './dispatcher-list-reply.js';
 
 export type DestinationState = 'active' | 'inactive' | 'disabled';
 
+/**
+ * Algorithm 11's relative-weight table: 100 slots, dealt in proportion to the active destinations'
+ * rweights (dispatch.c `dp_init_relative_weights`; push/rweight-slots.ts writes them to fill it exactly).
+ */
+export const RWEIGHT_SLOTS = 100;
+
 /** Flag bits as dispatcher reads them from the file: 1 inactive, 4 disabled (see KAMAILIO-NOTES). */
 const STATE_FLAGS: Record<DestinationState, number> = { active: 0, inactive: 1, disabled: 4 };
 

@@ -17,10 +17,7 @@
  * OpenSIPS draws by running weights, exact as they are, and slots would only round them.
  */
 
-import type { Destination } from '../kamailio/dispatcher-list.js';
-
-/** Kamailio's relative-weight table: 100 slots. */
-export const RWEIGHT_SLOTS = 100;
+import { RWEIGHT_SLOTS, type Destination } from '../kamailio/dispatcher-list.js';
 
 /**
  * Whole slots for `weights` (positive integers, one per active destination, in any order): sums to

@@ -17,7 +17,7 @@
  * starts out of rotation: it enters through confirmation and slow start like any returning backend.
  * A set with no active listed backend is left to the usual fresh start.
  */
-import { RWEIGHT_SLOTS } from '../push/rweight-slots.js';
+import { RWEIGHT_SLOTS } from '../kamailio/dispatcher-list.js';
 import { FRESH_MEMORY } from './scorer.js';
 import type { ScoringParams } from './params.js';
 import type { BackendMemory, ScorerState, SetMemory } from './types.js';

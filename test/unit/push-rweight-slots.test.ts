@@ -6,7 +6,8 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { desiredDestinations, type ListedBackend } from '../../src/push/desired-list.js';
-import { asKamailioSlots, rweightSlots, RWEIGHT_SLOTS } from '../../src/push/rweight-slots.js';
+import { RWEIGHT_SLOTS } from '../../src/kamailio/dispatcher-list.js';
+import { asKamailioSlots, rweightSlots } from '../../src/push/rweight-slots.js';
 
 /**
  * Slots Kamailio gives each destination of a list (rweights in file order): its array is the file
