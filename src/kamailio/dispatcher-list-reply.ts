@@ -12,6 +12,9 @@
  *                       "HOST": ..., "PORT": ...           (only in "full" mode) } } ] } } ] } }
  *
  * FLAGS is two letters: state A(ctive) I(nactive) D(isabled) T(rying), then P(robing) N(o ping) X(neither).
+ * The state letter is the first that applies of I, D, T, A (`ds_rpc_print_set`, 6.1.4), so a "T"
+ * has neither the inactive nor the disabled flag: `ds_skip_dst` (dispatch.h) skips only those two,
+ * and a trying destination is still picked, with its share of algorithm 11's slots.
  * An empty dispatcher answers with the error 500 "No Destination Sets": that is an empty list, not
  * a failure. Unknown extra fields are ignored (they differ between versions and modes); a missing or
  * mistyped field we rely on is an error naming its path.
@@ -24,6 +27,12 @@ export interface DispatcherTarget {
   readonly setId: number;
   readonly uri: string;
   readonly state: DispatcherState;
+  /**
+   * Whether the LB's dispatcher still picks this destination, read by the parser of the platform
+   * that listed it: the same state means different things (a Kamailio "T" is in rotation, an
+   * OpenSIPS "Probing", also listed as trying, is out).
+   */
+  readonly inRotation: boolean;
   readonly probing: DispatcherProbing;
   readonly priority: number;
   /** The raw attrs string as in the list file, '' when none. */
@@ -43,11 +52,11 @@ export interface DispatcherTarget {
 }
 
 /**
- * The weight a destination has in the LB's rotation: its rweight while active, 0 otherwise (inactive,
- * disabled, or trying). A destination without an rweight counts 1, as algorithm 11 treats it.
+ * The weight a destination has in the LB's rotation: its rweight while in rotation, 0 otherwise.
+ * A destination without an rweight counts 1, as algorithm 11 treats it.
  */
 export function effectiveWeight(t: DispatcherTarget): number {
-  return t.state === 'active' ? (t.rweight ?? 1) : 0;
+  return t.inRotation ? (t.rweight ?? 1) : 0;
 }
 
 export type DispatcherListResult =
@@ -128,6 +137,8 @@ function parseTarget(setId: number, v: unknown, path: string): DispatcherTarget 
     setId,
     uri,
     state,
+    // What ds_skip_dst leaves in: everything but inactive and disabled (see the header).
+    inRotation: state === 'active' || state === 'trying',
     probing,
     priority,
     attrsBody,

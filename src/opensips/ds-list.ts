@@ -89,6 +89,8 @@ export function parseDsList(result: unknown, partition = 'default'): DispatcherL
           setId: s.id,
           uri: d.URI,
           state,
+          // dst_is_active: Probing, listed as trying, is out of rotation here (see dsListWeights).
+          inRotation: state === 'active',
           probing: 'none',
           priority: typeof d.priority === 'number' ? d.priority : 0,
           attrsBody,
@@ -112,7 +114,8 @@ export function parseDsList(result: unknown, partition = 'default'): DispatcherL
  * picks only destinations with neither its INACTIVE nor its PROBING flag (`dst_is_active`,
  * modules/dispatcher/dispatch.c, 3.6.8): a destination listed "Probing" (a dead backend marked by
  * `ds_mark_dst` or failed pings) is out of rotation exactly like an "Inactive" one, whatever weight
- * the table gives it. Same reading as a Kamailio LB's `effectiveWeight`.
+ * the table gives it. A Kamailio "T" (also trying) stays in: the parsers set `inRotation` each for
+ * its own platform, and `effectiveWeight` reads it.
  */
 export function dsListWeights(result: unknown, partition = 'default'): Map<string, number> | null {
   const list = parseDsList(result, partition);

@@ -22,6 +22,7 @@ function target(uri: string, state: DispatcherTarget['state'], rweight: number |
     setId: 1,
     uri,
     state,
+    inRotation: !isOutOfRotation({ state }),
     probing: 'none',
     priority: 0,
     attrsBody: '',

@@ -214,6 +214,7 @@ function target(setId: number, uri: string, duid: string | null, weight = 50): D
     setId,
     uri,
     state: 'active',
+    inRotation: true,
     probing: 'none',
     priority: 0,
     attrsBody: duid === null ? '' : `duid=${duid}`,
@@ -279,10 +280,11 @@ describe('controller plan: discovery', function () {
         node: 'lb1',
         ok: true as const,
         targets: [
-          { ...target(1, 'sip:10.0.0.1:5060', 'be1'), state: 'disabled' as const },
+          { ...target(1, 'sip:10.0.0.1:5060', 'be1'), state: 'disabled' as const, inRotation: false },
           {
             ...target(1, 'sip:10.0.0.2:5060', 'be2'),
             state: 'inactive' as const,
+            inRotation: false,
             probing: 'probing' as const,
           },
           target(1, 'sip:10.0.0.3:5060', 'be3'),

@@ -126,6 +126,7 @@ describe('push: dispatcher diff against a real 5.6.3 dispatcher.list', function 
           setId: d.setId,
           uri: d.uri,
           state: d.state,
+          inRotation: d.state === 'active',
           probing: 'none',
           priority: d.priority,
           attrsBody: `duid=${d.duid};rweight=${d.rweight}`,
