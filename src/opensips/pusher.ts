@@ -90,7 +90,8 @@ export function needsTable(differences: readonly DestinationDiff[]): boolean {
 
 /**
  * What the LB listed, as a desired list to write back (pure): null when a row cannot be written
- * (a weight outside 1..100, no duid). Probing (trying) is written back as inactive.
+ * (a weight outside 1..100, no duid). Probing (trying) is written back as inactive: out of rotation
+ * either way (`dst_is_active`).
  */
 export function listedAsDesired(targets: readonly DispatcherTarget[]): Destination[] | null {
   const out: Destination[] = [];

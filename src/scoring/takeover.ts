@@ -27,7 +27,7 @@ export interface TakeoverSeed {
   readonly set: number;
   /** Configured capacity, calls/s (> 0). */
   readonly capacity: number;
-  /** Its weight at the LB: rweight when active, 0 otherwise (effectiveWeight). */
+  /** Its weight at the LB: rweight while the LB picks it, 0 otherwise (effectiveWeight). */
   readonly listedWeight: number;
 }
 
