@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import type { DispatcherTarget } from '../../src/kamailio/dispatcher-list-reply.js';
+import { readFileSync } from 'node:fs';
+import { parseDispatcherList, type DispatcherTarget } from '../../src/kamailio/dispatcher-list-reply.js';
 import {
   distribution,
   failoverSummaryJson,
@@ -22,7 +23,8 @@ function target(uri: string, state: DispatcherTarget['state'], rweight: number |
     setId: 1,
     uri,
     state,
-    inRotation: !isOutOfRotation({ state }),
+    // Kamailio's reading (ds_skip_dst): the failover bench runs on Kamailio.
+    inRotation: state === 'active' || state === 'trying',
     probing: 'none',
     priority: 0,
     attrsBody: '',
@@ -110,11 +112,22 @@ describe('bench failover: kill moments', () => {
 });
 
 describe('bench failover: rotation', () => {
-  it('out of rotation means what ds_select_dst skips: inactive or disabled, not trying', () => {
-    expect(isOutOfRotation({ state: 'inactive' })).to.equal(true);
-    expect(isOutOfRotation({ state: 'disabled' })).to.equal(true);
-    expect(isOutOfRotation({ state: 'trying' })).to.equal(false);
-    expect(isOutOfRotation({ state: 'active' })).to.equal(false);
+  it('out of rotation means what ds_select_dst skips on Kamailio: inactive or disabled, not trying', () => {
+    // The bench's LB is Kamailio: its list as the Kamailio parser reads it (a real 5.6.3 reply).
+    const r = parseDispatcherList(
+      JSON.parse(
+        readFileSync(new URL('./push-fixtures/dispatcher-list-5.6.3-flags.json', import.meta.url), 'utf8'),
+      ),
+    );
+    if (!r.ok) throw new Error(r.error);
+    expect(r.targets.map((t) => [t.state, isOutOfRotation(t)])).to.deep.equal([
+      ['active', false],
+      ['disabled', true],
+      ['trying', false],
+      ['active', false],
+      ['inactive', true],
+      ['active', false],
+    ]);
   });
 
   it('share of new calls is the rweight over those in rotation', () => {

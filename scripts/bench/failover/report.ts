@@ -129,9 +129,9 @@ export function killJitterMs(kill: number, kills: number, periodMs: number, u: n
   return (((kill - 1) % kills) + u) * (periodMs / kills);
 }
 
-/** ds_skip_dst() in dispatcher 5.6: only inactive and disabled destinations are never selected. */
-export function isOutOfRotation(t: Pick<DispatcherTarget, 'state'>): boolean {
-  return t.state === 'inactive' || t.state === 'disabled';
+/** Out of the LB's rotation, as the parser of its platform read it (`DispatcherTarget.inRotation`). */
+export function isOutOfRotation(t: Pick<DispatcherTarget, 'inRotation'>): boolean {
+  return !t.inRotation;
 }
 
 /**
