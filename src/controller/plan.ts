@@ -54,7 +54,7 @@ export function isSettled(
 
 /**
  * What the LB holds, as the scorer's takeover seeds (scoring/takeover.ts): each backend with its
- * weight in `listed` (0 when the LB does not list it active). Null before any LB was read: a plain
+ * weight in `listed` (0 when the LB does not list it in rotation: `effectiveWeight`). Null before any LB was read: a plain
  * fresh start.
  */
 export function takeoverSeeds(

@@ -6,16 +6,16 @@
  * A fresh scorer believes every backend has its whole configured capacity (factor 1) and has no
  * previous output, so its first push is the capacity ratio: a backend the previous run had derated
  * to half jumps to full weight at every controller restart, gets overloaded, and is cut again a few
- * seconds later. Seeded from the list, each backend the LB has active gets the factor that
+ * seconds later. Seeded from the list, each backend in the LB's rotation gets the factor that
  * reproduces the listed ratios (weight over capacity, relative to the set's largest, within
  * [factor_floor, 1]) and is in rotation without slow start, and the set's last output is the listed
  * weights on the scorer's scale (the largest at weight_max: the LB holds them as slots of 100,
- * src/push/rweight-slots.ts, and the bounded step, in weight points, would bend the ratios on the way
+ * RWEIGHT_SLOTS, and the bounded step, in weight points, would bend the ratios on the way
  * from one scale to the other): the first targets land on them (within rounding), the deadband holds them,
- * and from there the derating law moves each factor as it would have in steady state. A backend the
- * LB has not active (down, drained, or taken out by the LB's own probing while no controller ran)
+ * and from there the derating law moves each factor as it would have in steady state. A backend out
+ * of the LB's rotation (down, drained, or taken out by the LB's own probing while no controller ran)
  * starts out of rotation: it enters through confirmation and slow start like any returning backend.
- * A set with no active listed backend is left to the usual fresh start.
+ * A set with no listed backend in rotation is left to the usual fresh start.
  */
 import { RWEIGHT_SLOTS } from '../kamailio/dispatcher-list.js';
 import { FRESH_MEMORY } from './scorer.js';
