@@ -15,3 +15,4 @@ export { FRESH_DERATING, updateFactor, type PressureRange } from './derating.js'
 export { ewmaAlpha, ewmaFold } from './smoothing.js';
 export { PRESSURE_CAP, dropsPerSecond, pressureRange, reportSignals, tightest } from './signals.js';
 export { takeoverState, type TakeoverSeed } from './takeover.js';
+export { CAPACITY_RULES, type CapacityRule, type CapacityMoves } from './capacity/estimator.js';

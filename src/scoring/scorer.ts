@@ -325,6 +325,7 @@ function scoreSet(
       dominant: b.dominant,
       factor: m.derating.factor,
       learnedCapacityCps: p.capacity.learn && target !== undefined ? capacityBasis(m, sample, p) : null,
+      learnedMoves: p.capacity.learn && m.learned !== null ? m.learned.moved : null,
       effectiveCapacityCps: effective.get(sample.id) ?? 0,
       assignment,
     });

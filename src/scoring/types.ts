@@ -5,7 +5,7 @@
  */
 import type { HealthKind } from '../health/state-machine.js';
 import type { ReportMetrics } from '../heartbeat/messages.js';
-import type { LearnedCapacity } from './capacity/estimator.js';
+import type { CapacityMoves, LearnedCapacity } from './capacity/estimator.js';
 
 /** One backend as the controller sees it at the start of a cycle. */
 export interface BackendSample {
@@ -93,6 +93,11 @@ export interface BackendScore {
    * is out of rotation.
    */
   readonly learnedCapacityCps: number | null;
+  /**
+   * How far each rule of the estimator has moved the learned capacity, calls/s up and down in all
+   * (capacity/estimator.ts), or null when learning is off or nothing was learned yet.
+   */
+  readonly learnedMoves: CapacityMoves | null;
   /**
    * learned capacity (or, with learning off, configured) × factor × slow-start ramp, calls/s; 0 when
    * out of rotation. The weights and the pool's admission limit are computed from it.

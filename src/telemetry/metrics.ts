@@ -13,7 +13,7 @@ import type { StampedEvent } from '../controller/events.js';
 import { HEALTH_KINDS } from '../health/state-machine.js';
 import { DROP_REASONS } from '../heartbeat/codec.js';
 import type { ProbeCounters } from '../probe/probe-core.js';
-import { SIGNAL_NAMES } from '../scoring/index.js';
+import { CAPACITY_RULES, SIGNAL_NAMES } from '../scoring/index.js';
 import { monotonicOther } from '../controller/sources-report.js';
 import { lbSocketSeries } from './lb-socket-series.js';
 
@@ -324,6 +324,26 @@ export class ControllerTelemetry {
         }
       },
     );
+    // Scraped from the scorer's state, which counts them: a backend that leaves (or a controller
+    // restart) starts again from 0, which Prometheus reads as a counter reset.
+    new Counter<BackendLabels | 'rule' | 'direction'>({
+      name: 'sipweigh_backend_learned_moves_cps_total',
+      help: 'Calls/s each rule of the learned-capacity estimator has moved the backend by, up and down (scoring.capacity.learn; docs/controller.md, Learned capacity)',
+      labelNames: ['backend', 'set', 'rule', 'direction'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const s = snap();
+        if (!s) return;
+        for (const v of s.views) {
+          const moves = scoreOf(s, v.id)?.b.learnedMoves;
+          if (!moves) continue;
+          for (const rule of CAPACITY_RULES)
+            for (const direction of ['up', 'down'] as const)
+              this.inc({ backend: v.id, set: String(v.set), rule, direction }, moves[rule][direction]);
+        }
+      },
+    });
     perBackend(
       'sipweigh_backend_desired_weight',
       'Weight the controller wants at every LB node, on its own scale (largest = weight_max; a Kamailio node holds it as slots of 100; 0 = inactive)',

@@ -88,4 +88,41 @@ describe('closed loop with learned capacity (real LB, backends, agents, controll
     expect(medLimit, 'median admission limit (calls/s)').to.be.at.most(1.05 * POOL);
     expect(medLimit, 'median admission limit (calls/s)').to.be.at.least(0.5 * POOL);
   });
+
+  it('/metrics says which rules moved each estimate, and they add up to it (the load is over: nothing moves now)', async () => {
+    const m = await d!.metrics();
+    const moved = (b: string, dir: 'up' | 'down', rules?: readonly string[]) =>
+      m
+        .filter(
+          (x) =>
+            x.name === 'sipweigh_backend_learned_moves_cps_total' &&
+            x.labels.backend === b &&
+            x.labels.direction === dir &&
+            (rules === undefined || rules.includes(x.labels.rule!)),
+        )
+        .reduce((a, x) => a + x.value, 0);
+    const lines: string[] = [];
+    for (const b of REAL.keys()) {
+      const learned = (await d!.backend(b))?.score?.learned_cps;
+      expect(learned, `${b} learned_cps`).to.be.a('number');
+      const byRule = m
+        .filter(
+          (x) =>
+            x.name === 'sipweigh_backend_learned_moves_cps_total' && x.labels.backend === b && x.value > 0,
+        )
+        .map((x) => `${x.labels.rule} ${x.labels.direction} ${x.value.toFixed(1)}`);
+      lines.push(`${b} ${learned}: ${byRule.join(', ')}`);
+      // The prior plus every rule's moves is the estimate (learned_cps is rounded to 0.1).
+      expect(CONFIGURED + moved(b, 'up') - moved(b, 'down'), `${b}: prior + moves`).to.be.closeTo(
+        learned!,
+        0.2,
+      );
+    }
+    process.stdout.write(`      (${lines.join('; ')})\n`);
+    // be1, configured 58 for a real 25, came down on queue evidence.
+    expect(
+      moved('be1', 'down', ['surge', 'fall', 'standing', 'suspect']),
+      'be1 lowered by the queue',
+    ).to.be.at.least(20);
+  });
 });

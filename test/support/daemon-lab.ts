@@ -41,7 +41,11 @@ export interface ApiBackend {
   readonly drain_cause: string | null;
   readonly capacity_cps: number;
   readonly weights: Readonly<Record<string, number | null>>;
-  readonly score: { readonly weight: number | null; readonly phase: string } | null;
+  readonly score: {
+    readonly weight: number | null;
+    readonly phase: string;
+    readonly learned_cps: number | null;
+  } | null;
 }
 
 export interface DaemonLab {

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { DEFAULT_SCORING_PARAMS } from '../../src/config/scoring-params.js';
 import {
   breakRun,
+  CAPACITY_RULES,
   foldCapacity,
   freshLearned,
   servedFloor,
@@ -346,6 +347,51 @@ describe('learned capacity estimator', () => {
     for (const x of slow.trace) expect(x).to.be.at.most(s.cps + 1e-9);
     const dropping = run(50, Array(8).fill(ev(75, QUEUE, 1, 20)), s);
     for (const x of dropping.trace) expect(x).to.be.at.most(s.cps + 1e-9);
+  });
+
+  it('says which rule moved it: a fall, then the probe finding the capacity again', () => {
+    const surge = C.queue_surge_bytes * 2;
+    // Held at 60 % of 100 for 12 s, then halved: two surge reports serving 50 (a fall, taken at once).
+    const { s: held } = run(100, Array(48).fill(ev(60)));
+    const { s: fell } = run(100, Array(2).fill(ev(50, surge)), held);
+    expect(fell.moved.fall).to.deep.equal({ up: 0, down: 50 });
+    for (const r of CAPACITY_RULES.filter((x) => x !== 'fall'))
+      expect(fell.moved[r], r).to.deep.equal({ up: 0, down: 0 });
+    // Fed 0.9 of its estimate with no queue: the probe (or the climb back to 100) raises it.
+    let x = fell;
+    for (let i = 1; i <= 24; i++) x = foldCapacity(x, { ...ev(0.9 * x.cps), at: fell.at! + i * 250 }, 100, C);
+    const up = x.moved.probe.up + x.moved.climb.up + x.moved.floor.up;
+    expect(up).to.be.above(0);
+    expect(x.cps).to.be.closeTo(100 - 50 + up - x.moved.bound.down, 1e-9);
+  });
+
+  it("property: the prior plus every rule's moves is the estimate, and no move is negative", () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 10, max: 500, noNaN: true }),
+        fc.array(
+          fc.record({
+            served: fc.double({ min: 0, max: 800, noNaN: true }),
+            q: fc.constantFrom<number | null>(0, STANDING, QUEUE, C.queue_surge_bytes * 2, null),
+            rtt: fc.constantFrom(0.2, C.retransmit_rtt_ms + 100),
+            drops: fc.constantFrom(0, 0, 5),
+          }),
+          { minLength: 1, maxLength: 60 },
+        ),
+        (prior, history) => {
+          const { s } = run(
+            prior,
+            history.map((h) => ({ ...ev(h.served, 0, h.rtt, h.drops), queueBytes: h.q })),
+          );
+          let net = 0;
+          for (const r of CAPACITY_RULES) {
+            if (!(s.moved[r].up >= 0 && s.moved[r].down >= 0)) return false;
+            net += s.moved[r].up - s.moved[r].down;
+          }
+          return Math.abs(prior + net - s.cps) <= 1e-9 * Math.max(prior, s.cps);
+        },
+      ),
+    );
   });
 
   it('property: noise inside the band (no standing queue, served below the probe ratio) never moves it', () => {

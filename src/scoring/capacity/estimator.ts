@@ -81,6 +81,40 @@ export interface LearnedCapacity {
   readonly heldSince: number | null;
   /** A fall from an estimate that had held, to be climbed back to (null: none pending). */
   readonly retry: Retry | null;
+  /** How far each rule has moved the estimate, up and down, since the backend was first seen. */
+  readonly moved: CapacityMoves;
+}
+
+/**
+ * The rules that move an estimate (the law above): a surge's served rate (`surge`), taken at once
+ * when the capacity fell (`fall`); a standing queue's smoothed served rate (`standing`); counts
+ * suspected of retransmissions (`suspect`); the served floor (`floor`); the probe (`probe`); the
+ * climb back after a fall (`climb`); the [min_ratio, max_ratio] bounds (`bound`).
+ */
+export const CAPACITY_RULES = [
+  'surge',
+  'fall',
+  'standing',
+  'suspect',
+  'floor',
+  'probe',
+  'climb',
+  'bound',
+] as const;
+export type CapacityRule = (typeof CAPACITY_RULES)[number];
+
+/** Calls/s a rule has moved an estimate by, in all, up and down (never decreasing). */
+export type CapacityMoves = Readonly<Record<CapacityRule, { readonly up: number; readonly down: number }>>;
+
+const NO_MOVES: CapacityMoves = Object.fromEntries(
+  CAPACITY_RULES.map((r) => [r, { up: 0, down: 0 }]),
+) as unknown as CapacityMoves;
+
+/** `moved` with a move of `delta` calls/s by `rule` added (unchanged for no move). */
+function addMove(moved: CapacityMoves, rule: CapacityRule, delta: number): CapacityMoves {
+  if (!(delta !== 0 && Number.isFinite(delta))) return moved;
+  const m = moved[rule];
+  return { ...moved, [rule]: delta > 0 ? { ...m, up: m.up + delta } : { ...m, down: m.down - delta } };
 }
 
 /** A fall being retried: the estimate climbs back to `to` once the queue is quiet, from `after`. */
@@ -126,6 +160,7 @@ export function freshLearned(prior: number): LearnedCapacity {
     at: null,
     heldSince: null,
     retry: null,
+    moved: NO_MOVES,
   };
 }
 
@@ -242,6 +277,12 @@ export function foldCapacity(
     aboveSince !== null && e.at - aboveSince >= c.standing_window_ms && aboveReports >= STANDING_MIN_REPORTS;
   const queue = surge || standing;
   let cps = s.cps;
+  let moved = s.moved;
+  // Attributes the move from the estimate so far to `next` to `rule`.
+  const move = (rule: CapacityRule, next: number) => {
+    moved = addMove(moved, rule, next - cps);
+    cps = next;
+  };
   let queueAt = s.queueAt;
   let retry = s.retry;
   let climbed = false;
@@ -280,17 +321,17 @@ export function foldCapacity(
         e.servedCps < FELL_RATIO * cps &&
         (smoothedServed ?? e.servedCps) < FELL_SMOOTHED_RATIO * cps;
       const a = s.at === null || fell ? 1 : ewmaAlpha(dtMs, c.track_half_life_ms);
-      cps += a * (target - cps);
+      move(suspect ? 'suspect' : fell ? 'fall' : surge ? 'surge' : 'standing', cps + a * (target - cps));
     }
   } else if (smoothedServed !== null) {
-    cps = Math.max(cps, floor ?? cps);
+    move('floor', Math.max(cps, floor ?? cps));
     const quiet = queueAt === null || e.at - queueAt >= c.probe_delay_ms;
     // Headroom: no queue forming. A backend near its knee (the emulated one: a few KB from ~85 %)
     // has none to find, and probing it only pushes it into a standing queue that snaps the
     // estimate back (a correctly configured pool held at 92 % moved its weights 7 times in 30 s).
     const headroom = queueAvg === null || e.queueBytes === null || queueAvg.value < c.quiet_queue_bytes;
     const grown = cps * (1 + (c.probe_per_s * dtMs) / 1000);
-    if (quiet && headroom && smoothedServed >= c.probe_above_ratio * cps) cps = grown;
+    if (quiet && headroom && smoothedServed >= c.probe_above_ratio * cps) move('probe', grown);
     else if (
       quiet &&
       headroom &&
@@ -301,12 +342,12 @@ export function foldCapacity(
       e.at >= retry.after &&
       cps < retry.to
     ) {
-      cps = Math.min(retry.to, grown);
+      move('climb', Math.min(retry.to, grown));
       retry = { ...retry, climbing: true };
       climbed = true;
     }
   }
-  cps = clamp(cps);
+  move('bound', clamp(cps));
   const lowered = queue && cps < s.cps;
   const held = s.heldSince ?? e.at;
   retry = nextRetry(retry, { at: e.at, from: s.cps, to: cps, lowered, heldMs: e.at - held, clamp });
@@ -325,6 +366,7 @@ export function foldCapacity(
     // fall is trusted (else a backend short for good would be retried every first wait).
     heldSince: lowered || light || climbed ? e.at : held,
     retry,
+    moved,
   };
 }
 
