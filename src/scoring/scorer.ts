@@ -142,6 +142,7 @@ function foldReport(m: BackendMemory, s: BackendSample, now: number, p: ScoringP
         servedCps: reqRate === null ? null : reqRate / p.requests_per_call,
         queueBytes: finiteOrNull(r.metrics.udp_rx_queue_bytes),
         rttMs: standingRaw.options_rtt_ms,
+        waitMs: finiteOrNull(r.metrics.options_rtt_ms),
         dropsPerS: dropCount === null ? null : dropsPerSecond(m.drops, dropCount, r.at),
       },
       s.capacity,

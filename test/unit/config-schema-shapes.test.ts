@@ -253,6 +253,7 @@ const SHAPES: Readonly<Record<string, Shape>> = {
     retransmit_max_inflation: 'required',
     probe_above_ratio: 'required',
     quiet_queue_bytes: 'required',
+    quiet_wait_ms: 'required',
     probe_per_s: 'required',
     probe_delay_ms: 'required',
     min_ratio: 'required',

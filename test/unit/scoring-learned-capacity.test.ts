@@ -41,11 +41,13 @@ function run(prior: number, reports: readonly Omit<CapacityEvidence, 'at'>[], st
   return { s, trace };
 }
 
-const ev = (servedCps: number, queueBytes = 0, rttMs = 0.2, dropsPerS = 0) => ({
+/** One report: the raw round trip (waitMs) is the standing one unless given. */
+const ev = (servedCps: number, queueBytes = 0, rttMs = 0.2, dropsPerS = 0, waitMs = rttMs) => ({
   servedCps,
   queueBytes,
   rttMs,
   dropsPerS,
+  waitMs,
 });
 
 describe('learned capacity estimator', () => {
@@ -347,6 +349,54 @@ describe('learned capacity estimator', () => {
     for (const x of slow.trace) expect(x).to.be.at.most(s.cps + 1e-9);
     const dropping = run(50, Array(8).fill(ev(75, QUEUE, 1, 20)), s);
     for (const x of dropping.trace) expect(x).to.be.at.most(s.cps + 1e-9);
+  });
+
+  it('does not probe while requests wait (a slow backend behind a queue the bytes call quiet), and probes once they do not', () => {
+    // The lab's 25 calls/s backend at 70 % offered: a 2-3 KB queue (quiet in bytes), but each
+    // OPTIONS waiting 0-90 ms (its mean over the quiet level), while its standing minimum reads idle.
+    const waits = [0.3, 32, 0.3, 19, 48, 41, 33, 0.3];
+    expect(waits.reduce((a, b) => a + b, 0) / waits.length).to.be.above(C.quiet_wait_ms);
+    const quietBytes = C.quiet_queue_bytes / 2;
+    let s = freshLearned(25);
+    for (let i = 1; i <= 40; i++)
+      s = foldCapacity(
+        s,
+        { ...ev(0.9 * s.cps, quietBytes, 0.3, 0, waits[i % waits.length]), at: i * 250 },
+        25,
+        C,
+      );
+    expect(s.cps, 'served 90 % of the estimate, quiet in bytes, waiting: held').to.equal(25);
+    for (let i = 41; i <= 56; i++)
+      s = foldCapacity(s, { ...ev(0.9 * s.cps, quietBytes, 0.3, 0, 2), at: i * 250 }, 25, C);
+    expect(s.cps, 'the same with the waits gone: probed').to.be.above(25 * 1.2);
+  });
+
+  it("does not read a drain's retransmissions as calls served: the served average skips suspect counts and the half-life after", () => {
+    // At its capacity, 25, fed 40 for 2 s: a backlog whose requests wait past T1 (counts suspect).
+    const surge = C.queue_surge_bytes * 4;
+    const late = C.retransmit_rtt_ms + 200;
+    const { s: over } = run(25, [...Array(20).fill(ev(23)), ...Array(8).fill(ev(25, surge, late))]);
+    // The backlog gone: the next report counts the retransmissions absorbed (the lab's 89), then 23.
+    const { s, trace } = run(25, [ev(89), ...Array(40).fill(ev(23))], over);
+    // Read, the 89 put the floor at once where the average less 2 sigma is: 27-28.
+    expect(Math.max(...trace.slice(0, 8)), 'highest estimate in the 2 s after the drain').to.be.at.most(
+      over.cps * 1.02,
+    );
+    expect(s.moved.floor.up, 'lifted by the floor').to.equal(0);
+  });
+
+  it('skips the report after a suspect one whatever the cadence (an SSH poll every 2 s)', () => {
+    let s = freshLearned(25);
+    let at = 0;
+    const fold = (e: Omit<CapacityEvidence, 'at'>) =>
+      (s = foldCapacity(s, { ...e, at: (at += 2000) }, 25, C));
+    for (let i = 0; i < 10; i++) fold(ev(23));
+    const before = s.served!.value;
+    fold(ev(25, C.queue_surge_bytes * 4, C.retransmit_rtt_ms + 200));
+    fold(ev(89));
+    expect(s.served!.value, 'the drain report 2 s later: not fed').to.equal(before);
+    fold(ev(23));
+    expect(s.served!.value).to.be.closeTo(23, 1);
   });
 
   it('says which rule moved it: a fall, then the probe finding the capacity again', () => {

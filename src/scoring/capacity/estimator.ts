@@ -15,14 +15,16 @@
  *   INVITEs and BYEs (up to 1.5 x the real throughput under heavy loss). Then a served rate above
  *   the estimate is not believed: the estimate aims at served / retransmit_max_inflation (the
  *   low end of what the backend may really serve) and never rises; the probe below finds the
- *   rest once the backlog has drained.
+ *   rest once the backlog has drained. Those counts, and the next served_half_life_ms of them (the
+ *   backlog draining, its retransmissions absorbed), are not fed to the served average below.
  * - Without a standing queue, the backend carries what it serves: the estimate is at least what it
  *   demonstrably serves, the served rate smoothed over served_half_life_ms (so one burst does not
  *   lift it) less two standard deviations of its counting noise (servedFloor), once the average has
  *   been fed for FLOOR_WARM_HALF_LIVES half-lives (before that it is a few reports, far noisier).
  * - And when it serves at least probe_above_ratio of the estimate (the weights or the admission
  *   limit bind), its queue has not stood for probe_delay_ms and is quiet now (smoothed below
- *   quiet_queue_bytes: no queue forming, so there is headroom to find), the estimate probes upward
+ *   quiet_queue_bytes: no queue forming, so there is headroom to find; and the OPTIONS round trip,
+ *   smoothed, below quiet_wait_ms: requests are not waiting), the estimate probes upward
  *   by probe_per_s of itself per second: a prior set too low is discovered, and a capacity that
  *   comes back is found again. The probe ends where a queue starts to form (about 87 % of the real
  *   capacity on the emulated backend), or where the backend no longer serves probe_above_ratio of
@@ -61,6 +63,8 @@ export interface LearnedCapacity {
   readonly servedSince: number | null;
   /** When the queue last stood (null: never seen). */
   readonly queueAt: number | null;
+  /** When the request counts were last suspect of counting retransmissions (null: never). */
+  readonly suspectAt: number | null;
   /**
    * Since when every report's queue has been at or above queue_standing_bytes (null: not now). A
    * report without a queue figure ends the run: nothing says the queue stood through it.
@@ -72,6 +76,8 @@ export interface LearnedCapacity {
   readonly lastQueueBytes: number | null;
   /** Receive-queue bytes, smoothed over served_half_life_ms (null: unknown): decides a probe. */
   readonly queueAvg: Smoothed | null;
+  /** OPTIONS round trip (each report's, not the standing minimum), smoothed likewise: decides a probe. */
+  readonly waitAvg: Smoothed | null;
   /** Time of the last report folded. */
   readonly at: number | null;
   /**
@@ -143,6 +149,11 @@ export interface CapacityEvidence {
   readonly queueBytes: number | null;
   /** Standing OPTIONS round trip, ms; null when unknown. */
   readonly rttMs: number | null;
+  /**
+   * This report's OPTIONS round trip, ms, as measured (not the standing minimum, which reads a
+   * queue that empties now and then as none); null when unknown.
+   */
+  readonly waitMs: number | null;
   /** Socket drops per second since the previous report; null when unknown. */
   readonly dropsPerS: number | null;
 }
@@ -153,10 +164,12 @@ export function freshLearned(prior: number): LearnedCapacity {
     served: null,
     servedSince: null,
     queueAt: null,
+    suspectAt: null,
     aboveSince: null,
     aboveReports: 0,
     lastQueueBytes: null,
     queueAvg: null,
+    waitAvg: null,
     at: null,
     heldSince: null,
     retry: null,
@@ -227,18 +240,31 @@ export function foldCapacity(
   if (s.at !== null && e.at <= s.at) return s;
   const dtMs = s.at === null ? 0 : Math.min(MAX_GAP_MS, e.at - s.at);
   const clamp = (v: number) => Math.min(c.max_ratio * prior, Math.max(c.min_ratio * prior, v));
-  const served =
-    e.servedCps === null
-      ? s.served
-      : ewmaFold(s.served, e.servedCps, e.at, c.served_half_life_ms, MAX_GAP_MS);
+  // Retransmissions: once requests wait about T1 (the standing round trip at or above
+  // retransmit_rtt_ms) or the socket drops, the request counters also count retransmitted requests,
+  // and for a while after, as the backlog drains (each retransmission a datagram a worker absorbs at
+  // once). In the lab the 25 calls/s backend, its settle-phase backlog gone, reported 89 calls/s once
+  // and the floor took it (12 -> 26 in one report; in the learned-capacity test the floor lifted it
+  // 16 calls/s in all, to 30.6 for a real 25). So the served average is not fed while the counts
+  // are suspect nor for one half-life after (it holds what it was): what the floor and the probe
+  // read is what the backend serves, not what it absorbs. (A backend whose counts stay suspect is
+  // then only ever lowered: its served rate cannot be read.)
+  const suspect = (e.rttMs !== null && e.rttMs >= c.retransmit_rtt_ms) || (e.dropsPerS ?? 0) > 0;
+  const suspectAt = suspect ? e.at : s.suspectAt;
+  // (And the report right after a suspect one, whatever the cadence: an SSH poll every 2 s.)
+  const tainted =
+    suspect || (s.suspectAt !== null && (e.at - s.suspectAt < c.served_half_life_ms || s.suspectAt === s.at));
+  // A tainted report leaves the average as it was (the guards below still read it); a taint longer
+  // than MAX_GAP_MS restarts it at the first clean report, and the floor waits until it is warm.
+  const fed = e.servedCps !== null && !tainted;
+  const served = fed ? ewmaFold(s.served, e.servedCps, e.at, c.served_half_life_ms, MAX_GAP_MS) : s.served;
   const smoothedServed = served === null || e.servedCps === null ? null : served.value;
   // When the served average last started afresh (ewmaFold restarts it after MAX_GAP_MS).
-  const servedSince =
-    e.servedCps === null
-      ? s.servedSince
-      : s.served === null || e.at - s.served.at > MAX_GAP_MS
-        ? e.at
-        : (s.servedSince ?? e.at);
+  const servedSince = !fed
+    ? s.servedSince
+    : s.served === null || e.at - s.served.at > MAX_GAP_MS
+      ? e.at
+      : (s.servedSince ?? e.at);
   const floor =
     smoothedServed === null ||
     servedSince === null ||
@@ -249,6 +275,8 @@ export function foldCapacity(
     e.queueBytes === null
       ? s.queueAvg
       : ewmaFold(s.queueAvg, e.queueBytes, e.at, c.served_half_life_ms, MAX_GAP_MS);
+  const waitAvg =
+    e.waitMs === null ? s.waitAvg : ewmaFold(s.waitAvg, e.waitMs, e.at, c.served_half_life_ms, MAX_GAP_MS);
   // A long silence breaks a run of reports: a queue before it and one after it are not one standing
   // queue, nor two reports of one surge. (A backend down and back breaks it whatever the silence:
   // breakRun, called by the scorer.)
@@ -289,7 +317,6 @@ export function foldCapacity(
   if (queue) {
     queueAt = e.at;
     if (e.servedCps !== null) {
-      const suspect = (e.rttMs !== null && e.rttMs >= c.retransmit_rtt_ms) || (e.dropsPerS ?? 0) > 0;
       // Suspect counts: the real rate is between served / max inflation and served. Aim at the low
       // end (never above the estimate): the backlog drains, and the probe finds the rest within
       // a few seconds. Holding the estimate instead left the cut to the derating law, which in the
@@ -329,7 +356,13 @@ export function foldCapacity(
     // Headroom: no queue forming. A backend near its knee (the emulated one: a few KB from ~85 %)
     // has none to find, and probing it only pushes it into a standing queue that snaps the
     // estimate back (a correctly configured pool held at 92 % moved its weights 7 times in 30 s).
-    const headroom = queueAvg === null || e.queueBytes === null || queueAvg.value < c.quiet_queue_bytes;
+    // Headroom in time as well as in bytes: the same bytes are a few calls whatever the backend, but
+    // a wait of that many service times, so a slow backend's requests wait long behind a queue the
+    // bytes gate calls quiet (the lab's 25 calls/s backend: 4 KB, 27 ms on average, while its
+    // estimate probed 13 % past its capacity at 70 % offered; 6 ms for the 100 one at 0.7).
+    const headroom =
+      (queueAvg === null || e.queueBytes === null || queueAvg.value < c.quiet_queue_bytes) &&
+      (waitAvg === null || e.waitMs === null || waitAvg.value < c.quiet_wait_ms);
     const grown = cps * (1 + (c.probe_per_s * dtMs) / 1000);
     if (quiet && headroom && smoothedServed >= c.probe_above_ratio * cps) move('probe', grown);
     else if (
@@ -357,10 +390,12 @@ export function foldCapacity(
     served,
     servedSince,
     queueAt,
+    suspectAt,
     aboveSince,
     aboveReports,
     lastQueueBytes: e.queueBytes,
     queueAvg,
+    waitAvg,
     at: e.at,
     // A climb is not a hold: an estimate climbed back must hold under load again before its next
     // fall is trusted (else a backend short for good would be retried every first wait).

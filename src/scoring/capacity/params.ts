@@ -15,7 +15,8 @@ export interface CapacityParams {
   readonly track_half_life_ms: number;
   /**
    * Half-life of the served rate (bounds the estimate from below, less a margin of its counting noise
-   * that shrinks as 1/sqrt(h); decides a probe) and of the queue (gates a probe).
+   * that shrinks as 1/sqrt(h); decides a probe) and of the queue and the round trip (gate a probe);
+   * also how long after suspect counts (retransmit_rtt_ms) the served rate is not read.
    */
   readonly served_half_life_ms: number;
   /**
@@ -29,6 +30,11 @@ export interface CapacityParams {
   readonly probe_above_ratio: number;
   /** Probe only while the receive queue, smoothed, is below this (no queue forming: headroom left). */
   readonly quiet_queue_bytes: number;
+  /**
+   * Probe only while the OPTIONS round trip, smoothed over served_half_life_ms, is below this, ms:
+   * requests already wait there (the bytes gate is blind to a slow backend's few queued calls).
+   */
+  readonly quiet_wait_ms: number;
   /** Probe speed: the estimate grows by this fraction of itself per second. */
   readonly probe_per_s: number;
   /** No probe until this long after the queue last stood (the signals lag the weights). */
@@ -65,6 +71,7 @@ export function capacityParamsProblems(c: CapacityParams | undefined): string[] 
     'probe_above_ratio must be in (0, 1]',
   );
   need(fin(c.quiet_queue_bytes) && c.quiet_queue_bytes > 0, 'quiet_queue_bytes must be > 0');
+  need(fin(c.quiet_wait_ms) && c.quiet_wait_ms > 0, 'quiet_wait_ms must be > 0');
   need(fin(c.probe_per_s) && c.probe_per_s >= 0, 'probe_per_s must be >= 0');
   need(fin(c.probe_delay_ms) && c.probe_delay_ms >= 0, 'probe_delay_ms must be >= 0');
   need(
