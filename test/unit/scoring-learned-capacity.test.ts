@@ -26,6 +26,23 @@ function steady(): LearnedCapacity {
   return s;
 }
 
+/** A seeded generator (mulberry32) and Poisson draws from it: a report's count of calls. */
+function noisy(seed: number): { rand: () => number; poisson: (mean: number) => number } {
+  let t = seed >>> 0;
+  const rand = () => {
+    t = (t + 0x6d2b79f5) >>> 0;
+    let r = Math.imul(t ^ (t >>> 15), 1 | t);
+    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
+    return ((r ^ (r >>> 14)) >>> 0) / 2 ** 32;
+  };
+  const poisson = (mean: number) => {
+    let k = 0;
+    for (let p = Math.exp(-mean), u = rand(); u > p; k++) u *= rand();
+    return k;
+  };
+  return { rand, poisson };
+}
+
 /** Over the standing level, under a surge. */
 const STANDING = (C.queue_standing_bytes + C.queue_surge_bytes) / 2;
 
@@ -208,18 +225,7 @@ describe('learned capacity estimator', () => {
     // standing levels (no probe, no standing queue): only the floor can lift it. A floor at the
     // smoothed rate itself rose to the noise's upper envelope (26.8 in the lab, 7 % over).
     const highest = (floorOf: (s: LearnedCapacity) => LearnedCapacity, seed: number) => {
-      let t = seed >>> 0; // mulberry32
-      const rand = () => {
-        t = (t + 0x6d2b79f5) >>> 0;
-        let r = Math.imul(t ^ (t >>> 15), 1 | t);
-        r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-        return ((r ^ (r >>> 14)) >>> 0) / 2 ** 32;
-      };
-      const poisson = (mean: number) => {
-        let k = 0;
-        for (let p = Math.exp(-mean), u = rand(); u > p; k++) u *= rand();
-        return k;
-      };
+      const { poisson } = noisy(seed);
       let x = freshLearned(25);
       let max = 0;
       for (let i = 1; i <= 240; i++) {
@@ -383,6 +389,43 @@ describe('learned capacity estimator', () => {
       over.cps * 1.02,
     );
     expect(s.moved.floor.up, 'lifted by the floor').to.equal(0);
+  });
+
+  it('a capacity that fell while requests waited past T1 stays fallen once the backlog drains: nothing lifts it from the average before', () => {
+    // Held at 60 of 100 for 12 s; the capacity falls: a surge whose requests wait 700 ms, counting 36.
+    const surge = C.queue_surge_bytes * 4;
+    const { s: held } = run(100, Array(48).fill(ev(60)));
+    const { s: low } = run(100, Array(8).fill(ev(36, surge, C.retransmit_rtt_ms + 200)), held);
+    expect(low.cps).to.be.below(40);
+    // Drained, fed 28: the average of 60 from before must not come back through the floor (it did, to 51).
+    const { s, trace } = run(100, Array(12).fill(ev(28)), low);
+    expect(Math.max(...trace)).to.be.below(40);
+    expect(s.moved.floor.up - low.moved.floor.up, 'lifted by the floor').to.equal(0);
+  });
+
+  it('suspect time proves no hold: a fall after it is not retried', () => {
+    // 3 s at 60 of 100, then 9 s of counts suspect (drops) serving 10, then a surge serving 40.
+    const surge = C.queue_surge_bytes * 4;
+    const { s: loaded } = run(100, Array(12).fill(ev(60)));
+    const { s: suspect } = run(100, Array(36).fill(ev(10, 0, 0.2, 1)), loaded);
+    const { s } = run(100, Array(2).fill(ev(40, surge)), suspect);
+    expect(s.cps).to.be.below(50);
+    expect(s.retry, 'a climb back to 100 it never held').to.equal(null);
+  });
+
+  it('a suspect report now and then does not ratchet the floor (the next report weighs one report)', () => {
+    // 23 calls/s counted per 250 ms (Poisson), a forming queue (no probe), one report with a drop
+    // every 5 s, for 10 min. Holding the average's time as well, the first report after each weighed
+    // the whole taint: 27-37 at the end.
+    for (const seed of [1, 2, 3]) {
+      const { poisson } = noisy(seed);
+      let s = freshLearned(23);
+      for (let i = 1; i <= 4 * 600; i++) {
+        const e = ev(poisson(23 / 4) * 4, 5000, 0.2, i % 20 === 0 ? 1 : 0);
+        s = foldCapacity(s, { ...e, at: i * 250 }, 23, C);
+      }
+      expect(s.cps, `seed ${seed}`).to.be.at.most(23 * 1.15);
+    }
   });
 
   it('skips the report after a suspect one whatever the cadence (an SSH poll every 2 s)', () => {

@@ -245,26 +245,36 @@ export function foldCapacity(
   // and for a while after, as the backlog drains (each retransmission a datagram a worker absorbs at
   // once). In the lab the 25 calls/s backend, its settle-phase backlog gone, reported 89 calls/s once
   // and the floor took it (12 -> 26 in one report; in the learned-capacity test the floor lifted it
-  // 16 calls/s in all, to 30.6 for a real 25). So the served average is not fed while the counts
-  // are suspect nor for one half-life after (it holds what it was): what the floor and the probe
-  // read is what the backend serves, not what it absorbs. (A backend whose counts stay suspect is
-  // then only ever lowered: its served rate cannot be read.)
+  // 16 calls/s in all, to 30.6 for a real 25). So while the counts are suspect, for one half-life
+  // after, and for the report right after a suspect one (whatever the cadence: an SSH poll every
+  // 2 s), the report is *tainted*: the served average is not fed, and nothing raises the estimate
+  // from it (no floor, probe or climb) nor counts the time as a hold. A backend whose counts stay
+  // suspect is only ever lowered: its served rate cannot be read.
   const suspect = (e.rttMs !== null && e.rttMs >= c.retransmit_rtt_ms) || (e.dropsPerS ?? 0) > 0;
   const suspectAt = suspect ? e.at : s.suspectAt;
-  // (And the report right after a suspect one, whatever the cadence: an SSH poll every 2 s.)
   const tainted =
     suspect || (s.suspectAt !== null && (e.at - s.suspectAt < c.served_half_life_ms || s.suspectAt === s.at));
-  // A tainted report leaves the average as it was (the guards below still read it); a taint longer
-  // than MAX_GAP_MS restarts it at the first clean report, and the floor waits until it is warm.
+  // A tainted report leaves the average's value as it was (the queue rules' guards still read it) but
+  // moves its time on, so the next clean report weighs what one report weighs, not the whole taint.
+  // The average is warm again (for the floor, the probe, the climb) only once fed FLOOR_WARM_HALF_LIVES
+  // after the taint: what it held may be from before a capacity that fell.
   const fed = e.servedCps !== null && !tainted;
-  const served = fed ? ewmaFold(s.served, e.servedCps, e.at, c.served_half_life_ms, MAX_GAP_MS) : s.served;
+  const held = tainted && s.served !== null;
+  const served = fed
+    ? ewmaFold(s.served, e.servedCps, e.at, c.served_half_life_ms, MAX_GAP_MS)
+    : held
+      ? { value: s.served!.value, at: e.at }
+      : s.served;
   const smoothedServed = served === null || e.servedCps === null ? null : served.value;
-  // When the served average last started afresh (ewmaFold restarts it after MAX_GAP_MS).
-  const servedSince = !fed
-    ? s.servedSince
-    : s.served === null || e.at - s.served.at > MAX_GAP_MS
-      ? e.at
-      : (s.servedSince ?? e.at);
+  // Since when the served average has been fed without a restart (ewmaFold restarts it after
+  // MAX_GAP_MS) or a taint.
+  const servedSince = held
+    ? null
+    : !fed
+      ? s.servedSince
+      : s.served === null || e.at - s.served.at > MAX_GAP_MS
+        ? e.at
+        : (s.servedSince ?? e.at);
   const floor =
     smoothedServed === null ||
     servedSince === null ||
@@ -350,7 +360,7 @@ export function foldCapacity(
       const a = s.at === null || fell ? 1 : ewmaAlpha(dtMs, c.track_half_life_ms);
       move(suspect ? 'suspect' : fell ? 'fall' : surge ? 'surge' : 'standing', cps + a * (target - cps));
     }
-  } else if (smoothedServed !== null) {
+  } else if (smoothedServed !== null && !tainted) {
     move('floor', Math.max(cps, floor ?? cps));
     const quiet = queueAt === null || e.at - queueAt >= c.probe_delay_ms;
     // Headroom: no queue forming. A backend near its knee (the emulated one: a few KB from ~85 %)
@@ -364,10 +374,15 @@ export function foldCapacity(
       (queueAvg === null || e.queueBytes === null || queueAvg.value < c.quiet_queue_bytes) &&
       (waitAvg === null || e.waitMs === null || waitAvg.value < c.quiet_wait_ms);
     const grown = cps * (1 + (c.probe_per_s * dtMs) / 1000);
-    if (quiet && headroom && smoothedServed >= c.probe_above_ratio * cps) move('probe', grown);
+    // Both read the served average only once a taint is washed out of it (the floor's warm-up after
+    // the taint's half-life): it may hold a rate from before a capacity that fell.
+    const warm =
+      s.suspectAt === null || e.at - s.suspectAt >= (1 + FLOOR_WARM_HALF_LIVES) * c.served_half_life_ms;
+    if (quiet && headroom && warm && smoothedServed >= c.probe_above_ratio * cps) move('probe', grown);
     else if (
       quiet &&
       headroom &&
+      warm &&
       // Under load: a queue that is quiet only because little is offered says nothing of the
       // capacity (climbed there, a backend still short of it took 1.18 of it once the load came back).
       smoothedServed >= TRUST_LOAD_RATIO * cps &&
@@ -382,9 +397,10 @@ export function foldCapacity(
   }
   move('bound', clamp(cps));
   const lowered = queue && cps < s.cps;
-  const held = s.heldSince ?? e.at;
-  retry = nextRetry(retry, { at: e.at, from: s.cps, to: cps, lowered, heldMs: e.at - held, clamp });
-  const light = smoothedServed === null || smoothedServed < TRUST_LOAD_RATIO * s.cps;
+  const heldFrom = s.heldSince ?? e.at;
+  retry = nextRetry(retry, { at: e.at, from: s.cps, to: cps, lowered, heldMs: e.at - heldFrom, clamp });
+  // A tainted report proves no hold: what the backend served is not known.
+  const light = tainted || smoothedServed === null || smoothedServed < TRUST_LOAD_RATIO * s.cps;
   return {
     cps,
     served,
@@ -399,7 +415,7 @@ export function foldCapacity(
     at: e.at,
     // A climb is not a hold: an estimate climbed back must hold under load again before its next
     // fall is trusted (else a backend short for good would be retried every first wait).
-    heldSince: lowered || light || climbed ? e.at : held,
+    heldSince: lowered || light || climbed ? e.at : heldFrom,
     retry,
     moved,
   };
