@@ -403,6 +403,25 @@ describe('learned capacity estimator', () => {
     expect(s.moved.floor.up - low.moved.floor.up, 'lifted by the floor').to.equal(0);
   });
 
+  it('a standing queue right after a taint does not raise the estimate to the average from before the fall', () => {
+    const surge = C.queue_surge_bytes * 4;
+    const { s: held } = run(100, Array(48).fill(ev(60)));
+    const { s: low } = run(100, Array(8).fill(ev(36, surge, C.retransmit_rtt_ms + 200)), held);
+    // The backlog still draining: 16 KB standing, its requests waiting 200 ms (under T1), counting 28.
+    const { trace } = run(100, Array(8).fill(ev(28, C.queue_standing_bytes * 2, 200)), low);
+    // It rose to 56 (the average of 60 held through the taint).
+    expect(Math.max(...trace)).to.be.at.most(low.cps + 1e-9);
+  });
+
+  it('a fall that comes with retransmissions is retried like any other (the hold before it counts)', () => {
+    const surge = C.queue_surge_bytes * 4;
+    const { s: held } = run(100, Array(48).fill(ev(60)));
+    // Halved, and dropping from the first report: every report suspect.
+    const { s } = run(100, Array(8).fill(ev(50, surge, 0.2, 5)), held);
+    expect(s.cps).to.be.below(60);
+    expect(s.retry).to.include({ to: 100, deep: true });
+  });
+
   it('suspect time proves no hold: a fall after it is not retried', () => {
     // 3 s at 60 of 100, then 9 s of counts suspect (drops) serving 10, then a surge serving 40.
     const surge = C.queue_surge_bytes * 4;

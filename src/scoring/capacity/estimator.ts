@@ -15,8 +15,10 @@
  *   INVITEs and BYEs (up to 1.5 x the real throughput under heavy loss). Then a served rate above
  *   the estimate is not believed: the estimate aims at served / retransmit_max_inflation (the
  *   low end of what the backend may really serve) and never rises; the probe below finds the
- *   rest once the backlog has drained. Those counts, and the next served_half_life_ms of them (the
- *   backlog draining, its retransmissions absorbed), are not fed to the served average below.
+ *   rest once the backlog has drained. Those counts, the next served_half_life_ms of them (the
+ *   backlog draining, its retransmissions absorbed) and the report right after a suspect one are
+ *   tainted: not fed to the served average below, and nothing rises on that average until the
+ *   floor's warm-up after the taint.
  * - Without a standing queue, the backend carries what it serves: the estimate is at least what it
  *   demonstrably serves, the served rate smoothed over served_half_life_ms (so one burst does not
  *   lift it) less two standard deviations of its counting noise (servedFloor), once the average has
@@ -59,7 +61,10 @@ export interface LearnedCapacity {
   readonly cps: number;
   /** Served calls/s, smoothed (null before the first report that carried req_rate). */
   readonly served: Smoothed | null;
-  /** When that average last started afresh (null: not yet): the floor waits until it is warm. */
+  /**
+   * Since when that average has been fed without a restart or a taint (null: not yet, or tainted
+   * since): the floor waits until it is warm.
+   */
   readonly servedSince: number | null;
   /** When the queue last stood (null: never seen). */
   readonly queueAt: number | null;
@@ -254,7 +259,7 @@ export function foldCapacity(
   const suspectAt = suspect ? e.at : s.suspectAt;
   const tainted =
     suspect || (s.suspectAt !== null && (e.at - s.suspectAt < c.served_half_life_ms || s.suspectAt === s.at));
-  // A tainted report leaves the average's value as it was (the queue rules' guards still read it) but
+  // A tainted report leaves the average's value as it was (the queue rules may lower to it) but
   // moves its time on, so the next clean report weighs what one report weighs, not the whole taint.
   // The average is warm again (for the floor, the probe, the climb) only once fed FLOOR_WARM_HALF_LIVES
   // after the taint: what it held may be from before a capacity that fell.
@@ -324,6 +329,11 @@ export function foldCapacity(
   let queueAt = s.queueAt;
   let retry = s.retry;
   let climbed = false;
+  // The served average is trusted again once a taint is washed out of it (its half-life, then the
+  // floor's warm-up): until then it may hold a rate from before a capacity that fell, and nothing
+  // rises on it (the queue rules, the probe, the climb).
+  const settled =
+    s.suspectAt === null || e.at - s.suspectAt >= (1 + FLOOR_WARM_HALF_LIVES) * c.served_half_life_ms;
   if (queue) {
     queueAt = e.at;
     if (e.servedCps !== null) {
@@ -344,11 +354,13 @@ export function foldCapacity(
           : 1 + (c.retransmit_max_inflation - 1) * Math.min(1, Math.max(0, waited));
       const target = suspect
         ? Math.min(e.servedCps / inflation, cps)
-        : !surge
-          ? (smoothedServed ?? e.servedCps)
-          : e.servedCps <= cps
-            ? e.servedCps
-            : rise;
+        : tainted || !settled
+          ? Math.min(!surge ? (smoothedServed ?? e.servedCps) : e.servedCps, cps)
+          : !surge
+            ? (smoothedServed ?? e.servedCps)
+            : e.servedCps <= cps
+              ? e.servedCps
+              : rise;
       // The first report of a backend has no dt: take it as it is (it is a measurement). So is a
       // surge whose served rate is far below the estimate (a capacity that fell): a halved backend
       // fed its old share for another half-life queues requests toward T1.
@@ -374,15 +386,11 @@ export function foldCapacity(
       (queueAvg === null || e.queueBytes === null || queueAvg.value < c.quiet_queue_bytes) &&
       (waitAvg === null || e.waitMs === null || waitAvg.value < c.quiet_wait_ms);
     const grown = cps * (1 + (c.probe_per_s * dtMs) / 1000);
-    // Both read the served average only once a taint is washed out of it (the floor's warm-up after
-    // the taint's half-life): it may hold a rate from before a capacity that fell.
-    const warm =
-      s.suspectAt === null || e.at - s.suspectAt >= (1 + FLOOR_WARM_HALF_LIVES) * c.served_half_life_ms;
-    if (quiet && headroom && warm && smoothedServed >= c.probe_above_ratio * cps) move('probe', grown);
+    if (quiet && headroom && settled && smoothedServed >= c.probe_above_ratio * cps) move('probe', grown);
     else if (
       quiet &&
       headroom &&
-      warm &&
+      settled &&
       // Under load: a queue that is quiet only because little is offered says nothing of the
       // capacity (climbed there, a backend still short of it took 1.18 of it once the load came back).
       smoothedServed >= TRUST_LOAD_RATIO * cps &&
@@ -399,8 +407,7 @@ export function foldCapacity(
   const lowered = queue && cps < s.cps;
   const heldFrom = s.heldSince ?? e.at;
   retry = nextRetry(retry, { at: e.at, from: s.cps, to: cps, lowered, heldMs: e.at - heldFrom, clamp });
-  // A tainted report proves no hold: what the backend served is not known.
-  const light = tainted || smoothedServed === null || smoothedServed < TRUST_LOAD_RATIO * s.cps;
+  const light = smoothedServed === null || smoothedServed < TRUST_LOAD_RATIO * s.cps;
   return {
     cps,
     served,
@@ -415,7 +422,18 @@ export function foldCapacity(
     at: e.at,
     // A climb is not a hold: an estimate climbed back must hold under load again before its next
     // fall is trusted (else a backend short for good would be retried every first wait).
-    heldSince: lowered || light || climbed ? e.at : heldFrom,
+    // A tainted report neither proves a hold nor breaks one (what the backend served is not known):
+    // the hold is moved on by its time.
+    heldSince:
+      lowered || climbed
+        ? e.at
+        : tainted
+          ? s.heldSince === null
+            ? null
+            : s.heldSince + dtMs
+          : light
+            ? e.at
+            : heldFrom,
     retry,
     moved,
   };
