@@ -403,6 +403,22 @@ describe('learned capacity estimator', () => {
     expect(s.moved.floor.up - low.moved.floor.up, 'lifted by the floor').to.equal(0);
   });
 
+  it('suspect time proves no hold at a slow cadence either (reports 2.5 s apart)', () => {
+    const surge = C.queue_surge_bytes * 4;
+    let s = freshLearned(100);
+    let at = 0;
+    const fold = (e: Omit<CapacityEvidence, 'at'>) =>
+      (s = foldCapacity(s, { ...e, at: (at += 2500) }, 100, C));
+    fold(ev(60));
+    fold(ev(60));
+    for (let i = 0; i < 15; i++) fold(ev(10, 0, 0.2, 1));
+    fold(ev(40, surge));
+    fold(ev(40, surge));
+    expect(s.cps).to.be.below(50);
+    // The gap over MAX_GAP_MS counted as held: a climb back to 100 it never held.
+    expect(s.retry).to.equal(null);
+  });
+
   it('a standing queue right after a taint does not raise the estimate to the average from before the fall', () => {
     const surge = C.queue_surge_bytes * 4;
     const { s: held } = run(100, Array(48).fill(ev(60)));

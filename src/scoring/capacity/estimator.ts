@@ -430,7 +430,7 @@ export function foldCapacity(
         : tainted
           ? s.heldSince === null
             ? null
-            : s.heldSince + dtMs
+            : s.heldSince + (e.at - (s.at ?? e.at))
           : light
             ? e.at
             : heldFrom,
