@@ -184,6 +184,13 @@ export interface StartLabOptions extends LabOptions {
    * `kamailio` on the PATH); the test matrix passes each installed version's here.
    */
   readonly kamailio?: string;
+  /**
+   * The LB's Kamailio binary when it differs from the backends' (default `kamailio`): the quality
+   * bench's kamailio_oc runs a 6.1 LB (dispatcher alg 64) in front of the same backends as the others.
+   */
+  readonly lbKamailio?: string;
+  /** Extra preprocessor defines for every backend (src/lab/kamailio/backend.cfg header). */
+  readonly backendDefines?: Defines;
   /** Extra preprocessor defines for the LB (src/lab/kamailio/lb.cfg header), over the lab's own. */
   readonly lbDefines?: Defines;
   /**
@@ -206,12 +213,13 @@ export function startLabBackend(
   be: BackendPlan,
   shmMb = 128,
   binary?: string,
+  extraDefines: Defines = {},
 ): Promise<KamailioInstance> {
   return startKamailio(group, {
     name: `backend-${be.id}`,
     binary,
     cfg: LAB_CONFIGS.backend,
-    defines: backendDefines(backendSettings(plan, be)),
+    defines: { ...backendDefines(backendSettings(plan, be)), ...extraDefines },
     shmMb,
     waitFor: [
       { transport: 'udp', ...be.sip },
@@ -275,6 +283,9 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
   if (lbKind === 'opensips' && opts.lbDefines !== undefined) {
     throw new Error('lbDefines are Kamailio preprocessor defines: not for an OpenSIPS LB');
   }
+  if (lbKind === 'opensips' && opts.lbKamailio !== undefined) {
+    throw new Error('lbKamailio is the Kamailio LB binary: not for an OpenSIPS LB');
+  }
   if (lbKind === 'opensips' && plan.lbs.length > 1) {
     // The DMQ replication between LB nodes is the Kamailio snippet's; the OpenSIPS lab has none.
     throw new Error('more than one LB is for a Kamailio LB only: not with an OpenSIPS LB');
@@ -315,7 +326,9 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
       members.push(member('uas', uas.process, [{ transport: 'udp', ...be.uas }]));
     }
     const backends: KamailioInstance[] = await Promise.all(
-      plan.backends.map((be) => startLabBackend(group, plan, be, opts.shmMb, opts.kamailio)),
+      plan.backends.map((be) =>
+        startLabBackend(group, plan, be, opts.shmMb, opts.kamailio, opts.backendDefines),
+      ),
     );
     backends.forEach((k) => members.push(member('backend', k.process, k.endpoints)));
     if (lbKind === 'opensips') {
@@ -327,13 +340,14 @@ export async function startLab(opts: StartLabOptions): Promise<RunningLab> {
       });
       members.push(member('lb', lb.process, lb.endpoints));
     } else {
-      const binaryDefines = versionDefines(opts.kamailio ?? kamailioBinary());
+      const lbBinary = opts.lbKamailio ?? opts.kamailio;
+      const binaryDefines = versionDefines(lbBinary ?? kamailioBinary());
       // Side by side; should one fail, the catch below stops the others with everything else.
       const lbs = await Promise.all(
         plan.lbs.map((lb, i) =>
           startKamailio(group, {
             name: lbMemberName(plan, i),
-            binary: opts.kamailio,
+            binary: lbBinary,
             cfg: LAB_CONFIGS.lb,
             // Admission control on, as in production: without a limit from the controller it admits every call.
             defines: {
