@@ -3,12 +3,13 @@
  * 25/50/100 calls/s pool, not measured) and a step builder for the rule-by-rule cases.
  */
 import { readFileSync } from 'node:fs';
-import type {
-  DropResult,
-  PolicyId,
-  QualityRun,
-  ScenarioId,
-  StepResult,
+import {
+  POLICIES,
+  type DropResult,
+  type PolicyId,
+  type QualityRun,
+  type ScenarioId,
+  type StepResult,
 } from '../../scripts/bench/quality/types.js';
 
 export const FIXTURE_TEXT = readFileSync(new URL('./bench-quality-fixture.json', import.meta.url), 'utf8');
@@ -16,6 +17,11 @@ export const FIXTURE_TEXT = readFileSync(new URL('./bench-quality-fixture.json',
 /** A fresh copy each call: tests may edit it. */
 export function fixtureRun(): QualityRun {
   return JSON.parse(FIXTURE_TEXT) as QualityRun;
+}
+
+/** The policies the stored fixture ran (it predates kamailio_oc), in the canonical order. */
+export function fixturePolicies(run: QualityRun = fixtureRun()): PolicyId[] {
+  return POLICIES.filter((p) => run.steps.some((st) => st.policy === p));
 }
 
 export const CRITERIA = { max_failed_pct: 1, max_p99_ms: 200 } as const;

@@ -43,6 +43,54 @@ describe('bench quality: options (issue 18)', () => {
   });
 });
 
+describe('bench quality: the policies this machine can run (kamailio_oc needs Kamailio 6.1)', () => {
+  const without61 = { unavailable: { kamailio_oc: 'needs Kamailio 6.1 at /opt/x' } };
+
+  it('by default every policy the machine can run; --quick leaves alg 64 out to stay under 10 minutes', () => {
+    expect(parseQualityOptions([]).policies).to.include('kamailio_oc');
+    expect(parseQualityOptions([], without61).policies).to.deep.equal(
+      POLICIES.filter((p) => p !== 'kamailio_oc'),
+    );
+    expect(parseQualityOptions(['--quick']).policies).to.not.include('kamailio_oc');
+    expect(parseQualityOptions(['--quick', '--policies', 'kamailio_oc,sipweigh']).policies).to.deep.equal([
+      'kamailio_oc',
+      'sipweigh',
+    ]);
+  });
+
+  it('refuses --policies naming one the machine cannot run, with the reason', () => {
+    expect(() => parseQualityOptions(['--policies', 'kamailio_oc'], without61)).to.throw(
+      /--policies kamailio_oc \(needs Kamailio 6\.1 at \/opt\/x\): not on this machine/,
+    );
+    expect(parseQualityOptions(['--policies', 'kamailio_cc'], without61).policies).to.deep.equal([
+      'kamailio_cc',
+    ]);
+  });
+
+  it('its lab waits two pings before the load, counted in the estimate', () => {
+    const o = parseQualityOptions([
+      '--policies',
+      'kamailio_oc',
+      '--scenarios',
+      'known',
+      '--no-drop',
+      '--reps',
+      '1',
+    ]);
+    const rr = parseQualityOptions([
+      '--policies',
+      'round_robin',
+      '--scenarios',
+      'known',
+      '--no-drop',
+      '--reps',
+      '1',
+    ]);
+    const diff = estimateSeconds(o, schedule(o)) - estimateSeconds(rr, schedule(rr));
+    expect(diff).to.be.closeTo(COSTS.ocBaselineS - 0.3, 1);
+  });
+});
+
 describe('bench quality: where sipweigh learns its capacities (--learn)', () => {
   it('by default on the unknown pool only; a list in canonical order; none for nowhere', () => {
     expect(parseQualityOptions([]).learnOn).to.deep.equal(['unknown']);
@@ -171,6 +219,8 @@ describe('bench quality: the pools of the scenarios', () => {
     expect(p.total_cps).to.equal(175);
     expect(p.policies).to.deep.equal(['kamailio_cc', 'sipweigh']);
     expect(p.note).to.contain('static_capacity').and.to.contain('equal weights');
+    // Alg 64 reads no capacity either: its unknown-pool lab is its known-pool lab.
+    expect(p.note).to.contain('kamailio_oc');
     expect(scenarioPool({ ...o, policies: ['sipweigh'] }, 'unknown').note).to.equal(undefined);
   });
 
@@ -194,8 +244,8 @@ describe('bench quality: the order of the runs', () => {
   it('interleaves: one run of each policy per repetition, never two runs of a policy in a row', () => {
     const o = parseQualityOptions([]);
     const runs = schedule(o);
-    // Per repetition: 5 known + 2 unknown + 5 slow ladders, 5 drops.
-    expect(runs).to.have.length(3 * (5 + 2 + 5 + 5));
+    // Per repetition: 6 known + 2 unknown + 6 slow ladders, 6 drops.
+    expect(runs).to.have.length(3 * (6 + 2 + 6 + 6));
     for (let i = 1; i < runs.length; i++) {
       const [a, b] = [runs[i - 1]!, runs[i]!];
       expect(a.policy === b.policy && a.kind === b.kind, `${i}: ${JSON.stringify([a, b])}`).to.equal(false);

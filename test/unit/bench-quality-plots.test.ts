@@ -10,8 +10,8 @@ import {
   renderQualityPlots,
   renderSvg,
 } from '../../scripts/bench/quality/plots.js';
-import { POLICIES, type QualityRun } from '../../scripts/bench/quality/types.js';
-import { fixtureRun, runWith, step } from './bench-quality-fixture.js';
+import type { QualityRun } from '../../scripts/bench/quality/types.js';
+import { fixturePolicies, fixtureRun, runWith, step } from './bench-quality-fixture.js';
 
 /** aria-labels of the line paths (vega labels each series by its first point and its fields). */
 function lineLabels(svg: string): string[] {
@@ -34,11 +34,11 @@ describe('bench quality: plots', function () {
     const svg = await renderSvg(latencySpec(run)!);
     expectSvg(svg);
     const lines = lineLabels(svg);
-    for (const p of POLICIES) {
+    for (const p of fixturePolicies()) {
       expect(lines.filter((l) => l.endsWith(`policy: ${p}; percentile: p99`))).to.have.length(1);
       expect(lines.filter((l) => l.endsWith(`policy: ${p}; percentile: p50`))).to.have.length(1);
     }
-    expect(svg.match(/stroke-dasharray="5,4"/g) ?? []).to.have.length.of.at.least(POLICIES.length);
+    expect(svg.match(/stroke-dasharray="5,4"/g) ?? []).to.have.length.of.at.least(fixturePolicies().length);
     expect(svg).to.contain("Y-axis titled 'call setup latency, ms (log scale)' for a log scale");
     expect(svg).to.contain("X-axis titled 'offered load, % of total capacity (dashed: 100 %)'");
     expect(svg).to.contain('p99 criterion 200 ms');
@@ -61,7 +61,8 @@ describe('bench quality: plots', function () {
     const svg = await renderSvg(goodputSpec(run)!);
     expectSvg(svg);
     const lines = lineLabels(svg);
-    for (const p of POLICIES) expect(lines.filter((l) => l.endsWith(`policy: ${p}`))).to.have.length(1);
+    for (const p of fixturePolicies())
+      expect(lines.filter((l) => l.endsWith(`policy: ${p}`))).to.have.length(1);
     expect(lines).to.include('offered calls/s: 0; success_cps: 0');
     expect(svg).to.contain('total capacity 175 calls/s');
     expect(svg).to.contain("X-axis titled 'offered calls/s'");

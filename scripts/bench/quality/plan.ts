@@ -16,10 +16,16 @@ export type PlannedRun =
   | { readonly kind: 'drop'; readonly policy: PolicyId; readonly rep: number };
 
 /**
- * Policies whose lab on the unknown pool is the same lab as on the known pool: round robin and equal
- * weights never read a capacity, and capacity weights from equal capacities are equal weights.
+ * Policies whose lab on the unknown pool is the same lab as on the known pool: round robin, equal
+ * weights and alg 64 (round robin shed by what each backend measures of itself) never read a
+ * capacity, and capacity weights from equal capacities are equal weights.
  */
-const SAME_WITHOUT_CAPACITIES: readonly PolicyId[] = ['round_robin', 'static_equal', 'static_capacity'];
+const SAME_WITHOUT_CAPACITIES: readonly PolicyId[] = [
+  'round_robin',
+  'static_equal',
+  'static_capacity',
+  'kamailio_oc',
+];
 
 type PoolOptions = Pick<QualityOptions, 'capacities' | 'policies' | 'slowBy'>;
 
@@ -46,8 +52,9 @@ export function scenarioPool(o: PoolOptions, id: ScenarioId): ScenarioPool {
           ? {
               note:
                 `not run again: ${skipped.join(', ')} (with every backend configured equal their lab is the ` +
-                "known pool's equal-weights lab: round robin and equal weights read no capacity, capacity weights " +
-                "from equal capacities are equal weights; read the known pool's static_equal and round_robin)",
+                "known pool's lab: round robin, equal weights and alg 64's overload control read no capacity, " +
+                "capacity weights from equal capacities are equal weights; read the known pool's static_equal, " +
+                'round_robin and kamailio_oc)',
             }
           : {}),
       };
@@ -118,6 +125,8 @@ export function learnedWhere(
 export const COSTS = {
   labStartS: 4,
   ccBaselineS: 11,
+  /** alg 64: two pings, so every backend has answered with its oc once. */
+  ocBaselineS: 2,
   loopReadyS: 2,
   /** sipp start, the last calls' fate (up to the receive timeout), the backend counters read. */
   stepOverheadS: 1.5,
@@ -177,6 +186,7 @@ export function estimateSeconds(o: EstimateOptions, runs: readonly PlannedRun[])
   for (const r of runs) {
     s += COSTS.labStartS;
     if (r.policy === 'kamailio_cc') s += COSTS.ccBaselineS;
+    else if (r.policy === 'kamailio_oc') s += COSTS.ocBaselineS;
     else if (r.policy === 'sipweigh') s += o.quick ? 2 + COSTS.loopReadyS : 3 + COSTS.loopReadyS;
     else s += 0.3;
     if (r.kind === 'drop') {

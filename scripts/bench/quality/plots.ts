@@ -36,6 +36,7 @@ const POLICY_COLOURS: Record<PolicyId, string> = {
   static_equal: '#f28e2b',
   static_capacity: '#76b7b2',
   kamailio_cc: '#b07aa1',
+  kamailio_oc: '#59a14f',
   sipweigh: '#4e79a7',
 };
 

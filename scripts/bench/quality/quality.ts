@@ -41,9 +41,15 @@ import { initialDestinations, startLab, type RunningLab } from '../../../src/lab
 import { LAB_SCENARIOS } from '../../../src/lab/scenarios.js';
 import { parseSippRows, parseSippRtt, startSipp, type SippRun } from '../../../src/lab/sipp.js';
 import type { Defines } from '../../../src/lab/kamailio.js';
+import { KAMAILIO_61_BINARY, kamailioFeatures, probeKamailio } from '../../../src/lab/platforms.js';
 import type { ProcessGroup } from '../../../src/lab/processes.js';
 import { PACKAGE_ROOT } from '../../../src/util/package-root.js';
-import { parseQualityOptions, type QualityOptions } from './options.js';
+import {
+  ALL_POLICIES_AVAILABLE,
+  parseQualityOptions,
+  type PolicyAvailability,
+  type QualityOptions,
+} from './options.js';
 import { withStopped } from '../common/cleanup.js';
 import {
   formatSettleLine,
@@ -54,17 +60,18 @@ import {
   type ReportResult,
 } from './report.js';
 import { readQualityRun } from './run-file.js';
-import type {
-  DropResult,
-  DropSample,
-  MachineInfo,
-  PolicyId,
-  QualityRun,
-  ScenarioId,
-  ScenarioPool,
-  SettleResult,
-  StepResult,
-  WeightSample,
+import {
+  SHEDS_WITHOUT_WEIGHTS,
+  type DropResult,
+  type DropSample,
+  type MachineInfo,
+  type PolicyId,
+  type QualityRun,
+  type ScenarioId,
+  type ScenarioPool,
+  type SettleResult,
+  type StepResult,
+  type WeightSample,
 } from './types.js';
 import {
   estimateSeconds,
@@ -95,37 +102,60 @@ import { sleep } from '../../../src/util/sleep.js';
 const CRITERIA = { max_failed_pct: 1, max_p99_ms: 200 } as const;
 /** Idle pinging before load for Kamailio's cc=1: ten pings at 1 s, and one to spare. */
 const CC_BASELINE_MS = 11_000;
+/** Alg 64: two pings, so every backend has answered with its oc once (plan.ts COSTS.ocBaselineS). */
+const OC_BASELINE_MS = 2_000;
 const T0 = performance.now();
 const say = (s: string) => process.stderr.write(`${s}\n`);
 const elapsed = () => `${((performance.now() - T0) / 1000).toFixed(0)} s`;
 
 // ---- the labs ------------------------------------------------------------------------------------
 
+/** What a policy changes in the lab. */
+interface PolicyLabSpec {
+  /** The LB's defines: its algorithm and probing. */
+  readonly defines: Defines;
+  /** Its list's weights at start. */
+  readonly weights: 'equal' | 'capacity';
+  /** cc=1 on every destination, and the idle pinging its latency baseline needs. */
+  readonly cc: boolean;
+  /** The closed loop: agents, controller, admission limits. */
+  readonly loop: boolean;
+  /** A Kamailio 6.1 LB, and backends that answer its OPTIONS with RFC 7339 overload control. */
+  readonly oc: boolean;
+}
+
 /** What each policy changes in the lab: the LB's algorithm and probing, its list, the closed loop. */
-function policyLab(policy: PolicyId): {
-  defines: Defines;
-  weights: 'equal' | 'capacity';
-  cc: boolean;
-  loop: boolean;
-} {
+function policyLab(policy: PolicyId): PolicyLabSpec {
+  const none = { cc: false, loop: false, oc: false } as const;
   switch (policy) {
     case 'round_robin':
-      return { defines: { SW_DS_ALG: 4 }, weights: 'equal', cc: false, loop: false };
+      return { ...none, defines: { SW_DS_ALG: 4 }, weights: 'equal' };
     case 'static_equal':
-      return { defines: {}, weights: 'equal', cc: false, loop: false };
+      return { ...none, defines: {}, weights: 'equal' };
     case 'static_capacity':
-      return { defines: {}, weights: 'capacity', cc: false, loop: false };
+      return { ...none, defines: {}, weights: 'capacity' };
     case 'kamailio_cc':
       // Kamailio derives congestion from its own OPTIONS round trips: ping every destination each
       // second and keep latency statistics.
       return {
+        ...none,
         defines: { SW_DS_PING_INTERVAL: 1, SW_DS_LATENCY_STATS: 1, SW_DS_PROBING_MODE: 1 },
         weights: 'capacity',
         cc: true,
-        loop: false,
+      };
+    case 'kamailio_oc':
+      // Kamailio 6.1's alg 64: round robin, each destination skipped in oc of every 100 selections.
+      // The oc comes from the backends (RFC 7339: the server measures its own overload) in their
+      // answers to the LB's OPTIONS, once a second as cc=1's pings (src/lab/kamailio/lb.cfg SW_DS_OC,
+      // backend.cfg SW_OC). It reads no weight; an equal list.
+      return {
+        ...none,
+        defines: { SW_DS_ALG: 64, SW_DS_OC: true, SW_DS_PING_INTERVAL: 1, SW_DS_PROBING_MODE: 1 },
+        weights: 'equal',
+        oc: true,
       };
     case 'sipweigh':
-      return { defines: {}, weights: 'capacity', cc: false, loop: true };
+      return { ...none, defines: {}, weights: 'capacity', loop: true };
   }
 }
 
@@ -159,6 +189,7 @@ async function startPolicyLab(
     controller: p.loop,
     initialWeights: p.weights,
     learnCapacity,
+    ...(p.oc ? { lbKamailio: KAMAILIO_61_BINARY, backendDefines: { SW_OC: true } } : {}),
     // Without the closed loop no controller refreshes the LB's lease: its backstop would probe the
     // backends (1 s ping timeout) and take a loaded one out, which the static baselines never do.
     lbDefines: p.loop ? p.defines : { SW_NO_BACKSTOP: true, ...p.defines },
@@ -192,7 +223,7 @@ async function startPolicyLab(
     // Kamailio learns each destination's normal latency from its first ten pings (one a second),
     // so it must ping an idle pool first or it takes the loaded latency for normal. The loop needs
     // a few probes.
-    await sleep(p.cc ? CC_BASELINE_MS : p.loop ? (o.quick ? 2000 : 3000) : 300);
+    await sleep(p.cc ? CC_BASELINE_MS : p.oc ? OC_BASELINE_MS : p.loop ? (o.quick ? 2000 : 3000) : 300);
   } catch (e) {
     await close();
     throw e;
@@ -653,8 +684,19 @@ function published(result: ReportResult): void {
   process.stdout.write(`${result.lastLine}\n`);
 }
 
+/** kamailio_oc needs Kamailio 6.1's dispatcher (alg 64) for its LB, where scripts/third-party.sh puts it. */
+function policyAvailability(): PolicyAvailability {
+  const lb = probeKamailio(KAMAILIO_61_BINARY);
+  return lb && kamailioFeatures(lb.version).overloadControlAlg
+    ? ALL_POLICIES_AVAILABLE
+    : { unavailable: { kamailio_oc: `needs Kamailio 6.1's dispatcher alg 64 at ${KAMAILIO_61_BINARY}` } };
+}
+
 export async function runQualityBench(args: string[]): Promise<void> {
-  const o = parseQualityOptions(args);
+  const o = parseQualityOptions(
+    args,
+    args.includes('--report') ? ALL_POLICIES_AVAILABLE : policyAvailability(),
+  );
   const outDir = resolve(PACKAGE_ROOT, o.outDir);
   const runsDir = join(outDir, 'bench-results');
   mkdirSync(runsDir, { recursive: true });
@@ -797,7 +839,10 @@ async function runPlanned(
         results.drops.push(d);
         say(
           `  capacity drop (${d.backend} ${d.capacity_before_cps}→${d.capacity_after_cps} calls/s at ${d.drop_at_s} s, back at ${d.recover_at_s ?? '-'} s, ${d.offered_cps} calls/s offered): ` +
-            `follow ${d.follow_s ?? 'never'} s, back ${d.follow_back_s ?? 'never'} s; failed ${d.before.failed_pct}% → ${d.halved?.failed_pct ?? d.after.failed_pct}% → ${d.recovered?.failed_pct ?? '-'}%, ` +
+            (SHEDS_WITHOUT_WEIGHTS.includes(r.policy)
+              ? 'no weights to follow (alg 64); failed'
+              : `follow ${d.follow_s ?? 'never'} s, back ${d.follow_back_s ?? 'never'} s; failed`) +
+            ` ${d.before.failed_pct}% → ${d.halved?.failed_pct ?? d.after.failed_pct}% → ${d.recovered?.failed_pct ?? '-'}%, ` +
             `p99 ${d.before.p99_ms ?? '-'} → ${d.halved?.p99_ms ?? d.after.p99_ms ?? '-'} ms`,
         );
         return;

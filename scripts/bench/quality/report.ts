@@ -34,6 +34,7 @@ import {
   POLICY_LABELS,
   SCENARIO_LABELS,
   type DropResult,
+  SHEDS_WITHOUT_WEIGHTS,
   type PolicyId,
   type QualityRun,
   type ScenarioId,
@@ -187,7 +188,7 @@ export function formatSummary(run: QualityRun): string {
     );
     for (const d of dropSpreads(run)) {
       lines.push(
-        `  ${pad(d.policy, 16)} ${pad(timeText(d.follow_s), 8)} back ${pad(d.follow_back_s ? timeText(d.follow_back_s) : 'n/a', 8)} ` +
+        `  ${pad(d.policy, 16)} ${pad(followText(d.policy, d.follow_s), 8)} back ${pad(d.follow_back_s && !SHEDS_WITHOUT_WEIGHTS.includes(d.policy) ? timeText(d.follow_back_s) : 'n/a', 8)} ` +
           `failed ${pct(d.failed_before_pct.median)} % → ${pct(d.failed_after_pct.median)} % while halved` +
           (d.failed_recovered_pct ? ` → ${pct(d.failed_recovered_pct.median)} % after the recovery` : ''),
       );
@@ -199,6 +200,10 @@ export function formatSummary(run: QualityRun): string {
 /** "0.85" or "0.85 (0.80–0.90)" over several repetitions. */
 function spreadText(sp: Spread, f: (n: number) => string): string {
   return sp.n > 1 && sp.min !== sp.max ? `${f(sp.median)} (${f(sp.min)}–${f(sp.max)})` : f(sp.median);
+}
+
+function followText(policy: PolicyId, t: TimeSpread): string {
+  return SHEDS_WITHOUT_WEIGHTS.includes(policy) ? 'n/a (alg 64)' : timeText(t);
 }
 
 /** A follow time over the repetitions: "4.0 s", "4.0 s (3.0–6.0 s)", "never", "4.0 s (1 of 3 never)". */
@@ -568,7 +573,11 @@ function dropLines(run: QualityRun): string[] {
     several ? `${POLICY_LABELS[d.policy]} (rep ${repOf(d)})` : POLICY_LABELS[d.policy],
     d.backend,
     `${cps(d.capacity_before_cps)} → ${cps(d.capacity_after_cps)}`,
-    d.follow_s === null ? 'never' : `${d.follow_s.toFixed(1)} s`,
+    SHEDS_WITHOUT_WEIGHTS.includes(d.policy)
+      ? 'n/a (alg 64)'
+      : d.follow_s === null
+        ? 'never'
+        : `${d.follow_s.toFixed(1)} s`,
     share(fairShareAfter(d, run.pool.total_cps)),
     share(d.settled_share),
     pct(d.before.failed_pct),
@@ -579,7 +588,7 @@ function dropLines(run: QualityRun): string[] {
     cps(d.after.success_cps),
     ...(recovery
       ? [
-          d.follow_back_s === undefined
+          d.follow_back_s === undefined || SHEDS_WITHOUT_WEIGHTS.includes(d.policy)
             ? 'n/a'
             : d.follow_back_s === null
               ? 'never'
@@ -592,8 +601,8 @@ function dropLines(run: QualityRun): string[] {
   const medians = dropSpreads(run).map((d) => [
     POLICY_LABELS[d.policy],
     String(d.runs),
-    timeText(d.follow_s),
-    d.follow_back_s ? timeText(d.follow_back_s) : 'n/a',
+    followText(d.policy, d.follow_s),
+    d.follow_back_s && !SHEDS_WITHOUT_WEIGHTS.includes(d.policy) ? timeText(d.follow_back_s) : 'n/a',
     spreadText(d.failed_before_pct, pct),
     spreadText(d.failed_after_pct, pct),
     d.failed_recovered_pct ? spreadText(d.failed_recovered_pct, pct) : 'n/a',
@@ -613,7 +622,9 @@ function dropLines(run: QualityRun): string[] {
         ? 'the recovery. "Back within" is the time from the recovery until its share, moving up, came within ' +
           '10 % of its fair share with its capacity back; "while halved" counts every call started from the drop to ' +
           'the recovery (the time the weights take to follow included), "after the recovery" those after it. ' +
-          'Static weights never move, so they never follow and never come back.'
+          'Static weights never move, so they never follow and never come back. Alg 64 (kamailio_oc) keeps ' +
+          "its equal list and sheds a destination's selections by the oc it last answered, so no weight " +
+          'follows (n/a): its failed % says how well it shed.'
         : 'the end.'),
     '',
     ...(medians.length > 0

@@ -9,6 +9,7 @@ export const POLICIES = [
   'static_equal',
   'static_capacity',
   'kamailio_cc',
+  'kamailio_oc',
   'sipweigh',
 ] as const;
 export type PolicyId = (typeof POLICIES)[number];
@@ -18,6 +19,8 @@ export const POLICY_LABELS: Record<PolicyId, string> = {
   static_equal: 'equal static weights (alg 11)',
   static_capacity: 'capacity-proportional static weights (alg 11)',
   kamailio_cc: 'Kamailio adaptive (alg 11, cc=1 on capacity weights, OPTIONS every 1 s)',
+  kamailio_oc:
+    "Kamailio 6.1 overload control (alg 64, round robin shedding by the backends' RFC 7339 oc in their OPTIONS replies, every 1 s)",
   sipweigh: 'sipweigh',
 };
 
@@ -61,12 +64,19 @@ export interface ScenarioPool {
   readonly note?: string;
 }
 
+/**
+ * Policies whose LB keeps its list's weights and sheds by another knob (alg 64: each destination's
+ * oc): a weight share cannot follow anything, so their drop follow times are "n/a", not "never".
+ */
+export const SHEDS_WITHOUT_WEIGHTS: readonly PolicyId[] = ['kamailio_oc'];
+
 /** The issue's names for the policies in the last-line JSON (the static ones are spelt the other way round). */
 export const JSON_POLICY_KEYS: Record<PolicyId, string> = {
   round_robin: 'round_robin',
   static_equal: 'equal_static',
   static_capacity: 'capacity_static',
   kamailio_cc: 'kamailio_cc',
+  kamailio_oc: 'kamailio_oc',
   sipweigh: 'sipweigh',
 };
 
