@@ -185,7 +185,7 @@ export interface StartLabOptions extends LabOptions {
    */
   readonly kamailio?: string;
   /**
-   * The LB's Kamailio binary when it differs from the backends' (default `kamailio`): the quality
+   * The LB's Kamailio binary when it differs from the backends' (default: `kamailio` above): the quality
    * bench's kamailio_oc runs a 6.1 LB (dispatcher alg 64) in front of the same backends as the others.
    */
   readonly lbKamailio?: string;

@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fetchEffectiveWeights } from '../../src/kamailio/fetch-dispatcher-list.js';
 import { KamailioRpcClient } from '../../src/kamailio/rpc.js';
 import { startLab, type RunningLab } from '../../src/lab/lab.js';
 import { KAMAILIO_61_BINARY, kamailioFeatures, probeKamailio } from '../../src/lab/platforms.js';
@@ -148,8 +149,12 @@ describe(`lab: Kamailio 6.1's alg 64 fed by the backends' overload control (the 
       // be1 must shed about 40 % of its round-robin share (40 -> under 25 calls/s); be3 has room.
       expect(be1Max).to.be.at.least(25);
       expect(be3Max).to.be.below(be1Max);
-      // Round robin alone would give it a third.
+      // Round robin alone would give it a third; shedding is not dropping it (it keeps ~20 %).
       expect(be1Share).to.be.below(0.27);
+      expect(be1Share).to.be.above(0.1);
+      // Still in rotation: its pings answered, not timed out (a dropped reply would take it out).
+      const weights = await fetchEffectiveWeights(lbRpc!);
+      expect(weights?.get('be1') ?? 0).to.be.above(0);
       expect(total).to.be.above(rate * 10);
     },
   );

@@ -218,6 +218,17 @@ describe('bench quality: the last-line JSON', () => {
     });
   });
 
+  it("alg 64's drop: its failed % is there, its follow times are left out (it has no weights), not null", () => {
+    const run = fixtureRun();
+    const cc = run.capacity_drop.find((d) => d.policy === 'kamailio_cc')!;
+    const oc = { ...cc, policy: 'kamailio_oc' as const, follow_s: null };
+    const s = qualitySummary({ ...run, capacity_drop: [...run.capacity_drop, oc] }, 'r.json');
+    expect(s.drop).to.have.property('kamailio_oc_failed_after_pct', 0);
+    expect(s.drop).to.not.have.property('kamailio_oc_follow_s');
+    expect(s.capacity_drop_follow_s).to.not.have.property('kamailio_oc');
+    expect(s.capacity_drop_follow_s).to.have.property('kamailio_cc', null);
+  });
+
   it('policies not run are omitted, not null; no overload steps gives an empty object', () => {
     const steps: StepResult[] = [step(0.4), step(0.7), step(0.4, { policy: 'round_robin' })];
     const s = qualitySummary(runWith(steps), 'r.json');

@@ -11,7 +11,7 @@ import {
   learnedWhere,
   sipweighLearns,
 } from '../../scripts/bench/quality/plan.js';
-import { POLICIES } from '../../scripts/bench/quality/types.js';
+import { POLICIES, type PolicyId } from '../../scripts/bench/quality/types.js';
 
 describe('bench quality: options (issue 18)', () => {
   it('--quick: one repetition of the knee for known and unknown capacities, 130 % on the known pool, the drop for the adaptive policies', () => {
@@ -65,6 +65,32 @@ describe('bench quality: the policies this machine can run (kamailio_oc needs Ka
     expect(parseQualityOptions(['--policies', 'kamailio_cc'], without61).policies).to.deep.equal([
       'kamailio_cc',
     ]);
+  });
+
+  it('--quick --no-ladders naming only alg 64 would run nothing: refused, naming the drop policies', () => {
+    expect(() => parseQualityOptions(['--quick', '--no-ladders', '--policies', 'kamailio_oc'])).to.throw(
+      /--quick --no-ladders runs the drop for kamailio_cc, sipweigh only/,
+    );
+  });
+
+  it("the unknown pool's note names the known-pool runs that stand for the ones not run again", () => {
+    const pool = (policies: PolicyId[]) =>
+      scenarioPool({ capacities: [25, 50, 100], policies, slowBy: 0.3 }, 'unknown').note ?? '';
+    expect(pool(['static_capacity', 'sipweigh'])).to.match(/read the known pool's static_equal\)$/);
+    expect(pool(['kamailio_oc', 'round_robin', 'sipweigh'])).to.match(
+      /read the known pool's kamailio_oc, round_robin\)$/,
+    );
+  });
+
+  it("--oc-target: the servers' target for alg 64, 0.9 by default; refused without kamailio_oc or out of 0.5..1", () => {
+    expect(parseQualityOptions([]).ocTarget).to.equal(0.9);
+    expect(parseQualityOptions(['--policies', 'kamailio_oc', '--oc-target', '0.95']).ocTarget).to.equal(0.95);
+    expect(() => parseQualityOptions(['--policies', 'sipweigh', '--oc-target', '0.95'])).to.throw(
+      /--oc-target sets kamailio_oc, which this run does not have/,
+    );
+    expect(() => parseQualityOptions(['--policies', 'kamailio_oc', '--oc-target', '1.5'])).to.throw(
+      /oc-target/,
+    );
   });
 
   it('its lab waits two pings before the load, counted in the estimate', () => {

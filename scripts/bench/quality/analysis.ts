@@ -7,6 +7,7 @@ import {
   JSON_POLICY_KEYS,
   POLICIES,
   SCENARIOS,
+  SHEDS_WITHOUT_WEIGHTS,
   type DropResult,
   type PolicyId,
   type QualityRun,
@@ -594,9 +595,12 @@ export function qualitySummary(run: QualityRun, runFile: string): QualitySummary
   const drop: Keyed<number | null> = {};
   for (const d of dropSpreads(run)) {
     const k = JSON_POLICY_KEYS[d.policy];
-    capacity_drop_follow_s[k] = nullable1(d.follow_s.median);
-    drop[`${k}_follow_s`] = nullable1(d.follow_s.median);
-    if (d.follow_back_s) drop[`${k}_follow_back_s`] = nullable1(d.follow_back_s.median);
+    // A policy with no weights has no follow time: left out rather than null ("never followed").
+    if (!SHEDS_WITHOUT_WEIGHTS.includes(d.policy)) {
+      capacity_drop_follow_s[k] = nullable1(d.follow_s.median);
+      drop[`${k}_follow_s`] = nullable1(d.follow_s.median);
+      if (d.follow_back_s) drop[`${k}_follow_back_s`] = nullable1(d.follow_back_s.median);
+    }
     drop[`${k}_failed_after_pct`] = Math.round(d.failed_after_pct.median * 1000) / 1000;
   }
   const overload: Keyed<{ load: number; goodput_fraction: number; admitted_failed: number }> = {};

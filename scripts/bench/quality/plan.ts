@@ -32,6 +32,11 @@ type PoolOptions = Pick<QualityOptions, 'capacities' | 'policies' | 'slowBy'>;
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 const r2 = (n: number) => Math.round(n * 100) / 100;
 
+/** The known-pool runs that stand for these on the unknown pool (capacity weights: equal weights'). */
+function knownTwins(skipped: readonly PolicyId[]): PolicyId[] {
+  return [...new Set(skipped.map((p) => (p === 'static_capacity' ? 'static_equal' : p)))];
+}
+
 /** The pool of one scenario, for the given policies (in their order). */
 export function scenarioPool(o: PoolOptions, id: ScenarioId): ScenarioPool {
   const caps = [...o.capacities];
@@ -53,8 +58,7 @@ export function scenarioPool(o: PoolOptions, id: ScenarioId): ScenarioPool {
               note:
                 `not run again: ${skipped.join(', ')} (with every backend configured equal their lab is the ` +
                 "known pool's lab: round robin, equal weights and alg 64's overload control read no capacity, " +
-                "capacity weights from equal capacities are equal weights; read the known pool's static_equal, " +
-                'round_robin and kamailio_oc)',
+                `capacity weights from equal capacities are equal weights; read the known pool's ${knownTwins(skipped).join(', ')})`,
             }
           : {}),
       };

@@ -14,7 +14,9 @@
  * Policies: Kamailio round robin (algorithm 4); relative weights (algorithm 11) equal, or proportional
  * to the configured capacities (the operator's best static guess); Kamailio's own adaptive mode
  * (algorithm 11 with `cc=1` on the capacity weights, OPTIONS every second, latency statistics on);
- * sipweigh (agents, controller, admission control: the product as shipped).
+ * Kamailio 6.1's overload control (algorithm 64 on a 6.1 LB, fed by the backends' RFC 7339 answers
+ * to its pings, docs/bench/quality.md); sipweigh (agents, controller, admission control: the product
+ * as shipped).
  *
  * Capacity-drop variant: the largest backend's service delay doubles mid-run (its capacity halves, a
  * noisy neighbour) through the backend's JSON-RPC, and comes back later; the LB's weights are read
@@ -27,7 +29,7 @@
  *
  * Writes the run's JSON, BENCHMARKS.md's quality section and SVG plots; prints one JSON line last.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, loadavg, release } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -189,7 +191,12 @@ async function startPolicyLab(
     controller: p.loop,
     initialWeights: p.weights,
     learnCapacity,
-    ...(p.oc ? { lbKamailio: KAMAILIO_61_BINARY, backendDefines: { SW_OC: true } } : {}),
+    ...(p.oc
+      ? {
+          lbKamailio: KAMAILIO_61_BINARY,
+          backendDefines: { SW_OC: true, SW_OC_TARGET: Math.round(o.ocTarget * 1000) },
+        }
+      : {}),
     // Without the closed loop no controller refreshes the LB's lease: its backstop would probe the
     // backends (1 s ping timeout) and take a loaded one out, which the static baselines never do.
     lbDefines: p.loop ? p.defines : { SW_NO_BACKSTOP: true, ...p.defines },
@@ -672,6 +679,7 @@ function machine(): MachineInfo {
     kernel: release(),
     node: process.version,
     kamailio: firstLine('kamailio', ['-v']),
+    ...(existsSync(KAMAILIO_61_BINARY) ? { kamailio_oc_lb: firstLine(KAMAILIO_61_BINARY, ['-v']) } : {}),
     sipp: firstLine('sipp', ['-v']).replace(/^\s*SIPp\s*/i, 'SIPp ') || 'unknown',
     loadavg_start: Number(loadavg()[0]!.toFixed(2)),
   };

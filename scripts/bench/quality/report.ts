@@ -579,7 +579,7 @@ function dropLines(run: QualityRun): string[] {
         ? 'never'
         : `${d.follow_s.toFixed(1)} s`,
     share(fairShareAfter(d, run.pool.total_cps)),
-    share(d.settled_share),
+    SHEDS_WITHOUT_WEIGHTS.includes(d.policy) ? 'n/a' : share(d.settled_share),
     pct(d.before.failed_pct),
     ms(d.before.p99_ms),
     cps(d.before.success_cps),

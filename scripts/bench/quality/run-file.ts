@@ -142,6 +142,7 @@ const run = shape({
     kernel: str,
     node: str,
     kamailio: str,
+    kamailio_oc_lb: optional(str),
     sipp: str,
     loadavg_start: num,
   }),

@@ -234,7 +234,10 @@ export interface MachineInfo {
   readonly cpu_model: string;
   readonly kernel: string;
   readonly node: string;
+  /** The backends' and every LB's Kamailio but kamailio_oc's. */
   readonly kamailio: string;
+  /** kamailio_oc's LB (Kamailio 6.1), when it is built here; absent in runs before it. */
+  readonly kamailio_oc_lb?: string;
   readonly sipp: string;
   /** 1-minute load average when the run started: a noisy machine shows here. */
   readonly loadavg_start: number;
