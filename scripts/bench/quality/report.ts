@@ -267,6 +267,9 @@ function machineLines(run: QualityRun): string[] {
       ['kernel', m.kernel],
       ['Node.js', m.node],
       ['Kamailio', m.kamailio],
+      ...(m.kamailio_oc_lb !== undefined && run.policies.includes('kamailio_oc')
+        ? [["Kamailio of kamailio_oc's LB", m.kamailio_oc_lb]]
+        : []),
       ['SIPp', m.sipp],
       ['load average at start (1 min)', `${m.loadavg_start.toFixed(2)} (on ${m.cpus} CPUs)`],
       ['host', m.hostname],
