@@ -227,6 +227,8 @@ describe('bench quality: the last-line JSON', () => {
     expect(s.drop).to.not.have.property('kamailio_oc_follow_s');
     expect(s.capacity_drop_follow_s).to.not.have.property('kamailio_oc');
     expect(s.capacity_drop_follow_s).to.have.property('kamailio_cc', null);
+    expect(s).to.not.have.property('oc_target');
+    expect(qualitySummary({ ...run, oc_target: 0.95 }, 'r.json')).to.have.property('oc_target', 0.95);
   });
 
   it('policies not run are omitted, not null; no overload steps gives an empty object', () => {

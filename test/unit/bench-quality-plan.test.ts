@@ -86,11 +86,23 @@ describe('bench quality: the policies this machine can run (kamailio_oc needs Ka
     expect(parseQualityOptions([]).ocTarget).to.equal(0.9);
     expect(parseQualityOptions(['--policies', 'kamailio_oc', '--oc-target', '0.95']).ocTarget).to.equal(0.95);
     expect(() => parseQualityOptions(['--policies', 'sipweigh', '--oc-target', '0.95'])).to.throw(
-      /--oc-target sets kamailio_oc, which this run does not have/,
+      /--oc-target sets kamailio_oc, which this run does not run/,
     );
     expect(() => parseQualityOptions(['--policies', 'kamailio_oc', '--oc-target', '1.5'])).to.throw(
       /oc-target/,
     );
+    // Named but never run: --quick's drop is not alg 64's, and a re-report runs nothing.
+    expect(() =>
+      parseQualityOptions([
+        '--quick',
+        '--no-ladders',
+        '--policies',
+        'kamailio_oc,sipweigh',
+        '--oc-target',
+        '0.95',
+      ]),
+    ).to.throw(/--oc-target sets kamailio_oc, which this run does not run/);
+    expect(() => parseQualityOptions(['--report', 'x.json', '--oc-target', '0.95'])).to.throw(/--oc-target/);
   });
 
   it('its lab waits two pings before the load, counted in the estimate', () => {

@@ -553,6 +553,8 @@ export interface QualitySummary {
   readonly settle?: Partial<Record<ScenarioId, Keyed<{ failed_pct: number; p99_ms: number | null }>>>;
   /** Where sipweigh learned its backends' capacities (the run's `--learn`; [] for runs before it). */
   readonly sipweigh_learns_on: readonly LearnPool[];
+  /** kamailio_oc's servers' target utilisation, when it ran. */
+  readonly oc_target?: number;
   /** Repetitions of every ladder (and drop run). */
   readonly reps: number;
   /** The run's wall-clock seconds. */
@@ -636,6 +638,7 @@ export function qualitySummary(run: QualityRun, runFile: string): QualitySummary
     drop,
     ...(run.settle === undefined ? {} : { settle }),
     sipweigh_learns_on: run.sipweigh_learns_on ?? [],
+    ...(run.oc_target === undefined ? {} : { oc_target: run.oc_target }),
     reps: run.reps ?? 1,
     duration_s: Number.isFinite(seconds) && seconds >= 0 ? Math.round(seconds) : null,
     run_file: runFile,

@@ -799,6 +799,7 @@ export async function runQualityBench(args: string[]): Promise<void> {
     settle: results.settle,
     settle_options: { fraction: o.settleFraction, seconds: o.settleS },
     sipweigh_learns_on: learnsOn,
+    ...(plan.some((r) => r.policy === 'kamailio_oc') ? { oc_target: o.ocTarget } : {}),
     steps: results.steps,
     capacity_drop: results.drops,
   };

@@ -270,6 +270,9 @@ function machineLines(run: QualityRun): string[] {
       ...(m.kamailio_oc_lb !== undefined && run.policies.includes('kamailio_oc')
         ? [["Kamailio of kamailio_oc's LB", m.kamailio_oc_lb]]
         : []),
+      ...(run.oc_target !== undefined
+        ? [["kamailio_oc's servers' target utilisation (--oc-target)", run.oc_target.toFixed(2)]]
+        : []),
       ['SIPp', m.sipp],
       ['load average at start (1 min)', `${m.loadavg_start.toFixed(2)} (on ${m.cpus} CPUs)`],
       ['host', m.hostname],
@@ -526,8 +529,9 @@ function overloadLines(run: QualityRun): string[] {
     '',
     `Offered: ${keys.map((k) => `${loadPct(Number(k))} = ${cps(Number(k) * total)} calls/s`).join(', ')}; ` +
       `capacity ${cps(total)} calls/s. Calls the LB refused with 503 count as failed in the step tables; ` +
-      'sipp does not retry after Retry-After. Only sipweigh limits admission here: the Kamailio policies run as ' +
-      'configured, without a rate limit of their own (an operator could add one at a fixed rate, which a ' +
+      'sipp does not retry after Retry-After. sipweigh limits admission to a rate; alg 64 (kamailio_oc) ' +
+      'refuses a call when every destination asks to be skipped; the other Kamailio policies run as ' +
+      'configured, without a limit of their own (an operator could add one at a fixed rate, which a ' +
       'capacity drop would leave too high).',
     '',
     ...overloadVerdictLines(run),

@@ -166,6 +166,7 @@ const run = shape({
   settle: optional(arrayOf(settle)),
   settle_options: optional(shape({ fraction: num, seconds: num })),
   sipweigh_learns_on: optional(arrayOf(learnPool)),
+  oc_target: optional(num),
   steps: arrayOf(step),
   capacity_drop: arrayOf(drop),
 });

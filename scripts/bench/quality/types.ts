@@ -283,6 +283,8 @@ export interface QualityRun {
    * (docs/bench/quality.md).
    */
   readonly sipweigh_learns_on?: readonly LearnPool[];
+  /** kamailio_oc's servers' target utilisation (--oc-target); present when it ran. */
+  readonly oc_target?: number;
   /** Every measured step, all policies; overload steps (load_fraction > 1) included. */
   readonly steps: readonly StepResult[];
   /** Per policy: the capacity-drop run, when it was run. */
