@@ -100,10 +100,10 @@ export const QUICK_OTHER_STEPS = [0.7, 0.8, 0.85, 0.9, 0.95] as const;
 export const SETTLE_DEFAULTS = { fraction: 0.7, seconds: 20, quickSeconds: 12 } as const;
 /** A step's measured window, seconds (--quick 3 s). */
 export const WINDOW_DEFAULTS = { seconds: 12, quickSeconds: 3 } as const;
-/** Drop runs: the adaptive policies only in --quick (a static list's weights cannot move). */
 /** kamailio_oc's servers aim at 90 % utilisation (the lab's SW_OC_TARGET default, 900 per mille). */
 export const OC_TARGET_DEFAULT = 0.9;
 
+/** Drop runs: the adaptive policies only in --quick (a static list's weights cannot move). */
 export const QUICK_DROP_POLICIES: readonly PolicyId[] = ['kamailio_cc', 'sipweigh'];
 /**
  * Left out of --quick's default policies to keep it well under 10 minutes (issue 18): alg 64's ladder
